@@ -1,0 +1,52 @@
+# durable: run `uv run just --list` for the recipes.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+set positional-arguments
+
+export UV_COMPILE_BYTECODE := "1"
+export PREFECT_SERVER_ANALYTICS_ENABLED := "false"
+export DO_NOT_TRACK := "1"
+
+# List the recipes.
+default:
+    @just --list
+
+# Run the tests: `just test` (every package, then the integration suite) or `just test temporal -k name` (one package: kernel|temporal|dbos|prefect|integration).
+test *args:
+    @bash scripts/test.sh "$@"
+
+# Run one package's tests in a fresh venv holding only that package's declared dependencies (proves the other engines are not needed).
+test-isolated package *args:
+    @bash scripts/test_isolated.sh "$@"
+
+# Run the cross-engine conformance and crash suite: `just test-integration` or `just test-integration dbos`.
+test-integration *args:
+    @bash scripts/test.sh integration "$@"
+
+# Kill workers at random points and print a table of lost runs and repeated calls: `just crash --runs 30`.
+crash *args:
+    uv run python -m tests_integration.crash "$@"
+
+# Format check, lint, strict type check and import boundaries.
+lint:
+    uv run ruff format --check .
+    uv run ruff check .
+    uv run pyright
+    uv run lint-imports
+
+# Format the code and apply safe lint fixes.
+fmt:
+    uv run ruff format .
+    uv run ruff check --fix .
+
+# Show a durable agent surviving a crash: `just demo` (DBOS + SQLite), `just demo temporal`, `just demo prefect`.
+demo *args:
+    uv run python -m examples.demo "$@"
+
+# Benchmarks: ours vs the reference vs the bare engine (`just bench --help`).
+bench *args:
+    uv run python -m benchmarks "$@"
+
+# Build the docs site offline, failing on any warning.
+docs:
+    uv run mkdocs build --strict

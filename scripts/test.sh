@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs the test suites: every package in turn, or the one named first (kernel|temporal|dbos|prefect|integration).
+# Each package runs in its own pytest process (DBOS and Prefect hold process-wide state) on 2 xdist workers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+all=(kernel temporal dbos prefect integration)
+targets=()
+if [[ $# -gt 0 && " ${all[*]} " == *" $1 "* ]]; then
+  targets=("$1"); shift
+else
+  targets=("${all[@]}")
+fi
+
+workers="${PYTEST_WORKERS:-2}"
+status=0
+for target in "${targets[@]}"; do
+  if [[ "$target" == integration ]]; then dir=tests-integration; else dir="packages/durable-$target/tests"; fi
+  if ! compgen -G "$dir/test_*.py" >/dev/null && ! compgen -G "$dir/**/test_*.py" >/dev/null; then
+    echo "== $target: no tests yet in $dir"; continue
+  fi
+  echo "== $target: pytest $dir -n $workers $*"
+  rc=0
+  uv run --frozen pytest "$dir" -n "$workers" --dist loadgroup "$@" || rc=$?
+  # 5 = no test collected (e.g. a -k filter that matches nothing in this package): not a failure of the suite.
+  if [[ $rc -ne 0 && $rc -ne 5 ]]; then status=$rc; echo "== $target: FAILED (exit $rc)"; fi
+done
+exit $status
