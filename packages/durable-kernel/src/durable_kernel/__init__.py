@@ -1,1 +1,60 @@
-"""durable_kernel."""
+"""Engine-agnostic rules shared by the durable engine packages (`durable-temporal`, `durable-dbos`, `durable-prefect`).
+
+Nothing here imports an engine SDK: the kernel says *what* crosses a durable boundary and *how* it is named,
+merged and ordered; each engine package binds those rules to its own primitives.
+"""
+
+from ._config import merge_config, merge_unique
+from ._control_flow import (
+    ToolApprovalRequired,
+    ToolCallDeferred,
+    ToolOutcome,
+    ToolRetryRequested,
+    ToolReturned,
+    capture_tool_outcome,
+    outcome_from_exception,
+    unwrap_tool_outcome,
+)
+from ._names import (
+    PrefectTaskKind,
+    TemporalActivityKind,
+    dbos_mcp_step_name,
+    dbos_model_step_name,
+    dbos_tool_step_name,
+    dbos_workflow_name,
+    prefect_flow_name,
+    prefect_task_name,
+    require_agent_name,
+    temporal_activity_name,
+)
+from ._run_context import RUN_CONTEXT_FIELDS, PartialRunContext, rebuild_run_context
+from ._toolsets import leaf_toolsets, replace_leaf_toolsets, require_toolset_id
+
+__all__ = (
+    'RUN_CONTEXT_FIELDS',
+    'PartialRunContext',
+    'PrefectTaskKind',
+    'TemporalActivityKind',
+    'ToolApprovalRequired',
+    'ToolCallDeferred',
+    'ToolOutcome',
+    'ToolRetryRequested',
+    'ToolReturned',
+    'capture_tool_outcome',
+    'dbos_mcp_step_name',
+    'dbos_model_step_name',
+    'dbos_tool_step_name',
+    'dbos_workflow_name',
+    'leaf_toolsets',
+    'merge_config',
+    'merge_unique',
+    'outcome_from_exception',
+    'prefect_flow_name',
+    'prefect_task_name',
+    'rebuild_run_context',
+    'replace_leaf_toolsets',
+    'require_agent_name',
+    'require_toolset_id',
+    'temporal_activity_name',
+    'unwrap_tool_outcome',
+)

@@ -1,0 +1,179 @@
+"""Tool control flow (`ModelRetry`, `ApprovalRequired`, `CallDeferred`) carried across a durable boundary as data.
+
+An engine retries a step/activity/task that raises. These three exceptions are not failures but instructions to
+the agent loop, so they must never reach the engine as errors (a retry would run the tool body again). The tool
+call is wrapped with [`capture_tool_outcome`][durable_kernel.capture_tool_outcome] inside the durable unit, the
+resulting [`ToolOutcome`][durable_kernel.ToolOutcome] is recorded by the engine like any other result, and the
+agent loop calls [`unwrap_tool_outcome`][durable_kernel.unwrap_tool_outcome] to raise the same exception again.
+
+The shapes (`kind` values and field names) match the reference implementation's Temporal payloads, so histories
+recorded by it decode into these classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal, TypeAlias, cast
+
+import pydantic
+from pydantic import Discriminator, Tag
+from pydantic_ai.exceptions import ApprovalRequired, CallDeferred, ModelRetry
+from pydantic_ai.messages import (
+    ToolReturn,
+    ToolReturnContent,
+    _RecordsContentFiles,  # pyright: ignore[reportPrivateUsage]
+)
+
+__all__ = (
+    'ToolApprovalRequired',
+    'ToolCallDeferred',
+    'ToolOutcome',
+    'ToolRetryRequested',
+    'ToolReturned',
+    'capture_tool_outcome',
+    'outcome_from_exception',
+    'unwrap_tool_outcome',
+)
+
+
+@dataclass
+class ToolRetryRequested:
+    """The tool raised [`ModelRetry`][pydantic_ai.exceptions.ModelRetry]."""
+
+    message: str
+    kind: Literal['model_retry'] = 'model_retry'
+
+
+@dataclass
+class ToolApprovalRequired:
+    """The tool raised [`ApprovalRequired`][pydantic_ai.exceptions.ApprovalRequired]."""
+
+    metadata: dict[str, Any] | None = None
+    kind: Literal['approval_required'] = 'approval_required'
+
+
+@dataclass
+class ToolCallDeferred:
+    """The tool raised [`CallDeferred`][pydantic_ai.exceptions.CallDeferred]."""
+
+    metadata: dict[str, Any] | None = None
+    kind: Literal['call_deferred'] = 'call_deferred'
+
+
+# While a `ToolReturned` is validated, whether its payload says the result is a `ToolReturn` (True), plain content
+# (False) or does not say (None: payloads written before the flag existed). Outside validation (serializing):
+# 'not-validating', and only a real `ToolReturn` instance is one.
+_payload_says_tool_return: ContextVar[bool | Literal['not-validating'] | None] = ContextVar(
+    '_payload_says_tool_return', default='not-validating'
+)
+
+
+def _tag_result(value: Any) -> str:
+    if isinstance(value, ToolReturn):
+        return 'tool-return'
+    flag = _payload_says_tool_return.get()
+    if flag == 'not-validating':
+        return 'content'
+    if flag is None:
+        # Old payloads: only a mapping tagged as a `ToolReturn` is one.
+        is_tagged = isinstance(value, Mapping) and cast(Mapping[str, Any], value).get('kind') == 'tool-return'
+        return 'tool-return' if is_tagged else 'content'
+    return 'tool-return' if flag else 'content'
+
+
+_ToolResult: TypeAlias = Annotated[
+    Annotated[ToolReturn, Tag('tool-return')] | Annotated[ToolReturnContent, Tag('content')],
+    Discriminator(_tag_result),
+]
+
+
+@dataclass
+class ToolReturned(_RecordsContentFiles):
+    """The tool returned normally: `result` is its return value (content, or a [`ToolReturn`][pydantic_ai.messages.ToolReturn])."""
+
+    _content_field: ClassVar[str] = 'result'
+
+    result: _ToolResult
+    kind: Literal['tool_return'] = 'tool_return'
+    is_tool_return: bool | None = None
+    """Whether `result` is a `ToolReturn` rather than content that happens to look like one."""
+
+    def __post_init__(self) -> None:
+        if self.is_tool_return is None:
+            self.is_tool_return = isinstance(self.result, ToolReturn)
+
+    @pydantic.model_validator(mode='wrap')
+    @classmethod
+    def _read_result_flag(cls, value: Any, handler: pydantic.ModelWrapValidatorHandler[Any]) -> Any:
+        flag = cast(Mapping[str, Any], value).get('is_tool_return') if isinstance(value, Mapping) else None
+        token = _payload_says_tool_return.set(flag if isinstance(flag, bool) else None)
+        try:
+            return handler(value)
+        finally:
+            _payload_says_tool_return.reset(token)
+
+
+ToolOutcome: TypeAlias = Annotated[
+    ToolReturned | ToolRetryRequested | ToolApprovalRequired | ToolCallDeferred,
+    Discriminator('kind'),
+]
+"""What a tool call produced, as data: serializable by pydantic and by pickle."""
+
+
+def outcome_from_exception(error: ModelRetry | ApprovalRequired | CallDeferred) -> ToolOutcome:
+    """Turn a control-flow exception into its data form.
+
+    Args:
+        error: The exception the tool raised.
+
+    Returns:
+        The matching outcome.
+    """
+    if isinstance(error, ModelRetry):
+        return ToolRetryRequested(message=error.message)
+    if isinstance(error, ApprovalRequired):
+        return ToolApprovalRequired(metadata=error.metadata)
+    return ToolCallDeferred(metadata=error.metadata)
+
+
+async def capture_tool_outcome(call: Awaitable[Any]) -> ToolOutcome:
+    """Await a tool call and return its outcome, turning control-flow exceptions into data.
+
+    Any other exception propagates, so the engine can retry real failures.
+
+    Args:
+        call: The awaitable that runs the tool.
+
+    Returns:
+        The outcome.
+    """
+    try:
+        result = await call
+    except (ModelRetry, ApprovalRequired, CallDeferred) as error:
+        return outcome_from_exception(error)
+    return ToolReturned(result=result)
+
+
+def unwrap_tool_outcome(outcome: ToolOutcome) -> Any:
+    """Return the tool's result, or raise the control-flow exception the tool raised.
+
+    Args:
+        outcome: An outcome made by [`capture_tool_outcome`][durable_kernel.capture_tool_outcome].
+
+    Returns:
+        The tool's return value.
+
+    Raises:
+        ModelRetry: The tool asked the model to retry.
+        ApprovalRequired: The tool call needs approval.
+        CallDeferred: The tool call is deferred.
+    """
+    if isinstance(outcome, ToolReturned):
+        return outcome.result
+    if isinstance(outcome, ToolRetryRequested):
+        raise ModelRetry(outcome.message)
+    if isinstance(outcome, ToolApprovalRequired):
+        raise ApprovalRequired(metadata=outcome.metadata)
+    raise CallDeferred(metadata=outcome.metadata)

@@ -1,0 +1,145 @@
+"""Names of durable units (activities, steps, tasks, workflows, flows).
+
+These names are recorded in engine histories, so they are compatibility data: they match the reference
+implementation exactly, which lets workflows it started continue on our workers and the reverse.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic_ai.exceptions import UserError
+
+__all__ = (
+    'PrefectTaskKind',
+    'TemporalActivityKind',
+    'dbos_mcp_step_name',
+    'dbos_model_step_name',
+    'dbos_tool_step_name',
+    'dbos_workflow_name',
+    'prefect_flow_name',
+    'prefect_task_name',
+    'require_agent_name',
+    'temporal_activity_name',
+)
+
+TemporalActivityKind = Literal[
+    'event_stream_handler',
+    'model_request',
+    'model_request_stream',
+    'toolset_call_tool',
+    'dynamic_toolset_get_tools',
+    'dynamic_toolset_call_tool',
+    'mcp_server_get_instructions',
+    'mcp_server_get_tools',
+    'mcp_server_call_tool',
+]
+
+
+def require_agent_name(name: str | None, *, engine: str, parameter: str = 'name') -> str:
+    """Return the agent name, or raise a `UserError` that says how to give one.
+
+    Args:
+        name: The name passed to the wrapper, or else the wrapped agent's.
+        engine: The engine's name, for the message.
+        parameter: The constructor parameter to mention.
+
+    Returns:
+        The name.
+
+    Raises:
+        UserError: No name was given.
+    """
+    if not name:
+        raise UserError(
+            f'An agent needs a unique, stable `name` to be used with {engine}: its durable units are named after it. '
+            f'Pass `name=...` to `Agent(...)` or to the {engine} agent wrapper (`{parameter}=`).'
+        )
+    return name
+
+
+def temporal_activity_name(agent_name: str, kind: TemporalActivityKind, toolset_id: str | None = None) -> str:
+    """The Temporal activity name for one kind of work of an agent.
+
+    Args:
+        agent_name: The agent's name.
+        kind: What the activity does.
+        toolset_id: The toolset's id, for toolset kinds.
+
+    Returns:
+        For example `agent__support__toolset__<agent>__call_tool`.
+    """
+    prefix = f'agent__{agent_name}'
+    family_operation = _TOOLSET_ACTIVITY_PARTS.get(kind)
+    if family_operation is None:
+        return f'{prefix}__{kind}'
+    if not toolset_id:
+        raise ValueError(f'activity kind {kind!r} needs a toolset id')
+    family, operation = family_operation
+    return f'{prefix}__{family}__{toolset_id}__{operation}'
+
+
+_TOOLSET_ACTIVITY_PARTS: dict[str, tuple[str, str]] = {
+    'toolset_call_tool': ('toolset', 'call_tool'),
+    'dynamic_toolset_get_tools': ('dynamic_toolset', 'get_tools'),
+    'dynamic_toolset_call_tool': ('dynamic_toolset', 'call_tool'),
+    'mcp_server_get_instructions': ('mcp_server', 'get_instructions'),
+    'mcp_server_get_tools': ('mcp_server', 'get_tools'),
+    'mcp_server_call_tool': ('mcp_server', 'call_tool'),
+}
+
+
+def dbos_workflow_name(agent_name: str, entry_point: Literal['run', 'run_sync']) -> str:
+    """The DBOS workflow name of an agent entry point: `{agent}.run` or `{agent}.run_sync`."""
+    return f'{agent_name}.{entry_point}'
+
+
+def dbos_model_step_name(agent_name: str, *, stream: bool = False) -> str:
+    """The DBOS step name of a model request: `{agent}__model.request` or `{agent}__model.request_stream`."""
+    return f'{agent_name}__model.request_stream' if stream else f'{agent_name}__model.request'
+
+
+def dbos_mcp_step_name(
+    agent_name: str, toolset_id: str | None, operation: Literal['get_tools', 'get_instructions', 'call_tool']
+) -> str:
+    """The DBOS step name of an MCP operation: `{agent}__mcp_server__{id}.{operation}` (no `__{id}` without an id)."""
+    base = f'{agent_name}__mcp_server__{toolset_id}' if toolset_id else f'{agent_name}__mcp_server'
+    return f'{base}.{operation}'
+
+
+def dbos_tool_step_name(agent_name: str, toolset_id: str, tool_name: str) -> str:
+    """The DBOS step name of a function-tool call: `{agent}__toolset__{id}.call_tool.{tool}`.
+
+    The reference runs function tools as plain workflow code (so a crash re-runs them); ours records each call as
+    a step, named in the same family as the other steps.
+    """
+    return f'{agent_name}__toolset__{toolset_id}.call_tool.{tool_name}'
+
+
+def prefect_flow_name(agent_name: str, entry_point: Literal['run', 'run_sync']) -> str:
+    """The Prefect flow name of an agent entry point: `{agent} Run` or `{agent} Sync Run`."""
+    return f'{agent_name} Run' if entry_point == 'run' else f'{agent_name} Sync Run'
+
+
+PrefectTaskKind = Literal['model_request', 'model_request_stream', 'call_tool', 'call_mcp_tool', 'handle_event']
+
+_PREFECT_TASK_TEMPLATES: dict[str, str] = {
+    'model_request': 'Model Request: {}',
+    'model_request_stream': 'Model Request (Streaming): {}',
+    'call_tool': 'Call Tool: {}',
+    'call_mcp_tool': 'Call MCP Tool: {}',
+    'handle_event': 'Handle Stream Event',
+}
+
+
+def prefect_task_name(kind: PrefectTaskKind, subject: str = '') -> str:
+    """The Prefect task name for one kind of work: `Model Request: {model}`, `Call Tool: {tool}`, ...
+
+    Args:
+        kind: What the task does.
+        subject: The model name or tool name (unused for `handle_event`).
+
+    Returns:
+        The task name.
+    """
+    return _PREFECT_TASK_TEMPLATES[kind].format(subject)

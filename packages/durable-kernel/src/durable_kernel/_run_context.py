@@ -1,0 +1,139 @@
+"""Which run-context fields cross a durable boundary, and how they are rebuilt on the other side."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import fields
+from typing import TYPE_CHECKING, Any, ClassVar, cast
+
+from pydantic_ai.exceptions import UserError
+from pydantic_ai.tools import RunContext
+from typing_extensions import Self, TypeVar
+
+if TYPE_CHECKING:
+    from pydantic_ai.agent import AbstractAgent
+
+__all__ = ('RUN_CONTEXT_FIELDS', 'PartialRunContext', 'rebuild_run_context')
+
+AgentDepsT = TypeVar('AgentDepsT', default=None, covariant=True)
+
+RUN_CONTEXT_FIELDS: tuple[str, ...] = (
+    'run_id',
+    'metadata',
+    'retries',
+    'tool_call_id',
+    'tool_name',
+    'tool_call_approved',
+    'tool_call_metadata',
+    'retry',
+    'max_retries',
+    'run_step',
+    'usage',
+    'partial_output',
+    'loaded_capability_ids',
+    'discovered_tool_names',
+    'capability_loaded',
+)
+"""The [`RunContext`][pydantic_ai.tools.RunContext] fields that cross a durable boundary by default (`deps` travels separately).
+
+These are plain data. Live objects (the model, the tracer, the tool manager, the capability registry, the
+message list) are left behind: they cannot be serialized, and the work on the other side does not need them.
+"""
+
+_RUN_CONTEXT_FIELD_NAMES: frozenset[str] = frozenset(f.name for f in fields(RunContext))
+
+
+class PartialRunContext(RunContext[AgentDepsT]):
+    """A [`RunContext`][pydantic_ai.tools.RunContext] rebuilt from the subset of fields that crossed a durable boundary.
+
+    Reading a `RunContext` field that was not sent raises a [`UserError`][pydantic_ai.exceptions.UserError] whose
+    message ends with [`unavailable_field_hint`][durable_kernel.PartialRunContext.unavailable_field_hint], so an
+    engine package can tell its users how to send more fields (typically: subclass and override
+    [`serialize_run_context`][durable_kernel.PartialRunContext.serialize_run_context]).
+    """
+
+    unavailable_field_hint: ClassVar[str] = (
+        'To make it available, subclass the run context type, override `serialize_run_context` to include it, '
+        'and pass the subclass to the durable agent.'
+    )
+    """The second half of the error raised when an unavailable field is read."""
+
+    serialized_fields: ClassVar[tuple[str, ...]] = RUN_CONTEXT_FIELDS
+    """The fields [`serialize_run_context`][durable_kernel.PartialRunContext.serialize_run_context] sends."""
+
+    def __init__(self, deps: AgentDepsT, **values: Any) -> None:
+        # Deliberately not calling the dataclass __init__: only the fields that crossed the boundary exist, so that
+        # reading any other one fails loudly (see __getattr__) instead of silently returning a default.
+        self.__dict__.update(values)
+        self.__dict__['deps'] = deps
+        self.__dict__.setdefault('agent', None)
+
+    def __getattribute__(self, name: str) -> Any:
+        # `RunContext` fields with plain defaults (`retry = 0`, ...) are class attributes, so a missing one would
+        # silently read as its default: check the instance dict for every dataclass field instead.
+        if name in _RUN_CONTEXT_FIELD_NAMES and name not in object.__getattribute__(self, '__dict__'):
+            cls = type(self)
+            sent = sorted(k for k in object.__getattribute__(self, '__dict__') if k in _RUN_CONTEXT_FIELD_NAMES)
+            raise UserError(
+                f'`{cls.__name__}.{name}` is not available on this side of the durable boundary '
+                f'(the fields sent are: {", ".join(sent)}). {cls.unavailable_field_hint}'
+            )
+        return super().__getattribute__(name)
+
+    def __repr__(self) -> str:
+        shown = ', '.join(f'{k}={v!r}' for k, v in self.__dict__.items() if k in _RUN_CONTEXT_FIELD_NAMES)
+        return f'{type(self).__name__}({shown})'
+
+    @classmethod
+    def serialize_run_context(cls, ctx: RunContext[Any]) -> dict[str, Any]:
+        """Turn a live run context into a plain dict of the fields that should cross the boundary.
+
+        Override this (and keep the result serializable by your engine) to send more fields.
+
+        Args:
+            ctx: The live run context.
+
+        Returns:
+            The fields named by [`serialized_fields`][durable_kernel.PartialRunContext.serialized_fields].
+        """
+        return {name: getattr(ctx, name) for name in cls.serialized_fields}
+
+    @classmethod
+    def deserialize_run_context(cls, ctx: dict[str, Any], deps: Any) -> Self:
+        """Rebuild a run context from the dict made by `serialize_run_context`.
+
+        Args:
+            ctx: The serialized fields.
+            deps: The run's dependencies, which travel separately.
+
+        Returns:
+            A run context holding exactly those fields and `deps`.
+        """
+        return cls(deps, **ctx)
+
+
+def rebuild_run_context(
+    context_type: type[PartialRunContext[Any]],
+    data: Mapping[str, Any],
+    *,
+    deps: Any,
+    agent: AbstractAgent[Any, Any] | None = None,
+) -> RunContext[Any]:
+    """Rebuild a run context with a (possibly user-defined) context type and re-attach the agent.
+
+    The agent is attached here rather than in `deserialize_run_context` so that user subclasses overriding that
+    method need not know about it.
+
+    Args:
+        context_type: The [`PartialRunContext`][durable_kernel.PartialRunContext] subclass to build.
+        data: The serialized fields.
+        deps: The run's dependencies.
+        agent: The agent to expose as `ctx.agent`, if any.
+
+    Returns:
+        The rebuilt run context.
+    """
+    ctx = context_type.deserialize_run_context(dict(data), deps=deps)
+    if agent is not None:
+        cast(Any, ctx).__dict__['agent'] = agent
+    return ctx

@@ -1,0 +1,68 @@
+"""Finding the leaf toolsets of an agent (the ones that list and call tools themselves) and checking their ids."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pydantic_ai.exceptions import UserError
+from pydantic_ai.toolsets import AbstractToolset
+
+__all__ = ('leaf_toolsets', 'replace_leaf_toolsets', 'require_toolset_id')
+
+
+def leaf_toolsets(toolset: AbstractToolset[Any]) -> list[AbstractToolset[Any]]:
+    """List the leaf toolsets under a toolset, in the order the agent uses them.
+
+    Wrappers (prefixed, filtered, combined, ...) are walked through; their leaves are what does I/O and so what a
+    durable engine must wrap.
+
+    Args:
+        toolset: A toolset, for example the agent's combined toolset.
+
+    Returns:
+        The leaves, depth first.
+    """
+    found: list[AbstractToolset[Any]] = []
+    toolset.apply(found.append)
+    return found
+
+
+def replace_leaf_toolsets(
+    toolset: AbstractToolset[Any], replace: Callable[[AbstractToolset[Any]], AbstractToolset[Any]]
+) -> AbstractToolset[Any]:
+    """Return a copy of the toolset tree with every leaf replaced by `replace(leaf)` (wrappers are kept).
+
+    Args:
+        toolset: The toolset tree.
+        replace: Called once per leaf; return the leaf itself to keep it.
+
+    Returns:
+        The new tree (the input is not modified).
+    """
+    return toolset.visit_and_replace(replace)
+
+
+def require_toolset_id(toolset: AbstractToolset[Any], *, engine: str) -> str:
+    """Return the toolset's id, or raise a `UserError` that says how to give it one.
+
+    Durable units are named after toolset ids, so a leaf toolset that does I/O needs a stable, unique id.
+
+    Args:
+        toolset: A leaf toolset.
+        engine: The engine's name, for the message (`'Temporal'`, `'DBOS'`, `'Prefect'`).
+
+    Returns:
+        The id.
+
+    Raises:
+        UserError: The toolset has no id.
+    """
+    toolset_id = toolset.id
+    if not toolset_id:
+        raise UserError(
+            f'{toolset.label} has no `id`, which {engine} needs to name its durable units stably. '
+            f'Pass a unique `id=...` when constructing the toolset (for example `FunctionToolset(tools, id="my_tools")` '
+            'or `MCPServerStdio(..., id="my_server")`).'
+        )
+    return toolset_id

@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic_ai import Agent, FunctionToolset
+from pydantic_ai.exceptions import UserError
+from pydantic_ai.models.test import TestModel
+from pydantic_ai.toolsets import AbstractToolset, CombinedToolset, WrapperToolset
+
+from durable_kernel import (
+    dbos_mcp_step_name,
+    dbos_model_step_name,
+    dbos_tool_step_name,
+    dbos_workflow_name,
+    leaf_toolsets,
+    prefect_flow_name,
+    prefect_task_name,
+    replace_leaf_toolsets,
+    require_agent_name,
+    require_toolset_id,
+    temporal_activity_name,
+)
+
+
+def tool_a() -> str:
+    return 'a'
+
+
+def tool_b() -> str:
+    return 'b'
+
+
+def test_leaf_toolsets_walk_through_wrappers_in_order():
+    first = FunctionToolset([tool_a], id='first')
+    second = FunctionToolset([tool_b], id='second')
+    tree = CombinedToolset([first.prefixed('p'), second.filtered(lambda ctx, td: True)])
+    assert leaf_toolsets(tree) == [first, second]
+
+
+def test_replace_leaf_toolsets_returns_a_new_tree():
+    first = FunctionToolset([tool_a], id='first')
+    tree = CombinedToolset([first.prefixed('p')])
+
+    class Marker(WrapperToolset[Any]):
+        pass
+
+    def wrap(leaf: AbstractToolset[Any]) -> AbstractToolset[Any]:
+        return Marker(leaf)
+
+    replaced = replace_leaf_toolsets(tree, wrap)
+    assert leaf_toolsets(tree) == [first]
+    assert [type(t) for t in leaf_toolsets(replaced)] == [FunctionToolset]  # the leaf under the marker
+    assert replaced is not tree
+
+
+def test_agent_toolset_leaves_include_the_agent_tools():
+    agent = Agent(TestModel(), name='agent', tools=[tool_a], toolsets=[FunctionToolset([tool_b], id='extra')])
+    ids = [t.id for t in leaf_toolsets(CombinedToolset(agent.toolsets))]
+    assert ids == ['<agent>', 'extra']
+
+
+def test_toolset_without_id_is_refused_with_the_fix():
+    with pytest.raises(UserError, match=r'has no `id`, which Temporal needs.*id='):
+        require_toolset_id(FunctionToolset([tool_a]), engine='Temporal')
+    assert require_toolset_id(FunctionToolset([tool_a], id='x'), engine='DBOS') == 'x'
+
+
+def test_agent_without_name_is_refused_with_the_fix():
+    with pytest.raises(UserError, match=r'unique, stable `name`.*DBOS.*name=\.\.\.'):
+        require_agent_name(None, engine='DBOS')
+    assert require_agent_name('support', engine='DBOS') == 'support'
+
+
+def test_temporal_activity_names_match_the_reference():
+    assert temporal_activity_name('n', 'event_stream_handler') == 'agent__n__event_stream_handler'
+    assert temporal_activity_name('n', 'model_request') == 'agent__n__model_request'
+    assert temporal_activity_name('n', 'model_request_stream') == 'agent__n__model_request_stream'
+    assert temporal_activity_name('n', 'toolset_call_tool', '<agent>') == 'agent__n__toolset__<agent>__call_tool'
+    assert temporal_activity_name('n', 'dynamic_toolset_get_tools', 'd') == 'agent__n__dynamic_toolset__d__get_tools'
+    assert temporal_activity_name('n', 'dynamic_toolset_call_tool', 'd') == 'agent__n__dynamic_toolset__d__call_tool'
+    assert (
+        temporal_activity_name('n', 'mcp_server_get_instructions', 'm') == 'agent__n__mcp_server__m__get_instructions'
+    )
+    assert temporal_activity_name('n', 'mcp_server_get_tools', 'm') == 'agent__n__mcp_server__m__get_tools'
+    assert temporal_activity_name('n', 'mcp_server_call_tool', 'm') == 'agent__n__mcp_server__m__call_tool'
+    with pytest.raises(ValueError, match='needs a toolset id'):
+        temporal_activity_name('n', 'mcp_server_call_tool')
+
+
+def test_dbos_and_prefect_names_match_the_reference():
+    assert dbos_workflow_name('n', 'run') == 'n.run'
+    assert dbos_workflow_name('n', 'run_sync') == 'n.run_sync'
+    assert dbos_model_step_name('n') == 'n__model.request'
+    assert dbos_model_step_name('n', stream=True) == 'n__model.request_stream'
+    assert dbos_mcp_step_name('n', 'm', 'call_tool') == 'n__mcp_server__m.call_tool'
+    assert dbos_mcp_step_name('n', None, 'get_tools') == 'n__mcp_server.get_tools'
+    assert dbos_tool_step_name('n', '<agent>', 'add') == 'n__toolset__<agent>.call_tool.add'
+    assert prefect_flow_name('n', 'run') == 'n Run'
+    assert prefect_flow_name('n', 'run_sync') == 'n Sync Run'
+    assert prefect_task_name('model_request', 'test') == 'Model Request: test'
+    assert prefect_task_name('model_request_stream', 'test') == 'Model Request (Streaming): test'
+    assert prefect_task_name('call_tool', 'add') == 'Call Tool: add'
+    assert prefect_task_name('call_mcp_tool', 'add') == 'Call MCP Tool: add'
+    assert prefect_task_name('handle_event') == 'Handle Stream Event'
