@@ -12,6 +12,11 @@ else
   targets=("${all[@]}")
 fi
 
+# `just test-integration dbos`: the integration suite's tests are parametrized by engine; select one with -k.
+if [[ "${targets[*]}" == integration && $# -gt 0 && " temporal dbos prefect " == *" $1 "* ]]; then
+  set -- -k "$1" "${@:2}"
+fi
+
 workers="${PYTEST_WORKERS:-2}"
 status=0
 for target in "${targets[@]}"; do
