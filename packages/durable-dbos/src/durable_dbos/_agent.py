@@ -1,0 +1,192 @@
+"""`DBOSAgent`: an agent whose runs are DBOS workflows and whose I/O is DBOS steps."""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+from dbos import DBOS, DBOSConfiguredInstance
+from pydantic_ai import _utils
+from pydantic_ai import messages as _messages
+from pydantic_ai.agent import AbstractAgent, AgentRunResult, EventStreamHandler
+from pydantic_ai.exceptions import UserError
+from pydantic_ai.models import Model
+from pydantic_ai.output import OutputDataT
+from pydantic_ai.tools import AgentDepsT
+from pydantic_ai.toolsets import AbstractToolset
+
+from durable_kernel import dbos_workflow_name, require_agent_name
+
+from ._config import DBOSParallelExecutionMode, StepConfig
+from ._durable import DurableToolsetPlan, DurableToolsetsCapability, check_picklable_inputs
+from ._entry_points import DBOSEntryPoints
+from ._model import DBOSModel, run_event_stream_handler
+
+__all__ = ('DBOSAgent',)
+
+_UserPrompt = str | Sequence[_messages.UserContent] | None
+
+
+# Registered under a qualified name: DBOS keys classes by name, and the reference's class is also `DBOSAgent`, so
+# both can live in one process (benchmarks, compatibility tests, gradual migration).
+@DBOS.dbos_class('durable_dbos.DBOSAgent')
+class DBOSAgent(DBOSEntryPoints[AgentDepsT, OutputDataT], DBOSConfiguredInstance):
+    """An agent whose `run`/`run_sync` are DBOS workflows and whose model requests, tool calls and MCP I/O are steps.
+
+    Durable units (step names are what `DBOS.list_workflow_steps` shows):
+
+    - workflows `{name}.run` and `{name}.run_sync` (a new workflow outside a workflow, a child workflow inside one;
+      `run_sync` runs `run` as its child, like the reference);
+    - model requests: `{name}__model.request`, streamed ones `{name}__model.request_stream` (the event stream handler
+      consumes the live stream inside the step);
+    - MCP servers/toolsets: `{name}__mcp_server__{id}.get_tools`, `.get_instructions`, `.call_tool`;
+    - function-tool calls (and calls of any other leaf toolset): `{name}__toolset__{id}.call_tool.{tool}` — the
+      agent's own `tools=` live in the toolset with id `<agent>`.
+
+    Construct every `DBOSAgent` before `DBOS.launch()` in every process that may recover its workflows.
+    """
+
+    def __init__(
+        self,
+        wrapped: AbstractAgent[AgentDepsT, OutputDataT],
+        *,
+        name: str | None = None,
+        event_stream_handler: EventStreamHandler[AgentDepsT] | None = None,
+        mcp_step_config: StepConfig | None = None,
+        model_step_config: StepConfig | None = None,
+        parallel_execution_mode: DBOSParallelExecutionMode = 'parallel_ordered_events',
+        tool_step_config: StepConfig | None = None,
+        tool_step_config_by_name: Mapping[str, StepConfig | None] | None = None,
+        function_tool_steps: bool = True,
+    ):
+        """Wrap an agent to enable it with DBOS durable workflows, by automatically offloading model requests, tool calls, and MCP server communication to DBOS steps.
+
+        After wrapping, the original agent can still be used as normal outside of the DBOS workflow.
+
+        Args:
+            wrapped: The agent to wrap.
+            name: Optional unique agent name to use as the DBOS configured instance name. If not provided, the
+                agent's `name` will be used.
+            event_stream_handler: Optional event stream handler to use instead of the one set on the wrapped agent.
+            mcp_step_config: The base DBOS step config to use for MCP server steps. If no config is provided, use the
+                default settings of DBOS.
+            model_step_config: The DBOS step config to use for model request steps. If no config is provided, use
+                the default settings of DBOS.
+            parallel_execution_mode: The mode for executing tool calls:
+                - 'parallel_ordered_events' (default): Run tool calls in parallel, but events are emitted in order,
+                  after all calls complete.
+                - 'sequential': Run tool calls one at a time in order.
+            tool_step_config: The DBOS step config of function-tool call steps (DBOS's defaults if not given).
+            tool_step_config_by_name: Per-tool step configs, merged over `tool_step_config`; `None` for a tool runs
+                it as plain workflow code instead of a step (for tools without side effects).
+            function_tool_steps: Whether function-tool calls are steps. Set it to `False` only to recover workflows
+                started by `pydantic_ai.durable_exec.dbos`, whose step sequence has no tool steps.
+        """
+        super().__init__(wrapped)
+        self._name = require_agent_name(name or wrapped.name, engine='DBOS')
+        if parallel_execution_mode not in ('sequential', 'parallel_ordered_events'):
+            raise UserError(
+                f'`parallel_execution_mode={parallel_execution_mode!r}` is not supported by DBOS: use '
+                "'parallel_ordered_events' or 'sequential' (both give the same step order on every execution)."
+            )
+        self._parallel_execution_mode: DBOSParallelExecutionMode = parallel_execution_mode
+        self._event_stream_handler = event_stream_handler
+        if not isinstance(wrapped.model, Model):
+            raise UserError(
+                'An agent needs a `model` set at construction to be used with DBOS (it cannot be chosen at run time '
+                'only): pass `model=...` to `Agent(...)` before wrapping it in `DBOSAgent`.'
+            )
+        self._model = DBOSModel(
+            wrapped.model,
+            step_name_prefix=self._name,
+            step_config=model_step_config,
+            event_stream_handler=event_stream_handler or wrapped.event_stream_handler,
+        )
+        self._plan = DurableToolsetPlan(
+            agent_name=self._name,
+            mcp_step_config=mcp_step_config,
+            tool_step_config=tool_step_config,
+            tool_step_config_by_name=dict(tool_step_config_by_name or {}),
+            function_tool_steps=function_tool_steps,
+        )
+        self._plan.check(wrapped.toolsets)
+        self._capability = DurableToolsetsCapability(self._plan)
+        self._model_override: ContextVar[DBOSModel | None] = ContextVar(f'{self._name}_model_override', default=None)
+        try:
+            DBOSConfiguredInstance.__init__(self, self._name)
+        except Exception as error:
+            if 'Duplicate instance registration' not in str(error):
+                raise
+            raise UserError(
+                f'Another `DBOSAgent` named {self._name!r} already exists in this process. DBOS names workflows and '
+                'steps after the agent, so names must be unique: pass a different `name=`.'
+            ) from error
+
+        # DBOS records a workflow's function by name; plain closures (not bound methods) carry DBOS's metadata.
+        async def run_workflow(user_prompt: _UserPrompt = None, **inputs: Any) -> AgentRunResult[Any]:
+            return await self._run_in_workflow(user_prompt, **inputs)
+
+        def run_sync_workflow(user_prompt: _UserPrompt = None, **inputs: Any) -> AgentRunResult[Any]:
+            return self._run_sync_in_workflow(user_prompt, **inputs)
+
+        self._run_workflow = DBOS.workflow(name=dbos_workflow_name(self._name, 'run'))(run_workflow)
+        self._run_sync_workflow = DBOS.workflow(name=dbos_workflow_name(self._name, 'run_sync'))(run_sync_workflow)
+
+    @property
+    def name(self) -> str | None:
+        """The agent's name, which names its DBOS workflows and steps."""
+        return self._name
+
+    @name.setter
+    def name(self, value: str | None) -> None:  # pragma: no cover
+        raise UserError('The name of a `DBOSAgent` cannot change: its workflows and steps are named after it.')
+
+    @property
+    def model(self) -> Model:
+        """The agent's model, wrapped so that its requests are DBOS steps."""
+        return self._model
+
+    @property
+    def event_stream_handler(self) -> EventStreamHandler[AgentDepsT] | None:
+        """The event stream handler given to the wrapper, else the wrapped agent's."""
+        return self._event_stream_handler or super().event_stream_handler
+
+    @property
+    def toolsets(self) -> Sequence[AbstractToolset[AgentDepsT]]:
+        """The agent's toolsets as runs use them (leaves replaced by their DBOS wrappers)."""
+        return [self._plan.wrap(toolset) for toolset in super().toolsets]
+
+    # --- what runs inside the workflows ----------------------------------------------------------------------------
+
+    async def _run_in_workflow(self, user_prompt: _UserPrompt = None, **inputs: Any) -> AgentRunResult[Any]:
+        handler = inputs.get('event_stream_handler')
+        with run_event_stream_handler(handler):
+            return await super(DBOSEntryPoints, self).run(user_prompt, **inputs)
+
+    def _run_sync_in_workflow(self, user_prompt: _UserPrompt = None, **inputs: Any) -> AgentRunResult[Any]:
+        # Like the reference: the sync workflow runs the async `run` workflow as its child.
+        return _utils.get_event_loop().run_until_complete(self.run(user_prompt, **inputs))
+
+    @contextmanager
+    def _durable_run(self, model: Any) -> Generator[None]:
+        chosen = model if model is not None else (self._model_override.get() or self._model)
+        with (
+            self.wrapped.override(model=chosen),
+            self.parallel_tool_call_execution_mode(self._parallel_execution_mode),
+        ):
+            yield
+
+    def _check_model(self, model: Any, *, where: str) -> None:
+        if model is not None and not isinstance(model, DBOSModel):
+            raise UserError(
+                f'A DBOS agent only uses `DBOSModel`s: a plain model {where} would run its requests outside DBOS '
+                'steps. Set the model when constructing the agent, or wrap it: '
+                '`DBOSModel(model, step_name_prefix=..., step_config=...)` (constructed before `DBOS.launch()`).'
+            )
+
+    def _prepare_inputs(self, model: Any, toolsets: Any, inputs: dict[str, Any]) -> None:
+        self._check_model(model, where='passed at run time')
+        self._plan.check(toolsets)
+        check_picklable_inputs(inputs)

@@ -1,0 +1,141 @@
+"""MCP servers and toolsets whose listing, instructions and calls are DBOS steps."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from dbos import DBOS
+from pydantic_ai.messages import InstructionPart
+from pydantic_ai.tools import AgentDepsT, RunContext, ToolDefinition
+from pydantic_ai.toolsets import AbstractToolset, ToolsetTool, WrapperToolset
+
+from durable_kernel import ToolOutcome, capture_tool_outcome, dbos_mcp_step_name, unwrap_tool_outcome
+
+from ._config import StepConfig, step_options
+from ._context import in_workflow_code
+
+__all__ = ('DBOSMCPServer', 'is_mcp_toolset')
+
+_Instructions = str | InstructionPart | Sequence[str | InstructionPart] | None
+
+
+def _mcp_types() -> tuple[type[Any], ...]:
+    found: list[type[Any]] = []
+    try:
+        from pydantic_ai.mcp import MCPServer, MCPToolset
+    except ImportError:  # pragma: no cover - the `mcp` extra is not installed
+        pass
+    else:
+        found += [MCPServer, MCPToolset]
+    try:
+        from pydantic_ai.toolsets.fastmcp import FastMCPToolset  # pyright: ignore[reportDeprecated]
+    except ImportError:  # pragma: no cover - the `fastmcp` extra is not installed
+        pass
+    else:
+        found.append(FastMCPToolset)  # pyright: ignore[reportDeprecated]
+    return tuple(found)
+
+
+def is_mcp_toolset(toolset: AbstractToolset[Any]) -> bool:
+    """Whether the toolset talks to an MCP server (`MCPServer*`, `MCPToolset` or `FastMCPToolset`)."""
+    return isinstance(toolset, _mcp_types())
+
+
+@dataclass
+class _RunCache:
+    """What one agent run has already fetched from the server (recorded by a step, so recovery fetches it the same way)."""
+
+    tool_defs: dict[str, ToolDefinition] | None = None
+    instructions: list[_Instructions] = field(default_factory=list[_Instructions])
+
+
+@dataclass(kw_only=True)
+class DBOSMCPServer(WrapperToolset[AgentDepsT]):
+    """A wrapper for MCPServer that integrates with DBOS, turning call_tool and get_tools into DBOS steps.
+
+    Also wraps `MCPToolset` and `FastMCPToolset`. Inside workflow code, tool listing, instructions and tool calls are
+    the steps `{step_name_prefix}__mcp_server__{id}.get_tools`, `.get_instructions` and `.call_tool`
+    (`{step_name_prefix}__mcp_server.…` for a server without an id).
+
+    Tool definitions (and instructions) are cached for one agent run when the wrapped server's `cache_tools` is true,
+    so the step sequence depends only on the run, never on what an earlier run in the same process fetched: a
+    recovered workflow sees the same steps. With `cache_tools=False` every listing is a step.
+    The agent creates a fresh wrapper (fresh cache) for each run.
+    """
+
+    step_name_prefix: str
+    step_config: StepConfig | None = None
+    _run_cache: _RunCache = field(default_factory=_RunCache, repr=False)
+
+    @property
+    def id(self) -> str | None:
+        return self.wrapped.id
+
+    @property
+    def _cache_tools(self) -> bool:
+        return bool(getattr(self.wrapped, 'cache_tools', False))
+
+    def for_new_run(self) -> DBOSMCPServer[AgentDepsT]:
+        """A copy of this wrapper with an empty per-run cache."""
+        return DBOSMCPServer(wrapped=self.wrapped, step_name_prefix=self.step_name_prefix, step_config=self.step_config)
+
+    def visit_and_replace(
+        self, visitor: Callable[[AbstractToolset[AgentDepsT]], AbstractToolset[AgentDepsT]]
+    ) -> AbstractToolset[AgentDepsT]:
+        # Already durable: offered to the visitor as a leaf, never wrapped twice.
+        return visitor(self)
+
+    def _options(self, operation: Literal['get_tools', 'get_instructions', 'call_tool']) -> Any:
+        return step_options(dbos_mcp_step_name(self.step_name_prefix, self.wrapped.id, operation), self.step_config)
+
+    def _tool_for_tool_def(self, tool_def: ToolDefinition) -> ToolsetTool[AgentDepsT]:
+        return self.wrapped.tool_for_tool_def(tool_def)  # pyright: ignore[reportAttributeAccessIssue,reportUnknownMemberType,reportUnknownVariableType]
+
+    async def get_tools(self, ctx: RunContext[AgentDepsT]) -> dict[str, ToolsetTool[AgentDepsT]]:
+        """List the server's tools: a DBOS step inside workflow code (once per run when `cache_tools` is true)."""
+        if not in_workflow_code():
+            return await self.wrapped.get_tools(ctx)
+        tool_defs = self._run_cache.tool_defs if self._cache_tools else None
+        if tool_defs is None:
+
+            async def get_tools_step() -> dict[str, ToolDefinition]:
+                tools = await self.wrapped.get_tools(ctx)
+                # `ToolsetTool` holds a schema validator: record only the definitions and rebuild the tools.
+                return {name: tool.tool_def for name, tool in tools.items()}
+
+            tool_defs = await DBOS.run_step_async(self._options('get_tools'), get_tools_step)
+            if self._cache_tools:
+                self._run_cache.tool_defs = tool_defs
+        return {name: self._tool_for_tool_def(tool_def) for name, tool_def in tool_defs.items()}
+
+    async def get_instructions(self, ctx: RunContext[AgentDepsT]) -> _Instructions:
+        """The server's instructions: a DBOS step inside workflow code when the server includes them."""
+        if not in_workflow_code():
+            return await self.wrapped.get_instructions(ctx)
+        if not getattr(self.wrapped, 'include_instructions', False):
+            return None
+        if self._cache_tools and self._run_cache.instructions:
+            return self._run_cache.instructions[0]
+
+        async def get_instructions_step() -> _Instructions:
+            async with self.wrapped:
+                return await self.wrapped.get_instructions(ctx)
+
+        instructions = await DBOS.run_step_async(self._options('get_instructions'), get_instructions_step)
+        if self._cache_tools:
+            self._run_cache.instructions[:] = [instructions]
+        return instructions
+
+    async def call_tool(
+        self, name: str, tool_args: dict[str, Any], ctx: RunContext[AgentDepsT], tool: ToolsetTool[AgentDepsT]
+    ) -> Any:
+        """Call an MCP tool: a DBOS step inside workflow code whose control flow is recorded as data."""
+        if not in_workflow_code():
+            return await self.wrapped.call_tool(name, tool_args, ctx, tool)
+
+        async def call_tool_step() -> ToolOutcome:
+            return await capture_tool_outcome(self.wrapped.call_tool(name, tool_args, ctx, tool))
+
+        return unwrap_tool_outcome(await DBOS.run_step_async(self._options('call_tool'), call_tool_step))

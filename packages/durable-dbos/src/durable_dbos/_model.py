@@ -1,0 +1,142 @@
+"""A model whose requests are DBOS steps."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncGenerator, Generator
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+from dbos import DBOS
+from pydantic_ai.agent import EventStreamHandler
+from pydantic_ai.exceptions import UserError
+from pydantic_ai.messages import ModelMessage, ModelResponse
+from pydantic_ai.models import Model, ModelRequestParameters, StreamedResponse
+from pydantic_ai.models.wrapper import CompletedStreamedResponse, WrapperModel
+from pydantic_ai.settings import ModelSettings
+from pydantic_ai.tools import RunContext
+
+from durable_kernel import dbos_model_step_name
+
+from ._config import StepConfig, step_options
+from ._context import in_workflow_code
+
+__all__ = ('DBOSModel', 'run_event_stream_handler')
+
+_run_handler: ContextVar[EventStreamHandler[Any] | None] = ContextVar('_durable_dbos_run_handler', default=None)
+
+# DBOS pickles workflow inputs; a `DBOSModel` passed to `run(model=...)` is pickled by its registry key and found
+# again in the recovering process, which must construct the same model before `DBOS.launch()` (like the agent).
+_registry: dict[str, DBOSModel] = {}
+_registry_lock = threading.Lock()
+
+
+@contextmanager
+def run_event_stream_handler(handler: EventStreamHandler[Any] | None) -> Generator[None]:
+    """Make `handler` the one that streamed model steps feed during this agent run (it wins over the model's own)."""
+    token = _run_handler.set(handler)
+    try:
+        yield
+    finally:
+        _run_handler.reset(token)
+
+
+def _restore_model(key: str) -> DBOSModel:
+    model = _registry.get(key)
+    if model is None:
+        raise UserError(
+            f'A DBOS workflow was started with the run-time model {key!r}, which this process has not constructed. '
+            'Construct the same `DBOSModel` (same `step_name_prefix` and wrapped model) before `DBOS.launch()` in '
+            'every process that may recover the workflow.'
+        )
+    return model
+
+
+class DBOSModel(WrapperModel):
+    """A wrapper for Model that integrates with DBOS, turning request and request_stream to DBOS steps.
+
+    Inside a DBOS workflow, `request` is the step `{step_name_prefix}__model.request` and `request_stream` the step
+    `{step_name_prefix}__model.request_stream`: the live stream is consumed inside the step (the event stream handler
+    sees its events there) and the workflow gets the completed response. Outside a workflow, or inside a step, the
+    wrapped model is called directly.
+    """
+
+    def __init__(
+        self,
+        model: Model,
+        *,
+        step_name_prefix: str,
+        step_config: StepConfig | None = None,
+        event_stream_handler: EventStreamHandler[Any] | None = None,
+    ):
+        """Wrap a model.
+
+        Args:
+            model: The model to wrap.
+            step_name_prefix: The prefix of the step names, normally the agent's name.
+            step_config: The DBOS step config of the request steps (DBOS's defaults if not given).
+            event_stream_handler: The handler that consumes streamed responses inside the streaming step, unless the
+                agent run brings its own.
+        """
+        super().__init__(model)
+        self.step_name_prefix = step_name_prefix
+        self.step_config: StepConfig = StepConfig(**(step_config or {}))
+        self.event_stream_handler = event_stream_handler
+        self._registry_key = f'{step_name_prefix}:{model.system}:{model.model_name}'
+        with _registry_lock:
+            _registry[self._registry_key] = self
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return _restore_model, (self._registry_key,)
+
+    async def request(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+    ) -> ModelResponse:
+        """Make a model request: a DBOS step inside a workflow."""
+        if not in_workflow_code():
+            return await self.wrapped.request(messages, model_settings, model_request_parameters)
+        options = step_options(dbos_model_step_name(self.step_name_prefix), self.step_config)
+        return await DBOS.run_step_async(
+            options, self.wrapped.request, messages, model_settings, model_request_parameters
+        )
+
+    @asynccontextmanager
+    async def request_stream(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+        run_context: RunContext[Any] | None = None,
+    ) -> AsyncGenerator[StreamedResponse]:
+        """Make a streamed model request: inside a workflow, a DBOS step that consumes the stream and records the response."""
+        if not in_workflow_code():
+            async with self.wrapped.request_stream(
+                messages, model_settings, model_request_parameters, run_context
+            ) as streamed:
+                yield streamed
+            return
+
+        handler = _run_handler.get() or self.event_stream_handler
+
+        async def consume_stream() -> ModelResponse:
+            async with self.wrapped.request_stream(
+                messages, model_settings, model_request_parameters, run_context
+            ) as streamed:
+                if handler is not None:
+                    if run_context is None:
+                        raise UserError(
+                            'A DBOS model with an event stream handler needs the run context: call it through '
+                            '`agent.run()` (with `event_stream_handler=`), not `pydantic_ai.direct`.'
+                        )
+                    await handler(run_context, streamed)
+                async for _ in streamed:
+                    pass
+            return streamed.get()
+
+        options = step_options(dbos_model_step_name(self.step_name_prefix, stream=True), self.step_config)
+        response = await DBOS.run_step_async(options, consume_stream)
+        yield CompletedStreamedResponse(model_request_parameters, response)

@@ -1,0 +1,63 @@
+"""Function-tool calls as DBOS steps (the reference runs them as plain workflow code and re-runs them on recovery)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from dbos import DBOS
+from pydantic_ai.tools import AgentDepsT, RunContext
+from pydantic_ai.toolsets import AbstractToolset, ToolsetTool, WrapperToolset
+
+from durable_kernel import ToolOutcome, capture_tool_outcome, dbos_tool_step_name, unwrap_tool_outcome
+
+from ._config import StepConfig, step_options
+from ._context import in_workflow_code
+
+__all__ = ('DBOSToolStepToolset',)
+
+
+@dataclass
+class DBOSToolStepToolset(WrapperToolset[AgentDepsT]):
+    """Runs each call of the wrapped toolset's tools as the DBOS step `{agent}__toolset__{id}.call_tool.{tool}`.
+
+    Tool listing stays in workflow code (it is deterministic for function toolsets). `ModelRetry`,
+    `ApprovalRequired` and `CallDeferred` are recorded as the step's result (a `ToolOutcome`), not as its error, so
+    DBOS never retries a step for control flow and a recovered workflow gets the same control flow back.
+    A tool whose entry in `step_config_by_name` is `None` runs as plain workflow code.
+    """
+
+    agent_name: str = ''
+    toolset_id: str = ''
+    step_config: StepConfig | None = None
+    step_config_by_name: Mapping[str, StepConfig | None] = field(default_factory=dict[str, 'StepConfig | None'])
+
+    @property
+    def id(self) -> str | None:
+        return self.wrapped.id
+
+    def visit_and_replace(
+        self, visitor: Callable[[AbstractToolset[AgentDepsT]], AbstractToolset[AgentDepsT]]
+    ) -> AbstractToolset[AgentDepsT]:
+        # Already durable: offered to the visitor as a leaf, never wrapped twice.
+        return visitor(self)
+
+    async def call_tool(
+        self, name: str, tool_args: dict[str, Any], ctx: RunContext[AgentDepsT], tool: ToolsetTool[AgentDepsT]
+    ) -> Any:
+        """Call a tool: a DBOS step inside workflow code, a plain call elsewhere or when the tool opted out."""
+        opted_out = name in self.step_config_by_name and self.step_config_by_name[name] is None
+        if opted_out or not in_workflow_code():
+            return await self.wrapped.call_tool(name, tool_args, ctx, tool)
+
+        async def call_tool_step() -> ToolOutcome:
+            return await capture_tool_outcome(self.wrapped.call_tool(name, tool_args, ctx, tool))
+
+        options = step_options(
+            dbos_tool_step_name(self.agent_name, self.toolset_id, name),
+            self.step_config,
+            self.step_config_by_name.get(name),
+        )
+        outcome = await DBOS.run_step_async(options, call_tool_step)
+        return unwrap_tool_outcome(outcome)

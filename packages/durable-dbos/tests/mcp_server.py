@@ -1,0 +1,25 @@
+"""A local stdio MCP server for the tests: `python mcp_server.py`."""
+
+from __future__ import annotations
+
+from mcp.server.fastmcp import FastMCP
+
+server = FastMCP('calc', instructions='Use `add` to add numbers.')
+
+
+@server.tool()
+def add(a: int, b: int) -> int:
+    """Add two numbers."""
+    return a + b
+
+
+@server.tool()
+def divide(a: int, b: int) -> float:
+    """Divide two numbers."""
+    if b == 0:
+        raise ValueError('cannot divide by zero')
+    return a / b
+
+
+if __name__ == '__main__':
+    server.run()

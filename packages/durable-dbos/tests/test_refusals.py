@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+import pytest
+from dbos import DBOS
+from pydantic_ai import Agent
+from pydantic_ai.exceptions import UserError
+from pydantic_ai.models.test import TestModel
+from pydantic_ai.toolsets import FunctionToolset
+
+from durable_dbos import DBOSAgent
+
+pytestmark = pytest.mark.anyio
+
+
+def test_agent_without_name_is_refused() -> None:
+    with pytest.raises(UserError, match=r'needs a unique, stable `name`'):
+        DBOSAgent(Agent(TestModel()))
+
+
+def test_agent_without_model_is_refused(agent_name: str) -> None:
+    with pytest.raises(UserError, match=r'needs a `model` set at construction'):
+        DBOSAgent(Agent(name=agent_name))
+
+
+def test_same_name_twice_is_refused(agent_name: str) -> None:
+    DBOSAgent(Agent(TestModel(), name=agent_name))
+    with pytest.raises(UserError, match=r'already exists in this process'):
+        DBOSAgent(Agent(TestModel(), name=agent_name))
+
+
+def test_unsupported_parallel_mode_is_refused(agent_name: str) -> None:
+    with pytest.raises(UserError, match=r"'parallel_ordered_events' or 'sequential'"):
+        DBOSAgent(Agent(TestModel(), name=agent_name), parallel_execution_mode='parallel')  # pyright: ignore[reportArgumentType]
+
+
+def test_toolset_without_id_is_refused(agent_name: str) -> None:
+    def ping() -> str:
+        return 'pong'
+
+    with pytest.raises(UserError, match=r'has no `id`'):
+        DBOSAgent(Agent(TestModel(), name=agent_name, toolsets=[FunctionToolset([ping])]))
+
+
+async def test_run_stream_events_is_refused_with_the_alternative(agent_name: str) -> None:
+    dbos_agent = DBOSAgent(Agent(TestModel(), name=agent_name))
+    with pytest.raises(UserError, match=r'run_stream_events\(\)` cannot be used with DBOS.*event_stream_handler'):
+        dbos_agent.run_stream_events('hi')
+
+
+async def test_run_stream_inside_a_workflow_is_refused(agent_name: str, dbos_launch: Callable[[], None]) -> None:
+    dbos_agent = DBOSAgent(Agent(TestModel(), name=agent_name))
+
+    @DBOS.workflow(name=f'{agent_name}.streaming_workflow')
+    async def streaming_workflow() -> str:
+        async with dbos_agent.run_stream('hi') as stream:
+            return await stream.get_output()
+
+    dbos_launch()
+    with pytest.raises(UserError, match=r'cannot be used inside a DBOS workflow.*event_stream_handler'):
+        await streaming_workflow()
+
+
+async def test_non_dbos_model_at_run_time_is_refused(agent_name: str, dbos_launch: Callable[[], None]) -> None:
+    dbos_agent = DBOSAgent(Agent(TestModel(), name=agent_name))
+    dbos_launch()
+    with pytest.raises(UserError, match=r'only uses `DBOSModel`s: a plain model passed at run time'):
+        await dbos_agent.run('hi', model=TestModel())
+    with pytest.raises(UserError, match=r'only uses `DBOSModel`s'):
+        await dbos_agent.run('hi', model='openai:gpt-4o')
+
+
+def test_non_dbos_model_in_override_is_refused(agent_name: str) -> None:
+    dbos_agent = DBOSAgent(Agent(TestModel(), name=agent_name))
+    with pytest.raises(UserError, match=r'a plain model in `override`'), dbos_agent.override(model=TestModel()):
+        pass
+
+
+async def test_unpicklable_deps_are_refused_at_run(agent_name: str, dbos_launch: Callable[[], None]) -> None:
+    dbos_agent = DBOSAgent(Agent(TestModel(), name=agent_name, deps_type=object))
+    dbos_launch()
+    with pytest.raises(UserError, match=r'The `deps` object \(lock\) cannot be checkpointed by DBOS'):
+        await dbos_agent.run('hi', deps=threading.Lock())
+
+
+async def test_unpicklable_run_input_is_named(agent_name: str, dbos_launch: Callable[[], None]) -> None:
+    dbos_agent = DBOSAgent(Agent(TestModel(), name=agent_name))
+    dbos_launch()
+    with pytest.raises(UserError, match=r'The `metadata` argument \(dict\) cannot be checkpointed'):
+        await dbos_agent.run('hi', metadata={'lock': threading.Lock()})
