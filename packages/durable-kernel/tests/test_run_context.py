@@ -83,3 +83,14 @@ def test_non_field_attribute_errors_stay_attribute_errors():
     ctx = rebuild_run_context(PartialRunContext, {}, deps=None)
     with pytest.raises(AttributeError):
         getattr(ctx, 'not_a_field')  # noqa: B009
+
+
+def test_dataclasses_replace_copies_only_the_sent_fields():
+    import dataclasses
+
+    ctx = rebuild_run_context(PartialRunContext, {'retry': 1, 'run_id': 'r'}, deps='d')
+    copy = dataclasses.replace(ctx, tool_name='t')
+    assert isinstance(copy, PartialRunContext)
+    assert (copy.retry, copy.run_id, copy.deps, copy.tool_name) == (1, 'r', 'd', 't')
+    with pytest.raises(UserError, match='model'):
+        _ = copy.model

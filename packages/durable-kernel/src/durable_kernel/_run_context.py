@@ -67,6 +67,11 @@ class PartialRunContext(RunContext[AgentDepsT]):
         self.__dict__.update(values)
         self.__dict__['deps'] = deps
         self.__dict__.setdefault('agent', None)
+        # `dataclasses.replace(ctx, ...)` (toolsets use it to derive per-tool contexts) copies every declared field:
+        # declare, on this instance, only the fields that crossed, so the copy never reads an unavailable one.
+        self.__dict__['__dataclass_fields__'] = {
+            name: f for name, f in RunContext.__dataclass_fields__.items() if name in self.__dict__
+        }
 
     def __getattribute__(self, name: str) -> Any:
         # `RunContext` fields with plain defaults (`retry = 0`, ...) are class attributes, so a missing one would
