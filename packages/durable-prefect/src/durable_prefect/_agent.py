@@ -1,0 +1,75 @@
+"""[`PrefectAgent`][durable_prefect.PrefectAgent]: a pydantic-ai agent whose runs are Prefect flows."""
+
+from __future__ import annotations
+
+from pydantic_ai.agent import AbstractAgent, EventStreamHandler
+from pydantic_ai.output import OutputDataT
+from pydantic_ai.tools import AgentDepsT
+
+from ._agent_base import PrefectifyToolsetFunc
+from ._prefectify import prefectify_toolset
+from ._run_entry_points import PrefectRunEntryPoints
+from ._task_config import TaskConfig
+
+__all__ = ('PrefectAgent',)
+
+
+class PrefectAgent(PrefectRunEntryPoints[AgentDepsT, OutputDataT]):
+    """An agent whose runs are Prefect flows and whose model requests, tool calls and MCP calls are Prefect tasks.
+
+    `run` is a flow named `{name} Run` (`run_sync`: `{name} Sync Run`), a subflow when called inside a flow. Each
+    task's result is persisted under a cache key computed from its inputs *by value* (see
+    [`DEFAULT_CACHE_POLICY`][durable_prefect.DEFAULT_CACHE_POLICY]): a retried or resumed flow run reuses the
+    model requests and tool calls it completed, and two runs that differ in prompt, deps, metadata or message
+    history never share a result.
+    """
+
+    def __init__(
+        self,
+        wrapped: AbstractAgent[AgentDepsT, OutputDataT],
+        *,
+        name: str | None = None,
+        event_stream_handler: EventStreamHandler[AgentDepsT] | None = None,
+        mcp_task_config: TaskConfig | None = None,
+        model_task_config: TaskConfig | None = None,
+        tool_task_config: TaskConfig | None = None,
+        tool_task_config_by_name: dict[str, TaskConfig | None] | None = None,
+        event_stream_handler_task_config: TaskConfig | None = None,
+        prefectify_toolset_func: PrefectifyToolsetFunc[AgentDepsT] = prefectify_toolset,
+    ):
+        """Wrap an agent to enable it with Prefect durable flows, by automatically offloading model requests, tool calls, and MCP server communication to Prefect tasks.
+
+        After wrapping, the original agent can still be used as normal outside of the Prefect flow.
+
+        Args:
+            wrapped: The agent to wrap.
+            name: Unique agent name, used as the prefix of the flow names; defaults to the wrapped agent's name.
+            event_stream_handler: Event stream handler to use instead of the wrapped agent's one.
+            mcp_task_config: Task config of MCP tool listing and MCP tool calls.
+            model_task_config: Task config of model requests.
+            tool_task_config: Task config of every tool call not named in `tool_task_config_by_name`.
+            tool_task_config_by_name: Per-tool task configs, merged over `tool_task_config`; `None` runs that
+                tool without a task.
+            event_stream_handler_task_config: Task config of the `Handle Stream Event` tasks.
+            prefectify_toolset_func: Wraps each leaf toolset for Prefect; the default,
+                [`prefectify_toolset`][durable_prefect.prefectify_toolset], handles function, dynamic and MCP
+                toolsets. It receives the toolset, the MCP task config, the tool task config and the per-tool
+                configs.
+
+        Every config is merged over [`DEFAULT_TASK_CONFIG`][durable_prefect.DEFAULT_TASK_CONFIG]; the caller's
+        dicts are never modified.
+
+        Raises:
+            UserError: When there is no name, or the wrapped agent has no model.
+        """
+        super().__init__(
+            wrapped,
+            name=name,
+            event_stream_handler=event_stream_handler,
+            mcp_task_config=mcp_task_config,
+            model_task_config=model_task_config,
+            tool_task_config=tool_task_config,
+            tool_task_config_by_name=tool_task_config_by_name,
+            event_stream_handler_task_config=event_stream_handler_task_config,
+            prefectify_toolset_func=prefectify_toolset_func,
+        )

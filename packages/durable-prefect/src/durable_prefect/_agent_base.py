@@ -1,0 +1,233 @@
+"""The machinery behind [`PrefectAgent`][durable_prefect.PrefectAgent]: wrapping, overrides, flows and refusals."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+from prefect import flow
+from prefect.context import FlowRunContext
+from prefect.utilities.asyncutils import run_coro_as_sync
+from pydantic_ai import _instructions, _utils, models
+from pydantic_ai.agent import AbstractAgent, AgentRunResult, EventStreamHandler, WrapperAgent
+from pydantic_ai.agent.abstract import AgentModelSettings, AgentRetries
+from pydantic_ai.exceptions import UserError
+from pydantic_ai.models import Model
+from pydantic_ai.output import OutputDataT
+from pydantic_ai.tools import AgentDepsT, AgentNativeTool, Tool, ToolFuncEither
+from pydantic_ai.toolsets import AbstractToolset, FunctionToolset
+
+from durable_kernel import prefect_flow_name, require_agent_name
+
+from ._event_handler import event_handler_in_tasks
+from ._model import PrefectModel, stream_handler_override
+from ._task_config import TaskConfig, merge_task_config
+
+if TYPE_CHECKING:
+    from pydantic_ai.agent.spec import AgentSpec
+
+__all__ = ('PrefectAgentBase', 'PrefectifyToolsetFunc')
+
+PrefectifyToolsetFunc = Callable[
+    [AbstractToolset[AgentDepsT], TaskConfig, TaskConfig, dict[str, TaskConfig | None]], AbstractToolset[AgentDepsT]
+]
+"""Wraps one leaf toolset for Prefect: `(toolset, mcp_task_config, tool_task_config, tool_task_config_by_name)`."""
+
+
+class PrefectAgentBase(WrapperAgent[AgentDepsT, OutputDataT]):
+    """Shared state and helpers of [`PrefectAgent`][durable_prefect.PrefectAgent]."""
+
+    def __init__(
+        self,
+        wrapped: AbstractAgent[AgentDepsT, OutputDataT],
+        *,
+        name: str | None,
+        event_stream_handler: EventStreamHandler[AgentDepsT] | None,
+        mcp_task_config: TaskConfig | None,
+        model_task_config: TaskConfig | None,
+        tool_task_config: TaskConfig | None,
+        tool_task_config_by_name: dict[str, TaskConfig | None] | None,
+        event_stream_handler_task_config: TaskConfig | None,
+        prefectify_toolset_func: PrefectifyToolsetFunc[AgentDepsT],
+    ) -> None:
+        super().__init__(wrapped)
+        agent_name = require_agent_name(name or wrapped.name, engine='Prefect')
+        self._name: str = agent_name
+        if not isinstance(wrapped.model, Model):
+            raise UserError(
+                f'The agent {agent_name!r} has no model: a PrefectAgent needs one at construction time, because '
+                'model requests are wrapped in Prefect tasks then. Pass `model=` to the wrapped `Agent(...)`.'
+            )
+        self._handler = event_stream_handler
+        self._mcp_task_config = merge_task_config(mcp_task_config)
+        self._model_task_config = merge_task_config(model_task_config)
+        self._tool_task_config = merge_task_config(tool_task_config)
+        self._tool_task_config_by_name: dict[str, TaskConfig | None] = dict(tool_task_config_by_name or {})
+        self._event_task_config = merge_task_config(event_stream_handler_task_config)
+        self._prefectify_toolset_func = prefectify_toolset_func
+        self._model = PrefectModel(
+            wrapped.model, task_config=self._model_task_config, event_stream_handler=self._raw_event_stream_handler
+        )
+        self._toolsets: list[AbstractToolset[AgentDepsT]] = self._prefectify_all(wrapped.toolsets)
+        # What `override()` set on this wrapper: kept here (not on the wrapped agent) because every run installs
+        # its own Prefect-wrapped model and toolsets over the wrapped agent.
+        self._override_model: ContextVar[PrefectModel | None] = ContextVar(f'{agent_name}_prefect_model', default=None)
+        self._override_toolsets: ContextVar[list[AbstractToolset[AgentDepsT]] | None] = ContextVar(
+            f'{agent_name}_prefect_toolsets', default=None
+        )
+
+    # ----- properties -----
+
+    @property
+    def name(self) -> str | None:
+        return self._name
+
+    @name.setter
+    def name(self, value: str | None) -> None:
+        raise UserError(
+            'A PrefectAgent name cannot change (it names flows and identifies runs): create a new PrefectAgent.'
+        )
+
+    @property
+    def model(self) -> Model:
+        return self._model
+
+    @property
+    def _raw_event_stream_handler(self) -> EventStreamHandler[AgentDepsT] | None:
+        return self._handler or self.wrapped.event_stream_handler
+
+    @property
+    def event_stream_handler(self) -> EventStreamHandler[AgentDepsT] | None:
+        handler = self._raw_event_stream_handler
+        if handler is None or FlowRunContext.get() is None:
+            return handler
+        return event_handler_in_tasks(handler, self._event_task_config)
+
+    @property
+    def toolsets(self) -> Sequence[AbstractToolset[AgentDepsT]]:
+        with self._durable_overrides(None, None):
+            return super().toolsets
+
+    # ----- helpers used by the entry points -----
+
+    def _prefectify(self, toolset: AbstractToolset[AgentDepsT]) -> AbstractToolset[AgentDepsT]:
+        return self._prefectify_toolset_func(
+            toolset, self._mcp_task_config, self._tool_task_config, self._tool_task_config_by_name
+        )
+
+    def _prefectify_all(self, toolsets: Sequence[AbstractToolset[AgentDepsT]]) -> list[AbstractToolset[AgentDepsT]]:
+        return [toolset.visit_and_replace(self._prefectify) for toolset in toolsets]
+
+    @contextmanager
+    def _durable_overrides(
+        self, model: PrefectModel | None, run_toolsets: Sequence[AbstractToolset[AgentDepsT]] | None
+    ) -> Generator[None]:
+        """Install the Prefect model and toolsets (plus the run's own toolsets, wrapped too) on the wrapped agent."""
+        toolsets = self._override_toolsets.get()
+        toolsets = [*(self._toolsets if toolsets is None else toolsets), *self._prefectify_all(run_toolsets or ())]
+        chosen_model = model or self._override_model.get() or self._model
+        with super().override(model=chosen_model, toolsets=toolsets, tools=[]):
+            yield
+
+    def _check_run_model(self, model: models.Model | models.KnownModelName | str | None) -> PrefectModel | None:
+        if model is None or isinstance(model, PrefectModel):
+            return model
+        raise UserError(
+            f'The model {model!r} given at run time is not a PrefectModel, so its requests would not be Prefect tasks. '
+            'Set the model when creating the agent, or pass a `PrefectModel(model)`.'
+        )
+
+    def _refuse_in_flow(self, entry_point: str) -> None:
+        if FlowRunContext.get() is not None:
+            raise UserError(
+                f'`{entry_point}()` cannot be used inside a Prefect flow: a flow cannot stream to its caller. '
+                'Use `await agent.run(...)` with an `event_stream_handler` to receive events inside the flow.'
+            )
+
+    async def _run_in_agent(self, user_prompt: Any, kwargs: dict[str, Any]) -> AgentRunResult[Any]:
+        """The body of the run flows: the wrapped agent's run, with events handled in tasks."""
+        handler: EventStreamHandler[AgentDepsT] | None = kwargs.pop('event_stream_handler', None)
+        token = stream_handler_override.set(handler)
+        try:
+            in_tasks = event_handler_in_tasks(handler, self._event_task_config) if handler is not None else None
+            # `AbstractAgent.run` drives `self.iter`, which installs the Prefect model and toolsets.
+            return await super(WrapperAgent, self).run(user_prompt, event_stream_handler=in_tasks, **kwargs)
+        finally:
+            stream_handler_override.reset(token)
+
+    async def _run_in_flow(self, user_prompt: Any, **kwargs: Any) -> AgentRunResult[Any]:
+        @flow(name=prefect_flow_name(self._name, 'run'))
+        async def run_flow() -> AgentRunResult[Any]:
+            return await self._run_in_agent(user_prompt, kwargs)
+
+        return await run_flow()
+
+    def _run_sync_in_flow(self, user_prompt: Any, **kwargs: Any) -> AgentRunResult[Any]:
+        @flow(name=prefect_flow_name(self._name, 'run_sync'))
+        def run_sync_flow() -> AgentRunResult[Any]:
+            return run_coro_as_sync(self._run_in_agent(user_prompt, kwargs))
+
+        return run_sync_flow()
+
+    @contextmanager
+    def override(
+        self,
+        *,
+        name: str | _utils.Unset = _utils.UNSET,
+        deps: AgentDepsT | _utils.Unset = _utils.UNSET,
+        model: models.Model | models.KnownModelName | str | _utils.Unset = _utils.UNSET,
+        toolsets: Sequence[AbstractToolset[AgentDepsT]] | _utils.Unset = _utils.UNSET,
+        tools: Sequence[Tool[AgentDepsT] | ToolFuncEither[AgentDepsT, ...]] | _utils.Unset = _utils.UNSET,
+        native_tools: Sequence[AgentNativeTool[AgentDepsT]] | _utils.Unset = _utils.UNSET,
+        instructions: _instructions.AgentInstructions[AgentDepsT] | _utils.Unset = _utils.UNSET,
+        model_settings: AgentModelSettings[AgentDepsT] | _utils.Unset = _utils.UNSET,
+        retries: int | AgentRetries | _utils.Unset = _utils.UNSET,
+        spec: dict[str, Any] | AgentSpec | None = None,
+        **_deprecated_kwargs: Any,
+    ) -> Generator[None]:
+        """Temporarily override the agent's configuration (useful in tests).
+
+        A `model` must be a [`PrefectModel`][durable_prefect.PrefectModel]; `toolsets` and `tools` are wrapped for
+        Prefect like the agent's own. Arguments are those of [`Agent.override`][pydantic_ai.agent.Agent.override].
+
+        Yields:
+            Nothing; the overrides apply inside the `with` block.
+
+        Raises:
+            UserError: When `model` is not a `PrefectModel`.
+        """
+        model_token = toolsets_token = None
+        if _utils.is_set(model):
+            if not isinstance(model, PrefectModel):
+                raise UserError(
+                    f'The override model {model!r} is not a PrefectModel, so its requests would not be Prefect tasks. '
+                    'Wrap it: `agent.override(model=PrefectModel(model))`.'
+                )
+            model_token = self._override_model.set(model)
+        if _utils.is_set(toolsets) or _utils.is_set(tools):
+            new_toolsets: list[AbstractToolset[AgentDepsT]] = []
+            if _utils.is_set(tools):
+                new_toolsets.append(FunctionToolset[AgentDepsT](list(tools)))
+            new_toolsets.extend(toolsets if _utils.is_set(toolsets) else self.wrapped.toolsets[1:])
+            if not _utils.is_set(tools):
+                new_toolsets.insert(0, self.wrapped.toolsets[0])
+            toolsets_token = self._override_toolsets.set(self._prefectify_all(new_toolsets))
+        try:
+            with super().override(
+                name=name,
+                deps=deps,
+                instructions=instructions,
+                native_tools=native_tools,
+                model_settings=model_settings,
+                retries=retries,
+                spec=spec,
+                **_deprecated_kwargs,
+            ):
+                yield
+        finally:
+            if toolsets_token is not None:
+                self._override_toolsets.reset(toolsets_token)
+            if model_token is not None:
+                self._override_model.reset(model_token)

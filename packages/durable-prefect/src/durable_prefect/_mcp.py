@@ -1,0 +1,111 @@
+"""MCP servers and toolsets: tool listing and tool calls in Prefect tasks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, cast
+
+from prefect import task
+from prefect.context import FlowRunContext
+from pydantic_ai.tools import AgentDepsT, RunContext, ToolDefinition
+from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
+
+from durable_kernel import prefect_task_name, unwrap_tool_outcome
+
+from ._cache_policy import KeyedTaskInput
+from ._task_config import TaskConfig, merge_task_config
+from ._toolset import TOOL_CALL_TASK, PrefectWrapperToolset, ToolCallInput
+
+__all__ = ('PrefectMCPServer', 'PrefectMCPToolset')
+
+
+class _BuildsToolsFromDefinitions(Protocol):
+    def tool_for_tool_def(self, tool_def: ToolDefinition) -> ToolsetTool[Any]: ...
+
+
+class _ListToolsInput(KeyedTaskInput):
+    __slots__ = ('ctx', 'toolset')
+
+    def __init__(self, toolset: AbstractToolset[Any], ctx: RunContext[Any]) -> None:
+        self.toolset = toolset
+        self.ctx = ctx
+
+    def cache_material(self) -> Any:
+        return {'toolset': self.toolset, 'ctx': self.ctx}
+
+
+async def _list_mcp_tools(listing: _ListToolsInput) -> list[ToolDefinition]:
+    tools = await listing.toolset.get_tools(listing.ctx)
+    return [tool.tool_def for tool in tools.values()]
+
+
+_LIST_TOOLS_TASK = task(_list_mcp_tools)
+
+
+@dataclass
+class _PrefectMCPBase(PrefectWrapperToolset[AgentDepsT]):
+    task_config: TaskConfig = field(default_factory=lambda: merge_task_config())
+
+    def __post_init__(self) -> None:
+        self.task_config = merge_task_config(self.task_config)
+
+    @property
+    def _label(self) -> str:
+        return self.wrapped.id or self.wrapped.label
+
+    async def get_tools(self, ctx: RunContext[AgentDepsT]) -> dict[str, ToolsetTool[AgentDepsT]]:
+        """List the server's tools, in a Prefect task named `List MCP Tools: {id}` when in a flow.
+
+        Args:
+            ctx: The run context.
+
+        Returns:
+            The tools by name.
+        """
+        if FlowRunContext.get() is None:
+            return await super().get_tools(ctx)
+        list_task = self._task(_LIST_TOOLS_TASK, f'List MCP Tools: {self._label}', self.task_config)
+        tool_defs: list[ToolDefinition] = await list_task(_ListToolsInput(self.wrapped, ctx))
+        builder = cast(_BuildsToolsFromDefinitions, self.wrapped)
+        return {tool_def.name: builder.tool_for_tool_def(tool_def) for tool_def in tool_defs}
+
+    async def call_tool(
+        self,
+        name: str,
+        tool_args: dict[str, Any],
+        ctx: RunContext[AgentDepsT],
+        tool: ToolsetTool[AgentDepsT],
+    ) -> Any:
+        """Call an MCP tool, wrapped as a Prefect task with a descriptive name.
+
+        Args:
+            name: The tool's name.
+            tool_args: The validated arguments.
+            ctx: The run context.
+            tool: The tool.
+
+        Returns:
+            The tool's result (control-flow exceptions raised by the tool are raised again here).
+        """
+        if FlowRunContext.get() is None:
+            return await super().call_tool(name, tool_args, ctx, tool)
+        call_task = self._task(TOOL_CALL_TASK, prefect_task_name('call_mcp_tool', name), self.task_config)
+        outcome = await call_task(ToolCallInput(self.wrapped, name, tool_args, ctx, tool))
+        return unwrap_tool_outcome(outcome)
+
+
+@dataclass
+class PrefectMCPServer(_PrefectMCPBase[AgentDepsT]):
+    """A wrapper for MCPServer that integrates with Prefect, turning call_tool and get_tools into Prefect tasks.
+
+    Inside a flow, tool calls are tasks named `Call MCP Tool: {tool}` and tool listing is a task named
+    `List MCP Tools: {id}`, so a retried or resumed flow run sees the same tools and reuses completed calls.
+    """
+
+
+@dataclass
+class PrefectMCPToolset(_PrefectMCPBase[AgentDepsT]):
+    """A wrapper for `MCPToolset` and `FastMCPToolset` (FastMCP clients) that runs their IO in Prefect tasks.
+
+    Task names are the same as for [`PrefectMCPServer`][durable_prefect.PrefectMCPServer].
+    """

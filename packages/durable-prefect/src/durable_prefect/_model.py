@@ -1,0 +1,178 @@
+"""Model requests as Prefect tasks."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from typing import Any
+
+from prefect import task
+from prefect.context import FlowRunContext
+from pydantic_ai._run_context import get_current_run_context
+from pydantic_ai.agent import EventStreamHandler
+from pydantic_ai.exceptions import UserError
+from pydantic_ai.messages import ModelMessage, ModelResponse
+from pydantic_ai.models import KnownModelName, Model, ModelRequestParameters, StreamedResponse
+from pydantic_ai.models.wrapper import CompletedStreamedResponse, WrapperModel
+from pydantic_ai.settings import ModelSettings
+from pydantic_ai.tools import RunContext
+
+from durable_kernel import prefect_task_name
+
+from ._cache_policy import KeyedTaskInput
+from ._task_config import TaskConfig, merge_task_config
+
+__all__ = ('PrefectModel', 'stream_handler_override')
+
+stream_handler_override: ContextVar[EventStreamHandler[Any] | None] = ContextVar(
+    'durable_prefect_stream_handler_override', default=None
+)
+"""An event stream handler given to one agent run, used by streamed model requests instead of the model's own."""
+
+
+class _ModelRequest(KeyedTaskInput):
+    """A model request's arguments: keyed by model, messages, settings, parameters and the run's deps/metadata."""
+
+    __slots__ = ('handler', 'messages', 'model', 'model_request_parameters', 'model_settings', 'run_context')
+
+    def __init__(
+        self,
+        model: Model,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+        run_context: RunContext[Any] | None,
+        handler: EventStreamHandler[Any] | None = None,
+    ) -> None:
+        self.model = model
+        self.messages = messages
+        self.model_settings = model_settings
+        self.model_request_parameters = model_request_parameters
+        self.run_context = run_context
+        self.handler = handler
+
+    def cache_material(self) -> Any:
+        return {
+            'model': self.model,
+            'messages': self.messages,
+            'model_settings': self.model_settings,
+            'model_request_parameters': self.model_request_parameters,
+            'run_context': self.run_context,
+            'handler': self.handler,
+        }
+
+
+async def _request_model(request: _ModelRequest) -> ModelResponse:
+    return await request.model.request(request.messages, request.model_settings, request.model_request_parameters)
+
+
+async def _request_model_streaming(request: _ModelRequest) -> ModelResponse:
+    async with request.model.request_stream(
+        request.messages, request.model_settings, request.model_request_parameters, request.run_context
+    ) as streamed_response:
+        if request.handler is not None:
+            if request.run_context is None:
+                raise UserError(
+                    'A streamed model request with an event stream handler needs a run context: '
+                    'run it through an agent (`agent.run(...)`) rather than `model_request_stream()`.'
+                )
+            await request.handler(request.run_context, streamed_response)
+        async for _ in streamed_response:
+            pass
+    return streamed_response.get()
+
+
+_REQUEST_TASK = task(_request_model)
+_STREAM_TASK = task(_request_model_streaming)
+
+
+class PrefectModel(WrapperModel):
+    """A wrapper for Model that integrates with Prefect, turning request and request_stream into Prefect tasks.
+
+    Inside a Prefect flow, each request is a task named `Model Request: {model_name}` (or
+    `Model Request (Streaming): {model_name}`), whose result Prefect persists and reuses when the flow run is
+    retried or resumed. Outside a flow the wrapped model is called directly.
+    """
+
+    def __init__(
+        self,
+        model: Model | KnownModelName,
+        *,
+        task_config: TaskConfig | None = None,
+        event_stream_handler: EventStreamHandler[Any] | None = None,
+    ) -> None:
+        """Wrap a model.
+
+        Args:
+            model: The model to wrap.
+            task_config: Prefect options for the request tasks, on top of
+                [`DEFAULT_TASK_CONFIG`][durable_prefect.DEFAULT_TASK_CONFIG].
+            event_stream_handler: The handler that receives the events of a streamed request inside its task.
+        """
+        super().__init__(model)
+        self.task_config: TaskConfig = merge_task_config(task_config)
+        self.event_stream_handler = event_stream_handler
+        name = self.wrapped.model_name
+        self._request_task = _REQUEST_TASK.with_options(
+            name=prefect_task_name('model_request', name), **self.task_config
+        )
+        self._stream_task = _STREAM_TASK.with_options(
+            name=prefect_task_name('model_request_stream', name), **self.task_config
+        )
+
+    async def request(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+    ) -> ModelResponse:
+        """Make a model request, wrapped as a Prefect task when in a flow.
+
+        Args:
+            messages: The messages to send.
+            model_settings: The model settings.
+            model_request_parameters: The request parameters (tools, output schema, ...).
+
+        Returns:
+            The model's response.
+        """
+        if FlowRunContext.get() is None:
+            return await super().request(messages, model_settings, model_request_parameters)
+        request = _ModelRequest(
+            self.wrapped, messages, model_settings, model_request_parameters, get_current_run_context()
+        )
+        return await self._request_task(request)
+
+    @asynccontextmanager
+    async def request_stream(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+        run_context: RunContext[Any] | None = None,
+    ) -> AsyncGenerator[StreamedResponse]:
+        """Make a streaming model request.
+
+        When inside a Prefect flow, the stream is consumed within a task and a non-streaming response is returned.
+        When not in a flow, behaves normally.
+
+        Args:
+            messages: The messages to send.
+            model_settings: The model settings.
+            model_request_parameters: The request parameters (tools, output schema, ...).
+            run_context: The run context, passed to the event stream handler inside the task.
+
+        Yields:
+            The streamed response (inside a flow: an already completed one).
+        """
+        if FlowRunContext.get() is None:
+            async with super().request_stream(
+                messages, model_settings, model_request_parameters, run_context
+            ) as streamed_response:
+                yield streamed_response
+            return
+        handler = stream_handler_override.get() or self.event_stream_handler
+        request = _ModelRequest(self.wrapped, messages, model_settings, model_request_parameters, run_context, handler)
+        response = await self._stream_task(request)
+        yield CompletedStreamedResponse(model_request_parameters, response)

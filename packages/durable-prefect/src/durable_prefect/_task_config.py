@@ -1,0 +1,67 @@
+"""Prefect task options for the tasks a durable agent creates, and how layers of them combine."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, cast
+
+from prefect.cache_policies import CachePolicy
+from prefect.results import ResultStorage
+from typing_extensions import TypedDict
+
+from durable_kernel import merge_config
+
+from ._cache_policy import DEFAULT_CACHE_POLICY
+
+__all__ = ('DEFAULT_TASK_CONFIG', 'TaskConfig', 'merge_task_config')
+
+
+class TaskConfig(TypedDict, total=False):
+    """Options for one kind of Prefect task (model request, tool call, MCP call, event handling).
+
+    They are passed to Prefect's `@task`. Any key left out keeps the value of the layer below it (see
+    [`DEFAULT_TASK_CONFIG`][durable_prefect.DEFAULT_TASK_CONFIG]).
+    """
+
+    retries: int
+    """How many times Prefect retries the task after it fails."""
+
+    retry_delay_seconds: float | list[float]
+    """Seconds to wait before a retry: one value, or one value per retry for a custom backoff."""
+
+    timeout_seconds: float
+    """Seconds after which the task fails with a timeout."""
+
+    cache_policy: CachePolicy
+    """How the task's cache key is computed; see [`DEFAULT_CACHE_POLICY`][durable_prefect.DEFAULT_CACHE_POLICY]."""
+
+    persist_result: bool
+    """Whether the task's result is persisted (required for a retried or resumed flow run to reuse it)."""
+
+    result_storage: ResultStorage
+    """Where results are persisted: a storage block, or a block slug like `s3-bucket/my-storage`."""
+
+    log_prints: bool
+    """Whether `print` calls inside the task are sent to Prefect's logs."""
+
+
+DEFAULT_TASK_CONFIG: TaskConfig = TaskConfig(
+    retries=0,
+    retry_delay_seconds=1.0,
+    persist_result=True,
+    log_prints=False,
+    cache_policy=DEFAULT_CACHE_POLICY,
+)
+"""The base layer under every task config: no retries, persisted results, and a cache key by value."""
+
+
+def merge_task_config(*configs: Mapping[str, Any] | None) -> TaskConfig:
+    """Combine task configs, later layers winning key by key, on top of the defaults; inputs are never mutated.
+
+    Args:
+        *configs: The layers, from the most general to the most specific (`None` entries are skipped).
+
+    Returns:
+        A new task config.
+    """
+    return cast(TaskConfig, merge_config(DEFAULT_TASK_CONFIG, *configs))

@@ -1,0 +1,196 @@
+"""Test kit: run Prefect flows against a private, offline, ephemeral Prefect server.
+
+```python
+from durable_prefect.testing import prefect_test_server
+
+
+@pytest.fixture(scope='session')
+def prefect_server():
+    with prefect_test_server():
+        yield
+```
+
+Starting the server takes about 10 seconds (database migrations), so start it once per test session (and per
+pytest-xdist worker). Telemetry and flow heartbeats are switched off, results are stored in a temporary
+`PREFECT_HOME`, and the server process is stopped on exit, by PID if Prefect's own shutdown did not stop it.
+A server left behind by a test process that died hard is found (through a PID file) and stopped the next time
+[`prefect_test_server`][durable_prefect.testing.prefect_test_server] starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Generator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+__all__ = ('TELEMETRY_OFF_ENV', 'prefect_test_server', 'reap_orphaned_servers')
+
+TELEMETRY_OFF_ENV: dict[str, str] = {
+    'PREFECT_SERVER_ANALYTICS_ENABLED': 'false',
+    'DO_NOT_TRACK': '1',
+}
+"""Environment variables that switch Prefect's (and other libraries') telemetry off."""
+
+_PID_DIR = Path(tempfile.gettempdir()) / 'durable-prefect-test-servers'
+_HOME_PREFIX = 'durable-prefect-home-'
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - alive but owned by someone else
+        return True
+    try:
+        # A zombie (dead, not yet reaped by its parent) still answers signal 0: it is dead all the same.
+        stat = Path(f'/proc/{pid}/stat').read_text()
+    except OSError:  # pragma: no cover - no /proc (macOS), or it just exited
+        return True
+    return stat.rsplit(')', 1)[-1].split()[0] != 'Z'
+
+
+def _is_prefect_server(pid: int) -> bool:
+    """Whether `pid` is an ephemeral Prefect API server (so a recycled PID is never killed by mistake)."""
+    try:
+        cmdline = Path(f'/proc/{pid}/cmdline').read_bytes()
+    except OSError:
+        return _pid_alive(pid)  # no /proc (macOS): trust the PID file
+    return b'prefect.server.api.server:create_app' in cmdline
+
+
+def _kill(pid: int) -> None:
+    """Terminate `pid`, then kill it if it is still alive after a grace period."""
+    for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 2.0)):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            try:
+                # Reap it if it is our child, so it does not linger as a zombie.
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = 0 if _pid_alive(pid) else pid
+            if done == pid or not _pid_alive(pid):
+                return
+            time.sleep(0.05)
+
+
+def reap_orphaned_servers() -> list[int]:
+    """Stop test servers whose owning test process is gone (it died before it could stop them).
+
+    Returns:
+        The PIDs of the servers that were stopped.
+    """
+    reaped: list[int] = []
+    if not _PID_DIR.is_dir():
+        return reaped
+    for pid_file in _PID_DIR.glob('*.json'):
+        try:
+            record = json.loads(pid_file.read_text())
+            owner, server = int(record['owner_pid']), int(record['server_pid'])
+        except (OSError, ValueError, KeyError, TypeError):
+            pid_file.unlink(missing_ok=True)
+            continue
+        if _pid_alive(owner):
+            continue
+        if _pid_alive(server) and _is_prefect_server(server):
+            _kill(server)
+            reaped.append(server)
+        home = record.get('home')
+        if isinstance(home, str) and Path(home).name.startswith(_HOME_PREFIX):
+            shutil.rmtree(home, ignore_errors=True)
+        pid_file.unlink(missing_ok=True)
+    return reaped
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Generator[None]:
+    previous = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@contextmanager
+def _server_pid_file(server_pid: int, home: Path) -> Generator[Path]:
+    _PID_DIR.mkdir(parents=True, exist_ok=True)
+    pid_file = _PID_DIR / f'{os.getpid()}-{server_pid}.json'
+    pid_file.write_text(json.dumps({'owner_pid': os.getpid(), 'server_pid': server_pid, 'home': str(home)}))
+    try:
+        yield pid_file
+    finally:
+        pid_file.unlink(missing_ok=True)
+
+
+@contextmanager
+def prefect_test_server(*, server_startup_timeout: int = 120) -> Generator[Path]:
+    """Start a private ephemeral Prefect server, offline, with telemetry and flow heartbeats off.
+
+    Everything it starts is stopped on exit: Prefect's test harness, the server subprocess (killed by PID if
+    the harness left it running) and the temporary `PREFECT_HOME`.
+
+    Args:
+        server_startup_timeout: Seconds to wait for the server to come up (migrations take ~10 s).
+
+    Yields:
+        The temporary `PREFECT_HOME` directory (results are persisted under it).
+    """
+    reap_orphaned_servers()
+    home = Path(tempfile.mkdtemp(prefix=_HOME_PREFIX))
+    with ExitStack() as stack:
+        stack.callback(shutil.rmtree, home, ignore_errors=True)
+        # The server subprocess inherits os.environ, so telemetry must be switched off there, before it starts.
+        stack.enter_context(_environment({**TELEMETRY_OFF_ENV, 'PREFECT_HOME': str(home)}))
+
+        # Imported late so that the environment above is in place when Prefect reads its settings.
+        from prefect.server.api.server import SubprocessASGIServer
+        from prefect.settings import (
+            PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+            PREFECT_HOME,
+            PREFECT_LOCAL_STORAGE_PATH,
+            PREFECT_SERVER_ANALYTICS_ENABLED,
+            temporary_settings,
+        )
+        from prefect.testing.utilities import prefect_test_harness
+
+        stack.enter_context(
+            temporary_settings(
+                updates={
+                    PREFECT_HOME: home,
+                    PREFECT_LOCAL_STORAGE_PATH: home / 'storage',
+                    PREFECT_SERVER_ANALYTICS_ENABLED: False,
+                    PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
+                }
+            )
+        )
+        server_pids: list[int] = []
+
+        def stop_leftover_server() -> None:
+            for pid in server_pids:
+                if _pid_alive(pid) and _is_prefect_server(pid):
+                    _kill(pid)
+
+        # Registered before the harness so that it runs after the harness's own shutdown.
+        stack.callback(stop_leftover_server)
+        stack.enter_context(prefect_test_harness(server_startup_timeout=server_startup_timeout))
+        server = SubprocessASGIServer._instances.get(None)  # pyright: ignore[reportPrivateUsage]
+        process = server.server_process if server is not None else None
+        if process is not None:
+            server_pids.append(process.pid)
+            stack.enter_context(_server_pid_file(process.pid, home))
+        yield home

@@ -1,0 +1,142 @@
+"""The default cache policy hashes by value: unit tests of the key functions (no server needed)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import httpx
+import pytest
+from prefect.cache_policies import CompoundCachePolicy, TaskSource
+from pydantic import BaseModel
+from pydantic_ai import RunContext
+from pydantic_ai.messages import ModelRequest, ModelResponse, TextPart, UserPromptPart
+from pydantic_ai.models.test import TestModel
+from pydantic_ai.usage import RunUsage
+
+from durable_prefect import (
+    DEFAULT_CACHE_POLICY,
+    DEFAULT_TASK_CONFIG,
+    AgentRunScope,
+    InputsByValue,
+    canonical_value,
+    value_key,
+)
+
+
+@dataclass
+class Deps:
+    tenant: str
+    limits: dict[str, int] = field(default_factory=dict[str, int])
+    lock: Any = field(default_factory=threading.Lock)
+
+
+class Settings(BaseModel):
+    region: str
+
+
+def _messages(prompt: str, *, when: datetime, run_id: str) -> list[Any]:
+    return [
+        ModelRequest(parts=[UserPromptPart(prompt, timestamp=when)], run_id=run_id, conversation_id=run_id),
+        ModelResponse(parts=[TextPart('hi')], timestamp=when, run_id=run_id, conversation_id=run_id),
+    ]
+
+
+def _ctx(deps: Any, metadata: dict[str, Any] | None = None, run_id: str = 'r1', **kwargs: Any) -> RunContext[Any]:
+    return RunContext(deps=deps, model=TestModel(), usage=RunUsage(), metadata=metadata, run_id=run_id, **kwargs)
+
+
+def test_equal_values_give_equal_keys_whatever_the_object_identity() -> None:
+    assert value_key({'deps': Deps('acme', {'a': 1})}) == value_key({'deps': Deps('acme', {'a': 1})})
+    assert value_key(Settings(region='eu')) == value_key(Settings(region='eu'))
+    assert value_key({'b': 1, 'a': 2}) == value_key({'a': 2, 'b': 1})
+    assert value_key({3, 1, 2}) == value_key({2, 3, 1})
+
+
+def test_different_values_give_different_keys() -> None:
+    assert value_key(Deps('acme')) != value_key(Deps('globex'))
+    assert value_key(Deps('acme', {'a': 1})) != value_key(Deps('acme', {'a': 2}))
+    assert value_key(Settings(region='eu')) != value_key(Settings(region='us'))
+    assert value_key([1, 2]) != value_key([2, 1])
+    assert value_key('1') != value_key(1)
+    assert value_key(b'abc') != value_key(b'abd')
+
+
+def test_timestamps_run_ids_and_conversation_ids_in_messages_are_ignored() -> None:
+    early = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    late = datetime(2025, 6, 1, tzinfo=timezone.utc)
+    assert value_key(_messages('hi', when=early, run_id='a')) == value_key(_messages('hi', when=late, run_id='b'))
+    assert value_key(_messages('hi', when=early, run_id='a')) != value_key(_messages('ho', when=early, run_id='a'))
+
+
+def test_timestamps_in_user_data_are_kept() -> None:
+    early = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    late = datetime(2025, 6, 1, tzinfo=timezone.utc)
+    assert value_key({'timestamp': early}) != value_key({'timestamp': late})
+
+
+def test_run_context_key_holds_deps_metadata_and_messages_but_not_the_run_id() -> None:
+    base = value_key(_ctx(Deps('acme'), {'region': 'eu'}, run_id='r1'))
+    assert value_key(_ctx(Deps('acme'), {'region': 'eu'}, run_id='r2')) == base
+    assert value_key(_ctx(Deps('globex'), {'region': 'eu'})) != base
+    assert value_key(_ctx(Deps('acme'), {'region': 'us'})) != base
+    assert value_key(_ctx(Deps('acme'), {'region': 'eu'}, tool_call_id='c1')) != base
+    when = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    assert value_key(_ctx(Deps('acme'), {'region': 'eu'}, messages=_messages('x', when=when, run_id='r'))) != base
+
+
+def test_objects_without_data_are_keyed_by_type_and_cycles_terminate() -> None:
+    cyclic: dict[str, Any] = {'name': 'loop'}
+    cyclic['self'] = cyclic
+    assert value_key(cyclic) == value_key(cyclic)
+    canonical = canonical_value(Deps('acme'))
+    assert 'lock' in str(canonical)
+    assert '0x' not in str(canonical)  # no memory address (object identity) in the key material
+
+
+def test_default_policy_is_inputs_by_value_plus_task_source_plus_agent_run() -> None:
+    assert DEFAULT_TASK_CONFIG.get('cache_policy') is DEFAULT_CACHE_POLICY
+    assert isinstance(DEFAULT_CACHE_POLICY, CompoundCachePolicy)
+    kinds = {type(policy) for policy in DEFAULT_CACHE_POLICY.policies}
+    assert kinds == {InputsByValue, TaskSource, AgentRunScope}
+    assert InputsByValue().compute_key(None, {}, {}) is None  # pyright: ignore[reportArgumentType]
+    assert AgentRunScope().compute_key(None, {}, {}) is None  # pyright: ignore[reportArgumentType]
+
+
+@pytest.mark.parametrize('value', [float('nan'), float('inf'), 1.5, None, True])
+def test_scalars_are_json_safe(value: Any) -> None:
+    assert value_key(value) == value_key(value)
+
+
+def test_shared_and_temporary_objects_are_keyed_by_value() -> None:
+    shared = Deps('acme')
+    assert value_key([shared, shared]) == value_key([Deps('acme'), Deps('acme')])
+    assert value_key([{'a': [1]}, {'a': [2]}]) != value_key([{'a': [1]}, {'a': [1]}])
+
+
+@dataclass
+class ClientDeps:
+    tenant: str
+    client: httpx.AsyncClient
+
+
+@pytest.mark.anyio
+async def test_live_resources_in_deps_are_keyed_by_type_only() -> None:
+    async with httpx.AsyncClient() as first, httpx.AsyncClient(timeout=3) as second:
+        key = value_key(ClientDeps('acme', first))
+        assert value_key(ClientDeps('acme', second)) == key
+        first.cookies.set('session', 'changes as the client is used')
+        assert value_key(ClientDeps('acme', first)) == key
+        assert value_key(ClientDeps('globex', first)) != key
+
+
+class PlainDeps:
+    def __init__(self, tenant: str) -> None:
+        self.tenant = tenant
+
+
+def test_plain_objects_are_keyed_by_their_attributes() -> None:
+    assert value_key(PlainDeps('acme')) == value_key(PlainDeps('acme'))
+    assert value_key(PlainDeps('acme')) != value_key(PlainDeps('globex'))

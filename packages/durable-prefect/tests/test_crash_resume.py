@@ -1,0 +1,46 @@
+"""A flow run whose process died hard is resumed in a new process: completed model and tool tasks are not re-run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from prefect.settings import PREFECT_API_URL, PREFECT_LOCAL_STORAGE_PATH
+
+pytestmark = [pytest.mark.usefixtures('prefect_server')]
+
+WORKER = Path(__file__).with_name('resume_worker.py')
+
+
+def _run_worker(phase: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        'PREFECT_API_URL': str(PREFECT_API_URL.value()),
+        'PREFECT_LOCAL_STORAGE_PATH': str(PREFECT_LOCAL_STORAGE_PATH.value()),
+        'RESUME_TEST_LOG': str(tmp_path / 'calls.log'),
+        'RESUME_TEST_FLOW_RUN': str(tmp_path / 'flow_run_id'),
+        'RESUME_TEST_PHASE': phase,
+    }
+    return subprocess.run(
+        [sys.executable, str(WORKER)], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_resumed_flow_run_skips_completed_tasks_by_cache_key(tmp_path: Path) -> None:
+    crashed = _run_worker('start', tmp_path)
+    assert crashed.returncode == 17, crashed.stderr[-3000:]
+    resumed = _run_worker('resume', tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert resumed.stdout.strip().splitlines()[-1] == 'did a did b'
+    calls = (tmp_path / 'calls.log').read_text().split()
+    assert calls == [
+        'start:model-1',
+        'start:tool-a',
+        'start:model-2',
+        'start:tool-b',  # died here
+        'resume:tool-b',  # the only work that ran again ...
+        'resume:model-3',  # ... and the work that never ran
+    ]

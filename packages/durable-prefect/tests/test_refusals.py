@@ -1,0 +1,108 @@
+"""Clear `UserError`s: no name, no model, streaming inside a flow, a model that is not a PrefectModel."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import pytest
+from prefect import flow
+from pydantic_ai import Agent
+from pydantic_ai.exceptions import UserError
+from pydantic_ai.models.test import TestModel
+from pydantic_ai.run import AgentRunResultEvent
+
+from durable_prefect import PrefectAgent, PrefectModel
+
+from ._helpers import flow_runs_named, task_runs_of
+
+pytestmark = [pytest.mark.anyio]
+
+
+def test_agent_without_name_is_refused() -> None:
+    with pytest.raises(UserError, match='needs a unique, stable .name.'):
+        PrefectAgent(Agent(TestModel()))
+
+
+def test_name_given_to_the_wrapper_is_enough() -> None:
+    assert PrefectAgent(Agent(TestModel()), name='named').name == 'named'
+
+
+def test_name_cannot_change() -> None:
+    agent = PrefectAgent(Agent(TestModel(), name='fixed'))
+    with pytest.raises(UserError, match='cannot change'):
+        agent.name = 'other'
+
+
+def test_agent_without_model_is_refused() -> None:
+    with pytest.raises(UserError, match='has no model'):
+        PrefectAgent(Agent(name='modelless'))
+
+
+def test_override_with_a_plain_model_is_refused() -> None:
+    agent = PrefectAgent(Agent(TestModel(), name='override-refused'))
+    with pytest.raises(UserError, match='not a PrefectModel'), agent.override(model=TestModel()):
+        pass
+
+
+@pytest.mark.usefixtures('prefect_server')
+async def test_run_with_a_plain_model_is_refused() -> None:
+    agent = PrefectAgent(Agent(TestModel(), name='runtime-model'))
+    with pytest.raises(UserError, match='not a PrefectModel'):
+        await agent.run('hi', model=TestModel())
+    with pytest.raises(UserError, match='not a PrefectModel'):
+        async with agent.iter('hi', model='test'):
+            pass
+
+
+@pytest.mark.usefixtures('prefect_server')
+async def test_run_with_a_prefect_model_uses_it() -> None:
+    agent = PrefectAgent(Agent(TestModel(), name='runtime-prefect-model'))
+    result = await agent.run('hi', model=PrefectModel(TestModel(custom_output_text='from run')))
+    assert result.output == 'from run'
+
+
+@pytest.mark.usefixtures('prefect_server')
+async def test_override_with_a_prefect_model_uses_it_in_tasks() -> None:
+    agent = PrefectAgent(Agent(TestModel(), name='override-ok'))
+    with agent.override(model=PrefectModel(TestModel(custom_output_text='overridden'))):
+        assert (await agent.run('hi')).output == 'overridden'
+    assert (await agent.run('hi')).output == 'success (no tool calls)'
+    first, _ = sorted(await flow_runs_named('override-ok Run'), key=lambda run: run.expected_start_time or 0)
+    [model_task] = await task_runs_of([first.id], expected=1)
+    assert model_task.name.startswith('Model Request: test')
+
+
+@pytest.mark.usefixtures('prefect_server')
+async def test_streaming_entry_points_are_refused_inside_a_flow() -> None:
+    agent = PrefectAgent(Agent(TestModel(), name='no-stream'))
+
+    @flow
+    async def streams_inside() -> list[str]:
+        errors: list[str] = []
+        try:
+            async with agent.run_stream('hi'):
+                pass  # pragma: no cover
+        except UserError as error:
+            errors.append(str(error))
+        try:
+            agent.run_stream_events('hi')
+        except UserError as error:
+            errors.append(str(error))
+        return errors
+
+    errors = await streams_inside()
+    assert len(errors) == 2
+    assert '`run_stream()` cannot be used inside a Prefect flow' in errors[0]
+    assert '`run_stream_events()` cannot be used inside a Prefect flow' in errors[1]
+
+
+async def test_streaming_outside_a_flow_behaves_like_the_plain_agent() -> None:
+    agent = PrefectAgent(Agent(TestModel(custom_output_text='streamed'), name='stream-outside'))
+    async with agent.run_stream('hi') as streamed:
+        assert await streamed.get_output() == 'streamed'
+    events: list[Any] = []
+    async with agent.run_stream_events('hi') as stream:
+        events.extend([event async for event in stream])
+    last = events[-1]
+    assert isinstance(last, AgentRunResultEvent)
+    assert cast(AgentRunResultEvent[str], last).result.output == 'streamed'

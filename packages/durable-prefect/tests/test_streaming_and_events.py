@@ -1,0 +1,83 @@
+"""Streamed model requests are consumed inside their task; other events are handled in `Handle Stream Event` tasks."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable
+from typing import Any
+
+import pytest
+from pydantic_ai import Agent, RunContext
+from pydantic_ai.direct import model_request
+from pydantic_ai.messages import AgentStreamEvent, ModelRequest
+from pydantic_ai.models.test import TestModel
+
+from durable_prefect import PrefectAgent, PrefectModel
+
+from ._helpers import flow_runs_named, task_runs_of
+
+pytestmark = [pytest.mark.anyio]
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    async def __call__(self, ctx: RunContext[Any], stream: AsyncIterable[AgentStreamEvent]) -> None:
+        async for event in stream:
+            self.events.append(type(event).__name__)
+
+
+def _agent(name: str) -> Agent[None, str]:
+    agent = Agent(TestModel(), name=name)
+
+    @agent.tool_plain
+    def ping() -> str:
+        return 'pong'
+
+    return agent
+
+
+async def _names(flow_name: str, expected: int) -> list[str]:
+    [flow_run] = await flow_runs_named(flow_name)
+    return [run.name.rsplit('-', 1)[0] for run in await task_runs_of([flow_run.id], expected=expected)]
+
+
+@pytest.mark.usefixtures('prefect_server')
+async def test_event_stream_handler_gets_model_events_in_the_model_task_and_tool_events_in_tasks() -> None:
+    recorder = Recorder()
+    prefect_agent = PrefectAgent(_agent('events'), event_stream_handler=recorder)
+    result = await prefect_agent.run('go')
+    assert result.output == '{"ping":"pong"}'
+    plain = Recorder()
+    await _agent('plain-events').run('go', event_stream_handler=plain)
+    # The handler sees the same events as with the plain agent: model events live inside the streaming model
+    # task, tool events each in its own `Handle Stream Event` task.
+    assert recorder.events == plain.events
+    assert 'PartStartEvent' in recorder.events
+    assert 'FunctionToolResultEvent' in recorder.events
+    names = await _names('events Run', expected=5)
+    assert names.count('Model Request (Streaming): test') == 2
+    assert 'Call Tool: ping' in names
+    assert 'Handle Stream Event' in names
+    assert 'Model Request: test' not in names
+
+
+@pytest.mark.usefixtures('prefect_server')
+async def test_run_time_event_stream_handler_is_used_in_tasks() -> None:
+    recorder = Recorder()
+    prefect_agent = PrefectAgent(_agent('run-time-events'), event_stream_handler_task_config={'retries': 1})
+    await prefect_agent.run('go', event_stream_handler=recorder)
+    assert 'PartStartEvent' in recorder.events
+    assert 'FunctionToolResultEvent' in recorder.events
+    assert 'Handle Stream Event' in await _names('run-time-events Run', expected=5)
+
+
+async def test_prefect_model_outside_a_flow_behaves_like_the_wrapped_model() -> None:
+    model = PrefectModel(TestModel(custom_output_text='plain'))
+    response = await model_request(model, [ModelRequest.user_text_prompt('hi')])
+    assert response.parts[0].content == 'plain'  # pyright: ignore[reportAttributeAccessIssue,reportUnknownMemberType]
+    recorder = Recorder()
+    prefect_agent = PrefectAgent(_agent('stream-outside-flow'), event_stream_handler=recorder)
+    async with prefect_agent.run_stream('go') as streamed:
+        assert await streamed.get_output() == '{"ping":"pong"}'
+    assert 'FunctionToolResultEvent' in recorder.events

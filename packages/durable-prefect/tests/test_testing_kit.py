@@ -1,0 +1,78 @@
+"""The test kit: telemetry and heartbeats off, a private PREFECT_HOME, and no server left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, PREFECT_HOME, PREFECT_SERVER_ANALYTICS_ENABLED
+
+from durable_prefect import testing
+
+
+def test_session_server_runs_offline_with_telemetry_and_heartbeats_off(prefect_server: Path) -> None:
+    assert os.environ['DO_NOT_TRACK'] == '1'
+    assert os.environ['PREFECT_SERVER_ANALYTICS_ENABLED'] == 'false'
+    assert PREFECT_SERVER_ANALYTICS_ENABLED.value() is False
+    assert PREFECT_FLOWS_HEARTBEAT_FREQUENCY.value() is None
+    assert PREFECT_HOME.value() == prefect_server
+    # The server's PID is recorded, so that a later session can stop it if this process dies hard.
+    records = [json.loads(path.read_text()) for path in testing._PID_DIR.glob(f'{os.getpid()}-*.json')]  # pyright: ignore[reportPrivateUsage]
+    assert len(records) == 1
+    assert testing._is_prefect_server(records[0]['server_pid'])  # pyright: ignore[reportPrivateUsage]
+
+
+def _spawn(*args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)', *args])
+
+
+@pytest.fixture
+def pid_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(testing, '_PID_DIR', tmp_path)
+    return tmp_path
+
+
+def test_orphaned_server_is_stopped_by_pid(pid_dir: Path) -> None:
+    dead_owner = int(Path('/proc/sys/kernel/pid_max').read_text()) + 1  # no process can have this PID
+    orphan = _spawn('prefect.server.api.server:create_app')  # looks like a Prefect server
+    bystander = _spawn('something-else')  # a recycled PID must never be killed
+    try:
+        (pid_dir / 'a.json').write_text(json.dumps({'owner_pid': dead_owner, 'server_pid': orphan.pid}))
+        (pid_dir / 'b.json').write_text(json.dumps({'owner_pid': dead_owner, 'server_pid': bystander.pid}))
+        (pid_dir / 'c.json').write_text(json.dumps({'owner_pid': os.getpid(), 'server_pid': orphan.pid}))
+        (pid_dir / 'd.json').write_text('not json')
+        assert testing.reap_orphaned_servers() == [orphan.pid]
+        assert orphan.wait(timeout=10) is not None
+        assert bystander.poll() is None
+        # Records of dead owners and unreadable records are removed; a live owner's record is kept.
+        assert sorted(path.name for path in pid_dir.iterdir()) == ['c.json']
+    finally:
+        for process in (orphan, bystander):
+            process.kill()
+            process.wait()
+
+
+def test_server_of_a_test_process_killed_hard_is_stopped_by_the_next_session() -> None:
+    worker = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name('hard_death_worker.py'))], stdout=subprocess.PIPE, text=True
+    )
+    server_pid = 0
+    try:
+        assert worker.stdout is not None
+        pid, home = worker.stdout.readline().split()
+        server_pid = int(pid)
+        worker.kill()  # SIGKILL: the worker cannot stop its server
+        worker.wait()
+        assert testing._pid_alive(server_pid)  # pyright: ignore[reportPrivateUsage]
+        assert server_pid in testing.reap_orphaned_servers()
+        assert not testing._pid_alive(server_pid)  # pyright: ignore[reportPrivateUsage]
+        assert not Path(home).exists()  # its temporary PREFECT_HOME is removed too
+    finally:
+        worker.kill()
+        worker.wait()
+        if server_pid and testing._pid_alive(server_pid):  # pyright: ignore[reportPrivateUsage]
+            os.kill(server_pid, 9)
