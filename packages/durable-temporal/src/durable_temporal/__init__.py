@@ -1,1 +1,36 @@
-"""durable_temporal."""
+"""Durable pydantic-ai agents on Temporal.
+
+Wrap an agent in [`TemporalAgent`][durable_temporal.TemporalAgent] and call `await agent.run(...)` inside a workflow:
+the agent loop runs in workflow code and every model request and tool I/O runs as an activity, so a worker crash
+resumes the run without repeating completed work. Register the agent's activities with
+[`AgentPlugin`][durable_temporal.AgentPlugin] or a workflow's `__pydantic_ai_agents__`, and configure clients and
+workers with [`PydanticAIPlugin`][durable_temporal.PydanticAIPlugin].
+"""
+
+from __future__ import annotations
+
+# The anyio backends are imported lazily on first use; import them now so that does not happen inside the workflow
+# sandbox (where the import would be re-done per workflow run and may be restricted).
+import anyio._backends._asyncio  # pyright: ignore[reportUnusedImport]  # noqa: F401
+
+from ._agent import TemporalAgent
+from ._logfire import LogfirePlugin
+from ._model import TemporalProviderFactory
+from ._payload_converter import PydanticAIPayloadConverter
+from ._plugin import AgentPlugin, PydanticAIPlugin
+from ._run_context import TemporalRunContext
+from ._toolset import TemporalWrapperToolset, temporalize_toolset
+from ._workflow import PydanticAIWorkflow
+
+__all__ = (
+    'AgentPlugin',
+    'LogfirePlugin',
+    'PydanticAIPayloadConverter',
+    'PydanticAIPlugin',
+    'PydanticAIWorkflow',
+    'TemporalAgent',
+    'TemporalProviderFactory',
+    'TemporalRunContext',
+    'TemporalWrapperToolset',
+    'temporalize_toolset',
+)

@@ -1,0 +1,345 @@
+"""`TemporalAgent`: a pydantic-ai agent whose model requests and tool I/O run as Temporal activities."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterable, Callable, Generator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import ConfigDict, with_config
+from pydantic_ai import _instructions, _utils, models
+from pydantic_ai import messages as _messages
+from pydantic_ai.agent import AbstractAgent, EventStreamHandler
+from pydantic_ai.agent.abstract import AgentModelSettings, AgentRetries
+from pydantic_ai.exceptions import UserError
+from pydantic_ai.models import Model
+from pydantic_ai.output import OutputDataT
+from pydantic_ai.tools import AgentDepsT, AgentNativeTool, RunContext, Tool, ToolFuncEither
+from pydantic_ai.toolsets import AbstractToolset
+from pydantic_core import PydanticSerializationError
+from temporalio import activity, workflow
+from temporalio.workflow import ActivityConfig
+
+from durable_kernel import require_agent_name, require_toolset_id
+
+from ._config import merge_activity_config
+from ._entrypoints import TemporalEntryPoints
+from ._model import TemporalModel, TemporalProviderFactory
+from ._run_context import TemporalRunContext, activity_run_context
+from ._toolset import TemporalWrapperToolset, temporalize_toolset
+
+if TYPE_CHECKING:
+    from pydantic_ai.agent.spec import AgentSpec
+
+__all__ = ('EventStreamHandlerParams', 'TemporalAgent', 'TemporalizeToolsetFunc')
+
+TemporalizeToolsetFunc = Callable[
+    [
+        AbstractToolset[AgentDepsT],
+        str,
+        ActivityConfig,
+        dict[str, ActivityConfig | Literal[False]],
+        type[AgentDepsT],
+        type[TemporalRunContext[AgentDepsT]],
+        AbstractAgent[AgentDepsT, Any] | None,
+    ],
+    AbstractToolset[AgentDepsT],
+]
+"""Wraps a leaf toolset for Temporal: `(toolset, activity_name_prefix, activity_config, tool_activity_config,
+deps_type, run_context_type, agent) -> toolset` (six-argument functions without `agent` are accepted too)."""
+
+
+@dataclass
+@with_config(ConfigDict(arbitrary_types_allowed=True))
+class EventStreamHandlerParams:
+    """Argument of the event-stream-handler activity (field names are wire format)."""
+
+    event: _messages.AgentStreamEvent
+    serialized_run_context: Any
+
+
+def _positional_arity(func: Callable[..., Any]) -> int:
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(1 for p in inspect.signature(func).parameters.values() if p.kind in kinds)
+
+
+class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
+    """Wraps an agent so that, inside a Temporal workflow, its I/O runs in activities and its loop in the workflow.
+
+    Model requests (plain and streamed), function-tool calls, dynamic-toolset listing and calls, and MCP listing,
+    calls and instructions become activities named after the agent (`agent__{name}__...`); register them on the
+    worker with `AgentPlugin(agent)` or a workflow's `__pydantic_ai_agents__`. Outside a workflow the agent behaves
+    exactly like the wrapped one. Changes made to the wrapped agent's model or toolsets after wrapping are not seen.
+    """
+
+    def __init__(
+        self,
+        wrapped: AbstractAgent[AgentDepsT, OutputDataT],
+        *,
+        name: str | None = None,
+        models: Mapping[str, Model] | None = None,
+        provider_factory: TemporalProviderFactory | None = None,
+        event_stream_handler: EventStreamHandler[AgentDepsT] | None = None,
+        activity_config: ActivityConfig | None = None,
+        model_activity_config: ActivityConfig | None = None,
+        toolset_activity_config: dict[str, ActivityConfig] | None = None,
+        tool_activity_config: dict[str, dict[str, ActivityConfig | Literal[False]]] | None = None,
+        run_context_type: type[TemporalRunContext[AgentDepsT]] = TemporalRunContext[AgentDepsT],
+        temporalize_toolset_func: TemporalizeToolsetFunc[AgentDepsT] = temporalize_toolset,
+    ) -> None:
+        """Wrap an agent for use inside Temporal workflows.
+
+        Args:
+            wrapped: The agent to wrap.
+            name: Unique agent name used in activity names; defaults to the wrapped agent's `name`.
+            models: Model instances that `run(model=...)` may select inside a workflow, by instance or key. If the
+                wrapped agent has no model, the first one is the default. The key `'default'` is reserved.
+            provider_factory: Builds the provider of a model given as a string at run time inside a workflow:
+                `(run_context, provider_name) -> Provider`, called inside the model activity.
+            event_stream_handler: Handler to use instead of the wrapped agent's. Inside a workflow it runs in
+                activities: with the live stream inside the model-request activity, then once per tool/result event.
+            activity_config: Base config of every activity (default: 60 s start-to-close). `UserError` and
+                `PydanticUserError` are always non-retryable. The dict and its retry policy are not modified.
+            model_activity_config: Config merged on top of the base for the model-request activities.
+            toolset_activity_config: Configs by toolset id, merged on top of the base for that toolset's activities.
+            tool_activity_config: Configs by toolset id then tool name, merged on top of the toolset's. `False` runs
+                an `async` function tool in workflow code (no activity); not allowed for sync, dynamic or MCP tools.
+            run_context_type: The `TemporalRunContext` (sub)class that carries the run context into activities.
+            temporalize_toolset_func: Wraps each leaf toolset for Temporal; the default handles function, dynamic
+                and MCP toolsets and leaves other toolsets to run in workflow code.
+        """
+        super().__init__(wrapped)
+        self._name = name
+        agent_name = require_agent_name(name or wrapped.name, engine='Temporal')
+        self._event_stream_handler = event_stream_handler
+        self.run_context_type = run_context_type
+        self.activity_config = merge_activity_config(activity_config)
+        self._durable_run_active: ContextVar[bool] = ContextVar('durable_temporal_run_active', default=False)
+        prefix = f'agent__{agent_name}'
+        deps_type = self.deps_type
+
+        async def event_stream_handler_activity(params: EventStreamHandlerParams, deps: Any) -> None:
+            handler = self._user_event_stream_handler
+            if handler is None:
+                return
+            ctx = activity_run_context(self.run_context_type, params.serialized_run_context, deps=deps, agent=wrapped)
+
+            async def one_event() -> AsyncIterable[_messages.AgentStreamEvent]:
+                yield params.event
+
+            await handler(ctx, one_event())
+
+        event_stream_handler_activity.__annotations__['deps'] = deps_type
+        self.event_stream_handler_activity = activity.defn(name=f'{prefix}__event_stream_handler')(
+            event_stream_handler_activity
+        )
+        activities: list[Callable[..., Any]] = [self.event_stream_handler_activity]
+
+        self._temporal_model = TemporalModel(
+            wrapped.model if isinstance(wrapped.model, Model) else None,
+            activity_name_prefix=prefix,
+            activity_config=merge_activity_config(self.activity_config, model_activity_config),
+            deps_type=deps_type,
+            run_context_type=run_context_type,
+            event_stream_handler=self._user_event_stream_handler,
+            models=models,
+            provider_factory=provider_factory,
+            agent=wrapped,
+        )
+        activities.extend(self._temporal_model.temporal_activities)
+
+        toolset_configs = toolset_activity_config or {}
+        tool_configs = tool_activity_config or {}
+        pass_agent = _positional_arity(temporalize_toolset_func) > 6
+
+        def make_durable(toolset: AbstractToolset[AgentDepsT]) -> AbstractToolset[AgentDepsT]:
+            toolset_id = require_toolset_id(toolset, engine='Temporal')
+            args: list[Any] = [
+                toolset,
+                prefix,
+                merge_activity_config(self.activity_config, toolset_configs.get(toolset_id)),
+                dict(tool_configs.get(toolset_id, {})),
+                deps_type,
+                run_context_type,
+            ]
+            if pass_agent:
+                args.append(wrapped)
+            durable = temporalize_toolset_func(*args)
+            if isinstance(durable, TemporalWrapperToolset):
+                activities.extend(durable.temporal_activities)
+            return durable
+
+        self._toolsets = [toolset.visit_and_replace(make_durable) for toolset in wrapped.toolsets]
+        self._temporal_activities = _unique_activities(activities)
+
+    # --- properties -----------------------------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str | None:
+        """The name used in activity names."""
+        return self._name or super().name
+
+    @name.setter
+    def name(self, value: str | None) -> None:
+        raise UserError(
+            'The name of a TemporalAgent cannot change: it names the activities recorded in workflow histories. '
+            'Create a new TemporalAgent with the new `name=`.'
+        )
+
+    @property
+    def model(self) -> Model:
+        """The durable model (requests go to activities inside a workflow)."""
+        return self._temporal_model
+
+    @property
+    def _user_event_stream_handler(self) -> EventStreamHandler[AgentDepsT] | None:
+        return self._event_stream_handler or self.wrapped.event_stream_handler
+
+    @property
+    def event_stream_handler(self) -> EventStreamHandler[AgentDepsT] | None:
+        """The event stream handler; inside a workflow, one that forwards each event to the handler activity."""
+        handler = self._user_event_stream_handler
+        if handler is None or not workflow.in_workflow():
+            return handler
+        return self._forward_events_to_activity
+
+    @property
+    def toolsets(self) -> Sequence[AbstractToolset[AgentDepsT]]:
+        """The toolsets the agent uses inside a workflow (leaf toolsets wrapped for Temporal)."""
+        with self._durable_overrides(None):
+            return super().toolsets
+
+    @property
+    def temporal_activities(self) -> list[Callable[..., Any]]:
+        """The activities to register on the worker, in a stable order.
+
+        The event-stream-handler activity, the model-request activities, then each toolset's activities.
+        """
+        return list(self._temporal_activities)
+
+    # --- workflow scope ---------------------------------------------------------------------------------------------
+
+    async def _forward_events_to_activity(
+        self, ctx: RunContext[AgentDepsT], stream: AsyncIterable[_messages.AgentStreamEvent]
+    ) -> None:
+        serialized = self.run_context_type.serialize_run_context(ctx)
+        async for event in stream:
+            options = merge_activity_config({'summary': f'handle event: {event.event_kind}'}, self.activity_config)
+            await workflow.execute_activity(
+                self.event_stream_handler_activity,
+                args=[EventStreamHandlerParams(event=event, serialized_run_context=serialized), ctx.deps],
+                **options,
+            )
+
+    @contextmanager
+    def _durable_overrides(self, model: models.Model | str | None) -> Generator[None]:
+        # `tools=[]`: the agent's own tools are already in `self._toolsets`, wrapped.
+        with (
+            super().override(model=self._temporal_model, toolsets=self._toolsets, tools=[]),
+            self._temporal_model.using_model(model),
+        ):
+            yield
+
+    @contextmanager
+    def _durable_scope(self, model: models.Model | str | None) -> Generator[None]:
+        token = self._durable_run_active.set(True)
+        try:
+            # Sync callbacks run inline: the workflow sandbox forbids threads.
+            with self._durable_overrides(model), _utils.disable_threads():
+                yield
+        except PydanticSerializationError as error:
+            raise UserError(
+                f'A value sent to a Temporal activity could not be serialized: {error}. Activity arguments (notably '
+                '`deps`) must be serializable by pydantic: use plain data, dataclasses or pydantic models, and create '
+                'clients and connections inside tools instead of passing them in `deps`.'
+            ) from error
+        finally:
+            self._durable_run_active.reset(token)
+
+    def _in_durable_run(self) -> bool:
+        return self._durable_run_active.get()
+
+    def _resolve_model_outside_workflow(self, model: models.Model | str | None) -> models.Model:
+        return self._temporal_model.resolve(model)
+
+    @contextmanager
+    def override(
+        self,
+        *,
+        name: str | _utils.Unset = _utils.UNSET,
+        deps: AgentDepsT | _utils.Unset = _utils.UNSET,
+        model: models.Model | models.KnownModelName | str | _utils.Unset = _utils.UNSET,
+        toolsets: Sequence[AbstractToolset[AgentDepsT]] | _utils.Unset = _utils.UNSET,
+        tools: Sequence[Tool[AgentDepsT] | ToolFuncEither[AgentDepsT, ...]] | _utils.Unset = _utils.UNSET,
+        native_tools: Sequence[AgentNativeTool[AgentDepsT]] | _utils.Unset = _utils.UNSET,
+        instructions: _instructions.AgentInstructions[AgentDepsT] | _utils.Unset = _utils.UNSET,
+        model_settings: AgentModelSettings[AgentDepsT] | _utils.Unset = _utils.UNSET,
+        retries: int | AgentRetries | _utils.Unset = _utils.UNSET,
+        spec: dict[str, Any] | AgentSpec | None = None,
+        **_deprecated_kwargs: Any,
+    ) -> Generator[None]:
+        """Temporarily override agent configuration (the wrapped agent's `override`).
+
+        Inside a workflow `model`, `toolsets`, `tools` and `native_tools` cannot be overridden: the activities
+        are fixed when the worker starts. Override them outside the workflow, before wrapping, or use `models=`.
+
+        Args:
+            name: The name to use instead of the agent's.
+            deps: The dependencies to use instead of the run's.
+            model: The model to use instead of the run's (refused inside a workflow).
+            toolsets: The toolsets to use instead of the agent's (refused inside a workflow).
+            tools: The tools to use instead of the agent's (refused inside a workflow).
+            native_tools: The native tools to use instead of the agent's (refused inside a workflow).
+            instructions: The instructions to use instead of the agent's.
+            model_settings: The model settings to use instead of the agent's and the run's.
+            retries: The retry budgets to use instead of the agent's and the run's.
+            spec: An agent spec to apply as overrides.
+        """
+        if workflow.in_workflow():
+            refused = [
+                label
+                for label, value in (
+                    ('model', model),
+                    ('toolsets', toolsets),
+                    ('tools', tools),
+                    ('native_tools', native_tools),
+                )
+                if _utils.is_set(value)
+            ]
+            if refused:
+                raise UserError(
+                    f'`{refused[0]}` cannot be overridden inside a Temporal workflow: activities and models are fixed '
+                    'when the worker starts. Set it on the agent before wrapping it in `TemporalAgent(...)` (or, for '
+                    'models, register them with `models=` and pass `run(model=...)`).'
+                )
+        with super().override(
+            name=name,
+            deps=deps,
+            model=model,
+            toolsets=toolsets,
+            tools=tools,
+            native_tools=native_tools,
+            instructions=instructions,
+            model_settings=model_settings,
+            retries=retries,
+            spec=spec,
+            **_deprecated_kwargs,
+        ):
+            yield
+
+
+def _unique_activities(activities: list[Callable[..., Any]]) -> list[Callable[..., Any]]:
+    seen: dict[str, Callable[..., Any]] = {}
+    for fn in activities:
+        definition = activity._Definition.must_from_callable(fn)  # pyright: ignore[reportPrivateUsage, reportUnknownMemberType]
+        name = definition.name or ''
+        if name in seen:
+            raise UserError(
+                f'Two toolsets of this agent would register the activity {name!r}: give every leaf toolset a unique '
+                '`id=`.'
+            )
+        seen[name] = fn
+    return activities

@@ -1,0 +1,159 @@
+"""Dynamic toolsets (`@agent.toolset`, `DynamicToolset`): built, listed and called inside Temporal activities."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic_ai.exceptions import UserError
+from pydantic_ai.messages import InstructionPart
+from pydantic_ai.tools import AgentDepsT, RunContext, ToolDefinition
+from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
+from pydantic_ai.toolsets._dynamic import DynamicToolset
+from pydantic_ai.toolsets.external import TOOL_SCHEMA_VALIDATOR
+from temporalio import activity, workflow
+from temporalio.workflow import ActivityConfig
+
+from durable_kernel import ToolOutcome
+
+from ._config import ToolActivityConfig
+from ._run_context import TemporalRunContext
+from ._toolset import ActivityToolset, CallToolParams, GetToolsParams
+
+if TYPE_CHECKING:
+    from pydantic_ai.agent import AbstractAgent
+
+__all__ = ('TemporalDynamicToolset', 'ToolInfo')
+
+Instructions = str | InstructionPart | list[str | InstructionPart] | None
+
+
+@dataclass
+class ToolInfo:
+    """One tool of a dynamic toolset as listed in the get-tools activity (the first two fields are wire format)."""
+
+    tool_def: ToolDefinition
+    max_retries: int
+    toolset_instructions: Instructions = None
+    """The toolset's instructions at listing time, repeated on every tool (older readers ignore the field)."""
+
+
+def _as_instructions(value: str | InstructionPart | Sequence[str | InstructionPart] | None) -> Instructions:
+    if value is None or isinstance(value, (str, InstructionPart)):
+        return value
+    return list(value)
+
+
+class TemporalDynamicToolset(ActivityToolset[AgentDepsT]):
+    """Builds the dynamic toolset inside activities: one to list its tools (and instructions), one per tool call."""
+
+    def __init__(
+        self,
+        toolset: DynamicToolset[AgentDepsT],
+        *,
+        activity_name_prefix: str,
+        activity_config: ActivityConfig,
+        tool_activity_config: Mapping[str, ToolActivityConfig],
+        deps_type: type[AgentDepsT],
+        run_context_type: type[TemporalRunContext[AgentDepsT]],
+        agent: AbstractAgent[AgentDepsT, Any] | None,
+    ) -> None:
+        super().__init__(
+            toolset,
+            activity_name_prefix=activity_name_prefix,
+            activity_config=activity_config,
+            tool_activity_config=tool_activity_config,
+            deps_type=deps_type,
+            run_context_type=run_context_type,
+            agent=agent,
+        )
+        for tool_name, config in self.tool_activity_config.items():
+            if config is False:
+                raise UserError(
+                    f'Tool {tool_name!r} of dynamic toolset {self.id!r} has its Temporal activity disabled '
+                    '(`tool_activity_config` is `False`), but a dynamic toolset is only built inside activities, so '
+                    'its tools cannot run in workflow code. Give the tool an activity config instead of `False`.'
+                )
+        self._listed_instructions: Instructions = None
+
+        async def get_tools(params: GetToolsParams, deps: Any) -> dict[str, ToolInfo]:
+            ctx = self.context_in_activity(params.serialized_run_context, deps)
+            run_toolset = await toolset.for_run(ctx)
+            async with run_toolset:
+                run_toolset = await run_toolset.for_run_step(ctx)
+                tools = await run_toolset.get_tools(ctx)
+                instructions = _as_instructions(await run_toolset.get_instructions(ctx))
+            return {
+                name: ToolInfo(tool_def=tool.tool_def, max_retries=tool.max_retries, toolset_instructions=instructions)
+                for name, tool in tools.items()
+            }
+
+        async def call_tool(params: CallToolParams, deps: Any) -> ToolOutcome:
+            ctx = self.context_in_activity(params.serialized_run_context, deps)
+            run_toolset = await toolset.for_run(ctx)
+            async with run_toolset:
+                run_toolset = await run_toolset.for_run_step(ctx)
+                tool = (await run_toolset.get_tools(ctx)).get(params.name)
+                if tool is None:
+                    raise UserError(
+                        f'Tool {params.name!r} is not in dynamic toolset {self.id!r} when built inside the call-tool '
+                        'activity: the toolset function must return the same tools for the same run context.'
+                    )
+                return await self.call_tool_outcome(run_toolset, params.name, params.tool_args, ctx, tool)
+
+        get_tools.__annotations__['deps'] = deps_type
+        call_tool.__annotations__['deps'] = deps_type
+        self.get_tools_activity = activity.defn(name=self.activity_name('dynamic_toolset', 'get_tools'))(get_tools)
+        self.call_tool_activity = activity.defn(name=self.activity_name('dynamic_toolset', 'call_tool'))(call_tool)
+
+    @property
+    def temporal_activities(self) -> list[Callable[..., Any]]:
+        """The get-tools and call-tool activities."""
+        return [self.get_tools_activity, self.call_tool_activity]
+
+    async def for_run(self, ctx: RunContext[AgentDepsT]) -> AbstractToolset[AgentDepsT]:
+        """A per-run copy, so the instructions listed in one run never leak into another."""
+        if not workflow.in_workflow():
+            return await super().for_run(ctx)
+        run_copy = copy.copy(self)
+        run_copy._listed_instructions = None
+        return run_copy
+
+    async def get_tools(self, ctx: RunContext[AgentDepsT]) -> dict[str, ToolsetTool[AgentDepsT]]:
+        """List the tools (and remember the instructions) in the get-tools activity."""
+        if not workflow.in_workflow():
+            return await super().get_tools(ctx)
+        infos: dict[str, ToolInfo] = await workflow.execute_activity(
+            self.get_tools_activity,
+            args=[GetToolsParams(serialized_run_context=self.run_context_type.serialize_run_context(ctx)), ctx.deps],
+            **self.activity_options(f'get tools: {self.id}'),
+        )
+        self._listed_instructions = next((info.toolset_instructions for info in infos.values()), None)
+        return {
+            name: ToolsetTool(
+                toolset=self,
+                tool_def=info.tool_def,
+                max_retries=info.max_retries,
+                # The arguments are validated against the real tool inside the call-tool activity.
+                args_validator=TOOL_SCHEMA_VALIDATOR,
+            )
+            for name, info in infos.items()
+        }
+
+    async def get_instructions(
+        self, ctx: RunContext[AgentDepsT]
+    ) -> str | InstructionPart | Sequence[str | InstructionPart] | None:
+        """The instructions listed with the tools of this run step (the agent lists tools first)."""
+        if not workflow.in_workflow():
+            return await super().get_instructions(ctx)
+        return self._listed_instructions
+
+    async def call_tool(
+        self, name: str, tool_args: dict[str, Any], ctx: RunContext[AgentDepsT], tool: ToolsetTool[AgentDepsT]
+    ) -> Any:
+        """Call the tool in the call-tool activity."""
+        if not workflow.in_workflow():
+            return await super().call_tool(name, tool_args, ctx, tool)
+        return await self.call_tool_activity_from_workflow(self.call_tool_activity, name, tool_args, ctx, tool.tool_def)

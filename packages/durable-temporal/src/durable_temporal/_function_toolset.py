@@ -1,0 +1,91 @@
+"""Function tools called in Temporal activities (their listing stays in workflow code: it does no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from pydantic_ai.exceptions import UserError
+from pydantic_ai.tools import AgentDepsT, RunContext
+from pydantic_ai.toolsets import FunctionToolset, ToolsetTool
+from pydantic_ai.toolsets.function import FunctionToolsetTool
+from temporalio import activity, workflow
+from temporalio.workflow import ActivityConfig
+
+from durable_kernel import ToolOutcome
+
+from ._config import ToolActivityConfig
+from ._run_context import TemporalRunContext
+from ._toolset import ActivityToolset, CallToolParams
+
+if TYPE_CHECKING:
+    from pydantic_ai.agent import AbstractAgent
+
+__all__ = ('TemporalFunctionToolset',)
+
+
+def _sync_tool_error(tool_name: str, toolset_id: str) -> UserError:
+    return UserError(
+        f'Tool {tool_name!r} of toolset {toolset_id!r} has its Temporal activity disabled '
+        '(`tool_activity_config` is `False`), but it is a sync function: sync tools run in threads, which workflow '
+        'code cannot use. Make the tool function `async`, or give it an activity config instead of `False`.'
+    )
+
+
+class TemporalFunctionToolset(ActivityToolset[AgentDepsT]):
+    """Runs each function-tool call in the `agent__{name}__toolset__{id}__call_tool` activity."""
+
+    def __init__(
+        self,
+        toolset: FunctionToolset[AgentDepsT],
+        *,
+        activity_name_prefix: str,
+        activity_config: ActivityConfig,
+        tool_activity_config: Mapping[str, ToolActivityConfig],
+        deps_type: type[AgentDepsT],
+        run_context_type: type[TemporalRunContext[AgentDepsT]],
+        agent: AbstractAgent[AgentDepsT, Any] | None,
+    ) -> None:
+        super().__init__(
+            toolset,
+            activity_name_prefix=activity_name_prefix,
+            activity_config=activity_config,
+            tool_activity_config=tool_activity_config,
+            deps_type=deps_type,
+            run_context_type=run_context_type,
+            agent=agent,
+        )
+        for tool_name, config in self.tool_activity_config.items():
+            tool = toolset.tools.get(tool_name)
+            if config is False and tool is not None and not tool.function_schema.is_async:
+                raise _sync_tool_error(tool_name, self.id)
+
+        async def call_tool(params: CallToolParams, deps: Any) -> ToolOutcome:
+            ctx = self.context_in_activity(params.serialized_run_context, deps)
+            tool = (await toolset.get_tools(ctx)).get(params.name)
+            if tool is None:
+                raise UserError(
+                    f'Tool {params.name!r} is not in toolset {self.id!r} on this worker. Tools cannot be removed or '
+                    'renamed while workflows that use them are running: keep the old tool until they finish.'
+                )
+            return await self.call_tool_outcome(toolset, params.name, params.tool_args, ctx, tool)
+
+        call_tool.__annotations__['deps'] = deps_type
+        self.call_tool_activity = activity.defn(name=self.activity_name('toolset', 'call_tool'))(call_tool)
+
+    @property
+    def temporal_activities(self) -> list[Callable[..., Any]]:
+        """The call-tool activity."""
+        return [self.call_tool_activity]
+
+    async def call_tool(
+        self, name: str, tool_args: dict[str, Any], ctx: RunContext[AgentDepsT], tool: ToolsetTool[AgentDepsT]
+    ) -> Any:
+        """Call the tool in its activity (or inline in the workflow when its activity is disabled)."""
+        if not workflow.in_workflow():
+            return await super().call_tool(name, tool_args, ctx, tool)
+        if self.tool_activity_config.get(name) is False:
+            if isinstance(tool, FunctionToolsetTool) and not tool.is_async:
+                raise _sync_tool_error(name, self.id)
+            return await super().call_tool(name, tool_args, ctx, tool)
+        return await self.call_tool_activity_from_workflow(self.call_tool_activity, name, tool_args, ctx, None)

@@ -1,0 +1,189 @@
+"""MCP toolsets (`MCPServerStdio`/`MCPServerStreamableHTTP`/..., `MCPToolset`, `FastMCPToolset`) over activities."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+from pydantic_ai.exceptions import UserError
+from pydantic_ai.messages import InstructionPart
+from pydantic_ai.tools import AgentDepsT, RunContext, ToolDefinition
+from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
+from temporalio import activity, workflow
+from temporalio.workflow import ActivityConfig
+
+from durable_kernel import ToolOutcome
+
+from ._config import ToolActivityConfig
+from ._run_context import TemporalRunContext
+from ._toolset import ActivityToolset, CallToolParams, GetToolsParams
+
+if TYPE_CHECKING:
+    from pydantic_ai.agent import AbstractAgent
+
+__all__ = ('TemporalMCPToolset', 'is_mcp_toolset')
+
+Instructions = str | InstructionPart | list[str | InstructionPart] | None
+
+
+class _MCPLike(Protocol):
+    include_instructions: bool
+
+    def tool_for_tool_def(self, tool_def: ToolDefinition) -> ToolsetTool[Any]: ...
+
+
+def _mcp_classes() -> tuple[type[Any], ...]:
+    classes: list[type[Any]] = []
+    try:
+        from pydantic_ai.mcp import MCPServer, MCPToolset
+
+        classes += [MCPServer, MCPToolset]
+    except ImportError:  # pragma: no cover - the `mcp` extra is not installed
+        pass
+    try:
+        from pydantic_ai.toolsets.fastmcp import FastMCPToolset  # pyright: ignore[reportDeprecated]
+
+        classes.append(FastMCPToolset)  # pyright: ignore[reportDeprecated]
+    except ImportError:  # pragma: no cover - the `fastmcp` extra is not installed
+        pass
+    return tuple(classes)
+
+
+def is_mcp_toolset(toolset: AbstractToolset[Any]) -> bool:
+    """Whether the toolset talks to an MCP server (any of the MCP toolset classes of pydantic-ai)."""
+    return isinstance(toolset, _mcp_classes())
+
+
+def _as_instructions(value: str | InstructionPart | Sequence[str | InstructionPart] | None) -> Instructions:
+    if value is None or isinstance(value, (str, InstructionPart)):
+        return value
+    return list(value)
+
+
+class TemporalMCPToolset(ActivityToolset[AgentDepsT]):
+    """Lists an MCP server's tools and instructions and calls its tools in activities.
+
+    With the server's `cache_tools` on, the tool list is fetched once per agent run and kept with the run (the
+    activity result is in the workflow history), so a worker restart replays the same activity schedule.
+    """
+
+    def __init__(
+        self,
+        toolset: AbstractToolset[AgentDepsT],
+        *,
+        activity_name_prefix: str,
+        activity_config: ActivityConfig,
+        tool_activity_config: Mapping[str, ToolActivityConfig],
+        deps_type: type[AgentDepsT],
+        run_context_type: type[TemporalRunContext[AgentDepsT]],
+        agent: AbstractAgent[AgentDepsT, Any] | None,
+    ) -> None:
+        super().__init__(
+            toolset,
+            activity_name_prefix=activity_name_prefix,
+            activity_config=activity_config,
+            tool_activity_config=tool_activity_config,
+            deps_type=deps_type,
+            run_context_type=run_context_type,
+            agent=agent,
+        )
+        for tool_name, config in self.tool_activity_config.items():
+            if config is False:
+                raise UserError(
+                    f'Tool {tool_name!r} of MCP toolset {self.id!r} has its Temporal activity disabled '
+                    '(`tool_activity_config` is `False`), but MCP tools talk to a server (I/O), which workflow code '
+                    'cannot do. Give the tool an activity config instead of `False`.'
+                )
+        self._run_tool_defs: dict[str, ToolDefinition] | None = None
+
+        async def get_instructions(params: GetToolsParams, deps: Any) -> Instructions:
+            ctx = self.context_in_activity(params.serialized_run_context, deps)
+            async with toolset:
+                return _as_instructions(await toolset.get_instructions(ctx))
+
+        async def get_tools(params: GetToolsParams, deps: Any) -> dict[str, ToolDefinition]:
+            ctx = self.context_in_activity(params.serialized_run_context, deps)
+            async with toolset:
+                tools = await toolset.get_tools(ctx)
+            # Only the definitions cross the boundary: the validator is rebuilt from them in the workflow.
+            return {name: tool.tool_def for name, tool in tools.items()}
+
+        async def call_tool(params: CallToolParams, deps: Any) -> ToolOutcome:
+            ctx = self.context_in_activity(params.serialized_run_context, deps)
+            if params.tool_def is None:
+                raise UserError(f'The call of MCP tool {params.name!r} carries no tool definition.')
+            tool = self._mcp.tool_for_tool_def(params.tool_def)
+            async with toolset:
+                return await self.call_tool_outcome(toolset, params.name, params.tool_args, ctx, tool)
+
+        for fn in (get_instructions, get_tools, call_tool):
+            fn.__annotations__['deps'] = deps_type
+        self.get_instructions_activity = activity.defn(name=self.activity_name('mcp_server', 'get_instructions'))(
+            get_instructions
+        )
+        self.get_tools_activity = activity.defn(name=self.activity_name('mcp_server', 'get_tools'))(get_tools)
+        self.call_tool_activity = activity.defn(name=self.activity_name('mcp_server', 'call_tool'))(call_tool)
+
+    @property
+    def _mcp(self) -> _MCPLike:
+        return cast(_MCPLike, self.wrapped)
+
+    @property
+    def _cache_tools(self) -> bool:
+        return bool(getattr(self.wrapped, 'cache_tools', False))
+
+    @property
+    def temporal_activities(self) -> list[Callable[..., Any]]:
+        """The get-instructions, get-tools and call-tool activities."""
+        return [self.get_instructions_activity, self.get_tools_activity, self.call_tool_activity]
+
+    async def for_run(self, ctx: RunContext[AgentDepsT]) -> AbstractToolset[AgentDepsT]:
+        """A per-run copy: the tool-definition cache belongs to one run, never to the worker."""
+        if not workflow.in_workflow():
+            return await super().for_run(ctx)
+        run_copy = copy.copy(self)
+        run_copy._run_tool_defs = None
+        return run_copy
+
+    async def get_instructions(
+        self, ctx: RunContext[AgentDepsT]
+    ) -> str | InstructionPart | Sequence[str | InstructionPart] | None:
+        """Fetch the server's instructions in an activity, when the toolset includes them."""
+        if not workflow.in_workflow():
+            return await super().get_instructions(ctx)
+        if not self._mcp.include_instructions:
+            return None
+        return await workflow.execute_activity(
+            self.get_instructions_activity,
+            args=[GetToolsParams(serialized_run_context=self.run_context_type.serialize_run_context(ctx)), ctx.deps],
+            **self.activity_options(f'get instructions: {self.id}'),
+        )
+
+    async def get_tools(self, ctx: RunContext[AgentDepsT]) -> dict[str, ToolsetTool[AgentDepsT]]:
+        """List the server's tools in an activity (once per run when the server caches tools)."""
+        if not workflow.in_workflow():
+            return await super().get_tools(ctx)
+        tool_defs = self._run_tool_defs
+        if tool_defs is None or not self._cache_tools:
+            tool_defs = await workflow.execute_activity(
+                self.get_tools_activity,
+                args=[
+                    GetToolsParams(serialized_run_context=self.run_context_type.serialize_run_context(ctx)),
+                    ctx.deps,
+                ],
+                **self.activity_options(f'get tools: {self.id}'),
+            )
+            self._run_tool_defs = tool_defs
+        return {name: self._tool(tool_def) for name, tool_def in tool_defs.items()}
+
+    def _tool(self, tool_def: ToolDefinition) -> ToolsetTool[AgentDepsT]:
+        return cast(ToolsetTool[AgentDepsT], self._mcp.tool_for_tool_def(tool_def))
+
+    async def call_tool(
+        self, name: str, tool_args: dict[str, Any], ctx: RunContext[AgentDepsT], tool: ToolsetTool[AgentDepsT]
+    ) -> Any:
+        """Call the tool in the call-tool activity."""
+        if not workflow.in_workflow():
+            return await super().call_tool(name, tool_args, ctx, tool)
+        return await self.call_tool_activity_from_workflow(self.call_tool_activity, name, tool_args, ctx, tool.tool_def)

@@ -1,0 +1,314 @@
+"""Model requests (plain and streamed) in Temporal activities, with the model chosen per run."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
+
+from pydantic import ConfigDict, with_config
+from pydantic_ai import models
+from pydantic_ai._run_context import get_current_run_context
+from pydantic_ai.agent import EventStreamHandler
+from pydantic_ai.exceptions import UserError
+from pydantic_ai.messages import ModelMessage, ModelResponse
+from pydantic_ai.models import Model, ModelRequestParameters, StreamedResponse, infer_model_profile, parse_model_id
+from pydantic_ai.models.wrapper import CompletedStreamedResponse, WrapperModel
+from pydantic_ai.profiles import ModelProfile
+from pydantic_ai.providers import Provider
+from pydantic_ai.settings import ModelSettings
+from pydantic_ai.tools import RunContext
+from temporalio import activity, workflow
+from temporalio.workflow import ActivityConfig
+
+from ._config import merge_activity_config
+from ._run_context import TemporalRunContext, activity_run_context
+
+if TYPE_CHECKING:
+    from pydantic_ai.agent import AbstractAgent
+
+__all__ = ('ModelRequestParams', 'TemporalModel', 'TemporalProviderFactory')
+
+TemporalProviderFactory = Callable[[RunContext[Any], str], Provider[Any]]
+"""Builds the provider of a model given as a string at run time: `(run_context, provider_name) -> Provider`."""
+
+DEFAULT_MODEL_KEY = 'default'
+
+
+@dataclass
+@with_config(ConfigDict(arbitrary_types_allowed=True))
+class ModelRequestParams:
+    """Argument of the model-request activities (field names are wire format)."""
+
+    messages: list[ModelMessage]
+    # A plain dict: a `ModelSettings` annotation would drop the keys only a provider's settings subclass defines.
+    model_settings: dict[str, Any] | None
+    model_request_parameters: ModelRequestParameters
+    serialized_run_context: Any
+    model_id: str | None = None
+    # Excluded from `ModelRequestParameters` serialization, so it travels beside it.
+    telemetry_sensitive_ids: set[str] | None = None
+
+
+class TemporalModel(WrapperModel):
+    """Sends model requests to activities in workflow code; a plain wrapper of the default model elsewhere."""
+
+    def __init__(
+        self,
+        model: Model | None,
+        *,
+        activity_name_prefix: str,
+        activity_config: ActivityConfig,
+        deps_type: type[Any],
+        run_context_type: type[TemporalRunContext[Any]],
+        event_stream_handler: EventStreamHandler[Any] | None,
+        models: Mapping[str, Model] | None,
+        provider_factory: TemporalProviderFactory | None,
+        agent: AbstractAgent[Any, Any] | None,
+    ) -> None:
+        registry: dict[str, Model] = {}
+        if model is not None:
+            registry[DEFAULT_MODEL_KEY] = model
+        for key, registered in (models or {}).items():
+            if key == DEFAULT_MODEL_KEY:
+                raise UserError(
+                    f"The key {DEFAULT_MODEL_KEY!r} in `models` is reserved for the wrapped agent's own model: "
+                    'register the model under another key.'
+                )
+            registry[key] = registered
+        if not registry:
+            raise UserError(
+                'TemporalAgent needs a model instance: give the wrapped agent a `model`, or pass '
+                '`models={"name": model}` to TemporalAgent. A model cannot be chosen only at run time inside a '
+                'workflow, because its activity must exist when the worker starts.'
+            )
+        super().__init__(model or next(iter(registry.values())))
+        self._registry = registry
+        self.activity_config = merge_activity_config(activity_config)
+        self.run_context_type = run_context_type
+        self.event_stream_handler = event_stream_handler
+        self._provider_factory = provider_factory
+        self._agent = agent
+        self._model_key: ContextVar[str | None] = ContextVar('durable_temporal_model_key', default=None)
+
+        async def request(params: ModelRequestParams, deps: Any) -> ModelResponse:
+            ctx = self._activity_context(params, deps)
+            chosen = self._model_for_key(params.model_id, ctx)
+            return await chosen.request(
+                params.messages, cast(ModelSettings | None, params.model_settings), params.model_request_parameters
+            )
+
+        async def request_stream(params: ModelRequestParams, deps: Any) -> ModelResponse:
+            ctx = self._activity_context(params, deps)
+            chosen = self._model_for_key(params.model_id, ctx)
+            handler = self.event_stream_handler
+            async with chosen.request_stream(
+                params.messages,
+                cast(ModelSettings | None, params.model_settings),
+                params.model_request_parameters,
+                ctx,
+            ) as stream:
+                if handler is not None:
+                    # The handler sees the live stream here, in the activity, where I/O is allowed.
+                    await handler(ctx, stream)
+                async for _ in stream:
+                    pass
+            return stream.get()
+
+        for fn in (request, request_stream):
+            # `None` as well: payloads recorded before deps were sent carry none.
+            fn.__annotations__['deps'] = deps_type | None
+        self.request_activity = activity.defn(name=f'{activity_name_prefix}__model_request')(request)
+        self.request_stream_activity = activity.defn(name=f'{activity_name_prefix}__model_request_stream')(
+            request_stream
+        )
+
+    @property
+    def temporal_activities(self) -> list[Callable[..., Any]]:
+        """The model-request and streamed model-request activities."""
+        return [self.request_activity, self.request_stream_activity]
+
+    # --- model choice -------------------------------------------------------------------------------------------
+
+    def key_for(self, model: Model | str | None) -> str | None:
+        """The registry key (or provider string) to send to the activity for a `run(model=...)` argument.
+
+        Raises:
+            UserError: `model` is a model instance that was not registered with `models=`.
+        """
+        if model is None or model == DEFAULT_MODEL_KEY:
+            return None
+        if isinstance(model, Model):
+            for key, registered in self._registry.items():
+                if registered is model:
+                    return None if key == DEFAULT_MODEL_KEY else key
+            raise UserError(
+                'This model instance is not registered with the TemporalAgent, and a model instance cannot cross into '
+                'an activity. Register it with `TemporalAgent(..., models={"name": model})` and pass the instance or '
+                '"name" to `run(model=...)`, or pass a provider string such as "openai:gpt-5".'
+            )
+        return model
+
+    def resolve(self, model: Model | str | None) -> Model:
+        """The model instance for a `run(model=...)` argument outside a workflow (any instance is fine there)."""
+        if isinstance(model, Model):
+            return model
+        return self._model_for_key(self.key_for(model), None)
+
+    @contextmanager
+    def using_model(self, model: Model | str | None) -> Generator[None]:
+        """Use `model` (a registered instance, a key, a provider string or `None`) for requests in this block."""
+        token = self._model_key.set(self.key_for(model))
+        try:
+            yield
+        finally:
+            self._model_key.reset(token)
+
+    def _model_for_key(self, key: str | None, ctx: RunContext[Any] | None) -> Model:
+        if key is None:
+            return self.wrapped
+        registered = self._registry.get(key)
+        if registered is not None:
+            return registered
+        if self._provider_factory is not None and ctx is not None:
+            return models.infer_model(key, provider_factory=functools.partial(self._provider_factory, ctx))
+        return models.infer_model(key)
+
+    def _current(self) -> Model | str:
+        key = self._model_key.get()
+        if key is None:
+            return self.wrapped
+        return self._registry.get(key, key)
+
+    @property
+    def model_name(self) -> str:
+        """The current model's name (parsed from a provider string without building the provider)."""
+        current = self._current()
+        return parse_model_id(current)[1] if isinstance(current, str) else current.model_name
+
+    @property
+    def system(self) -> str:
+        """The current model's provider name."""
+        current = self._current()
+        if isinstance(current, str):
+            return parse_model_id(current)[0] or self.wrapped.system
+        return current.system
+
+    @property
+    def profile(self) -> ModelProfile:
+        """The current model's profile (a plain property: the current model changes per run)."""
+        current = self._current()
+        if not isinstance(current, str):
+            return current.profile
+        try:
+            return infer_model_profile(current)
+        except ImportError:
+            # The provider's SDK is only needed where the request runs (the activity, which prepares the request
+            # again with the real model); workflow code only uses the profile for capability checks.
+            return self.wrapped.profile
+
+    def customize_request_parameters(self, model_request_parameters: ModelRequestParameters) -> ModelRequestParameters:
+        """Customize with the current model's rules."""
+        current = self._current()
+        if isinstance(current, str):
+            return Model.customize_request_parameters(self, model_request_parameters)
+        return current.customize_request_parameters(model_request_parameters)
+
+    def prepare_request(
+        self, model_settings: ModelSettings | None, model_request_parameters: ModelRequestParameters
+    ) -> tuple[ModelSettings | None, ModelRequestParameters]:
+        """Prepare with the current model's profile."""
+        current = self._current()
+        if isinstance(current, str):
+            return Model.prepare_request(self, model_settings, model_request_parameters)
+        return current.prepare_request(model_settings, model_request_parameters)
+
+    def prepare_messages(self, messages: list[ModelMessage]) -> list[ModelMessage]:
+        """Pre-process messages with the current model's profile."""
+        current = self._current()
+        if isinstance(current, str):
+            return Model.prepare_messages(self, messages)
+        return current.prepare_messages(messages)
+
+    # --- requests ---------------------------------------------------------------------------------------------
+
+    async def request(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+    ) -> ModelResponse:
+        """Request in the `model_request` activity inside a workflow, directly elsewhere."""
+        if not workflow.in_workflow():
+            return await super().request(messages, model_settings, model_request_parameters)
+        ctx = get_current_run_context()
+        if ctx is None:
+            raise UserError(
+                'A Temporal model needs the run context, which `pydantic_ai.direct.model_request()` does not have: '
+                'use `agent.run()` inside the workflow.'
+            )
+        return await workflow.execute_activity(
+            self.request_activity,
+            args=[self._params(messages, model_settings, model_request_parameters, ctx), ctx.deps],
+            **self._options(''),
+        )
+
+    @asynccontextmanager
+    async def request_stream(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+        run_context: RunContext[Any] | None = None,
+    ) -> AsyncGenerator[StreamedResponse]:
+        """Stream in the `model_request_stream` activity inside a workflow (the event handler runs there)."""
+        if not workflow.in_workflow():
+            async with super().request_stream(
+                messages, model_settings, model_request_parameters, run_context
+            ) as streamed:
+                yield streamed
+            return
+        if run_context is None:
+            raise UserError(
+                'A Temporal model needs the run context, which `pydantic_ai.direct.model_request_stream()` does not '
+                'have: set an `event_stream_handler` and use `agent.run()` inside the workflow.'
+            )
+        response: ModelResponse = await workflow.execute_activity(
+            self.request_stream_activity,
+            args=[self._params(messages, model_settings, model_request_parameters, run_context), run_context.deps],
+            **self._options(' (stream)'),
+        )
+        yield CompletedStreamedResponse(model_request_parameters, response)
+
+    def _params(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        parameters: ModelRequestParameters,
+        ctx: RunContext[Any],
+    ) -> ModelRequestParams:
+        if parameters.allow_image_output:
+            raise UserError(
+                'Image output cannot be used inside a Temporal workflow: generated images exceed the 2 MB payload '
+                'limit of activity results. Generate images in an activity of your own, or outside the workflow.'
+            )
+        return ModelRequestParams(
+            messages=messages,
+            model_settings=cast(dict[str, Any] | None, model_settings),
+            model_request_parameters=parameters,
+            serialized_run_context=self.run_context_type.serialize_run_context(ctx),
+            model_id=self._model_key.get(),
+            telemetry_sensitive_ids=parameters.telemetry_sensitive_ids,
+        )
+
+    def _options(self, suffix: str) -> ActivityConfig:
+        key = self._model_key.get()
+        summary = f'request model: {key or self.model_id}{suffix}'
+        return cast(ActivityConfig, {'summary': summary, **self.activity_config})
+
+    def _activity_context(self, params: ModelRequestParams, deps: Any) -> RunContext[Any]:
+        params.model_request_parameters.telemetry_sensitive_ids = params.telemetry_sensitive_ids
+        return activity_run_context(self.run_context_type, params.serialized_run_context, deps=deps, agent=self._agent)

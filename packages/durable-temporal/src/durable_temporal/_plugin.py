@@ -1,0 +1,225 @@
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+from pydantic.errors import PydanticUserError
+from pydantic_ai.exceptions import AgentRunError, UserError
+from temporalio import activity
+from temporalio.contrib.pydantic import PydanticPayloadConverter
+from temporalio.converter import DataConverter, DefaultPayloadConverter
+from temporalio.plugin import SimplePlugin
+from temporalio.worker import WorkerConfig, WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
+
+from ._payload_converter import PydanticAIPayloadConverter
+
+if TYPE_CHECKING:
+    from ._agent import TemporalAgent
+
+__all__ = ('AgentPlugin', 'PydanticAIPlugin', 'SANDBOX_PASSTHROUGH_MODULES', 'WORKFLOW_FAILURE_EXCEPTION_TYPES')
+
+SANDBOX_PASSTHROUGH_MODULES: tuple[str, ...] = (
+    'durable_kernel',
+    'durable_temporal',
+    'pydantic_ai',
+    'pydantic',
+    'pydantic_core',
+    'pydantic_graph',
+    'typing_inspection',
+    'annotated_types',
+    'genai_prices',
+    'griffe',
+    'logfire',
+    'logfire_api',
+    'opentelemetry',
+    'rich',
+    'httpx',
+    'httpcore',
+    'h11',
+    'anyio',
+    'sniffio',
+    'certifi',
+    'idna',
+    'exceptiongroup',
+    # mcp/fastmcp resolve config directories with `Path.expanduser` at import time, which the sandbox forbids.
+    'mcp',
+    'fastmcp',
+    'beartype',
+    # Provider SDKs read credential files while a model built inside a workflow constructs its client.
+    'anthropic',
+    'openai',
+    'google.auth',
+    'google.genai',
+    # Imported lazily by logfire's JSON encoder and schema when an activity logs structured attributes.
+    'attrs',
+    'numpy',
+    'pandas',
+)
+"""Modules the workflow sandbox shares with the worker instead of re-importing them for every workflow.
+
+They are pydantic-ai, this package and their dependencies: deterministic in what workflow code uses of them, and
+too expensive (or, for some, impossible: they touch the file system at import time) to re-import in the sandbox.
+"""
+
+WORKFLOW_FAILURE_EXCEPTION_TYPES: tuple[type[BaseException], ...] = (UserError, PydanticUserError, AgentRunError)
+"""Exceptions that fail the workflow when the agent loop raises them in workflow code.
+
+Without this, Temporal treats them as a bug in the workflow task and retries the task forever: a run that exceeds
+its usage limits (`UsageLimitExceeded`) or gets an unusable model response (`UnexpectedModelBehavior`) would hang
+instead of failing with its error visible to the caller.
+"""
+
+
+def _with_pydantic_payload_converter(converter: DataConverter | None) -> DataConverter:
+    if converter is None:
+        return DataConverter(payload_converter_class=PydanticAIPayloadConverter)
+    current = converter.payload_converter_class
+    if issubclass(current, PydanticPayloadConverter) and current is not PydanticPayloadConverter:
+        # Ours already, or the user's own pydantic converter: keep it with whatever it customizes.
+        return converter
+    if current not in (DefaultPayloadConverter, PydanticPayloadConverter):
+        warnings.warn(
+            f'PydanticAIPlugin replaced the payload converter {current.__qualname__} with PydanticAIPayloadConverter, '
+            'because pydantic-ai messages only round-trip through a pydantic converter. To keep custom behaviour, '
+            'make your payload converter a subclass of temporalio.contrib.pydantic.PydanticPayloadConverter.',
+            stacklevel=2,
+        )
+    # `replace` keeps the payload codec, failure converter and the rest of the user's data converter.
+    return dataclasses.replace(converter, payload_converter_class=PydanticAIPayloadConverter)
+
+
+def _with_sandbox_passthrough(runner: WorkflowRunner | None) -> WorkflowRunner:
+    if runner is None:
+        runner = SandboxedWorkflowRunner()
+    if not isinstance(runner, SandboxedWorkflowRunner):
+        # An unsandboxed runner imports nothing again: there is nothing to pass through.
+        return runner
+    return dataclasses.replace(
+        runner, restrictions=runner.restrictions.with_passthrough_modules(*SANDBOX_PASSTHROUGH_MODULES)
+    )
+
+
+def _activity_name(fn: Callable[..., Any]) -> str:
+    # Temporal has no public accessor for the name `@activity.defn` recorded on a callable.
+    definition = activity._Definition.must_from_callable(fn)  # pyright: ignore[reportPrivateUsage, reportUnknownMemberType]
+    return definition.name or fn.__name__
+
+
+def merge_activities(
+    existing: Iterable[Callable[..., Any]], added: Iterable[Callable[..., Any]]
+) -> list[Callable[..., Any]]:
+    """Append `added` to `existing`, skipping activities already registered under the same name.
+
+    The same agent is often registered twice (by `AgentPlugin` and by a workflow's `__pydantic_ai_agents__`, or
+    by two workflows); Temporal rejects a worker with two activities of one name, so the second registration of an
+    agent's activity is dropped. Two *different* callables under one name mean two agents share a name: that is
+    refused, because history could not tell their activities apart.
+    """
+    merged = list(existing)
+    by_name: dict[str, Callable[..., Any]] = {}
+    for fn in merged:
+        definition = activity._Definition.from_callable(fn)  # pyright: ignore[reportPrivateUsage, reportUnknownMemberType]
+        if definition is not None and definition.name is not None:
+            by_name[definition.name] = fn
+    for fn in added:
+        name = _activity_name(fn)
+        registered = by_name.get(name)
+        if registered is None:
+            by_name[name] = fn
+            merged.append(fn)
+        elif registered != fn:
+            raise UserError(
+                f'Two different activities are registered as {name!r}: two agents probably share a name. '
+                'Give every TemporalAgent a unique `name=`, or register the same agent instance in both places.'
+            )
+    return merged
+
+
+def _agent_activities(agents: object, *, owner: str) -> list[Callable[..., Any]]:
+    if isinstance(agents, (str, bytes)) or not isinstance(agents, Sequence):
+        raise UserError(
+            f'{owner}.__pydantic_ai_agents__ must be a sequence of TemporalAgent instances, got {type(agents).__name__}.'
+        )
+    activities: list[Callable[..., Any]] = []
+    for agent in cast('Sequence[object]', agents):
+        agent_activities: object = getattr(agent, 'temporal_activities', None)
+        if not isinstance(agent_activities, Sequence):
+            raise UserError(
+                f'{owner}.__pydantic_ai_agents__ contains {agent!r}, which is not a TemporalAgent: '
+                'wrap the agent with `TemporalAgent(agent)` and list the wrapper.'
+            )
+        activities.extend(cast('Sequence[Callable[..., Any]]', agent_activities))
+    return activities
+
+
+class PydanticAIPlugin(SimplePlugin):
+    """Temporal client and worker plugin for pydantic-ai agents.
+
+    Pass it to `Client.connect(..., plugins=[PydanticAIPlugin()])` (workers built on that client inherit it) or to
+    a `Worker` or `Replayer`. It:
+
+    - uses [`PydanticAIPayloadConverter`][durable_temporal.PydanticAIPayloadConverter]: a non-pydantic payload
+      converter is replaced with a warning, while payload codecs and failure converters are kept;
+    - passes pydantic-ai and its dependencies through the workflow sandbox
+      (`durable_temporal._plugin.SANDBOX_PASSTHROUGH_MODULES`);
+    - registers the activities of the agents listed in each workflow's `__pydantic_ai_agents__`
+      (see [`PydanticAIWorkflow`][durable_temporal.PydanticAIWorkflow]), once each;
+    - fails the workflow, instead of retrying its task forever, when the agent loop raises one of
+      pydantic-ai's `UserError`, `AgentRunError` (e.g. `UsageLimitExceeded`, `UnexpectedModelBehavior`) or pydantic's
+      `PydanticUserError`.
+    """
+
+    def __init__(self) -> None:
+        # SDK typing: `SimplePlugin` declares `activities` with a bare `Callable`, hence the unknown member type.
+        super().__init__(  # pyright: ignore[reportUnknownMemberType]
+            'durable_temporal.PydanticAIPlugin',
+            data_converter=_with_pydantic_payload_converter,
+            workflow_runner=_with_sandbox_passthrough,
+            workflow_failure_exception_types=list(WORKFLOW_FAILURE_EXCEPTION_TYPES),
+        )
+
+    def configure_worker(self, config: WorkerConfig) -> WorkerConfig:
+        """Apply the plugin to a worker and register the activities of its workflows' agents."""
+        config = super().configure_worker(config)
+        client = config.get('client')  # pyright: ignore[reportUnknownMemberType]  # SDK: bare `Callable`s in WorkerConfig
+        if client is not None and not issubclass(
+            client.data_converter.payload_converter_class, PydanticPayloadConverter
+        ):
+            # A worker uses its client's data converter, which a worker plugin cannot change.
+            raise UserError(
+                'PydanticAIPlugin was given to a Worker whose client does not convert payloads with pydantic, so '
+                'pydantic-ai messages would not survive the activity boundary. Pass the plugin to the client '
+                'instead: `Client.connect(..., plugins=[PydanticAIPlugin()])` (workers inherit it).'
+            )
+        # SDK typing: `WorkerConfig.activities` is a sequence of bare `Callable`s.
+        activities = list(cast('Sequence[Callable[..., Any]]', config.get('activities', ())))  # pyright: ignore[reportUnknownMemberType]
+        workflows = config.get('workflows', ())  # pyright: ignore[reportUnknownMemberType]
+        for workflow_class in workflows:
+            agents: object = getattr(workflow_class, '__pydantic_ai_agents__', None)
+            if agents is not None:
+                activities = merge_activities(activities, _agent_activities(agents, owner=workflow_class.__qualname__))
+        config['activities'] = activities
+        return config
+
+
+class AgentPlugin(SimplePlugin):
+    """Temporal worker plugin that registers one agent's activities.
+
+    `Worker(client, task_queue=..., workflows=[...], plugins=[AgentPlugin(agent)])` is the same as passing
+    `activities=agent.temporal_activities`, except that registering the agent again elsewhere (another
+    `AgentPlugin`, or a workflow's `__pydantic_ai_agents__`) is harmless.
+    """
+
+    def __init__(self, agent: TemporalAgent[Any, Any]) -> None:
+        self.agent = agent
+        agent_activities = list(agent.temporal_activities)
+
+        def add_activities(existing: Sequence[Callable[..., Any]] | None) -> Sequence[Callable[..., Any]]:
+            return merge_activities(existing or (), agent_activities)
+
+        super().__init__(  # pyright: ignore[reportUnknownMemberType]  # SDK: bare `Callable` in `activities`
+            f'durable_temporal.AgentPlugin[{agent.name}]', activities=add_activities
+        )

@@ -1,0 +1,89 @@
+"""The run context that crosses into Temporal activities."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import TypeAdapter
+from pydantic_ai.tools import RunContext
+from pydantic_ai.usage import RunUsage
+from typing_extensions import Self, TypeVar
+
+from durable_kernel import PartialRunContext, rebuild_run_context
+
+if TYPE_CHECKING:
+    from pydantic_ai.agent import AbstractAgent
+
+__all__ = ('TemporalRunContext', 'activity_run_context')
+
+AgentDepsT = TypeVar('AgentDepsT', default=None, covariant=True)
+
+_usage_adapter: TypeAdapter[RunUsage] = TypeAdapter(RunUsage)
+
+
+class TemporalRunContext(PartialRunContext[AgentDepsT]):
+    """The [`RunContext`][pydantic_ai.tools.RunContext] an activity sees: the fields that crossed the boundary.
+
+    By default `deps`, `run_id`, `metadata`, `retries`, `tool_call_id`, `tool_name`, `tool_call_approved`,
+    `tool_call_metadata`, `retry`, `max_retries`, `run_step`, `usage`, `partial_output`, `loaded_capability_ids`,
+    `discovered_tool_names` and `capability_loaded` are available, and `agent` is re-attached inside the activity.
+    The `capabilities` registry stays behind (it holds live objects), so `available_capability_ids` is unavailable
+    while `available_tool_names` works through `discovered_tool_names`.
+
+    Reading another `RunContext` attribute raises a [`UserError`][pydantic_ai.exceptions.UserError]. To make one
+    available, subclass this class, override
+    [`serialize_run_context`][durable_temporal.TemporalRunContext.serialize_run_context] to include it, and pass the
+    subclass to [`TemporalAgent(run_context_type=...)`][durable_temporal.TemporalAgent].
+    """
+
+    unavailable_field_hint: ClassVar[str] = (
+        'To make the attribute available, create a `TemporalRunContext` subclass with a custom '
+        '`serialize_run_context` class method that returns a dictionary that includes the attribute, and pass it to '
+        '`TemporalAgent(run_context_type=...)`.'
+    )
+
+    @classmethod
+    def serialize_run_context(cls, ctx: RunContext[Any]) -> dict[str, Any]:
+        """Serialize the run context to a `dict[str, Any]` holding the fields an activity may read.
+
+        Args:
+            ctx: The live run context in workflow code.
+
+        Returns:
+            The fields to send to the activity (`deps` is sent separately).
+        """
+        return super().serialize_run_context(ctx)
+
+    @classmethod
+    def deserialize_run_context(cls, ctx: dict[str, Any], deps: Any) -> Self:
+        """Deserialize the run context from a `dict[str, Any]` made by `serialize_run_context`.
+
+        Args:
+            ctx: The serialized fields.
+            deps: The run's dependencies.
+
+        Returns:
+            The run context the activity's code sees.
+        """
+        return super().deserialize_run_context(ctx, deps)
+
+
+def activity_run_context(
+    context_type: type[TemporalRunContext[Any]],
+    data: Any,
+    *,
+    deps: Any,
+    agent: AbstractAgent[Any, Any] | None,
+) -> RunContext[Any]:
+    """Rebuild the run context inside an activity from its payload and re-attach the agent.
+
+    The payload converter decodes the serialized context as plain JSON data, so `usage` arrives as a dict: it is
+    turned back into a [`RunUsage`][pydantic_ai.usage.RunUsage] before the (possibly user-defined) context type sees
+    it.
+    """
+    fields: dict[str, Any] = dict(data) if isinstance(data, Mapping) else {}  # pyright: ignore[reportUnknownArgumentType]
+    usage = fields.get('usage')
+    if isinstance(usage, Mapping):
+        fields['usage'] = _usage_adapter.validate_python(usage)
+    return rebuild_run_context(context_type, fields, deps=deps, agent=agent)

@@ -1,0 +1,71 @@
+"""The agent and workflow of the crash test, shared by the test process and the worker subprocess it kills.
+
+Every model request and tool call appends a line to the file named by `DURABLE_CRASH_LOG`, so the test can count
+what ran. With `DURABLE_CRASH_BLOCK` set (the first worker), `step_two` blocks until the process is killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import timedelta
+
+from pydantic_ai import Agent
+from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+from temporalio import workflow
+
+from durable_temporal import TemporalAgent
+
+
+def _log(line: str) -> None:
+    with open(os.environ['DURABLE_CRASH_LOG'], 'a') as log:
+        log.write(line + '\n')
+
+
+def crash_model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    done = [
+        part.tool_name
+        for message in messages
+        if isinstance(message, ModelRequest)
+        for part in message.parts
+        if isinstance(part, ToolReturnPart)
+    ]
+    _log(f'model {len(done)}')
+    if not done:
+        return ModelResponse(parts=[ToolCallPart('step_one', {})])
+    if len(done) == 1:
+        return ModelResponse(parts=[ToolCallPart('step_two', {})])
+    return ModelResponse(parts=[TextPart('finished')])
+
+
+crash_agent = Agent(FunctionModel(crash_model), name='crash')
+
+
+@crash_agent.tool_plain
+async def step_one() -> str:
+    _log('step_one')
+    return 'one'
+
+
+@crash_agent.tool_plain
+async def step_two() -> str:
+    _log('step_two start')
+    if os.environ.get('DURABLE_CRASH_BLOCK'):
+        await asyncio.sleep(3600)
+    _log('step_two done')
+    return 'two'
+
+
+temporal_crash_agent = TemporalAgent(
+    crash_agent,
+    # A short timeout, so that the attempt lost with the killed worker is retried soon on the new one.
+    tool_activity_config={'<agent>': {'step_two': {'start_to_close_timeout': timedelta(seconds=3)}}},
+)
+
+
+@workflow.defn
+class CrashWorkflow:
+    @workflow.run
+    async def run(self) -> str:
+        return (await temporal_crash_agent.run('crash me')).output

@@ -1,0 +1,1 @@
+"""Workflow histories recorded by the reference integration and by ours, and the apps that record them."""

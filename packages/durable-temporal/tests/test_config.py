@@ -1,0 +1,152 @@
+"""Activity configs: 60 s default, model/toolset/tool layers merged without mutating the caller's objects."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from core_helpers import WORKFLOW_TIMEOUT
+from pydantic_ai import Agent, FunctionToolset
+from pydantic_ai.models.test import TestModel
+from temporalio import workflow
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.history.v1 import ActivityTaskScheduledEventAttributes
+from temporalio.client import Client
+from temporalio.common import RetryPolicy
+from temporalio.workflow import ActivityConfig
+
+from durable_temporal import TemporalAgent
+from durable_temporal._config import merge_activity_config
+from durable_temporal.testing import agent_worker
+
+pytestmark = pytest.mark.anyio
+
+TOOL_RUNS: list[str] = []
+
+
+async def slow_tool() -> str:
+    TOOL_RUNS.append('slow')
+    return 'slow done'
+
+
+async def inline_tool() -> str:
+    TOOL_RUNS.append('inline')
+    return 'inline done'
+
+
+async def other_tool() -> str:
+    TOOL_RUNS.append('other')
+    return 'other done'
+
+
+BASE: ActivityConfig = {
+    'start_to_close_timeout': timedelta(seconds=30),
+    'retry_policy': RetryPolicy(maximum_attempts=5),
+}
+MODEL: ActivityConfig = {'start_to_close_timeout': timedelta(seconds=45)}
+TOOLSET: dict[str, ActivityConfig] = {'tools': {'retry_policy': RetryPolicy(maximum_attempts=2)}}
+TOOLS: dict[str, dict[str, ActivityConfig | bool]] = {
+    'tools': {'slow_tool': {'start_to_close_timeout': timedelta(seconds=90)}, 'inline_tool': False}
+}
+SNAPSHOT = copy.deepcopy((BASE, MODEL, TOOLSET, TOOLS))
+
+config_agent = TemporalAgent(
+    Agent(TestModel(), name='config', toolsets=[FunctionToolset([slow_tool, inline_tool, other_tool], id='tools')]),
+    activity_config=BASE,
+    model_activity_config=MODEL,
+    toolset_activity_config=TOOLSET,
+    tool_activity_config=TOOLS,  # pyright: ignore[reportArgumentType]
+)
+default_agent = TemporalAgent(Agent(TestModel(), name='config_default'))
+
+
+@workflow.defn
+class ConfigWorkflow:
+    @workflow.run
+    async def run(self, which: str) -> str:
+        agent = config_agent if which == 'config' else default_agent
+        return (await agent.run('go')).output
+
+
+def test_caller_configs_are_not_mutated() -> None:
+    assert (BASE, MODEL, TOOLSET, TOOLS) == SNAPSHOT
+    policy = BASE.get('retry_policy')
+    assert policy is not None
+    assert policy.non_retryable_error_types is None
+
+
+async def test_merged_configs_reach_the_scheduled_activities(client: Client, task_queue: str) -> None:
+    TOOL_RUNS.clear()
+    async with agent_worker(
+        client, workflows=[ConfigWorkflow], agents=[config_agent, default_agent], task_queue=task_queue
+    ):
+        handle = await client.start_workflow(
+            ConfigWorkflow.run,
+            'config',
+            id=str(uuid.uuid4()),
+            task_queue=task_queue,
+            execution_timeout=WORKFLOW_TIMEOUT,
+        )
+        output = await handle.result()
+        default_handle = await client.start_workflow(
+            ConfigWorkflow.run,
+            'default',
+            id=str(uuid.uuid4()),
+            task_queue=task_queue,
+            execution_timeout=WORKFLOW_TIMEOUT,
+        )
+        await default_handle.result()
+    # The tool whose activity is disabled ran in the workflow sandbox (its own copy of this module), not here.
+    assert 'inline done' in output
+    assert sorted(TOOL_RUNS) == ['other', 'slow']
+
+    scheduled: dict[str, ActivityTaskScheduledEventAttributes] = {}
+    for event in (await handle.fetch_history()).events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            attrs = event.activity_task_scheduled_event_attributes
+            key: str = attrs.activity_type.name
+            if key.endswith('call_tool'):
+                params = client.data_converter.payload_converter.from_payload(attrs.input.payloads[0], dict[str, Any])
+                key += f':{params["name"]}'
+            scheduled[key] = attrs
+    # The tool whose activity is disabled ran in the workflow: no activity for it.
+    assert set(scheduled) == {
+        'agent__config__model_request',
+        'agent__config__toolset__tools__call_tool:slow_tool',
+        'agent__config__toolset__tools__call_tool:other_tool',
+    }
+    model = scheduled['agent__config__model_request']
+    assert model.start_to_close_timeout.ToTimedelta() == timedelta(seconds=45)
+    assert model.retry_policy.maximum_attempts == 5
+    slow = scheduled['agent__config__toolset__tools__call_tool:slow_tool']
+    assert slow.start_to_close_timeout.ToTimedelta() == timedelta(seconds=90)
+    assert slow.retry_policy.maximum_attempts == 2
+    other = scheduled['agent__config__toolset__tools__call_tool:other_tool']
+    assert other.start_to_close_timeout.ToTimedelta() == timedelta(seconds=30)
+    for attrs in scheduled.values():
+        # A narrower retry policy keeps UserError and PydanticUserError non-retryable.
+        assert list(attrs.retry_policy.non_retryable_error_types) == ['UserError', 'PydanticUserError']
+
+    for event in (await default_handle.fetch_history()).events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            attrs = event.activity_task_scheduled_event_attributes
+            assert attrs.start_to_close_timeout.ToTimedelta() == timedelta(seconds=60)
+            assert list(attrs.retry_policy.non_retryable_error_types) == ['UserError', 'PydanticUserError']
+
+
+def test_merge_activity_config_layers_without_mutation() -> None:
+    policy = RetryPolicy(maximum_attempts=3, non_retryable_error_types=['MyError'])
+    base: ActivityConfig = {'retry_policy': policy, 'schedule_to_close_timeout': timedelta(seconds=5)}
+    merged = merge_activity_config(base, {'summary': 'narrower'})
+    # A schedule-to-close timeout is enough: no start-to-close default is added.
+    assert 'start_to_close_timeout' not in merged
+    merged_policy = merged.get('retry_policy')
+    assert merged_policy is not None
+    assert merged_policy is not policy
+    assert merged_policy.non_retryable_error_types == ['MyError', 'UserError', 'PydanticUserError']
+    assert policy.non_retryable_error_types == ['MyError']
+    assert merged.get('summary') == 'narrower'
+    assert merge_activity_config(None).get('start_to_close_timeout') == timedelta(seconds=60)

@@ -1,0 +1,254 @@
+"""Tool control flow across the activity boundary, dynamic toolsets, and custom toolset wrapping."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, cast
+
+import pytest
+from core_helpers import WORKFLOW_TIMEOUT, activity_names, scheduled_activities
+from pydantic_ai import Agent, FunctionToolset, RunContext
+from pydantic_ai.exceptions import ApprovalRequired, CallDeferred, ModelRetry
+from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+from pydantic_ai.tools import DeferredToolApprovalResult, DeferredToolRequests, DeferredToolResults
+from pydantic_ai.toolsets import AbstractToolset
+from temporalio import workflow
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
+
+from durable_temporal import TemporalAgent, temporalize_toolset
+from durable_temporal.testing import agent_worker
+
+pytestmark = pytest.mark.anyio
+
+CALLS: list[str] = []
+SEEN_INSTRUCTIONS: list[str | None] = []
+
+
+def _returned(messages: list[ModelMessage]) -> dict[str, Any]:
+    return {
+        part.tool_name: part.content
+        for message in messages
+        if isinstance(message, ModelRequest)
+        for part in message.parts
+        if isinstance(part, ToolReturnPart)
+    }
+
+
+def control_model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    returned = _returned(messages)
+    if 'flaky' in returned:
+        return ModelResponse(parts=[TextPart(f'recovered: {returned["flaky"]}')])
+    if 'needs_approval' in returned and 'deferred_call' in returned:
+        return ModelResponse(parts=[TextPart(f'{returned["needs_approval"]} / {returned["deferred_call"]}')])
+    if messages and isinstance(messages[-1], ModelRequest) and 'retry' in str(messages[0]):
+        return ModelResponse(parts=[ToolCallPart('flaky', {})])
+    return ModelResponse(parts=[ToolCallPart('needs_approval', {}), ToolCallPart('deferred_call', {})])
+
+
+control_agent = Agent(FunctionModel(control_model), name='control')
+
+
+@control_agent.tool_plain
+async def flaky() -> str:
+    CALLS.append('flaky')
+    if CALLS.count('flaky') == 1:
+        raise ModelRetry('try again')
+    return 'ok'
+
+
+@control_agent.tool
+async def needs_approval(ctx: RunContext[None]) -> str:
+    CALLS.append('needs_approval')
+    if not ctx.tool_call_approved:
+        raise ApprovalRequired(metadata={'why': 'costly'})
+    return 'approved and done'
+
+
+@control_agent.tool_plain
+async def deferred_call() -> str:
+    CALLS.append('deferred_call')
+    raise CallDeferred(metadata={'job': 7})
+
+
+temporal_control_agent = TemporalAgent(control_agent)
+
+
+@workflow.defn
+class ControlWorkflow:
+    @workflow.run
+    async def run(self, case: str) -> str:
+        if case == 'retry':
+            return (await temporal_control_agent.run('retry please')).output
+        first = await temporal_control_agent.run('defer', output_type=[str, DeferredToolRequests])
+        requests = first.output
+        assert isinstance(requests, DeferredToolRequests)
+        approvals: dict[str, bool | DeferredToolApprovalResult] = {
+            call.tool_call_id: True for call in requests.approvals
+        }
+        calls = {call.tool_call_id: 'finished elsewhere' for call in requests.calls}
+        second = await temporal_control_agent.run(
+            message_history=first.all_messages(),
+            deferred_tool_results=DeferredToolResults(approvals=approvals, calls=calls),
+            output_type=[str, DeferredToolRequests],
+        )
+        metadata = {**requests.metadata}
+        return f'{len(requests.approvals)} approval(s), {len(requests.calls)} call(s), {metadata} -> {second.output}'
+
+
+async def _attempts(handle: Any) -> list[int]:
+    history = await handle.fetch_history()
+    return [
+        e.activity_task_started_event_attributes.attempt
+        for e in history.events
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+    ]
+
+
+async def test_model_retry_from_an_activity_is_a_retry_prompt_not_an_activity_failure(
+    client: Client, task_queue: str
+) -> None:
+    CALLS.clear()
+    async with agent_worker(
+        client, workflows=[ControlWorkflow], agents=[temporal_control_agent], task_queue=task_queue
+    ):
+        handle = await client.start_workflow(
+            ControlWorkflow.run,
+            'retry',
+            id=str(uuid.uuid4()),
+            task_queue=task_queue,
+            execution_timeout=WORKFLOW_TIMEOUT,
+        )
+        assert await handle.result() == 'recovered: ok'
+    assert CALLS == ['flaky', 'flaky']
+    assert await _attempts(handle) == [1, 1, 1, 1, 1]
+    assert await activity_names(client, handle) == [
+        'agent__control__model_request',
+        'agent__control__toolset__<agent>__call_tool',
+        'agent__control__model_request',
+        'agent__control__toolset__<agent>__call_tool',
+        'agent__control__model_request',
+    ]
+
+
+async def test_approval_and_deferral_from_activities_become_deferred_tool_requests(
+    client: Client, task_queue: str
+) -> None:
+    CALLS.clear()
+    async with agent_worker(
+        client, workflows=[ControlWorkflow], agents=[temporal_control_agent], task_queue=task_queue
+    ):
+        handle = await client.start_workflow(
+            ControlWorkflow.run,
+            'defer',
+            id=str(uuid.uuid4()),
+            task_queue=task_queue,
+            execution_timeout=WORKFLOW_TIMEOUT,
+        )
+        output = await handle.result()
+    assert output.startswith('1 approval(s), 1 call(s)')
+    assert "{'why': 'costly'}" in output
+    assert "{'job': 7}" in output
+    assert output.endswith('-> approved and done / finished elsewhere')
+    assert sorted(CALLS) == ['deferred_call', 'needs_approval', 'needs_approval']
+    assert set(await _attempts(handle)) == {1}
+
+
+# --- dynamic toolsets -------------------------------------------------------------------------------------------
+
+
+def dynamic_model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    SEEN_INSTRUCTIONS.append(info.instructions)
+    returned = _returned(messages)
+    if 'lookup' in returned:
+        return ModelResponse(parts=[TextPart(f'found {returned["lookup"]}')])
+    return ModelResponse(parts=[ToolCallPart('lookup', {'key': 'k1'})])
+
+
+dynamic_agent = Agent(FunctionModel(dynamic_model), name='dynamic', deps_type=str)
+
+
+@dynamic_agent.toolset(id='by_tenant')
+def tenant_tools(ctx: RunContext[str]) -> AbstractToolset[str]:
+    CALLS.append(f'build:{ctx.deps}')
+
+    async def lookup(key: str) -> str:
+        CALLS.append(f'lookup:{key}')
+        return f'{key}@{ctx.deps}'
+
+    return FunctionToolset([lookup], instructions=f'Tenant {ctx.deps} tools.')
+
+
+temporal_dynamic_agent = TemporalAgent(dynamic_agent)
+
+
+@workflow.defn
+class DynamicWorkflow:
+    @workflow.run
+    async def run(self, tenant: str) -> str:
+        return (await temporal_dynamic_agent.run('look it up', deps=tenant)).output
+
+
+async def test_dynamic_toolset_is_built_listed_and_called_in_activities_with_its_instructions(
+    client: Client, task_queue: str
+) -> None:
+    CALLS.clear()
+    SEEN_INSTRUCTIONS.clear()
+    async with agent_worker(
+        client, workflows=[DynamicWorkflow], agents=[temporal_dynamic_agent], task_queue=task_queue
+    ):
+        handle = await client.start_workflow(
+            DynamicWorkflow.run, 'acme', id=str(uuid.uuid4()), task_queue=task_queue, execution_timeout=WORKFLOW_TIMEOUT
+        )
+        assert await handle.result() == 'found k1@acme'
+    assert 'lookup:k1' in CALLS
+    assert SEEN_INSTRUCTIONS == ['Tenant acme tools.', 'Tenant acme tools.']
+    model_summary = f'request model: {FunctionModel(dynamic_model).model_id}'
+    assert [(a.name, a.summary) for a in await scheduled_activities(client, handle)] == [
+        ('agent__dynamic__dynamic_toolset__by_tenant__get_tools', 'get tools: by_tenant'),
+        ('agent__dynamic__model_request', model_summary),
+        ('agent__dynamic__dynamic_toolset__by_tenant__call_tool', 'call tool: by_tenant:lookup'),
+        ('agent__dynamic__dynamic_toolset__by_tenant__get_tools', 'get tools: by_tenant'),
+        ('agent__dynamic__model_request', model_summary),
+    ]
+
+
+# --- custom temporalize_toolset_func ------------------------------------------------------------------------------
+
+WRAPPED_BY_CUSTOM: list[str] = []
+
+
+def six_argument_temporalize(
+    toolset: AbstractToolset[None],
+    activity_name_prefix: str,
+    activity_config: Any,
+    tool_activity_config: Any,
+    deps_type: Any,
+    run_context_type: Any,
+) -> AbstractToolset[None]:
+    WRAPPED_BY_CUSTOM.append(f'{activity_name_prefix}:{toolset.id}')
+    return temporalize_toolset(
+        toolset, activity_name_prefix, activity_config, tool_activity_config, deps_type, run_context_type
+    )
+
+
+def test_custom_temporalize_toolset_func_and_activity_order() -> None:
+    async def tool_a() -> str:
+        return 'a'
+
+    WRAPPED_BY_CUSTOM.clear()
+    agent = TemporalAgent(
+        Agent(FunctionModel(dynamic_model), name='custom', toolsets=[FunctionToolset([tool_a], id='extra')]),
+        # Six-argument functions (without `agent`) are still accepted.
+        temporalize_toolset_func=cast(Any, six_argument_temporalize),
+    )
+    assert WRAPPED_BY_CUSTOM == ['agent__custom:<agent>', 'agent__custom:extra']
+    names = [getattr(fn, '__temporal_activity_definition').name for fn in agent.temporal_activities]
+    assert names == [
+        'agent__custom__event_stream_handler',
+        'agent__custom__model_request',
+        'agent__custom__model_request_stream',
+        'agent__custom__toolset__<agent>__call_tool',
+        'agent__custom__toolset__extra__call_tool',
+    ]
