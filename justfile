@@ -25,7 +25,7 @@ test-integration *args:
 
 # Kill workers at random points and print a table of lost runs and repeated calls: `just crash --runs 30`.
 crash *args:
-    uv run python -m tests_integration.crash "$@"
+    uv run python tests-integration/crash.py "$@"
 
 # Format check, lint, strict type check and import boundaries.
 lint:

@@ -1,0 +1,31 @@
+"""The contract every engine harness fulfils, and the plain (non-durable) run it is compared with."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ._outcome import RunOutcome, outcome_from_result
+from .scenarios import RunInput, Scenario
+
+__all__ = ('EngineHarness', 'run_plain')
+
+
+class EngineHarness(Protocol):
+    """Runs a scenario's agent durably on one engine.
+
+    A harness wraps every scenario agent in its engine's durable agent when it starts (DBOS needs them before
+    `DBOS.launch()`, a Temporal worker registers their activities), then runs them on the real engine.
+    """
+
+    engine: str
+    """`temporal`, `dbos` or `prefect`."""
+
+    async def run(self, scenario: Scenario, run_input: RunInput) -> RunOutcome:
+        """Run the durable wrapper of `scenario.agent` with `run_input` on the engine and return its outcome."""
+        ...
+
+
+async def run_plain(scenario: Scenario, run_input: RunInput) -> RunOutcome:
+    """Run the scenario's plain agent in this process (the reference every durable run is compared with)."""
+    result = await scenario.agent.run(run_input.prompt, **run_input.run_kwargs())
+    return outcome_from_result(result)

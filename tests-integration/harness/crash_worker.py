@@ -1,0 +1,127 @@
+"""A worker process of the crash suite: `python -m harness.crash_worker <engine> ...` (with `tests-integration` on
+`PYTHONPATH`). The side channel (`DURABLE_CRASH_LOG`) may kill it at any model request or tool call.
+
+- `temporal --address A --task-queue Q`: poll until SIGTERM (the test starts the workflow and waits for it).
+- `dbos --db URL --workflow-id ID --result F [--recover]`: start the agent's workflow with that id, or (with
+  `--recover`) let `DBOS.launch()` recover it; write its output to F.
+- `prefect --flow-run-id ID --result F [--recover]`: run that flow run (created by the test); with `--recover`,
+  reschedule the crashed flow run first, so that its completed tasks are served from their cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+from .crash_agent import CRASH_PROMPT, CrashDeps, crash_agent
+
+
+def _write_result(path: str, output: str) -> None:
+    Path(path).write_text(json.dumps({'output': output}), encoding='utf-8')
+
+
+async def _temporal(args: argparse.Namespace) -> None:
+    from temporalio.client import Client
+    from temporalio.worker import Worker
+
+    from durable_temporal import PydanticAIPlugin
+
+    from .temporal_crash import CrashWorkflow
+    from .temporal_engine import harness_passthrough_runner
+
+    client = await Client.connect(args.address, namespace=args.namespace, plugins=[PydanticAIPlugin()])
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    # No workflow cache, hence no sticky queue: the next workflow task of a killed worker goes to the shared queue
+    # at once instead of waiting for the sticky queue's timeout; every task replays the history from the start.
+    # The test's own modules pass through the sandbox so that replays do not re-import them each time (CPU).
+    worker = Worker(
+        client,
+        task_queue=args.task_queue,
+        workflows=[CrashWorkflow],
+        max_cached_workflows=0,
+        workflow_runner=harness_passthrough_runner(),
+    )
+    async with worker:
+        Path(args.ready).write_text('ready', encoding='utf-8')
+        await stop.wait()
+
+
+async def _dbos(args: argparse.Namespace) -> None:
+    from dbos import DBOS, SetWorkflowID, WorkflowHandleAsync
+    from pydantic_ai.run import AgentRunResult
+
+    from durable_dbos import DBOSAgent
+    from durable_dbos.testing import dbos_session
+
+    with dbos_session(args.db, app_name='durable-crash', reset=False) as launch:
+        dbos_agent = DBOSAgent(crash_agent)
+        launch()
+        if args.recover:
+            # `DBOS.launch()` has already resumed the pending workflow; wait for it.
+            handle: WorkflowHandleAsync[AgentRunResult[str]] = await DBOS.retrieve_workflow_async(args.workflow_id)
+            output = (await handle.get_result()).output
+        else:
+            with SetWorkflowID(args.workflow_id):
+                output = (await dbos_agent.run(CRASH_PROMPT, deps=CrashDeps())).output
+        _write_result(args.result, output)
+
+
+async def _prefect(args: argparse.Namespace) -> None:
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.flow_engine import run_flow_async
+    from prefect.states import Scheduled
+
+    from .prefect_crash import crash_flow
+
+    flow_run_id = UUID(args.flow_run_id)
+    async with get_client() as client:
+        if args.recover:
+            # The killed process left the flow run Running: put it back in the queue as a worker's retry would.
+            await client.set_flow_run_state(flow_run_id, Scheduled(), force=True)
+        flow_run = await client.read_flow_run(flow_run_id)
+    output = await run_flow_async(crash_flow, flow_run=flow_run, parameters={'prompt': CRASH_PROMPT, 'factor': 7})
+    _write_result(args.result, str(output))
+
+
+def main() -> None:
+    """Parse the arguments and run the worker; exit without interpreter teardown (see ENGINES.md)."""
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest='engine', required=True)
+    temporal = sub.add_parser('temporal')
+    temporal.add_argument('--address', required=True)
+    temporal.add_argument('--namespace', default='default')
+    temporal.add_argument('--task-queue', required=True)
+    temporal.add_argument('--ready', required=True)
+    dbos = sub.add_parser('dbos')
+    dbos.add_argument('--db', required=True)
+    dbos.add_argument('--workflow-id', required=True)
+    dbos.add_argument('--result', required=True)
+    dbos.add_argument('--recover', action='store_true')
+    prefect = sub.add_parser('prefect')
+    prefect.add_argument('--flow-run-id', required=True)
+    prefect.add_argument('--result', required=True)
+    prefect.add_argument('--recover', action='store_true')
+    args = parser.parse_args()
+    runner = {'temporal': _temporal, 'dbos': _dbos, 'prefect': _prefect}[args.engine]
+    code = 0
+    try:
+        asyncio.run(runner(args))
+    except BaseException as error:
+        print(f'crash worker failed: {error!r}', file=sys.stderr)
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+if __name__ == '__main__':
+    main()

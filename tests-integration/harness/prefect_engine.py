@@ -1,0 +1,28 @@
+"""The Prefect harness: every scenario agent wrapped in a `PrefectAgent`; runs are flows on a private server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from durable_prefect import PrefectAgent
+
+from ._outcome import RunOutcome, outcome_from_result
+from .scenarios import ALL_SCENARIOS, Deps, RunInput, Scenario
+
+__all__ = ('PrefectHarness',)
+
+
+class PrefectHarness:
+    """Runs scenarios as Prefect flows (the server is started by the caller, e.g. `prefect_test_server`)."""
+
+    engine = 'prefect'
+
+    def __init__(self) -> None:
+        self._agents: dict[str, PrefectAgent[Deps, Any]] = {
+            name: PrefectAgent(scenario.agent) for name, scenario in ALL_SCENARIOS.items()
+        }
+
+    async def run(self, scenario: Scenario, run_input: RunInput) -> RunOutcome:
+        """Run the scenario's `PrefectAgent` (its `run` starts the `{name} Run` flow)."""
+        result = await self._agents[scenario.name].run(run_input.prompt, **run_input.run_kwargs())
+        return outcome_from_result(result)

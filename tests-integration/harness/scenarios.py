@@ -1,0 +1,392 @@
+"""The conformance scenarios: agents with scripted models, written once and run on every engine.
+
+Everything here is built at import time and deterministically, because the Temporal sandbox re-imports this
+module in every workflow run and DBOS needs every agent before `DBOS.launch()`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import anyio
+from pydantic import BaseModel
+from pydantic_ai import Agent, DeferredToolRequests, FunctionToolset, ModelRetry, RunContext
+from pydantic_ai.exceptions import CallDeferred
+from pydantic_ai.mcp import MCPServerStdio, MCPToolset  # pyright: ignore[reportDeprecated]
+from pydantic_ai.messages import (
+    BinaryContent,
+    DocumentUrl,
+    ImageUrl,
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    RetryPromptPart,
+    ToolReturnPart,
+    UserContent,
+    UserPromptPart,
+)
+from pydantic_ai.models import Model
+from pydantic_ai.models.function import AgentInfo
+from pydantic_ai.settings import ModelSettings
+from pydantic_ai.tools import DeferredToolResults
+from pydantic_ai.usage import UsageLimits
+
+from ._events import record_events
+from ._inputs import Deps, RunInput, Scenario
+from ._scripted import calls, last_request, prompt_text, scripted_model, text, turn
+
+__all__ = ('ALL_SCENARIOS', 'FAILING_SCENARIOS', 'SCENARIOS', 'Deps', 'RunInput', 'Scenario', 'scenario')
+
+
+def _tool_returns(messages: list[ModelMessage]) -> list[str]:
+    request = last_request(messages)
+    return [f'{part.tool_name}={part.content}' for part in request.parts if isinstance(part, ToolReturnPart)]
+
+
+def _agent_with_handler(model: Model, name: str) -> Agent[Deps, str]:
+    # The durable wrappers read `agent.event_stream_handler`, which only the (deprecated) constructor argument sets.
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message=r'.*event_stream_handler.*')
+        legacy: dict[str, Any] = {'event_stream_handler': record_events}  # no longer in the typed signature
+        return Agent(model, name=name, deps_type=Deps, **legacy)
+
+
+# --- plain text ---------------------------------------------------------------------------------------------------
+
+
+def _plain_text(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    return text(f'echo: {prompt_text(messages)} (instructions: {info.instructions})')
+
+
+plain_text_agent = Agent(
+    scripted_model('plain', _plain_text),
+    name='plain_text',
+    deps_type=Deps,
+    instructions='Answer briefly.',
+)
+
+
+# --- structured output --------------------------------------------------------------------------------------------
+
+
+class City(BaseModel):
+    """A structured output."""
+
+    name: str
+    population: int
+    landmarks: list[str]
+
+
+def _structured(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    output_tool = info.output_tools[0].name
+    return calls((output_tool, {'name': 'Rome', 'population': 2_800_000, 'landmarks': ['Colosseum']}, 'out-1'))
+
+
+structured_agent = Agent(
+    scripted_model('structured', _structured), name='structured_output', deps_type=Deps, output_type=City
+)
+
+
+# --- function tools (sync and async) with pydantic deps ----------------------------------------------------------
+
+
+def _function_tools(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    if turn(messages) == 0:
+        return calls(('multiply', {'x': 7}, 'call-mul'), ('greet', {'name': 'bob'}, 'call-greet'))
+    return text('; '.join(_tool_returns(messages)))
+
+
+function_tools_agent = Agent(scripted_model('tools', _function_tools), name='function_tools', deps_type=Deps)
+
+
+@function_tools_agent.tool
+def multiply(ctx: RunContext[Deps], x: int) -> int:
+    """Multiply by the multiplier in the deps (a sync tool)."""
+    return x * ctx.deps.multiplier
+
+
+@function_tools_agent.tool
+async def greet(ctx: RunContext[Deps], name: str) -> str:
+    """Greet someone (an async tool that reads the run context)."""
+    await anyio.sleep(0)
+    return f'hello {name} from {ctx.deps.user} (step {ctx.run_step}, call {ctx.tool_call_id}, retry {ctx.retry})'
+
+
+# --- parallel tool calls ------------------------------------------------------------------------------------------
+
+PARALLEL_DELAYS = (0.2, 0.1, 0.0, 0.15)
+
+
+def _parallel(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    if turn(messages) == 0:
+        return calls(*((('slow_square', {'n': n}, f'call-{n}')) for n in range(len(PARALLEL_DELAYS))))
+    return text(', '.join(_tool_returns(messages)))
+
+
+parallel_agent = _agent_with_handler(scripted_model('parallel', _parallel), 'parallel_tools')
+
+
+@parallel_agent.tool_plain
+async def slow_square(n: int) -> int:
+    """Square `n` after a delay that makes the calls finish in a different order than they were made."""
+    await anyio.sleep(PARALLEL_DELAYS[n])
+    return n * n
+
+
+# --- dynamic toolset ----------------------------------------------------------------------------------------------
+
+
+def _dynamic(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    names = sorted(tool.name for tool in info.function_tools)
+    if turn(messages) == 0:
+        return calls(('shout', {'word': 'hey'}, 'call-shout'))
+    return text(f'tools {names}: {_tool_returns(messages)}')
+
+
+dynamic_agent = Agent(scripted_model('dynamic', _dynamic), name='dynamic_toolset', deps_type=Deps)
+
+
+def _shout(ctx: RunContext[Deps], word: str) -> str:
+    """Shout a word on behalf of the user in the deps."""
+    return f'{ctx.deps.user} says {word.upper()}!'
+
+
+@dynamic_agent.toolset(id='per_user')
+def per_user_tools(ctx: RunContext[Deps]) -> FunctionToolset[Deps]:
+    """A toolset built from the deps on every step."""
+    toolset = FunctionToolset[Deps]()
+    toolset.add_function(_shout, name='shout')
+    if ctx.deps.multiplier > 1:
+        toolset.add_function(_shout, name=f'shout_x{ctx.deps.multiplier}')
+    return toolset
+
+
+# --- a local stdio MCP server -------------------------------------------------------------------------------------
+
+MCP_SERVER_SCRIPT = Path(__file__).with_name('mcp_server.py')
+
+
+def _mcp(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    names = sorted(tool.name for tool in info.function_tools)
+    if turn(messages) == 0:
+        return calls(('add', {'a': 2, 'b': 40}, 'call-add'), ('describe_number', {'n': 7}, 'call-describe'))
+    return text(f'tools {names}: {_tool_returns(messages)}; instructions: {info.instructions}')
+
+
+with warnings.catch_warnings():
+    # `MCPServerStdio` is deprecated in favour of `MCPToolset`, but it is what the durable wrappers must support.
+    warnings.filterwarnings('ignore', message=r'.*MCPServerStdio.*')
+    _calculator = MCPServerStdio(  # pyright: ignore[reportDeprecated]
+        sys.executable, [str(MCP_SERVER_SCRIPT)], id='calc', timeout=30
+    )
+
+mcp_agent = Agent(scripted_model('mcp', _mcp), name='mcp_stdio', deps_type=Deps, toolsets=[_calculator])
+
+
+# The FastMCP-based toolset that pydantic-ai recommends, on the same server, with its instructions included.
+fastmcp_agent = Agent(
+    scripted_model('fastmcp', _mcp),
+    name='mcp_toolset',
+    deps_type=Deps,
+    toolsets=[MCPToolset(str(MCP_SERVER_SCRIPT), id='calc_fast', include_instructions=True)],
+)
+
+
+# --- streamed model request observed by an event handler ---------------------------------------------------------
+
+
+def _streamed(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    if turn(messages) == 0:
+        return ModelResponse(
+            parts=[*text('let me look that up').parts, *calls(('lookup', {'key': 'answer'}, 'call-lookup')).parts]
+        )
+    return text(f'the answer is {_tool_returns(messages)}')
+
+
+streamed_agent = _agent_with_handler(scripted_model('streamed', _streamed), 'streamed_events')
+
+
+@streamed_agent.tool_plain
+def lookup(key: str) -> str:
+    """Look up a key."""
+    return {'answer': '42'}.get(key, 'unknown')
+
+
+# --- ModelRetry from a tool ---------------------------------------------------------------------------------------
+
+
+def _retry(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    request = last_request(messages)
+    if turn(messages) == 0:
+        return calls(('pick_even', {'n': 3}, 'call-pick-1'))
+    if any(isinstance(part, RetryPromptPart) for part in request.parts):
+        return calls(('pick_even', {'n': 4}, 'call-pick-2'))
+    return text(f'done: {_tool_returns(messages)}')
+
+
+retry_agent = Agent(scripted_model('retry', _retry), name='model_retry', deps_type=Deps)
+
+
+@retry_agent.tool(retries=2)
+def pick_even(ctx: RunContext[Deps], n: int) -> str:
+    """Accept only even numbers."""
+    if n % 2:
+        raise ModelRetry(f'{n} is odd, pick an even number (retry {ctx.retry})')
+    return f'{n} accepted after {ctx.retry} retries'
+
+
+# --- approval-required and deferred tools -------------------------------------------------------------------------
+
+
+def _deferred(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    if turn(messages) == 0:
+        return calls(
+            ('delete_file', {'path': '/tmp/x'}, 'call-delete'),
+            ('long_job', {'size': 5}, 'call-job'),
+            ('multiply_plain', {'x': 2}, 'call-mul'),
+        )
+    return text(f'resumed with {_tool_returns(messages)}')
+
+
+deferred_agent = Agent(
+    scripted_model('deferred', _deferred),
+    name='deferred_tools',
+    deps_type=Deps,
+    output_type=[str, DeferredToolRequests],
+)
+
+
+@deferred_agent.tool(requires_approval=True)
+def delete_file(ctx: RunContext[Deps], path: str) -> str:
+    """Delete a file (needs approval)."""
+    return f'{ctx.deps.user} deleted {path}'
+
+
+@deferred_agent.tool_plain
+def long_job(size: int) -> str:
+    """Start a job that finishes outside the run."""
+    raise CallDeferred(metadata={'size': size})
+
+
+@deferred_agent.tool_plain
+def multiply_plain(x: int) -> int:
+    """Double a number."""
+    return x * 2
+
+
+def _deferred_follow_up(messages: list[ModelMessage]) -> RunInput:
+    results = DeferredToolResults(approvals={'call-delete': True}, calls={'call-job': 'job finished: 5 items'})
+    return RunInput(prompt=None, message_history=messages, deferred_tool_results=results)
+
+
+# --- model settings subclass --------------------------------------------------------------------------------------
+
+
+class TunedSettings(ModelSettings, total=False):
+    """A provider-specific settings subclass: its extra keys must reach the model unchanged."""
+
+    tuned_style: str
+    tuned_depth: int
+
+
+def _settings(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    return text(json.dumps(info.model_settings, sort_keys=True))
+
+
+settings_agent = Agent(
+    scripted_model('settings', _settings),
+    name='model_settings',
+    deps_type=Deps,
+    model_settings=TunedSettings(temperature=0.25, tuned_style='terse'),
+)
+
+
+# --- multimodal content -------------------------------------------------------------------------------------------
+
+PIXEL = bytes.fromhex('89504e470d0a1a0a0000000d4948445200000001000000010806000000') + bytes(range(64))
+
+
+def _multimodal(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    described: list[str] = []
+    for message in messages:
+        if isinstance(message, ModelRequest):
+            for part in message.parts:
+                if isinstance(part, UserPromptPart) and not isinstance(part.content, str):
+                    for item in part.content:
+                        if isinstance(item, BinaryContent):
+                            digest = hashlib.sha256(item.data).hexdigest()[:12]
+                            described.append(f'binary {item.media_type} {len(item.data)}B {digest}')
+                        elif isinstance(item, DocumentUrl | ImageUrl):
+                            described.append(f'{item.kind} {item.url} {item.media_type}')
+                        else:
+                            described.append(f'{type(item).__name__} {item!r}')
+    return text(' | '.join(described))
+
+
+multimodal_agent = Agent(scripted_model('multimodal', _multimodal), name='multimodal', deps_type=Deps)
+
+MULTIMODAL_PROMPT: list[UserContent] = [
+    'Describe these:',
+    BinaryContent(data=PIXEL, media_type='image/png'),
+    DocumentUrl(url='https://example.com/report.pdf'),
+    ImageUrl(url='https://example.com/cat.jpg'),
+]
+
+
+# --- a run that fails: the agent loop's error must reach the caller ----------------------------------------------
+
+
+def _endless(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    return calls(('tick', {}, f'call-tick-{turn(messages)}'))
+
+
+endless_agent = Agent(scripted_model('endless', _endless), name='usage_limit', deps_type=Deps)
+
+
+@endless_agent.tool_plain
+def tick() -> str:
+    """Do nothing, forever."""
+    return 'tock'
+
+
+# --- the catalogue ------------------------------------------------------------------------------------------------
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario('plain_text', plain_text_agent, RunInput('What is durable execution?')),
+        Scenario('structured_output', structured_agent, RunInput('Tell me about Rome')),
+        Scenario('function_tools', function_tools_agent, RunInput('Use the tools', Deps(user='grace', multiplier=5))),
+        Scenario('parallel_tools', parallel_agent, RunInput('Square 0..3 in parallel'), records_events=True),
+        Scenario('dynamic_toolset', dynamic_agent, RunInput('Shout', Deps(user='linus', multiplier=2))),
+        Scenario('mcp_stdio', mcp_agent, RunInput('Add 2 and 40')),
+        Scenario('mcp_toolset', fastmcp_agent, RunInput('Add 2 and 40')),
+        Scenario('streamed_events', streamed_agent, RunInput('What is the answer?'), records_events=True),
+        Scenario('model_retry', retry_agent, RunInput('Pick an even number')),
+        Scenario('deferred_tools', deferred_agent, RunInput('Clean up'), follow_up=_deferred_follow_up),
+        Scenario(
+            'model_settings',
+            settings_agent,
+            RunInput('Which settings?', model_settings=dict(TunedSettings(tuned_depth=3, max_tokens=100))),
+        ),
+        Scenario('multimodal', multimodal_agent, RunInput(MULTIMODAL_PROMPT)),
+    )
+}
+
+FAILING_SCENARIOS: dict[str, Scenario] = {
+    'usage_limit': Scenario('usage_limit', endless_agent, RunInput('Loop', usage_limits=UsageLimits(request_limit=3))),
+}
+"""Scenarios whose run raises: the durable run must fail with the plain run's error, not hang or retry."""
+
+ALL_SCENARIOS: dict[str, Scenario] = {**SCENARIOS, **FAILING_SCENARIOS}
+"""Every agent the engines must wrap."""
+
+
+def scenario(name: str) -> Scenario:
+    """The scenario called `name`."""
+    return ALL_SCENARIOS[name]

@@ -1,0 +1,150 @@
+"""The Temporal harness: one workflow per scenario, each running the scenario's `TemporalAgent`.
+
+This module is imported by the workflow sandbox (it holds the workflow classes), so everything it builds at import
+time is deterministic and free of I/O.
+"""
+
+from __future__ import annotations
+
+import types
+import uuid
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from pydantic_ai.messages import ModelMessage
+from pydantic_ai.usage import RunUsage
+from pydantic_core import to_jsonable_python
+from temporalio import workflow
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from durable_temporal import PydanticAIWorkflow, TemporalAgent
+from durable_temporal.testing import agent_worker, dev_server
+
+from ._outcome import DurableRunFailed, RunOutcome
+from .scenarios import ALL_SCENARIOS, Deps, RunInput, Scenario
+
+__all__ = (
+    'TEMPORAL_AGENTS',
+    'WORKFLOWS',
+    'TemporalHarness',
+    'WorkflowReply',
+    'harness_passthrough_runner',
+    'workflow_class_name',
+)
+
+
+def harness_passthrough_runner() -> SandboxedWorkflowRunner:
+    """The default sandbox, with this test package passed through.
+
+    Without it every workflow task re-imports the scenarios (eleven agents and their schemas) inside the sandbox,
+    which costs seconds per workflow on a busy CI machine; determinism does not depend on that re-import.
+    """
+    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules('harness'))
+
+
+@dataclass
+class WorkflowReply:
+    """What a scenario workflow returns: the parts of the `AgentRunResult` that the scenarios compare."""
+
+    output: Any
+    output_type: str
+    messages: list[ModelMessage]
+    usage: RunUsage
+
+
+TEMPORAL_AGENTS: dict[str, TemporalAgent[Deps, Any]] = {
+    name: TemporalAgent(scenario.agent) for name, scenario in ALL_SCENARIOS.items()
+}
+
+
+def workflow_class_name(scenario_name: str) -> str:
+    """`plain_text` -> `PlainTextWorkflow`."""
+    return ''.join(word.capitalize() for word in scenario_name.split('_')) + 'Workflow'
+
+
+class _ScenarioRun(PydanticAIWorkflow):
+    """Holds the run method that every scenario workflow gets a copy of."""
+
+    async def run(self, run_input: RunInput) -> WorkflowReply:
+        agent = self.__pydantic_ai_agents__[0]
+        result = await agent.run(run_input.prompt, **run_input.run_kwargs())
+        return WorkflowReply(
+            output=to_jsonable_python(result.output),
+            output_type=type(result.output).__name__,
+            messages=result.all_messages(),
+            usage=result.usage,
+        )
+
+
+def _scenario_workflow(name: str, agent: TemporalAgent[Deps, Any]) -> type:
+    # Temporal refuses local classes (the sandbox re-imports this module and looks the class up by name), so each
+    # class gets a module-level name, its own copy of the run method, and is published as a module attribute below.
+    class_name = workflow_class_name(name)
+    template = _ScenarioRun.run
+    run = types.FunctionType(
+        template.__code__, template.__globals__, 'run', template.__defaults__, template.__closure__
+    )
+    run.__qualname__ = f'{class_name}.run'
+    run.__annotations__ = dict(template.__annotations__)
+    namespace: dict[str, Any] = {
+        '__module__': __name__,
+        '__qualname__': class_name,
+        '__pydantic_ai_agents__': (agent,),
+        'run': workflow.run(run),
+    }
+    cls = type(class_name, (PydanticAIWorkflow,), namespace)
+    return workflow.defn(name=f'conformance_{name}')(cls)
+
+
+WORKFLOWS: dict[str, type] = {name: _scenario_workflow(name, agent) for name, agent in TEMPORAL_AGENTS.items()}
+globals().update({cls.__name__: cls for cls in WORKFLOWS.values()})
+
+
+class TemporalHarness:
+    """Runs each scenario as a workflow on a Temporal server, with an in-process worker for all of them."""
+
+    engine = 'temporal'
+
+    def __init__(self, client: Client, task_queue: str) -> None:
+        self.client = client
+        self.task_queue = task_queue
+
+    @classmethod
+    @asynccontextmanager
+    async def start(cls) -> AsyncGenerator[TemporalHarness]:
+        """Start a dev server and a worker for every scenario workflow; stop both on exit."""
+        async with (
+            dev_server() as env,
+            agent_worker(
+                env.client, workflows=list(WORKFLOWS.values()), workflow_runner=harness_passthrough_runner()
+            ) as worker,
+        ):
+            yield cls(env.client, worker.task_queue)
+
+    async def run(self, scenario: Scenario, run_input: RunInput) -> RunOutcome:
+        """Execute the scenario's workflow and wait for its reply.
+
+        Raises:
+            DurableRunFailed: The workflow failed; carries the type and message of the agent loop's error.
+        """
+        try:
+            reply: WorkflowReply = await self.client.execute_workflow(
+                f'conformance_{scenario.name}',
+                run_input,
+                id=f'conformance-{scenario.name}-{uuid.uuid4().hex}',
+                task_queue=self.task_queue,
+                result_type=WorkflowReply,
+                # A workflow that retries a failing task forever must fail the test, not hang it.
+                execution_timeout=timedelta(minutes=2),
+            )
+        except WorkflowFailureError as failure:
+            cause = failure.cause
+            if isinstance(cause, ApplicationError):
+                raise DurableRunFailed(cause.type or 'ApplicationError', cause.message) from failure
+            raise
+        return RunOutcome(reply.output, reply.output_type, reply.messages, reply.usage)

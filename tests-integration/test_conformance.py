@@ -1,0 +1,103 @@
+"""Every scenario on every engine: the durable run must equal the plain agent's run of the same script.
+
+Equal means: the same output (value and type), the same message history (timestamps and run ids aside), the same
+usage and, for scenarios with an event stream handler, the same events in the same order.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from harness import (
+    FAILING_SCENARIOS,
+    SCENARIOS,
+    DurableRunFailed,
+    EngineHarness,
+    RunInput,
+    RunOutcome,
+    Scenario,
+    comparable_events,
+    describe_error,
+    engine_params,
+    run_plain,
+    take_events,
+)
+from pydantic_ai import Agent
+from pydantic_ai.exceptions import UsageLimitExceeded
+
+pytestmark = pytest.mark.anyio
+
+
+async def _plain(scenario: Scenario, run_input: RunInput) -> tuple[RunOutcome, list[Any]]:
+    # Durable engines must emit parallel tool events deterministically; the plain agent does so in this mode.
+    take_events()
+    with Agent.parallel_tool_call_execution_mode('parallel_ordered_events'):
+        outcome = await run_plain(scenario, run_input)
+    return outcome, comparable_events(take_events())
+
+
+async def _durable(harness: EngineHarness, scenario: Scenario, run_input: RunInput) -> tuple[RunOutcome, list[Any]]:
+    take_events()
+    outcome = await harness.run(scenario, run_input)
+    return outcome, comparable_events(take_events())
+
+
+def _in_any_order(events: list[Any]) -> list[Any]:
+    return sorted(events, key=lambda event: json.dumps(event, sort_keys=True))
+
+
+async def _assert_same_as_plain(harness: EngineHarness, scenario: Scenario) -> RunOutcome:
+    plain, plain_events = await _plain(scenario, scenario.first)
+    durable, durable_events = await _durable(harness, scenario, scenario.first)
+    assert durable.comparable() == plain.comparable()
+    if scenario.name == 'parallel_tools':
+        # Which parallel call finishes first is up to the engine (see `test_parallel_tool_events_in_call_order`).
+        assert _in_any_order(durable_events) == _in_any_order(plain_events)
+    else:
+        assert durable_events == plain_events
+    if scenario.records_events:
+        assert plain_events, 'the scenario should have produced events'
+    if scenario.follow_up is not None:
+        plain_next, plain_events = await _plain(scenario, scenario.follow_up(plain.messages))
+        durable_next, durable_events = await _durable(harness, scenario, scenario.follow_up(durable.messages))
+        assert durable_next.comparable() == plain_next.comparable()
+        assert durable_events == plain_events
+        return durable_next
+    return durable
+
+
+@pytest.mark.parametrize('engine', engine_params())
+@pytest.mark.parametrize('name', list(SCENARIOS))
+async def test_scenario_matches_plain_agent(harness: EngineHarness, name: str) -> None:
+    await _assert_same_as_plain(harness, SCENARIOS[name])
+
+
+@pytest.mark.parametrize('engine', engine_params(['dbos']))
+async def test_parallel_tool_events_in_call_order(harness: EngineHarness) -> None:
+    """The tools finish in another order than they were called; the events still follow the call order, every time.
+
+    Temporal and Prefect run parallel tools in pydantic-ai's default `parallel` mode: their tool events follow the
+    completion order (deterministic on replay, but not from one run to the next).
+    """
+    scenario = SCENARIOS['parallel_tools']
+    plain, plain_events = await _plain(scenario, scenario.first)
+    for _ in range(2):
+        durable, durable_events = await _durable(harness, scenario, scenario.first)
+        assert durable.comparable() == plain.comparable()
+        assert durable_events == plain_events
+    results = [event['part']['tool_call_id'] for event in plain_events if event['event_kind'] == 'function_tool_result']
+    assert results == ['call-0', 'call-1', 'call-2', 'call-3']
+
+
+@pytest.mark.parametrize('engine', engine_params())
+@pytest.mark.parametrize('name', list(FAILING_SCENARIOS))
+async def test_failing_run_reports_the_plain_agent_error(harness: EngineHarness, name: str) -> None:
+    """The agent loop's error (here `UsageLimitExceeded`) fails the durable run with the same type and message."""
+    scenario = FAILING_SCENARIOS[name]
+    with pytest.raises(UsageLimitExceeded) as plain:
+        await run_plain(scenario, scenario.first)
+    with pytest.raises((UsageLimitExceeded, DurableRunFailed)) as durable:
+        await harness.run(scenario, scenario.first)
+    assert describe_error(durable.value) == describe_error(plain.value)

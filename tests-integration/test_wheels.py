@@ -1,0 +1,128 @@
+"""Each engine package's wheel, installed alone (with the kernel's wheel) into a clean venv, works and brings no
+other engine's SDK.
+
+Wheels are built with `uv build --no-sources` (as for a release) and their dependencies come from the package index.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.xdist_group('wheels')
+
+ROOT = Path(__file__).resolve().parent.parent
+SDKS = {'temporal': 'temporalio', 'dbos': 'dbos', 'prefect': 'prefect'}
+
+SMOKE_SCRIPTS = {
+    'temporal': """
+from pydantic_ai import Agent
+from pydantic_ai.models.test import TestModel
+from durable_temporal import PydanticAIPlugin, TemporalAgent
+agent = TemporalAgent(Agent(TestModel(), name='smoke'))
+assert agent.name == 'smoke' and agent.temporal_activities
+PydanticAIPlugin()
+print('ok')
+""",
+    'dbos': """
+import asyncio, sys, tempfile
+from dbos import DBOS
+from pydantic_ai import Agent
+from pydantic_ai.models.test import TestModel
+from durable_dbos import DBOSAgent
+directory = tempfile.mkdtemp()
+DBOS(config={'name': 'smoke', 'system_database_url': f'sqlite:///{directory}/dbos.sqlite'})
+agent = Agent(TestModel(), name='smoke')
+@agent.tool_plain
+def add(a: int, b: int) -> int:
+    return a + b
+dbos_agent = DBOSAgent(agent)
+DBOS.launch()
+result = asyncio.run(dbos_agent.run('add'))
+assert result.output == '{"add":0}', result.output
+DBOS.destroy()
+print('ok')
+""",
+    'prefect': """
+from pydantic_ai import Agent
+from pydantic_ai.models.test import TestModel
+from durable_prefect import PrefectAgent
+agent = PrefectAgent(Agent(TestModel(), name='smoke'))
+assert agent.name == 'smoke'
+print('ok')
+""",
+}
+
+
+def _uv() -> str:
+    found = shutil.which('uv')
+    assert found, 'uv is needed to build and install the wheels'
+    return found
+
+
+def _run(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> str:
+    completed = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, f'{" ".join(args)} failed:\n{completed.stdout}\n{completed.stderr}'
+    return completed.stdout
+
+
+@pytest.fixture(scope='module')
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The wheels of the kernel and the three engine packages, built once."""
+    out = tmp_path_factory.mktemp('wheels')
+    built: dict[str, Path] = {}
+    for package in ('kernel', 'temporal', 'dbos', 'prefect'):
+        _run(_uv(), 'build', '--package', f'durable-{package}', '--no-sources', '--wheel', '--out-dir', str(out))
+        (wheel,) = out.glob(f'durable_{package}-*.whl')
+        built[package] = wheel
+    return built
+
+
+def _clean_env() -> dict[str, str]:
+    # The test runs under `uv run`: do not let the workspace venv leak into the new one.
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {'VIRTUAL_ENV', 'PYTHONPATH', 'UV_PROJECT_ENVIRONMENT'}
+    }
+    env['PREFECT_SERVER_ANALYTICS_ENABLED'] = 'false'
+    env['DO_NOT_TRACK'] = '1'
+    return env
+
+
+@pytest.mark.parametrize('engine', ['temporal', 'dbos', 'prefect'])
+def test_wheel_alone_in_a_clean_venv(engine: str, wheels: dict[str, Path], tmp_path: Path) -> None:
+    venv = tmp_path / 'venv'
+    env = _clean_env()
+    _run(_uv(), 'venv', '--quiet', '--python', sys.executable, str(venv), cwd=tmp_path, env=env)
+    python = venv / 'bin' / 'python'
+    _run(
+        _uv(),
+        'pip',
+        'install',
+        '--quiet',
+        '--python',
+        str(python),
+        str(wheels['kernel']),
+        str(wheels[engine]),
+        cwd=tmp_path,
+        env=env,
+    )
+
+    output = _run(
+        str(python), '-c', SMOKE_SCRIPTS[engine], cwd=tmp_path, env={**env, 'PREFECT_HOME': str(tmp_path / 'prefect')}
+    )
+    assert output.strip().splitlines()[-1] == 'ok'
+
+    installed = _run(_uv(), 'pip', 'list', '--python', str(python), '--format', 'freeze', cwd=tmp_path, env=env).lower()
+    names = {line.split('==')[0] for line in installed.splitlines()}
+    assert f'durable-{engine}' in names
+    assert 'durable-kernel' in names
+    others = {sdk for other, sdk in SDKS.items() if other != engine}
+    assert not (names & others), f'durable-{engine} brought another engine SDK: {names & others}'
+    assert not ({f'durable-{other}' for other in SDKS if other != engine} & names)
