@@ -11,7 +11,7 @@ export DO_NOT_TRACK := "1"
 default:
     @just --list
 
-# Run the tests: `just test` (every package, then the integration suite) or `just test temporal -k name` (one package: kernel|temporal|dbos|prefect|integration).
+# Run the tests: `just test` (every package, then the integration suite) or `just test temporal -k name` (one suite: kernel|temporal|dbos|prefect|integration|examples).
 test *args:
     @bash scripts/test.sh "$@"
 

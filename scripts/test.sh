@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Runs the test suites: every package in turn, or the one named first (kernel|temporal|dbos|prefect|integration).
+# Runs the test suites: every package in turn, or the one named first (kernel|temporal|dbos|prefect|integration|examples).
 # Each package runs in its own pytest process (DBOS and Prefect hold process-wide state) on 2 xdist workers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all=(kernel temporal dbos prefect integration)
+all=(kernel temporal dbos prefect integration examples)
 targets=()
 if [[ $# -gt 0 && " ${all[*]} " == *" $1 "* ]]; then
   targets=("$1"); shift
@@ -20,7 +20,11 @@ fi
 workers="${PYTEST_WORKERS:-2}"
 status=0
 for target in "${targets[@]}"; do
-  if [[ "$target" == integration ]]; then dir=tests-integration; else dir="packages/durable-$target/tests"; fi
+  case "$target" in
+    integration) dir=tests-integration ;;
+    examples) dir=examples ;;
+    *) dir="packages/durable-$target/tests" ;;
+  esac
   if ! compgen -G "$dir/test_*.py" >/dev/null && ! compgen -G "$dir/**/test_*.py" >/dev/null; then
     echo "== $target: no tests yet in $dir"; continue
   fi
