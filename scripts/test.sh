@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Runs the test suites: every package in turn, or the one named first (kernel|temporal|dbos|prefect|integration|examples).
+# Runs the test suites: every package in turn, or the one named first (kernel|temporal|dbos|prefect|integration|examples|benchmarks).
 # Each package runs in its own pytest process (DBOS and Prefect hold process-wide state) on 2 xdist workers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all=(kernel temporal dbos prefect integration examples)
+all=(kernel temporal dbos prefect integration examples benchmarks)
 targets=()
 if [[ $# -gt 0 && " ${all[*]} " == *" $1 "* ]]; then
   targets=("$1"); shift
@@ -23,6 +23,7 @@ for target in "${targets[@]}"; do
   case "$target" in
     integration) dir=tests-integration ;;
     examples) dir=examples ;;
+    benchmarks) dir=benchmarks ;;
     *) dir="packages/durable-$target/tests" ;;
   esac
   if ! compgen -G "$dir/test_*.py" >/dev/null && ! compgen -G "$dir/**/test_*.py" >/dev/null; then

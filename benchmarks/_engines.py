@@ -1,0 +1,105 @@
+"""Run every variant of one engine in this process, against one server, and return the engine's results."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from ._harness import Options, ProgressCallback, Variant, measure
+
+ENGINES = ('temporal', 'dbos', 'prefect')
+
+MAX_CONCURRENCY: dict[str, int] = {'prefect': 10}
+"""Runs in flight per engine at most, whatever `--concurrency` says (change it with `--prefect-concurrency`).
+
+Prefect's ephemeral test server (one process on SQLite) answers `503 Service Unavailable` to a good share of 50
+concurrent flow runs on 2 cores, and takes minutes to get through them: the throughput would measure the test
+server's overload, not the agents.
+"""
+VARIANTS = ('ours', 'reference', 'reference+steps', 'floor', 'plain')
+
+
+def engine_variant_names(engine: str, requested: Sequence[str] | None = None) -> list[str]:
+    """The variants to run on `engine`: the requested ones it supports, `ours` only once its package works."""
+    supported = ['ours', 'reference', 'floor', 'plain']
+    if engine == 'dbos':
+        supported.insert(2, 'reference+steps')
+    names = [name for name in supported if requested is None or name in requested]
+    if 'ours' in names and not ours_available(engine):
+        names.remove('ours')
+    return names
+
+
+def ours_available(engine: str) -> bool:
+    """Whether our package for `engine` can be imported with the names the benchmark needs."""
+    if engine == 'temporal':
+        from ._temporal import ours_available as available
+    elif engine == 'dbos':
+        from ._dbos import ours_available as available
+    else:
+        from ._prefect import ours_available as available
+    return available()
+
+
+def variants_of(
+    engine: str, names: Sequence[str], *, dbos_database: str = 'sqlite'
+) -> tuple[Callable[[], AbstractAsyncContextManager[list[Variant]]], str | None]:
+    """A factory of the engine's variants (server started on entry, stopped on exit) and its stored-bytes metric."""
+    if engine == 'temporal':
+        from ._temporal import STORE_METRIC, temporal_variants
+
+        return lambda: temporal_variants(names), STORE_METRIC
+    if engine == 'dbos':
+        from ._dbos import STORE_METRIC, dbos_variants
+
+        return lambda: dbos_variants(names, dbos_database), STORE_METRIC
+    if engine == 'prefect':
+        from ._prefect import STORE_METRIC, prefect_variants
+
+        return lambda: prefect_variants(names), STORE_METRIC
+    raise ValueError(f'unknown engine {engine!r}: choose one of {", ".join(ENGINES)}')
+
+
+async def run_engine(
+    engine: str,
+    options: Options,
+    names: Sequence[str],
+    *,
+    dbos_database: str = 'sqlite',
+    progress: ProgressCallback | None = None,
+    on_ready: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Start the engine, measure the variants `names`, stop the engine; return JSON-ready results.
+
+    Args:
+        engine: `temporal`, `dbos` or `prefect`.
+        options: What to measure.
+        names: Variants to run (see [`engine_variant_names`][benchmarks._engines.engine_variant_names]).
+        dbos_database: `sqlite` or `postgres` (DBOS only).
+        progress: Called as runs complete.
+        on_ready: Called with the number of progress steps once the server is up.
+    """
+    cap = MAX_CONCURRENCY.get(engine)
+    if cap is not None and options.concurrency > cap:
+        options = dataclasses.replace(
+            options,
+            concurrency=cap,
+            concurrent_runs=min(options.concurrent_runs, 2 * cap),
+        )
+    factory, store_metric = variants_of(engine, names, dbos_database=dbos_database)
+    start = time.perf_counter()
+    context = factory()
+    variants: list[Variant]
+    async with context as variants:
+        if on_ready is not None:
+            on_ready(options.total_steps(len(variants)))
+        results = await measure(variants, options, progress)
+    return {
+        'store_metric': store_metric,
+        'concurrency': options.concurrency,
+        'variants': [result.to_json() for result in results],
+        'elapsed_s': time.perf_counter() - start,
+    }

@@ -1,0 +1,207 @@
+"""Prefect: ours, the reference and the bare-engine floor against one ephemeral Prefect server in this process.
+
+Each run is one flow run, found again through a unique tag to count its task runs (Prefect records task runs
+from events, asynchronously, so the count is polled until it settles).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import importlib.util
+import os
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from contextlib import ExitStack, asynccontextmanager
+from functools import cache
+from typing import Any
+
+from ._harness import RunFacts, Variant
+from ._plain import PlainVariant
+from ._workload import Workload, build_agent, drain_events, filler, payload_plan
+
+STORE_METRIC = 'result bytes'
+"""What `RunFacts.store_bytes` measures here: the files of the results the run's tasks persisted."""
+
+_TERMINAL = {'COMPLETED', 'FAILED', 'CRASHED', 'CANCELLED'}
+
+
+async def flow_run_facts(flow_name: str, started_after: datetime.datetime, *, timeout: float = 10.0) -> RunFacts:
+    """Task runs of the latest run of flow `flow_name` (begun after `started_after`), once all are recorded as final.
+
+    Runs are found by flow name and start time rather than by tag: tagged task runs make Prefect check tag
+    concurrency limits on every task, which costs API calls and would distort the timings.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterId,
+        FlowRunFilterStartTime,
+    )
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    previous = -1
+    async with get_client() as client:
+        while True:
+            flow_runs = await client.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])),
+                flow_run_filter=FlowRunFilter(
+                    start_time=FlowRunFilterStartTime.model_validate({'after_': started_after})
+                ),
+                sort=FlowRunSort.START_TIME_DESC,
+                limit=1,
+            )
+            task_runs = (
+                await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_runs[0].id])))
+                if flow_runs
+                else []
+            )
+            # The server records runs from events, a little after they happen: wait until the count settles.
+            settled = bool(flow_runs) and all(
+                task_run.state is not None and task_run.state.type.value in _TERMINAL for task_run in task_runs
+            )
+            if (settled and len(task_runs) == previous) or asyncio.get_running_loop().time() > deadline:
+                return RunFacts(units=len(task_runs), store_bytes=_result_bytes(task_runs))
+            previous = len(task_runs) if settled else -1
+            await asyncio.sleep(0.1)
+
+
+def _result_bytes(task_runs: Sequence[Any]) -> int:
+    """Bytes of the result files the task runs persisted (each file counted once)."""
+    keys: set[str] = set()
+    for task_run in task_runs:
+        key = getattr(getattr(task_run.state, 'data', None), 'storage_key', None)
+        if isinstance(key, str):
+            keys.add(key)
+    return sum(os.path.getsize(key) for key in keys if os.path.isfile(key))
+
+
+class FlowRunVariant(Variant):
+    """A variant whose run is one Prefect flow run of flow `flow_name`."""
+
+    def __init__(
+        self,
+        name: str,
+        description: str,
+        flow_name: str,
+        start: Callable[[Workload], Awaitable[Any]],
+        units: Callable[[Workload], int] | None = None,
+    ) -> None:
+        self.name = name
+        self.description = description
+        self._flow_name = flow_name
+        self._start = start
+        self._units = units
+        self._started: dict[str, datetime.datetime] = {}
+
+    async def run(self, workload: Workload, run_id: str) -> None:
+        self._started[run_id] = datetime.datetime.now(datetime.timezone.utc)
+        await self._start(workload)
+
+    async def facts(self, run_id: str) -> RunFacts:
+        # Called right after a sequential run: the latest run of the flow is that run.
+        return await flow_run_facts(self._flow_name, self._started.pop(run_id) - datetime.timedelta(seconds=1))
+
+    def expected_units(self, workload: Workload) -> int:
+        return self._units(workload) if self._units else workload.units
+
+
+@cache
+def _floor_flow() -> Callable[[list[tuple[int, int, list[int], list[int]]]], Awaitable[int]]:
+    from prefect import flow, task
+
+    # Durable like the agents' tasks: results persisted, cached per flow run by inputs (Prefect's default policy).
+    @task(name='bench_floor_model', persist_result=True)
+    async def floor_model(request: str, response_bytes: int) -> str:
+        return 'm' * response_bytes
+
+    @task(name='bench_floor_tool', persist_result=True)
+    async def floor_tool(args: str, result_bytes: int) -> str:
+        return 't' * result_bytes
+
+    @flow(name='bench_floor')
+    async def floor_flow(plan: list[tuple[int, int, list[int], list[int]]]) -> int:
+        received = 0
+        # Distinct payloads per call: equal inputs would share a cache key and skip the task.
+        for turn, (request_bytes, response_bytes, args_sizes, result_sizes) in enumerate(plan):
+            received += len(await floor_model(filler(f'{turn}:', request_bytes), response_bytes))
+            results = await asyncio.gather(
+                *(
+                    floor_tool(filler(f'{turn}:{index}:', args), size)
+                    for index, (args, size) in enumerate(zip(args_sizes, result_sizes, strict=True))
+                )
+            )
+            received += sum(len(result) for result in results)
+        return received
+
+    return floor_flow
+
+
+@cache
+def _floor_plan(workload: Workload) -> list[tuple[int, int, list[int], list[int]]]:
+    return [
+        (turn.request_bytes, turn.response_bytes, list(turn.tool_args_bytes), list(turn.tool_result_bytes))
+        for turn in payload_plan(workload)
+    ]
+
+
+def ours_available() -> bool:
+    """Whether `durable_prefect.PrefectAgent` can be imported (it is being written alongside)."""
+    if importlib.util.find_spec('durable_prefect') is None:
+        return False
+    try:
+        return hasattr(importlib.import_module('durable_prefect'), 'PrefectAgent')
+    except ImportError:
+        return False
+
+
+@asynccontextmanager
+async def prefect_variants(names: Sequence[str]) -> AsyncGenerator[list[Variant]]:
+    """Start one private ephemeral Prefect server, build the variants, yield them; stop the server on exit."""
+    from durable_prefect.testing import prefect_test_server
+
+    with ExitStack() as stack:
+        stack.enter_context(prefect_test_server())
+        from pydantic_ai.durable_exec.prefect import PrefectAgent as ReferencePrefectAgent (the yardstick)
+
+        variants: list[Variant] = []
+
+        def agent_variant(name: str, description: str, agent_class: type[Any], agent_name: str) -> Variant:
+            agent = agent_class(build_agent(agent_name))
+            events_agent = agent_class(build_agent(f'{agent_name}_events'), event_stream_handler=drain_events)
+            # Flow names as the agents name their flows (`{agent name} Run`).
+            variant = FlowRunVariant(name, description, f'{agent_name} Run', lambda w: agent.run(w.prompt()))
+            variant.events = FlowRunVariant(
+                f'{name}+events', description, f'{agent_name}_events Run', lambda w: events_agent.run(w.prompt())
+            )
+            return variant
+
+        for name in names:
+            if name == 'ours':
+                from durable_prefect import PrefectAgent
+
+                variants.append(agent_variant('ours', 'durable_prefect.PrefectAgent', PrefectAgent, 'bench_ours'))
+            elif name == 'reference':
+                variants.append(
+                    agent_variant(
+                        'reference',
+                        'pydantic_ai.durable_exec.prefect.PrefectAgent',
+                        ReferencePrefectAgent,
+                        'bench_reference',
+                    )
+                )
+            elif name == 'floor':
+                floor_flow = _floor_flow()
+                variants.append(
+                    FlowRunVariant(
+                        'floor',
+                        'bare flow: same tasks and payload sizes, no pydantic-ai',
+                        'bench_floor',
+                        lambda w, f=floor_flow: f(_floor_plan(w)),
+                    )
+                )
+            elif name == 'plain':
+                variants.append(PlainVariant())
+        yield variants

