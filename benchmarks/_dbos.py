@@ -169,7 +169,7 @@ def _agent_classes(with_ours: bool) -> tuple[type[Any] | None, type[Any]]:
         registry = _get_or_create_dbos_registry()
         if registry.class_info_map.get('DBOSAgent') is DBOSAgent:
             del registry.class_info_map['DBOSAgent']
-    from pydantic_ai.durable_exec.dbos import DBOSAgent as ReferenceDBOSAgent (the yardstick)
+    from pydantic_ai.durable_exec.dbos import DBOSAgent as ReferenceDBOSAgent  # the reference: the yardstick
 
     return ours_class, ReferenceDBOSAgent
 

@@ -102,7 +102,7 @@ def ours_available() -> bool:
 @asynccontextmanager
 async def temporal_variants(names: Sequence[str]) -> AsyncGenerator[list[Variant]]:
     """Start one dev server, a worker per requested variant, and yield the variants; stop all on exit."""
-    from pydantic_ai.durable_exec.temporal import PydanticAIPlugin as ReferencePlugin (the yardstick)
+    from pydantic_ai.durable_exec.temporal import PydanticAIPlugin as ReferencePlugin  # the reference: the yardstick
 
     from ._temporal_floor import FloorWorkflow, floor_model, floor_tool
     from ._temporal_reference import ReferenceEventsWorkflow, ReferenceWorkflow

@@ -5,7 +5,7 @@ Only module-level definitions here: the sandbox re-imports this module for every
 
 from __future__ import annotations
 
-from pydantic_ai.durable_exec.temporal import PydanticAIWorkflow, TemporalAgent (the yardstick)
+from pydantic_ai.durable_exec.temporal import PydanticAIWorkflow, TemporalAgent  # the reference: the yardstick
 from temporalio import workflow
 
 from ._workload import build_agent, drain_events
