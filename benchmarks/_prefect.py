@@ -164,7 +164,9 @@ async def prefect_variants(names: Sequence[str]) -> AsyncGenerator[list[Variant]
 
     with ExitStack() as stack:
         stack.enter_context(prefect_test_server())
-        from pydantic_ai.durable_exec.prefect import PrefectAgent as ReferencePrefectAgent  # the reference: the yardstick
+        from pydantic_ai.durable_exec.prefect import (
+            PrefectAgent as ReferencePrefectAgent,  # the reference: the yardstick
+        )
 
         variants: list[Variant] = []
 
