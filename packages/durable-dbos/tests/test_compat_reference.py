@@ -57,7 +57,7 @@ def test_reference_workflow_recovers_on_our_agent(database_url: str, tmp_path: P
 
 
 def _crash_on_the_reference() -> None:
-    from pydantic_ai.durable_exec.dbos import DBOSAgent as ReferenceDBOSAgent  # noqa: TID251
+    from pydantic_ai.durable_exec.dbos import DBOSAgent as ReferenceDBOSAgent
 
     url, log, name, workflow_id = sys.argv[1:5]
     with dbos_session(url) as launch:

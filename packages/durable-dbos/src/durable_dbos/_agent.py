@@ -9,7 +9,6 @@ from typing import Any
 
 from dbos import DBOS, DBOSConfiguredInstance
 from pydantic_ai import _utils
-from pydantic_ai import messages as _messages
 from pydantic_ai.agent import AbstractAgent, AgentRunResult, EventStreamHandler
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.models import Model
@@ -17,7 +16,7 @@ from pydantic_ai.output import OutputDataT
 from pydantic_ai.tools import AgentDepsT
 from pydantic_ai.toolsets import AbstractToolset
 
-from durable_kernel import dbos_workflow_name, require_agent_name
+from durable_kernel import RunArguments, UserPrompt, dbos_workflow_name, require_agent_name
 
 from ._config import DBOSParallelExecutionMode, StepConfig
 from ._durable import DurableToolsetPlan, DurableToolsetsCapability, check_picklable_inputs
@@ -25,8 +24,6 @@ from ._entry_points import DBOSEntryPoints
 from ._model import DBOSModel, run_event_stream_handler
 
 __all__ = ('DBOSAgent',)
-
-_UserPrompt = str | Sequence[_messages.UserContent] | None
 
 
 # Registered under a qualified name: DBOS keys classes by name, and the reference's class is also `DBOSAgent`, so
@@ -125,10 +122,10 @@ class DBOSAgent(DBOSEntryPoints[AgentDepsT, OutputDataT], DBOSConfiguredInstance
             ) from error
 
         # DBOS records a workflow's function by name; plain closures (not bound methods) carry DBOS's metadata.
-        async def run_workflow(user_prompt: _UserPrompt = None, **inputs: Any) -> AgentRunResult[Any]:
+        async def run_workflow(user_prompt: UserPrompt = None, **inputs: Any) -> AgentRunResult[Any]:
             return await self._run_in_workflow(user_prompt, **inputs)
 
-        def run_sync_workflow(user_prompt: _UserPrompt = None, **inputs: Any) -> AgentRunResult[Any]:
+        def run_sync_workflow(user_prompt: UserPrompt = None, **inputs: Any) -> AgentRunResult[Any]:
             return self._run_sync_in_workflow(user_prompt, **inputs)
 
         self._run_workflow = DBOS.workflow(name=dbos_workflow_name(self._name, 'run'))(run_workflow)
@@ -160,12 +157,12 @@ class DBOSAgent(DBOSEntryPoints[AgentDepsT, OutputDataT], DBOSConfiguredInstance
 
     # --- what runs inside the workflows ----------------------------------------------------------------------------
 
-    async def _run_in_workflow(self, user_prompt: _UserPrompt = None, **inputs: Any) -> AgentRunResult[Any]:
+    async def _run_in_workflow(self, user_prompt: UserPrompt = None, **inputs: Any) -> AgentRunResult[Any]:
         handler = inputs.get('event_stream_handler')
         with run_event_stream_handler(handler):
-            return await super(DBOSEntryPoints, self).run(user_prompt, **inputs)
+            return await self._agent_run(RunArguments.from_kwargs(user_prompt, inputs))
 
-    def _run_sync_in_workflow(self, user_prompt: _UserPrompt = None, **inputs: Any) -> AgentRunResult[Any]:
+    def _run_sync_in_workflow(self, user_prompt: UserPrompt = None, **inputs: Any) -> AgentRunResult[Any]:
         # Like the reference: the sync workflow runs the async `run` workflow as its child.
         return _utils.get_event_loop().run_until_complete(self.run(user_prompt, **inputs))
 

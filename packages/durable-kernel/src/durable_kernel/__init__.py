@@ -5,6 +5,7 @@ merged and ordered; each engine package binds those rules to its own primitives.
 """
 
 from ._config import merge_config, merge_unique
+from ._context_values import scoped_context_value
 from ._control_flow import (
     ToolApprovalRequired,
     ToolCallDeferred,
@@ -27,19 +28,25 @@ from ._names import (
     require_agent_name,
     temporal_activity_name,
 )
+from ._run_arguments import OverrideArguments, RunArguments, UserPrompt
 from ._run_context import RUN_CONTEXT_FIELDS, PartialRunContext, rebuild_run_context
 from ._toolsets import leaf_toolsets, replace_leaf_toolsets, require_toolset_id
+from ._wrapper_agent import DurableWrapperAgent
 
 __all__ = (
     'RUN_CONTEXT_FIELDS',
+    'DurableWrapperAgent',
+    'OverrideArguments',
     'PartialRunContext',
     'PrefectTaskKind',
+    'RunArguments',
     'TemporalActivityKind',
     'ToolApprovalRequired',
     'ToolCallDeferred',
     'ToolOutcome',
     'ToolRetryRequested',
     'ToolReturned',
+    'UserPrompt',
     'capture_tool_outcome',
     'dbos_mcp_step_name',
     'dbos_model_step_name',
@@ -55,6 +62,7 @@ __all__ = (
     'replace_leaf_toolsets',
     'require_agent_name',
     'require_toolset_id',
+    'scoped_context_value',
     'temporal_activity_name',
     'unwrap_tool_outcome',
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Generator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -10,23 +11,29 @@ from typing import TYPE_CHECKING, Any
 from prefect import flow
 from prefect.context import FlowRunContext
 from prefect.utilities.asyncutils import run_coro_as_sync
-from pydantic_ai import _instructions, _utils, models
-from pydantic_ai.agent import AbstractAgent, AgentRunResult, EventStreamHandler, WrapperAgent
-from pydantic_ai.agent.abstract import AgentModelSettings, AgentRetries
+from pydantic_ai import _utils, models
+from pydantic_ai.agent import AbstractAgent, AgentRunResult, EventStreamHandler
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.models import Model
 from pydantic_ai.output import OutputDataT
-from pydantic_ai.tools import AgentDepsT, AgentNativeTool, Tool, ToolFuncEither
+from pydantic_ai.tools import AgentDepsT
 from pydantic_ai.toolsets import AbstractToolset, FunctionToolset
 
-from durable_kernel import prefect_flow_name, require_agent_name
+from durable_kernel import (
+    DurableWrapperAgent,
+    OverrideArguments,
+    RunArguments,
+    prefect_flow_name,
+    require_agent_name,
+    scoped_context_value,
+)
 
 from ._event_handler import event_handler_in_tasks
 from ._model import PrefectModel, stream_handler_override
 from ._task_config import TaskConfig, merge_task_config
 
 if TYPE_CHECKING:
-    from pydantic_ai.agent.spec import AgentSpec
+    pass
 
 __all__ = ('PrefectAgentBase', 'PrefectifyToolsetFunc')
 
@@ -36,7 +43,7 @@ PrefectifyToolsetFunc = Callable[
 """Wraps one leaf toolset for Prefect: `(toolset, mcp_task_config, tool_task_config, tool_task_config_by_name)`."""
 
 
-class PrefectAgentBase(WrapperAgent[AgentDepsT, OutputDataT]):
+class PrefectAgentBase(DurableWrapperAgent[AgentDepsT, OutputDataT]):
     """Shared state and helpers of [`PrefectAgent`][durable_prefect.PrefectAgent]."""
 
     def __init__(
@@ -128,7 +135,7 @@ class PrefectAgentBase(WrapperAgent[AgentDepsT, OutputDataT]):
         toolsets = self._override_toolsets.get()
         toolsets = [*(self._toolsets if toolsets is None else toolsets), *self._prefectify_all(run_toolsets or ())]
         chosen_model = model or self._override_model.get() or self._model
-        with super().override(model=chosen_model, toolsets=toolsets, tools=[]):
+        with super()._override_impl(OverrideArguments(model=chosen_model, toolsets=toolsets, tools=[])):
             yield
 
     def _check_run_model(self, model: models.Model | models.KnownModelName | str | None) -> PrefectModel | None:
@@ -146,88 +153,53 @@ class PrefectAgentBase(WrapperAgent[AgentDepsT, OutputDataT]):
                 'Use `await agent.run(...)` with an `event_stream_handler` to receive events inside the flow.'
             )
 
-    async def _run_in_agent(self, user_prompt: Any, kwargs: dict[str, Any]) -> AgentRunResult[Any]:
-        """The body of the run flows: the wrapped agent's run, with events handled in tasks."""
-        handler: EventStreamHandler[AgentDepsT] | None = kwargs.pop('event_stream_handler', None)
-        token = stream_handler_override.set(handler)
-        try:
+    async def _run_in_agent(self, arguments: RunArguments[AgentDepsT]) -> AgentRunResult[Any]:
+        """The body of the run flows: the agent loop, with events handled in tasks."""
+        handler = arguments.event_stream_handler
+        with scoped_context_value(stream_handler_override, handler):
             in_tasks = event_handler_in_tasks(handler, self._event_task_config) if handler is not None else None
-            # `AbstractAgent.run` drives `self.iter`, which installs the Prefect model and toolsets.
-            return await super(WrapperAgent, self).run(user_prompt, event_stream_handler=in_tasks, **kwargs)
-        finally:
-            stream_handler_override.reset(token)
+            # The agent loop drives `self.iter`, which installs the Prefect model and toolsets.
+            return await self._agent_run(dataclasses.replace(arguments, event_stream_handler=in_tasks))
 
-    async def _run_in_flow(self, user_prompt: Any, **kwargs: Any) -> AgentRunResult[Any]:
+    async def _run_in_flow(self, arguments: RunArguments[AgentDepsT]) -> AgentRunResult[Any]:
         @flow(name=prefect_flow_name(self._name, 'run'))
         async def run_flow() -> AgentRunResult[Any]:
-            return await self._run_in_agent(user_prompt, kwargs)
+            return await self._run_in_agent(arguments)
 
         return await run_flow()
 
-    def _run_sync_in_flow(self, user_prompt: Any, **kwargs: Any) -> AgentRunResult[Any]:
+    def _run_sync_in_flow(self, arguments: RunArguments[AgentDepsT]) -> AgentRunResult[Any]:
         @flow(name=prefect_flow_name(self._name, 'run_sync'))
         def run_sync_flow() -> AgentRunResult[Any]:
-            return run_coro_as_sync(self._run_in_agent(user_prompt, kwargs))
+            return run_coro_as_sync(self._run_in_agent(arguments))
 
         return run_sync_flow()
 
     @contextmanager
-    def override(
-        self,
-        *,
-        name: str | _utils.Unset = _utils.UNSET,
-        deps: AgentDepsT | _utils.Unset = _utils.UNSET,
-        model: models.Model | models.KnownModelName | str | _utils.Unset = _utils.UNSET,
-        toolsets: Sequence[AbstractToolset[AgentDepsT]] | _utils.Unset = _utils.UNSET,
-        tools: Sequence[Tool[AgentDepsT] | ToolFuncEither[AgentDepsT, ...]] | _utils.Unset = _utils.UNSET,
-        native_tools: Sequence[AgentNativeTool[AgentDepsT]] | _utils.Unset = _utils.UNSET,
-        instructions: _instructions.AgentInstructions[AgentDepsT] | _utils.Unset = _utils.UNSET,
-        model_settings: AgentModelSettings[AgentDepsT] | _utils.Unset = _utils.UNSET,
-        retries: int | AgentRetries | _utils.Unset = _utils.UNSET,
-        spec: dict[str, Any] | AgentSpec | None = None,
-        **_deprecated_kwargs: Any,
-    ) -> Generator[None]:
-        """Temporarily override the agent's configuration (useful in tests).
-
-        A `model` must be a [`PrefectModel`][durable_prefect.PrefectModel]; `toolsets` and `tools` are wrapped for
-        Prefect like the agent's own. Arguments are those of [`Agent.override`][pydantic_ai.agent.Agent.override].
-
-        Yields:
-            Nothing; the overrides apply inside the `with` block.
-
-        Raises:
-            UserError: When `model` is not a `PrefectModel`.
-        """
-        model_token = toolsets_token = None
-        if _utils.is_set(model):
-            if not isinstance(model, PrefectModel):
+    def _override_impl(self, arguments: OverrideArguments[AgentDepsT]) -> Generator[None]:
+        # A `model` must be a `PrefectModel`; `toolsets` and `tools` are wrapped for Prefect like the agent's own.
+        toolsets, tools = arguments.toolsets, arguments.tools
+        model: PrefectModel | _utils.Unset = _utils.UNSET
+        if _utils.is_set(arguments.model):
+            if not isinstance(arguments.model, PrefectModel):
                 raise UserError(
-                    f'The override model {model!r} is not a PrefectModel, so its requests would not be Prefect tasks. '
-                    'Wrap it: `agent.override(model=PrefectModel(model))`.'
+                    f'The override model {arguments.model!r} is not a PrefectModel, so its requests would not be '
+                    'Prefect tasks. Wrap it: `agent.override(model=PrefectModel(model))`.'
                 )
-            model_token = self._override_model.set(model)
+            model = arguments.model
+        new_toolsets: list[AbstractToolset[AgentDepsT]] | _utils.Unset = _utils.UNSET
         if _utils.is_set(toolsets) or _utils.is_set(tools):
-            new_toolsets: list[AbstractToolset[AgentDepsT]] = []
+            given: list[AbstractToolset[AgentDepsT]] = []
             if _utils.is_set(tools):
-                new_toolsets.append(FunctionToolset[AgentDepsT](list(tools)))
-            new_toolsets.extend(toolsets if _utils.is_set(toolsets) else self.wrapped.toolsets[1:])
+                given.append(FunctionToolset[AgentDepsT](list(tools)))
+            given.extend(toolsets if _utils.is_set(toolsets) else self.wrapped.toolsets[1:])
             if not _utils.is_set(tools):
-                new_toolsets.insert(0, self.wrapped.toolsets[0])
-            toolsets_token = self._override_toolsets.set(self._prefectify_all(new_toolsets))
-        try:
-            with super().override(
-                name=name,
-                deps=deps,
-                instructions=instructions,
-                native_tools=native_tools,
-                model_settings=model_settings,
-                retries=retries,
-                spec=spec,
-                **_deprecated_kwargs,
-            ):
-                yield
-        finally:
-            if toolsets_token is not None:
-                self._override_toolsets.reset(toolsets_token)
-            if model_token is not None:
-                self._override_model.reset(model_token)
+                given.insert(0, self.wrapped.toolsets[0])
+            new_toolsets = self._prefectify_all(given)
+        unset = _utils.UNSET
+        with (
+            scoped_context_value(self._override_model, model),
+            scoped_context_value(self._override_toolsets, new_toolsets),
+            super()._override_impl(dataclasses.replace(arguments, model=unset, toolsets=unset, tools=unset)),
+        ):
+            yield

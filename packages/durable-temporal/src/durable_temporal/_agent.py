@@ -10,20 +10,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ConfigDict, with_config
-from pydantic_ai import _instructions, _utils, models
+from pydantic_ai import _utils, models
 from pydantic_ai import messages as _messages
 from pydantic_ai.agent import AbstractAgent, EventStreamHandler
-from pydantic_ai.agent.abstract import AgentModelSettings, AgentRetries
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.models import Model
 from pydantic_ai.output import OutputDataT
-from pydantic_ai.tools import AgentDepsT, AgentNativeTool, RunContext, Tool, ToolFuncEither
+from pydantic_ai.tools import AgentDepsT, RunContext
 from pydantic_ai.toolsets import AbstractToolset
 from pydantic_core import PydanticSerializationError
 from temporalio import activity, workflow
 from temporalio.workflow import ActivityConfig
 
-from durable_kernel import require_agent_name, require_toolset_id
+from durable_kernel import OverrideArguments, require_agent_name, require_toolset_id, scoped_context_value
 
 from ._config import merge_activity_config
 from ._entrypoints import TemporalEntryPoints
@@ -32,7 +31,7 @@ from ._run_context import TemporalRunContext, activity_run_context
 from ._toolset import TemporalWrapperToolset, temporalize_toolset
 
 if TYPE_CHECKING:
-    from pydantic_ai.agent.spec import AgentSpec
+    pass
 
 __all__ = ('EventStreamHandlerParams', 'TemporalAgent', 'TemporalizeToolsetFunc')
 
@@ -238,17 +237,20 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
     def _durable_overrides(self, model: models.Model | str | None) -> Generator[None]:
         # `tools=[]`: the agent's own tools are already in `self._toolsets`, wrapped.
         with (
-            super().override(model=self._temporal_model, toolsets=self._toolsets, tools=[]),
+            super()._override_impl(OverrideArguments(model=self._temporal_model, toolsets=self._toolsets, tools=[])),
             self._temporal_model.using_model(model),
         ):
             yield
 
     @contextmanager
     def _durable_scope(self, model: models.Model | str | None) -> Generator[None]:
-        token = self._durable_run_active.set(True)
         try:
             # Sync callbacks run inline: the workflow sandbox forbids threads.
-            with self._durable_overrides(model), _utils.disable_threads():
+            with (
+                scoped_context_value(self._durable_run_active, True),
+                self._durable_overrides(model),
+                _utils.disable_threads(),
+            ):
                 yield
         except PydanticSerializationError as error:
             raise UserError(
@@ -256,8 +258,6 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
                 '`deps`) must be serializable by pydantic: use plain data, dataclasses or pydantic models, and create '
                 'clients and connections inside tools instead of passing them in `deps`.'
             ) from error
-        finally:
-            self._durable_run_active.reset(token)
 
     def _in_durable_run(self) -> bool:
         return self._durable_run_active.get()
@@ -266,46 +266,17 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
         return self._temporal_model.resolve(model)
 
     @contextmanager
-    def override(
-        self,
-        *,
-        name: str | _utils.Unset = _utils.UNSET,
-        deps: AgentDepsT | _utils.Unset = _utils.UNSET,
-        model: models.Model | models.KnownModelName | str | _utils.Unset = _utils.UNSET,
-        toolsets: Sequence[AbstractToolset[AgentDepsT]] | _utils.Unset = _utils.UNSET,
-        tools: Sequence[Tool[AgentDepsT] | ToolFuncEither[AgentDepsT, ...]] | _utils.Unset = _utils.UNSET,
-        native_tools: Sequence[AgentNativeTool[AgentDepsT]] | _utils.Unset = _utils.UNSET,
-        instructions: _instructions.AgentInstructions[AgentDepsT] | _utils.Unset = _utils.UNSET,
-        model_settings: AgentModelSettings[AgentDepsT] | _utils.Unset = _utils.UNSET,
-        retries: int | AgentRetries | _utils.Unset = _utils.UNSET,
-        spec: dict[str, Any] | AgentSpec | None = None,
-        **_deprecated_kwargs: Any,
-    ) -> Generator[None]:
-        """Temporarily override agent configuration (the wrapped agent's `override`).
-
-        Inside a workflow `model`, `toolsets`, `tools` and `native_tools` cannot be overridden: the activities
-        are fixed when the worker starts. Override them outside the workflow, before wrapping, or use `models=`.
-
-        Args:
-            name: The name to use instead of the agent's.
-            deps: The dependencies to use instead of the run's.
-            model: The model to use instead of the run's (refused inside a workflow).
-            toolsets: The toolsets to use instead of the agent's (refused inside a workflow).
-            tools: The tools to use instead of the agent's (refused inside a workflow).
-            native_tools: The native tools to use instead of the agent's (refused inside a workflow).
-            instructions: The instructions to use instead of the agent's.
-            model_settings: The model settings to use instead of the agent's and the run's.
-            retries: The retry budgets to use instead of the agent's and the run's.
-            spec: An agent spec to apply as overrides.
-        """
+    def _override_impl(self, arguments: OverrideArguments[AgentDepsT]) -> Generator[None]:
+        # Inside a workflow `model`, `toolsets`, `tools` and `native_tools` cannot be overridden: the activities are
+        # fixed when the worker starts.
         if workflow.in_workflow():
             refused = [
                 label
                 for label, value in (
-                    ('model', model),
-                    ('toolsets', toolsets),
-                    ('tools', tools),
-                    ('native_tools', native_tools),
+                    ('model', arguments.model),
+                    ('toolsets', arguments.toolsets),
+                    ('tools', arguments.tools),
+                    ('native_tools', arguments.native_tools),
                 )
                 if _utils.is_set(value)
             ]
@@ -315,19 +286,7 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
                     'when the worker starts. Set it on the agent before wrapping it in `TemporalAgent(...)` (or, for '
                     'models, register them with `models=` and pass `run(model=...)`).'
                 )
-        with super().override(
-            name=name,
-            deps=deps,
-            model=model,
-            toolsets=toolsets,
-            tools=tools,
-            native_tools=native_tools,
-            instructions=instructions,
-            model_settings=model_settings,
-            retries=retries,
-            spec=spec,
-            **_deprecated_kwargs,
-        ):
+        with super()._override_impl(arguments):
             yield
 
 

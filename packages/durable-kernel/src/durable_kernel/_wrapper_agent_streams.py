@@ -1,15 +1,15 @@
-"""The streaming entry points of [`PrefectAgent`][durable_prefect.PrefectAgent]: refused inside a flow."""
+"""The streaming entry points every durable wrapper agent declares once: `run_stream` and `run_stream_events`."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, overload
 
 from pydantic_ai import _instructions, models
 from pydantic_ai import messages as _messages
 from pydantic_ai import usage as _usage
-from pydantic_ai.agent import EventStreamHandler
+from pydantic_ai.agent import EventStreamHandler, WrapperAgent
 from pydantic_ai.agent.abstract import AgentMetadata, AgentModelSettings, AgentRetries, RunOutputDataT
 from pydantic_ai.capabilities import AgentCapability
 from pydantic_ai.output import OutputDataT, OutputSpec
@@ -17,22 +17,34 @@ from pydantic_ai.result import AgentEventStream, StreamedRunResult
 from pydantic_ai.tools import AgentDepsT, DeferredToolResults
 from pydantic_ai.toolsets import AbstractToolset
 
-from ._agent_base import PrefectAgentBase
+from ._run_arguments import RunArguments, UserPrompt
 
 if TYPE_CHECKING:
     from pydantic_ai.agent.spec import AgentSpec
 
+__all__ = ('DurableStreamingAgent',)
 
-__all__ = ('PrefectStreamingEntryPoints',)
 
+class DurableStreamingAgent(WrapperAgent[AgentDepsT, OutputDataT]):
+    """`run_stream` and `run_stream_events` with the signatures of pydantic-ai, routed into one hook each.
 
-class PrefectStreamingEntryPoints(PrefectAgentBase[AgentDepsT, OutputDataT]):
-    """`run_stream` and `run_stream_events`: a Prefect flow cannot stream to its caller, so only outside a flow."""
+    Subclass [`DurableWrapperAgent`][durable_kernel.DurableWrapperAgent], which adds the other entry points.
+    """
+
+    def _run_stream_impl(
+        self, arguments: RunArguments[AgentDepsT]
+    ) -> AbstractAsyncContextManager[StreamedRunResult[AgentDepsT, Any]]:
+        """What `run_stream` does; by default the wrapped agent's streamed run. Engines refuse or wrap it."""
+        return super().run_stream(arguments.user_prompt, **arguments.run_kwargs())
+
+    def _run_stream_events_impl(self, arguments: RunArguments[AgentDepsT]) -> AgentEventStream[Any]:
+        """What `run_stream_events` does; by default the agent's event stream. Engines refuse or wrap it."""
+        return super().run_stream_events(arguments.user_prompt, **arguments.iter_kwargs())
 
     @overload
     def run_stream(
         self,
-        user_prompt: str | Sequence[_messages.UserContent] | None = None,
+        user_prompt: UserPrompt = None,
         *,
         output_type: None = None,
         message_history: Sequence[_messages.ModelMessage] | None = None,
@@ -56,7 +68,7 @@ class PrefectStreamingEntryPoints(PrefectAgentBase[AgentDepsT, OutputDataT]):
     @overload
     def run_stream(
         self,
-        user_prompt: str | Sequence[_messages.UserContent] | None = None,
+        user_prompt: UserPrompt = None,
         *,
         output_type: OutputSpec[RunOutputDataT],
         message_history: Sequence[_messages.ModelMessage] | None = None,
@@ -77,10 +89,9 @@ class PrefectStreamingEntryPoints(PrefectAgentBase[AgentDepsT, OutputDataT]):
         spec: dict[str, Any] | AgentSpec | None = None,
     ) -> AbstractAsyncContextManager[StreamedRunResult[AgentDepsT, RunOutputDataT]]: ...
 
-    @asynccontextmanager
-    async def run_stream(
+    def run_stream(
         self,
-        user_prompt: str | Sequence[_messages.UserContent] | None = None,
+        user_prompt: UserPrompt = None,
         *,
         output_type: OutputSpec[RunOutputDataT] | None = None,
         message_history: Sequence[_messages.ModelMessage] | None = None,
@@ -100,20 +111,17 @@ class PrefectStreamingEntryPoints(PrefectAgentBase[AgentDepsT, OutputDataT]):
         capabilities: Sequence[AgentCapability[AgentDepsT]] | None = None,
         spec: dict[str, Any] | AgentSpec | None = None,
         **_deprecated_kwargs: Any,
-    ) -> AsyncGenerator[StreamedRunResult[AgentDepsT, Any]]:
-        """Stream a run, outside a Prefect flow only (a flow cannot stream its result to its caller).
+    ) -> AbstractAsyncContextManager[StreamedRunResult[AgentDepsT, Any]]:
+        """Run the agent and stream its output, as the engine allows (often outside its durable units only).
 
-        Arguments are those of [`Agent.run_stream`][pydantic_ai.agent.Agent.run_stream].
+        Arguments are those of [`run_stream`][pydantic_ai.agent.AbstractAgent.run_stream]; they reach `_run_stream_impl` as one
+        [`RunArguments`][durable_kernel.RunArguments].
 
-        Yields:
-            The streamed run result.
-
-        Raises:
-            UserError: When called inside a Prefect flow.
+        Returns:
+            An async context manager giving the streamed result.
         """
-        self._refuse_in_flow('run_stream')
-        async with super().run_stream(
-            user_prompt,
+        arguments = RunArguments[AgentDepsT](
+            user_prompt=user_prompt,
             output_type=output_type,
             message_history=message_history,
             deferred_tool_results=deferred_tool_results,
@@ -131,14 +139,14 @@ class PrefectStreamingEntryPoints(PrefectAgentBase[AgentDepsT, OutputDataT]):
             event_stream_handler=event_stream_handler,
             capabilities=capabilities,
             spec=spec,
-            **_deprecated_kwargs,
-        ) as streamed:
-            yield streamed
+            deprecated_kwargs=_deprecated_kwargs,
+        )
+        return self._run_stream_impl(arguments)
 
     @overload
     def run_stream_events(
         self,
-        user_prompt: str | Sequence[_messages.UserContent] | None = None,
+        user_prompt: UserPrompt = None,
         *,
         output_type: None = None,
         message_history: Sequence[_messages.ModelMessage] | None = None,
@@ -161,7 +169,7 @@ class PrefectStreamingEntryPoints(PrefectAgentBase[AgentDepsT, OutputDataT]):
     @overload
     def run_stream_events(
         self,
-        user_prompt: str | Sequence[_messages.UserContent] | None = None,
+        user_prompt: UserPrompt = None,
         *,
         output_type: OutputSpec[RunOutputDataT],
         message_history: Sequence[_messages.ModelMessage] | None = None,
@@ -183,7 +191,7 @@ class PrefectStreamingEntryPoints(PrefectAgentBase[AgentDepsT, OutputDataT]):
 
     def run_stream_events(
         self,
-        user_prompt: str | Sequence[_messages.UserContent] | None = None,
+        user_prompt: UserPrompt = None,
         *,
         output_type: OutputSpec[RunOutputDataT] | None = None,
         message_history: Sequence[_messages.ModelMessage] | None = None,
@@ -203,19 +211,16 @@ class PrefectStreamingEntryPoints(PrefectAgentBase[AgentDepsT, OutputDataT]):
         spec: dict[str, Any] | AgentSpec | None = None,
         **_deprecated_kwargs: Any,
     ) -> AgentEventStream[Any]:
-        """Stream a run's events, outside a Prefect flow only.
+        """Run the agent and stream its events, as the engine allows (often outside its durable units only).
 
-        Arguments are those of [`Agent.run_stream_events`][pydantic_ai.agent.Agent.run_stream_events].
+        Arguments are those of [`run_stream_events`][pydantic_ai.agent.AbstractAgent.run_stream_events]; they reach `_run_stream_events_impl` as one
+        [`RunArguments`][durable_kernel.RunArguments].
 
         Returns:
-            The stream of events, ending with the run's result.
-
-        Raises:
-            UserError: When called inside a Prefect flow.
+            The stream of the run's events, ending with its result.
         """
-        self._refuse_in_flow('run_stream_events')
-        return super().run_stream_events(
-            user_prompt,
+        arguments = RunArguments[AgentDepsT](
+            user_prompt=user_prompt,
             output_type=output_type,
             message_history=message_history,
             deferred_tool_results=deferred_tool_results,
@@ -232,5 +237,6 @@ class PrefectStreamingEntryPoints(PrefectAgentBase[AgentDepsT, OutputDataT]):
             toolsets=toolsets,
             capabilities=capabilities,
             spec=spec,
-            **_deprecated_kwargs,
+            deprecated_kwargs=_deprecated_kwargs,
         )
+        return self._run_stream_events_impl(arguments)

@@ -1,0 +1,136 @@
+"""The arguments of one agent run (or one `override`) as a single value that engine hooks receive and forward.
+
+[`DurableWrapperAgent`][durable_kernel.DurableWrapperAgent] declares the long public signatures once and packs the
+arguments into these dataclasses, so an engine changes what it needs with `dataclasses.replace` and forwards the rest
+with [`RunArguments.run_kwargs`][durable_kernel.RunArguments.run_kwargs] instead of re-listing every parameter.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic
+
+from pydantic_ai import _instructions, _utils, models
+from pydantic_ai import messages as _messages
+from pydantic_ai import usage as _usage
+from pydantic_ai.agent import EventStreamHandler
+from pydantic_ai.agent.abstract import AgentMetadata, AgentModelSettings, AgentRetries
+from pydantic_ai.capabilities import AgentCapability
+from pydantic_ai.output import OutputSpec
+from pydantic_ai.tools import AgentDepsT, AgentNativeTool, DeferredToolResults, Tool, ToolFuncEither
+from pydantic_ai.toolsets import AbstractToolset
+
+if TYPE_CHECKING:
+    from pydantic_ai.agent.spec import AgentSpec
+
+__all__ = ('OverrideArguments', 'RunArguments', 'UserPrompt')
+
+UserPrompt = str | Sequence[_messages.UserContent] | None
+"""The `user_prompt` of a run."""
+
+# Keyword arguments of `run`/`run_sync`/`run_stream` that `iter` and `run_stream_events` do not take.
+_RUN_ONLY_FIELDS = frozenset({'event_stream_handler'})
+
+
+@dataclass(kw_only=True)
+class RunArguments(Generic[AgentDepsT]):
+    """Every argument of one call of `run`, `run_sync`, `run_stream`, `run_stream_events` or `iter`.
+
+    Field names and defaults are those of the keyword arguments of
+    [`AbstractAgent.run`][pydantic_ai.agent.AbstractAgent.run]; `event_stream_handler` is always `None` for the entry
+    points that do not take it (`iter`, `run_stream_events`); `deps` has no default because its type is generic.
+    Keyword arguments the signature does not name (the
+    agent's deprecated aliases) are kept, untouched, in `deprecated_kwargs`.
+    """
+
+    user_prompt: UserPrompt = None
+    output_type: OutputSpec[Any] | None = None
+    message_history: Sequence[_messages.ModelMessage] | None = None
+    deferred_tool_results: DeferredToolResults | None = None
+    conversation_id: str | None = None
+    model: models.Model | models.KnownModelName | str | None = None
+    instructions: _instructions.AgentInstructions[AgentDepsT] = None
+    deps: AgentDepsT
+    model_settings: AgentModelSettings[AgentDepsT] | None = None
+    usage_limits: _usage.UsageLimits | None = None
+    usage: _usage.RunUsage | None = None
+    metadata: AgentMetadata[AgentDepsT] | None = None
+    retries: int | AgentRetries | None = None
+    infer_name: bool = True
+    toolsets: Sequence[AbstractToolset[AgentDepsT]] | None = None
+    event_stream_handler: EventStreamHandler[AgentDepsT] | None = None
+    capabilities: Sequence[AgentCapability[AgentDepsT]] | None = None
+    spec: dict[str, Any] | AgentSpec | None = None
+    deprecated_kwargs: dict[str, Any] = field(default_factory=dict[str, Any])
+
+    @classmethod
+    def from_kwargs(cls, user_prompt: UserPrompt, kwargs: Mapping[str, Any]) -> RunArguments[Any]:
+        """Rebuild the arguments from the keyword arguments [`run_kwargs`][durable_kernel.RunArguments.run_kwargs] made.
+
+        Names that are not fields go to `deprecated_kwargs`, so the round trip keeps every argument.
+
+        Args:
+            user_prompt: The run's user prompt.
+            kwargs: The run's keyword arguments (for example a durable unit's recorded inputs).
+
+        Returns:
+            The run's arguments.
+        """
+        names = {f.name for f in dataclasses.fields(cls)} - {'user_prompt', 'deprecated_kwargs'}
+        known = {key: value for key, value in kwargs.items() if key in names}
+        rest = {key: value for key, value in kwargs.items() if key not in names}
+        known.setdefault('deps', None)
+        return RunArguments[Any](user_prompt=user_prompt, deprecated_kwargs=rest, **known)
+
+    def run_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of `run`, `run_sync` and `run_stream` (everything but `user_prompt`).
+
+        Returns:
+            A new dict: every field (the deprecated keyword arguments included) by its parameter name.
+        """
+        kwargs = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        del kwargs['user_prompt'], kwargs['deprecated_kwargs']
+        return {**kwargs, **self.deprecated_kwargs}
+
+    def iter_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of `iter` and `run_stream_events`: those of `run` without `event_stream_handler`.
+
+        Returns:
+            A new dict, as [`run_kwargs`][durable_kernel.RunArguments.run_kwargs] without the run-only arguments.
+        """
+        kwargs = self.run_kwargs()
+        for name in _RUN_ONLY_FIELDS - self.deprecated_kwargs.keys():
+            del kwargs[name]
+        return kwargs
+
+
+@dataclass(kw_only=True)
+class OverrideArguments(Generic[AgentDepsT]):
+    """Every argument of one call of [`override`][pydantic_ai.agent.AbstractAgent.override].
+
+    An argument that was not given is `pydantic_ai._utils.UNSET` (`spec`: `None`), exactly as in the signature.
+    """
+
+    name: str | _utils.Unset = _utils.UNSET
+    deps: AgentDepsT | _utils.Unset = _utils.UNSET
+    model: models.Model | models.KnownModelName | str | _utils.Unset = _utils.UNSET
+    toolsets: Sequence[AbstractToolset[AgentDepsT]] | _utils.Unset = _utils.UNSET
+    tools: Sequence[Tool[AgentDepsT] | ToolFuncEither[AgentDepsT, ...]] | _utils.Unset = _utils.UNSET
+    native_tools: Sequence[AgentNativeTool[AgentDepsT]] | _utils.Unset = _utils.UNSET
+    instructions: _instructions.AgentInstructions[AgentDepsT] | _utils.Unset = _utils.UNSET
+    model_settings: AgentModelSettings[AgentDepsT] | _utils.Unset = _utils.UNSET
+    retries: int | AgentRetries | _utils.Unset = _utils.UNSET
+    spec: dict[str, Any] | AgentSpec | None = None
+    deprecated_kwargs: dict[str, Any] = field(default_factory=dict[str, Any])
+
+    def kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of `override`.
+
+        Returns:
+            A new dict: every field (the deprecated keyword arguments included) by its parameter name.
+        """
+        kwargs = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        del kwargs['deprecated_kwargs']
+        return {**kwargs, **self.deprecated_kwargs}

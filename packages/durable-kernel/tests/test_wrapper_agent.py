@@ -1,0 +1,230 @@
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterable, Generator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any, cast
+
+import pytest
+from pydantic_ai import Agent, RunContext
+from pydantic_ai.agent import AgentRun, AgentRunResult
+from pydantic_ai.messages import AgentStreamEvent, ModelMessage, ModelResponse, TextPart
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+from pydantic_ai.models.test import TestModel
+from pydantic_ai.result import AgentEventStream, StreamedRunResult
+from pydantic_ai.tools import DeferredToolResults
+from pydantic_ai.toolsets import FunctionToolset
+from pydantic_ai.usage import RunUsage, UsageLimits
+
+from durable_kernel import DurableWrapperAgent, OverrideArguments, RunArguments
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return 'asyncio'
+
+
+async def _handler(ctx: RunContext[str], events: AsyncIterable[AgentStreamEvent]) -> None:
+    async for _ in events:
+        pass
+
+
+class _Stop(Exception):
+    """Raised by the recording hooks instead of running anything: the test only looks at what reached them."""
+
+
+class RecordingAgent(DurableWrapperAgent[str, str]):
+    """An engine-less wrapper whose hooks record the arguments they receive."""
+
+    def __init__(self) -> None:
+        super().__init__(Agent(TestModel(), deps_type=str))
+        self.calls: list[tuple[str, RunArguments[str] | OverrideArguments[str]]] = []
+
+    async def _run_impl(self, arguments: RunArguments[str]) -> AgentRunResult[Any]:
+        self.calls.append(('run', arguments))
+        raise _Stop
+
+    def _run_sync_impl(self, arguments: RunArguments[str]) -> AgentRunResult[Any]:
+        self.calls.append(('run_sync', arguments))
+        raise _Stop
+
+    @asynccontextmanager
+    async def _run_stream_impl(self, arguments: RunArguments[str]) -> AsyncGenerator[StreamedRunResult[str, Any]]:
+        self.calls.append(('run_stream', arguments))
+        raise _Stop
+        yield  # pragma: no cover
+
+    def _run_stream_events_impl(self, arguments: RunArguments[str]) -> AgentEventStream[Any]:
+        self.calls.append(('run_stream_events', arguments))
+        raise _Stop
+
+    @asynccontextmanager
+    async def _iter_impl(self, arguments: RunArguments[str]) -> AsyncGenerator[AgentRun[str, Any]]:
+        self.calls.append(('iter', arguments))
+        raise _Stop
+        yield  # pragma: no cover
+
+    @contextmanager
+    def _override_impl(self, arguments: OverrideArguments[str]) -> Generator[None]:
+        self.calls.append(('override', arguments))
+        yield
+
+
+def _all_run_arguments(*, with_handler: bool) -> dict[str, Any]:
+    """A distinct value for every keyword argument of `run` (`iter`'s lack `event_stream_handler`)."""
+    arguments: dict[str, Any] = {
+        'output_type': int,
+        'message_history': [],
+        'deferred_tool_results': DeferredToolResults(),
+        'conversation_id': 'conversation',
+        'model': TestModel(),
+        'instructions': 'be brief',
+        'deps': 'the deps',
+        'model_settings': {'temperature': 0.5},
+        'usage_limits': UsageLimits(request_limit=3),
+        'usage': RunUsage(),
+        'metadata': {'key': 'value'},
+        'retries': 4,
+        'infer_name': False,
+        'toolsets': [FunctionToolset[str]()],
+        'capabilities': [],
+        'spec': {'name': 'from spec'},
+    }
+    if with_handler:
+        arguments['event_stream_handler'] = _handler
+    return arguments
+
+
+def _assert_routed(
+    recorded: RunArguments[str] | OverrideArguments[str], given: dict[str, Any], *, iter_like: bool
+) -> None:
+    assert isinstance(recorded, RunArguments)
+    assert recorded.user_prompt == 'the prompt'
+    assert recorded.deprecated_kwargs == {'old_alias': 1}
+    kwargs = recorded.iter_kwargs() if iter_like else recorded.run_kwargs()
+    assert kwargs.keys() == {*given, 'old_alias'}
+    for name, value in given.items():
+        assert kwargs[name] is value, name
+    if iter_like:
+        assert recorded.event_stream_handler is None
+
+
+async def test_async_entry_points_route_every_argument() -> None:
+    agent = RecordingAgent()
+    any_agent = cast(Any, agent)  # `old_alias` stands for a deprecated keyword the signatures do not declare
+    run_args = _all_run_arguments(with_handler=True)
+    iter_args = _all_run_arguments(with_handler=False)
+
+    with pytest.raises(_Stop):
+        await any_agent.run('the prompt', old_alias=1, **run_args)
+    with pytest.raises(_Stop):
+        async with any_agent.run_stream('the prompt', old_alias=1, **run_args):
+            pass  # pragma: no cover
+    with pytest.raises(_Stop):
+        any_agent.run_stream_events('the prompt', old_alias=1, **iter_args)
+    with pytest.raises(_Stop):
+        async with any_agent.iter('the prompt', old_alias=1, **iter_args):
+            pass  # pragma: no cover
+
+    assert [name for name, _ in agent.calls] == ['run', 'run_stream', 'run_stream_events', 'iter']
+    _assert_routed(agent.calls[0][1], run_args, iter_like=False)
+    _assert_routed(agent.calls[1][1], run_args, iter_like=False)
+    _assert_routed(agent.calls[2][1], iter_args, iter_like=True)
+    _assert_routed(agent.calls[3][1], iter_args, iter_like=True)
+
+
+def test_run_sync_routes_every_argument() -> None:
+    agent = RecordingAgent()
+    run_args = _all_run_arguments(with_handler=True)
+    with pytest.raises(_Stop):
+        cast(Any, agent).run_sync('the prompt', old_alias=1, **run_args)
+    assert [name for name, _ in agent.calls] == ['run_sync']
+    _assert_routed(agent.calls[0][1], run_args, iter_like=False)
+
+
+def test_override_routes_every_argument() -> None:
+    agent = RecordingAgent()
+    given: dict[str, Any] = {
+        'name': 'other',
+        'deps': 'deps',
+        'model': TestModel(),
+        'toolsets': [],
+        'tools': [],
+        'native_tools': [],
+        'instructions': 'be brief',
+        'model_settings': {'temperature': 0.1},
+        'retries': 2,
+        'spec': {'name': 'spec'},
+    }
+    with cast(Any, agent).override(old_alias=1, **given):
+        pass
+    [(name, recorded)] = agent.calls
+    assert name == 'override'
+    assert isinstance(recorded, OverrideArguments)
+    kwargs = recorded.kwargs()
+    assert kwargs.keys() == {*given, 'old_alias'}
+    for key, value in given.items():
+        assert kwargs[key] is value, key
+
+
+def test_override_defaults_are_unset() -> None:
+    agent = RecordingAgent()
+    with agent.override(name='only the name'):
+        pass
+    [(_, recorded)] = agent.calls
+    assert recorded == OverrideArguments[str](name='only the name')
+
+
+def test_run_arguments_round_trip_through_kwargs() -> None:
+    arguments = RunArguments[str](
+        user_prompt='hi', deps='d', event_stream_handler=_handler, deprecated_kwargs={'old_alias': 1}
+    )
+    rebuilt = RunArguments.from_kwargs('hi', arguments.run_kwargs())
+    assert rebuilt == arguments
+    assert 'event_stream_handler' not in arguments.iter_kwargs()
+    # An `event_stream_handler` passed where the signature has none is forwarded untouched, for pydantic-ai to refuse.
+    given_anyway = RunArguments[str](deps='d', deprecated_kwargs={'event_stream_handler': _handler})
+    assert given_anyway.iter_kwargs()['event_stream_handler'] is _handler
+
+
+def test_from_kwargs_defaults_missing_deps() -> None:
+    assert RunArguments.from_kwargs(None, {}) == RunArguments[Any](deps=None)
+
+
+def _shouting(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    return ModelResponse(parts=[TextPart('SHOUT')])
+
+
+class PlainAgent(DurableWrapperAgent[None, str]):
+    """A wrapper that overrides no hook: every entry point must behave like the wrapped agent."""
+
+
+def _plain_agent() -> PlainAgent:
+    return PlainAgent(Agent(TestModel(custom_output_text='plain')))
+
+
+async def test_default_hooks_behave_like_the_wrapped_agent() -> None:
+    agent = _plain_agent()
+    assert (await agent.run('hi')).output == 'plain'
+    async with agent.run_stream('hi') as streamed:
+        assert await streamed.get_output() == 'plain'
+    kinds: list[str] = []
+    async with agent.run_stream_events('hi') as stream:
+        async for event in stream:
+            kinds.append(cast(Any, event).event_kind)
+    assert kinds[-1] == 'agent_run_result'
+    async with agent.iter('hi') as agent_run:
+        async for _ in agent_run:
+            pass
+    assert agent_run.result is not None
+    assert agent_run.result.output == 'plain'
+    with agent.override(model=FunctionModel(_shouting)):
+        assert (await agent.run('hi')).output == 'SHOUT'
+    assert (await agent.run('hi', model=FunctionModel(_shouting))).output == 'SHOUT'
+
+
+def test_default_run_sync_behaves_like_the_wrapped_agent() -> None:
+    agent = _plain_agent()
+    assert agent.run_sync('hi').output == 'plain'
+    assert agent.run_sync('hi', model=FunctionModel(_shouting)).output == 'SHOUT'
