@@ -6,6 +6,7 @@ set positional-arguments
 export UV_COMPILE_BYTECODE := "1"
 export PREFECT_SERVER_ANALYTICS_ENABLED := "false"
 export DO_NOT_TRACK := "1"
+export NO_MKDOCS_2_WARNING := "1"
 
 # List the recipes.
 default:
