@@ -58,23 +58,21 @@ class DBOSAgent(DBOSEntryPoints[AgentDepsT, OutputDataT], DBOSConfiguredInstance
         tool_step_config_by_name: Mapping[str, StepConfig | None] | None = None,
         function_tool_steps: bool = True,
     ):
-        """Wrap an agent to enable it with DBOS durable workflows, by automatically offloading model requests, tool calls, and MCP server communication to DBOS steps.
+        """Make `wrapped` durable on DBOS: its runs become workflows, its model, tool and MCP I/O become steps.
 
-        After wrapping, the original agent can still be used as normal outside of the DBOS workflow.
+        The wrapped agent itself is not changed: used directly, it still runs without DBOS.
 
         Args:
-            wrapped: The agent to wrap.
-            name: Optional unique agent name to use as the DBOS configured instance name. If not provided, the
-                agent's `name` will be used.
-            event_stream_handler: Optional event stream handler to use instead of the one set on the wrapped agent.
-            mcp_step_config: The base DBOS step config to use for MCP server steps. If no config is provided, use the
-                default settings of DBOS.
-            model_step_config: The DBOS step config to use for model request steps. If no config is provided, use
-                the default settings of DBOS.
-            parallel_execution_mode: The mode for executing tool calls:
-                - 'parallel_ordered_events' (default): Run tool calls in parallel, but events are emitted in order,
-                  after all calls complete.
-                - 'sequential': Run tool calls one at a time in order.
+            wrapped: The agent to make durable.
+            name: The DBOS configured-instance name, which prefixes every workflow and step name; defaults to
+                `wrapped.name`. It must be unique in the application and stable across deploys.
+            event_stream_handler: A handler for the run's events that replaces the wrapped agent's own.
+            mcp_step_config: Step options (retries, backoff) for the steps of MCP servers and toolsets; DBOS's
+                defaults when omitted.
+            model_step_config: Step options for model-request steps; DBOS's defaults when omitted.
+            parallel_execution_mode: How a model response asking for several tools is executed:
+                `'parallel_ordered_events'` (default) starts the calls together and reports their events in call
+                order once all have finished; `'sequential'` runs them one after another.
             tool_step_config: The DBOS step config of function-tool call steps (DBOS's defaults if not given).
             tool_step_config_by_name: Per-tool step configs, merged over `tool_step_config`; `None` for a tool runs
                 it as plain workflow code instead of a step (for tools without side effects).

@@ -14,7 +14,7 @@ __all__ = ('DBOSParallelExecutionMode', 'StepConfig', 'step_options')
 
 
 class StepConfig(TypedDict, total=False):
-    """Configuration for a step in the DBOS workflow.
+    """Retry options of one kind of DBOS step (model requests, tool calls or MCP I/O), merged over DBOS defaults.
 
     Keys left out use DBOS's own defaults (no retries).
     """

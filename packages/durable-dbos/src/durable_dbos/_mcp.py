@@ -53,7 +53,7 @@ class _RunCache:
 
 @dataclass(kw_only=True)
 class DBOSMCPServer(WrapperToolset[AgentDepsT]):
-    """A wrapper for MCPServer that integrates with DBOS, turning call_tool and get_tools into DBOS steps.
+    """An MCP server or toolset whose tool listing, instructions and tool calls are recorded as DBOS steps.
 
     Also wraps `MCPToolset` and `FastMCPToolset`. Inside workflow code, tool listing, instructions and tool calls are
     the steps `{step_name_prefix}__mcp_server__{id}.get_tools`, `.get_instructions` and `.call_tool`

@@ -54,7 +54,7 @@ def _restore_model(key: str) -> DBOSModel:
 
 
 class DBOSModel(WrapperModel):
-    """A wrapper for Model that integrates with DBOS, turning request and request_stream to DBOS steps.
+    """A model whose requests (streamed or not) are recorded as DBOS steps, so a recovered workflow reuses their responses.
 
     Inside a DBOS workflow, `request` is the step `{step_name_prefix}__model.request` and `request_stream` the step
     `{step_name_prefix}__model.request_stream`: the live stream is consumed inside the step (the event stream handler

@@ -37,12 +37,12 @@ class PrefectAgent(PrefectRunEntryPoints[AgentDepsT, OutputDataT]):
         event_stream_handler_task_config: TaskConfig | None = None,
         prefectify_toolset_func: PrefectifyToolsetFunc[AgentDepsT] = prefectify_toolset,
     ):
-        """Wrap an agent to enable it with Prefect durable flows, by automatically offloading model requests, tool calls, and MCP server communication to Prefect tasks.
+        """Make `wrapped` durable on Prefect: its runs become flows, its model, tool and MCP I/O become cached tasks.
 
-        After wrapping, the original agent can still be used as normal outside of the Prefect flow.
+        The wrapped agent itself is not changed: used directly, it still runs without Prefect.
 
         Args:
-            wrapped: The agent to wrap.
+            wrapped: The agent to make durable.
             name: Unique agent name, used as the prefix of the flow names; defaults to the wrapped agent's name.
             event_stream_handler: Event stream handler to use instead of the wrapped agent's one.
             mcp_task_config: Task config of MCP tool listing and MCP tool calls.

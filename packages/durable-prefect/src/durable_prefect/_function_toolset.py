@@ -19,7 +19,7 @@ __all__ = ('PrefectDynamicToolset', 'PrefectFunctionToolset')
 
 @dataclass
 class PrefectFunctionToolset(PrefectWrapperToolset[AgentDepsT]):
-    """A wrapper for FunctionToolset that integrates with Prefect, turning tool calls into Prefect tasks.
+    """A function toolset whose tool calls run as Prefect tasks, so a retried flow run reuses completed calls.
 
     Inside a flow each call is a task named `Call Tool: {tool}`. `task_config` applies to every tool;
     `tool_task_config` entries override it per tool, and an entry of `None` runs that tool without a task.
@@ -41,7 +41,7 @@ class PrefectFunctionToolset(PrefectWrapperToolset[AgentDepsT]):
         ctx: RunContext[AgentDepsT],
         tool: ToolsetTool[AgentDepsT],
     ) -> Any:
-        """Call a tool, wrapped as a Prefect task with a descriptive name.
+        """Run the tool: in a `Call Tool: {tool}` task inside a flow (unless its config is `None`), directly otherwise.
 
         Args:
             name: The tool's name.

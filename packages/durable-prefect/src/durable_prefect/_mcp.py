@@ -76,7 +76,7 @@ class _PrefectMCPBase(PrefectWrapperToolset[AgentDepsT]):
         ctx: RunContext[AgentDepsT],
         tool: ToolsetTool[AgentDepsT],
     ) -> Any:
-        """Call an MCP tool, wrapped as a Prefect task with a descriptive name.
+        """Run the MCP tool: in a `Call MCP Tool: {tool}` task inside a flow, directly otherwise.
 
         Args:
             name: The tool's name.
@@ -96,7 +96,7 @@ class _PrefectMCPBase(PrefectWrapperToolset[AgentDepsT]):
 
 @dataclass
 class PrefectMCPServer(_PrefectMCPBase[AgentDepsT]):
-    """A wrapper for MCPServer that integrates with Prefect, turning call_tool and get_tools into Prefect tasks.
+    """An `MCPServer` whose tool listing and tool calls run as Prefect tasks.
 
     Inside a flow, tool calls are tasks named `Call MCP Tool: {tool}` and tool listing is a task named
     `List MCP Tools: {id}`, so a retried or resumed flow run sees the same tools and reuses completed calls.

@@ -88,7 +88,7 @@ _STREAM_TASK = task(_request_model_streaming)
 
 
 class PrefectModel(WrapperModel):
-    """A wrapper for Model that integrates with Prefect, turning request and request_stream into Prefect tasks.
+    """A model whose requests, streamed or not, run as Prefect tasks inside a flow.
 
     Inside a Prefect flow, each request is a task named `Model Request: {model_name}` (or
     `Model Request (Streaming): {model_name}`), whose result Prefect persists and reuses when the flow run is
@@ -127,7 +127,7 @@ class PrefectModel(WrapperModel):
         model_settings: ModelSettings | None,
         model_request_parameters: ModelRequestParameters,
     ) -> ModelResponse:
-        """Make a model request, wrapped as a Prefect task when in a flow.
+        """Send the request: in a `Model Request: {model}` task inside a flow, directly otherwise.
 
         Args:
             messages: The messages to send.
@@ -154,8 +154,8 @@ class PrefectModel(WrapperModel):
     ) -> AsyncGenerator[StreamedResponse]:
         """Make a streaming model request.
 
-        When inside a Prefect flow, the stream is consumed within a task and a non-streaming response is returned.
-        When not in a flow, behaves normally.
+        Inside a flow, a task reads the whole stream (feeding the event stream handler as it arrives) and the
+        caller gets a stream replaying the finished response; outside a flow, the wrapped model streams as usual.
 
         Args:
             messages: The messages to send.
