@@ -17,7 +17,7 @@ from pydantic_ai.models.wrapper import CompletedStreamedResponse, WrapperModel
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import RunContext
 
-from durable_kernel import dbos_model_step_name
+from durable_kernel import consume_model_stream, dbos_model_step_name
 
 from ._config import StepConfig, step_options
 from ._context import in_workflow_code
@@ -123,19 +123,9 @@ class DBOSModel(WrapperModel):
         handler = _run_handler.get() or self.event_stream_handler
 
         async def consume_stream() -> ModelResponse:
-            async with self.wrapped.request_stream(
-                messages, model_settings, model_request_parameters, run_context
-            ) as streamed:
-                if handler is not None:
-                    if run_context is None:
-                        raise UserError(
-                            'A DBOS model with an event stream handler needs the run context: call it through '
-                            '`agent.run()` (with `event_stream_handler=`), not `pydantic_ai.direct`.'
-                        )
-                    await handler(run_context, streamed)
-                async for _ in streamed:
-                    pass
-            return streamed.get()
+            return await consume_model_stream(
+                self.wrapped, messages, model_settings, model_request_parameters, run_context, handler, engine='DBOS'
+            )
 
         options = step_options(dbos_model_step_name(self.step_name_prefix, stream=True), self.step_config)
         response = await DBOS.run_step_async(options, consume_stream)

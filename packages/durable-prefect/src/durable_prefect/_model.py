@@ -11,14 +11,13 @@ from prefect import task
 from prefect.context import FlowRunContext
 from pydantic_ai._run_context import get_current_run_context
 from pydantic_ai.agent import EventStreamHandler
-from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.models import KnownModelName, Model, ModelRequestParameters, StreamedResponse
 from pydantic_ai.models.wrapper import CompletedStreamedResponse, WrapperModel
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import RunContext
 
-from durable_kernel import prefect_task_name
+from durable_kernel import consume_model_stream, prefect_task_name
 
 from ._cache_policy import KeyedTaskInput
 from ._task_config import TaskConfig, merge_task_config
@@ -68,19 +67,15 @@ async def _request_model(request: _ModelRequest) -> ModelResponse:
 
 
 async def _request_model_streaming(request: _ModelRequest) -> ModelResponse:
-    async with request.model.request_stream(
-        request.messages, request.model_settings, request.model_request_parameters, request.run_context
-    ) as streamed_response:
-        if request.handler is not None:
-            if request.run_context is None:
-                raise UserError(
-                    'A streamed model request with an event stream handler needs a run context: '
-                    'run it through an agent (`agent.run(...)`) rather than `model_request_stream()`.'
-                )
-            await request.handler(request.run_context, streamed_response)
-        async for _ in streamed_response:
-            pass
-    return streamed_response.get()
+    return await consume_model_stream(
+        request.model,
+        request.messages,
+        request.model_settings,
+        request.model_request_parameters,
+        request.run_context,
+        request.handler,
+        engine='Prefect',
+    )
 
 
 _REQUEST_TASK = task(_request_model)

@@ -24,6 +24,8 @@ from pydantic_ai.tools import RunContext
 from temporalio import activity, workflow
 from temporalio.workflow import ActivityConfig
 
+from durable_kernel import consume_model_stream
+
 from ._config import merge_activity_config
 from ._run_context import TemporalRunContext, activity_run_context
 
@@ -104,19 +106,16 @@ class TemporalModel(WrapperModel):
         async def request_stream(params: ModelRequestParams, deps: Any) -> ModelResponse:
             ctx = self._activity_context(params, deps)
             chosen = self._model_for_key(params.model_id, ctx)
-            handler = self.event_stream_handler
-            async with chosen.request_stream(
+            # The handler sees the live stream here, in the activity, where I/O is allowed.
+            return await consume_model_stream(
+                chosen,
                 params.messages,
                 cast(ModelSettings | None, params.model_settings),
                 params.model_request_parameters,
                 ctx,
-            ) as stream:
-                if handler is not None:
-                    # The handler sees the live stream here, in the activity, where I/O is allowed.
-                    await handler(ctx, stream)
-                async for _ in stream:
-                    pass
-            return stream.get()
+                self.event_stream_handler,
+                engine='Temporal',
+            )
 
         for fn in (request, request_stream):
             # `None` as well: payloads recorded before deps were sent carry none.
