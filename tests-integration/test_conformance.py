@@ -6,7 +6,6 @@ usage and, for scenarios with an event stream handler, the same events in the sa
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -44,19 +43,11 @@ async def _durable(harness: EngineHarness, scenario: Scenario, run_input: RunInp
     return outcome, comparable_events(take_events())
 
 
-def _in_any_order(events: list[Any]) -> list[Any]:
-    return sorted(events, key=lambda event: json.dumps(event, sort_keys=True))
-
-
 async def _assert_same_as_plain(harness: EngineHarness, scenario: Scenario) -> RunOutcome:
     plain, plain_events = await _plain(scenario, scenario.first)
     durable, durable_events = await _durable(harness, scenario, scenario.first)
     assert durable.comparable() == plain.comparable()
-    if scenario.name == 'parallel_tools':
-        # Which parallel call finishes first is up to the engine (see `test_parallel_tool_events_in_call_order`).
-        assert _in_any_order(durable_events) == _in_any_order(plain_events)
-    else:
-        assert durable_events == plain_events
+    assert durable_events == plain_events
     if scenario.records_events:
         assert plain_events, 'the scenario should have produced events'
     if scenario.follow_up is not None:
@@ -74,12 +65,11 @@ async def test_scenario_matches_plain_agent(harness: EngineHarness, name: str) -
     await _assert_same_as_plain(harness, SCENARIOS[name])
 
 
-@pytest.mark.parametrize('engine', engine_params(['dbos']))
+@pytest.mark.parametrize('engine', engine_params())
 async def test_parallel_tool_events_in_call_order(harness: EngineHarness) -> None:
     """The tools finish in another order than they were called; the events still follow the call order, every time.
 
-    Temporal and Prefect run parallel tools in pydantic-ai's default `parallel` mode: their tool events follow the
-    completion order (deterministic on replay, but not from one run to the next).
+    Every engine runs parallel tool calls in pydantic-ai's `parallel_ordered_events` mode inside its durable unit.
     """
     scenario = SCENARIOS['parallel_tools']
     plain, plain_events = await _plain(scenario, scenario.first)

@@ -16,7 +16,14 @@ from pydantic_ai.output import OutputDataT
 from pydantic_ai.tools import AgentDepsT
 from pydantic_ai.toolsets import AbstractToolset
 
-from durable_kernel import RunArguments, UserPrompt, dbos_workflow_name, require_agent_name
+from durable_kernel import (
+    RunArguments,
+    UserPrompt,
+    dbos_workflow_name,
+    ordered_tool_call_events,
+    require_agent_name,
+    require_durable_parallel_execution_mode,
+)
 
 from ._config import DBOSParallelExecutionMode, StepConfig
 from ._durable import DurableToolsetPlan, DurableToolsetsCapability, check_picklable_inputs
@@ -81,12 +88,9 @@ class DBOSAgent(DBOSEntryPoints[AgentDepsT, OutputDataT], DBOSConfiguredInstance
         """
         super().__init__(wrapped)
         self._name = require_agent_name(name or wrapped.name, engine='DBOS')
-        if parallel_execution_mode not in ('sequential', 'parallel_ordered_events'):
-            raise UserError(
-                f'`parallel_execution_mode={parallel_execution_mode!r}` is not supported by DBOS: use '
-                "'parallel_ordered_events' or 'sequential' (both give the same step order on every execution)."
-            )
-        self._parallel_execution_mode: DBOSParallelExecutionMode = parallel_execution_mode
+        self._parallel_execution_mode: DBOSParallelExecutionMode = require_durable_parallel_execution_mode(
+            parallel_execution_mode, engine='DBOS'
+        )
         self._event_stream_handler = event_stream_handler
         if not isinstance(wrapped.model, Model):
             raise UserError(
@@ -169,7 +173,7 @@ class DBOSAgent(DBOSEntryPoints[AgentDepsT, OutputDataT], DBOSConfiguredInstance
         chosen = model if model is not None else (self._model_override.get() or self._model)
         with (
             self.wrapped.override(model=chosen),
-            self.parallel_tool_call_execution_mode(self._parallel_execution_mode),
+            ordered_tool_call_events(self._parallel_execution_mode),
         ):
             yield
 

@@ -16,6 +16,7 @@ from ._control_flow import (
     outcome_from_exception,
     unwrap_tool_outcome,
 )
+from ._model_stream import consume_model_stream
 from ._names import (
     PrefectTaskKind,
     TemporalActivityKind,
@@ -30,10 +31,20 @@ from ._names import (
 )
 from ._run_arguments import OverrideArguments, RunArguments, UserPrompt
 from ._run_context import RUN_CONTEXT_FIELDS, PartialRunContext, rebuild_run_context
+from ._tool_call_order import (
+    DEFAULT_PARALLEL_EXECUTION_MODE,
+    DurableParallelExecutionMode,
+    ordered_tool_call_events,
+    require_durable_parallel_execution_mode,
+)
 from ._toolsets import leaf_toolsets, replace_leaf_toolsets, require_toolset_id
 from ._wrapper_agent import DurableWrapperAgent
 
 __all__ = (
+    'DEFAULT_PARALLEL_EXECUTION_MODE',
+    'DurableParallelExecutionMode',
+    'ordered_tool_call_events',
+    'require_durable_parallel_execution_mode',
     'RUN_CONTEXT_FIELDS',
     'DurableWrapperAgent',
     'OverrideArguments',
@@ -48,6 +59,7 @@ __all__ = (
     'ToolReturned',
     'UserPrompt',
     'capture_tool_outcome',
+    'consume_model_stream',
     'dbos_mcp_step_name',
     'dbos_model_step_name',
     'dbos_tool_step_name',

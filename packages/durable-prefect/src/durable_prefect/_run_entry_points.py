@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncGenerator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from typing import Any
 
+from prefect.context import FlowRunContext
 from pydantic_ai.agent import AgentRun, AgentRunResult
 from pydantic_ai.output import OutputDataT
 from pydantic_ai.result import AgentEventStream, StreamedRunResult
 from pydantic_ai.tools import AgentDepsT
 
-from durable_kernel import RunArguments
+from durable_kernel import RunArguments, ordered_tool_call_events
 
 from ._agent_base import PrefectAgentBase
 
@@ -22,9 +23,11 @@ __all__ = ('PrefectRunEntryPoints',)
 class PrefectRunEntryPoints(PrefectAgentBase[AgentDepsT, OutputDataT]):
     """`run` (flow `{name} Run`), `run_sync` (flow `{name} Sync Run`), `iter` (tasks inside the caller's flow).
 
-    Both flows are subflows when called inside a flow. A `model` given at run time must be a
-    [`PrefectModel`][durable_prefect.PrefectModel]; run-time `toolsets` are wrapped for Prefect too. `run_stream`
-    and `run_stream_events` work outside a flow only: a flow cannot stream to its caller.
+    Both flows are subflows when called inside a flow. Inside a flow, parallel tool calls run in pydantic-ai's
+    `'parallel_ordered_events'` mode: started together, their events reported in call order, the same on every run.
+    A `model` given at run time must be a [`PrefectModel`][durable_prefect.PrefectModel]; run-time `toolsets` are
+    wrapped for Prefect too. `run_stream` and `run_stream_events` work outside a flow only: a flow cannot stream to
+    its caller.
     """
 
     async def _run_impl(self, arguments: RunArguments[AgentDepsT]) -> AgentRunResult[Any]:
@@ -36,7 +39,11 @@ class PrefectRunEntryPoints(PrefectAgentBase[AgentDepsT, OutputDataT]):
     @asynccontextmanager
     async def _iter_impl(self, arguments: RunArguments[AgentDepsT]) -> AsyncGenerator[AgentRun[AgentDepsT, Any]]:
         prefect_model = self._check_run_model(arguments.model)
-        with self._durable_overrides(prefect_model, arguments.toolsets):
+        in_flow = FlowRunContext.get() is not None
+        with (
+            self._durable_overrides(prefect_model, arguments.toolsets),
+            ordered_tool_call_events() if in_flow else nullcontext(),
+        ):
             async with super()._iter_impl(dataclasses.replace(arguments, model=None, toolsets=None)) as agent_run:
                 yield agent_run
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncIterable, Callable, Generator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -22,7 +22,13 @@ from pydantic_core import PydanticSerializationError
 from temporalio import activity, workflow
 from temporalio.workflow import ActivityConfig
 
-from durable_kernel import OverrideArguments, require_agent_name, require_toolset_id, scoped_context_value
+from durable_kernel import (
+    OverrideArguments,
+    ordered_tool_call_events,
+    require_agent_name,
+    require_toolset_id,
+    scoped_context_value,
+)
 
 from ._config import merge_activity_config
 from ._entrypoints import TemporalEntryPoints
@@ -34,6 +40,15 @@ if TYPE_CHECKING:
     pass
 
 __all__ = ('EventStreamHandlerParams', 'TemporalAgent', 'TemporalizeToolsetFunc')
+
+ORDERED_TOOL_EVENTS_PATCH = 'durable_temporal.parallel_ordered_events'
+"""The `workflow.patched` id under which parallel tool calls report their events to the handler in call order.
+
+It is only consulted (and recorded) for a model response with several tool calls in a run with an event stream
+handler: the one case where pydantic-ai's `'parallel'` mode (each result's handler activity scheduled as its tool
+finishes) and `'parallel_ordered_events'` schedule different commands. Histories without the marker (older ones,
+and the reference `TemporalAgent`'s) keep replaying in `'parallel'` mode.
+"""
 
 TemporalizeToolsetFunc = Callable[
     [
@@ -225,13 +240,15 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
         self, ctx: RunContext[AgentDepsT], stream: AsyncIterable[_messages.AgentStreamEvent]
     ) -> None:
         serialized = self.run_context_type.serialize_run_context(ctx)
-        async for event in stream:
-            options = merge_activity_config({'summary': f'handle event: {event.event_kind}'}, self.activity_config)
-            await workflow.execute_activity(
-                self.event_stream_handler_activity,
-                args=[EventStreamHandlerParams(event=event, serialized_run_context=serialized), ctx.deps],
-                **options,
-            )
+        # The tool calls of this stream's node are started (and the mode read) while this loop pulls the stream.
+        with _tool_event_order(ctx):
+            async for event in stream:
+                options = merge_activity_config({'summary': f'handle event: {event.event_kind}'}, self.activity_config)
+                await workflow.execute_activity(
+                    self.event_stream_handler_activity,
+                    args=[EventStreamHandlerParams(event=event, serialized_run_context=serialized), ctx.deps],
+                    **options,
+                )
 
     @contextmanager
     def _durable_overrides(self, model: models.Model | str | None) -> Generator[None]:
@@ -288,6 +305,17 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
                 )
         with super()._override_impl(arguments):
             yield
+
+
+def _tool_event_order(ctx: RunContext[Any]) -> AbstractContextManager[None]:
+    """Call order for the events of the latest model response's tool calls, if it has several.
+
+    Not when replaying a history from before `ORDERED_TOOL_EVENTS_PATCH`.
+    """
+    last = ctx.messages[-1] if ctx.messages else None
+    if not isinstance(last, _messages.ModelResponse) or len(last.tool_calls) < 2:
+        return nullcontext()
+    return ordered_tool_call_events() if workflow.patched(ORDERED_TOOL_EVENTS_PATCH) else nullcontext()
 
 
 def _unique_activities(activities: list[Callable[..., Any]]) -> list[Callable[..., Any]]:
