@@ -8,7 +8,7 @@ from typing import Any, cast
 import pytest
 from core_helpers import WORKFLOW_TIMEOUT, activity_names, scheduled_activities
 from pydantic_ai import Agent, FunctionToolset, RunContext
-from pydantic_ai.exceptions import ApprovalRequired, CallDeferred, ModelRetry
+from pydantic_ai.exceptions import ApprovalRequired, CallDeferred, ModelRetry, UserError
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.tools import DeferredToolApprovalResult, DeferredToolRequests, DeferredToolResults
@@ -252,3 +252,8 @@ def test_custom_temporalize_toolset_func_and_activity_order() -> None:
         'agent__custom__toolset__<agent>__call_tool',
         'agent__custom__toolset__extra__call_tool',
     ]
+
+
+def test_dynamic_toolset_tool_cannot_disable_its_activity() -> None:
+    with pytest.raises(UserError, match=r"Tool 'lookup' of dynamic toolset 'by_tenant'.*only built inside activities"):
+        TemporalAgent(dynamic_agent, name='dynamic_no_activity', tool_activity_config={'by_tenant': {'lookup': False}})

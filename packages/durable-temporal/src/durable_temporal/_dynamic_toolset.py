@@ -69,13 +69,10 @@ class TemporalDynamicToolset(ActivityToolset[AgentDepsT]):
             run_context_type=run_context_type,
             agent=agent,
         )
-        for tool_name, config in self.tool_activity_config.items():
-            if config is False:
-                raise UserError(
-                    f'Tool {tool_name!r} of dynamic toolset {self.id!r} has its Temporal activity disabled '
-                    '(`tool_activity_config` is `False`), but a dynamic toolset is only built inside activities, so '
-                    'its tools cannot run in workflow code. Give the tool an activity config instead of `False`.'
-                )
+        self.refuse_disabled_tool_activities(
+            'dynamic toolset',
+            'a dynamic toolset is only built inside activities, so its tools cannot run in workflow code',
+        )
         self._listed_instructions: Instructions = None
 
         async def get_tools(params: GetToolsParams, deps: Any) -> dict[str, ToolInfo]:

@@ -88,13 +88,9 @@ class TemporalMCPToolset(ActivityToolset[AgentDepsT]):
             run_context_type=run_context_type,
             agent=agent,
         )
-        for tool_name, config in self.tool_activity_config.items():
-            if config is False:
-                raise UserError(
-                    f'Tool {tool_name!r} of MCP toolset {self.id!r} has its Temporal activity disabled '
-                    '(`tool_activity_config` is `False`), but MCP tools talk to a server (I/O), which workflow code '
-                    'cannot do. Give the tool an activity config instead of `False`.'
-                )
+        self.refuse_disabled_tool_activities(
+            'MCP toolset', 'MCP tools talk to a server (I/O), which workflow code cannot do'
+        )
         self._run_tool_defs: dict[str, ToolDefinition] | None = None
 
         async def get_instructions(params: GetToolsParams, deps: Any) -> Instructions:

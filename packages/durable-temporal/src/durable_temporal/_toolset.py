@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ConfigDict, with_config
+from pydantic_ai.exceptions import UserError
 from pydantic_ai.tools import AgentDepsT, RunContext, ToolDefinition
 from pydantic_ai.toolsets import AbstractToolset, FunctionToolset, ToolsetTool, WrapperToolset
 from pydantic_ai.toolsets._dynamic import DynamicToolset
@@ -118,6 +119,21 @@ class ActivityToolset(TemporalWrapperToolset[AgentDepsT], ABC):
         self.deps_type = deps_type
         self.run_context_type = run_context_type
         self.agent = agent
+
+    def refuse_disabled_tool_activities(self, kind: str, reason: str) -> None:
+        """Raise a `UserError` if a tool's activity is disabled (`False`) although the tool cannot run in workflow code.
+
+        Args:
+            kind: What this toolset is, for the message (`'MCP toolset'`, `'dynamic toolset'`).
+            reason: Why its tools cannot run in workflow code.
+        """
+        for tool_name, config in self.tool_activity_config.items():
+            if config is False:
+                raise UserError(
+                    f'Tool {tool_name!r} of {kind} {self.id!r} has its Temporal activity disabled '
+                    f'(`tool_activity_config` is `False`), but {reason}. Give the tool an activity config instead of '
+                    '`False`.'
+                )
 
     def activity_name(self, family: str, operation: str) -> str:
         """`{prefix}__{family}__{toolset id}__{operation}`, for example `agent__a__toolset__<agent>__call_tool`."""
