@@ -19,6 +19,8 @@ from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls
 
 from durable_prefect import PrefectAgent
 
+from ._helpers import flow_runs_named, task_runs_of
+
 pytestmark = [pytest.mark.anyio]
 
 
@@ -75,3 +77,38 @@ async def test_parallel_tool_events_follow_call_order() -> None:
     assert result.output == 'done'
     assert finished == ['fast', 'slow']
     assert result_events == ['c1', 'c2']
+
+
+@pytest.mark.usefixtures('prefect_server')
+async def test_events_yielded_together_are_handled_in_one_task() -> None:
+    model = FunctionModel(_two_calls_then_text, stream_function=_two_calls_then_text_streamed)
+    agent = Agent(model, name='event-batches')
+
+    @agent.tool_plain
+    async def slow() -> str:
+        return 'slow'
+
+    @agent.tool_plain
+    async def fast() -> str:
+        return 'fast'
+
+    seen: list[str] = []
+
+    async def handler(ctx: RunContext[None], stream: AsyncIterable[AgentStreamEvent]) -> None:
+        async for event in stream:
+            seen.append(f'{event.event_kind}:{getattr(event, "tool_call_id", "")}')
+
+    await PrefectAgent(agent, event_stream_handler=handler).run('go')
+
+    tool_events = [name for name in seen if name.startswith('function_tool')]
+    assert tool_events == [
+        'function_tool_call:c1',
+        'function_tool_call:c2',
+        'function_tool_result:c1',
+        'function_tool_result:c2',
+    ]
+    [flow_run] = await flow_runs_named('event-batches Run')
+    names = [run.name.rsplit('-', 1)[0] for run in await task_runs_of([flow_run.id], expected=6)]
+    # 2 streamed model requests, 2 tool calls, and the 4 tool events in 2 tasks: the calls', then the results'.
+    assert names.count('Handle Stream Event') == 2
+    assert names.count('Model Request (Streaming): function:_two_calls_then_text:_two_calls_then_text_streamed') == 2

@@ -16,6 +16,7 @@ from ._control_flow import (
     outcome_from_exception,
     unwrap_tool_outcome,
 )
+from ._event_batches import forward_event_batches
 from ._model_stream import consume_model_stream
 from ._names import (
     PrefectTaskKind,
@@ -64,6 +65,7 @@ __all__ = (
     'dbos_model_step_name',
     'dbos_tool_step_name',
     'dbos_workflow_name',
+    'forward_event_batches',
     'leaf_toolsets',
     'merge_config',
     'merge_unique',

@@ -10,7 +10,7 @@ from pydantic_ai.agent import EventStreamHandler
 from pydantic_ai.messages import AgentStreamEvent
 from pydantic_ai.tools import RunContext
 
-from durable_kernel import prefect_task_name
+from durable_kernel import forward_event_batches, prefect_task_name
 
 from ._cache_policy import KeyedTaskInput
 from ._task_config import TaskConfig
@@ -19,34 +19,39 @@ __all__ = ('event_handler_in_tasks',)
 
 
 class _EventInput(KeyedTaskInput):
-    """One event: keyed by handler, run context, the event and its position in its stream."""
+    """A batch of events: keyed by handler, run context, the events and the position of the first in its stream."""
 
-    __slots__ = ('ctx', 'event', 'handler', 'position')
+    __slots__ = ('ctx', 'events', 'handler', 'position')
 
-    def __init__(self, handler: EventStreamHandler[Any], ctx: RunContext[Any], event: AgentStreamEvent, position: int):
+    def __init__(
+        self, handler: EventStreamHandler[Any], ctx: RunContext[Any], events: list[AgentStreamEvent], position: int
+    ):
         self.handler = handler
         self.ctx = ctx
-        self.event = event
+        self.events = events
         self.position = position
 
     def cache_material(self) -> Any:
-        return {'handler': self.handler, 'ctx': self.ctx, 'event': self.event, 'position': self.position}
+        return {'handler': self.handler, 'ctx': self.ctx, 'events': self.events, 'position': self.position}
 
 
 async def _handle_event(item: _EventInput) -> None:
-    async def single_event() -> AsyncIterator[AgentStreamEvent]:
-        yield item.event
+    async def batch() -> AsyncIterator[AgentStreamEvent]:
+        for event in item.events:
+            yield event
 
-    await item.handler(item.ctx, single_event())
+    await item.handler(item.ctx, batch())
 
 
 _EVENT_TASK = task(_handle_event)
 
 
 def event_handler_in_tasks(handler: EventStreamHandler[Any], task_config: TaskConfig) -> EventStreamHandler[Any]:
-    """Wrap an event stream handler so that each event is handled in its own `Handle Stream Event` task.
+    """Wrap an event stream handler so that the events of a flow are handled in `Handle Stream Event` tasks.
 
-    A retried or resumed flow run does not deliver an event again once its task completed.
+    The events the agent yields together (the tool-call events of a model response, the results of its calls) are
+    handled in one task, while the tool calls run (`durable_kernel.forward_event_batches`), instead of one task per
+    event. A retried or resumed flow run does not deliver a batch again once its task completed.
 
     Args:
         handler: The user's handler.
@@ -59,8 +64,12 @@ def event_handler_in_tasks(handler: EventStreamHandler[Any], task_config: TaskCo
 
     async def handle_in_tasks(ctx: RunContext[Any], stream: AsyncIterable[AgentStreamEvent]) -> None:
         position = 0
-        async for event in stream:
-            await event_task(_EventInput(handler, ctx, event, position))
-            position += 1
+
+        async def send(events: list[AgentStreamEvent]) -> None:
+            nonlocal position
+            first, position = position, position + len(events)
+            await event_task(_EventInput(handler, ctx, events, first))
+
+        await forward_event_batches(stream, send)
 
     return handle_in_tasks
