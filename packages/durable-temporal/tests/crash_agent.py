@@ -31,7 +31,8 @@ def crash_model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
         for part in message.parts
         if isinstance(part, ToolReturnPart)
     ]
-    _log(f'model {len(done)}')
+    # How many messages the model saw: a request after the worker restart still sees the whole conversation.
+    _log(f'model {len(done)} of {len(messages)}')
     if not done:
         return ModelResponse(parts=[ToolCallPart('step_one', {})])
     if len(done) == 1:

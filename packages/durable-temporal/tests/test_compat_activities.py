@@ -101,5 +101,10 @@ async def test_our_activities_run_the_reference_inputs(scenario: str):
 
 
 @pytest.mark.parametrize('scenario', SCENARIOS)
-async def test_reference_activities_run_our_inputs(scenario: str):
-    await _run_recorded_inputs('ours', reference_app, scenario)
+async def test_reference_activities_run_inputs_of_our_0_1(scenario: str):
+    """Rolling back to the reference with activities in flight works for what durable-temporal 0.1 scheduled.
+
+    Since 0.2 model activities are sent message deltas that only ours can complete into the whole conversation
+    (see docs/migration.md): roll back only once no model activity is in flight.
+    """
+    await _run_recorded_inputs('ours_0.1', reference_app, scenario)

@@ -62,7 +62,17 @@ async def test_killed_worker_run_finishes_on_a_new_worker_without_repeating_work
 
     lines = log.read_text().splitlines()
     # Completed model requests and tool calls ran once; only the attempt lost with the killed worker ran again.
-    assert lines == ['model 0', 'step_one', 'model 1', 'step_two start', 'step_two start', 'step_two done', 'model 2']
+    # `model 2` ran on the new worker, which rebuilt the conversation from the workflow history (the first worker
+    # sent model 1's request): it saw all 5 messages although its activity was only sent the newest one.
+    assert lines == [
+        'model 0 of 1',
+        'step_one',
+        'model 1 of 3',
+        'step_two start',
+        'step_two start',
+        'step_two done',
+        'model 2 of 5',
+    ]
     assert await activity_names(client, handle) == [
         'agent__crash__model_request',
         'agent__crash__toolset__<agent>__call_tool',

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 
 import anyio
 import pytest
-from core_helpers import WORKFLOW_TIMEOUT, activity_names
+from core_helpers import WORKFLOW_TIMEOUT, scheduled_activities
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.messages import (
     AgentStreamEvent,
@@ -105,15 +105,25 @@ async def test_parallel_tool_events_follow_call_order_and_replay(client: Client,
 
     assert FINISHED == ['fast', 'slow']
     assert RESULT_EVENTS == ['c1', 'c2']
-    names = await activity_names(client, handle)
-    handler = 'agent__parallel_order__event_stream_handler'
-    call_tool = 'agent__parallel_order__toolset__<agent>__call_tool'
-    # Both tools are scheduled together; the result events are handled once both have finished.
-    assert names[names.index(call_tool) :][:4] == [call_tool, call_tool, handler, handler]
+    stream_summary = 'request model: function:function:two_calls_then_text:two_calls_then_text_streamed (stream)'
+    scheduled = [
+        (a.name.removeprefix('agent__parallel_order__'), a.summary) for a in await scheduled_activities(client, handle)
+    ]
+    # The tool-call events of the response share one activity, which runs while the tools do; the result events
+    # share another once both tools have finished: 2 activities for 4 events (the reference spends 4, one each).
+    assert scheduled == [
+        ('model_request_stream', stream_summary),
+        ('event_stream_handler', 'handle events: function_tool_call, function_tool_call'),
+        ('toolset__<agent>__call_tool', 'call tool: <agent>:slow'),
+        ('toolset__<agent>__call_tool', 'call tool: <agent>:fast'),
+        ('event_stream_handler', 'handle events: function_tool_result, function_tool_result'),
+        ('model_request_stream', stream_summary),
+    ]
 
     history = await handle.fetch_history()
     markers = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED]
-    assert len(markers) == 1
+    # The patch markers of ordered tool events and of event batches.
+    assert len(markers) == 2
     replayer = Replayer(workflows=[ParallelToolsWorkflow], plugins=[PydanticAIPlugin()])
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None

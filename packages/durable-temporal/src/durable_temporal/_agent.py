@@ -24,6 +24,7 @@ from temporalio.workflow import ActivityConfig
 
 from durable_kernel import (
     OverrideArguments,
+    forward_event_batches,
     ordered_tool_call_events,
     require_agent_name,
     require_toolset_id,
@@ -50,6 +51,15 @@ finishes) and `'parallel_ordered_events'` schedule different commands. Histories
 and the reference `TemporalAgent`'s) keep replaying in `'parallel'` mode.
 """
 
+EVENT_BATCHES_PATCH = 'durable_temporal.event_batches'
+"""The `workflow.patched` id under which the events of a run reach the handler activity in batches.
+
+The events the agent yields together (the tool-call events of a model response, the results of calls that finished
+together) go to one activity, started while the tool calls run, instead of one activity per event before the next
+event is even produced. Histories without the marker (older ones, and the reference `TemporalAgent`'s) keep
+replaying with one activity per event.
+"""
+
 TemporalizeToolsetFunc = Callable[
     [
         AbstractToolset[AgentDepsT],
@@ -69,10 +79,14 @@ deps_type, run_context_type, agent) -> toolset` (six-argument functions without 
 @dataclass
 @with_config(ConfigDict(arbitrary_types_allowed=True))
 class EventStreamHandlerParams:
-    """Argument of the event-stream-handler activity (field names are wire format)."""
+    """Argument of the event-stream-handler activity (field names are wire format).
 
-    event: _messages.AgentStreamEvent
+    The reference's payload carries one `event`; ours carries `events` (a batch) and `event=None`.
+    """
+
+    event: _messages.AgentStreamEvent | None
     serialized_run_context: Any
+    events: list[_messages.AgentStreamEvent] | None = None
 
 
 def _positional_arity(func: Callable[..., Any]) -> int:
@@ -114,7 +128,8 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
             provider_factory: Builds the provider of a model given as a string at run time inside a workflow:
                 `(run_context, provider_name) -> Provider`, called inside the model activity.
             event_stream_handler: Handler to use instead of the wrapped agent's. Inside a workflow it runs in
-                activities: with the live stream inside the model-request activity, then once per tool/result event.
+                activities: with the live stream inside the model-request activity, then once per batch of tool
+                events (the events the agent yields together share an activity, which runs while the tools do).
             activity_config: Base config of every activity (default: 60 s start-to-close). `UserError` and
                 `PydanticUserError` are always non-retryable. The dict and its retry policy are not modified.
             model_activity_config: Config merged on top of the base for the model-request activities.
@@ -141,10 +156,11 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
                 return
             ctx = activity_run_context(self.run_context_type, params.serialized_run_context, deps=deps, agent=wrapped)
 
-            async def one_event() -> AsyncIterable[_messages.AgentStreamEvent]:
-                yield params.event
+            async def events() -> AsyncIterable[_messages.AgentStreamEvent]:
+                for event in params.events or ([] if params.event is None else [params.event]):
+                    yield event
 
-            await handler(ctx, one_event())
+            await handler(ctx, events())
 
         event_stream_handler_activity.__annotations__['deps'] = deps_type
         self.event_stream_handler_activity = activity.defn(name=f'{prefix}__event_stream_handler')(
@@ -240,15 +256,28 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
         self, ctx: RunContext[AgentDepsT], stream: AsyncIterable[_messages.AgentStreamEvent]
     ) -> None:
         serialized = self.run_context_type.serialize_run_context(ctx)
-        # The tool calls of this stream's node are started (and the mode read) while this loop pulls the stream.
+
+        async def send(events: list[_messages.AgentStreamEvent]) -> None:
+            kinds = ', '.join(event.event_kind for event in events)
+            summary = f'handle event: {kinds}' if len(events) == 1 else f'handle events: {kinds}'
+            if len(events) == 1 and not batched:
+                params = EventStreamHandlerParams(event=events[0], serialized_run_context=serialized)
+            else:
+                params = EventStreamHandlerParams(event=None, serialized_run_context=serialized, events=events)
+            await workflow.execute_activity(
+                self.event_stream_handler_activity,
+                args=[params, ctx.deps],
+                **merge_activity_config({'summary': summary}, self.activity_config),
+            )
+
+        # The tool calls of this stream's node are started (and the mode read) while the stream is pulled.
         with _tool_event_order(ctx):
-            async for event in stream:
-                options = merge_activity_config({'summary': f'handle event: {event.event_kind}'}, self.activity_config)
-                await workflow.execute_activity(
-                    self.event_stream_handler_activity,
-                    args=[EventStreamHandlerParams(event=event, serialized_run_context=serialized), ctx.deps],
-                    **options,
-                )
+            batched = workflow.patched(EVENT_BATCHES_PATCH)
+            if batched:
+                await forward_event_batches(stream, send)
+            else:
+                async for event in stream:
+                    await send([event])
 
     @contextmanager
     def _durable_overrides(self, model: models.Model | str | None) -> Generator[None]:

@@ -27,6 +27,7 @@ from temporalio.workflow import ActivityConfig
 from durable_kernel import consume_model_stream
 
 from ._config import merge_activity_config
+from ._message_history import Delta, WorkflowHistories, rebuild_messages, remember_request
 from ._run_context import TemporalRunContext, activity_run_context
 
 if TYPE_CHECKING:
@@ -43,7 +44,11 @@ DEFAULT_MODEL_KEY = 'default'
 @dataclass
 @with_config(ConfigDict(arbitrary_types_allowed=True))
 class ModelRequestParams:
-    """Argument of the model-request activities (field names are wire format)."""
+    """Argument of the model-request activities (field names are wire format).
+
+    With `history_base` set, `messages` holds only what follows the first `history_keep` messages of the conversation
+    of model activity `history_base` (its request, then its response); see `_message_history`.
+    """
 
     messages: list[ModelMessage]
     # A plain dict: a `ModelSettings` annotation would drop the keys only a provider's settings subclass defines.
@@ -53,6 +58,9 @@ class ModelRequestParams:
     model_id: str | None = None
     # Excluded from `ModelRequestParameters` serialization, so it travels beside it.
     telemetry_sensitive_ids: set[str] | None = None
+    history_index: int | None = None
+    history_base: int | None = None
+    history_keep: int = 0
 
 
 class TemporalModel(WrapperModel):
@@ -95,35 +103,41 @@ class TemporalModel(WrapperModel):
         self._provider_factory = provider_factory
         self._agent = agent
         self._model_key: ContextVar[str | None] = ContextVar('durable_temporal_model_key', default=None)
+        self._histories = WorkflowHistories()
+        names = (f'{activity_name_prefix}__model_request', f'{activity_name_prefix}__model_request_stream')
 
         async def request(params: ModelRequestParams, deps: Any) -> ModelResponse:
             ctx = self._activity_context(params, deps)
             chosen = self._model_for_key(params.model_id, ctx)
-            return await chosen.request(
-                params.messages, cast(ModelSettings | None, params.model_settings), params.model_request_parameters
+            messages = await rebuild_messages(params, ModelRequestParams, names)
+            response = await chosen.request(
+                messages, cast(ModelSettings | None, params.model_settings), params.model_request_parameters
             )
+            remember_request(params, names, messages, response)
+            return response
 
         async def request_stream(params: ModelRequestParams, deps: Any) -> ModelResponse:
             ctx = self._activity_context(params, deps)
             chosen = self._model_for_key(params.model_id, ctx)
+            messages = await rebuild_messages(params, ModelRequestParams, names)
             # The handler sees the live stream here, in the activity, where I/O is allowed.
-            return await consume_model_stream(
+            response = await consume_model_stream(
                 chosen,
-                params.messages,
+                messages,
                 cast(ModelSettings | None, params.model_settings),
                 params.model_request_parameters,
                 ctx,
                 self.event_stream_handler,
                 engine='Temporal',
             )
+            remember_request(params, names, messages, response)
+            return response
 
         for fn in (request, request_stream):
             # `None` as well: payloads recorded before deps were sent carry none.
             fn.__annotations__['deps'] = deps_type | None
-        self.request_activity = activity.defn(name=f'{activity_name_prefix}__model_request')(request)
-        self.request_stream_activity = activity.defn(name=f'{activity_name_prefix}__model_request_stream')(
-            request_stream
-        )
+        self.request_activity = activity.defn(name=names[0])(request)
+        self.request_stream_activity = activity.defn(name=names[1])(request_stream)
 
     @property
     def temporal_activities(self) -> list[Callable[..., Any]]:
@@ -249,11 +263,10 @@ class TemporalModel(WrapperModel):
                 'A Temporal model needs the run context, which `pydantic_ai.direct.model_request()` does not have: '
                 'use `agent.run()` inside the workflow.'
             )
-        return await workflow.execute_activity(
-            self.request_activity,
-            args=[self._params(messages, model_settings, model_request_parameters, ctx), ctx.deps],
-            **self._options(''),
-        )
+        params, delta = self._params(messages, model_settings, model_request_parameters, ctx)
+        response = await workflow.execute_activity(self.request_activity, args=[params, ctx.deps], **self._options(''))
+        self._sent(delta, messages, response, ctx)
+        return response
 
     @asynccontextmanager
     async def request_stream(
@@ -275,11 +288,11 @@ class TemporalModel(WrapperModel):
                 'A Temporal model needs the run context, which `pydantic_ai.direct.model_request_stream()` does not '
                 'have: set an `event_stream_handler` and use `agent.run()` inside the workflow.'
             )
+        params, delta = self._params(messages, model_settings, model_request_parameters, run_context)
         response: ModelResponse = await workflow.execute_activity(
-            self.request_stream_activity,
-            args=[self._params(messages, model_settings, model_request_parameters, run_context), run_context.deps],
-            **self._options(' (stream)'),
+            self.request_stream_activity, args=[params, run_context.deps], **self._options(' (stream)')
         )
+        self._sent(delta, messages, response, run_context)
         yield CompletedStreamedResponse(model_request_parameters, response)
 
     def _params(
@@ -288,13 +301,14 @@ class TemporalModel(WrapperModel):
         model_settings: ModelSettings | None,
         parameters: ModelRequestParameters,
         ctx: RunContext[Any],
-    ) -> ModelRequestParams:
+    ) -> tuple[ModelRequestParams, Delta]:
+        """The activity argument, with the messages as a delta on what earlier model activities were sent."""
         if parameters.allow_image_output:
             raise UserError(
                 'Image output cannot be used inside a Temporal workflow: generated images exceed the 2 MB payload '
                 'limit of activity results. Generate images in an activity of your own, or outside the workflow.'
             )
-        return ModelRequestParams(
+        params = ModelRequestParams(
             messages=messages,
             model_settings=cast(dict[str, Any] | None, model_settings),
             model_request_parameters=parameters,
@@ -302,6 +316,13 @@ class TemporalModel(WrapperModel):
             model_id=self._model_key.get(),
             telemetry_sensitive_ids=parameters.telemetry_sensitive_ids,
         )
+        delta = self._histories.current().delta(messages, ctx.run_id or '')
+        params.messages = delta.messages
+        params.history_index, params.history_base, params.history_keep = delta.index, delta.base, delta.keep
+        return params, delta
+
+    def _sent(self, delta: Delta, messages: list[ModelMessage], response: ModelResponse, ctx: RunContext[Any]) -> None:
+        self._histories.current().sent(delta, messages, response, ctx.run_id or '')
 
     def _options(self, suffix: str) -> ActivityConfig:
         key = self._model_key.get()

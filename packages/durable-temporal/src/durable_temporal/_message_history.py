@@ -1,0 +1,243 @@
+"""Model activities receive only the messages that are new since the previous model activity of the workflow.
+
+A model is stateless, so every request needs the whole conversation. Sending it whole to every model activity (what
+the reference does) records the conversation again in the workflow history at every turn: the history grows with the
+square of the number of turns and a long run hits Temporal's history limit. Here the workflow sends each model
+activity a *delta*: a reference to an earlier model activity of the same workflow (`history_base`), how many of that
+activity's messages (its request followed by its response) open the new request (`history_keep`), and the messages
+that follow them. Every message is then recorded in the history once, and the history grows linearly.
+
+The activity rebuilds the whole request from a cache of the requests this worker process has handled, or, when
+another worker (or a worker since restarted) handled the earlier one, from the workflow history itself, which holds
+every model activity's input and result. Nothing outside Temporal is needed.
+
+An earlier model activity is named by its position among the model activities that this agent scheduled in the
+workflow (`history_index`): the workflow counts them as it schedules them, and the activity counts the same events
+in the history. Positions do not depend on what the activities were sent, so a workflow that the reference or
+durable-temporal 0.1 started (whole conversations, no positions) continues with deltas based on what they recorded.
+Activity inputs are not part of what a replay checks, so this changes no command and needs no patch marker.
+
+The workflow decides what to keep by comparing the serialized messages, never object identity, so a history
+processor that rewrites or mutates messages simply shortens the common prefix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import weakref
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pydantic import TypeAdapter
+from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse
+from temporalio import activity, workflow
+from temporalio.api.enums.v1 import EventType
+from temporalio.exceptions import ApplicationError
+
+__all__ = ('Delta', 'DeltaParams', 'SentHistories', 'WorkflowHistories', 'rebuild_messages', 'remember_request')
+
+_MESSAGE_ADAPTER: TypeAdapter[ModelMessage] = TypeAdapter(ModelMessage)
+_RUNS_REMEMBERED = 8
+_CACHE_SIZE = 512
+
+
+class DeltaParams(Protocol):
+    """The fields of a model activity's argument that carry a message delta."""
+
+    messages: list[ModelMessage]
+    history_index: int | None
+    history_base: int | None
+    history_keep: int
+
+
+def with_run_metadata(response: ModelResponse, messages: Sequence[ModelMessage]) -> ModelResponse:
+    """`response` as the agent records it in the run's history: with the request's `run_id` and `conversation_id`.
+
+    The agent fills these in after the model request, in workflow code; both sides fill them the same way from the
+    request, so that a conversation rebuilt by the activity equals the one the workflow holds.
+    """
+    request = next((message for message in reversed(messages) if isinstance(message, ModelRequest)), None)
+    if request is None:
+        return response
+    return dataclasses.replace(
+        response,
+        run_id=response.run_id or request.run_id,
+        conversation_id=response.conversation_id or request.conversation_id,
+    )
+
+
+# --- workflow side ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Sent:
+    index: int
+    fingerprints: list[bytes]
+
+
+@dataclass
+class Delta:
+    """What to send a model activity: the new messages and where the ones before them were already sent."""
+
+    messages: list[ModelMessage]
+    index: int
+    base: int | None
+    keep: int
+    fingerprints: list[bytes] = field(repr=False)
+
+
+class SentHistories:
+    """What a workflow's model activities of one agent were sent, by agent run (the latest few runs)."""
+
+    def __init__(self) -> None:
+        self._by_run: OrderedDict[str, _Sent] = OrderedDict()
+        self._scheduled = 0
+
+    def delta(self, messages: Sequence[ModelMessage], run_id: str) -> Delta:
+        """The delta for a request of run `run_id` (based on that run's last request, else the workflow's last).
+
+        Call it right before scheduling the activity: it counts the activity.
+        """
+        fingerprints = [_MESSAGE_ADAPTER.dump_json(message) for message in messages]
+        base = self._by_run.get(run_id) or next(reversed(self._by_run.values()), None)
+        keep = 0
+        if base is not None:
+            limit = min(len(fingerprints), len(base.fingerprints))
+            while keep < limit and fingerprints[keep] == base.fingerprints[keep]:
+                keep += 1
+        index = self._scheduled
+        self._scheduled += 1
+        return Delta(
+            messages=list(messages[keep:]),
+            index=index,
+            base=base.index if base is not None and keep else None,
+            keep=keep,
+            fingerprints=fingerprints,
+        )
+
+    def sent(self, delta: Delta, messages: Sequence[ModelMessage], response: ModelResponse, run_id: str) -> None:
+        """Record that the activity of `delta` completed with `response`: later requests may build on both."""
+        filled = with_run_metadata(response, messages)
+        self._by_run[run_id] = _Sent(delta.index, [*delta.fingerprints, _MESSAGE_ADAPTER.dump_json(filled)])
+        self._by_run.move_to_end(run_id)
+        while len(self._by_run) > _RUNS_REMEMBERED:
+            self._by_run.popitem(last=False)
+
+
+class WorkflowHistories:
+    """`SentHistories` per running workflow instance (forgotten with the instance when the worker evicts it)."""
+
+    def __init__(self) -> None:
+        self._by_workflow: weakref.WeakKeyDictionary[Any, SentHistories] = weakref.WeakKeyDictionary()
+
+    def current(self) -> SentHistories:
+        """The histories of the workflow whose code is running."""
+        instance = workflow.instance()
+        histories = self._by_workflow.get(instance)
+        if histories is None:
+            histories = self._by_workflow[instance] = SentHistories()
+        return histories
+
+
+# --- activity side ----------------------------------------------------------------------------------------------
+
+_CacheKey = tuple[str, str, int]
+"""Workflow run id, first model activity name of the agent, position."""
+
+_cache: OrderedDict[_CacheKey, list[ModelMessage]] = OrderedDict()
+
+
+def _cache_get(key: _CacheKey) -> list[ModelMessage] | None:
+    found = _cache.get(key)
+    if found is not None:
+        _cache.move_to_end(key)
+    return found
+
+
+def _cache_put(key: _CacheKey, messages: list[ModelMessage]) -> None:
+    _cache[key] = messages
+    _cache.move_to_end(key)
+    while len(_cache) > _CACHE_SIZE:
+        _cache.popitem(last=False)
+
+
+async def rebuild_messages(params: DeltaParams, params_type: type[Any], activity_names: Sequence[str]) -> list[Any]:
+    """The whole conversation of a model activity's request (its `messages` when it was sent whole).
+
+    Args:
+        params: The activity's argument.
+        params_type: The argument's class, to decode the earlier model activities' arguments from the history.
+        activity_names: The names of the agent's model activities (those counted by position).
+
+    Raises:
+        ApplicationError: The base is in neither this worker's cache nor the workflow history (non-retryable).
+    """
+    if params.history_base is None:
+        return list(params.messages)
+    base = _cache_get(_key(activity_names, params.history_base))
+    if base is None:
+        base = await _conversation_from_history(params.history_base, params_type, activity_names)
+    return [*base[: params.history_keep], *params.messages]
+
+
+def remember_request(
+    params: DeltaParams, activity_names: Sequence[str], messages: list[ModelMessage], response: ModelResponse
+) -> None:
+    """Cache what the next request of the workflow may build on: this request's messages and its response.
+
+    The response is cached as the workflow will see it (through the payload converter), so a conversation rebuilt
+    from the cache is the one that would have been sent whole.
+    """
+    if params.history_index is None:
+        return
+    converter = activity.payload_converter()
+    [payload] = converter.to_payloads([response])
+    [seen] = converter.from_payloads([payload], [ModelResponse])
+    _cache_put(_key(activity_names, params.history_index), [*messages, with_run_metadata(seen, messages)])
+
+
+def _key(activity_names: Sequence[str], index: int) -> _CacheKey:
+    return (activity.info().workflow_run_id or '', activity_names[0], index)
+
+
+async def _conversation_from_history(
+    index: int, params_type: type[Any], activity_names: Sequence[str]
+) -> list[ModelMessage]:
+    """Rebuild the conversation (request and response) of the agent's `index`-th model activity from the history."""
+    info = activity.info()
+    workflow_id = info.workflow_id or ''
+    client = activity.client()
+    handle = client.get_workflow_handle(workflow_id, run_id=info.workflow_run_id)
+    converter = client.data_converter
+    names = set(activity_names)
+    positions: dict[int, tuple[int, DeltaParams]] = {}  # scheduled event id -> (position, argument)
+    conversations: dict[int, list[ModelMessage]] = {}
+    async for event in handle.fetch_history_events():
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            attributes = event.activity_task_scheduled_event_attributes
+            if attributes.activity_type.name in names:
+                [params] = await converter.decode(attributes.input.payloads[:1], [params_type])
+                positions[event.event_id] = (len(positions), params)
+        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
+            attributes = event.activity_task_completed_event_attributes
+            found = positions.get(attributes.scheduled_event_id)
+            if found is None:
+                continue
+            position, params = found
+            [response] = await converter.decode(attributes.result.payloads[:1], [ModelResponse])
+            base = conversations.get(params.history_base, []) if params.history_base is not None else []
+            request = [*base[: params.history_keep], *params.messages]
+            conversation = [*request, with_run_metadata(response, request)]
+            conversations[position] = conversation
+            _cache_put(_key(activity_names, position), conversation)
+            if position == index:
+                return conversation
+    raise ApplicationError(
+        f'The model request builds on the messages of model activity #{index} of this agent, which did not complete '
+        f'in the history of workflow {workflow_id!r}. Was the history changed outside of the workflow? Start the '
+        'workflow again.',
+        type='DurableTemporalHistoryBaseMissing',
+        non_retryable=True,
+    )
