@@ -16,8 +16,9 @@ from pydantic_ai.toolsets import AbstractToolset
 from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
+from temporalio.worker import Replayer
 
-from durable_temporal import TemporalAgent, temporalize_toolset
+from durable_temporal import PydanticAIPlugin, TemporalAgent, temporalize_toolset
 from durable_temporal.testing import agent_worker
 
 pytestmark = pytest.mark.anyio
@@ -212,6 +213,59 @@ async def test_dynamic_toolset_is_built_listed_and_called_in_activities_with_its
         ('agent__dynamic__dynamic_toolset__by_tenant__get_tools', 'get tools: by_tenant'),
         ('agent__dynamic__model_request', model_summary),
     ]
+
+
+once_agent = Agent(FunctionModel(dynamic_model), name='dynamic_once', deps_type=str)
+
+
+@once_agent.toolset(id='once', per_run_step=False)
+def once_tools(ctx: RunContext[str]) -> AbstractToolset[str]:
+    CALLS.append(f'build once:{ctx.deps}')
+
+    async def lookup(key: str) -> str:
+        return f'{key}@{ctx.deps}'
+
+    return FunctionToolset([lookup], instructions=f'Tenant {ctx.deps} tools, built once.')
+
+
+temporal_once_agent = TemporalAgent(once_agent)
+
+
+@workflow.defn
+class DynamicOnceWorkflow:
+    @workflow.run
+    async def run(self, tenant: str) -> str:
+        return (await temporal_once_agent.run('look it up', deps=tenant)).output
+
+
+async def test_dynamic_toolset_built_once_per_run_is_listed_once_per_run(client: Client, task_queue: str) -> None:
+    SEEN_INSTRUCTIONS.clear()
+    async with agent_worker(
+        client, workflows=[DynamicOnceWorkflow], agents=[temporal_once_agent], task_queue=task_queue
+    ):
+        handle = await client.start_workflow(
+            DynamicOnceWorkflow.run,
+            'acme',
+            id=str(uuid.uuid4()),
+            task_queue=task_queue,
+            execution_timeout=WORKFLOW_TIMEOUT,
+        )
+        assert await handle.result() == 'found k1@acme'
+    # Both model requests get the toolset's instructions, from the one listing of the run.
+    assert SEEN_INSTRUCTIONS == ['Tenant acme tools, built once.', 'Tenant acme tools, built once.']
+    model_summary = f'request model: {FunctionModel(dynamic_model).model_id}'
+    assert [(a.name, a.summary) for a in await scheduled_activities(client, handle)] == [
+        ('agent__dynamic_once__dynamic_toolset__once__get_tools', 'get tools: once'),
+        ('agent__dynamic_once__model_request', model_summary),
+        ('agent__dynamic_once__dynamic_toolset__once__call_tool', 'call tool: once:lookup'),
+        ('agent__dynamic_once__model_request', model_summary),
+    ]
+    # The history carries the `durable_temporal.dynamic_toolset_per_run` marker and replays with one listing.
+    history = await handle.fetch_history()
+    markers = [e for e in history.events if e.event_type == EventType.EVENT_TYPE_MARKER_RECORDED]
+    assert len(markers) == 1
+    replayer = Replayer(workflows=[DynamicOnceWorkflow], plugins=[PydanticAIPlugin()])
+    assert (await replayer.replay_workflow(history, raise_on_replay_failure=False)).replay_failure is None
 
 
 # --- custom temporalize_toolset_func ------------------------------------------------------------------------------

@@ -25,7 +25,14 @@ from ._toolset import ActivityToolset, CallToolParams, GetToolsParams
 if TYPE_CHECKING:
     from pydantic_ai.agent import AbstractAgent
 
-__all__ = ('TemporalDynamicToolset', 'ToolInfo')
+__all__ = ('PER_RUN_LISTING_PATCH', 'TemporalDynamicToolset', 'ToolInfo')
+
+PER_RUN_LISTING_PATCH = 'durable_temporal.dynamic_toolset_per_run'
+"""The `workflow.patched` id under which a `per_run_step=False` dynamic toolset is listed once per run.
+
+Consulted (and recorded) only at the second listing of such a toolset in a run: histories without the marker (the
+reference's, which lists it at every step) keep replaying as recorded.
+"""
 
 Instructions = str | InstructionPart | list[str | InstructionPart] | None
 
@@ -74,6 +81,8 @@ class TemporalDynamicToolset(ActivityToolset[AgentDepsT]):
             'a dynamic toolset is only built inside activities, so its tools cannot run in workflow code',
         )
         self._listed_instructions: Instructions = None
+        self._per_run_step = toolset.per_run_step
+        self._run_listing: dict[str, ToolInfo] | None = None
 
         async def get_tools(params: GetToolsParams, deps: Any) -> dict[str, ToolInfo]:
             ctx = self.context_in_activity(params.serialized_run_context, deps)
@@ -116,17 +125,28 @@ class TemporalDynamicToolset(ActivityToolset[AgentDepsT]):
             return await super().for_run(ctx)
         run_copy = copy.copy(self)
         run_copy._listed_instructions = None
+        run_copy._run_listing = None
         return run_copy
 
     async def get_tools(self, ctx: RunContext[AgentDepsT]) -> dict[str, ToolsetTool[AgentDepsT]]:
-        """List the tools (and remember the instructions) in the get-tools activity."""
+        """List the tools (and remember the instructions) in the get-tools activity.
+
+        At every run step, or once per run for a toolset built with `per_run_step=False`.
+        """
         if not workflow.in_workflow():
             return await super().get_tools(ctx)
-        infos: dict[str, ToolInfo] = await workflow.execute_activity(
-            self.get_tools_activity,
-            args=[GetToolsParams(serialized_run_context=self.run_context_type.serialize_run_context(ctx)), ctx.deps],
-            **self.activity_options(f'get tools: {self.id}'),
-        )
+        infos = self._run_listing
+        if infos is None or not workflow.patched(PER_RUN_LISTING_PATCH):
+            infos = await workflow.execute_activity(
+                self.get_tools_activity,
+                args=[
+                    GetToolsParams(serialized_run_context=self.run_context_type.serialize_run_context(ctx)),
+                    ctx.deps,
+                ],
+                **self.activity_options(f'get tools: {self.id}'),
+            )
+            if not self._per_run_step:
+                self._run_listing = infos
         self._listed_instructions = next((info.toolset_instructions for info in infos.values()), None)
         return {
             name: ToolsetTool(
