@@ -165,6 +165,19 @@ def _load() -> str:
     return ' / '.join(f'{value:.2f}' for value in os.getloadavg())
 
 
+QUIET_LOAD_PER_CORE = 0.25
+"""A machine whose 1-minute load average is above this (per core) before the run is busy with other jobs."""
+
+
+def _wait_for_quiet(console: Console, limit_s: float = 180.0) -> None:
+    """Wait (up to `limit_s`) for the load of earlier jobs to fade, so that the numbers written to the docs are quiet."""
+    threshold = QUIET_LOAD_PER_CORE * (os.cpu_count() or 1)
+    deadline = time.monotonic() + limit_s
+    while os.getloadavg()[0] > threshold and time.monotonic() < deadline:
+        console.print(f'waiting for a quiet machine: load {os.getloadavg()[0]:.2f} > {threshold:.2f}')
+        time.sleep(10)
+
+
 def _progress(console: Console) -> Progress:
     return Progress(
         TextColumn('[bold]{task.fields[engine]}[/bold]'),
@@ -258,6 +271,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.from_json:
         _report_outputs(json.loads(args.from_json.read_text()), args, console)
         return
+    if args.write_docs:
+        _wait_for_quiet(console)
     started = datetime.datetime.now(datetime.timezone.utc)
     load_before = _load()
     start = time.perf_counter()
@@ -280,7 +295,8 @@ def main(argv: list[str] | None = None) -> None:
         'machine': machine(),
         'load_before': load_before,
         'load_after': load_after,
-        'noisy': max(float(load_before.split(' / ')[0]), float(load_after.split(' / ')[0])) > 0.25 * cores,
+        # The run itself keeps about one core busy, so the load after it says little: judge by the load before.
+        'noisy': float(load_before.split(' / ')[0]) > QUIET_LOAD_PER_CORE * cores,
         'options': _options_json(options),
         'engines': engines,
     }

@@ -302,17 +302,31 @@ def notes(engine_name: str, engine: dict[str, Any]) -> list[str]:
             found.append(
                 f'{engine_name}: with an event stream handler {base} records {_fmt(_event(baseline, "units"), 0)} '
                 f'units per run ({_fmt(extra, 0)} of them only to hand events to the handler, one per event) and ours '
-                f'{_fmt(_event(ours, "units"), 0)}: ours still spends a durable unit per event instead of handling '
-                'them in the units that produce them.'
+                f'{_fmt(_event(ours, "units"), 0)}.'
             )
     if targets.get('ours/floor wall <= 1.3') is False:
         sentence = (
             f"{engine_name}: ours takes {_fmt(head['ours_vs_floor']['wall_median'], 2)}x the floor's wall time with "
-            f"{_fmt(head['ours_vs_floor']['units'], 2)}x its units: the floor moves only each turn's new data, "
-            'ours runs the pydantic-ai agent graph and serializes messages and run context into every unit'
+            f'{_fmt(head["ours_vs_floor"]["units"], 2)}x its units'
         )
+        floor_ms, plain_ms = _get(_variant(engine, 'floor'), 'median_ms'), _get(_variant(engine, 'plain'), 'median_ms')
+        ours_ms, units = _get(ours, 'median_ms'), _get(ours, 'units')
+        if floor_ms and plain_ms and ours_ms and units:
+            wrapper_ms = ours_ms - floor_ms - plain_ms
+            sentence += (
+                f': the floor runs no agent, and the plain agent alone (no engine) takes {_fmt(plain_ms)} ms per run, '
+                f'{_fmt(100 * plain_ms / floor_ms, 0)}% of the floor. Floor plus plain agent is '
+                f'{_fmt(floor_ms + plain_ms)} ms, so ours is {_fmt(ours_ms / (floor_ms + plain_ms), 2)}x that: the '
+                f'wrapper itself adds {_fmt(wrapper_ms)} ms per run ({_fmt(1000 * wrapper_ms / units, 0)} us per unit: '
+                'building and (de)serializing the messages and run context of each unit)'
+            )
+        else:
+            sentence += (
+                ": the floor moves only each turn's new data, ours runs the pydantic-ai agent graph and serializes "
+                'messages and run context into every unit'
+            )
         if head['ours_vs_floor']['store_bytes'] is not None:
-            sentence += f" (it stores {_fmt(head['ours_vs_floor']['store_bytes'], 1)}x the floor's bytes per run)"
+            sentence += f"; it stores {_fmt(head['ours_vs_floor']['store_bytes'], 1)}x the floor's bytes per run"
         found.append(sentence + '.')
     ours_growth = head['store_growth_exponent'].get('ours')
     floor_growth = head['store_growth_exponent'].get('floor')
@@ -339,7 +353,7 @@ def markdown(report: dict[str, Any]) -> str:
         f'- Machine: {machine["cpu"]}, {machine["cores"]} cores, {machine["memory_gb"]:.1f} GB RAM, '
         f'{machine["os"]}; Python {machine["python"]}.',
         f'- Versions: {", ".join(f"{name} {version}" for name, version in machine["versions"].items())}.',
-        f'- Load average (1/5/15 min) before: {report["load_before"]}; after: {report["load_after"]}.',
+        f'- Load average (1/5/15 min) before: {report["load_before"]}; after: {report["load_after"]} (the run itself keeps about one core busy).',
         f'- Workload: T={options["turns"]} model turns, K={options["tools"]} parallel tool calls per turn, '
         f'{options["result_bytes"]} B per tool result; {options["runs"]} timed runs per variant after '
         f'{_count(options["warmup"], "warm-up run")}, interleaved round-robin; '
