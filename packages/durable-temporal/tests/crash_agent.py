@@ -10,7 +10,8 @@ import asyncio
 import os
 from datetime import timedelta
 
-from pydantic_ai import Agent
+from pydantic import BaseModel
+from pydantic_ai import Agent, RunContext
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from temporalio import workflow
@@ -40,21 +41,30 @@ def crash_model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
     return ModelResponse(parts=[TextPart('finished')])
 
 
-crash_agent = Agent(FunctionModel(crash_model), name='crash')
+class CrashDeps(BaseModel):
+    """Deps over the inline limit: only the first activity carries them, the others name them by digest."""
+
+    blob: str
 
 
-@crash_agent.tool_plain
-async def step_one() -> str:
+DEPS = CrashDeps(blob='d' * 10_000)
+
+crash_agent = Agent(FunctionModel(crash_model), name='crash', deps_type=CrashDeps)
+
+
+@crash_agent.tool
+async def step_one(ctx: RunContext[CrashDeps]) -> str:
     _log('step_one')
     return 'one'
 
 
-@crash_agent.tool_plain
-async def step_two() -> str:
+@crash_agent.tool
+async def step_two(ctx: RunContext[CrashDeps]) -> str:
     _log('step_two start')
     if os.environ.get('DURABLE_CRASH_BLOCK'):
         await asyncio.sleep(3600)
-    _log('step_two done')
+    # On the new worker: the deps were carried by the first worker's first activity, and come from the history.
+    _log(f'step_two done with {len(ctx.deps.blob)} bytes of deps')
     return 'two'
 
 
@@ -69,4 +79,4 @@ temporal_crash_agent = TemporalAgent(
 class CrashWorkflow:
     @workflow.run
     async def run(self) -> str:
-        return (await temporal_crash_agent.run('crash me')).output
+        return (await temporal_crash_agent.run('crash me', deps=DEPS)).output

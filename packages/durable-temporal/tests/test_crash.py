@@ -70,9 +70,17 @@ async def test_killed_worker_run_finishes_on_a_new_worker_without_repeating_work
         'model 1 of 3',
         'step_two start',
         'step_two start',
-        'step_two done',
+        'step_two done with 10000 bytes of deps',
         'model 2 of 5',
     ]
+    # Only the first activity carried the deps (10 KB, over the inline limit); the others name them by digest.
+    history = await handle.fetch_history()
+    deps_arguments = [
+        event.activity_task_scheduled_event_attributes.input.payloads[1].data
+        for event in history.events
+        if event.HasField('activity_task_scheduled_event_attributes')
+    ]
+    assert [len(data) > 10_000 for data in deps_arguments] == [True, False, False, False, False]
     assert await activity_names(client, handle) == [
         'agent__crash__model_request',
         'agent__crash__toolset__<agent>__call_tool',

@@ -32,9 +32,10 @@ from durable_kernel import (
 )
 
 from ._config import merge_activity_config
+from ._deps_refs import deps_for_activity
 from ._entrypoints import TemporalEntryPoints
 from ._model import TemporalModel, TemporalProviderFactory
-from ._run_context import TemporalRunContext, activity_run_context
+from ._run_context import TemporalRunContext, resolve_activity_context
 from ._toolset import TemporalWrapperToolset, temporalize_toolset
 
 if TYPE_CHECKING:
@@ -154,7 +155,9 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
             handler = self._user_event_stream_handler
             if handler is None:
                 return
-            ctx = activity_run_context(self.run_context_type, params.serialized_run_context, deps=deps, agent=wrapped)
+            ctx = await resolve_activity_context(
+                self.run_context_type, params.serialized_run_context, deps=deps, deps_type=deps_type, agent=wrapped
+            )
 
             async def events() -> AsyncIterable[_messages.AgentStreamEvent]:
                 for event in params.events or ([] if params.event is None else [params.event]):
@@ -255,18 +258,17 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
     async def _forward_events_to_activity(
         self, ctx: RunContext[AgentDepsT], stream: AsyncIterable[_messages.AgentStreamEvent]
     ) -> None:
-        serialized = self.run_context_type.serialize_run_context(ctx)
-
         async def send(events: list[_messages.AgentStreamEvent]) -> None:
             kinds = ', '.join(event.event_kind for event in events)
             summary = f'handle event: {kinds}' if len(events) == 1 else f'handle events: {kinds}'
+            serialized, deps = deps_for_activity(self.run_context_type.serialize_run_context(ctx), ctx.deps)
             if len(events) == 1 and not batched:
                 params = EventStreamHandlerParams(event=events[0], serialized_run_context=serialized)
             else:
                 params = EventStreamHandlerParams(event=None, serialized_run_context=serialized, events=events)
             await workflow.execute_activity(
                 self.event_stream_handler_activity,
-                args=[params, ctx.deps],
+                args=[params, deps],
                 **merge_activity_config({'summary': summary}, self.activity_config),
             )
 

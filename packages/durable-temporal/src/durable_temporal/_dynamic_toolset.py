@@ -85,7 +85,7 @@ class TemporalDynamicToolset(ActivityToolset[AgentDepsT]):
         self._run_listing: dict[str, ToolInfo] | None = None
 
         async def get_tools(params: GetToolsParams, deps: Any) -> dict[str, ToolInfo]:
-            ctx = self.context_in_activity(params.serialized_run_context, deps)
+            ctx = await self.context_in_activity(params.serialized_run_context, deps)
             run_toolset = await toolset.for_run(ctx)
             async with run_toolset:
                 run_toolset = await run_toolset.for_run_step(ctx)
@@ -97,7 +97,7 @@ class TemporalDynamicToolset(ActivityToolset[AgentDepsT]):
             }
 
         async def call_tool(params: CallToolParams, deps: Any) -> ToolOutcome:
-            ctx = self.context_in_activity(params.serialized_run_context, deps)
+            ctx = await self.context_in_activity(params.serialized_run_context, deps)
             run_toolset = await toolset.for_run(ctx)
             async with run_toolset:
                 run_toolset = await run_toolset.for_run_step(ctx)
@@ -139,10 +139,7 @@ class TemporalDynamicToolset(ActivityToolset[AgentDepsT]):
         if infos is None or not workflow.patched(PER_RUN_LISTING_PATCH):
             infos = await workflow.execute_activity(
                 self.get_tools_activity,
-                args=[
-                    GetToolsParams(serialized_run_context=self.run_context_type.serialize_run_context(ctx)),
-                    ctx.deps,
-                ],
+                args=self._get_tools_arguments(ctx),
                 **self.activity_options(f'get tools: {self.id}'),
             )
             if not self._per_run_step:

@@ -61,7 +61,7 @@ class TemporalFunctionToolset(ActivityToolset[AgentDepsT]):
                 raise _sync_tool_error(tool_name, self.id)
 
         async def call_tool(params: CallToolParams, deps: Any) -> ToolOutcome:
-            ctx = self.context_in_activity(params.serialized_run_context, deps)
+            ctx = await self.context_in_activity(params.serialized_run_context, deps)
             tool = (await toolset.get_tools(ctx)).get(params.name)
             if tool is None:
                 raise UserError(

@@ -94,19 +94,19 @@ class TemporalMCPToolset(ActivityToolset[AgentDepsT]):
         self._run_tool_defs: dict[str, ToolDefinition] | None = None
 
         async def get_instructions(params: GetToolsParams, deps: Any) -> Instructions:
-            ctx = self.context_in_activity(params.serialized_run_context, deps)
+            ctx = await self.context_in_activity(params.serialized_run_context, deps)
             async with toolset:
                 return _as_instructions(await toolset.get_instructions(ctx))
 
         async def get_tools(params: GetToolsParams, deps: Any) -> dict[str, ToolDefinition]:
-            ctx = self.context_in_activity(params.serialized_run_context, deps)
+            ctx = await self.context_in_activity(params.serialized_run_context, deps)
             async with toolset:
                 tools = await toolset.get_tools(ctx)
             # Only the definitions cross the boundary: the validator is rebuilt from them in the workflow.
             return {name: tool.tool_def for name, tool in tools.items()}
 
         async def call_tool(params: CallToolParams, deps: Any) -> ToolOutcome:
-            ctx = self.context_in_activity(params.serialized_run_context, deps)
+            ctx = await self.context_in_activity(params.serialized_run_context, deps)
             if params.tool_def is None:
                 raise UserError(f'The call of MCP tool {params.name!r} carries no tool definition.')
             tool = self._mcp.tool_for_tool_def(params.tool_def)
@@ -152,7 +152,7 @@ class TemporalMCPToolset(ActivityToolset[AgentDepsT]):
             return None
         return await workflow.execute_activity(
             self.get_instructions_activity,
-            args=[GetToolsParams(serialized_run_context=self.run_context_type.serialize_run_context(ctx)), ctx.deps],
+            args=self._get_tools_arguments(ctx),
             **self.activity_options(f'get instructions: {self.id}'),
         )
 
@@ -164,10 +164,7 @@ class TemporalMCPToolset(ActivityToolset[AgentDepsT]):
         if tool_defs is None or not self._cache_tools:
             tool_defs = await workflow.execute_activity(
                 self.get_tools_activity,
-                args=[
-                    GetToolsParams(serialized_run_context=self.run_context_type.serialize_run_context(ctx)),
-                    ctx.deps,
-                ],
+                args=self._get_tools_arguments(ctx),
                 **self.activity_options(f'get tools: {self.id}'),
             )
             self._run_tool_defs = tool_defs

@@ -27,8 +27,9 @@ from temporalio.workflow import ActivityConfig
 from durable_kernel import consume_model_stream
 
 from ._config import merge_activity_config
+from ._deps_refs import deps_for_activity
 from ._message_history import Delta, WorkflowHistories, rebuild_messages, remember_request
-from ._run_context import TemporalRunContext, activity_run_context
+from ._run_context import TemporalRunContext, resolve_activity_context
 
 if TYPE_CHECKING:
     from pydantic_ai.agent import AbstractAgent
@@ -104,10 +105,11 @@ class TemporalModel(WrapperModel):
         self._agent = agent
         self._model_key: ContextVar[str | None] = ContextVar('durable_temporal_model_key', default=None)
         self._histories = WorkflowHistories()
+        self._deps_type = deps_type
         names = (f'{activity_name_prefix}__model_request', f'{activity_name_prefix}__model_request_stream')
 
         async def request(params: ModelRequestParams, deps: Any) -> ModelResponse:
-            ctx = self._activity_context(params, deps)
+            ctx = await self._activity_context(params, deps)
             chosen = self._model_for_key(params.model_id, ctx)
             messages = await rebuild_messages(params, ModelRequestParams, names)
             response = await chosen.request(
@@ -117,7 +119,7 @@ class TemporalModel(WrapperModel):
             return response
 
         async def request_stream(params: ModelRequestParams, deps: Any) -> ModelResponse:
-            ctx = self._activity_context(params, deps)
+            ctx = await self._activity_context(params, deps)
             chosen = self._model_for_key(params.model_id, ctx)
             messages = await rebuild_messages(params, ModelRequestParams, names)
             # The handler sees the live stream here, in the activity, where I/O is allowed.
@@ -263,8 +265,8 @@ class TemporalModel(WrapperModel):
                 'A Temporal model needs the run context, which `pydantic_ai.direct.model_request()` does not have: '
                 'use `agent.run()` inside the workflow.'
             )
-        params, delta = self._params(messages, model_settings, model_request_parameters, ctx)
-        response = await workflow.execute_activity(self.request_activity, args=[params, ctx.deps], **self._options(''))
+        params, deps, delta = self._params(messages, model_settings, model_request_parameters, ctx)
+        response = await workflow.execute_activity(self.request_activity, args=[params, deps], **self._options(''))
         self._sent(delta, messages, response, ctx)
         return response
 
@@ -288,9 +290,9 @@ class TemporalModel(WrapperModel):
                 'A Temporal model needs the run context, which `pydantic_ai.direct.model_request_stream()` does not '
                 'have: set an `event_stream_handler` and use `agent.run()` inside the workflow.'
             )
-        params, delta = self._params(messages, model_settings, model_request_parameters, run_context)
+        params, deps, delta = self._params(messages, model_settings, model_request_parameters, run_context)
         response: ModelResponse = await workflow.execute_activity(
-            self.request_stream_activity, args=[params, run_context.deps], **self._options(' (stream)')
+            self.request_stream_activity, args=[params, deps], **self._options(' (stream)')
         )
         self._sent(delta, messages, response, run_context)
         yield CompletedStreamedResponse(model_request_parameters, response)
@@ -301,25 +303,26 @@ class TemporalModel(WrapperModel):
         model_settings: ModelSettings | None,
         parameters: ModelRequestParameters,
         ctx: RunContext[Any],
-    ) -> tuple[ModelRequestParams, Delta]:
-        """The activity argument, with the messages as a delta on what earlier model activities were sent."""
+    ) -> tuple[ModelRequestParams, Any, Delta]:
+        """The activity arguments (messages as a delta on earlier model activities; large deps only once)."""
         if parameters.allow_image_output:
             raise UserError(
                 'Image output cannot be used inside a Temporal workflow: generated images exceed the 2 MB payload '
                 'limit of activity results. Generate images in an activity of your own, or outside the workflow.'
             )
+        serialized, deps = deps_for_activity(self.run_context_type.serialize_run_context(ctx), ctx.deps)
         params = ModelRequestParams(
             messages=messages,
             model_settings=cast(dict[str, Any] | None, model_settings),
             model_request_parameters=parameters,
-            serialized_run_context=self.run_context_type.serialize_run_context(ctx),
+            serialized_run_context=serialized,
             model_id=self._model_key.get(),
             telemetry_sensitive_ids=parameters.telemetry_sensitive_ids,
         )
         delta = self._histories.current().delta(messages, ctx.run_id or '')
         params.messages = delta.messages
         params.history_index, params.history_base, params.history_keep = delta.index, delta.base, delta.keep
-        return params, delta
+        return params, deps, delta
 
     def _sent(self, delta: Delta, messages: list[ModelMessage], response: ModelResponse, ctx: RunContext[Any]) -> None:
         self._histories.current().sent(delta, messages, response, ctx.run_id or '')
@@ -329,6 +332,12 @@ class TemporalModel(WrapperModel):
         summary = f'request model: {key or self.model_id}{suffix}'
         return cast(ActivityConfig, {'summary': summary, **self.activity_config})
 
-    def _activity_context(self, params: ModelRequestParams, deps: Any) -> RunContext[Any]:
+    async def _activity_context(self, params: ModelRequestParams, deps: Any) -> RunContext[Any]:
         params.model_request_parameters.telemetry_sensitive_ids = params.telemetry_sensitive_ids
-        return activity_run_context(self.run_context_type, params.serialized_run_context, deps=deps, agent=self._agent)
+        return await resolve_activity_context(
+            self.run_context_type,
+            params.serialized_run_context,
+            deps=deps,
+            deps_type=self._deps_type,
+            agent=self._agent,
+        )

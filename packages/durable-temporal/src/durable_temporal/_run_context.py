@@ -12,6 +12,8 @@ from typing_extensions import Self, TypeVar
 
 from durable_kernel import PartialRunContext, rebuild_run_context
 
+from ._deps_refs import deps_in_activity
+
 if TYPE_CHECKING:
     from pydantic_ai.agent import AbstractAgent
 
@@ -87,3 +89,16 @@ def activity_run_context(
     if isinstance(usage, Mapping):
         fields['usage'] = _usage_adapter.validate_python(usage)
     return rebuild_run_context(context_type, fields, deps=deps, agent=agent)
+
+
+async def resolve_activity_context(
+    context_type: type[TemporalRunContext[Any]],
+    data: Any,
+    *,
+    deps: Any,
+    deps_type: Any,
+    agent: AbstractAgent[Any, Any] | None,
+) -> RunContext[Any]:
+    """`activity_run_context`, with deps that an earlier activity of the workflow carried fetched first."""
+    data, deps = await deps_in_activity(data, deps, deps_type)
+    return activity_run_context(context_type, data, deps=deps, agent=agent)

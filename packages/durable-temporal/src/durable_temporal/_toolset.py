@@ -19,7 +19,8 @@ from typing_extensions import Self
 from durable_kernel import ToolOutcome, capture_tool_outcome, merge_config, unwrap_tool_outcome
 
 from ._config import ToolActivityConfig, merge_activity_config
-from ._run_context import TemporalRunContext, activity_run_context
+from ._deps_refs import deps_for_activity
+from ._run_context import TemporalRunContext, resolve_activity_context
 
 if TYPE_CHECKING:
     from pydantic_ai.agent import AbstractAgent
@@ -145,9 +146,19 @@ class ActivityToolset(TemporalWrapperToolset[AgentDepsT], ABC):
         config = merge_activity_config(self.activity_config, tool_config or None)
         return ActivityConfig(**merge_config({'summary': summary}, config))
 
-    def context_in_activity(self, serialized_run_context: Any, deps: Any) -> RunContext[AgentDepsT]:
-        """Rebuild the run context inside an activity."""
-        return activity_run_context(self.run_context_type, serialized_run_context, deps=deps, agent=self.agent)
+    async def context_in_activity(self, serialized_run_context: Any, deps: Any) -> RunContext[AgentDepsT]:
+        """Rebuild the run context inside an activity (fetching deps that an earlier activity carried)."""
+        return await resolve_activity_context(
+            self.run_context_type, serialized_run_context, deps=deps, deps_type=self.deps_type, agent=self.agent
+        )
+
+    def activity_arguments(self, ctx: RunContext[AgentDepsT]) -> tuple[Any, Any]:
+        """The serialized run context and deps to send an activity from workflow code (large deps only once)."""
+        return deps_for_activity(self.run_context_type.serialize_run_context(ctx), ctx.deps)
+
+    def _get_tools_arguments(self, ctx: RunContext[AgentDepsT]) -> list[Any]:
+        serialized, deps = self.activity_arguments(ctx)
+        return [GetToolsParams(serialized_run_context=serialized), deps]
 
     async def call_tool_outcome(
         self,
@@ -173,15 +184,11 @@ class ActivityToolset(TemporalWrapperToolset[AgentDepsT], ABC):
         tool_def: ToolDefinition | None,
     ) -> Any:
         """Schedule a call-tool activity and turn its outcome back into a return value or control-flow exception."""
-        params = CallToolParams(
-            name=name,
-            tool_args=tool_args,
-            serialized_run_context=self.run_context_type.serialize_run_context(ctx),
-            tool_def=tool_def,
-        )
+        serialized, deps = self.activity_arguments(ctx)
+        params = CallToolParams(name=name, tool_args=tool_args, serialized_run_context=serialized, tool_def=tool_def)
         outcome: ToolOutcome = await workflow.execute_activity(
             activity_fn,
-            args=[params, ctx.deps],
+            args=[params, deps],
             **self.activity_options(f'call tool: {self.id}:{name}', name),
         )
         return unwrap_tool_outcome(outcome)
