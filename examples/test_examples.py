@@ -28,6 +28,8 @@ EXPECTED_OUTPUT = {
     'model_selection': 'fast model',
     'event_streaming': '[tool call]',
     'production': 'runs survive restarts',
+    'long_conversation': 'I remember 5 messages: hello, my name is Ann, I live in Lima, I like tea, what do you know '
+    'about me? (continued as new 1 times)',
 }
 """What each example must print (the same scenario on every engine)."""
 
