@@ -316,9 +316,10 @@ def notes(engine_name: str, engine: dict[str, Any]) -> list[str]:
             sentence += (
                 f': the floor runs no agent, and the plain agent alone (no engine) takes {_fmt(plain_ms)} ms per run, '
                 f'{_fmt(100 * plain_ms / floor_ms, 0)}% of the floor. Floor plus plain agent is '
-                f'{_fmt(floor_ms + plain_ms)} ms, so ours is {_fmt(ours_ms / (floor_ms + plain_ms), 2)}x that: the '
-                f'wrapper itself adds {_fmt(wrapper_ms)} ms per run ({_fmt(1000 * wrapper_ms / units, 0)} us per unit: '
-                'building and (de)serializing the messages and run context of each unit)'
+                f'{_fmt(floor_ms + plain_ms)} ms, so ours is {_fmt(ours_ms / (floor_ms + plain_ms), 2)}x that. The '
+                f'remaining {_fmt(wrapper_ms)} ms per run ({_fmt(1000 * wrapper_ms / units, 0)} us per unit) is what '
+                "real units cost beyond the floor's no-op ones: (de)serializing each unit's messages and results, and "
+                "the engine's bookkeeping around pydantic-ai's concurrent tool tasks"
             )
         else:
             sentence += (
