@@ -35,6 +35,7 @@ from ._config import merge_activity_config
 from ._deps_refs import deps_for_activity
 from ._entrypoints import TemporalEntryPoints
 from ._model import TemporalModel, TemporalProviderFactory
+from ._replay_tracing import skip_spans_on_replay
 from ._run_context import TemporalRunContext, resolve_activity_context
 from ._toolset import TemporalWrapperToolset, temporalize_toolset
 
@@ -294,6 +295,7 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
     def _durable_scope(self, model: models.Model | str | None) -> Generator[None]:
         try:
             # Sync callbacks run inline: the workflow sandbox forbids threads.
+            skip_spans_on_replay(self.wrapped)
             with (
                 scoped_context_value(self._durable_run_active, True),
                 self._durable_overrides(model),
