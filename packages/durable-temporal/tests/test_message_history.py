@@ -159,3 +159,30 @@ async def test_a_history_processor_that_rewrites_the_history_only_shortens_what_
     assert all(params['history_base'] is None for params in inputs[2:])
     sent_parts = [sum(len(message['parts']) for message in params['messages']) for params in inputs[2:]]
     assert sent_parts == [len(parts) for parts in seen[2:]]
+
+
+@workflow.defn
+class UnhashableWorkflow:
+    """A workflow class that defines `__eq__` (so instances are unhashable) and cannot be weakly referenced."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    @workflow.run
+    async def run(self) -> str:
+        first = await long_agent.run('long: start')
+        return (await long_agent.run('long: again', message_history=first.all_messages())).output
+
+
+async def test_workflow_classes_without_hash_or_weakref_get_deltas_too(client: Client, task_queue: str) -> None:
+    SEEN.clear()
+    async with agent_worker(client, workflows=[UnhashableWorkflow], agents=[long_agent], task_queue=task_queue):
+        handle = await client.start_workflow(
+            UnhashableWorkflow.run, id=str(uuid.uuid4()), task_queue=task_queue, execution_timeout=WORKFLOW_TIMEOUT
+        )
+        assert await handle.result() == f'done after {TURNS - 1} turns'
+    inputs = await _model_inputs(client, handle)
+    assert [params['history_index'] for params in inputs] == list(range(TURNS + 1))
+    assert all(len(params['messages']) == 1 for params in inputs)

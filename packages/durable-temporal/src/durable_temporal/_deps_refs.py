@@ -17,7 +17,6 @@ workflow started by the reference or by durable-temporal 0.1 (deps always inline
 from __future__ import annotations
 
 import hashlib
-import weakref
 from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, cast
@@ -26,6 +25,8 @@ from temporalio import activity, workflow
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
 from temporalio.exceptions import ApplicationError
+
+from ._workflow_state import PerWorkflow
 
 __all__ = ('DIGEST_KEY', 'INLINE_LIMIT', 'deps_for_activity', 'deps_in_activity')
 
@@ -39,7 +40,7 @@ _CACHE_SIZE = 128
 
 # --- workflow side ----------------------------------------------------------------------------------------------
 
-_sent_by_workflow: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+_sent_by_workflow: PerWorkflow[set[str]] = PerWorkflow(set)
 
 
 def deps_for_activity(serialized_run_context: Any, deps: Any) -> tuple[Any, Any]:
@@ -56,10 +57,7 @@ def deps_for_activity(serialized_run_context: Any, deps: Any) -> tuple[Any, Any]
         return cast('Mapping[str, Any]', serialized_run_context), deps
     digest = _digest(payload)
     context = {**cast('Mapping[str, Any]', serialized_run_context), DIGEST_KEY: digest}
-    instance = workflow.instance()
-    sent = _sent_by_workflow.get(instance)
-    if sent is None:
-        sent = _sent_by_workflow[instance] = set()
+    sent = _sent_by_workflow.current()
     if digest in sent:
         return context, None
     sent.add(digest)

@@ -24,7 +24,6 @@ processor that rewrites or mutates messages simply shortens the common prefix.
 from __future__ import annotations
 
 import dataclasses
-import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,9 +31,11 @@ from typing import Any, Protocol
 
 from pydantic import TypeAdapter
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse
-from temporalio import activity, workflow
+from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.exceptions import ApplicationError
+
+from ._workflow_state import PerWorkflow
 
 __all__ = ('Delta', 'DeltaParams', 'SentHistories', 'WorkflowHistories', 'rebuild_messages', 'remember_request')
 
@@ -126,19 +127,11 @@ class SentHistories:
             self._by_run.popitem(last=False)
 
 
-class WorkflowHistories:
+class WorkflowHistories(PerWorkflow[SentHistories]):
     """`SentHistories` per running workflow instance (forgotten with the instance when the worker evicts it)."""
 
     def __init__(self) -> None:
-        self._by_workflow: weakref.WeakKeyDictionary[Any, SentHistories] = weakref.WeakKeyDictionary()
-
-    def current(self) -> SentHistories:
-        """The histories of the workflow whose code is running."""
-        instance = workflow.instance()
-        histories = self._by_workflow.get(instance)
-        if histories is None:
-            histories = self._by_workflow[instance] = SentHistories()
-        return histories
+        super().__init__(SentHistories)
 
 
 # --- activity side ----------------------------------------------------------------------------------------------
