@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -12,6 +13,11 @@ from typing import Any, cast
 from examples.demo._report import RecordedCall, console
 from examples.demo._runner import DemoError
 from examples.prefect_server import local_prefect_server, prefect_env
+
+SETTLE_INTERVAL = 1.0
+"""Seconds between two reads of the Prefect server's task runs that must agree."""
+SETTLE_TIMEOUT = 10.0
+"""Seconds to wait at most for the server's view of the task runs to settle."""
 
 
 def _post(url: str, body: dict[str, Any]) -> list[dict[str, Any]]:
@@ -83,7 +89,23 @@ class PrefectDriver:
         return {**prefect_env(self.workdir, self.api_url), 'DURABLE_DEMO_MODEL': self.model or ''}
 
     def recorded_calls(self) -> list[RecordedCall]:
-        """The completed (not cached) model and tool task runs of the flow run and its subflows, in order."""
+        """The completed (not cached) model and tool task runs of the flow run and its subflows, in order.
+
+        The Prefect server records task states from events that the worker sends in the background and the server
+        processes in the background, so its view can trail the worker by a moment (the results themselves are
+        persisted before each task returns): read it until two reads a moment apart agree.
+        """
+        calls = self._read_recorded_calls()
+        deadline = time.monotonic() + SETTLE_TIMEOUT
+        while time.monotonic() < deadline:
+            time.sleep(SETTLE_INTERVAL)
+            again = self._read_recorded_calls()
+            if again == calls:
+                break
+            calls = again
+        return calls
+
+    def _read_recorded_calls(self) -> list[RecordedCall]:
         flow_run_id = self.id_file.read_text().strip()
         subflows = _post(
             f'{self.api_url}/flow_runs/filter', {'flow_runs': {'parent_flow_run_id': {'any_': [flow_run_id]}}}
