@@ -7,11 +7,9 @@ launched once on one system database (SQLite by default, or an embedded PostgreS
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import tempfile
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import ExitStack, asynccontextmanager
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,7 @@ from pydantic_ai import Tool
 
 from ._harness import RunFacts, Variant
 from ._plain import PlainVariant
-from ._workload import TOOL_NAME, Workload, build_agent, drain_events, filler, lookup, payload_plan
+from ._workload import TOOL_NAME, Workload, build_agent, drain_events, filler, floor_plan, lookup
 
 STORE_METRIC = 'system-db bytes'
 """What `RunFacts.store_bytes` measures here: bytes of every system-database value keyed by the run's workflow id."""
@@ -133,24 +131,6 @@ async def _floor_workflow(plan: list[tuple[int, int, list[int], list[int]]]) -> 
     return received
 
 
-@cache
-def _floor_plan(workload: Workload) -> list[tuple[int, int, list[int], list[int]]]:
-    return [
-        (turn.request_bytes, turn.response_bytes, list(turn.tool_args_bytes), list(turn.tool_result_bytes))
-        for turn in payload_plan(workload)
-    ]
-
-
-def ours_available() -> bool:
-    """Whether `durable_dbos.DBOSAgent` can be imported (it is being written alongside)."""
-    if importlib.util.find_spec('durable_dbos') is None:
-        return False
-    try:
-        return hasattr(importlib.import_module('durable_dbos'), 'DBOSAgent')
-    except ImportError:
-        return False
-
-
 def _agent_classes(with_ours: bool) -> tuple[type[Any] | None, type[Any]]:
     """Import our `DBOSAgent` and the reference's into one process.
 
@@ -212,7 +192,7 @@ async def dbos_variants(names: Sequence[str], database: str = 'sqlite') -> Async
             if 'reference+steps' in names:
                 step_tool = Tool(DBOS.step(name='bench_reference_lookup')(lookup), name=TOOL_NAME, takes_ctx=False)
                 register('reference+steps', reference_class, 'bench_reference_steps', step_tool)
-            starters['floor'] = lambda workload: _floor_workflow(_floor_plan(workload))
+            starters['floor'] = lambda workload: _floor_workflow(floor_plan(workload))
 
             DBOS(
                 config=DBOSConfig(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import importlib.util
 import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -33,15 +35,22 @@ def engine_variant_names(engine: str, requested: Sequence[str] | None = None) ->
     return names
 
 
+_OURS: dict[str, tuple[str, str]] = {
+    'temporal': ('durable_temporal', 'TemporalAgent'),
+    'dbos': ('durable_dbos', 'DBOSAgent'),
+    'prefect': ('durable_prefect', 'PrefectAgent'),
+}
+
+
 def ours_available(engine: str) -> bool:
-    """Whether our package for `engine` can be imported with the names the benchmark needs."""
-    if engine == 'temporal':
-        from ._temporal import ours_available as available
-    elif engine == 'dbos':
-        from ._dbos import ours_available as available
-    else:
-        from ._prefect import ours_available as available
-    return available()
+    """Whether our package for `engine` can be imported with the agent class the benchmark wraps."""
+    package, agent_class = _OURS[engine]
+    if importlib.util.find_spec(package) is None:
+        return False
+    try:
+        return hasattr(importlib.import_module(package), agent_class)
+    except ImportError:
+        return False
 
 
 def variants_of(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import importlib.util
 import os
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import ExitStack, asynccontextmanager
@@ -17,7 +16,7 @@ from typing import Any
 
 from ._harness import RunFacts, Variant
 from ._plain import PlainVariant
-from ._workload import Workload, build_agent, drain_events, filler, payload_plan
+from ._workload import Workload, build_agent, drain_events, filler, floor_plan
 
 STORE_METRIC = 'result bytes'
 """What `RunFacts.store_bytes` measures here: the files of the results the run's tasks persisted."""
@@ -139,24 +138,6 @@ def _floor_flow() -> Callable[[list[tuple[int, int, list[int], list[int]]]], Awa
     return floor_flow
 
 
-@cache
-def _floor_plan(workload: Workload) -> list[tuple[int, int, list[int], list[int]]]:
-    return [
-        (turn.request_bytes, turn.response_bytes, list(turn.tool_args_bytes), list(turn.tool_result_bytes))
-        for turn in payload_plan(workload)
-    ]
-
-
-def ours_available() -> bool:
-    """Whether `durable_prefect.PrefectAgent` can be imported (it is being written alongside)."""
-    if importlib.util.find_spec('durable_prefect') is None:
-        return False
-    try:
-        return hasattr(importlib.import_module('durable_prefect'), 'PrefectAgent')
-    except ImportError:
-        return False
-
-
 @asynccontextmanager
 async def prefect_variants(names: Sequence[str]) -> AsyncGenerator[list[Variant]]:
     """Start one private ephemeral Prefect server, build the variants, yield them; stop the server on exit."""
@@ -201,7 +182,7 @@ async def prefect_variants(names: Sequence[str]) -> AsyncGenerator[list[Variant]
                         'floor',
                         'bare flow: same tasks and payload sizes, no pydantic-ai',
                         'bench_floor',
-                        lambda w, f=floor_flow: f(_floor_plan(w)),
+                        lambda w, f=floor_flow: f(floor_plan(w)),
                     )
                 )
             elif name == 'plain':

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 import sysconfig
 import uuid
@@ -22,7 +21,7 @@ from temporalio.worker import Worker
 
 from ._harness import RunFacts, Variant
 from ._plain import PlainVariant
-from ._workload import Workload, payload_plan
+from ._workload import Workload, floor_plan
 
 STORE_METRIC = 'history bytes'
 """What `RunFacts.store_bytes` measures on this engine: the protobuf size of the workflow history (what the server
@@ -82,21 +81,7 @@ class WorkflowVariant(Variant):
 def _floor_plan(workload: Workload) -> list[Any]:
     from ._temporal_floor import FloorTurn
 
-    return [
-        FloorTurn(turn.request_bytes, turn.response_bytes, list(turn.tool_args_bytes), list(turn.tool_result_bytes))
-        for turn in payload_plan(workload)
-    ]
-
-
-def ours_available() -> bool:
-    """Whether `durable_temporal` exports what the benchmark needs (it is being written alongside)."""
-    if importlib.util.find_spec('durable_temporal') is None:
-        return False
-    try:
-        importlib.import_module('benchmarks._temporal_ours')
-    except ImportError:
-        return False
-    return True
+    return [FloorTurn(*turn) for turn in floor_plan(workload)]
 
 
 @asynccontextmanager

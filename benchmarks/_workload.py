@@ -7,6 +7,7 @@ back from the first user message on every turn.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import asdict, dataclass
@@ -193,6 +194,19 @@ def payload_plan(workload: Workload) -> list[TurnPayload]:
         )
         messages += [response, ModelRequest(parts=list(returns))]
     return plan
+
+
+FloorPlan = list[tuple[int, int, list[int], list[int]]]
+"""Per turn: request bytes, response bytes, tool-argument bytes and tool-result bytes (plain data, for any engine)."""
+
+
+@functools.cache
+def floor_plan(workload: Workload) -> FloorPlan:
+    """What the bare-engine floor moves per turn: the payload sizes of `workload` as plain data."""
+    return [
+        (turn.request_bytes, turn.response_bytes, list(turn.tool_args_bytes), list(turn.tool_result_bytes))
+        for turn in payload_plan(workload)
+    ]
 
 
 def lookup_result(call: ToolCallPart) -> str:
