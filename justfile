@@ -16,6 +16,10 @@ default:
 test *args:
     @bash scripts/test.sh "$@"
 
+# Run the tests in one cell of the version matrix: `just test-matrix pai2` (lock|pai2|lowest|py310), then the `just test` arguments.
+test-matrix cell *args:
+    @bash scripts/test_matrix.sh "$@"
+
 # Run one package's tests in a fresh venv holding only that package's declared dependencies (proves the other engines are not needed).
 test-isolated package *args:
     @bash scripts/test_isolated.sh "$@"

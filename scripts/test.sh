@@ -31,7 +31,11 @@ for target in "${targets[@]}"; do
   fi
   echo "== $target: pytest $dir -n $workers $*"
   rc=0
-  uv run --frozen pytest "$dir" -n "$workers" --dist loadgroup "$@" || rc=$?
+  if [[ -n "${DURABLE_VENV:-}" ]]; then  # a cell of the version matrix (scripts/test_matrix.sh) has its own venv
+    PATH="$DURABLE_VENV/bin:$PATH" "$DURABLE_VENV/bin/python" -m pytest "$dir" -n "$workers" --dist loadgroup "$@" || rc=$?
+  else
+    uv run --frozen pytest "$dir" -n "$workers" --dist loadgroup "$@" || rc=$?
+  fi
   # 5 = no test collected (e.g. a -k filter that matches nothing in this package): not a failure of the suite.
   if [[ $rc -ne 0 && $rc -ne 5 ]]; then status=$rc; echo "== $target: FAILED (exit $rc)"; fi
 done

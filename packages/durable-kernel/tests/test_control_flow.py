@@ -75,6 +75,11 @@ async def test_return_values_survive_json_and_pickle(value: Any):
     assert isinstance(outcome, ToolReturned)
     for decoded in (OUTCOMES.validate_json(OUTCOMES.dump_json(outcome)), pickle.loads(pickle.dumps(outcome))):
         result = unwrap_tool_outcome(decoded)
+        if isinstance(value, BinaryContent):
+            # pydantic-ai 2.x validates image content as its subclass `BinaryImage`: the same bytes and media type.
+            assert isinstance(result, BinaryContent)
+            assert (result.data, result.media_type) == (value.data, value.media_type)
+            continue
         assert result == value
         assert type(result) is type(value)
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import contextlib
+import inspect
 from collections.abc import AsyncGenerator, AsyncIterable, Generator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, cast
@@ -10,12 +12,12 @@ from pydantic_ai.agent import AgentRun, AgentRunResult
 from pydantic_ai.messages import AgentStreamEvent, ModelMessage, ModelResponse, TextPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.models.test import TestModel
-from pydantic_ai.result import AgentEventStream, StreamedRunResult
+from pydantic_ai.result import StreamedRunResult
 from pydantic_ai.tools import DeferredToolResults
 from pydantic_ai.toolsets import FunctionToolset
 from pydantic_ai.usage import RunUsage, UsageLimits
 
-from durable_kernel import DurableWrapperAgent, OverrideArguments, RunArguments
+from durable_kernel import PYDANTIC_AI_2, RUN_KEYWORDS_2, DurableWrapperAgent, OverrideArguments, RunArguments
 
 pytestmark = pytest.mark.anyio
 
@@ -55,7 +57,7 @@ class RecordingAgent(DurableWrapperAgent[str, str]):
         raise _Stop
         yield  # pragma: no cover
 
-    def _run_stream_events_impl(self, arguments: RunArguments[str]) -> AgentEventStream[Any]:
+    def _run_stream_events_impl(self, arguments: RunArguments[str]) -> Any:
         self.calls.append(('run_stream_events', arguments))
         raise _Stop
 
@@ -91,19 +93,60 @@ def _all_run_arguments(*, with_handler: bool) -> dict[str, Any]:
         'capabilities': [],
         'spec': {'name': 'from spec'},
     }
+    if PYDANTIC_AI_2:  # the keywords 2.x added: any distinct value, the hooks only record it
+        arguments |= {name: object() for name in RUN_KEYWORDS_2}
     if with_handler:
         arguments['event_stream_handler'] = _handler
     return arguments
 
 
+ENTRY_POINTS = ('run', 'run_sync', 'run_stream', 'run_stream_events', 'iter', 'override')
+
+
+def _takes_aliases(entry_point: str) -> bool:
+    """Whether the installed line's entry point takes `**kwargs` (deprecated aliases): 1.107 except `iter`; not 2.x."""
+    parameters = inspect.signature(getattr(Agent, entry_point)).parameters.values()
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
+def _aliases(entry_point: str) -> dict[str, Any]:
+    return {'old_alias': 1} if _takes_aliases(entry_point) else {}
+
+
+@pytest.mark.parametrize('entry_point', ENTRY_POINTS)
+def test_entry_points_have_the_installed_lines_signature(entry_point: str) -> None:
+    ours = inspect.signature(getattr(RecordingAgent(), entry_point))
+    plain = inspect.signature(getattr(Agent(TestModel()), entry_point))
+    assert ours == plain
+
+
+@pytest.mark.parametrize('entry_point', ['run_sync', 'override'])
+def test_unknown_keyword_is_handled_as_by_the_plain_agent(entry_point: str) -> None:
+    agent = RecordingAgent()
+    call = getattr(cast(Any, agent), entry_point)
+    if not _takes_aliases(entry_point):  # 2.x: no `**kwargs`, so Python refuses the keyword at the call
+        with pytest.raises(TypeError, match='no_such_keyword'):
+            call(no_such_keyword=1)
+        return
+    # 1.107: `**_deprecated_kwargs` takes it; it reaches the hook untouched and pydantic-ai validates it there.
+    with contextlib.suppress(_Stop), call(no_such_keyword=1):
+        pass
+    [(_, recorded)] = agent.calls
+    assert recorded.deprecated_kwargs == {'no_such_keyword': 1}
+
+
 def _assert_routed(
-    recorded: RunArguments[str] | OverrideArguments[str], given: dict[str, Any], *, iter_like: bool
+    recorded: RunArguments[str] | OverrideArguments[str],
+    given: dict[str, Any],
+    *,
+    iter_like: bool,
+    aliases: dict[str, Any],
 ) -> None:
     assert isinstance(recorded, RunArguments)
     assert recorded.user_prompt == 'the prompt'
-    assert recorded.deprecated_kwargs == {'old_alias': 1}
+    assert recorded.deprecated_kwargs == aliases
     kwargs = recorded.iter_kwargs() if iter_like else recorded.run_kwargs()
-    assert kwargs.keys() == {*given, 'old_alias'}
+    assert kwargs.keys() == {*given, *aliases}
     for name, value in given.items():
         assert kwargs[name] is value, name
     if iter_like:
@@ -117,30 +160,30 @@ async def test_async_entry_points_route_every_argument() -> None:
     iter_args = _all_run_arguments(with_handler=False)
 
     with pytest.raises(_Stop):
-        await any_agent.run('the prompt', old_alias=1, **run_args)
+        await any_agent.run('the prompt', **_aliases('run'), **run_args)
     with pytest.raises(_Stop):
-        async with any_agent.run_stream('the prompt', old_alias=1, **run_args):
+        async with any_agent.run_stream('the prompt', **_aliases('run_stream'), **run_args):
             pass  # pragma: no cover
     with pytest.raises(_Stop):
-        any_agent.run_stream_events('the prompt', old_alias=1, **iter_args)
+        any_agent.run_stream_events('the prompt', **_aliases('run_stream_events'), **iter_args)
     with pytest.raises(_Stop):
-        async with any_agent.iter('the prompt', old_alias=1, **iter_args):
+        async with any_agent.iter('the prompt', **_aliases('iter'), **iter_args):
             pass  # pragma: no cover
 
     assert [name for name, _ in agent.calls] == ['run', 'run_stream', 'run_stream_events', 'iter']
-    _assert_routed(agent.calls[0][1], run_args, iter_like=False)
-    _assert_routed(agent.calls[1][1], run_args, iter_like=False)
-    _assert_routed(agent.calls[2][1], iter_args, iter_like=True)
-    _assert_routed(agent.calls[3][1], iter_args, iter_like=True)
+    _assert_routed(agent.calls[0][1], run_args, iter_like=False, aliases=_aliases('run'))
+    _assert_routed(agent.calls[1][1], run_args, iter_like=False, aliases=_aliases('run_stream'))
+    _assert_routed(agent.calls[2][1], iter_args, iter_like=True, aliases=_aliases('run_stream_events'))
+    _assert_routed(agent.calls[3][1], iter_args, iter_like=True, aliases=_aliases('iter'))
 
 
 def test_run_sync_routes_every_argument() -> None:
     agent = RecordingAgent()
     run_args = _all_run_arguments(with_handler=True)
     with pytest.raises(_Stop):
-        cast(Any, agent).run_sync('the prompt', old_alias=1, **run_args)
+        cast(Any, agent).run_sync('the prompt', **_aliases('run_sync'), **run_args)
     assert [name for name, _ in agent.calls] == ['run_sync']
-    _assert_routed(agent.calls[0][1], run_args, iter_like=False)
+    _assert_routed(agent.calls[0][1], run_args, iter_like=False, aliases=_aliases('run_sync'))
 
 
 def test_override_routes_every_argument() -> None:
@@ -157,13 +200,15 @@ def test_override_routes_every_argument() -> None:
         'retries': 2,
         'spec': {'name': 'spec'},
     }
-    with cast(Any, agent).override(old_alias=1, **given):
+    declared = inspect.signature(Agent.override).parameters  # `metadata`: 1.107 and 2.x; `workspace`: 2.x only
+    given |= {name: value for name, value in [('metadata', {'k': 'v'}), ('workspace', object())] if name in declared}
+    with cast(Any, agent).override(**_aliases('override'), **given):
         pass
     [(name, recorded)] = agent.calls
     assert name == 'override'
     assert isinstance(recorded, OverrideArguments)
     kwargs = recorded.kwargs()
-    assert kwargs.keys() == {*given, 'old_alias'}
+    assert kwargs.keys() == {*given, *_aliases('override')}
     for key, value in given.items():
         assert kwargs[key] is value, key
 

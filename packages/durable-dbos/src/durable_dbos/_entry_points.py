@@ -12,7 +12,7 @@ from pydantic_ai import _utils
 from pydantic_ai.agent import AgentRun, AgentRunResult
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.output import OutputDataT
-from pydantic_ai.result import AgentEventStream, StreamedRunResult
+from pydantic_ai.result import StreamedRunResult
 from pydantic_ai.tools import AgentDepsT
 
 from durable_kernel import DurableWrapperAgent, OverrideArguments, RunArguments, scoped_context_value
@@ -81,7 +81,7 @@ class DBOSEntryPoints(DurableWrapperAgent[AgentDepsT, OutputDataT]):
         async with super()._run_stream_impl(arguments) as result:
             yield result
 
-    def _run_stream_events_impl(self, arguments: RunArguments[AgentDepsT]) -> AgentEventStream[Any]:
+    def _run_stream_events_impl(self, arguments: RunArguments[AgentDepsT]) -> Any:
         raise UserError(
             '`agent.run_stream_events()` cannot be used with DBOS: its events are produced outside any workflow, '
             'so nothing would be durable. Set an `event_stream_handler` on the `DBOSAgent` (or pass '

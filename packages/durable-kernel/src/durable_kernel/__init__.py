@@ -4,6 +4,14 @@ Nothing here imports an engine SDK: the kernel says *what* crosses a durable bou
 merged and ordered; each engine package binds those rules to its own primitives.
 """
 
+from ._compat import (
+    PYDANTIC_AI_2,
+    PYDANTIC_AI_VERSION,
+    RUN_KEYWORDS_2,
+    fastmcp_toolset_class,
+    mcp_server_classes,
+    prepare_messages,
+)
 from ._config import merge_config, merge_unique
 from ._context_values import scoped_context_value
 from ._control_flow import (
@@ -42,6 +50,12 @@ from ._toolsets import leaf_toolsets, replace_leaf_toolsets, require_toolset_id
 from ._wrapper_agent import DurableWrapperAgent
 
 __all__ = (
+    'PYDANTIC_AI_2',
+    'PYDANTIC_AI_VERSION',
+    'RUN_KEYWORDS_2',
+    'fastmcp_toolset_class',
+    'mcp_server_classes',
+    'prepare_messages',
     'DEFAULT_PARALLEL_EXECUTION_MODE',
     'DurableParallelExecutionMode',
     'ordered_tool_call_events',

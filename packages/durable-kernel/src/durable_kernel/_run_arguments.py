@@ -8,7 +8,7 @@ with [`RunArguments.run_kwargs`][durable_kernel.RunArguments.run_kwargs] instead
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic
 
@@ -22,6 +22,8 @@ from pydantic_ai.output import OutputSpec
 from pydantic_ai.tools import AgentDepsT, AgentNativeTool, DeferredToolResults, Tool, ToolFuncEither
 from pydantic_ai.toolsets import AbstractToolset
 
+from ._compat import entry_point_parameters
+
 if TYPE_CHECKING:
     from pydantic_ai.agent.spec import AgentSpec
 
@@ -33,28 +35,39 @@ UserPrompt = str | Sequence[_messages.UserContent] | None
 # Keyword arguments of `run`/`run_sync`/`run_stream` that `iter` and `run_stream_events` do not take.
 _RUN_ONLY_FIELDS = frozenset({'event_stream_handler'})
 
+# The keyword arguments the installed line's entry points declare: a field of ours that the line does not have (a 2.x
+# keyword on 1.107) is never passed on, so the same dataclass serves both lines.
+_RUN_PARAMETERS = entry_point_parameters('run')
+_OVERRIDE_PARAMETERS = entry_point_parameters('override')
+
 
 @dataclass(kw_only=True)
 class RunArguments(Generic[AgentDepsT]):
     """Every argument of one call of `run`, `run_sync`, `run_stream`, `run_stream_events` or `iter`.
 
     Field names and defaults are those of the keyword arguments of
-    [`AbstractAgent.run`][pydantic_ai.agent.AbstractAgent.run]; `event_stream_handler` is always `None` for the entry
+    [`AbstractAgent.run`][pydantic_ai.agent.AbstractAgent.run] on either pydantic-ai line: the keywords that 2.x
+    added (`conversation`, `run_id`, `cancellation_token`, `timeout`, `workspace`) are typed `Any` here because their
+    types do not exist on 1.107, where they are always `None`. `event_stream_handler` is always `None` for the entry
     points that do not take it (`iter`, `run_stream_events`); `deps` has no default because its type is generic.
-    Keyword arguments the signature does not name (the
-    agent's deprecated aliases) are kept, untouched, in `deprecated_kwargs`.
+    Keyword arguments the signature does not name (the agent's deprecated aliases) are kept, untouched, in
+    `deprecated_kwargs`.
     """
 
     user_prompt: UserPrompt = None
     output_type: OutputSpec[Any] | None = None
+    conversation: Any = None
     message_history: Sequence[_messages.ModelMessage] | None = None
     deferred_tool_results: DeferredToolResults | None = None
     conversation_id: str | None = None
+    run_id: str | None = None
     model: models.Model | models.KnownModelName | str | None = None
     instructions: _instructions.AgentInstructions[AgentDepsT] = None
     deps: AgentDepsT
     model_settings: AgentModelSettings[AgentDepsT] | None = None
     usage_limits: _usage.UsageLimits | None = None
+    cancellation_token: Any = None
+    timeout: float | None = None
     usage: _usage.RunUsage | None = None
     metadata: AgentMetadata[AgentDepsT] | None = None
     retries: int | AgentRetries | None = None
@@ -62,8 +75,20 @@ class RunArguments(Generic[AgentDepsT]):
     toolsets: Sequence[AbstractToolset[AgentDepsT]] | None = None
     event_stream_handler: EventStreamHandler[AgentDepsT] | None = None
     capabilities: Sequence[AgentCapability[AgentDepsT]] | None = None
+    workspace: Any = None
     spec: dict[str, Any] | AgentSpec | None = None
     deprecated_kwargs: dict[str, Any] = field(default_factory=dict[str, Any])
+
+    def given_keywords(self, names: Iterable[str]) -> list[str]:
+        """Which of the named keyword arguments this call gave a value other than `None`.
+
+        Args:
+            names: Field names, for example [`RUN_KEYWORDS_2`][durable_kernel.RUN_KEYWORDS_2].
+
+        Returns:
+            The names whose value is not `None`, in the order given.
+        """
+        return [name for name in names if getattr(self, name) is not None]
 
     @classmethod
     def from_kwargs(cls, user_prompt: UserPrompt, kwargs: Mapping[str, Any]) -> RunArguments[Any]:
@@ -90,8 +115,8 @@ class RunArguments(Generic[AgentDepsT]):
         Returns:
             A new dict: every field (the deprecated keyword arguments included) by its parameter name.
         """
-        kwargs = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        del kwargs['user_prompt'], kwargs['deprecated_kwargs']
+        kwargs = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name in _RUN_PARAMETERS}
+        del kwargs['user_prompt']
         return {**kwargs, **self.deprecated_kwargs}
 
     def iter_kwargs(self) -> dict[str, Any]:
@@ -110,7 +135,8 @@ class RunArguments(Generic[AgentDepsT]):
 class OverrideArguments(Generic[AgentDepsT]):
     """Every argument of one call of [`override`][pydantic_ai.agent.AbstractAgent.override].
 
-    An argument that was not given is `pydantic_ai._utils.UNSET` (`spec`: `None`), exactly as in the signature.
+    An argument that was not given is `pydantic_ai._utils.UNSET` (`spec`: `None`), exactly as in the signature;
+    `metadata` and `workspace` exist on pydantic-ai 2.x only (on 1.107 they stay unset).
     """
 
     name: str | _utils.Unset = _utils.UNSET
@@ -122,7 +148,9 @@ class OverrideArguments(Generic[AgentDepsT]):
     instructions: _instructions.AgentInstructions[AgentDepsT] | _utils.Unset = _utils.UNSET
     model_settings: AgentModelSettings[AgentDepsT] | _utils.Unset = _utils.UNSET
     retries: int | AgentRetries | _utils.Unset = _utils.UNSET
+    metadata: Any = _utils.UNSET
     spec: dict[str, Any] | AgentSpec | None = None
+    workspace: Any = _utils.UNSET
     deprecated_kwargs: dict[str, Any] = field(default_factory=dict[str, Any])
 
     def kwargs(self) -> dict[str, Any]:
@@ -131,6 +159,18 @@ class OverrideArguments(Generic[AgentDepsT]):
         Returns:
             A new dict: every field (the deprecated keyword arguments included) by its parameter name.
         """
-        kwargs = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        del kwargs['deprecated_kwargs']
+        kwargs = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name in _OVERRIDE_PARAMETERS}
         return {**kwargs, **self.deprecated_kwargs}
+
+    def given_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of `override` that were given (not unset; `spec` not `None`).
+
+        Returns:
+            A new dict, as [`kwargs`][durable_kernel.OverrideArguments.kwargs] without the arguments left at their
+            defaults, so that it suits any agent's `override`, whatever keywords its line adds.
+        """
+        return {
+            name: value
+            for name, value in self.kwargs().items()
+            if _utils.is_set(value) and not (name == 'spec' and value is None)
+        }

@@ -10,6 +10,8 @@ from pydantic_ai.exceptions import UserError
 from pydantic_ai.tools import RunContext
 from typing_extensions import Self, TypeVar
 
+from ._compat import CAPABILITY_STATE_FIELD, field_default, translate_run_context_fields
+
 if TYPE_CHECKING:
     from pydantic_ai.agent import AbstractAgent
 
@@ -32,15 +34,23 @@ RUN_CONTEXT_FIELDS: tuple[str, ...] = (
     'partial_output',
     'loaded_capability_ids',
     'discovered_tool_names',
-    'capability_loaded',
+    CAPABILITY_STATE_FIELD,
 )
 """The [`RunContext`][pydantic_ai.tools.RunContext] fields that cross a durable boundary by default (`deps` travels separately).
 
 These are plain data. Live objects (the model, the tracer, the tool manager, the capability registry, the
 message list) are left behind: they cannot be serialized, and the work on the other side does not need them.
+The last one is `capability_loaded` on pydantic-ai 1.107 and `capability_active` on 2.x (its successor); a context
+recorded on one line is read on the other under the installed line's name.
 """
 
-_RUN_CONTEXT_FIELD_NAMES: frozenset[str] = frozenset(f.name for f in fields(RunContext))
+_ALL_FIELDS = {f.name: f for f in fields(RunContext)}
+# Public fields must have been sent to be read. Private ones (pydantic-ai 2.x has a dozen, `_tool_name_path`, ...) are
+# pydantic-ai's own bookkeeping, which its tool path reads: an unsent one reads as its default, as on a new context.
+_RUN_CONTEXT_FIELD_NAMES: frozenset[str] = frozenset(name for name in _ALL_FIELDS if not name.startswith('_'))
+_PRIVATE_DEFAULTS = {
+    name: f for name, f in _ALL_FIELDS.items() if name.startswith('_') and name not in _RUN_CONTEXT_FIELD_NAMES
+}
 
 
 class PartialRunContext(RunContext[AgentDepsT]):
@@ -64,7 +74,10 @@ class PartialRunContext(RunContext[AgentDepsT]):
     def __init__(self, deps: AgentDepsT, **values: Any) -> None:
         # Deliberately not calling the dataclass __init__: only the fields that crossed the boundary exist, so that
         # reading any other one fails loudly (see __getattr__) instead of silently returning a default.
-        self.__dict__.update(values)
+        self.__dict__.update(translate_run_context_fields(values))
+        for name, private in _PRIVATE_DEFAULTS.items():
+            if name not in self.__dict__:
+                self.__dict__[name] = field_default(private)
         self.__dict__['deps'] = deps
         self.__dict__.setdefault('agent', None)
         # `dataclasses.replace(ctx, ...)` (toolsets use it to derive per-tool contexts) copies every declared field:

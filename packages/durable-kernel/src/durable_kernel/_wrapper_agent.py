@@ -1,38 +1,78 @@
-"""`DurableWrapperAgent`: the public entry points of every durable wrapper agent, declared once.
+"""`DurableWrapperAgent`: the public entry points of every durable wrapper agent, declared once for both pydantic-ai lines.
 
-pydantic-ai's `run`, `run_sync`, `iter` (and, in `_wrapper_agent_streams`, `run_stream` and `run_stream_events`)
-take some twenty keyword arguments and come in `@overload` sets. The engine packages subclass this class and override
-a few protected hooks that receive the call's arguments as one [`RunArguments`][durable_kernel.RunArguments]
-([`OverrideArguments`][durable_kernel.OverrideArguments] for `override`), so no engine re-declares or re-forwards them.
+pydantic-ai's `run`, `run_sync`, `run_stream`, `run_stream_events`, `iter` and `override` take some twenty keyword
+arguments, and pydantic-ai 2.x added five more (`conversation`, `run_id`, `cancellation_token`, `timeout`,
+`workspace`) and changed what `run_stream_events` returns. Code written against a plain `Agent` must work unchanged
+with our wrappers on the line it was written for, so the signatures cannot be written out here once for both.
+
+Instead the entry points are *inherited*: a type checker sees [`WrapperAgent`][pydantic_ai.agent.WrapperAgent]'s own
+signatures and return types, those of the installed line, overloads included. At run time each entry point binds its
+arguments against that same upstream signature (so a wrong keyword is the same `TypeError` a plain agent raises),
+packs them into one [`RunArguments`][durable_kernel.RunArguments] ([`OverrideArguments`][durable_kernel.OverrideArguments]
+for `override`) and calls a protected hook that the engine packages override. No engine re-declares or re-forwards them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
-from contextlib import AbstractAsyncContextManager, AbstractContextManager, contextmanager
-from typing import TYPE_CHECKING, Any, overload
+import dataclasses
+import inspect
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from typing import TYPE_CHECKING, Any
 
-from pydantic_ai import _instructions, _utils, models
-from pydantic_ai import messages as _messages
-from pydantic_ai import usage as _usage
-from pydantic_ai.agent import AgentRun, AgentRunResult, EventStreamHandler
-from pydantic_ai.agent.abstract import AgentMetadata, AgentModelSettings, AgentRetries, RunOutputDataT
-from pydantic_ai.capabilities import AgentCapability
-from pydantic_ai.output import OutputDataT, OutputSpec
-from pydantic_ai.tools import AgentDepsT, AgentNativeTool, DeferredToolResults, Tool, ToolFuncEither
-from pydantic_ai.toolsets import AbstractToolset
+from pydantic_ai.agent import Agent, AgentRun, AgentRunResult, WrapperAgent
+from pydantic_ai.output import OutputDataT
+from pydantic_ai.result import StreamedRunResult
+from pydantic_ai.tools import AgentDepsT
 
-from ._run_arguments import OverrideArguments, RunArguments, UserPrompt
-from ._wrapper_agent_streams import DurableStreamingAgent
-
-if TYPE_CHECKING:
-    from pydantic_ai.agent.spec import AgentSpec
+from ._run_arguments import OverrideArguments, RunArguments
 
 __all__ = ('DurableWrapperAgent',)
 
 
-class DurableWrapperAgent(DurableStreamingAgent[AgentDepsT, OutputDataT]):
-    """Base class of the engines' wrapper agents: one public signature per entry point, one protected hook each.
+def _upstream_signature(entry_point: str) -> inspect.Signature:
+    return inspect.signature(getattr(Agent, entry_point))
+
+
+def _bind(signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any], fields: frozenset[str]) -> dict[str, Any]:
+    """The call's arguments by field name, as the upstream signature binds them (defaults applied, `self` left out).
+
+    A `**kwargs` parameter (pydantic-ai's deprecated aliases) and any parameter that a newer pydantic-ai declares but
+    our arguments dataclass does not yet know go, untouched, to `deprecated_kwargs`, so they reach pydantic-ai.
+    """
+    bound = signature.bind(None, *args, **kwargs)
+    bound.apply_defaults()
+    arguments: dict[str, Any] = {}
+    passed_on: dict[str, Any] = {}
+    for name, value in bound.arguments.items():
+        parameter = signature.parameters[name]
+        if parameter.kind is inspect.Parameter.VAR_KEYWORD:
+            passed_on.update(value)
+        elif name in fields:
+            arguments[name] = value
+        elif name != 'self':
+            passed_on[name] = value
+    arguments['deprecated_kwargs'] = passed_on
+    return arguments
+
+
+_RUN_FIELDS = frozenset(f.name for f in dataclasses.fields(RunArguments))
+_OVERRIDE_FIELDS = frozenset(f.name for f in dataclasses.fields(OverrideArguments))
+
+
+def _documented(entry_point: str, doc: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a runtime entry point the upstream signature (for `inspect` and IDEs) and our docstring."""
+
+    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+        function.__signature__ = _upstream_signature(entry_point)  # pyright: ignore[reportFunctionMemberAccess]
+        function.__doc__ = doc
+        return function
+
+    return decorate
+
+
+class DurableWrapperAgent(WrapperAgent[AgentDepsT, OutputDataT]):
+    """Base class of the engines' wrapper agents: the upstream entry points, one protected hook each.
 
     Every hook's default is what the plain [`WrapperAgent`][pydantic_ai.agent.WrapperAgent] does; an engine
     overrides the hooks it needs (`_run_impl`, `_run_sync_impl`, `_iter_impl`, `_run_stream_impl`,
@@ -57,358 +97,60 @@ class DurableWrapperAgent(DurableStreamingAgent[AgentDepsT, OutputDataT]):
         """What `iter` does; by default the wrapped agent's `iter`. Engines install their durable model and toolsets."""
         return super().iter(arguments.user_prompt, **arguments.iter_kwargs())
 
+    def _run_stream_impl(
+        self, arguments: RunArguments[AgentDepsT]
+    ) -> AbstractAsyncContextManager[StreamedRunResult[AgentDepsT, Any]]:
+        """What `run_stream` does; by default the wrapped agent's streamed run. Engines refuse or wrap it."""
+        return super().run_stream(arguments.user_prompt, **arguments.run_kwargs())
+
+    def _run_stream_events_impl(self, arguments: RunArguments[AgentDepsT]) -> Any:
+        """What `run_stream_events` does; by default the agent's event stream. Engines refuse or wrap it.
+
+        Returns:
+            What the installed line's `run_stream_events` returns: an async iterable of events on 1.107, an async
+            context manager of the run's events on 2.x.
+        """
+        return super().run_stream_events(arguments.user_prompt, **arguments.iter_kwargs())
+
     def _override_impl(self, arguments: OverrideArguments[AgentDepsT]) -> AbstractContextManager[None]:
-        """What `override` does; by default the wrapped agent's `override`. Engines check or keep the model."""
-        return super().override(**arguments.kwargs())
+        """What `override` does; by default the wrapped agent's `override`. Engines check or keep the model.
 
-    @overload
-    async def run(
-        self,
-        user_prompt: UserPrompt = None,
-        *,
-        output_type: None = None,
-        message_history: Sequence[_messages.ModelMessage] | None = None,
-        deferred_tool_results: DeferredToolResults | None = None,
-        conversation_id: str | None = None,
-        model: models.Model | models.KnownModelName | str | None = None,
-        instructions: _instructions.AgentInstructions[AgentDepsT] = None,
-        deps: AgentDepsT = None,
-        model_settings: AgentModelSettings[AgentDepsT] | None = None,
-        usage_limits: _usage.UsageLimits | None = None,
-        usage: _usage.RunUsage | None = None,
-        metadata: AgentMetadata[AgentDepsT] | None = None,
-        retries: int | AgentRetries | None = None,
-        infer_name: bool = True,
-        toolsets: Sequence[AbstractToolset[AgentDepsT]] | None = None,
-        event_stream_handler: EventStreamHandler[AgentDepsT] | None = None,
-        capabilities: Sequence[AgentCapability[AgentDepsT]] | None = None,
-        spec: dict[str, Any] | AgentSpec | None = None,
-    ) -> AgentRunResult[OutputDataT]: ...
-
-    @overload
-    async def run(
-        self,
-        user_prompt: UserPrompt = None,
-        *,
-        output_type: OutputSpec[RunOutputDataT],
-        message_history: Sequence[_messages.ModelMessage] | None = None,
-        deferred_tool_results: DeferredToolResults | None = None,
-        conversation_id: str | None = None,
-        model: models.Model | models.KnownModelName | str | None = None,
-        instructions: _instructions.AgentInstructions[AgentDepsT] = None,
-        deps: AgentDepsT = None,
-        model_settings: AgentModelSettings[AgentDepsT] | None = None,
-        usage_limits: _usage.UsageLimits | None = None,
-        usage: _usage.RunUsage | None = None,
-        metadata: AgentMetadata[AgentDepsT] | None = None,
-        retries: int | AgentRetries | None = None,
-        infer_name: bool = True,
-        toolsets: Sequence[AbstractToolset[AgentDepsT]] | None = None,
-        event_stream_handler: EventStreamHandler[AgentDepsT] | None = None,
-        capabilities: Sequence[AgentCapability[AgentDepsT]] | None = None,
-        spec: dict[str, Any] | AgentSpec | None = None,
-    ) -> AgentRunResult[RunOutputDataT]: ...
-
-    async def run(
-        self,
-        user_prompt: UserPrompt = None,
-        *,
-        output_type: OutputSpec[RunOutputDataT] | None = None,
-        message_history: Sequence[_messages.ModelMessage] | None = None,
-        deferred_tool_results: DeferredToolResults | None = None,
-        conversation_id: str | None = None,
-        model: models.Model | models.KnownModelName | str | None = None,
-        instructions: _instructions.AgentInstructions[AgentDepsT] = None,
-        deps: AgentDepsT = None,
-        model_settings: AgentModelSettings[AgentDepsT] | None = None,
-        usage_limits: _usage.UsageLimits | None = None,
-        usage: _usage.RunUsage | None = None,
-        metadata: AgentMetadata[AgentDepsT] | None = None,
-        retries: int | AgentRetries | None = None,
-        infer_name: bool = True,
-        toolsets: Sequence[AbstractToolset[AgentDepsT]] | None = None,
-        event_stream_handler: EventStreamHandler[AgentDepsT] | None = None,
-        capabilities: Sequence[AgentCapability[AgentDepsT]] | None = None,
-        spec: dict[str, Any] | AgentSpec | None = None,
-        **_deprecated_kwargs: Any,
-    ) -> AgentRunResult[Any]:
-        """Run the agent to completion, durably as the engine defines it.
-
-        Arguments are those of [`run`][pydantic_ai.agent.AbstractAgent.run]; they reach `_run_impl` as one
-        [`RunArguments`][durable_kernel.RunArguments].
-
-        Returns:
-            The result of the run.
+        The wrapped agent is called directly (not through `WrapperAgent.override`, which on 1.107 does not forward
+        `metadata`) with only the arguments that were given, so every keyword of the plain `Agent` works.
         """
-        arguments = RunArguments[AgentDepsT](
-            user_prompt=user_prompt,
-            output_type=output_type,
-            message_history=message_history,
-            deferred_tool_results=deferred_tool_results,
-            conversation_id=conversation_id,
-            model=model,
-            instructions=instructions,
-            deps=deps,
-            model_settings=model_settings,
-            usage_limits=usage_limits,
-            usage=usage,
-            metadata=metadata,
-            retries=retries,
-            infer_name=infer_name,
-            toolsets=toolsets,
-            event_stream_handler=event_stream_handler,
-            capabilities=capabilities,
-            spec=spec,
-            deprecated_kwargs=_deprecated_kwargs,
-        )
-        return await self._run_impl(arguments)
+        return self.wrapped.override(**arguments.given_kwargs())
 
-    @overload
-    def run_sync(
-        self,
-        user_prompt: UserPrompt = None,
-        *,
-        output_type: None = None,
-        message_history: Sequence[_messages.ModelMessage] | None = None,
-        deferred_tool_results: DeferredToolResults | None = None,
-        conversation_id: str | None = None,
-        model: models.Model | models.KnownModelName | str | None = None,
-        instructions: _instructions.AgentInstructions[AgentDepsT] = None,
-        deps: AgentDepsT = None,
-        model_settings: AgentModelSettings[AgentDepsT] | None = None,
-        usage_limits: _usage.UsageLimits | None = None,
-        usage: _usage.RunUsage | None = None,
-        metadata: AgentMetadata[AgentDepsT] | None = None,
-        retries: int | AgentRetries | None = None,
-        infer_name: bool = True,
-        toolsets: Sequence[AbstractToolset[AgentDepsT]] | None = None,
-        event_stream_handler: EventStreamHandler[AgentDepsT] | None = None,
-        capabilities: Sequence[AgentCapability[AgentDepsT]] | None = None,
-        spec: dict[str, Any] | AgentSpec | None = None,
-    ) -> AgentRunResult[OutputDataT]: ...
+    # The entry points exist only at run time: a type checker keeps seeing WrapperAgent's, i.e. those of the installed
+    # pydantic-ai line, with their overloads and return types.
+    if not TYPE_CHECKING:
+        _RUN = _upstream_signature('run')
+        _RUN_SYNC = _upstream_signature('run_sync')
+        _RUN_STREAM = _upstream_signature('run_stream')
+        _RUN_STREAM_EVENTS = _upstream_signature('run_stream_events')
+        _ITER = _upstream_signature('iter')
+        _OVERRIDE = _upstream_signature('override')
 
-    @overload
-    def run_sync(
-        self,
-        user_prompt: UserPrompt = None,
-        *,
-        output_type: OutputSpec[RunOutputDataT],
-        message_history: Sequence[_messages.ModelMessage] | None = None,
-        deferred_tool_results: DeferredToolResults | None = None,
-        conversation_id: str | None = None,
-        model: models.Model | models.KnownModelName | str | None = None,
-        instructions: _instructions.AgentInstructions[AgentDepsT] = None,
-        deps: AgentDepsT = None,
-        model_settings: AgentModelSettings[AgentDepsT] | None = None,
-        usage_limits: _usage.UsageLimits | None = None,
-        usage: _usage.RunUsage | None = None,
-        metadata: AgentMetadata[AgentDepsT] | None = None,
-        retries: int | AgentRetries | None = None,
-        infer_name: bool = True,
-        toolsets: Sequence[AbstractToolset[AgentDepsT]] | None = None,
-        event_stream_handler: EventStreamHandler[AgentDepsT] | None = None,
-        capabilities: Sequence[AgentCapability[AgentDepsT]] | None = None,
-        spec: dict[str, Any] | AgentSpec | None = None,
-    ) -> AgentRunResult[RunOutputDataT]: ...
+        @_documented('run', 'Run the agent to completion, durably as the engine defines it (arguments: `Agent.run`).')
+        async def run(self, *args, **kwargs):
+            return await self._run_impl(RunArguments(**_bind(self._RUN, args, kwargs, _RUN_FIELDS)))
 
-    def run_sync(
-        self,
-        user_prompt: UserPrompt = None,
-        *,
-        output_type: OutputSpec[RunOutputDataT] | None = None,
-        message_history: Sequence[_messages.ModelMessage] | None = None,
-        deferred_tool_results: DeferredToolResults | None = None,
-        conversation_id: str | None = None,
-        model: models.Model | models.KnownModelName | str | None = None,
-        instructions: _instructions.AgentInstructions[AgentDepsT] = None,
-        deps: AgentDepsT = None,
-        model_settings: AgentModelSettings[AgentDepsT] | None = None,
-        usage_limits: _usage.UsageLimits | None = None,
-        usage: _usage.RunUsage | None = None,
-        metadata: AgentMetadata[AgentDepsT] | None = None,
-        retries: int | AgentRetries | None = None,
-        infer_name: bool = True,
-        toolsets: Sequence[AbstractToolset[AgentDepsT]] | None = None,
-        event_stream_handler: EventStreamHandler[AgentDepsT] | None = None,
-        capabilities: Sequence[AgentCapability[AgentDepsT]] | None = None,
-        spec: dict[str, Any] | AgentSpec | None = None,
-        **_deprecated_kwargs: Any,
-    ) -> AgentRunResult[Any]:
-        """Run the agent to completion synchronously, durably as the engine defines it.
+        @_documented('run_sync', 'Run the agent to completion synchronously, durably as the engine defines it.')
+        def run_sync(self, *args, **kwargs):
+            return self._run_sync_impl(RunArguments(**_bind(self._RUN_SYNC, args, kwargs, _RUN_FIELDS)))
 
-        Arguments are those of [`run_sync`][pydantic_ai.agent.AbstractAgent.run_sync]; they reach `_run_sync_impl` as one
-        [`RunArguments`][durable_kernel.RunArguments].
+        @_documented('run_stream', 'Run the agent and stream its output, as the engine allows it.')
+        def run_stream(self, *args, **kwargs):
+            return self._run_stream_impl(RunArguments(**_bind(self._RUN_STREAM, args, kwargs, _RUN_FIELDS)))
 
-        Returns:
-            The result of the run.
-        """
-        arguments = RunArguments[AgentDepsT](
-            user_prompt=user_prompt,
-            output_type=output_type,
-            message_history=message_history,
-            deferred_tool_results=deferred_tool_results,
-            conversation_id=conversation_id,
-            model=model,
-            instructions=instructions,
-            deps=deps,
-            model_settings=model_settings,
-            usage_limits=usage_limits,
-            usage=usage,
-            metadata=metadata,
-            retries=retries,
-            infer_name=infer_name,
-            toolsets=toolsets,
-            event_stream_handler=event_stream_handler,
-            capabilities=capabilities,
-            spec=spec,
-            deprecated_kwargs=_deprecated_kwargs,
-        )
-        return self._run_sync_impl(arguments)
+        @_documented('run_stream_events', 'Run the agent and stream its events, as the engine allows it.')
+        def run_stream_events(self, *args, **kwargs):
+            return self._run_stream_events_impl(RunArguments(**_bind(self._RUN_STREAM_EVENTS, args, kwargs, _RUN_FIELDS)))
 
-    @overload
-    def iter(
-        self,
-        user_prompt: UserPrompt = None,
-        *,
-        output_type: None = None,
-        message_history: Sequence[_messages.ModelMessage] | None = None,
-        deferred_tool_results: DeferredToolResults | None = None,
-        conversation_id: str | None = None,
-        model: models.Model | models.KnownModelName | str | None = None,
-        instructions: _instructions.AgentInstructions[AgentDepsT] = None,
-        deps: AgentDepsT = None,
-        model_settings: AgentModelSettings[AgentDepsT] | None = None,
-        usage_limits: _usage.UsageLimits | None = None,
-        usage: _usage.RunUsage | None = None,
-        metadata: AgentMetadata[AgentDepsT] | None = None,
-        retries: int | AgentRetries | None = None,
-        infer_name: bool = True,
-        toolsets: Sequence[AbstractToolset[AgentDepsT]] | None = None,
-        capabilities: Sequence[AgentCapability[AgentDepsT]] | None = None,
-        spec: dict[str, Any] | AgentSpec | None = None,
-    ) -> AbstractAsyncContextManager[AgentRun[AgentDepsT, OutputDataT]]: ...
+        @_documented('iter', "Iterate over the agent graph's nodes with the engine's durable model and toolsets.")
+        def iter(self, *args, **kwargs):
+            return self._iter_impl(RunArguments(**_bind(self._ITER, args, kwargs, _RUN_FIELDS)))
 
-    @overload
-    def iter(
-        self,
-        user_prompt: UserPrompt = None,
-        *,
-        output_type: OutputSpec[RunOutputDataT],
-        message_history: Sequence[_messages.ModelMessage] | None = None,
-        deferred_tool_results: DeferredToolResults | None = None,
-        conversation_id: str | None = None,
-        model: models.Model | models.KnownModelName | str | None = None,
-        instructions: _instructions.AgentInstructions[AgentDepsT] = None,
-        deps: AgentDepsT = None,
-        model_settings: AgentModelSettings[AgentDepsT] | None = None,
-        usage_limits: _usage.UsageLimits | None = None,
-        usage: _usage.RunUsage | None = None,
-        metadata: AgentMetadata[AgentDepsT] | None = None,
-        retries: int | AgentRetries | None = None,
-        infer_name: bool = True,
-        toolsets: Sequence[AbstractToolset[AgentDepsT]] | None = None,
-        capabilities: Sequence[AgentCapability[AgentDepsT]] | None = None,
-        spec: dict[str, Any] | AgentSpec | None = None,
-    ) -> AbstractAsyncContextManager[AgentRun[AgentDepsT, RunOutputDataT]]: ...
-
-    def iter(
-        self,
-        user_prompt: UserPrompt = None,
-        *,
-        output_type: OutputSpec[RunOutputDataT] | None = None,
-        message_history: Sequence[_messages.ModelMessage] | None = None,
-        deferred_tool_results: DeferredToolResults | None = None,
-        conversation_id: str | None = None,
-        model: models.Model | models.KnownModelName | str | None = None,
-        instructions: _instructions.AgentInstructions[AgentDepsT] = None,
-        deps: AgentDepsT = None,
-        model_settings: AgentModelSettings[AgentDepsT] | None = None,
-        usage_limits: _usage.UsageLimits | None = None,
-        usage: _usage.RunUsage | None = None,
-        metadata: AgentMetadata[AgentDepsT] | None = None,
-        retries: int | AgentRetries | None = None,
-        infer_name: bool = True,
-        toolsets: Sequence[AbstractToolset[AgentDepsT]] | None = None,
-        capabilities: Sequence[AgentCapability[AgentDepsT]] | None = None,
-        spec: dict[str, Any] | AgentSpec | None = None,
-        **_deprecated_kwargs: Any,
-    ) -> AbstractAsyncContextManager[AgentRun[AgentDepsT, Any]]:
-        """Iterate over the agent graph's nodes with the engine's durable model and toolsets.
-
-        Arguments are those of [`iter`][pydantic_ai.agent.AbstractAgent.iter]; they reach `_iter_impl` as one
-        [`RunArguments`][durable_kernel.RunArguments].
-
-        Returns:
-            An async context manager giving the agent run.
-        """
-        arguments = RunArguments[AgentDepsT](
-            user_prompt=user_prompt,
-            output_type=output_type,
-            message_history=message_history,
-            deferred_tool_results=deferred_tool_results,
-            conversation_id=conversation_id,
-            model=model,
-            instructions=instructions,
-            deps=deps,
-            model_settings=model_settings,
-            usage_limits=usage_limits,
-            usage=usage,
-            metadata=metadata,
-            retries=retries,
-            infer_name=infer_name,
-            toolsets=toolsets,
-            capabilities=capabilities,
-            spec=spec,
-            deprecated_kwargs=_deprecated_kwargs,
-        )
-        return self._iter_impl(arguments)
-
-    @contextmanager
-    def override(
-        self,
-        *,
-        name: str | _utils.Unset = _utils.UNSET,
-        deps: AgentDepsT | _utils.Unset = _utils.UNSET,
-        model: models.Model | models.KnownModelName | str | _utils.Unset = _utils.UNSET,
-        toolsets: Sequence[AbstractToolset[AgentDepsT]] | _utils.Unset = _utils.UNSET,
-        tools: Sequence[Tool[AgentDepsT] | ToolFuncEither[AgentDepsT, ...]] | _utils.Unset = _utils.UNSET,
-        native_tools: Sequence[AgentNativeTool[AgentDepsT]] | _utils.Unset = _utils.UNSET,
-        instructions: _instructions.AgentInstructions[AgentDepsT] | _utils.Unset = _utils.UNSET,
-        model_settings: AgentModelSettings[AgentDepsT] | _utils.Unset = _utils.UNSET,
-        retries: int | AgentRetries | _utils.Unset = _utils.UNSET,
-        spec: dict[str, Any] | AgentSpec | None = None,
-        **_deprecated_kwargs: Any,
-    ) -> Generator[None]:
-        """Temporarily override the agent's configuration (useful in tests), as the engine allows.
-
-        Args:
-            name: The name to use instead of the agent's.
-            deps: The dependencies to use instead of the run's.
-            model: The model to use instead of the agent's and the run's (engines require their durable model).
-            toolsets: The toolsets to use instead of the agent's.
-            tools: The tools to use instead of the agent's.
-            native_tools: The native tools to use instead of the agent's.
-            instructions: The instructions to use instead of the agent's.
-            model_settings: The model settings to use instead of the agent's and the run's.
-            retries: The retry budgets to use instead of the agent's and the run's.
-            spec: An agent spec to apply as overrides.
-            **_deprecated_kwargs: Deprecated aliases, passed on to pydantic-ai.
-
-        Yields:
-            Nothing; the overrides apply inside the `with` block.
-        """
-        arguments = OverrideArguments[AgentDepsT](
-            name=name,
-            deps=deps,
-            model=model,
-            toolsets=toolsets,
-            tools=tools,
-            native_tools=native_tools,
-            instructions=instructions,
-            model_settings=model_settings,
-            retries=retries,
-            spec=spec,
-            deprecated_kwargs=_deprecated_kwargs,
-        )
-        with self._override_impl(arguments):
-            yield
+        @_documented('override', "Temporarily override the agent's configuration (useful in tests), as the engine allows.")
+        def override(self, *args, **kwargs):
+            # Bound now, not on entering the block: a wrong keyword fails at the call, as on the plain agent.
+            return self._override_impl(OverrideArguments(**_bind(self._OVERRIDE, args, kwargs, _OVERRIDE_FIELDS)))

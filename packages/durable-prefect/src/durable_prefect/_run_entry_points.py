@@ -10,7 +10,7 @@ from typing import Any
 from prefect.context import FlowRunContext
 from pydantic_ai.agent import AgentRun, AgentRunResult
 from pydantic_ai.output import OutputDataT
-from pydantic_ai.result import AgentEventStream, StreamedRunResult
+from pydantic_ai.result import StreamedRunResult
 from pydantic_ai.tools import AgentDepsT
 
 from durable_kernel import RunArguments, ordered_tool_call_events
@@ -55,6 +55,6 @@ class PrefectRunEntryPoints(PrefectAgentBase[AgentDepsT, OutputDataT]):
         async with super()._run_stream_impl(arguments) as streamed:
             yield streamed
 
-    def _run_stream_events_impl(self, arguments: RunArguments[AgentDepsT]) -> AgentEventStream[Any]:
+    def _run_stream_events_impl(self, arguments: RunArguments[AgentDepsT]) -> Any:
         self._refuse_in_flow('run_stream_events')
         return super()._run_stream_events_impl(arguments)

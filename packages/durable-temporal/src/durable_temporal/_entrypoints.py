@@ -15,7 +15,7 @@ from pydantic_ai import models
 from pydantic_ai.agent import AgentRun, AgentRunResult
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.output import OutputDataT
-from pydantic_ai.result import AgentEventStream, StreamedRunResult
+from pydantic_ai.result import StreamedRunResult
 from pydantic_ai.tools import AgentDepsT
 from temporalio import workflow
 
@@ -82,7 +82,7 @@ class TemporalEntryPoints(DurableWrapperAgent[AgentDepsT, OutputDataT], ABC):
         async with super()._run_stream_impl(arguments) as streamed:
             yield streamed
 
-    def _run_stream_events_impl(self, arguments: RunArguments[AgentDepsT]) -> AgentEventStream[Any]:
+    def _run_stream_events_impl(self, arguments: RunArguments[AgentDepsT]) -> Any:
         _refuse_in_workflow('run_stream_events')
         return super()._run_stream_events_impl(arguments)
 

