@@ -135,10 +135,7 @@ def prepare_messages(
     return list(prepare(list(messages)))
 
 
-
 def entry_point_parameters(entry_point: str) -> frozenset[str]:
     """The parameter names of the installed line's plain `Agent.<entry_point>` (without `self` and `**kwargs`)."""
     parameters = inspect.signature(getattr(Agent, entry_point)).parameters.values()
-    return frozenset(
-        p.name for p in parameters if p.name != 'self' and p.kind is not inspect.Parameter.VAR_KEYWORD
-    )
+    return frozenset(p.name for p in parameters if p.name != 'self' and p.kind is not inspect.Parameter.VAR_KEYWORD)

@@ -34,7 +34,9 @@ def _upstream_signature(entry_point: str) -> inspect.Signature:
     return inspect.signature(getattr(Agent, entry_point))
 
 
-def _bind(signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any], fields: frozenset[str]) -> dict[str, Any]:
+def _bind(
+    signature: inspect.Signature, args: tuple[Any, ...], kwargs: dict[str, Any], fields: frozenset[str]
+) -> dict[str, Any]:
     """The call's arguments by field name, as the upstream signature binds them (defaults applied, `self` left out).
 
     A `**kwargs` parameter (pydantic-ai's deprecated aliases) and any parameter that a newer pydantic-ai declares but
@@ -64,7 +66,7 @@ def _documented(entry_point: str, doc: str) -> Callable[[Callable[..., Any]], Ca
     """Give a runtime entry point the upstream signature (for `inspect` and IDEs) and our docstring."""
 
     def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
-        function.__signature__ = _upstream_signature(entry_point)  # pyright: ignore[reportFunctionMemberAccess]
+        function.__signature__ = _upstream_signature(entry_point)
         function.__doc__ = doc
         return function
 
@@ -144,13 +146,17 @@ class DurableWrapperAgent(WrapperAgent[AgentDepsT, OutputDataT]):
 
         @_documented('run_stream_events', 'Run the agent and stream its events, as the engine allows it.')
         def run_stream_events(self, *args, **kwargs):
-            return self._run_stream_events_impl(RunArguments(**_bind(self._RUN_STREAM_EVENTS, args, kwargs, _RUN_FIELDS)))
+            return self._run_stream_events_impl(
+                RunArguments(**_bind(self._RUN_STREAM_EVENTS, args, kwargs, _RUN_FIELDS))
+            )
 
         @_documented('iter', "Iterate over the agent graph's nodes with the engine's durable model and toolsets.")
         def iter(self, *args, **kwargs):
             return self._iter_impl(RunArguments(**_bind(self._ITER, args, kwargs, _RUN_FIELDS)))
 
-        @_documented('override', "Temporarily override the agent's configuration (useful in tests), as the engine allows.")
+        @_documented(
+            'override', "Temporarily override the agent's configuration (useful in tests), as the engine allows."
+        )
         def override(self, *args, **kwargs):
             # Bound now, not on entering the block: a wrong keyword fails at the call, as on the plain agent.
             return self._override_impl(OverrideArguments(**_bind(self._OVERRIDE, args, kwargs, _OVERRIDE_FIELDS)))
