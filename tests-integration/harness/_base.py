@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from ._outcome import RunOutcome, outcome_from_result
-from .scenarios import RunInput, Scenario
+from .scenarios import RunInput, Scenario, handler_for
 
 __all__ = ('EngineHarness', 'run_plain')
 
@@ -27,5 +27,6 @@ class EngineHarness(Protocol):
 
 async def run_plain(scenario: Scenario, run_input: RunInput) -> RunOutcome:
     """Run the scenario's plain agent in this process (the reference every durable run is compared with)."""
-    result = await scenario.agent.run(run_input.prompt, **run_input.run_kwargs())
+    handler = handler_for(scenario)  # the durable wrappers get the same handler at construction
+    result = await scenario.agent.run(run_input.prompt, event_stream_handler=handler, **run_input.run_kwargs())
     return outcome_from_result(result)

@@ -10,7 +10,7 @@ from durable_dbos import DBOSAgent
 from durable_dbos.testing import dbos_session
 
 from ._outcome import RunOutcome, outcome_from_result
-from .scenarios import ALL_SCENARIOS, Deps, RunInput, Scenario
+from .scenarios import ALL_SCENARIOS, Deps, RunInput, Scenario, handler_for
 
 __all__ = ('DBOSHarness',)
 
@@ -28,7 +28,10 @@ class DBOSHarness:
     def start(cls, system_database_url: str) -> Generator[DBOSHarness]:
         """Configure DBOS, wrap every scenario agent, launch; destroy DBOS on exit."""
         with dbos_session(system_database_url, app_name='durable-conformance') as launch:
-            agents = {name: DBOSAgent(scenario.agent) for name, scenario in ALL_SCENARIOS.items()}
+            agents = {
+                name: DBOSAgent(scenario.agent, event_stream_handler=handler_for(scenario))
+                for name, scenario in ALL_SCENARIOS.items()
+            }
             launch()
             yield cls(agents)
 

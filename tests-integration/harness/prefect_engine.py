@@ -7,7 +7,7 @@ from typing import Any
 from durable_prefect import PrefectAgent
 
 from ._outcome import RunOutcome, outcome_from_result
-from .scenarios import ALL_SCENARIOS, Deps, RunInput, Scenario
+from .scenarios import ALL_SCENARIOS, Deps, RunInput, Scenario, handler_for
 
 __all__ = ('PrefectHarness',)
 
@@ -19,7 +19,8 @@ class PrefectHarness:
 
     def __init__(self) -> None:
         self._agents: dict[str, PrefectAgent[Deps, Any]] = {
-            name: PrefectAgent(scenario.agent) for name, scenario in ALL_SCENARIOS.items()
+            name: PrefectAgent(scenario.agent, event_stream_handler=handler_for(scenario))
+            for name, scenario in ALL_SCENARIOS.items()
         }
 
     async def run(self, scenario: Scenario, run_input: RunInput) -> RunOutcome:

@@ -26,7 +26,7 @@ from durable_temporal import PydanticAIWorkflow, TemporalAgent
 from durable_temporal.testing import agent_worker, dev_server
 
 from ._outcome import DurableRunFailed, RunOutcome
-from .scenarios import ALL_SCENARIOS, Deps, RunInput, Scenario
+from .scenarios import ALL_SCENARIOS, Deps, RunInput, Scenario, handler_for
 
 __all__ = (
     'TEMPORAL_AGENTS',
@@ -58,7 +58,8 @@ class WorkflowReply:
 
 
 TEMPORAL_AGENTS: dict[str, TemporalAgent[Deps, Any]] = {
-    name: TemporalAgent(scenario.agent) for name, scenario in ALL_SCENARIOS.items()
+    name: TemporalAgent(scenario.agent, event_stream_handler=handler_for(scenario))
+    for name, scenario in ALL_SCENARIOS.items()
 }
 
 
