@@ -190,9 +190,14 @@ def _mcp_stdio_agent() -> Agent[Deps, str]:
     return Agent(scripted_model('mcp', _mcp), name='mcp_stdio', deps_type=Deps, toolsets=[calculator])
 
 
-# `MCPServerStdio` exists on pydantic-ai 1.107 only (2.x removed it): there the `mcp_toolset` scenario below, on the
-# same server, is its counterpart.
-mcp_agent = None if PYDANTIC_AI_2 else _mcp_stdio_agent()
+def _mcp_stdio_agent_v2() -> Agent[Deps, str]:
+    # What a user upgrading to pydantic-ai 2.x writes instead (2.x removed `MCPServerStdio`): an `MCPToolset` on the
+    # same server with the same id, so the durable units keep their names and a run recorded on 1.107 replays.
+    calculator: MCPToolset[Deps] = MCPToolset(MCP_SERVER_SCRIPT, id='calc')
+    return Agent(scripted_model('mcp', _mcp), name='mcp_stdio', deps_type=Deps, toolsets=[calculator])
+
+
+mcp_agent = _mcp_stdio_agent_v2() if PYDANTIC_AI_2 else _mcp_stdio_agent()
 
 
 # The FastMCP-based toolset that pydantic-ai recommends, on the same server, with its instructions included.
@@ -200,7 +205,7 @@ fastmcp_agent = Agent(
     scripted_model('fastmcp', _mcp),
     name='mcp_toolset',
     deps_type=Deps,
-    toolsets=[MCPToolset(str(MCP_SERVER_SCRIPT), id='calc_fast', include_instructions=True)],
+    toolsets=[MCPToolset(MCP_SERVER_SCRIPT, id='calc_fast', include_instructions=True)],
 )
 
 
@@ -371,7 +376,7 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario('function_tools', function_tools_agent, RunInput('Use the tools', Deps(user='grace', multiplier=5))),
         Scenario('parallel_tools', parallel_agent, RunInput('Square 0..3 in parallel'), records_events=True),
         Scenario('dynamic_toolset', dynamic_agent, RunInput('Shout', Deps(user='linus', multiplier=2))),
-        *([] if mcp_agent is None else [Scenario('mcp_stdio', mcp_agent, RunInput('Add 2 and 40'))]),
+        Scenario('mcp_stdio', mcp_agent, RunInput('Add 2 and 40')),
         Scenario('mcp_toolset', fastmcp_agent, RunInput('Add 2 and 40')),
         Scenario('streamed_events', streamed_agent, RunInput('What is the answer?'), records_events=True),
         Scenario('model_retry', retry_agent, RunInput('Pick an even number')),
