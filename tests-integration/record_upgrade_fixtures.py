@@ -1,0 +1,46 @@
+"""Record the pydantic-ai upgrade fixtures (`tests-integration/histories/upgrade/`), on the lock (pydantic-ai 1.107).
+
+    uv run python tests-integration/record_upgrade_fixtures.py
+
+Each engine's crash worker is killed in the middle of the crash agent's run and what the engine stored is kept; see
+`harness/upgrade.py`. Re-record only on purpose: the point of the fixtures is that they were made by an older line.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+from harness.crash_agent import read_calls  # noqa: E402
+from harness.upgrade import KILL_AT, UPGRADE_DIR, dbos_fixture, fold_wal, run_dbos_worker  # noqa: E402
+
+from durable_kernel import PYDANTIC_AI_2, PYDANTIC_AI_VERSION  # noqa: E402
+
+
+def _record_dbos(workdir: Path) -> Path:
+    database = workdir / 'dbos.sqlite'
+    code = run_dbos_worker(database, workdir / 'calls.log', workdir / 'result.json', recover=False, kill_at=KILL_AT)
+    assert code == -9, f'the worker should have killed itself at line {KILL_AT}, exit code {code}'
+    assert len(read_calls(workdir / 'calls.log')) == KILL_AT
+    fold_wal(database)
+    UPGRADE_DIR.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(database, dbos_fixture())
+    return dbos_fixture()
+
+
+def main() -> None:
+    """Record every engine's fixture."""
+    if PYDANTIC_AI_2:
+        sys.exit(f'record on pydantic-ai 1.107 (the lock), not {PYDANTIC_AI_VERSION}')
+    with tempfile.TemporaryDirectory(prefix='durable-upgrade-') as workdir:
+        print(_record_dbos(Path(workdir)).relative_to(HERE.parent))
+
+
+if __name__ == '__main__':
+    main()
