@@ -1,8 +1,12 @@
-"""A local stdio MCP server for the tests: `python mcp_server.py`."""
+"""A local stdio MCP server for the tests: `python mcp_server.py`.
+
+Built with the `fastmcp` package, which both pydantic-ai lines install: the `mcp` SDK's own `mcp.server.fastmcp`
+exists in `mcp` 1.x only (pydantic-ai 2.x brings `mcp` 2.x, where it was renamed).
+"""
 
 from __future__ import annotations
 
-from mcp.server.fastmcp import FastMCP
+from fastmcp import FastMCP
 
 server = FastMCP('calc', instructions='Use `add` to add numbers.')
 

@@ -2,15 +2,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from dbos import DBOS
-from pydantic_ai import Agent
+from pydantic_ai import Agent, RunContext
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.models.test import TestModel
-from pydantic_ai.toolsets import FunctionToolset
+from pydantic_ai.toolsets import AbstractToolset, FunctionToolset, ToolsetTool
 
-from durable_dbos import DBOSAgent
+from durable_dbos import DBOSAgent, DBOSMCPServer
 
 pytestmark = pytest.mark.anyio
 
@@ -42,6 +43,45 @@ def test_toolset_without_id_is_refused(agent_name: str) -> None:
 
     with pytest.raises(UserError, match=r'has no `id`'):
         DBOSAgent(Agent(TestModel(), name=agent_name, toolsets=[FunctionToolset([ping])]))
+
+
+def test_dbos_mcp_server_refuses_a_toolset_that_is_not_mcp(agent_name: str) -> None:
+    def ping() -> str:
+        return 'pong'  # pragma: no cover - never called
+
+    with pytest.raises(
+        UserError, match=r"`DBOSMCPServer` wraps MCP toolsets \(.*`MCPToolset`.*\), not FunctionToolset 'x'"
+    ):
+        DBOSMCPServer(FunctionToolset([ping], id='x'), step_name_prefix=agent_name)
+
+
+class ThirdPartyMCPToolset(AbstractToolset[Any]):
+    """An MCP client toolset of a class that pydantic-ai does not have (here, as if from the `fastmcp` package)."""
+
+    __module__ = 'fastmcp.contrib.toolset'
+
+    @property
+    def id(self) -> str | None:
+        return 'remote'
+
+    async def get_tools(self, ctx: RunContext[Any]) -> dict[str, ToolsetTool[Any]]:
+        raise AssertionError('never listed')  # pragma: no cover
+
+    async def call_tool(
+        self, name: str, tool_args: dict[str, Any], ctx: RunContext[Any], tool: ToolsetTool[Any]
+    ) -> Any:
+        raise AssertionError('never called')  # pragma: no cover
+
+
+def test_an_mcp_toolset_of_an_unknown_class_is_refused_at_construction(agent_name: str) -> None:
+    """Its listing would reach the server from workflow code: refused, not wrapped as if it were function tools."""
+    with pytest.raises(
+        UserError,
+        match=r"ThirdPartyMCPToolset 'remote' is a `ThirdPartyMCPToolset` \(an MCP client, "
+        r'`fastmcp.contrib.toolset.ThirdPartyMCPToolset`\), which `DBOSAgent` cannot make durable.*'
+        r'`pydantic_ai.mcp.MCPToolset`',
+    ):
+        DBOSAgent(Agent(TestModel(), name=agent_name, toolsets=[ThirdPartyMCPToolset().prefixed('remote')]))
 
 
 async def test_run_stream_events_is_refused_with_the_alternative(agent_name: str) -> None:

@@ -1,4 +1,5 @@
-"""Clear `UserError`s: no name, no model, streaming inside a flow, a model that is not a PrefectModel."""
+"""Clear `UserError`s: no name, no model, streaming inside a flow, a model that is not a PrefectModel, a toolset
+that cannot be made durable."""
 
 from __future__ import annotations
 
@@ -6,12 +7,15 @@ from typing import Any, cast
 
 import pytest
 from prefect import flow
-from pydantic_ai import Agent
+from pydantic_ai import Agent, RunContext
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.models.test import TestModel
 from pydantic_ai.run import AgentRunResultEvent
+from pydantic_ai.tools import ToolDefinition
+from pydantic_ai.toolsets import AbstractToolset, ExternalToolset, ToolsetTool
+from pydantic_core import SchemaValidator, core_schema
 
-from durable_prefect import PrefectAgent, PrefectModel
+from durable_prefect import PrefectAgent, PrefectFunctionToolset, PrefectModel
 
 from ._helpers import flow_runs_named, task_runs_of
 
@@ -106,3 +110,45 @@ async def test_streaming_outside_a_flow_behaves_like_the_plain_agent() -> None:
     last = events[-1]
     assert isinstance(last, AgentRunResultEvent)
     assert cast(AgentRunResultEvent[str], last).result.output == 'streamed'
+
+
+class _HomeMadeToolset(AbstractToolset[None]):
+    """A toolset pydantic-ai does not know: its calls could do any I/O."""
+
+    @property
+    def id(self) -> str | None:
+        return 'home-made'
+
+    async def get_tools(self, ctx: RunContext[None]) -> dict[str, ToolsetTool[None]]:
+        tool_def = ToolDefinition(name='weather', parameters_json_schema={'type': 'object', 'properties': {}})
+        return {'weather': ToolsetTool(toolset=self, tool_def=tool_def, max_retries=1, args_validator=_NO_ARGUMENTS)}
+
+    async def call_tool(self, name: str, tool_args: dict[str, Any], ctx: RunContext[None], tool: Any) -> Any:
+        return 'sunny'
+
+
+_NO_ARGUMENTS = SchemaValidator(core_schema.dict_schema())
+
+
+def test_a_toolset_that_cannot_be_made_durable_is_refused_at_construction() -> None:
+    message = r'home-made.*_HomeMadeToolset.*cannot be made durable on Prefect.*PrefectFunctionToolset\(toolset\)'
+    with pytest.raises(UserError, match=message):
+        PrefectAgent(Agent(TestModel(), name='home-made', toolsets=[_HomeMadeToolset()]))
+    with pytest.raises(UserError, match=message):
+        PrefectAgent(Agent(TestModel(), name='home-made-nested', toolsets=[_HomeMadeToolset().prefixed('x')]))
+
+
+async def test_a_toolset_given_at_run_time_that_cannot_be_made_durable_is_refused() -> None:
+    agent = PrefectAgent(Agent(TestModel(), name='home-made-at-run-time'))
+    with pytest.raises(UserError, match='cannot be made durable on Prefect'):
+        await agent.run('go', toolsets=[_HomeMadeToolset()])
+
+
+@pytest.mark.usefixtures('prefect_server')
+async def test_the_advice_works_a_wrapped_home_made_toolset_runs_its_calls_in_tasks() -> None:
+    toolsets = [PrefectFunctionToolset(_HomeMadeToolset()), ExternalToolset[None]([])]
+    agent = PrefectAgent(Agent(TestModel(), name='home-made-wrapped', toolsets=toolsets))
+    assert (await agent.run('go')).output == '{"weather":"sunny"}'
+    [flow_run] = await flow_runs_named('home-made-wrapped Run')
+    names = [run.name.rsplit('-', 1)[0] for run in await task_runs_of([flow_run.id], expected=3)]
+    assert names == ['Model Request: test', 'Call Tool: weather', 'Model Request: test']

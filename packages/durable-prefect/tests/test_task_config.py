@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prefect import flow
@@ -117,3 +119,27 @@ def test_custom_prefectify_toolset_func_receives_the_merged_configs() -> None:
     assert tool == {**DEFAULT_TASK_CONFIG, 'retries': 1}
     assert by_name == {'ping': None}
     assert mcp_config == {'retries': 4}  # the caller's dict is not modified
+
+
+def _failing_tool(kind: str, calls: list[str]) -> Callable[[], str]:
+    def fails() -> str:
+        calls.append(kind)
+        raise RuntimeError(f'{kind} failure')
+
+    return fails
+
+
+@pytest.mark.usefixtures('prefect_server')
+async def test_retry_condition_fn_decides_whether_a_failed_task_is_retried() -> None:
+    calls: list[str] = []
+
+    def retried_only_when_transient(task: Any, task_run: Any, state: Any) -> bool:
+        return 'transient' in str(state.message)
+
+    config: TaskConfig = {'retries': 2, 'retry_delay_seconds': 0, 'retry_condition_fn': retried_only_when_transient}
+    for kind in ('transient', 'permanent'):
+        tool = _failing_tool(kind, calls)
+        agent = PrefectAgent(Agent(TestModel(), name=f'retry-condition-{kind}', tools=[tool]), tool_task_config=config)
+        with pytest.raises(RuntimeError, match=f'{kind} failure'):
+            await agent.run('go')
+    assert calls == ['transient'] * 3 + ['permanent']

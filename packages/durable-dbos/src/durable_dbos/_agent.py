@@ -29,6 +29,7 @@ from ._config import DBOSParallelExecutionMode, StepConfig
 from ._durable import DurableToolsetPlan, DurableToolsetsCapability, check_picklable_inputs
 from ._entry_points import DBOSEntryPoints
 from ._model import DBOSModel, run_event_stream_handler
+from ._run_keywords import refuse_unrecordable_keywords
 
 __all__ = ('DBOSAgent',)
 
@@ -44,7 +45,8 @@ class DBOSAgent(DBOSEntryPoints[AgentDepsT, OutputDataT], DBOSConfiguredInstance
     - workflows `{name}.run` and `{name}.run_sync` (a new workflow outside a workflow, a child workflow inside one;
       `run_sync` runs `run` as its child, like the reference);
     - model requests: `{name}__model.request`, streamed ones `{name}__model.request_stream` (the event stream handler
-      consumes the live stream inside the step);
+      consumes the live stream inside the step); the model's other provider operations `{name}__model.compact_messages`
+      and (pydantic-ai 2.x) `{name}__model.cancel_suspended_response`;
     - MCP servers/toolsets: `{name}__mcp_server__{id}.get_tools`, `.get_instructions`, `.call_tool`;
     - function-tool calls (and calls of any other leaf toolset): `{name}__toolset__{id}.call_tool.{tool}` — the
       agent's own `tools=` live in the toolset with id `<agent>`.
@@ -185,7 +187,11 @@ class DBOSAgent(DBOSEntryPoints[AgentDepsT, OutputDataT], DBOSConfiguredInstance
                 '`DBOSModel(model, step_name_prefix=..., step_config=...)` (constructed before `DBOS.launch()`).'
             )
 
-    def _prepare_inputs(self, model: Any, toolsets: Any, inputs: dict[str, Any]) -> None:
-        self._check_model(model, where='passed at run time')
-        self._plan.check(toolsets)
+    def _workflow_inputs(self, arguments: RunArguments[Any], *, entry_point: str) -> dict[str, Any]:
+        # Everything the workflow could not record or recover is refused here, before it starts.
+        refuse_unrecordable_keywords(arguments, entry_point=entry_point)
+        self._check_model(arguments.model, where='passed at run time')
+        self._plan.check(arguments.toolsets)
+        inputs = arguments.run_kwargs()
         check_picklable_inputs(inputs)
+        return inputs

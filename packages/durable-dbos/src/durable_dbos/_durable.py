@@ -15,7 +15,7 @@ from pydantic_ai.toolsets.external import ExternalToolset
 from durable_kernel import require_toolset_id
 
 from ._config import StepConfig
-from ._mcp import DBOSMCPServer, is_mcp_toolset
+from ._mcp import DBOSMCPServer, is_mcp_toolset, refuse_unknown_mcp_toolset
 from ._tool_steps import DBOSToolStepToolset
 
 __all__ = ('DurableToolsetPlan', 'DurableToolsetsCapability', 'check_picklable_inputs')
@@ -39,6 +39,7 @@ class DurableToolsetPlan:
             return toolset
         if is_mcp_toolset(toolset):
             return DBOSMCPServer(toolset, step_name_prefix=self.agent_name, step_config=self.mcp_step_config)
+        refuse_unknown_mcp_toolset(toolset)
         if not self.function_tool_steps or isinstance(toolset, ExternalToolset):
             # External tools are never called by the agent: their results come back as deferred tool results.
             return toolset

@@ -20,6 +20,7 @@ from durable_kernel import DurableWrapperAgent, OverrideArguments, RunArguments,
 from ._context import in_workflow_code
 from ._durable import DurableToolsetsCapability
 from ._model import DBOSModel
+from ._run_keywords import refuse_unrecordable_keywords
 
 __all__ = ('DBOSEntryPoints',)
 
@@ -33,6 +34,8 @@ class DBOSEntryPoints(DurableWrapperAgent[AgentDepsT, OutputDataT]):
     are made durable like the agent's own. `iter` runs with the DBOS model and durable toolsets: inside a workflow
     model requests and tool calls are its steps, outside one they are plain calls. `run_stream` works outside
     workflows only (not durable) and `run_stream_events` is refused: use an `event_stream_handler` with `run`.
+    Of the run keywords pydantic-ai 2.x added, `conversation` and `run_id` are recorded with the workflow's inputs;
+    `cancellation_token`, `timeout` and `workspace` are refused by `run`, `run_sync`, and `iter` inside a workflow.
     """
 
     _capability: DurableToolsetsCapability
@@ -40,7 +43,7 @@ class DBOSEntryPoints(DurableWrapperAgent[AgentDepsT, OutputDataT]):
     _run_workflow: Callable[..., Any]
     _run_sync_workflow: Callable[..., Any]
 
-    def _prepare_inputs(self, model: Any, toolsets: Any, inputs: dict[str, Any]) -> None:
+    def _workflow_inputs(self, arguments: RunArguments[AgentDepsT], *, entry_point: str) -> dict[str, Any]:
         raise NotImplementedError
 
     def _durable_run(self, model: Any) -> AbstractContextManager[None]:
@@ -50,17 +53,18 @@ class DBOSEntryPoints(DurableWrapperAgent[AgentDepsT, OutputDataT]):
         raise NotImplementedError
 
     async def _run_impl(self, arguments: RunArguments[AgentDepsT]) -> AgentRunResult[Any]:
-        inputs = arguments.run_kwargs()
-        self._prepare_inputs(arguments.model, arguments.toolsets, inputs)
+        inputs = self._workflow_inputs(arguments, entry_point='run')
         return await self._run_workflow(arguments.user_prompt, **inputs)
 
     def _run_sync_impl(self, arguments: RunArguments[AgentDepsT]) -> AgentRunResult[Any]:
-        inputs = arguments.run_kwargs()
-        self._prepare_inputs(arguments.model, arguments.toolsets, inputs)
+        inputs = self._workflow_inputs(arguments, entry_point='run_sync')
         return self._run_sync_workflow(arguments.user_prompt, **inputs)
 
     @asynccontextmanager
     async def _iter_impl(self, arguments: RunArguments[AgentDepsT]) -> AsyncGenerator[AgentRun[AgentDepsT, Any]]:
+        if in_workflow_code():
+            # Inside a workflow, `iter` runs the agent in workflow code: the same keywords cannot be made durable.
+            refuse_unrecordable_keywords(arguments, entry_point='iter')
         self._check_model(arguments.model, where='passed at run time')
         with self._durable_run(arguments.model):
             capabilities = [*(arguments.capabilities or ()), self._capability]

@@ -7,40 +7,65 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from dbos import DBOS
+from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import InstructionPart
 from pydantic_ai.tools import AgentDepsT, RunContext, ToolDefinition
 from pydantic_ai.toolsets import AbstractToolset, ToolsetTool, WrapperToolset
 
-from durable_kernel import ToolOutcome, capture_tool_outcome, dbos_mcp_step_name, unwrap_tool_outcome
+from durable_kernel import (
+    ToolOutcome,
+    capture_tool_outcome,
+    dbos_mcp_step_name,
+    fastmcp_toolset_class,
+    mcp_server_classes,
+    mcp_tool_for_tool_def,
+    unknown_mcp_toolset_class,
+    unwrap_tool_outcome,
+)
 
 from ._config import StepConfig, step_options
 from ._context import in_workflow_code
 
-__all__ = ('DBOSMCPServer', 'is_mcp_toolset')
+__all__ = ('DBOSMCPServer', 'is_mcp_toolset', 'refuse_unknown_mcp_toolset')
 
 _Instructions = str | InstructionPart | Sequence[str | InstructionPart] | None
 
 
-def _mcp_types() -> tuple[type[Any], ...]:
-    found: list[type[Any]] = []
-    try:
-        from pydantic_ai.mcp import MCPServer, MCPToolset
-    except ImportError:  # pragma: no cover - the `mcp` extra is not installed
-        pass
-    else:
-        found += [MCPServer, MCPToolset]
-    try:
-        from pydantic_ai.toolsets.fastmcp import FastMCPToolset  # pyright: ignore[reportDeprecated]
-    except ImportError:  # pragma: no cover - the `fastmcp` extra is not installed
-        pass
-    else:
-        found.append(FastMCPToolset)  # pyright: ignore[reportDeprecated]
-    return tuple(found)
+def _mcp_types() -> tuple[type[AbstractToolset[Any]], ...]:
+    # Asked of the kernel's compat module, which knows the installed line: 1.107 has `MCPServer*` and `MCPToolset`
+    # (and `FastMCPToolset` with the `fastmcp` extra), 2.x only `MCPToolset`.
+    fastmcp = fastmcp_toolset_class()
+    return (*mcp_server_classes(), *((fastmcp,) if fastmcp is not None else ()))
 
 
 def is_mcp_toolset(toolset: AbstractToolset[Any]) -> bool:
-    """Whether the toolset talks to an MCP server (`MCPServer*`, `MCPToolset` or `FastMCPToolset`)."""
+    """Whether the toolset talks to an MCP server (an MCP class of the installed pydantic-ai line)."""
     return isinstance(toolset, _mcp_types())
+
+
+def _supported_mcp_classes() -> str:
+    return ', '.join(f'`{cls.__name__}`' for cls in _mcp_types()) or 'none (the `mcp` extra is not installed)'
+
+
+def refuse_unknown_mcp_toolset(toolset: AbstractToolset[Any]) -> None:
+    """Raise a `UserError` for an MCP client toolset of a class that `DBOSMCPServer` does not know on this line.
+
+    Left to the tool-call wrapper, its tool listing and instructions would reach the server from workflow code,
+    outside any step: not recorded, and fetched again (maybe differently) by a recovered workflow.
+
+    Raises:
+        UserError: The toolset's class comes from an MCP module but is not an MCP class of the installed line.
+    """
+    mcp_class = unknown_mcp_toolset_class(toolset)
+    if mcp_class is None:
+        return
+    raise UserError(
+        f'{toolset.label} is a `{type(toolset).__name__}` (an MCP client, `{mcp_class.__module__}.'
+        f'{mcp_class.__qualname__}`), which `DBOSAgent` cannot make durable: its tool listing and instructions would '
+        'reach the server from workflow code, outside DBOS steps. The MCP toolsets it makes durable on this '
+        f'pydantic-ai line are: {_supported_mcp_classes()}. Connect to the server with `pydantic_ai.mcp.MCPToolset` '
+        '(`DBOSAgent` wraps it in a `DBOSMCPServer` itself).'
+    )
 
 
 @dataclass
@@ -53,10 +78,12 @@ class _RunCache:
 
 @dataclass(kw_only=True)
 class DBOSMCPServer(WrapperToolset[AgentDepsT]):
-    """An MCP server or toolset whose tool listing, instructions and tool calls are recorded as DBOS steps.
+    """An MCP toolset whose tool listing, instructions and tool calls are recorded as DBOS steps.
 
-    Also wraps `MCPToolset` and `FastMCPToolset`. Inside workflow code, tool listing, instructions and tool calls are
-    the steps `{step_name_prefix}__mcp_server__{id}.get_tools`, `.get_instructions` and `.call_tool`
+    It wraps the MCP classes of the installed pydantic-ai line: `MCPToolset` on both lines, and on 1.107 also
+    `MCPServer*` and `FastMCPToolset` (which 2.x removed); any other toolset is refused with a `UserError`.
+    Inside workflow code, tool listing, instructions and tool calls are the steps
+    `{step_name_prefix}__mcp_server__{id}.get_tools`, `.get_instructions` and `.call_tool`
     (`{step_name_prefix}__mcp_server.…` for a server without an id).
 
     Tool definitions (and instructions) are cached for one agent run when the wrapped server's `cache_tools` is true,
@@ -68,6 +95,16 @@ class DBOSMCPServer(WrapperToolset[AgentDepsT]):
     step_name_prefix: str
     step_config: StepConfig | None = None
     _run_cache: _RunCache = field(default_factory=_RunCache, repr=False)
+
+    def __post_init__(self) -> None:
+        # Only MCP toolsets have the listing and instructions this wrapper records: anything else would fail at run
+        # time, or (a toolset that lists from elsewhere) be recorded under an MCP step name.
+        if not is_mcp_toolset(self.wrapped):
+            raise UserError(
+                f'`DBOSMCPServer` wraps MCP toolsets ({_supported_mcp_classes()} on this pydantic-ai line), not '
+                f'{self.wrapped.label}. Pass that toolset to `DBOSAgent` as it is (each of its tool calls becomes a '
+                'step), or connect to an MCP server with `pydantic_ai.mcp.MCPToolset`.'
+            )
 
     @property
     def id(self) -> str | None:
@@ -90,9 +127,6 @@ class DBOSMCPServer(WrapperToolset[AgentDepsT]):
     def _options(self, operation: Literal['get_tools', 'get_instructions', 'call_tool']) -> Any:
         return step_options(dbos_mcp_step_name(self.step_name_prefix, self.wrapped.id, operation), self.step_config)
 
-    def _tool_for_tool_def(self, tool_def: ToolDefinition) -> ToolsetTool[AgentDepsT]:
-        return self.wrapped.tool_for_tool_def(tool_def)  # pyright: ignore[reportAttributeAccessIssue,reportUnknownMemberType,reportUnknownVariableType]
-
     async def get_tools(self, ctx: RunContext[AgentDepsT]) -> dict[str, ToolsetTool[AgentDepsT]]:
         """List the server's tools: a DBOS step inside workflow code (once per run when `cache_tools` is true)."""
         if not in_workflow_code():
@@ -108,7 +142,7 @@ class DBOSMCPServer(WrapperToolset[AgentDepsT]):
             tool_defs = await DBOS.run_step_async(self._options('get_tools'), get_tools_step)
             if self._cache_tools:
                 self._run_cache.tool_defs = tool_defs
-        return {name: self._tool_for_tool_def(tool_def) for name, tool_def in tool_defs.items()}
+        return {name: await mcp_tool_for_tool_def(self.wrapped, tool_def, ctx) for name, tool_def in tool_defs.items()}
 
     async def get_instructions(self, ctx: RunContext[AgentDepsT]) -> _Instructions:
         """The server's instructions: a DBOS step inside workflow code when the server includes them."""

@@ -12,12 +12,17 @@ from dbos import DBOS
 from pydantic_ai.agent import EventStreamHandler
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import ModelMessage, ModelResponse
-from pydantic_ai.models import Model, ModelRequestParameters, StreamedResponse
-from pydantic_ai.models.wrapper import CompletedStreamedResponse, WrapperModel
+from pydantic_ai.models import Model, ModelRequestContext, ModelRequestParameters, StreamedResponse
+from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import RunContext
 
-from durable_kernel import consume_model_stream, dbos_model_step_name
+from durable_kernel import (
+    cancel_suspended_response,
+    completed_streamed_response,
+    consume_model_stream,
+    dbos_model_step_name,
+)
 
 from ._config import StepConfig, step_options
 from ._context import in_workflow_code
@@ -58,8 +63,10 @@ class DBOSModel(WrapperModel):
 
     Inside a DBOS workflow, `request` is the step `{step_name_prefix}__model.request` and `request_stream` the step
     `{step_name_prefix}__model.request_stream`: the live stream is consumed inside the step (the event stream handler
-    sees its events there) and the workflow gets the completed response. Outside a workflow, or inside a step, the
-    wrapped model is called directly.
+    sees its events there) and the workflow gets the completed response. The other model operations that talk to the
+    provider are steps too: `compact_messages` (`{step_name_prefix}__model.compact_messages`) and, on pydantic-ai
+    2.x, `cancel_suspended_response` (`{step_name_prefix}__model.cancel_suspended_response`). Outside a workflow, or
+    inside a step, the wrapped model is called directly.
     """
 
     def __init__(
@@ -104,6 +111,47 @@ class DBOSModel(WrapperModel):
             options, self.wrapped.request, messages, model_settings, model_request_parameters
         )
 
+    async def compact_messages(
+        self,
+        request_context: ModelRequestContext,
+        *,
+        instructions: str | None = None,
+    ) -> ModelResponse:
+        """Compact the conversation with the provider: inside a workflow, a DBOS step whose response is recorded.
+
+        The step is `{step_name_prefix}__model.compact_messages`, so a recovered workflow reuses the compacted
+        response instead of asking the provider again.
+        """
+        if not in_workflow_code():
+            return await self.wrapped.compact_messages(request_context, instructions=instructions)
+
+        async def compact_messages_step() -> ModelResponse:
+            return await self.wrapped.compact_messages(request_context, instructions=instructions)
+
+        options = step_options(
+            dbos_model_step_name(self.step_name_prefix, operation='compact_messages'), self.step_config
+        )
+        return await DBOS.run_step_async(options, compact_messages_step)
+
+    async def cancel_suspended_response(self, response: ModelResponse) -> None:
+        """Cancel a server-side suspended (background) response, which pydantic-ai 2.x does when it abandons one.
+
+        It is a provider request, so inside a workflow it is the DBOS step
+        `{step_name_prefix}__model.cancel_suspended_response`. pydantic-ai 1.107 has no such operation and never
+        calls it.
+        """
+        if not in_workflow_code():
+            await cancel_suspended_response(self.wrapped, response)
+            return
+
+        async def cancel_suspended_response_step() -> None:
+            await cancel_suspended_response(self.wrapped, response)
+
+        options = step_options(
+            dbos_model_step_name(self.step_name_prefix, operation='cancel_suspended_response'), self.step_config
+        )
+        await DBOS.run_step_async(options, cancel_suspended_response_step)
+
     @asynccontextmanager
     async def request_stream(
         self,
@@ -129,4 +177,4 @@ class DBOSModel(WrapperModel):
 
         options = step_options(dbos_model_step_name(self.step_name_prefix, stream=True), self.step_config)
         response = await DBOS.run_step_async(options, consume_stream)
-        yield CompletedStreamedResponse(model_request_parameters, response)
+        yield completed_streamed_response(response, model_request_parameters)

@@ -7,13 +7,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dbos import DBOS
+from pydantic_ai.exceptions import UserError
 from pydantic_ai.tools import AgentDepsT, RunContext
 from pydantic_ai.toolsets import AbstractToolset, ToolsetTool, WrapperToolset
 
-from durable_kernel import ToolOutcome, capture_tool_outcome, dbos_tool_step_name, unwrap_tool_outcome
+from durable_kernel import (
+    ToolOutcome,
+    capture_tool_outcome,
+    dbos_tool_step_name,
+    unknown_mcp_toolset_class,
+    unwrap_tool_outcome,
+)
 
 from ._config import StepConfig, step_options
 from ._context import in_workflow_code
+from ._mcp import is_mcp_toolset
 
 __all__ = ('DBOSToolStepToolset',)
 
@@ -22,7 +30,8 @@ __all__ = ('DBOSToolStepToolset',)
 class DBOSToolStepToolset(WrapperToolset[AgentDepsT]):
     """Runs each call of the wrapped toolset's tools as the DBOS step `{agent}__toolset__{id}.call_tool.{tool}`.
 
-    Tool listing stays in workflow code (it is deterministic for function toolsets). `ModelRetry`,
+    Tool listing stays in workflow code (it is deterministic for function toolsets); an MCP toolset that a dynamic
+    toolset builds during the run is refused there, since its listing would not be. `ModelRetry`,
     `ApprovalRequired` and `CallDeferred` are recorded as the step's result (a `ToolOutcome`), not as its error, so
     DBOS never retries a step for control flow and a recovered workflow gets the same control flow back.
     A tool whose entry in `step_config_by_name` is `None` runs as plain workflow code.
@@ -42,6 +51,34 @@ class DBOSToolStepToolset(WrapperToolset[AgentDepsT]):
     ) -> AbstractToolset[AgentDepsT]:
         # Already durable: offered to the visitor as a leaf, never wrapped twice.
         return visitor(self)
+
+    async def get_tools(self, ctx: RunContext[AgentDepsT]) -> dict[str, ToolsetTool[AgentDepsT]]:
+        """List the tools in workflow code (function toolsets list them without I/O).
+
+        A toolset that builds its toolsets during the run (`@agent.toolset`) is checked first: an MCP toolset it built
+        would list its tools and instructions from workflow code, outside any step, so it is refused.
+        """
+        if in_workflow_code():
+            self._refuse_unrecorded_mcp_toolsets()
+        return await super().get_tools(ctx)
+
+    def _refuse_unrecorded_mcp_toolsets(self) -> None:
+        found: list[AbstractToolset[AgentDepsT]] = []
+
+        def visit(leaf: AbstractToolset[AgentDepsT]) -> AbstractToolset[AgentDepsT]:
+            # A `DBOSMCPServer` is offered as a leaf (its MCP toolset inside is durable); a bare MCP one is not.
+            if is_mcp_toolset(leaf) or unknown_mcp_toolset_class(leaf) is not None:
+                found.append(leaf)
+            return leaf
+
+        self.wrapped.visit_and_replace(visit)
+        if found:
+            raise UserError(
+                f'{self.wrapped.label} built {found[0].label} during the run: an MCP toolset whose tool listing and '
+                'instructions would reach the server from workflow code, outside DBOS steps. Wrap it where you build '
+                f'it, `return DBOSMCPServer(toolset, step_name_prefix={self.agent_name!r})`, or give the MCP toolset '
+                'to the agent itself.'
+            )
 
     async def call_tool(
         self, name: str, tool_args: dict[str, Any], ctx: RunContext[AgentDepsT], tool: ToolsetTool[AgentDepsT]

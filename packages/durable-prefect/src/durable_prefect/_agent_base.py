@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Callable, Generator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prefect import flow
 from prefect.context import FlowRunContext
@@ -20,6 +20,7 @@ from pydantic_ai.tools import AgentDepsT
 from pydantic_ai.toolsets import AbstractToolset, FunctionToolset
 
 from durable_kernel import (
+    RUN_KEYWORDS_2,
     DurableWrapperAgent,
     OverrideArguments,
     RunArguments,
@@ -32,10 +33,31 @@ from ._event_handler import event_handler_in_tasks
 from ._model import PrefectModel, stream_handler_override
 from ._task_config import TaskConfig, merge_task_config
 
-if TYPE_CHECKING:
-    pass
-
 __all__ = ('PrefectAgentBase', 'PrefectifyToolsetFunc')
+
+_CARRIED_RUN_KEYWORDS = frozenset({'conversation', 'run_id'})
+"""pydantic-ai 2.x run keywords carried into the flow run: plain data; a conversation's messages enter the cache keys as
+any message history does, and run ids never do (they are per attempt, not per work)."""
+
+_REFUSED_RUN_KEYWORDS: dict[str, str] = {
+    'cancellation_token': (
+        'it is a handle in this process, which a retried or resumed flow run (possibly in another process) cannot '
+        'reach. Cancel the Prefect flow run instead'
+    ),
+    'timeout': (
+        'its clock would start again on every retry or resumption of the flow run. Set `timeout_seconds` on the '
+        'task configs (`model_task_config=`, `tool_task_config=`, ...) or on a flow that calls the agent instead'
+    ),
+    'workspace': (
+        "pydantic-ai sets a workspace up and uses it in the run's own code, which is flow code outside any task, so "
+        'its I/O (creating the environment, running commands, writing files) would be repeated when the flow run is '
+        'retried or resumed. Open the workspace inside the tools that need it: tool calls run in tasks'
+    ),
+}
+"""pydantic-ai 2.x run keywords that cannot cross into a durable flow run, and why.
+
+A keyword of `durable_kernel.RUN_KEYWORDS_2` that is in neither table is refused too, until someone checks it.
+"""
 
 PrefectifyToolsetFunc = Callable[
     [AbstractToolset[AgentDepsT], TaskConfig, TaskConfig, dict[str, TaskConfig | None]], AbstractToolset[AgentDepsT]
@@ -146,6 +168,28 @@ class PrefectAgentBase(DurableWrapperAgent[AgentDepsT, OutputDataT]):
             'Set the model when creating the agent, or pass a `PrefectModel(model)`.'
         )
 
+    def _durable_run_arguments(self, arguments: RunArguments[AgentDepsT], entry_point: str) -> RunArguments[AgentDepsT]:
+        """The arguments of a run that is about to be a flow run: refused keywords and toolsets fail before it starts.
+
+        The run's own toolsets are wrapped here (a toolset that cannot be made durable raises a `UserError` now, not
+        as a failed flow run); wrapped toolsets are not wrapped again when the run installs them.
+        """
+        self._refuse_run_keywords(arguments, entry_point)
+        if arguments.toolsets is None:
+            return arguments
+        return dataclasses.replace(arguments, toolsets=self._prefectify_all(arguments.toolsets))
+
+    def _refuse_run_keywords(self, arguments: RunArguments[AgentDepsT], entry_point: str) -> None:
+        """Refuse the pydantic-ai 2.x run keywords that cannot cross into a durable flow run (none exist on 1.107)."""
+        for keyword in arguments.given_keywords(RUN_KEYWORDS_2):
+            if keyword in _CARRIED_RUN_KEYWORDS:
+                continue
+            reason = _REFUSED_RUN_KEYWORDS.get(keyword, 'durable-prefect does not know yet how to carry it there')
+            raise UserError(
+                f'`{keyword}=` cannot be passed to `{entry_point}()` of the PrefectAgent {self._name!r}, whose '
+                f'runs are durable Prefect flow runs: {reason}.'
+            )
+
     def _refuse_in_flow(self, entry_point: str) -> None:
         if FlowRunContext.get() is not None:
             raise UserError(
@@ -178,6 +222,12 @@ class PrefectAgentBase(DurableWrapperAgent[AgentDepsT, OutputDataT]):
     @contextmanager
     def _override_impl(self, arguments: OverrideArguments[AgentDepsT]) -> Generator[None]:
         # A `model` must be a `PrefectModel`; `toolsets` and `tools` are wrapped for Prefect like the agent's own.
+        if _utils.is_set(arguments.workspace):
+            # pydantic-ai 2.x only (always unset on 1.107): the overriding workspace would serve the flow runs.
+            raise UserError(
+                f'`override(workspace=...)` cannot be used with the PrefectAgent {self._name!r}: '
+                f'{_REFUSED_RUN_KEYWORDS["workspace"]}.'
+            )
         toolsets, tools = arguments.toolsets, arguments.tools
         model: PrefectModel | _utils.Unset = _utils.UNSET
         if _utils.is_set(arguments.model):

@@ -27,6 +27,8 @@ from pydantic_ai.models import Model
 from pydantic_ai.tools import RunContext
 from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
 
+from durable_kernel import DERIVED_FIELDS_2
+
 __all__ = (
     'DEFAULT_CACHE_POLICY',
     'AgentRunScope',
@@ -89,6 +91,19 @@ def _type_of(value: object) -> type[Any]:
 
 def _is_message_type(kind: type[Any]) -> bool:
     return kind.__module__.startswith('pydantic_ai.messages')
+
+
+def _is_default(field: dataclasses.Field[Any], value: Any) -> bool:
+    if field.default is not dataclasses.MISSING:
+        default = field.default
+    elif field.default_factory is not dataclasses.MISSING:
+        default = field.default_factory()
+    else:
+        return False
+    try:
+        return type(value) is type(default) and bool(value == default)
+    except Exception:  # an `__eq__` that refuses (arrays, ...): keep the field
+        return False
 
 
 def _json_sort_key(item: Any) -> str:
@@ -192,8 +207,19 @@ class _Canonicalizer:
         if dataclasses.is_dataclass(value):
             kind = type(value)
             skip = _VOLATILE_MESSAGE_FIELDS if _is_message_type(kind) else frozenset[str]()
-            fields = {f.name: self.visit(getattr(value, f.name), depth) for f in dataclasses.fields(value)}
-            return {'__type__': _qualified_name(kind), **{k: v for k, v in fields.items() if k not in skip}}
+            skip |= DERIVED_FIELDS_2.get(kind.__name__, frozenset[str]())
+            # A field at its declared default is left out: a library release that adds a field (pydantic-ai 2.x added
+            # a dozen to messages and request parameters) must not change the key of the same work, or a flow run
+            # resumed after the upgrade would repeat every call it had made. Private fields (`_telemetry_...`) are the
+            # library's bookkeeping, not the work: left out too.
+            fields = {
+                f.name: self.visit(field_value, depth)
+                for f in dataclasses.fields(value)
+                if f.name not in skip
+                and not f.name.startswith('_')
+                and not _is_default(f, field_value := getattr(value, f.name))
+            }
+            return {'__type__': _qualified_name(kind), **fields}
         if isinstance(value, pydantic.BaseModel):
             data: dict[str, Any] = {name: self.visit(getattr(value, name), depth) for name in type(value).model_fields}
             data.update({k: self.visit(v, depth) for k, v in (value.model_extra or {}).items()})

@@ -1,26 +1,22 @@
-"""MCP servers and toolsets: tool listing and tool calls in Prefect tasks."""
+"""MCP toolsets (and pydantic-ai 1.107's MCP servers): tool listing and tool calls in Prefect tasks."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Any
 
 from prefect import task
 from prefect.context import FlowRunContext
 from pydantic_ai.tools import AgentDepsT, RunContext, ToolDefinition
 from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
 
-from durable_kernel import prefect_task_name, unwrap_tool_outcome
+from durable_kernel import mcp_tool_for_tool_def, prefect_task_name, unwrap_tool_outcome
 
 from ._cache_policy import KeyedTaskInput
 from ._task_config import TaskConfig, merge_task_config
 from ._toolset import TOOL_CALL_TASK, PrefectWrapperToolset, ToolCallInput
 
 __all__ = ('PrefectMCPServer', 'PrefectMCPToolset')
-
-
-class _BuildsToolsFromDefinitions(Protocol):
-    def tool_for_tool_def(self, tool_def: ToolDefinition) -> ToolsetTool[Any]: ...
 
 
 class _ListToolsInput(KeyedTaskInput):
@@ -64,10 +60,10 @@ class _PrefectMCPBase(PrefectWrapperToolset[AgentDepsT]):
         """
         if FlowRunContext.get() is None:
             return await super().get_tools(ctx)
-        list_task = self._task(_LIST_TOOLS_TASK, f'List MCP Tools: {self._label}', self.task_config)
+        list_task = self._task(_LIST_TOOLS_TASK, prefect_task_name('list_mcp_tools', self._label), self.task_config)
         tool_defs: list[ToolDefinition] = await list_task(_ListToolsInput(self.wrapped, ctx))
-        builder = cast(_BuildsToolsFromDefinitions, self.wrapped)
-        return {tool_def.name: builder.tool_for_tool_def(tool_def) for tool_def in tool_defs}
+        # The task recorded definitions only (tools hold live objects): the toolset rebuilds each tool without I/O.
+        return {tool_def.name: await mcp_tool_for_tool_def(self.wrapped, tool_def, ctx) for tool_def in tool_defs}
 
     async def call_tool(
         self,
@@ -96,7 +92,11 @@ class _PrefectMCPBase(PrefectWrapperToolset[AgentDepsT]):
 
 @dataclass
 class PrefectMCPServer(_PrefectMCPBase[AgentDepsT]):
-    """An `MCPServer` whose tool listing and tool calls run as Prefect tasks.
+    """An MCP server whose tool listing and tool calls run as Prefect tasks.
+
+    It wraps pydantic-ai 1.107's `MCPServer` classes (`MCPServerStdio`, ...) or, on either line, an `MCPToolset`
+    (pydantic-ai 2.x has only `MCPToolset`, which [`prefectify_toolset`][durable_prefect.prefectify_toolset] wraps
+    in a [`PrefectMCPToolset`][durable_prefect.PrefectMCPToolset], the same thing under another name).
 
     Inside a flow, tool calls are tasks named `Call MCP Tool: {tool}` and tool listing is a task named
     `List MCP Tools: {id}`, so a retried or resumed flow run sees the same tools and reuses completed calls.
@@ -105,7 +105,7 @@ class PrefectMCPServer(_PrefectMCPBase[AgentDepsT]):
 
 @dataclass
 class PrefectMCPToolset(_PrefectMCPBase[AgentDepsT]):
-    """A wrapper for `MCPToolset` and `FastMCPToolset` (FastMCP clients) that runs their IO in Prefect tasks.
+    """A wrapper for `MCPToolset` (and pydantic-ai 1.107's `FastMCPToolset`) that runs its I/O in Prefect tasks.
 
     Task names are the same as for [`PrefectMCPServer`][durable_prefect.PrefectMCPServer].
     """

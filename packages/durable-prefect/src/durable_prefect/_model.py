@@ -11,13 +11,19 @@ from prefect import task
 from prefect.context import FlowRunContext
 from pydantic_ai._run_context import get_current_run_context
 from pydantic_ai.agent import EventStreamHandler
+from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import ModelMessage, ModelResponse
-from pydantic_ai.models import KnownModelName, Model, ModelRequestParameters, StreamedResponse
-from pydantic_ai.models.wrapper import CompletedStreamedResponse, WrapperModel
+from pydantic_ai.models import KnownModelName, Model, ModelRequestContext, ModelRequestParameters, StreamedResponse
+from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import RunContext
 
-from durable_kernel import consume_model_stream, prefect_task_name
+from durable_kernel import (
+    cancel_suspended_response,
+    completed_streamed_response,
+    consume_model_stream,
+    prefect_task_name,
+)
 
 from ._cache_policy import KeyedTaskInput
 from ._task_config import TaskConfig, merge_task_config
@@ -78,16 +84,55 @@ async def _request_model_streaming(request: _ModelRequest) -> ModelResponse:
     )
 
 
+class _CompactMessages(KeyedTaskInput):
+    """A `compact_messages` call: keyed by model, request context (messages, settings, parameters), instructions."""
+
+    __slots__ = ('instructions', 'model', 'request_context')
+
+    def __init__(self, model: Model, request_context: ModelRequestContext, instructions: str | None) -> None:
+        self.model = model
+        self.request_context = request_context
+        self.instructions = instructions
+
+    def cache_material(self) -> Any:
+        return {'model': self.model, 'request_context': self.request_context, 'instructions': self.instructions}
+
+
+class _SuspendedResponse(KeyedTaskInput):
+    """A `cancel_suspended_response` call (pydantic-ai 2.x): keyed by model and response."""
+
+    __slots__ = ('model', 'response')
+
+    def __init__(self, model: Model, response: ModelResponse) -> None:
+        self.model = model
+        self.response = response
+
+    def cache_material(self) -> Any:
+        return {'model': self.model, 'response': self.response}
+
+
+async def _compact_messages(call: _CompactMessages) -> ModelResponse:
+    return await call.model.compact_messages(call.request_context, instructions=call.instructions)
+
+
+async def _cancel_suspended_response(call: _SuspendedResponse) -> None:
+    await cancel_suspended_response(call.model, call.response)
+
+
 _REQUEST_TASK = task(_request_model)
 _STREAM_TASK = task(_request_model_streaming)
+_COMPACT_TASK = task(_compact_messages)
+_CANCEL_TASK = task(_cancel_suspended_response)
 
 
 class PrefectModel(WrapperModel):
-    """A model whose requests, streamed or not, run as Prefect tasks inside a flow.
+    """A model whose requests, streamed or not, and other calls to the provider run as Prefect tasks inside a flow.
 
     Inside a Prefect flow, each request is a task named `Model Request: {model_name}` (or
     `Model Request (Streaming): {model_name}`), whose result Prefect persists and reuses when the flow run is
-    retried or resumed. Outside a flow the wrapped model is called directly.
+    retried or resumed. Message compaction is a `Compact Messages: {model_name}` task and, on pydantic-ai 2.x, the
+    cancellation of a suspended response a `Model Cancel Suspended Response: {model_name}` task. Outside a flow the
+    wrapped model is called directly.
     """
 
     def __init__(
@@ -114,6 +159,12 @@ class PrefectModel(WrapperModel):
         )
         self._stream_task = _STREAM_TASK.with_options(
             name=prefect_task_name('model_request_stream', name), **self.task_config
+        )
+        self._compact_task = _COMPACT_TASK.with_options(
+            name=prefect_task_name('model_compact_messages', name), **self.task_config
+        )
+        self._cancel_task = _CANCEL_TASK.with_options(
+            name=prefect_task_name('model_cancel_suspended_response', name), **self.task_config
         )
 
     async def request(
@@ -170,4 +221,76 @@ class PrefectModel(WrapperModel):
         handler = stream_handler_override.get() or self.event_stream_handler
         request = _ModelRequest(self.wrapped, messages, model_settings, model_request_parameters, run_context, handler)
         response = await self._stream_task(request)
-        yield CompletedStreamedResponse(model_request_parameters, response)
+        yield completed_streamed_response(response, model_request_parameters)
+
+    async def compact_messages(
+        self,
+        request_context: ModelRequestContext,
+        *,
+        instructions: str | None = None,
+    ) -> ModelResponse:
+        """Compact the conversation: in a `Compact Messages: {model}` task inside a flow, directly otherwise.
+
+        Compaction is a provider call whose result replaces history, so a retried flow run must reuse it.
+
+        Args:
+            request_context: The messages, settings and parameters of the request being compacted.
+            instructions: Instructions for the compaction, if any.
+
+        Returns:
+            The model's compaction response.
+        """
+        if FlowRunContext.get() is None:
+            return await super().compact_messages(request_context, instructions=instructions)
+        return await self._compact_task(_CompactMessages(self.wrapped, request_context, instructions))
+
+    async def cancel_suspended_response(self, response: ModelResponse) -> None:
+        """Cancel a suspended (background) response (pydantic-ai 2.x): in a task inside a flow, directly otherwise.
+
+        The task is named `Model Cancel Suspended Response: {model}`: the cancellation is a provider call, which a
+        retried flow run must not repeat once it completed.
+
+        Args:
+            response: The suspended response to cancel.
+        """
+        if FlowRunContext.get() is None:
+            await _cancel_suspended_response(_SuspendedResponse(self.wrapped, response))
+            return
+        await self._cancel_task(_SuspendedResponse(self.wrapped, response))
+
+    # pydantic-ai 2.x's batch API (`BatchModelRequests` wraps this model and calls these): submitting and polling a
+    # batch spans processes and days, which no task can hold, so inside a flow it is refused rather than run in flow
+    # code outside any task. Outside a flow each call goes to the wrapped model. The types are 2.x's (`Any` here).
+
+    async def batch_encode(self, request: Any) -> Any:
+        """Encode a batch request (pydantic-ai 2.x); refused inside a flow, see `batch_create`."""
+        return await self._batch_call('batch_encode', request)
+
+    async def batch_create(self, requests: Any) -> Any:
+        """Submit a batch (pydantic-ai 2.x), outside a flow only.
+
+        Raises:
+            UserError: Inside a flow, where the batch would be submitted and polled outside any task.
+        """
+        return await self._batch_call('batch_create', requests)
+
+    async def batch_status(self, batch: Any) -> Any:
+        """Check a batch (pydantic-ai 2.x); refused inside a flow, see `batch_create`."""
+        return await self._batch_call('batch_status', batch)
+
+    async def batch_results(self, batch: Any) -> Any:
+        """Read a batch's results (pydantic-ai 2.x); refused inside a flow, see `batch_create`."""
+        return await self._batch_call('batch_results', batch)
+
+    async def batch_cancel(self, batch: Any) -> Any:
+        """Cancel a batch (pydantic-ai 2.x); refused inside a flow, see `batch_create`."""
+        return await self._batch_call('batch_cancel', batch)
+
+    async def _batch_call(self, operation: str, argument: Any) -> Any:
+        if FlowRunContext.get() is not None:
+            raise UserError(
+                f'`{operation}` of the batch API cannot run inside a Prefect flow: a batch is submitted and polled '
+                'for up to a day, outside any task, so a retried or resumed flow run would submit it again. Remove '
+                '`BatchModelRequests` from the agent (or the run) that a PrefectAgent runs.'
+            )
+        return await getattr(self.wrapped, operation)(argument)

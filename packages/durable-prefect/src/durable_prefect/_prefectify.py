@@ -1,44 +1,51 @@
-"""Which leaf toolsets get a Prefect wrapper, and which one."""
+"""Which leaf toolsets get a Prefect wrapper, which one, and which are refused.
+
+A leaf toolset that executes tools and is left unwrapped would run its I/O in flow code, outside any task: a retried
+or resumed flow run would repeat it, and nothing would say so. So every leaf is either wrapped, known to execute
+nothing (`ExternalToolset`: its calls are deferred to the caller), or refused with a `UserError` at construction.
+Which MCP classes exist depends on the installed pydantic-ai line; `durable_kernel` says which.
+"""
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from pydantic_ai.exceptions import UserError
 from pydantic_ai.tools import AgentDepsT
-from pydantic_ai.toolsets import AbstractToolset, FunctionToolset
+from pydantic_ai.toolsets import AbstractToolset, ExternalToolset, FunctionToolset
 from pydantic_ai.toolsets._dynamic import DynamicToolset
+
+from durable_kernel import fastmcp_toolset_class, mcp_server_classes
 
 from ._function_toolset import PrefectDynamicToolset, PrefectFunctionToolset
 from ._mcp import PrefectMCPServer, PrefectMCPToolset
 from ._task_config import TaskConfig
+from ._toolset import PrefectWrapperToolset
 
 __all__ = ('prefectify_toolset',)
 
 
-def _is_mcp_server(toolset: AbstractToolset[AgentDepsT]) -> bool:
-    try:
-        from pydantic_ai.mcp import MCPServer
-    except ImportError:  # pragma: no cover - the `mcp` extra is not installed
-        return False
-    return isinstance(toolset, MCPServer)
+def _wrap_mcp(toolset: AbstractToolset[AgentDepsT], task_config: TaskConfig) -> AbstractToolset[AgentDepsT] | None:
+    """The Prefect wrapper of an MCP toolset of the installed line, or `None` if `toolset` is not one.
+
+    1.107's `MCPServer` classes get a `PrefectMCPServer`; `MCPToolset` (both lines) and 1.107's `FastMCPToolset` get
+    a `PrefectMCPToolset`.
+    """
+    mcp_classes = mcp_server_classes()
+    if any(cls.__name__ == 'MCPServer' and isinstance(toolset, cls) for cls in mcp_classes):
+        return PrefectMCPServer(toolset, task_config=task_config)
+    fastmcp = fastmcp_toolset_class()
+    if isinstance(toolset, mcp_classes) or (fastmcp is not None and isinstance(toolset, fastmcp)):
+        return PrefectMCPToolset(toolset, task_config=task_config)
+    return None
 
 
-def _is_mcp_toolset(toolset: AbstractToolset[AgentDepsT]) -> bool:
-    try:
-        from pydantic_ai.mcp import MCPToolset
-    except ImportError:  # pragma: no cover - the `mcp`/`fastmcp` extras are not installed
-        pass
-    else:
-        if isinstance(toolset, MCPToolset):
-            return True
-    try:
-        fastmcp_module = importlib.import_module('pydantic_ai.toolsets.fastmcp')
-    except ImportError:  # pragma: no cover - the `fastmcp` extra is not installed
-        return False
-    # Looked up by name: `FastMCPToolset` is deprecated in favour of `MCPToolset`, but users still pass it.
-    fastmcp_toolset: type[Any] = fastmcp_module.FastMCPToolset
-    return isinstance(toolset, fastmcp_toolset)
+def _refuse(toolset: AbstractToolset[AgentDepsT]) -> UserError:
+    return UserError(
+        f'The toolset {toolset.label} ({type(toolset).__qualname__}) cannot be made durable on Prefect: its tool '
+        'calls would run in the flow, outside any task, and be repeated when the flow run is retried or resumed. '
+        'Wrap it before giving it to the agent, e.g. `PrefectFunctionToolset(toolset)` (each tool call becomes a '
+        '`Call Tool` task; its tool listing stays in the flow and must not do I/O), or pass '
+        '`prefectify_toolset_func=` to `PrefectAgent` to wrap it your way.'
+    )
 
 
 def prefectify_toolset(
@@ -47,10 +54,11 @@ def prefectify_toolset(
     tool_task_config: TaskConfig,
     tool_task_config_by_name: dict[str, TaskConfig | None],
 ) -> AbstractToolset[AgentDepsT]:
-    """Wrap a leaf toolset so that its IO runs in Prefect tasks; other toolsets are returned unchanged.
+    """Wrap a leaf toolset so that its I/O runs in Prefect tasks.
 
-    `FunctionToolset` and dynamic toolsets get `Call Tool: {tool}` tasks; `MCPServer`, `MCPToolset` and
-    `FastMCPToolset` get `Call MCP Tool: {tool}` and `List MCP Tools: {id}` tasks.
+    `FunctionToolset` and dynamic toolsets get `Call Tool: {tool}` tasks; `MCPToolset` (and, on pydantic-ai 1.107,
+    the `MCPServer` classes and `FastMCPToolset`) get `Call MCP Tool: {tool}` and `List MCP Tools: {id}` tasks.
+    An `ExternalToolset` (which executes nothing) and a toolset already wrapped for Prefect are returned unchanged.
 
     Args:
         toolset: The leaf toolset.
@@ -60,7 +68,12 @@ def prefectify_toolset(
 
     Returns:
         The wrapped toolset, or `toolset` itself.
+
+    Raises:
+        UserError: For any other toolset: its calls would run outside any task.
     """
+    if isinstance(toolset, (PrefectWrapperToolset, ExternalToolset)):
+        return toolset
     if isinstance(toolset, FunctionToolset):
         return PrefectFunctionToolset(
             toolset, task_config=tool_task_config, tool_task_config=dict(tool_task_config_by_name)
@@ -69,8 +82,7 @@ def prefectify_toolset(
         return PrefectDynamicToolset(
             toolset, task_config=tool_task_config, tool_task_config=dict(tool_task_config_by_name)
         )
-    if _is_mcp_server(toolset):
-        return PrefectMCPServer(toolset, task_config=mcp_task_config)
-    if _is_mcp_toolset(toolset):
-        return PrefectMCPToolset(toolset, task_config=mcp_task_config)
-    return toolset
+    wrapped_mcp = _wrap_mcp(toolset, mcp_task_config)
+    if wrapped_mcp is not None:
+        return wrapped_mcp
+    raise _refuse(toolset)

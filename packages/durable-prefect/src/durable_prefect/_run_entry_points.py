@@ -27,19 +27,22 @@ class PrefectRunEntryPoints(PrefectAgentBase[AgentDepsT, OutputDataT]):
     `'parallel_ordered_events'` mode: started together, their events reported in call order, the same on every run.
     A `model` given at run time must be a [`PrefectModel`][durable_prefect.PrefectModel]; run-time `toolsets` are
     wrapped for Prefect too. `run_stream` and `run_stream_events` work outside a flow only: a flow cannot stream to
-    its caller.
+    its caller. On pydantic-ai 2.x, `conversation` and `run_id` are carried into the flow run, while
+    `cancellation_token`, `timeout` and `workspace` are refused there with a `UserError` that says why.
     """
 
     async def _run_impl(self, arguments: RunArguments[AgentDepsT]) -> AgentRunResult[Any]:
-        return await self._run_in_flow(arguments)
+        return await self._run_in_flow(self._durable_run_arguments(arguments, 'run'))
 
     def _run_sync_impl(self, arguments: RunArguments[AgentDepsT]) -> AgentRunResult[Any]:
-        return self._run_sync_in_flow(arguments)
+        return self._run_sync_in_flow(self._durable_run_arguments(arguments, 'run_sync'))
 
     @asynccontextmanager
     async def _iter_impl(self, arguments: RunArguments[AgentDepsT]) -> AsyncGenerator[AgentRun[AgentDepsT, Any]]:
         prefect_model = self._check_run_model(arguments.model)
         in_flow = FlowRunContext.get() is not None
+        if in_flow:
+            self._refuse_run_keywords(arguments, 'iter')
         with (
             self._durable_overrides(prefect_model, arguments.toolsets),
             ordered_tool_call_events() if in_flow else nullcontext(),

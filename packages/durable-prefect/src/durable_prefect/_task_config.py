@@ -7,6 +7,7 @@ from typing import Any, cast
 
 from prefect.cache_policies import CachePolicy
 from prefect.results import ResultStorage
+from prefect.tasks import RetryConditionCallable
 from typing_extensions import TypedDict
 
 from durable_kernel import merge_config
@@ -28,6 +29,9 @@ class TaskConfig(TypedDict, total=False):
 
     retry_delay_seconds: float | list[float]
     """Seconds to wait before a retry: one value, or one value per retry for a custom backoff."""
+
+    retry_condition_fn: RetryConditionCallable
+    """Decides whether a failed task is retried: called with the task, the task run and its failed state."""
 
     timeout_seconds: float
     """Seconds after which the task fails with a timeout."""
