@@ -18,7 +18,15 @@ if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
 from harness.crash_agent import read_calls  # noqa: E402
-from harness.upgrade import KILL_AT, UPGRADE_DIR, dbos_fixture, fold_wal, run_dbos_worker  # noqa: E402
+from harness.upgrade import (  # noqa: E402
+    KILL_AT,
+    UPGRADE_DIR,
+    dbos_fixture,
+    fold_wal,
+    prefect_fixture,
+    run_dbos_worker,
+    run_prefect_step,
+)
 
 from durable_kernel import PYDANTIC_AI_2, PYDANTIC_AI_VERSION  # noqa: E402
 
@@ -40,6 +48,9 @@ def main() -> None:
         sys.exit(f'record on pydantic-ai 1.107 (the lock), not {PYDANTIC_AI_VERSION}')
     with tempfile.TemporaryDirectory(prefix='durable-upgrade-') as workdir:
         print(_record_dbos(Path(workdir)).relative_to(HERE.parent))
+    with tempfile.TemporaryDirectory(prefix='durable-upgrade-') as workdir:
+        assert run_prefect_step('prefect-record', prefect_fixture(), Path(workdir)) == 0
+        print(prefect_fixture().relative_to(HERE.parent))
 
 
 if __name__ == '__main__':

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from mcp.server.fastmcp import FastMCP
+import importlib
+import importlib.util
+from typing import Any
+
+# The `mcp` SDK's own server (its tool schemas are what the golden histories recorded): `mcp.server.fastmcp.FastMCP`
+# in `mcp` 1.x (pydantic-ai 1.107), renamed `mcp.server.mcpserver.MCPServer` in `mcp` 2.x (pydantic-ai 2.x).
+if importlib.util.find_spec('mcp.server.mcpserver') is not None:
+    FastMCP: Any = importlib.import_module('mcp.server.mcpserver').MCPServer
+else:
+    FastMCP = importlib.import_module('mcp.server.fastmcp').FastMCP
 
 server = FastMCP('calculator', instructions='Use `add` to add numbers.')
 

@@ -5,6 +5,13 @@ killed by its side channel at `start call-c` (line 9: model 1, tools a and b and
 engine had stored at that moment is committed under `histories/upgrade/`:
 
 - DBOS: the SQLite system database (`dbos-1.107.sqlite`), its write-ahead log folded in.
+- Prefect: the server's SQLite database and the result storage (`prefect-1.107/`): the flow run of the crash flow
+  (its id in `run.json`), its subflow and task runs, and the cached results of the recorded calls. Resuming it is
+  what a Prefect worker does with a crashed flow run: reschedule it and run it again; the calls recorded on 1.107 must
+  then be served from their cache, which holds only if the cache keys are the same on the installed line.
+
+The Prefect steps run in a subprocess of their own (`python -m harness.upgrade prefect-record|prefect-resume ...`):
+they start a Prefect server on a database of their choosing, which must not meet the test process's own server.
 
 `record_upgrade_fixtures.py` makes them (on the lock, pydantic-ai 1.107); `test_upgrade.py` resumes them on whatever
 line is installed and checks that nothing recorded runs again.
@@ -12,13 +19,28 @@ line is installed and checks that nothing recorded runs again.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import signal
+import socket
 import sqlite3
 import subprocess
 import sys
+from collections.abc import Generator
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ('KILL_AT', 'UPGRADE_DIR', 'UPGRADE_WORKFLOW_ID', 'dbos_fixture', 'run_dbos_worker')
+__all__ = (
+    'KILL_AT',
+    'UPGRADE_DIR',
+    'UPGRADE_WORKFLOW_ID',
+    'dbos_fixture',
+    'fold_wal',
+    'prefect_fixture',
+    'run_dbos_worker',
+    'run_prefect_step',
+)
 
 HERE = Path(__file__).resolve().parent
 UPGRADE_DIR = HERE.parent / 'histories' / 'upgrade'
@@ -31,20 +53,130 @@ def dbos_fixture() -> Path:
     return UPGRADE_DIR / 'dbos-1.107.sqlite'
 
 
-def run_dbos_worker(database: Path, log: Path, result: Path, *, recover: bool, kill_at: int = 0) -> int:
-    """Run the crash agent's DBOS worker in a subprocess on `database`; its exit code (-9 when it killed itself)."""
-    env = {
+def prefect_fixture() -> Path:
+    """The committed Prefect server database and result storage of a crash run recorded on pydantic-ai 1.107."""
+    return UPGRADE_DIR / 'prefect-1.107'
+
+
+def _run(args: list[str], env: dict[str, str], timeout: float = 240) -> int:
+    # A session of its own, killed whole on a timeout: a Prefect step's server must not outlive it.
+    process = subprocess.Popen(args, env=env, cwd=HERE.parent, start_new_session=True)
+    try:
+        return process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        raise
+
+
+def _crash_worker(engine_args: list[str], log: Path, kill_at: int, env: dict[str, str] | None = None) -> int:
+    full_env = {
         **os.environ,
+        **(env or {}),
         'PYTHONPATH': str(HERE.parent),
         'DURABLE_CRASH_LOG': str(log),
         'DURABLE_CRASH_KILL_AT': str(kill_at),
     }
-    args = [sys.executable, '-m', 'harness.crash_worker', 'dbos', '--db', f'sqlite:///{database}']
-    args += ['--workflow-id', UPGRADE_WORKFLOW_ID, '--result', str(result), *(['--recover'] if recover else [])]
-    completed = subprocess.run(args, env=env, cwd=HERE.parent, capture_output=True, text=True, timeout=240)
-    if completed.returncode not in (0, -9):
-        print(completed.stdout, completed.stderr, file=sys.stderr)
-    return completed.returncode
+    return _run([sys.executable, '-m', 'harness.crash_worker', *engine_args], full_env)
+
+
+def run_dbos_worker(database: Path, log: Path, result: Path, *, recover: bool, kill_at: int = 0) -> int:
+    """Run the crash agent's DBOS worker in a subprocess on `database`; its exit code (-9 when it killed itself)."""
+    args = ['dbos', '--db', f'sqlite:///{database}', '--workflow-id', UPGRADE_WORKFLOW_ID, '--result', str(result)]
+    return _crash_worker([*args, *(['--recover'] if recover else [])], log, kill_at)
+
+
+def run_prefect_step(step: str, fixture: Path, workdir: Path) -> int:
+    """Run `prefect-record` (into `fixture`) or `prefect-resume` (from `fixture`, in `workdir`) in a subprocess."""
+    env = {**os.environ, 'PYTHONPATH': str(HERE.parent)}
+    return _run([sys.executable, '-m', 'harness.upgrade', step, str(fixture), str(workdir)], env, timeout=420)
+
+
+@contextmanager
+def _prefect_server(database: Path, home: Path) -> Generator[dict[str, str]]:
+    """A Prefect server on the SQLite `database`; yields the environment of a worker that uses it and `home`."""
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_HOME,
+        PREFECT_LOCAL_STORAGE_PATH,
+        PREFECT_SERVER_DATABASE_CONNECTION_URL,
+        temporary_settings,
+    )
+
+    settings = {
+        PREFECT_HOME: home,
+        PREFECT_LOCAL_STORAGE_PATH: home / 'storage',
+        PREFECT_SERVER_DATABASE_CONNECTION_URL: f'sqlite+aiosqlite:///{database}',
+    }
+    with temporary_settings(updates=settings):
+        server = SubprocessASGIServer(port=_free_port())
+        server.start(timeout=180)
+        try:
+            with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+                yield {
+                    'PREFECT_API_URL': server.api_url,
+                    'PREFECT_HOME': str(home),
+                    'PREFECT_LOCAL_STORAGE_PATH': str(home / 'storage'),
+                }
+        finally:
+            server.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return int(sock.getsockname()[1])
+
+
+async def _create_flow_run() -> str:
+    from prefect.client.orchestration import get_client
+
+    from .crash_agent import CRASH_PROMPT
+    from .prefect_crash import crash_flow
+
+    async with get_client() as client:
+        flow_run = await client.create_flow_run(crash_flow, parameters={'prompt': CRASH_PROMPT, 'factor': 7})
+    return str(flow_run.id)
+
+
+def _prefect_record(fixture: Path, workdir: Path) -> None:
+    import anyio
+
+    database, home = workdir / 'prefect.db', workdir / 'home'
+    with _prefect_server(database, home) as env:
+        flow_run_id = anyio.run(_create_flow_run)
+        args = ['prefect', '--flow-run-id', flow_run_id, '--result', str(workdir / 'result.json')]
+        code = _crash_worker(args, workdir / 'calls.log', KILL_AT, env)
+        assert code == -signal.SIGKILL, f'the worker should have killed itself at line {KILL_AT}, exit code {code}'
+    fold_wal(database)
+    shutil.rmtree(fixture, ignore_errors=True)
+    fixture.mkdir(parents=True)
+    shutil.copyfile(database, fixture / 'prefect.db')
+    shutil.copytree(home / 'storage', fixture / 'storage')
+    (fixture / 'run.json').write_text(json.dumps({'flow_run_id': flow_run_id}) + '\n', encoding='utf-8')
+
+
+def _prefect_resume(fixture: Path, workdir: Path) -> None:
+    database, home = workdir / 'prefect.db', workdir / 'home'
+    shutil.copyfile(fixture / 'prefect.db', database)
+    shutil.copytree(fixture / 'storage', home / 'storage')
+    flow_run_id = json.loads((fixture / 'run.json').read_text(encoding='utf-8'))['flow_run_id']
+    with _prefect_server(database, home) as env:
+        args = ['prefect', '--flow-run-id', flow_run_id, '--result', str(workdir / 'result.json'), '--recover']
+        code = _crash_worker(args, workdir / 'calls.log', 0, env)
+        assert code == 0, f'the resumed worker failed with exit code {code}'
+
+
+def main() -> None:
+    """`python -m harness.upgrade prefect-record|prefect-resume FIXTURE WORKDIR`."""
+    step, fixture, workdir = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+    os.environ.setdefault('PREFECT_SERVER_ANALYTICS_ENABLED', 'false')
+    os.environ.setdefault('DO_NOT_TRACK', '1')
+    {'prefect-record': _prefect_record, 'prefect-resume': _prefect_resume}[step](fixture, workdir)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # no interpreter teardown: Prefect's background threads can abort it (see ENGINES.md)
 
 
 def fold_wal(database: Path) -> None:
@@ -52,3 +184,9 @@ def fold_wal(database: Path) -> None:
     with sqlite3.connect(database) as connection:
         connection.execute('PRAGMA wal_checkpoint(TRUNCATE)')
         connection.execute('PRAGMA journal_mode=DELETE')
+    with sqlite3.connect(database) as connection:
+        connection.execute('VACUUM')  # the fixture is committed: no free pages
+
+
+if __name__ == '__main__':
+    main()

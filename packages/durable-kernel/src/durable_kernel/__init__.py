@@ -5,12 +5,20 @@ merged and ordered; each engine package binds those rules to its own primitives.
 """
 
 from ._compat import (
+    DERIVED_FIELDS_2,
     PYDANTIC_AI_2,
     PYDANTIC_AI_VERSION,
     RUN_KEYWORDS_2,
+    cancel_suspended_response,
+    completed_streamed_response,
     fastmcp_toolset_class,
     mcp_server_classes,
+    mcp_tool_for_tool_def,
     prepare_messages,
+    record_response_model_id,
+    request_telemetry_ids,
+    restore_request_telemetry_ids,
+    unknown_mcp_toolset_class,
 )
 from ._config import merge_config, merge_unique
 from ._context_values import scoped_context_value
@@ -50,12 +58,20 @@ from ._toolsets import leaf_toolsets, replace_leaf_toolsets, require_toolset_id
 from ._wrapper_agent import DurableWrapperAgent
 
 __all__ = (
+    'DERIVED_FIELDS_2',
     'PYDANTIC_AI_2',
     'PYDANTIC_AI_VERSION',
     'RUN_KEYWORDS_2',
+    'cancel_suspended_response',
+    'completed_streamed_response',
     'fastmcp_toolset_class',
     'mcp_server_classes',
+    'mcp_tool_for_tool_def',
+    'unknown_mcp_toolset_class',
     'prepare_messages',
+    'record_response_model_id',
+    'request_telemetry_ids',
+    'restore_request_telemetry_ids',
     'DEFAULT_PARALLEL_EXECUTION_MODE',
     'DurableParallelExecutionMode',
     'ordered_tool_call_events',

@@ -12,7 +12,11 @@ Private pydantic-ai APIs we still use, and why (each is imported from here or na
 | `pydantic_ai._utils.run_until_complete` / `get_event_loop` | `run_sync` on the loop pydantic-ai itself would use | 1.107, 2.x |
 | `pydantic_ai._instructions.AgentInstructions` | the `instructions=` type of the entry points | 1.107, 2.x |
 | `pydantic_ai._run_context.set_current_run_context` | a tool's run context inside an activity/step/task | 1.107, 2.x |
+| `pydantic_ai._run_context.get_current_run_context` | the run context (deps, metadata) in a Prefect model request's key; the run context of a Temporal model request, sent to its activity | 1.107, 2.x |
+| `pydantic_ai._utils.disable_threads` | sync callbacks inline in Temporal workflow code (the sandbox forbids threads) | 1.107, 2.x |
+| `Agent._instrument_default` | Temporal: no spans emitted again while a workflow replays | 1.107, 2.x |
 | `pydantic_ai.toolsets._dynamic.DynamicToolset` | recognising `@agent.toolset` toolsets, which have no public class | 1.107, 2.x |
+| `ModelRequestParameters._telemetry_mcp_url_ids` | carrying the MCP ids telemetry masks into a model unit | 2.x |
 | `RunContext` fields starting with `_` | given their defaults in a rebuilt run context (pydantic-ai reads them) | 2.x |
 """
 
@@ -24,15 +28,17 @@ import importlib.metadata
 import inspect
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from pydantic_ai import messages as _messages
 from pydantic_ai import models
 from pydantic_ai.agent import Agent
 from pydantic_ai.models import ModelRequestParameters
-from pydantic_ai.toolsets import AbstractToolset
+from pydantic_ai.tools import RunContext, ToolDefinition
+from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
 
 __all__ = (
+    'DERIVED_FIELDS_2',
     'CAPABILITY_STATE_FIELD',
     'field_default',
     'translate_run_context_fields',
@@ -40,9 +46,16 @@ __all__ = (
     'PYDANTIC_AI_VERSION',
     'RUN_KEYWORDS_2',
     'entry_point_parameters',
+    'completed_streamed_response',
     'fastmcp_toolset_class',
     'mcp_server_classes',
+    'mcp_tool_for_tool_def',
+    'unknown_mcp_toolset_class',
     'prepare_messages',
+    'request_telemetry_ids',
+    'restore_request_telemetry_ids',
+    'cancel_suspended_response',
+    'record_response_model_id',
 )
 
 
@@ -94,6 +107,16 @@ def field_default(field: dataclasses.Field[Any]) -> Any:
     return None
 
 
+DERIVED_FIELDS_2: dict[str, frozenset[str]] = {
+    'ModelResponse': frozenset({'model_id'}),
+    'ToolDefinition': frozenset({'toolset_id'}),
+}
+"""Fields that pydantic-ai 2.x added and fills in from data the object already holds, by class name: the response's
+`model_id` (its system and model name) and a tool definition's `toolset_id`. A key by value (Prefect's cache keys)
+leaves them out, with every other field at its default, so the same work has the same key on 1.107 and 2.x and a run
+resumed after the upgrade repeats nothing."""
+
+
 def mcp_server_classes() -> tuple[type[AbstractToolset[Any]], ...]:
     """The MCP toolset classes of the installed line, most specific first; empty when the `mcp` extra is missing.
 
@@ -105,6 +128,23 @@ def mcp_server_classes() -> tuple[type[AbstractToolset[Any]], ...]:
         return ()
     names = ('MCPToolset',) if PYDANTIC_AI_2 else ('MCPServer', 'MCPToolset')
     return tuple(getattr(module, name) for name in names if hasattr(module, name))
+
+
+# Modules whose toolsets talk to an MCP server: pydantic-ai's MCP modules (of either line) and the MCP client packages.
+_MCP_MODULE_PREFIXES = ('pydantic_ai.mcp', 'pydantic_ai.toolsets.fastmcp', 'pydantic_ai._mcp', 'fastmcp', 'mcp.')
+
+
+def unknown_mcp_toolset_class(toolset: AbstractToolset[Any]) -> type[Any] | None:
+    """The MCP client class behind `toolset` when it is not one of the installed line's MCP classes, else `None`.
+
+    Such a toolset (a class of another pydantic-ai line, of a future one, or a third-party MCP client) is not
+    recognised by the engines' MCP wrappers, and would otherwise reach its server from workflow code: engines refuse
+    it with a `UserError` that names the returned class.
+    """
+    fastmcp = fastmcp_toolset_class()
+    if isinstance(toolset, (*mcp_server_classes(), *(() if fastmcp is None else (fastmcp,)))):
+        return None
+    return next((cls for cls in type(toolset).__mro__ if cls.__module__.startswith(_MCP_MODULE_PREFIXES)), None)
 
 
 def fastmcp_toolset_class() -> type[AbstractToolset[Any]] | None:
@@ -133,6 +173,83 @@ def prepare_messages(
     if PYDANTIC_AI_2:
         return list(prepare(list(messages), model_request_parameters))
     return list(prepare(list(messages)))
+
+
+def completed_streamed_response(
+    response: _messages.ModelResponse, model_request_parameters: ModelRequestParameters
+) -> models.StreamedResponse:
+    """A streamed response that yields no events and ends as `response` (a durable unit already consumed the stream).
+
+    1.107 has `CompletedStreamedResponse(model_request_parameters, response)` in `pydantic_ai.models.wrapper`; 2.x
+    moved it to `pydantic_ai.models` with the response first (the old import path and argument order warn there).
+    """
+    if PYDANTIC_AI_2:
+        completed: Any = importlib.import_module('pydantic_ai.models').CompletedStreamedResponse
+        return completed(response, model_request_parameters=model_request_parameters)
+    from pydantic_ai.models.wrapper import CompletedStreamedResponse
+
+    return CompletedStreamedResponse(model_request_parameters, response)
+
+
+async def mcp_tool_for_tool_def(
+    toolset: AbstractToolset[Any], tool_def: ToolDefinition, ctx: RunContext[Any]
+) -> ToolsetTool[Any]:
+    """The tool an MCP toolset builds from a definition it listed earlier (recorded by a durable unit), without I/O.
+
+    1.107's MCP classes have `tool_for_tool_def(tool_def)`; 2.x's `MCPToolset.tool_for_tool_def` needs the run
+    context (for the retry budget), and 2.x has the public `AbstractToolset.get_tool_for_tool_def(tool_def, ctx)`
+    made for this, which is what we call there.
+    """
+    if PYDANTIC_AI_2:
+        # Typed as `Any`: neither method exists on the other line (nor on `AbstractToolset` on 1.107).
+        return await cast(Any, toolset).get_tool_for_tool_def(tool_def, ctx)
+    return cast(Any, toolset).tool_for_tool_def(tool_def)
+
+
+# The `ModelRequestParameters` field holding the URL-derived MCP ids to mask in telemetry. It is excluded from the
+# parameters' serialization, so a durable unit carries it beside them; 2.x renamed it (and made it private).
+_TELEMETRY_IDS_FIELD = '_telemetry_mcp_url_ids' if PYDANTIC_AI_2 else 'telemetry_sensitive_ids'
+
+
+def request_telemetry_ids(parameters: ModelRequestParameters) -> set[str] | None:
+    """The URL-derived MCP ids that telemetry masks for a request (`None`: not known), to carry into a durable unit.
+
+    1.107 keeps them in `ModelRequestParameters.telemetry_sensitive_ids`, 2.x in `_telemetry_mcp_url_ids`; both
+    fields mean the same and are left out when the parameters are serialized.
+    """
+    ids = getattr(parameters, _TELEMETRY_IDS_FIELD, None)
+    return None if ids is None else set(ids)
+
+
+def restore_request_telemetry_ids(parameters: ModelRequestParameters, ids: set[str] | None) -> None:
+    """Put the ids [`request_telemetry_ids`][durable_kernel.request_telemetry_ids] carried back on rebuilt parameters.
+
+    Ids recorded by either line land in the installed line's field, so a payload recorded on 1.107 keeps masking
+    the same MCP ids when a 2.x worker runs it (and back).
+    """
+    setattr(parameters, _TELEMETRY_IDS_FIELD, None if ids is None else set(ids))
+
+
+async def cancel_suspended_response(model: models.Model, response: _messages.ModelResponse) -> None:
+    """`Model.cancel_suspended_response(response)` on 2.x, which added it (a server-side background job's teardown).
+
+    1.107 has no suspended responses, so there is nothing to cancel there.
+    """
+    if PYDANTIC_AI_2:
+        # Not declared on 1.107's `Model`, which the type checker sees.
+        await cast(Any, model).cancel_suspended_response(response)
+
+
+def record_response_model_id(response: _messages.ModelResponse, model_id: str) -> _messages.ModelResponse:
+    """`response` with `model_id` recorded as the agent records it after the request, where the line has the field.
+
+    pydantic-ai 2.x fills `ModelResponse.model_id` (the model the request was sent to) when the request returns, if
+    the model left it empty; 1.107 has no such field. A durable unit that fills it the same way returns the response
+    exactly as the run will hold it.
+    """
+    if PYDANTIC_AI_2 and getattr(response, 'model_id', None) is None:
+        return dataclasses.replace(response, **{'model_id': model_id})
+    return response
 
 
 def entry_point_parameters(entry_point: str) -> frozenset[str]:

@@ -94,8 +94,19 @@ def dbos_workflow_name(agent_name: str, entry_point: Literal['run', 'run_sync'])
     return f'{agent_name}.{entry_point}'
 
 
-def dbos_model_step_name(agent_name: str, *, stream: bool = False) -> str:
-    """The DBOS step name of a model request: `{agent}__model.request` or `{agent}__model.request_stream`."""
+def dbos_model_step_name(
+    agent_name: str,
+    *,
+    stream: bool = False,
+    operation: Literal['compact_messages', 'cancel_suspended_response'] | None = None,
+) -> str:
+    """The DBOS step name of a model operation: `{agent}__model.request`, `.request_stream` or `.{operation}`.
+
+    `operation` names the other model operations that talk to the provider (`compact_messages`, and pydantic-ai
+    2.x's `cancel_suspended_response`), named as the reference names them.
+    """
+    if operation is not None:
+        return f'{agent_name}__model.{operation}'
     return f'{agent_name}__model.request_stream' if stream else f'{agent_name}__model.request'
 
 
@@ -121,13 +132,27 @@ def prefect_flow_name(agent_name: str, entry_point: Literal['run', 'run_sync']) 
     return f'{agent_name} Run' if entry_point == 'run' else f'{agent_name} Sync Run'
 
 
-PrefectTaskKind = Literal['model_request', 'model_request_stream', 'call_tool', 'call_mcp_tool', 'handle_event']
+PrefectTaskKind = Literal[
+    'model_request',
+    'model_request_stream',
+    'model_cancel_suspended_response',
+    'model_compact_messages',
+    'call_tool',
+    'call_mcp_tool',
+    'list_mcp_tools',
+    'handle_event',
+]
 
 _PREFECT_TASK_TEMPLATES: dict[str, str] = {
     'model_request': 'Model Request: {}',
     'model_request_stream': 'Model Request (Streaming): {}',
+    # `cancel_suspended_response` (2.x only) is named as by the reference `PrefectModel`; the reference wrapper agent
+    # runs `compact_messages` (both lines) outside any task, so it is named as by 2.x's `PrefectOperationNamer`.
+    'model_cancel_suspended_response': 'Model Cancel Suspended Response: {}',
+    'model_compact_messages': 'Compact Messages: {}',
     'call_tool': 'Call Tool: {}',
     'call_mcp_tool': 'Call MCP Tool: {}',
+    'list_mcp_tools': 'List MCP Tools: {}',
     'handle_event': 'Handle Stream Event',
 }
 
