@@ -30,6 +30,7 @@ import sys
 from collections.abc import Generator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 __all__ = (
     'KILL_AT',
@@ -104,7 +105,7 @@ def _prefect_server(database: Path, home: Path) -> Generator[dict[str, str]]:
         temporary_settings,
     )
 
-    settings = {
+    settings: dict[Any, Any] = {
         PREFECT_HOME: home,
         PREFECT_LOCAL_STORAGE_PATH: home / 'storage',
         PREFECT_SERVER_DATABASE_CONNECTION_URL: f'sqlite+aiosqlite:///{database}',
