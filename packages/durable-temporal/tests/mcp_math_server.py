@@ -1,10 +1,19 @@
-"""A tiny stdio MCP server for the MCP tests: `python mcp_math_server.py <call log file>`."""
+"""A tiny stdio MCP server for the MCP tests: `python mcp_math_server.py <call log file>`.
+
+Built with the `mcp` SDK's server, whose tool schemas the committed histories recorded: `mcp.server.fastmcp.FastMCP` in
+`mcp` 1.x (pydantic-ai 1.107), renamed `mcp.server.mcpserver.MCPServer` in `mcp` 2.x (pydantic-ai 2.x).
+"""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import sys
 
-from mcp.server.fastmcp import FastMCP
+if importlib.util.find_spec('mcp.server.mcpserver') is not None:
+    FastMCP = importlib.import_module('mcp.server.mcpserver').MCPServer
+else:
+    FastMCP = importlib.import_module('mcp.server.fastmcp').FastMCP
 
 server = FastMCP('math', instructions='Use add to add numbers.')
 

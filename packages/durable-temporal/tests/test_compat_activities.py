@@ -21,6 +21,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.converter import DataConverter
 from temporalio.testing import ActivityEnvironment
 
+from durable_kernel import PYDANTIC_AI_2
 from durable_temporal import PydanticAIPayloadConverter
 
 pytestmark = pytest.mark.anyio
@@ -100,6 +101,11 @@ async def test_our_activities_run_the_reference_inputs(scenario: str):
     await _run_recorded_inputs('reference', ours_app, scenario)
 
 
+@pytest.mark.skipif(
+    PYDANTIC_AI_2,
+    reason='about the reference as of pydantic-ai 1.107: the 2.x reference `TemporalAgent` returns results of another '
+    'shape (for its own 2.x workflow code), so rolling back from ours is only to the 1.107 reference',
+)
 @pytest.mark.parametrize('scenario', SCENARIOS)
 async def test_reference_activities_run_inputs_of_our_0_1(scenario: str):
     """Rolling back to the reference with activities in flight works for what durable-temporal 0.1 scheduled.

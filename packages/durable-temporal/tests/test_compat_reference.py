@@ -23,6 +23,8 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.client import Plugin as ClientPlugin
 from temporalio.worker import Replayer, Worker
 
+from durable_kernel import PYDANTIC_AI_2
+
 pytestmark = pytest.mark.anyio
 
 HISTORIES = Path(__file__).parent / 'histories'
@@ -34,6 +36,14 @@ OURS_0_1 = 'ours_0.1'
 """Histories recorded by durable-temporal 0.1, before message deltas and event batches: they schedule exactly what the
 reference does, and must keep replaying on ours (and on the reference, for a rollback)."""
 DELTA_FIELDS = ('history_index', 'history_base', 'history_keep')
+
+REFERENCE_1_ONLY = pytest.mark.skipif(
+    PYDANTIC_AI_2,
+    reason='about the reference as of pydantic-ai 1.107, which recorded `reference/`: 2.x rewrote the reference '
+    '`TemporalAgent` (other activity arguments and results) and deprecated it',
+)
+"""Tests whose subject is the 1.107 reference's own wire format. Ours on 2.x still replays and continues what the 1.107
+reference (and ours on 1.107) recorded: those tests run on both lines."""
 
 
 def _history_json(impl: str, name: str) -> str:
@@ -79,13 +89,21 @@ async def test_our_history_replays_on_ours(name: str):
     await _our_replayer().replay_workflow(_history(OURS_0_1, name))
 
 
-@pytest.mark.parametrize('name', RECORDED)
+def _reference_1_only(names: Sequence[str], *only: str) -> list[Any]:
+    """`names` as parameters, those in `only` (all when empty) marked `REFERENCE_1_ONLY`."""
+    return [pytest.param(name, marks=REFERENCE_1_ONLY) if not only or name in only else name for name in names]
+
+
+# The 2.x reference cannot decode the dynamic-toolset results recorded on 1.107 (its `DynamicToolsResult` changed).
+@pytest.mark.parametrize('name', _reference_1_only(RECORDED, 'dynamic'))
 async def test_our_0_1_history_replays_on_the_reference(name: str):
     """Rolling back to the reference does not break workflows that durable-temporal 0.1 ran."""
     await _reference_replayer().replay_workflow(_history(OURS_0_1, name))
 
 
-@pytest.mark.parametrize('name', [name for name in RECORDED if name not in HANDLER_SCENARIOS])
+@pytest.mark.parametrize(
+    'name', _reference_1_only([name for name in RECORDED if name not in HANDLER_SCENARIOS], 'dynamic')
+)
 async def test_our_history_without_event_handler_replays_on_the_reference(name: str):
     """Rolling back to the reference replays today's workflows too, except those with an event handler (batched)."""
     await _reference_replayer().replay_workflow(_history('ours', name))
@@ -162,6 +180,7 @@ async def test_ours_schedules_what_the_reference_recorded(client: Client, task_q
     assert live == _recorded_schedules('ours')
 
 
+@REFERENCE_1_ONLY
 async def test_reference_still_schedules_what_was_recorded(client: Client, task_queue: str):
     """Live, with today's pydantic-ai: the reference's committed histories are not stale."""
     reference_client = _client_with(client, [reference_app.PydanticAIPlugin()])
@@ -207,4 +226,13 @@ async def test_a_run_started_by_one_finishes_on_the_other(client: Client, task_q
     assert outputs == [expected, expected]
     history = await second_handle.fetch_history()
     schedule = _without_event_batches(activity_schedule(history.to_json()))
-    assert schedule == _without_event_batches(activity_schedule(_history_json('reference', 'swap')))
+    recorded = _without_event_batches(activity_schedule(_history_json('reference', 'swap')))
+    if PYDANTIC_AI_2:
+        # The 2.x reference sends other arguments and lists other non-retryable errors than the 1.107 one recorded:
+        # the same activities, with the same summaries and timeouts, is what both implementations must agree on.
+        def comparable(activity: ScheduledActivity) -> tuple[str, str | None, str | None]:
+            return activity.activity_type, activity.summary, activity.start_to_close_timeout
+
+        assert [comparable(a) for a in schedule] == [comparable(a) for a in recorded]
+    else:
+        assert schedule == recorded

@@ -1,6 +1,10 @@
 # pyright: reportDeprecated=false
-"""MCP toolsets (MCPServerStdio, MCPToolset, FastMCPToolset) over a local stdio server: listing, instructions and
-calls in activities, tool definitions cached per run (so a replay on a fresh worker schedules the same activities)."""
+"""MCP toolsets over a local stdio server: listing, instructions and calls in activities, tool definitions cached per
+run (so a replay on a fresh worker schedules the same activities).
+
+`MCPToolset` (`modern`) is tested on both pydantic-ai lines; `MCPServerStdio` (`legacy`) and `FastMCPToolset` (`fast`)
+only on 1.107, since 2.x removed them (a 2.x user reaches the same server through `MCPToolset`).
+"""
 
 from __future__ import annotations
 
@@ -17,15 +21,15 @@ from fastmcp import Client as FastMCPClient
 from fastmcp.client.transports import StdioTransport
 from pydantic_ai import Agent
 from pydantic_ai.exceptions import UserError
-from pydantic_ai.mcp import MCPServerStdio, MCPToolset
+from pydantic_ai.mcp import MCPToolset
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.toolsets import AbstractToolset
-from pydantic_ai.toolsets.fastmcp import FastMCPToolset
 from temporalio import workflow
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Replayer
 
+from durable_kernel import PYDANTIC_AI_2
 from durable_temporal import PydanticAIPlugin, TemporalAgent
 from durable_temporal.testing import agent_worker
 
@@ -57,17 +61,28 @@ def _transport() -> StdioTransport:
     return StdioTransport(command=sys.executable, args=[SERVER_SCRIPT, str(CALL_LOG)])
 
 
-with warnings.catch_warnings():
-    # Both legacy classes are deprecated in pydantic-ai 1.x, and still supported. Generous start-up timeouts: the
-    # server process is slow to start on a loaded 2-core machine.
-    warnings.simplefilter('ignore', DeprecationWarning)
-    TOOLSETS: dict[str, AbstractToolset[Any]] = {
-        'legacy': MCPServerStdio(
+# Generous start-up timeouts: the server process is slow to start on a loaded 2-core machine.
+TOOLSETS: dict[str, AbstractToolset[Any]] = {
+    'modern': MCPToolset(_transport(), id='modern', include_instructions=True, init_timeout=60),
+}
+if not PYDANTIC_AI_2:
+    from pydantic_ai.mcp import MCPServerStdio
+    from pydantic_ai.toolsets.fastmcp import FastMCPToolset
+
+    with warnings.catch_warnings():
+        # Both legacy classes are deprecated in pydantic-ai 1.x, and still supported.
+        warnings.simplefilter('ignore', DeprecationWarning)
+        TOOLSETS['legacy'] = MCPServerStdio(
             sys.executable, args=[SERVER_SCRIPT, str(CALL_LOG)], id='legacy', include_instructions=True, timeout=60
-        ),
-        'modern': MCPToolset(_transport(), id='modern', include_instructions=True, init_timeout=60),
-        'fast': FastMCPToolset(FastMCPClient(_transport(), init_timeout=60), id='fast', include_instructions=True),
-    }
+        )
+        TOOLSETS['fast'] = FastMCPToolset(
+            FastMCPClient(_transport(), init_timeout=60), id='fast', include_instructions=True
+        )
+
+_REMOVED_IN_2 = pytest.mark.skipif(
+    PYDANTIC_AI_2, reason='pydantic-ai 2.x removed this class; `modern` (MCPToolset on the same server) stands for it'
+)
+KINDS = [pytest.param('legacy', marks=_REMOVED_IN_2), 'modern', pytest.param('fast', marks=_REMOVED_IN_2)]
 
 
 AGENTS = {
@@ -83,7 +98,7 @@ class McpWorkflow:
         return (await AGENTS[kind].run('add things')).output
 
 
-@pytest.mark.parametrize('kind', ['legacy', 'modern', 'fast'])
+@pytest.mark.parametrize('kind', KINDS)
 async def test_mcp_listing_instructions_and_calls_run_in_activities(kind: str, client: Client, task_queue: str) -> None:
     agent = AGENTS[kind]
     name = f'agent__mcp_{kind}__mcp_server__{kind}'
@@ -127,13 +142,43 @@ async def test_mcp_listing_instructions_and_calls_run_in_activities(kind: str, c
 
 
 def test_mcp_tool_cannot_disable_its_activity() -> None:
-    with pytest.raises(UserError, match="Tool 'add' of MCP toolset 'legacy'.*cannot do"):
+    with pytest.raises(UserError, match="Tool 'add' of MCP toolset 'modern'.*cannot do"):
         TemporalAgent(
-            Agent(FunctionModel(math_model), name='mcp_no_activity', toolsets=[TOOLSETS['legacy']]),
-            tool_activity_config={'legacy': {'add': False}},
+            Agent(FunctionModel(math_model), name='mcp_no_activity', toolsets=[TOOLSETS['modern']]),
+            tool_activity_config={'modern': {'add': False}},
         )
-    assert [getattr(fn, '__temporal_activity_definition').name for fn in AGENTS['modern'].temporal_activities][4:] == [
+    assert [getattr(fn, '__temporal_activity_definition').name for fn in AGENTS['modern'].temporal_activities][6:] == [
         'agent__mcp_modern__mcp_server__modern__get_instructions',
         'agent__mcp_modern__mcp_server__modern__get_tools',
         'agent__mcp_modern__mcp_server__modern__call_tool',
     ]
+
+
+class ThirdPartyMCPToolset(AbstractToolset[None]):
+    """An MCP client toolset that is none of pydantic-ai's MCP classes (as a package other than pydantic-ai ships)."""
+
+    @property
+    def id(self) -> str:
+        return 'elsewhere'
+
+    async def get_tools(self, ctx: Any) -> dict[str, Any]:
+        raise AssertionError('never listed: the agent is refused first')
+
+    async def call_tool(self, name: str, tool_args: dict[str, Any], ctx: Any, tool: Any) -> Any:
+        raise AssertionError('never called: the agent is refused first')
+
+
+# Where such a class comes from is what tells it talks to an MCP server.
+ThirdPartyMCPToolset.__module__ = 'fastmcp.contrib.pydantic_ai'
+
+
+def test_an_mcp_toolset_that_cannot_be_made_durable_is_refused() -> None:
+    with pytest.raises(UserError) as refused:
+        TemporalAgent(Agent(FunctionModel(math_model), name='mcp_unknown', toolsets=[ThirdPartyMCPToolset()]))
+    message = str(refused.value)
+    assert message.startswith(
+        "Toolset 'elsewhere' is a `ThirdPartyMCPToolset` (an MCP client, "
+        '`fastmcp.contrib.pydantic_ai.ThirdPartyMCPToolset`), which TemporalAgent cannot make durable'
+    )
+    assert '`MCPToolset`' in message
+    assert 'temporalize_toolset_func=' in message

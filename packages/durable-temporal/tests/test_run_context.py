@@ -15,6 +15,7 @@ from pydantic_ai.usage import RunUsage
 from temporalio import workflow
 from temporalio.client import Client
 
+from durable_kernel import PYDANTIC_AI_2
 from durable_temporal import TemporalAgent, TemporalRunContext
 from durable_temporal.testing import agent_worker
 
@@ -36,7 +37,8 @@ SPEC_FIELDS = {
     'partial_output',
     'loaded_capability_ids',
     'discovered_tool_names',
-    'capability_loaded',
+    # Renamed by pydantic-ai 2.x.
+    'capability_active' if PYDANTIC_AI_2 else 'capability_loaded',
 }
 
 

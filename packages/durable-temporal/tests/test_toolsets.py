@@ -33,7 +33,8 @@ def _returned(messages: list[ModelMessage]) -> dict[str, Any]:
         for message in messages
         if isinstance(message, ModelRequest)
         for part in message.parts
-        if isinstance(part, ToolReturnPart)
+        # Not the attempts a `ModelRetry` turned down (2.x records them as `ToolReturnPart`s, 1.107 as retry prompts).
+        if isinstance(part, ToolReturnPart) and part.outcome == 'success'
     }
 
 
@@ -303,6 +304,8 @@ def test_custom_temporalize_toolset_func_and_activity_order() -> None:
         'agent__custom__event_stream_handler',
         'agent__custom__model_request',
         'agent__custom__model_request_stream',
+        'agent__custom__model_compact_messages',
+        'agent__custom__model_cancel_suspended_response',
         'agent__custom__toolset__<agent>__call_tool',
         'agent__custom__toolset__extra__call_tool',
     ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterable, Callable, Generator, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Generator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -273,6 +273,10 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
                 **merge_activity_config({'summary': summary}, self.activity_config),
             )
 
+        if _is_model_request_stream(ctx):
+            # pydantic-ai 2.x hands over a model request's stream before requesting the model, 1.107 once the request
+            # is done: the request (its activity) comes first either way, then the patch marker, as recorded on 1.107.
+            stream = await _with_first_event_pulled(stream)
         # The tool calls of this stream's node are started (and the mode read) while the stream is pulled.
         with _tool_event_order(ctx):
             batched = workflow.patched(EVENT_BATCHES_PATCH)
@@ -318,7 +322,7 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
     @contextmanager
     def _override_impl(self, arguments: OverrideArguments[AgentDepsT]) -> Generator[None]:
         # Inside a workflow `model`, `toolsets`, `tools` and `native_tools` cannot be overridden: the activities are
-        # fixed when the worker starts.
+        # fixed when the worker starts. Neither can 2.x's `workspace` (always unset on 1.107).
         if workflow.in_workflow():
             refused = [
                 label
@@ -336,8 +340,42 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
                     'when the worker starts. Set it on the agent before wrapping it in `TemporalAgent(...)` (or, for '
                     'models, register them with `models=` and pass `run(model=...)`).'
                 )
+            if _utils.is_set(arguments.workspace):
+                raise UserError(
+                    '`workspace` cannot be overridden inside a Temporal workflow: a workspace is a live environment '
+                    'whose operations would run in workflow code, outside any activity. Give the tools that need it '
+                    'their own access inside their activities, or override it outside the workflow.'
+                )
         with super()._override_impl(arguments):
             yield
+
+
+def _is_model_request_stream(ctx: RunContext[Any]) -> bool:
+    """Whether the handler is given a model request's events (the run's latest message is the request), not tools'."""
+    return bool(ctx.messages) and isinstance(ctx.messages[-1], _messages.ModelRequest)
+
+
+async def _with_first_event_pulled(
+    stream: AsyncIterable[_messages.AgentStreamEvent],
+) -> AsyncIterable[_messages.AgentStreamEvent]:
+    """`stream` with its first event (or its end) already awaited, and the same events to iterate."""
+    events = aiter(stream)
+    try:
+        first = await anext(events)
+    except StopAsyncIteration:
+        return _no_events()
+
+    async def replayed() -> AsyncIterator[_messages.AgentStreamEvent]:
+        yield first
+        async for event in events:
+            yield event
+
+    return replayed()
+
+
+async def _no_events() -> AsyncIterator[_messages.AgentStreamEvent]:
+    return
+    yield
 
 
 def _tool_event_order(ctx: RunContext[Any]) -> AbstractContextManager[None]:

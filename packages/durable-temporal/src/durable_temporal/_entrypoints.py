@@ -25,6 +25,35 @@ __all__ = ('TemporalEntryPoints',)
 
 _USE_RUN = 'Set an `event_stream_handler` on the TemporalAgent and use `await agent.run()` instead.'
 
+# Why each run keyword of pydantic-ai 2.x (`durable_kernel.RUN_KEYWORDS_2`) that cannot be carried into a durable run
+# is refused inside a workflow. `conversation` (plain data standing for `message_history`, `usage` and
+# `conversation_id`) and `run_id` (a string) are carried: the loop runs in workflow code with them, and the run context
+# that activities receive holds the `run_id`.
+_REFUSED_RUN_KEYWORDS: dict[str, str] = {
+    'cancellation_token': (
+        'a cancellation token is a live object of the calling process: it cannot cross into activities, and a '
+        'replay of the workflow would not see it cancelled. Cancel the workflow instead (`WorkflowHandle.cancel()`), '
+        'which cancels its running activities, or cancel the task that awaits `run()` inside the workflow.'
+    ),
+    'timeout': (
+        "the run's deadline would be measured by workflow code and would not bound the activities it schedules. Set "
+        "the workflow's `execution_timeout` (or `run_timeout`) when starting it, and the activities' "
+        '`start_to_close_timeout` with `TemporalAgent(activity_config=...)`.'
+    ),
+    'workspace': (
+        'a workspace is a live environment (files, processes) whose operations would run in workflow code, outside '
+        'any activity, and be repeated on replay. Give the tools that need it their own access inside their '
+        'activities (for example through `deps`), or use the workspace outside the workflow.'
+    ),
+}
+
+
+def _refuse_run_keywords(arguments: RunArguments[Any]) -> None:
+    for keyword in arguments.given_keywords(_REFUSED_RUN_KEYWORDS):
+        raise UserError(
+            f'`{keyword}=` cannot be given to `run()` inside a Temporal workflow: {_REFUSED_RUN_KEYWORDS[keyword]}'
+        )
+
 
 def _refuse_in_workflow(entry_point: str, alternative: str = _USE_RUN) -> None:
     if workflow.in_workflow():
@@ -38,7 +67,8 @@ class TemporalEntryPoints(DurableWrapperAgent[AgentDepsT, OutputDataT], ABC):
     to its model). Inside one, only `run` may be used: model requests and tool I/O run as activities, the model must
     be the wrapped agent's, a model registered with `models=` (instance or key) or a provider string, `deps` must be
     serializable by pydantic, and `event_stream_handler` and `toolsets` cannot be given at run time (set them when
-    creating the agent, so their activities exist).
+    creating the agent, so their activities exist). Of the keywords pydantic-ai 2.x added, `conversation` and `run_id`
+    are carried into the durable run; `cancellation_token`, `timeout` and `workspace` are refused with a `UserError`.
     """
 
     @abstractmethod
@@ -66,6 +96,7 @@ class TemporalEntryPoints(DurableWrapperAgent[AgentDepsT, OutputDataT], ABC):
                 'Toolsets cannot be given to `run()` inside a Temporal workflow: their activities must be registered '
                 'when the worker starts. Add them to the agent before wrapping it in `TemporalAgent(...)`.'
             )
+        _refuse_run_keywords(arguments)
         with self._durable_scope(arguments.model):
             in_workflow = dataclasses.replace(arguments, model=None, event_stream_handler=self.event_stream_handler)
             return await self._agent_run(in_workflow)

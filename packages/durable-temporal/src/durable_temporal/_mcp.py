@@ -1,10 +1,15 @@
-"""MCP toolsets (`MCPServerStdio`/`MCPServerStreamableHTTP`/..., `MCPToolset`, `FastMCPToolset`) over activities."""
+"""MCP toolsets over activities: `MCPToolset` (both lines), and on 1.107 also `MCPServer*` and `FastMCPToolset`.
+
+Which classes exist depends on the installed pydantic-ai line (2.x removed `MCPServer*` and `FastMCPToolset`), so they
+come from `durable_kernel`'s compat module. An MCP toolset of a class we do not know is refused when the agent is
+wrapped: left alone, its calls would reach the server from workflow code, outside any activity.
+"""
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import InstructionPart
@@ -13,7 +18,13 @@ from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
 from temporalio import activity, workflow
 from temporalio.workflow import ActivityConfig
 
-from durable_kernel import ToolOutcome
+from durable_kernel import (
+    ToolOutcome,
+    fastmcp_toolset_class,
+    mcp_server_classes,
+    mcp_tool_for_tool_def,
+    unknown_mcp_toolset_class,
+)
 
 from ._config import ToolActivityConfig
 from ._run_context import TemporalRunContext
@@ -22,37 +33,41 @@ from ._toolset import ActivityToolset, CallToolParams, GetToolsParams
 if TYPE_CHECKING:
     from pydantic_ai.agent import AbstractAgent
 
-__all__ = ('TemporalMCPToolset', 'is_mcp_toolset')
+__all__ = ('TemporalMCPToolset', 'is_mcp_toolset', 'refuse_unknown_mcp_toolset')
 
 Instructions = str | InstructionPart | list[str | InstructionPart] | None
 
 
-class _MCPLike(Protocol):
-    include_instructions: bool
-
-    def tool_for_tool_def(self, tool_def: ToolDefinition) -> ToolsetTool[Any]: ...
-
-
-def _mcp_classes() -> tuple[type[Any], ...]:
-    classes: list[type[Any]] = []
-    try:
-        from pydantic_ai.mcp import MCPServer, MCPToolset
-
-        classes += [MCPServer, MCPToolset]
-    except ImportError:  # pragma: no cover - the `mcp` extra is not installed
-        pass
-    try:
-        from pydantic_ai.toolsets.fastmcp import FastMCPToolset  # pyright: ignore[reportDeprecated]
-
-        classes.append(FastMCPToolset)  # pyright: ignore[reportDeprecated]
-    except ImportError:  # pragma: no cover - the `fastmcp` extra is not installed
-        pass
-    return tuple(classes)
+def _mcp_classes() -> tuple[type[AbstractToolset[Any]], ...]:
+    fastmcp = fastmcp_toolset_class()
+    return mcp_server_classes() + (() if fastmcp is None else (fastmcp,))
 
 
 def is_mcp_toolset(toolset: AbstractToolset[Any]) -> bool:
-    """Whether the toolset talks to an MCP server (any of the MCP toolset classes of pydantic-ai)."""
+    """Whether the toolset is of one of the installed pydantic-ai line's MCP toolset classes (which we make durable)."""
     return isinstance(toolset, _mcp_classes())
+
+
+def refuse_unknown_mcp_toolset(toolset: AbstractToolset[Any]) -> None:
+    """Raise a `UserError` for an MCP toolset that is not of a class we make durable on the installed line.
+
+    Such a toolset (a class from another pydantic-ai line, a future one, or a third-party MCP client) would otherwise be
+    left alone and reach its server from workflow code: not recorded, repeated on replay, and blocked by the sandbox.
+
+    Raises:
+        UserError: The toolset's class comes from an MCP module but is not one of `mcp_server_classes()`.
+    """
+    mcp_class = unknown_mcp_toolset_class(toolset)
+    if mcp_class is None:
+        return
+    supported = ', '.join(f'`{cls.__name__}`' for cls in _mcp_classes()) or 'none (the `mcp` extra is not installed)'
+    raise UserError(
+        f'Toolset {toolset.id!r} is a `{type(toolset).__name__}` (an MCP client, `{mcp_class.__module__}.'
+        f'{mcp_class.__qualname__}`), which TemporalAgent cannot make durable: its calls would reach the server from '
+        f'workflow code. MCP toolsets it makes durable on this pydantic-ai line: {supported}. Use '
+        '`pydantic_ai.mcp.MCPToolset` for the server, or pass `TemporalAgent(temporalize_toolset_func=...)` a function '
+        'that wraps this toolset in a `TemporalWrapperToolset` subclass whose activities talk to the server.'
+    )
 
 
 def _as_instructions(value: str | InstructionPart | Sequence[str | InstructionPart] | None) -> Instructions:
@@ -109,7 +124,7 @@ class TemporalMCPToolset(ActivityToolset[AgentDepsT]):
             ctx = await self.context_in_activity(params.serialized_run_context, deps)
             if params.tool_def is None:
                 raise UserError(f'The call of MCP tool {params.name!r} carries no tool definition.')
-            tool = self._mcp.tool_for_tool_def(params.tool_def)
+            tool = await mcp_tool_for_tool_def(toolset, params.tool_def, ctx)
             async with toolset:
                 return await self.call_tool_outcome(toolset, params.name, params.tool_args, ctx, tool)
 
@@ -120,10 +135,6 @@ class TemporalMCPToolset(ActivityToolset[AgentDepsT]):
         )
         self.get_tools_activity = activity.defn(name=self.activity_name('mcp_server', 'get_tools'))(get_tools)
         self.call_tool_activity = activity.defn(name=self.activity_name('mcp_server', 'call_tool'))(call_tool)
-
-    @property
-    def _mcp(self) -> _MCPLike:
-        return cast(_MCPLike, self.wrapped)
 
     @property
     def _cache_tools(self) -> bool:
@@ -148,7 +159,7 @@ class TemporalMCPToolset(ActivityToolset[AgentDepsT]):
         """Fetch the server's instructions in an activity, when the toolset includes them."""
         if not workflow.in_workflow():
             return await super().get_instructions(ctx)
-        if not self._mcp.include_instructions:
+        if not getattr(self.wrapped, 'include_instructions', False):
             return None
         return await workflow.execute_activity(
             self.get_instructions_activity,
@@ -168,10 +179,11 @@ class TemporalMCPToolset(ActivityToolset[AgentDepsT]):
                 **self.activity_options(f'get tools: {self.id}'),
             )
             self._run_tool_defs = tool_defs
-        return {name: self._tool(tool_def) for name, tool_def in tool_defs.items()}
-
-    def _tool(self, tool_def: ToolDefinition) -> ToolsetTool[AgentDepsT]:
-        return cast(ToolsetTool[AgentDepsT], self._mcp.tool_for_tool_def(tool_def))
+        # Built from the recorded definitions without I/O (the server was asked in the activity).
+        return {
+            name: cast(ToolsetTool[AgentDepsT], await mcp_tool_for_tool_def(self.wrapped, tool_def, ctx))
+            for name, tool_def in tool_defs.items()
+        }
 
     async def call_tool(
         self, name: str, tool_args: dict[str, Any], ctx: RunContext[AgentDepsT], tool: ToolsetTool[AgentDepsT]

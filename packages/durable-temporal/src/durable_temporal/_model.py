@@ -15,16 +15,32 @@ from pydantic_ai._run_context import get_current_run_context
 from pydantic_ai.agent import EventStreamHandler
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import ModelMessage, ModelResponse
-from pydantic_ai.models import Model, ModelRequestParameters, StreamedResponse, infer_model_profile, parse_model_id
-from pydantic_ai.models.wrapper import CompletedStreamedResponse, WrapperModel
+from pydantic_ai.models import (
+    Model,
+    ModelRequestContext,
+    ModelRequestParameters,
+    StreamedResponse,
+    infer_model_profile,
+    parse_model_id,
+)
+from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.profiles import ModelProfile
 from pydantic_ai.providers import Provider
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import RunContext
+from pydantic_ai.usage import RequestUsage
 from temporalio import activity, workflow
 from temporalio.workflow import ActivityConfig
 
-from durable_kernel import consume_model_stream
+from durable_kernel import (
+    cancel_suspended_response,
+    completed_streamed_response,
+    consume_model_stream,
+    prepare_messages,
+    record_response_model_id,
+    request_telemetry_ids,
+    restore_request_telemetry_ids,
+)
 
 from ._config import merge_activity_config
 from ._deps_refs import deps_for_activity
@@ -34,7 +50,13 @@ from ._run_context import TemporalRunContext, resolve_activity_context
 if TYPE_CHECKING:
     from pydantic_ai.agent import AbstractAgent
 
-__all__ = ('ModelRequestParams', 'TemporalModel', 'TemporalProviderFactory')
+__all__ = (
+    'CancelSuspendedResponseParams',
+    'CompactMessagesParams',
+    'ModelRequestParams',
+    'TemporalModel',
+    'TemporalProviderFactory',
+)
 
 TemporalProviderFactory = Callable[[RunContext[Any], str], Provider[Any]]
 """Builds the provider of a model given as a string at run time: `(run_context, provider_name) -> Provider`."""
@@ -57,11 +79,42 @@ class ModelRequestParams:
     model_request_parameters: ModelRequestParameters
     serialized_run_context: Any
     model_id: str | None = None
-    # Excluded from `ModelRequestParameters` serialization, so it travels beside it.
+    # Excluded from `ModelRequestParameters` serialization, so it travels beside it. The name is 1.107's; on 2.x the
+    # same ids live in another field (see `durable_kernel.request_telemetry_ids`), so payloads of either line decode.
     telemetry_sensitive_ids: set[str] | None = None
     history_index: int | None = None
     history_base: int | None = None
     history_keep: int = 0
+
+
+@dataclass
+@with_config(ConfigDict(arbitrary_types_allowed=True))
+class CompactMessagesParams:
+    """Argument of the compact-messages activity (field names are wire format).
+
+    `serialized_run_context` is `None` when the compaction was asked for outside an agent run.
+    """
+
+    messages: list[ModelMessage]
+    model_settings: dict[str, Any] | None
+    model_request_parameters: ModelRequestParameters
+    serialized_run_context: Any
+    instructions: str | None = None
+    model_id: str | None = None
+    telemetry_sensitive_ids: set[str] | None = None
+
+
+@dataclass
+@with_config(ConfigDict(arbitrary_types_allowed=True))
+class CancelSuspendedResponseParams:
+    """Argument of the cancel-suspended-response activity (field names are wire format).
+
+    `serialized_run_context` is `None` when the cancellation was asked for outside an agent run.
+    """
+
+    response: ModelResponse
+    serialized_run_context: Any
+    model_id: str | None = None
 
 
 class TemporalModel(WrapperModel):
@@ -107,6 +160,9 @@ class TemporalModel(WrapperModel):
         self._histories = WorkflowHistories()
         self._deps_type = deps_type
         names = (f'{activity_name_prefix}__model_request', f'{activity_name_prefix}__model_request_stream')
+        # The names pydantic-ai 2.x's own `TemporalAgent` gives the same operations.
+        compact_name = f'{activity_name_prefix}__model_compact_messages'
+        cancel_name = f'{activity_name_prefix}__model_cancel_suspended_response'
 
         async def request(params: ModelRequestParams, deps: Any) -> ModelResponse:
             ctx = await self._activity_context(params, deps)
@@ -115,6 +171,7 @@ class TemporalModel(WrapperModel):
             response = await chosen.request(
                 messages, cast(ModelSettings | None, params.model_settings), params.model_request_parameters
             )
+            response = record_response_model_id(response, self._model_id_for_key(params.model_id))
             remember_request(params, names, messages, response)
             return response
 
@@ -132,19 +189,47 @@ class TemporalModel(WrapperModel):
                 self.event_stream_handler,
                 engine='Temporal',
             )
+            response = record_response_model_id(response, self._model_id_for_key(params.model_id))
             remember_request(params, names, messages, response)
             return response
 
-        for fn in (request, request_stream):
+        async def compact(params: CompactMessagesParams, deps: Any) -> ModelResponse:
+            ctx = await self._optional_activity_context(params.serialized_run_context, deps)
+            chosen = self._model_for_key(params.model_id, ctx)
+            restore_request_telemetry_ids(params.model_request_parameters, params.telemetry_sensitive_ids)
+            request_context = ModelRequestContext(
+                model=chosen,
+                messages=params.messages,
+                model_settings=cast(ModelSettings | None, params.model_settings),
+                model_request_parameters=params.model_request_parameters,
+            )
+            return await chosen.compact_messages(request_context, instructions=params.instructions)
+
+        async def cancel(params: CancelSuspendedResponseParams, deps: Any) -> None:
+            ctx = await self._optional_activity_context(params.serialized_run_context, deps)
+            await cancel_suspended_response(self._model_for_key(params.model_id, ctx), params.response)
+
+        for fn in (request, request_stream, compact, cancel):
             # `None` as well: payloads recorded before deps were sent carry none.
             fn.__annotations__['deps'] = deps_type | None
         self.request_activity = activity.defn(name=names[0])(request)
         self.request_stream_activity = activity.defn(name=names[1])(request_stream)
+        self.compact_messages_activity = activity.defn(name=compact_name)(compact)
+        self.cancel_suspended_response_activity = activity.defn(name=cancel_name)(cancel)
 
     @property
     def temporal_activities(self) -> list[Callable[..., Any]]:
-        """The model-request and streamed model-request activities."""
-        return [self.request_activity, self.request_stream_activity]
+        """The model-request, streamed model-request, compact-messages and cancel-suspended-response activities.
+
+        The last one is only scheduled on pydantic-ai 2.x (1.107 has no suspended responses); it is registered on both
+        lines so that a worker's activities do not depend on the installed line.
+        """
+        return [
+            self.request_activity,
+            self.request_stream_activity,
+            self.compact_messages_activity,
+            self.cancel_suspended_response_activity,
+        ]
 
     # --- model choice -------------------------------------------------------------------------------------------
 
@@ -198,6 +283,19 @@ class TemporalModel(WrapperModel):
             return self.wrapped
         return self._registry.get(key, key)
 
+    def _model_id_for_key(self, key: str | None) -> str:
+        # What `model_id` is while `key` is the current model: computed the same way in workflow code (where the
+        # agent records it on each response) and in the model activities (which record it first, see `request`).
+        if key is None:
+            return self.wrapped.model_id
+        registered = self._registry.get(key)
+        return key if registered is None else registered.model_id
+
+    @property
+    def model_id(self) -> str:
+        """The current model's id: a registered model's own, or the provider string as given."""
+        return self._model_id_for_key(self._model_key.get())
+
     @property
     def model_name(self) -> str:
         """The current model's name (parsed from a provider string without building the provider)."""
@@ -241,12 +339,22 @@ class TemporalModel(WrapperModel):
             return Model.prepare_request(self, model_settings, model_request_parameters)
         return current.prepare_request(model_settings, model_request_parameters)
 
-    def prepare_messages(self, messages: list[ModelMessage]) -> list[ModelMessage]:
-        """Pre-process messages with the current model's profile."""
+    def prepare_messages(
+        self, messages: list[ModelMessage], model_request_parameters: ModelRequestParameters | None = None
+    ) -> list[ModelMessage]:
+        """Pre-process messages with the current model's profile.
+
+        `model_request_parameters` is given by pydantic-ai 2.x only (1.107's `prepare_messages` takes the messages
+        alone).
+        """
         current = self._current()
         if isinstance(current, str):
+            # Our `profile` is the string's inferred one, which `Model.prepare_messages` reads from `self` (on 2.x
+            # without the parameters' framing announcement, which only the activity's concrete model could honour).
             return Model.prepare_messages(self, messages)
-        return current.prepare_messages(messages)
+        if model_request_parameters is None:
+            return current.prepare_messages(messages)
+        return prepare_messages(current, messages, model_request_parameters)
 
     # --- requests ---------------------------------------------------------------------------------------------
 
@@ -266,7 +374,9 @@ class TemporalModel(WrapperModel):
                 'use `agent.run()` inside the workflow.'
             )
         params, deps, delta = self._params(messages, model_settings, model_request_parameters, ctx)
-        response = await workflow.execute_activity(self.request_activity, args=[params, deps], **self._options(''))
+        response = await workflow.execute_activity(
+            self.request_activity, args=[params, deps], **self._options('request model')
+        )
         self._sent(delta, messages, response, ctx)
         return response
 
@@ -292,10 +402,74 @@ class TemporalModel(WrapperModel):
             )
         params, deps, delta = self._params(messages, model_settings, model_request_parameters, run_context)
         response: ModelResponse = await workflow.execute_activity(
-            self.request_stream_activity, args=[params, deps], **self._options(' (stream)')
+            self.request_stream_activity, args=[params, deps], **self._options('request model', ' (stream)')
         )
         self._sent(delta, messages, response, run_context)
-        yield CompletedStreamedResponse(model_request_parameters, response)
+        yield completed_streamed_response(response, model_request_parameters)
+
+    async def count_tokens(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+    ) -> RequestUsage:
+        """Count tokens with the current model outside a workflow; refused inside one.
+
+        Raises:
+            UserError: Inside a workflow, where counting (a request to the provider) would run in workflow code.
+        """
+        if workflow.in_workflow():
+            raise UserError(
+                'Tokens cannot be counted ahead of a request inside a Temporal workflow: counting is a request to the '
+                'provider, which workflow code cannot make. Remove `count_tokens_before_request` from the '
+                '`UsageLimits` of runs inside workflows (the limits on the usage the model reports still apply).'
+            )
+        return await super().count_tokens(messages, model_settings, model_request_parameters)
+
+    async def compact_messages(
+        self, request_context: ModelRequestContext, *, instructions: str | None = None
+    ) -> ModelResponse:
+        """Compact the conversation in the `model_compact_messages` activity inside a workflow, directly elsewhere.
+
+        Compaction is a request to the provider (I/O), which workflow code cannot do: a capability such as
+        `OpenAICompaction` calling it in a workflow gets the recorded result of an activity instead.
+        """
+        if not workflow.in_workflow():
+            return await super().compact_messages(request_context, instructions=instructions)
+        ctx = get_current_run_context()
+        serialized, deps = self._optional_activity_arguments(ctx)
+        parameters = request_context.model_request_parameters
+        params = CompactMessagesParams(
+            messages=list(request_context.messages),
+            model_settings=cast(dict[str, Any] | None, request_context.model_settings),
+            model_request_parameters=parameters,
+            serialized_run_context=serialized,
+            instructions=instructions,
+            model_id=self._model_key.get(),
+            telemetry_sensitive_ids=request_telemetry_ids(parameters),
+        )
+        return await workflow.execute_activity(
+            self.compact_messages_activity, args=[params, deps], **self._options('compact messages')
+        )
+
+    async def cancel_suspended_response(self, response: ModelResponse) -> None:
+        """Cancel a suspended (background) response in the `model_cancel_suspended_response` activity in a workflow.
+
+        pydantic-ai 2.x calls it when a run abandons a server-side job; the cancellation is a request to the provider
+        (I/O), which workflow code cannot do. Outside a workflow it is the current model's own.
+        """
+        if not workflow.in_workflow():
+            await cancel_suspended_response(self.wrapped, response)
+            return
+        serialized, deps = self._optional_activity_arguments(get_current_run_context())
+        params = CancelSuspendedResponseParams(
+            response=response, serialized_run_context=serialized, model_id=self._model_key.get()
+        )
+        await workflow.execute_activity(
+            self.cancel_suspended_response_activity,
+            args=[params, deps],
+            **self._options('cancel suspended response'),
+        )
 
     def _params(
         self,
@@ -317,7 +491,7 @@ class TemporalModel(WrapperModel):
             model_request_parameters=parameters,
             serialized_run_context=serialized,
             model_id=self._model_key.get(),
-            telemetry_sensitive_ids=parameters.telemetry_sensitive_ids,
+            telemetry_sensitive_ids=request_telemetry_ids(parameters),
         )
         delta = self._histories.current().delta(messages, ctx.run_id or '')
         params.messages = delta.messages
@@ -327,13 +501,29 @@ class TemporalModel(WrapperModel):
     def _sent(self, delta: Delta, messages: list[ModelMessage], response: ModelResponse, ctx: RunContext[Any]) -> None:
         self._histories.current().sent(delta, messages, response, ctx.run_id or '')
 
-    def _options(self, suffix: str) -> ActivityConfig:
+    def _options(self, operation: str, suffix: str = '') -> ActivityConfig:
         key = self._model_key.get()
-        summary = f'request model: {key or self.model_id}{suffix}'
+        summary = f'{operation}: {key or self.model_id}{suffix}'
         return cast(ActivityConfig, {'summary': summary, **self.activity_config})
 
+    def _optional_activity_arguments(self, ctx: RunContext[Any] | None) -> tuple[Any, Any]:
+        if ctx is None:
+            return None, None
+        return deps_for_activity(self.run_context_type.serialize_run_context(ctx), ctx.deps)
+
+    async def _optional_activity_context(self, serialized_run_context: Any, deps: Any) -> RunContext[Any] | None:
+        if serialized_run_context is None:
+            return None
+        return await resolve_activity_context(
+            self.run_context_type,
+            serialized_run_context,
+            deps=deps,
+            deps_type=self._deps_type,
+            agent=self._agent,
+        )
+
     async def _activity_context(self, params: ModelRequestParams, deps: Any) -> RunContext[Any]:
-        params.model_request_parameters.telemetry_sensitive_ids = params.telemetry_sensitive_ids
+        restore_request_telemetry_ids(params.model_request_parameters, params.telemetry_sensitive_ids)
         return await resolve_activity_context(
             self.run_context_type,
             params.serialized_run_context,

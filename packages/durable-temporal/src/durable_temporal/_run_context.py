@@ -29,7 +29,8 @@ class TemporalRunContext(PartialRunContext[AgentDepsT]):
 
     By default `deps`, `run_id`, `metadata`, `retries`, `tool_call_id`, `tool_name`, `tool_call_approved`,
     `tool_call_metadata`, `retry`, `max_retries`, `run_step`, `usage`, `partial_output`, `loaded_capability_ids`,
-    `discovered_tool_names` and `capability_loaded` are available, and `agent` is re-attached inside the activity.
+    `discovered_tool_names` and `capability_loaded` (`capability_active` on pydantic-ai 2.x) are available, and
+    `agent` is re-attached inside the activity.
     The `capabilities` registry stays behind (it holds live objects), so `available_capability_ids` is unavailable
     while `available_tool_names` works through `discovered_tool_names`.
 

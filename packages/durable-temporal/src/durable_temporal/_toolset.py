@@ -205,8 +205,9 @@ def temporalize_toolset(
 ) -> AbstractToolset[AgentDepsT]:
     """Wrap a leaf toolset so its I/O runs in Temporal activities; the default `temporalize_toolset_func`.
 
-    `FunctionToolset`, `DynamicToolset`, `MCPServer` (stdio/HTTP), `MCPToolset` and `FastMCPToolset` are wrapped;
-    any other toolset is returned unchanged (its methods then run in workflow code).
+    `FunctionToolset`, `DynamicToolset` and `MCPToolset` are wrapped (on pydantic-ai 1.107 also `MCPServer*` and
+    `FastMCPToolset`); an MCP toolset of any other class is refused, since its calls would reach the server from
+    workflow code; any other toolset is returned unchanged (its methods then run in workflow code).
 
     Args:
         toolset: The leaf toolset.
@@ -219,6 +220,9 @@ def temporalize_toolset(
 
     Returns:
         The wrapper, or `toolset` itself.
+
+    Raises:
+        UserError: The toolset is an MCP client of a class that cannot be made durable on the installed line.
     """
     options: dict[str, Any] = {
         'activity_name_prefix': activity_name_prefix,
@@ -236,10 +240,9 @@ def temporalize_toolset(
         from ._dynamic_toolset import TemporalDynamicToolset
 
         return TemporalDynamicToolset[AgentDepsT](toolset, **options)
-    from ._mcp import is_mcp_toolset
+    from ._mcp import TemporalMCPToolset, is_mcp_toolset, refuse_unknown_mcp_toolset
 
     if is_mcp_toolset(toolset):
-        from ._mcp import TemporalMCPToolset
-
         return TemporalMCPToolset[AgentDepsT](toolset, **options)
+    refuse_unknown_mcp_toolset(toolset)
     return toolset

@@ -5,6 +5,7 @@ Only compatibility tests and the recorder may import the reference. `ours_app` i
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from pydantic_ai.durable_exec.temporal import (
@@ -26,9 +27,13 @@ from histories.scenarios import (
 
 __all__ = ('AGENTS', 'CompatScenarioWorkflow', 'CompatSwapWorkflow', 'PydanticAIPlugin')
 
-AGENTS: dict[str, TemporalAgent[Any, Any]] = {
-    scenario: TemporalAgent(agent, **wrapper_options(scenario)) for scenario, agent in build_agents().items()
-}
+with warnings.catch_warnings():
+    # pydantic-ai 2.x deprecates its `TemporalAgent` (for its `TemporalDurability` capability) but keeps it, and
+    # workflows it started must still continue on ours and back: the reference is the subject here, not our code.
+    warnings.filterwarnings('ignore', message='`TemporalAgent` is deprecated', category=UserWarning)
+    AGENTS: dict[str, TemporalAgent[Any, Any]] = {
+        scenario: TemporalAgent(agent, **wrapper_options(scenario)) for scenario, agent in build_agents().items()
+    }
 
 
 @workflow.defn(name=WORKFLOW_NAME)
