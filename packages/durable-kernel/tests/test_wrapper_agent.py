@@ -9,6 +9,7 @@ from typing import Any, cast
 import pytest
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.agent import AgentRun, AgentRunResult
+from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import AgentStreamEvent, ModelMessage, ModelResponse, TextPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.models.test import TestModel
@@ -273,3 +274,14 @@ def test_default_run_sync_behaves_like_the_wrapped_agent() -> None:
     agent = _plain_agent()
     assert agent.run_sync('hi').output == 'plain'
     assert agent.run_sync('hi', model=FunctionModel(_shouting)).output == 'SHOUT'
+
+
+def test_run_keywords_are_carried_refused_or_refused_by_default() -> None:
+    reasons = {'timeout': 'use the engine timeout.'}
+    carried = {'run_id'}
+    RunArguments[str](deps='d', run_id='r').refuse_run_keywords(carried=carried, refused=reasons, where='here')
+    with pytest.raises(UserError, match=r'^`timeout=` cannot be passed to here: use the engine timeout\.$'):
+        RunArguments[str](deps='d', timeout=3.0).refuse_run_keywords(carried=carried, refused=reasons, where='here')
+    # A keyword in neither collection (as a later pydantic-ai adds one) is refused, never dropped.
+    with pytest.raises(UserError, match='`workspace=` cannot be passed to here: .*does not know how to carry'):
+        RunArguments[str](deps='d', workspace='new').refuse_run_keywords(carried=carried, refused=reasons, where='here')

@@ -132,7 +132,7 @@ async def test_keywords_that_cannot_be_durable_are_refused(client: Client, task_
             KeywordWorkflow.run, case, id=str(uuid.uuid4()), task_queue=task_queue, execution_timeout=WORKFLOW_TIMEOUT
         )
         message = await handle.result()
-    assert message.startswith(f'`{case}=` cannot be given to `run()` inside a Temporal workflow: ')
+    assert message.startswith(f'`{case}=` cannot be passed to `run()` inside a Temporal workflow: ')
     assert why in message
     # Refused before the run started: nothing was scheduled.
     assert await activity_names(client, handle) == []

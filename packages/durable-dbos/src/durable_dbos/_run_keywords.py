@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic_ai.exceptions import UserError
-
-from durable_kernel import RUN_KEYWORDS_2, RunArguments
+from durable_kernel import RunArguments
 
 __all__ = ('refuse_unrecordable_keywords',)
 
@@ -33,9 +31,8 @@ _REFUSED: dict[str, str] = {
     ),
 }
 
-# The 2.x keywords a workflow records with its inputs; a keyword a later pydantic-ai adds must be placed here or above.
-_CARRIED = ('conversation', 'run_id')
-assert {*_CARRIED, *_REFUSED} == set(RUN_KEYWORDS_2), 'every pydantic-ai 2.x run keyword is carried or refused'
+# The 2.x keywords a workflow records with its inputs.
+_CARRIED = frozenset({'conversation', 'run_id'})
 
 
 def refuse_unrecordable_keywords(arguments: RunArguments[Any], *, entry_point: str) -> None:
@@ -48,5 +45,4 @@ def refuse_unrecordable_keywords(arguments: RunArguments[Any], *, entry_point: s
     Raises:
         UserError: `cancellation_token`, `timeout` or `workspace` was given.
     """
-    for name in arguments.given_keywords(_REFUSED):
-        raise UserError(f'`{name}=` cannot be passed to `{entry_point}` of a `DBOSAgent`: {_REFUSED[name]}')
+    arguments.refuse_run_keywords(carried=_CARRIED, refused=_REFUSED, where=f'`{entry_point}` of a `DBOSAgent`')

@@ -8,7 +8,7 @@ with [`RunArguments.run_kwargs`][durable_kernel.RunArguments.run_kwargs] instead
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic
 
@@ -18,11 +18,12 @@ from pydantic_ai import usage as _usage
 from pydantic_ai.agent import EventStreamHandler
 from pydantic_ai.agent.abstract import AgentMetadata, AgentModelSettings, AgentRetries
 from pydantic_ai.capabilities import AgentCapability
+from pydantic_ai.exceptions import UserError
 from pydantic_ai.output import OutputSpec
 from pydantic_ai.tools import AgentDepsT, AgentNativeTool, DeferredToolResults, Tool, ToolFuncEither
 from pydantic_ai.toolsets import AbstractToolset
 
-from ._compat import entry_point_parameters
+from ._compat import RUN_KEYWORDS_2, entry_point_parameters
 
 if TYPE_CHECKING:
     from pydantic_ai.agent.spec import AgentSpec
@@ -78,6 +79,27 @@ class RunArguments(Generic[AgentDepsT]):
     workspace: Any = None
     spec: dict[str, Any] | AgentSpec | None = None
     deprecated_kwargs: dict[str, Any] = field(default_factory=dict[str, Any])
+
+    def refuse_run_keywords(self, *, carried: Collection[str], refused: Mapping[str, str], where: str) -> None:
+        """Refuse the pydantic-ai 2.x run keywords given to this call that the engine cannot carry into a durable run.
+
+        One rule for every engine: each keyword of [`RUN_KEYWORDS_2`][durable_kernel.RUN_KEYWORDS_2] is either carried
+        or refused with its reason, and a keyword in neither collection (one that a later pydantic-ai adds) is refused
+        until an engine says how to carry it: never silently dropped. On 1.107 none is ever given.
+
+        Args:
+            carried: The keywords the engine carries into its durable run.
+            refused: The keywords it refuses, each with why and what to use instead.
+            where: Where the keyword was given, for the message (for example "`run` of a `DBOSAgent`").
+
+        Raises:
+            UserError: A keyword that is not carried was given.
+        """
+        for keyword in self.given_keywords(RUN_KEYWORDS_2):
+            if keyword in carried:
+                continue
+            reason = refused.get(keyword, 'this version does not know how to carry it into a durable run yet.')
+            raise UserError(f'`{keyword}=` cannot be passed to {where}: {reason}')
 
     def given_keywords(self, names: Iterable[str]) -> list[str]:
         """Which of the named keyword arguments this call gave a value other than `None`.

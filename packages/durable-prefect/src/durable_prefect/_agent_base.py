@@ -20,7 +20,6 @@ from pydantic_ai.tools import AgentDepsT
 from pydantic_ai.toolsets import AbstractToolset, FunctionToolset
 
 from durable_kernel import (
-    RUN_KEYWORDS_2,
     DurableWrapperAgent,
     OverrideArguments,
     RunArguments,
@@ -42,16 +41,16 @@ any message history does, and run ids never do (they are per attempt, not per wo
 _REFUSED_RUN_KEYWORDS: dict[str, str] = {
     'cancellation_token': (
         'it is a handle in this process, which a retried or resumed flow run (possibly in another process) cannot '
-        'reach. Cancel the Prefect flow run instead'
+        'reach. Cancel the Prefect flow run instead.'
     ),
     'timeout': (
         'its clock would start again on every retry or resumption of the flow run. Set `timeout_seconds` on the '
-        'task configs (`model_task_config=`, `tool_task_config=`, ...) or on a flow that calls the agent instead'
+        'task configs (`model_task_config=`, `tool_task_config=`, ...) or on a flow that calls the agent instead.'
     ),
     'workspace': (
         "pydantic-ai sets a workspace up and uses it in the run's own code, which is flow code outside any task, so "
         'its I/O (creating the environment, running commands, writing files) would be repeated when the flow run is '
-        'retried or resumed. Open the workspace inside the tools that need it: tool calls run in tasks'
+        'retried or resumed. Open the workspace inside the tools that need it: tool calls run in tasks.'
     ),
 }
 """pydantic-ai 2.x run keywords that cannot cross into a durable flow run, and why.
@@ -181,14 +180,11 @@ class PrefectAgentBase(DurableWrapperAgent[AgentDepsT, OutputDataT]):
 
     def _refuse_run_keywords(self, arguments: RunArguments[AgentDepsT], entry_point: str) -> None:
         """Refuse the pydantic-ai 2.x run keywords that cannot cross into a durable flow run (none exist on 1.107)."""
-        for keyword in arguments.given_keywords(RUN_KEYWORDS_2):
-            if keyword in _CARRIED_RUN_KEYWORDS:
-                continue
-            reason = _REFUSED_RUN_KEYWORDS.get(keyword, 'durable-prefect does not know yet how to carry it there')
-            raise UserError(
-                f'`{keyword}=` cannot be passed to `{entry_point}()` of the PrefectAgent {self._name!r}, whose '
-                f'runs are durable Prefect flow runs: {reason}.'
-            )
+        arguments.refuse_run_keywords(
+            carried=_CARRIED_RUN_KEYWORDS,
+            refused=_REFUSED_RUN_KEYWORDS,
+            where=f'`{entry_point}()` of the PrefectAgent {self._name!r}, whose runs are durable Prefect flow runs',
+        )
 
     def _refuse_in_flow(self, entry_point: str) -> None:
         if FlowRunContext.get() is not None:

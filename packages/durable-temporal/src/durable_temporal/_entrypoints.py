@@ -29,6 +29,7 @@ _USE_RUN = 'Set an `event_stream_handler` on the TemporalAgent and use `await ag
 # is refused inside a workflow. `conversation` (plain data standing for `message_history`, `usage` and
 # `conversation_id`) and `run_id` (a string) are carried: the loop runs in workflow code with them, and the run context
 # that activities receive holds the `run_id`.
+_CARRIED_RUN_KEYWORDS = frozenset({'conversation', 'run_id'})
 _REFUSED_RUN_KEYWORDS: dict[str, str] = {
     'cancellation_token': (
         'a cancellation token is a live object of the calling process: it cannot cross into activities, and a '
@@ -49,10 +50,9 @@ _REFUSED_RUN_KEYWORDS: dict[str, str] = {
 
 
 def _refuse_run_keywords(arguments: RunArguments[Any]) -> None:
-    for keyword in arguments.given_keywords(_REFUSED_RUN_KEYWORDS):
-        raise UserError(
-            f'`{keyword}=` cannot be given to `run()` inside a Temporal workflow: {_REFUSED_RUN_KEYWORDS[keyword]}'
-        )
+    arguments.refuse_run_keywords(
+        carried=_CARRIED_RUN_KEYWORDS, refused=_REFUSED_RUN_KEYWORDS, where='`run()` inside a Temporal workflow'
+    )
 
 
 def _refuse_in_workflow(entry_point: str, alternative: str = _USE_RUN) -> None:
