@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from harness.crash_agent import EXPECTED_OUTPUT, read_calls
-from harness.upgrade import dbos_fixture, prefect_fixture, run_dbos_worker, run_prefect_step
+from harness.upgrade import dbos_fixture, prefect_fixture, prefect_fixture_needs, run_dbos_worker, run_prefect_step
 
 
 @pytest.mark.xdist_group('dbos')
@@ -34,6 +34,8 @@ def test_dbos_run_recorded_on_1107_recovers_without_repeating_calls(tmp_path: Pa
 def test_prefect_run_recorded_on_1107_resumes_from_its_cache(tmp_path: Path) -> None:
     # The flow run crashed on 1.107 is rescheduled and run again, on a server holding the 1.107 database, as a Prefect
     # worker would: the recorded calls must be served from their cached results.
+    if (reason := prefect_fixture_needs()) is not None:  # the py310 cell's lock resolves an older Prefect
+        pytest.skip(reason)
     assert run_prefect_step('prefect-resume', prefect_fixture(), tmp_path) == 0
 
     assert json.loads((tmp_path / 'result.json').read_text(encoding='utf-8')) == {'output': EXPECTED_OUTPUT}

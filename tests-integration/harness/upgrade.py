@@ -19,6 +19,7 @@ line is installed and checks that nothing recorded runs again.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import shutil
@@ -39,6 +40,7 @@ __all__ = (
     'dbos_fixture',
     'fold_wal',
     'prefect_fixture',
+    'prefect_fixture_needs',
     'run_dbos_worker',
     'run_prefect_step',
 )
@@ -52,6 +54,17 @@ KILL_AT = 9  # `start call-c`: model-1, call-a, call-b and model-2 are recorded
 def dbos_fixture() -> Path:
     """The committed DBOS system database of a crash run recorded on pydantic-ai 1.107."""
     return UPGRADE_DIR / 'dbos-1.107.sqlite'
+
+
+def prefect_fixture_needs() -> str | None:
+    """Why the Prefect fixture cannot be resumed here, or `None`: a Prefect server cannot open a newer one's database."""
+    from packaging.version import Version
+
+    recorded = json.loads((prefect_fixture() / 'run.json').read_text(encoding='utf-8'))['prefect_version']
+    installed = importlib.metadata.version('prefect')
+    if Version(installed) < Version(recorded):
+        return f'the fixture database was written by Prefect {recorded}; Prefect {installed} cannot open it'
+    return None
 
 
 def prefect_fixture() -> Path:
@@ -155,7 +168,12 @@ def _prefect_record(fixture: Path, workdir: Path) -> None:
     fixture.mkdir(parents=True)
     shutil.copyfile(database, fixture / 'prefect.db')
     shutil.copytree(home / 'storage', fixture / 'storage')
-    (fixture / 'run.json').write_text(json.dumps({'flow_run_id': flow_run_id}) + '\n', encoding='utf-8')
+    recorded = {
+        'flow_run_id': flow_run_id,
+        'prefect_version': importlib.metadata.version('prefect'),
+        'pydantic_ai_version': importlib.metadata.version('pydantic-ai-slim'),
+    }
+    (fixture / 'run.json').write_text(json.dumps(recorded) + '\n', encoding='utf-8')
 
 
 def _prefect_resume(fixture: Path, workdir: Path) -> None:

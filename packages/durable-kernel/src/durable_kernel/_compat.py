@@ -17,6 +17,7 @@ Private pydantic-ai APIs we still use, and why (each is imported from here or na
 | `Agent._instrument_default` | Temporal: no spans emitted again while a workflow replays | 1.107, 2.x |
 | `pydantic_ai.toolsets._dynamic.DynamicToolset` | recognising `@agent.toolset` toolsets, which have no public class | 1.107, 2.x |
 | `ModelRequestParameters._telemetry_mcp_url_ids` | carrying the MCP ids telemetry masks into a model unit | 2.x |
+| `pydantic_ai.messages._RecordsContentFiles` | a tool result that crossed a boundary keeps its file items, and only those, as files (base class of `ToolReturned`; a plain base where a release lacks it) | 1.107, 2.x |
 | `RunContext` fields starting with `_` | given their defaults in a rebuilt run context (pydantic-ai reads them) | 2.x |
 """
 
@@ -28,7 +29,7 @@ import importlib.metadata
 import inspect
 import re
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic_ai import messages as _messages
 from pydantic_ai import models
@@ -38,6 +39,7 @@ from pydantic_ai.tools import RunContext, ToolDefinition
 from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
 
 __all__ = (
+    'RecordsContentFiles',
     'DERIVED_FIELDS_2',
     'CAPABILITY_STATE_FIELD',
     'field_default',
@@ -115,6 +117,14 @@ DERIVED_FIELDS_2: dict[str, frozenset[str]] = {
 `model_id` (its system and model name) and a tool definition's `toolset_id`. A key by value (Prefect's cache keys)
 leaves them out, with every other field at its default, so the same work has the same key on 1.107 and 2.x and a run
 resumed after the upgrade repeats nothing."""
+
+
+if TYPE_CHECKING:
+    from pydantic_ai.messages import _RecordsContentFiles as RecordsContentFiles  # pyright: ignore[reportPrivateUsage]
+else:
+    # 1.107.10 and the newest 2.x have it; some 2.x releases between them (2.54, the newest on Python 3.10) do not, and
+    # there tool results round-trip as pydantic-ai's own `ToolReturn` did in those releases.
+    RecordsContentFiles = getattr(_messages, '_RecordsContentFiles', object)
 
 
 def mcp_server_classes() -> tuple[type[AbstractToolset[Any]], ...]:

@@ -20,11 +20,9 @@ from typing import Annotated, Any, ClassVar, Literal, TypeAlias, cast
 import pydantic
 from pydantic import Discriminator, Tag
 from pydantic_ai.exceptions import ApprovalRequired, CallDeferred, ModelRetry
-from pydantic_ai.messages import (
-    ToolReturn,
-    ToolReturnContent,
-    _RecordsContentFiles,  # pyright: ignore[reportPrivateUsage]
-)
+from pydantic_ai.messages import ToolReturn, ToolReturnContent
+
+from ._compat import RecordsContentFiles
 
 __all__ = (
     'ToolApprovalRequired',
@@ -90,7 +88,7 @@ _ToolResult: TypeAlias = Annotated[
 
 
 @dataclass
-class ToolReturned(_RecordsContentFiles):
+class ToolReturned(RecordsContentFiles):
     """The tool returned normally: `result` is its return value (content, or a [`ToolReturn`][pydantic_ai.messages.ToolReturn])."""
 
     _content_field: ClassVar[str] = 'result'
