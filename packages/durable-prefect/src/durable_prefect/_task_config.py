@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, cast
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeAlias, cast
 
 from prefect.cache_policies import CachePolicy
+from prefect.client.schemas.objects import State, TaskRun
 from prefect.results import ResultStorage
-from prefect.tasks import RetryConditionCallable
+from prefect.tasks import Task
 from typing_extensions import TypedDict
 
 from durable_kernel import merge_config
@@ -15,6 +16,9 @@ from durable_kernel import merge_config
 from ._cache_policy import DEFAULT_CACHE_POLICY
 
 __all__ = ('DEFAULT_TASK_CONFIG', 'TaskConfig', 'merge_task_config')
+
+# Spelled out rather than imported: `prefect.tasks.RetryConditionCallable` does not exist in Prefect 3.4.3, our lowest.
+RetryConditionCallable: TypeAlias = Callable[[Task[..., Any], TaskRun, State], Awaitable[bool] | bool]
 
 
 class TaskConfig(TypedDict, total=False):
