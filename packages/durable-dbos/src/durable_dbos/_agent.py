@@ -8,7 +8,6 @@ from contextvars import ContextVar
 from typing import Any
 
 from dbos import DBOS, DBOSConfiguredInstance
-from pydantic_ai import _utils
 from pydantic_ai.agent import AbstractAgent, AgentRunResult, EventStreamHandler
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.models import Model
@@ -20,6 +19,7 @@ from durable_kernel import (
     RunArguments,
     UserPrompt,
     dbos_workflow_name,
+    get_event_loop,
     ordered_tool_call_events,
     require_agent_name,
     require_durable_parallel_execution_mode,
@@ -168,7 +168,7 @@ class DBOSAgent(DBOSEntryPoints[AgentDepsT, OutputDataT], DBOSConfiguredInstance
 
     def _run_sync_in_workflow(self, user_prompt: UserPrompt = None, **inputs: Any) -> AgentRunResult[Any]:
         # Like the reference: the sync workflow runs the async `run` workflow as its child.
-        return _utils.get_event_loop().run_until_complete(self.run(user_prompt, **inputs))
+        return get_event_loop().run_until_complete(self.run(user_prompt, **inputs))
 
     @contextmanager
     def _durable_run(self, model: Any) -> Generator[None]:

@@ -8,14 +8,21 @@ from contextlib import AbstractContextManager, asynccontextmanager, contextmanag
 from contextvars import ContextVar
 from typing import Any
 
-from pydantic_ai import _utils
 from pydantic_ai.agent import AgentRun, AgentRunResult
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.output import OutputDataT
 from pydantic_ai.result import StreamedRunResult
 from pydantic_ai.tools import AgentDepsT
 
-from durable_kernel import DurableWrapperAgent, OverrideArguments, RunArguments, scoped_context_value
+from durable_kernel import (
+    UNSET,
+    DurableWrapperAgent,
+    OverrideArguments,
+    RunArguments,
+    Unset,
+    is_set,
+    scoped_context_value,
+)
 
 from ._context import in_workflow_code
 from ._durable import DurableToolsetsCapability
@@ -96,8 +103,8 @@ class DBOSEntryPoints(DurableWrapperAgent[AgentDepsT, OutputDataT]):
     @contextmanager
     def _override_impl(self, arguments: OverrideArguments[AgentDepsT]) -> Generator[None]:
         # Overrides live in the calling context: a workflow recovered in another process does not see them.
-        model: DBOSModel | _utils.Unset = _utils.UNSET
-        if _utils.is_set(arguments.model):
+        model: DBOSModel | Unset = UNSET
+        if is_set(arguments.model):
             self._check_model(arguments.model, where='in `override`')
             assert isinstance(arguments.model, DBOSModel)
             model = arguments.model

@@ -4,14 +4,14 @@ Every engine package asks this module instead of writing its own `try/except Imp
 hid that pydantic-ai 2.x had removed `MCPServer`, and the MCP toolsets of a 2.x user then ran in workflow code,
 outside any durable unit, without an error. A new pydantic-ai release should break this file, not ten.
 
-Private pydantic-ai APIs we still use, and why (each is imported from here or named in the module that uses it):
+Private pydantic-ai APIs we still use, and why. Each is imported here and nowhere else (the engine packages take the
+re-exports from `durable_kernel`), or, for attributes, named in the module that reads them:
 
 | private API | used for | lines |
 | --- | --- | --- |
 | `pydantic_ai._utils.UNSET` / `Unset` / `is_set` | `override()`'s "not given" sentinel, the same object as the agent's | 1.107, 2.x |
 | `pydantic_ai._utils.run_until_complete` / `get_event_loop` | `run_sync` on the loop pydantic-ai itself would use | 1.107, 2.x |
 | `pydantic_ai._instructions.AgentInstructions` | the `instructions=` type of the entry points | 1.107, 2.x |
-| `pydantic_ai._run_context.set_current_run_context` | a tool's run context inside an activity/step/task | 1.107, 2.x |
 | `pydantic_ai._run_context.get_current_run_context` | the run context (deps, metadata) in a Prefect model request's key; the run context of a Temporal model request, sent to its activity | 1.107, 2.x |
 | `pydantic_ai._utils.disable_threads` | sync callbacks inline in Temporal workflow code (the sandbox forbids threads) | 1.107, 2.x |
 | `Agent._instrument_default` | Temporal: no spans emitted again while a workflow replays | 1.107, 2.x |
@@ -31,14 +31,24 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
+from pydantic_ai import _instructions, _utils, models
 from pydantic_ai import messages as _messages
-from pydantic_ai import models
+from pydantic_ai._run_context import get_current_run_context
 from pydantic_ai.agent import Agent
 from pydantic_ai.models import ModelRequestParameters
 from pydantic_ai.tools import RunContext, ToolDefinition
 from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
+from pydantic_ai.toolsets._dynamic import DynamicToolset
 
 __all__ = (
+    'UNSET',
+    'AgentInstructions',
+    'DynamicToolset',
+    'Unset',
+    'disable_threads',
+    'get_current_run_context',
+    'get_event_loop',
+    'is_set',
     'RecordsContentFiles',
     'DERIVED_FIELDS_2',
     'CAPABILITY_STATE_FIELD',
@@ -118,6 +128,15 @@ DERIVED_FIELDS_2: dict[str, frozenset[str]] = {
 leaves them out, with every other field at its default, so the same work has the same key on 1.107 and 2.x and a run
 resumed after the upgrade repeats nothing."""
 
+
+# pydantic-ai's private helpers the packages use, re-exported from here so that no other module imports a private
+# pydantic-ai module (see the table above).
+UNSET = _utils.UNSET
+Unset = _utils.Unset
+is_set = _utils.is_set
+get_event_loop = _utils.get_event_loop
+disable_threads = _utils.disable_threads
+AgentInstructions = _instructions.AgentInstructions
 
 if TYPE_CHECKING:
     from pydantic_ai.messages import _RecordsContentFiles as RecordsContentFiles  # pyright: ignore[reportPrivateUsage]

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TypeVar
 
-from pydantic_ai import _utils
+from ._compat import Unset, is_set
 
 __all__ = ('scoped_context_value',)
 
@@ -15,7 +15,7 @@ T = TypeVar('T')
 
 
 @contextmanager
-def scoped_context_value(var: ContextVar[T], value: T | _utils.Unset) -> Generator[None]:
+def scoped_context_value(var: ContextVar[T], value: T | Unset) -> Generator[None]:
     """Set `var` to `value` inside the `with` block and restore its previous value after it, even on error.
 
     The wrapper agents keep what `override()` and a durable run install in context variables (never on the shared
@@ -23,13 +23,13 @@ def scoped_context_value(var: ContextVar[T], value: T | _utils.Unset) -> Generat
 
     Args:
         var: The context variable.
-        value: Its value inside the block; `pydantic_ai._utils.UNSET` leaves the variable untouched (an `override`
+        value: Its value inside the block; `pydantic_ai.UNSET` leaves the variable untouched (an `override`
             argument that was not given).
 
     Yields:
         Nothing; the value applies inside the block.
     """
-    if not _utils.is_set(value):
+    if not is_set(value):
         yield
         return
     token = var.set(value)

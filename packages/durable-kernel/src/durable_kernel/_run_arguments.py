@@ -12,8 +12,8 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic
 
-from pydantic_ai import _instructions, _utils, models
 from pydantic_ai import messages as _messages
+from pydantic_ai import models
 from pydantic_ai import usage as _usage
 from pydantic_ai.agent import EventStreamHandler
 from pydantic_ai.agent.abstract import AgentMetadata, AgentModelSettings, AgentRetries
@@ -23,7 +23,7 @@ from pydantic_ai.output import OutputSpec
 from pydantic_ai.tools import AgentDepsT, AgentNativeTool, DeferredToolResults, Tool, ToolFuncEither
 from pydantic_ai.toolsets import AbstractToolset
 
-from ._compat import RUN_KEYWORDS_2, entry_point_parameters
+from ._compat import RUN_KEYWORDS_2, UNSET, AgentInstructions, Unset, entry_point_parameters, is_set
 
 if TYPE_CHECKING:
     from pydantic_ai.agent.spec import AgentSpec
@@ -63,7 +63,7 @@ class RunArguments(Generic[AgentDepsT]):
     conversation_id: str | None = None
     run_id: str | None = None
     model: models.Model | models.KnownModelName | str | None = None
-    instructions: _instructions.AgentInstructions[AgentDepsT] = None
+    instructions: AgentInstructions[AgentDepsT] = None
     deps: AgentDepsT
     model_settings: AgentModelSettings[AgentDepsT] | None = None
     usage_limits: _usage.UsageLimits | None = None
@@ -157,22 +157,22 @@ class RunArguments(Generic[AgentDepsT]):
 class OverrideArguments(Generic[AgentDepsT]):
     """Every argument of one call of [`override`][pydantic_ai.agent.AbstractAgent.override].
 
-    An argument that was not given is `pydantic_ai._utils.UNSET` (`spec`: `None`), exactly as in the signature;
+    An argument that was not given is `pydantic_ai.UNSET` (`spec`: `None`), exactly as in the signature;
     `metadata` and `workspace` exist on pydantic-ai 2.x only (on 1.107 they stay unset).
     """
 
-    name: str | _utils.Unset = _utils.UNSET
-    deps: AgentDepsT | _utils.Unset = _utils.UNSET
-    model: models.Model | models.KnownModelName | str | _utils.Unset = _utils.UNSET
-    toolsets: Sequence[AbstractToolset[AgentDepsT]] | _utils.Unset = _utils.UNSET
-    tools: Sequence[Tool[AgentDepsT] | ToolFuncEither[AgentDepsT, ...]] | _utils.Unset = _utils.UNSET
-    native_tools: Sequence[AgentNativeTool[AgentDepsT]] | _utils.Unset = _utils.UNSET
-    instructions: _instructions.AgentInstructions[AgentDepsT] | _utils.Unset = _utils.UNSET
-    model_settings: AgentModelSettings[AgentDepsT] | _utils.Unset = _utils.UNSET
-    retries: int | AgentRetries | _utils.Unset = _utils.UNSET
-    metadata: Any = _utils.UNSET
+    name: str | Unset = UNSET
+    deps: AgentDepsT | Unset = UNSET
+    model: models.Model | models.KnownModelName | str | Unset = UNSET
+    toolsets: Sequence[AbstractToolset[AgentDepsT]] | Unset = UNSET
+    tools: Sequence[Tool[AgentDepsT] | ToolFuncEither[AgentDepsT, ...]] | Unset = UNSET
+    native_tools: Sequence[AgentNativeTool[AgentDepsT]] | Unset = UNSET
+    instructions: AgentInstructions[AgentDepsT] | Unset = UNSET
+    model_settings: AgentModelSettings[AgentDepsT] | Unset = UNSET
+    retries: int | AgentRetries | Unset = UNSET
+    metadata: Any = UNSET
     spec: dict[str, Any] | AgentSpec | None = None
-    workspace: Any = _utils.UNSET
+    workspace: Any = UNSET
     deprecated_kwargs: dict[str, Any] = field(default_factory=dict[str, Any])
 
     def kwargs(self) -> dict[str, Any]:
@@ -194,5 +194,5 @@ class OverrideArguments(Generic[AgentDepsT]):
         return {
             name: value
             for name, value in self.kwargs().items()
-            if _utils.is_set(value) and not (name == 'spec' and value is None)
+            if is_set(value) and not (name == 'spec' and value is None)
         }

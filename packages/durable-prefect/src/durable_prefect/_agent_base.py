@@ -11,7 +11,7 @@ from typing import Any
 from prefect import flow
 from prefect.context import FlowRunContext
 from prefect.utilities.asyncutils import run_coro_as_sync
-from pydantic_ai import _utils, models
+from pydantic_ai import models
 from pydantic_ai.agent import AbstractAgent, AgentRunResult, EventStreamHandler
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.models import Model
@@ -20,9 +20,12 @@ from pydantic_ai.tools import AgentDepsT
 from pydantic_ai.toolsets import AbstractToolset, FunctionToolset
 
 from durable_kernel import (
+    UNSET,
     DurableWrapperAgent,
     OverrideArguments,
     RunArguments,
+    Unset,
+    is_set,
     prefect_flow_name,
     require_agent_name,
     scoped_context_value,
@@ -218,31 +221,31 @@ class PrefectAgentBase(DurableWrapperAgent[AgentDepsT, OutputDataT]):
     @contextmanager
     def _override_impl(self, arguments: OverrideArguments[AgentDepsT]) -> Generator[None]:
         # A `model` must be a `PrefectModel`; `toolsets` and `tools` are wrapped for Prefect like the agent's own.
-        if _utils.is_set(arguments.workspace):
+        if is_set(arguments.workspace):
             # pydantic-ai 2.x only (always unset on 1.107): the overriding workspace would serve the flow runs.
             raise UserError(
                 f'`override(workspace=...)` cannot be used with the PrefectAgent {self._name!r}: '
                 f'{_REFUSED_RUN_KEYWORDS["workspace"]}.'
             )
         toolsets, tools = arguments.toolsets, arguments.tools
-        model: PrefectModel | _utils.Unset = _utils.UNSET
-        if _utils.is_set(arguments.model):
+        model: PrefectModel | Unset = UNSET
+        if is_set(arguments.model):
             if not isinstance(arguments.model, PrefectModel):
                 raise UserError(
                     f'The override model {arguments.model!r} is not a PrefectModel, so its requests would not be '
                     'Prefect tasks. Wrap it: `agent.override(model=PrefectModel(model))`.'
                 )
             model = arguments.model
-        new_toolsets: list[AbstractToolset[AgentDepsT]] | _utils.Unset = _utils.UNSET
-        if _utils.is_set(toolsets) or _utils.is_set(tools):
+        new_toolsets: list[AbstractToolset[AgentDepsT]] | Unset = UNSET
+        if is_set(toolsets) or is_set(tools):
             given: list[AbstractToolset[AgentDepsT]] = []
-            if _utils.is_set(tools):
+            if is_set(tools):
                 given.append(FunctionToolset[AgentDepsT](list(tools)))
-            given.extend(toolsets if _utils.is_set(toolsets) else self.wrapped.toolsets[1:])
-            if not _utils.is_set(tools):
+            given.extend(toolsets if is_set(toolsets) else self.wrapped.toolsets[1:])
+            if not is_set(tools):
                 given.insert(0, self.wrapped.toolsets[0])
             new_toolsets = self._prefectify_all(given)
-        unset = _utils.UNSET
+        unset = UNSET
         with (
             scoped_context_value(self._override_model, model),
             scoped_context_value(self._override_toolsets, new_toolsets),

@@ -9,7 +9,6 @@ from typing import Any
 
 from prefect import task
 from prefect.context import FlowRunContext
-from pydantic_ai._run_context import get_current_run_context
 from pydantic_ai.agent import EventStreamHandler
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import ModelMessage, ModelResponse
@@ -22,6 +21,7 @@ from durable_kernel import (
     cancel_suspended_response,
     completed_streamed_response,
     consume_model_stream,
+    get_current_run_context,
     prefect_task_name,
 )
 

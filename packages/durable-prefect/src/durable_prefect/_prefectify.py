@@ -11,9 +11,8 @@ from __future__ import annotations
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.tools import AgentDepsT
 from pydantic_ai.toolsets import AbstractToolset, ExternalToolset, FunctionToolset
-from pydantic_ai.toolsets._dynamic import DynamicToolset
 
-from durable_kernel import fastmcp_toolset_class, mcp_server_classes
+from durable_kernel import DynamicToolset, fastmcp_toolset_class, mcp_server_classes
 
 from ._function_toolset import PrefectDynamicToolset, PrefectFunctionToolset
 from ._mcp import PrefectMCPServer, PrefectMCPToolset

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ConfigDict, with_config
-from pydantic_ai import _utils, models
 from pydantic_ai import messages as _messages
+from pydantic_ai import models
 from pydantic_ai.agent import AbstractAgent, EventStreamHandler
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.models import Model
@@ -24,7 +24,9 @@ from temporalio.workflow import ActivityConfig
 
 from durable_kernel import (
     OverrideArguments,
+    disable_threads,
     forward_event_batches,
+    is_set,
     ordered_tool_call_events,
     require_agent_name,
     require_toolset_id,
@@ -303,7 +305,7 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
             with (
                 scoped_context_value(self._durable_run_active, True),
                 self._durable_overrides(model),
-                _utils.disable_threads(),
+                disable_threads(),
             ):
                 yield
         except PydanticSerializationError as error:
@@ -332,7 +334,7 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
                     ('tools', arguments.tools),
                     ('native_tools', arguments.native_tools),
                 )
-                if _utils.is_set(value)
+                if is_set(value)
             ]
             if refused:
                 raise UserError(
@@ -340,7 +342,7 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
                     'when the worker starts. Set it on the agent before wrapping it in `TemporalAgent(...)` (or, for '
                     'models, register them with `models=` and pass `run(model=...)`).'
                 )
-            if _utils.is_set(arguments.workspace):
+            if is_set(arguments.workspace):
                 raise UserError(
                     '`workspace` cannot be overridden inside a Temporal workflow: a workspace is a live environment '
                     'whose operations would run in workflow code, outside any activity. Give the tools that need it '

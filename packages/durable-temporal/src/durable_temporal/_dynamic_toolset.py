@@ -11,12 +11,11 @@ from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import InstructionPart
 from pydantic_ai.tools import AgentDepsT, RunContext, ToolDefinition
 from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
-from pydantic_ai.toolsets._dynamic import DynamicToolset
 from pydantic_ai.toolsets.external import TOOL_SCHEMA_VALIDATOR
 from temporalio import activity, workflow
 from temporalio.workflow import ActivityConfig
 
-from durable_kernel import ToolOutcome
+from durable_kernel import DynamicToolset, ToolOutcome
 
 from ._config import ToolActivityConfig
 from ._run_context import TemporalRunContext

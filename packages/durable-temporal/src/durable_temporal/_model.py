@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import ConfigDict, with_config
 from pydantic_ai import models
-from pydantic_ai._run_context import get_current_run_context
 from pydantic_ai.agent import EventStreamHandler
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import ModelMessage, ModelResponse
@@ -36,6 +35,7 @@ from durable_kernel import (
     cancel_suspended_response,
     completed_streamed_response,
     consume_model_stream,
+    get_current_run_context,
     prepare_messages,
     record_response_model_id,
     request_telemetry_ids,

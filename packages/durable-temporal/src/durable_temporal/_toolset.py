@@ -11,12 +11,11 @@ from pydantic import ConfigDict, with_config
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.tools import AgentDepsT, RunContext, ToolDefinition
 from pydantic_ai.toolsets import AbstractToolset, FunctionToolset, ToolsetTool, WrapperToolset
-from pydantic_ai.toolsets._dynamic import DynamicToolset
 from temporalio import workflow
 from temporalio.workflow import ActivityConfig
 from typing_extensions import Self
 
-from durable_kernel import ToolOutcome, capture_tool_outcome, merge_config, unwrap_tool_outcome
+from durable_kernel import DynamicToolset, ToolOutcome, capture_tool_outcome, merge_config, unwrap_tool_outcome
 
 from ._config import ToolActivityConfig, merge_activity_config
 from ._deps_refs import deps_for_activity
