@@ -16,9 +16,9 @@ from durable_kernel import (
     ToolOutcome,
     capture_tool_outcome,
     dbos_mcp_step_name,
-    fastmcp_toolset_class,
-    mcp_server_classes,
+    is_mcp_toolset,
     mcp_tool_for_tool_def,
+    mcp_toolset_class_names,
     unknown_mcp_toolset_class,
     unwrap_tool_outcome,
 )
@@ -29,22 +29,6 @@ from ._context import in_workflow_code
 __all__ = ('DBOSMCPServer', 'is_mcp_toolset', 'refuse_unknown_mcp_toolset')
 
 _Instructions = str | InstructionPart | Sequence[str | InstructionPart] | None
-
-
-def _mcp_types() -> tuple[type[AbstractToolset[Any]], ...]:
-    # Asked of the kernel's compat module, which knows the installed line: 1.107 has `MCPServer*` and `MCPToolset`
-    # (and `FastMCPToolset` with the `fastmcp` extra), 2.x only `MCPToolset`.
-    fastmcp = fastmcp_toolset_class()
-    return (*mcp_server_classes(), *((fastmcp,) if fastmcp is not None else ()))
-
-
-def is_mcp_toolset(toolset: AbstractToolset[Any]) -> bool:
-    """Whether the toolset talks to an MCP server (an MCP class of the installed pydantic-ai line)."""
-    return isinstance(toolset, _mcp_types())
-
-
-def _supported_mcp_classes() -> str:
-    return ', '.join(f'`{cls.__name__}`' for cls in _mcp_types()) or 'none (the `mcp` extra is not installed)'
 
 
 def refuse_unknown_mcp_toolset(toolset: AbstractToolset[Any]) -> None:
@@ -63,7 +47,7 @@ def refuse_unknown_mcp_toolset(toolset: AbstractToolset[Any]) -> None:
         f'{toolset.label} is a `{type(toolset).__name__}` (an MCP client, `{mcp_class.__module__}.'
         f'{mcp_class.__qualname__}`), which `DBOSAgent` cannot make durable: its tool listing and instructions would '
         'reach the server from workflow code, outside DBOS steps. The MCP toolsets it makes durable on this '
-        f'pydantic-ai line are: {_supported_mcp_classes()}. Connect to the server with `pydantic_ai.mcp.MCPToolset` '
+        f'pydantic-ai line are: {mcp_toolset_class_names()}. Connect to the server with `pydantic_ai.mcp.MCPToolset` '
         '(`DBOSAgent` wraps it in a `DBOSMCPServer` itself).'
     )
 
@@ -101,7 +85,7 @@ class DBOSMCPServer(WrapperToolset[AgentDepsT]):
         # time, or (a toolset that lists from elsewhere) be recorded under an MCP step name.
         if not is_mcp_toolset(self.wrapped):
             raise UserError(
-                f'`DBOSMCPServer` wraps MCP toolsets ({_supported_mcp_classes()} on this pydantic-ai line), not '
+                f'`DBOSMCPServer` wraps MCP toolsets ({mcp_toolset_class_names()} on this pydantic-ai line), not '
                 f'{self.wrapped.label}. Pass that toolset to `DBOSAgent` as it is (each of its tool calls becomes a '
                 'step), or connect to an MCP server with `pydantic_ai.mcp.MCPToolset`.'
             )

@@ -17,11 +17,15 @@ from ._compat import (
     completed_streamed_response,
     disable_threads,
     fastmcp_toolset_class,
+    field_default,
     get_current_run_context,
     get_event_loop,
+    is_mcp_toolset,
     is_set,
     mcp_server_classes,
     mcp_tool_for_tool_def,
+    mcp_toolset_class_names,
+    mcp_toolset_classes,
     prepare_messages,
     record_response_model_id,
     request_telemetry_ids,
@@ -66,6 +70,10 @@ from ._toolsets import leaf_toolsets, replace_leaf_toolsets, require_toolset_id
 from ._wrapper_agent import DurableWrapperAgent
 
 __all__ = (
+    'field_default',
+    'is_mcp_toolset',
+    'mcp_toolset_class_names',
+    'mcp_toolset_classes',
     'UNSET',
     'AgentInstructions',
     'DynamicToolset',

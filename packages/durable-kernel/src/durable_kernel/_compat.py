@@ -41,6 +41,9 @@ from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
 from pydantic_ai.toolsets._dynamic import DynamicToolset
 
 __all__ = (
+    'is_mcp_toolset',
+    'mcp_toolset_class_names',
+    'mcp_toolset_classes',
     'UNSET',
     'AgentInstructions',
     'DynamicToolset',
@@ -188,6 +191,22 @@ def fastmcp_toolset_class() -> type[AbstractToolset[Any]] | None:
     except ImportError:
         return None
     return module.FastMCPToolset
+
+
+def mcp_toolset_classes() -> tuple[type[AbstractToolset[Any]], ...]:
+    """Every MCP client toolset class of the installed line that the engines make durable (MCP and FastMCP)."""
+    fastmcp = fastmcp_toolset_class()
+    return (*mcp_server_classes(), *((fastmcp,) if fastmcp is not None else ()))
+
+
+def is_mcp_toolset(toolset: AbstractToolset[Any]) -> bool:
+    """Whether the toolset is of one of [`mcp_toolset_classes`][durable_kernel.mcp_toolset_classes]."""
+    return isinstance(toolset, mcp_toolset_classes())
+
+
+def mcp_toolset_class_names() -> str:
+    """The MCP toolset classes the engines make durable on this line, for error messages."""
+    return ', '.join(f'`{cls.__name__}`' for cls in mcp_toolset_classes()) or 'none (the `mcp` extra is not installed)'
 
 
 def prepare_messages(

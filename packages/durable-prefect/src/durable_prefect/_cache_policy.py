@@ -27,7 +27,7 @@ from pydantic_ai.models import Model
 from pydantic_ai.tools import RunContext
 from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
 
-from durable_kernel import DERIVED_FIELDS_2
+from durable_kernel import DERIVED_FIELDS_2, field_default
 
 __all__ = (
     'DEFAULT_CACHE_POLICY',
@@ -94,12 +94,9 @@ def _is_message_type(kind: type[Any]) -> bool:
 
 
 def _is_default(field: dataclasses.Field[Any], value: Any) -> bool:
-    if field.default is not dataclasses.MISSING:
-        default = field.default
-    elif field.default_factory is not dataclasses.MISSING:
-        default = field.default_factory()
-    else:
+    if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
         return False
+    default = field_default(field)
     try:
         return type(value) is type(default) and bool(value == default)
     except Exception:  # an `__eq__` that refuses (arrays, ...): keep the field

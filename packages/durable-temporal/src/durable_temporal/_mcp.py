@@ -20,9 +20,9 @@ from temporalio.workflow import ActivityConfig
 
 from durable_kernel import (
     ToolOutcome,
-    fastmcp_toolset_class,
-    mcp_server_classes,
+    is_mcp_toolset,
     mcp_tool_for_tool_def,
+    mcp_toolset_class_names,
     unknown_mcp_toolset_class,
 )
 
@@ -38,16 +38,6 @@ __all__ = ('TemporalMCPToolset', 'is_mcp_toolset', 'refuse_unknown_mcp_toolset')
 Instructions = str | InstructionPart | list[str | InstructionPart] | None
 
 
-def _mcp_classes() -> tuple[type[AbstractToolset[Any]], ...]:
-    fastmcp = fastmcp_toolset_class()
-    return mcp_server_classes() + (() if fastmcp is None else (fastmcp,))
-
-
-def is_mcp_toolset(toolset: AbstractToolset[Any]) -> bool:
-    """Whether the toolset is of one of the installed pydantic-ai line's MCP toolset classes (which we make durable)."""
-    return isinstance(toolset, _mcp_classes())
-
-
 def refuse_unknown_mcp_toolset(toolset: AbstractToolset[Any]) -> None:
     """Raise a `UserError` for an MCP toolset that is not of a class we make durable on the installed line.
 
@@ -60,7 +50,7 @@ def refuse_unknown_mcp_toolset(toolset: AbstractToolset[Any]) -> None:
     mcp_class = unknown_mcp_toolset_class(toolset)
     if mcp_class is None:
         return
-    supported = ', '.join(f'`{cls.__name__}`' for cls in _mcp_classes()) or 'none (the `mcp` extra is not installed)'
+    supported = mcp_toolset_class_names()
     raise UserError(
         f'Toolset {toolset.id!r} is a `{type(toolset).__name__}` (an MCP client, `{mcp_class.__module__}.'
         f'{mcp_class.__qualname__}`), which TemporalAgent cannot make durable: its calls would reach the server from '
