@@ -28,6 +28,7 @@ import time
 from collections.abc import Generator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 __all__ = ('TELEMETRY_OFF_ENV', 'prefect_test_server', 'reap_orphaned_servers')
 
@@ -158,9 +159,9 @@ def prefect_test_server(*, server_startup_timeout: int = 120) -> Generator[Path]
         stack.enter_context(_environment({**TELEMETRY_OFF_ENV, 'PREFECT_HOME': str(home)}))
 
         # Imported late so that the environment above is in place when Prefect reads its settings.
+        import prefect.settings
         from prefect.server.api.server import SubprocessASGIServer
         from prefect.settings import (
-            PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
             PREFECT_HOME,
             PREFECT_LOCAL_STORAGE_PATH,
             PREFECT_SERVER_ANALYTICS_ENABLED,
@@ -168,16 +169,17 @@ def prefect_test_server(*, server_startup_timeout: int = 120) -> Generator[Path]
         )
         from prefect.testing.utilities import prefect_test_harness
 
-        stack.enter_context(
-            temporary_settings(
-                updates={
-                    PREFECT_HOME: home,
-                    PREFECT_LOCAL_STORAGE_PATH: home / 'storage',
-                    PREFECT_SERVER_ANALYTICS_ENABLED: False,
-                    PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
-                }
-            )
-        )
+        updates: dict[Any, Any] = {
+            PREFECT_HOME: home,
+            PREFECT_LOCAL_STORAGE_PATH: home / 'storage',
+            PREFECT_SERVER_ANALYTICS_ENABLED: False,
+        }
+        # Flow-run heartbeats appeared in Prefect 3.6; where they exist they are switched off (a thread per run
+        # that outlives short test flows). Older versions have no such setting and send no heartbeats.
+        heartbeat = getattr(prefect.settings, 'PREFECT_FLOWS_HEARTBEAT_FREQUENCY', None)
+        if heartbeat is not None:
+            updates[heartbeat] = None
+        stack.enter_context(temporary_settings(updates=updates))
         server_pids: list[int] = []
 
         def stop_leftover_server() -> None:
