@@ -17,6 +17,9 @@ if [[ "${targets[*]}" == integration && $# -gt 0 && " temporal dbos prefect " ==
   set -- -k "$1" "${@:2}"
 fi
 
+# A relative venv on PATH would break tools run from another directory (a test that runs `uv` in a temp dir).
+[[ -n "${DURABLE_VENV:-}" ]] && DURABLE_VENV="$(cd "$DURABLE_VENV" && pwd)"
+
 workers="${PYTEST_WORKERS:-2}"
 status=0
 for target in "${targets[@]}"; do

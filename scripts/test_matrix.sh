@@ -33,7 +33,11 @@ case "$cell" in
     fill "$venv" 3.11 "${packages[@]}" "${tools[@]}" 'pydantic-ai-slim[openai,anthropic,mcp,fastmcp]>=2,<3' ;;
   lowest)
     venv=.venvs/lowest
-    fill "$venv" 3.11 --resolution lowest-direct "${packages[@]}" "${tools[@]}" 'pydantic-ai-slim[openai,anthropic]>=1.107.10' ;;
+    # Prefect 3.4 declares only `fastapi<1`, but its server fails on the fastapi this resolution picks (0.141:
+    # `'PrefectRouter' object has no attribute 'routes'`; Prefect 3.9 caps fastapi itself). An upstream metadata gap,
+    # not one of our bounds: fastapi is held to Prefect 3.4's era here, as any user of old Prefect must.
+    fill "$venv" 3.11 --resolution lowest-direct "${packages[@]}" "${tools[@]}" 'pydantic-ai-slim[openai,anthropic]>=1.107.10' \
+      'fastapi<0.116' ;;
   py310)
     venv=.venvs/py310
     # An installed 3.10 (pyenv's, whose shim refuses unless 3.10 is selected), else whatever uv finds: no download.

@@ -24,7 +24,17 @@ from typing import Any, Protocol
 
 import anyio
 
-from .crash_agent import CRASH_PROMPT, EXPECTED_OUTPUT, KILL_AT_ENV, LOG_ENV, CrashDeps, committed_calls, read_calls
+from .crash_agent import (
+    CRASH_PROMPT,
+    EXPECTED_OUTPUT,
+    KILL_AT_ENV,
+    LOG_ENV,
+    PHASES,
+    Call,
+    CrashDeps,
+    committed_calls,
+    read_calls,
+)
 
 __all__ = (
     'TOTAL_EVENTS',
@@ -180,9 +190,21 @@ def _analyse(result: CrashResult, log: Path, first_pid: int) -> CrashResult:
     committed = committed_calls([call for call in calls if call.pid == first_pid])
     starts = Counter(call.label for call in calls if call.kind == 'start')
     result.committed = sorted(committed)
-    result.repeated = sorted(label for label in committed if starts[label] > 1)
+    # A recorded call repeats if it starts again once a later phase has started (from then on the engine holds its
+    # result). Starts before that are attempts the engine never recorded: on a loaded machine a model request can
+    # outlive its 1.5 s start-to-close timeout and be retried before the agent moves on, which is no repetition.
+    result.repeated = sorted(label for label in committed if _starts_after_recorded(calls, label) > 0)
     result.rerun = sorted(label for label, count in starts.items() if count > 1 and label not in committed)
     return result
+
+
+def _starts_after_recorded(calls: Sequence[Call], label: str) -> int:
+    """How often `label` started after the first start of a later phase (when its result was recorded)."""
+    phase = PHASES[label]
+    recorded_at = next(
+        (index for index, call in enumerate(calls) if call.kind == 'start' and PHASES[call.label] > phase), len(calls)
+    )
+    return sum(1 for call in calls[recorded_at:] if call.kind == 'start' and call.label == label)
 
 
 def _read_output(path: Path) -> str | None:

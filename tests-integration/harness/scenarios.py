@@ -193,7 +193,7 @@ def _mcp_stdio_agent() -> Agent[Deps, str]:
 def _mcp_stdio_agent_v2() -> Agent[Deps, str]:
     # What a user upgrading to pydantic-ai 2.x writes instead (2.x removed `MCPServerStdio`): an `MCPToolset` on the
     # same server with the same id, so the durable units keep their names and a run recorded on 1.107 replays.
-    calculator: MCPToolset[Deps] = MCPToolset(MCP_SERVER_SCRIPT, id='calc')
+    calculator: MCPToolset[Deps] = MCPToolset(MCP_SERVER_SCRIPT, id='calc', init_timeout=30)
     return Agent(scripted_model('mcp', _mcp), name='mcp_stdio', deps_type=Deps, toolsets=[calculator])
 
 
@@ -201,11 +201,12 @@ mcp_agent = _mcp_stdio_agent_v2() if PYDANTIC_AI_2 else _mcp_stdio_agent()
 
 
 # The FastMCP-based toolset that pydantic-ai recommends, on the same server, with its instructions included.
+# `init_timeout=30`: the server is a Python subprocess, slower to start than the default 5 s on a loaded machine.
 fastmcp_agent = Agent(
     scripted_model('fastmcp', _mcp),
     name='mcp_toolset',
     deps_type=Deps,
-    toolsets=[MCPToolset(MCP_SERVER_SCRIPT, id='calc_fast', include_instructions=True)],
+    toolsets=[MCPToolset(MCP_SERVER_SCRIPT, id='calc_fast', include_instructions=True, init_timeout=30)],
 )
 
 

@@ -11,11 +11,12 @@ import sys
 from pathlib import Path
 from uuid import UUID
 
+import prefect.settings
 from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext
 from prefect.flow_engine import run_flow
-from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+from prefect.settings import temporary_settings
 from prefect.states import Pending
 from pydantic_ai import Agent
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
@@ -74,7 +75,8 @@ async def resume(flow_run_id: UUID) -> str:
 
 
 if __name__ == '__main__':
-    with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+    heartbeat = getattr(prefect.settings, 'PREFECT_FLOWS_HEARTBEAT_FREQUENCY', None)  # Prefect 3.6+ only
+    with temporary_settings({heartbeat: None} if heartbeat is not None else {}):
         if PHASE == 'start':
             asyncio.run(parent())
             sys.exit(0)

@@ -62,7 +62,9 @@ async def test_persist_result_false_means_a_retried_flow_run_requests_the_model_
 @pytest.mark.usefixtures('prefect_server')
 async def test_result_storage_is_where_results_are_persisted(tmp_path: Path) -> None:
     storage = LocalFileSystem(basepath=str(tmp_path))
-    await storage.asave('durable-prefect-test-results', overwrite=True)
+    # `asave` appeared in Prefect 3.6; before it, `save` is the awaitable form in async code.
+    save: Any = getattr(storage, 'asave', None) or storage.save
+    await save('durable-prefect-test-results', overwrite=True)
     prefect_agent = PrefectAgent(Agent(TestModel(), name='stored'), model_task_config={'result_storage': storage})
     await prefect_agent.run('go')
     assert len(list(tmp_path.iterdir())) == 1
