@@ -92,14 +92,11 @@ def _for_each_error(error: BaseException, is_non_retryable: Callable[[BaseExcept
     return is_non_retryable(error)
 
 
-def model_error_retry_predicate(
-    non_retryable_model_errors: NonRetryableModelErrors, *, parameter: str = 'non_retryable_model_errors'
-) -> Callable[[BaseException], bool]:
+def model_error_retry_predicate(non_retryable_model_errors: NonRetryableModelErrors) -> Callable[[BaseException], bool]:
     """Check a `non_retryable_model_errors` argument and return the function that applies it to an error.
 
     Args:
         non_retryable_model_errors: Exception classes, or a function `error -> bool`.
-        parameter: The argument's name, for the error message.
 
     Returns:
         A function that returns `True` for an error the engine must not retry (an exception group: when all its
@@ -118,8 +115,9 @@ def model_error_retry_predicate(
         rule = cast(Callable[[BaseException], bool], value)
         return lambda error: _for_each_error(error, rule)
     raise UserError(
-        f'`{parameter}` must be a sequence of exception classes (e.g. `(ModelHTTPError,)`) or a function that takes '
-        f'an exception and returns whether it must not be retried, not {non_retryable_model_errors!r}.'
+        '`non_retryable_model_errors` must be a sequence of exception classes (e.g. `(ModelHTTPError,)`) or a '
+        'function that takes an exception and returns whether it must not be retried, not '
+        f'{non_retryable_model_errors!r}.'
     )
 
 
