@@ -16,10 +16,12 @@ from pydantic_ai.tools import AgentDepsT
 from pydantic_ai.toolsets import AbstractToolset
 
 from durable_kernel import (
+    NonRetryableModelErrors,
     RunArguments,
     UserPrompt,
     dbos_workflow_name,
     get_event_loop,
+    is_permanent_model_error,
     ordered_tool_call_events,
     require_agent_name,
     require_durable_parallel_execution_mode,
@@ -66,6 +68,7 @@ class DBOSAgent(DBOSEntryPoints[AgentDepsT, OutputDataT], DBOSConfiguredInstance
         tool_step_config: StepConfig | None = None,
         tool_step_config_by_name: Mapping[str, StepConfig | None] | None = None,
         function_tool_steps: bool = True,
+        non_retryable_model_errors: NonRetryableModelErrors = is_permanent_model_error,
     ):
         """Make `wrapped` durable on DBOS: its runs become workflows, its model, tool and MCP I/O become steps.
 
@@ -87,6 +90,11 @@ class DBOSAgent(DBOSEntryPoints[AgentDepsT, OutputDataT], DBOSConfiguredInstance
                 it as plain workflow code instead of a step (for tools without side effects).
             function_tool_steps: Whether function-tool calls are steps. Set it to `False` only to recover workflows
                 started by `pydantic_ai.durable_exec.dbos`, whose step sequence has no tool steps.
+            non_retryable_model_errors: The model errors that fail a model step at once even when
+                `model_step_config` allows retries: exception classes, or a function `error -> bool`. The default,
+                [`is_permanent_model_error`][durable_kernel.is_permanent_model_error], covers a 4xx response other
+                than 408, 409 and 429, a content filter and a `UserError`; `()` retries every error as
+                `model_step_config` says.
         """
         super().__init__(wrapped)
         self._name = require_agent_name(name or wrapped.name, engine='DBOS')
@@ -99,12 +107,6 @@ class DBOSAgent(DBOSEntryPoints[AgentDepsT, OutputDataT], DBOSConfiguredInstance
                 'An agent needs a `model` set at construction to be used with DBOS (it cannot be chosen at run time '
                 'only): pass `model=...` to `Agent(...)` before wrapping it in `DBOSAgent`.'
             )
-        self._model = DBOSModel(
-            wrapped.model,
-            step_name_prefix=self._name,
-            step_config=model_step_config,
-            event_stream_handler=event_stream_handler or wrapped.event_stream_handler,
-        )
         self._plan = DurableToolsetPlan(
             agent_name=self._name,
             mcp_step_config=mcp_step_config,
@@ -113,8 +115,7 @@ class DBOSAgent(DBOSEntryPoints[AgentDepsT, OutputDataT], DBOSConfiguredInstance
             function_tool_steps=function_tool_steps,
         )
         self._plan.check(wrapped.toolsets)
-        self._capability = DurableToolsetsCapability(self._plan)
-        self._model_override: ContextVar[DBOSModel | None] = ContextVar(f'{self._name}_model_override', default=None)
+        # Before the model, whose registry key holds the agent's name: a second agent of that name is told so.
         try:
             DBOSConfiguredInstance.__init__(self, self._name)
         except Exception as error:
@@ -124,6 +125,15 @@ class DBOSAgent(DBOSEntryPoints[AgentDepsT, OutputDataT], DBOSConfiguredInstance
                 f'Another `DBOSAgent` named {self._name!r} already exists in this process. DBOS names workflows and '
                 'steps after the agent, so names must be unique: pass a different `name=`.'
             ) from error
+        self._model = DBOSModel(
+            wrapped.model,
+            step_name_prefix=self._name,
+            step_config=model_step_config,
+            event_stream_handler=event_stream_handler or wrapped.event_stream_handler,
+            non_retryable_model_errors=non_retryable_model_errors,
+        )
+        self._capability = DurableToolsetsCapability(self._plan)
+        self._model_override: ContextVar[DBOSModel | None] = ContextVar(f'{self._name}_model_override', default=None)
 
         # DBOS records a workflow's function by name; plain closures (not bound methods) carry DBOS's metadata.
         async def run_workflow(user_prompt: UserPrompt = None, **inputs: Any) -> AgentRunResult[Any]:

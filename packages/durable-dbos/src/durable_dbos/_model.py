@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import AsyncGenerator, Callable, Generator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, cast
 
-from dbos import DBOS
+from dbos import DBOS, StepOptions
 from pydantic_ai.agent import EventStreamHandler
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import ModelMessage, ModelResponse
@@ -18,10 +18,13 @@ from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import RunContext
 
 from durable_kernel import (
+    NonRetryableModelErrors,
     cancel_suspended_response,
     completed_streamed_response,
     consume_model_stream,
     dbos_model_step_name,
+    is_permanent_model_error,
+    model_error_retry_predicate,
 )
 
 from ._config import StepConfig, step_options
@@ -32,7 +35,9 @@ __all__ = ('DBOSModel', 'run_event_stream_handler')
 _run_handler: ContextVar[EventStreamHandler[Any] | None] = ContextVar('_durable_dbos_run_handler', default=None)
 
 # DBOS pickles workflow inputs; a `DBOSModel` passed to `run(model=...)` is pickled by its registry key and found
-# again in the recovering process, which must construct the same model before `DBOS.launch()` (like the agent).
+# again in the recovering process, which must construct the same model before `DBOS.launch()` (like the agent). A key
+# names one model: a second, different one under it is refused (see `_register`), or a recovered workflow could
+# resume with whichever registered last.
 _registry: dict[str, DBOSModel] = {}
 _registry_lock = threading.Lock()
 
@@ -67,6 +72,11 @@ class DBOSModel(WrapperModel):
     provider are steps too: `compact_messages` (`{step_name_prefix}__model.compact_messages`) and, on pydantic-ai
     2.x, `cancel_suspended_response` (`{step_name_prefix}__model.cancel_suspended_response`). Outside a workflow, or
     inside a step, the wrapped model is called directly.
+
+    Each `DBOSModel` is registered in the process under `{step_name_prefix}:{system}:{model_name}`, the key by which a
+    workflow records it as a run-time model. Constructing another one under the same key is allowed only when it is
+    the same: it wraps the same model instance, with an equal `step_config`, the same `event_stream_handler` and the
+    same `non_retryable_model_errors`; a different one raises a `UserError`.
     """
 
     def __init__(
@@ -76,6 +86,7 @@ class DBOSModel(WrapperModel):
         step_name_prefix: str,
         step_config: StepConfig | None = None,
         event_stream_handler: EventStreamHandler[Any] | None = None,
+        non_retryable_model_errors: NonRetryableModelErrors = is_permanent_model_error,
     ):
         """Wrap a model.
 
@@ -85,17 +96,68 @@ class DBOSModel(WrapperModel):
             step_config: The DBOS step config of the request steps (DBOS's defaults if not given).
             event_stream_handler: The handler that consumes streamed responses inside the streaming step, unless the
                 agent run brings its own.
+            non_retryable_model_errors: The model errors that fail a step at once even when `step_config` allows
+                retries: exception classes, or a function `error -> bool`. The default,
+                [`is_permanent_model_error`][durable_kernel.is_permanent_model_error], covers a 4xx response other
+                than 408, 409 and 429, a content filter and a `UserError`; `()` retries every error as `step_config`
+                says.
+
+        Raises:
+            UserError: A different `DBOSModel` is registered under the same `{step_name_prefix}:{system}:{model_name}`
+                key, or `non_retryable_model_errors` is neither exception classes nor a function.
         """
         super().__init__(model)
         self.step_name_prefix = step_name_prefix
         self.step_config: StepConfig = StepConfig(**(step_config or {}))
         self.event_stream_handler = event_stream_handler
+        is_non_retryable = model_error_retry_predicate(non_retryable_model_errors)
+        # Consulted by DBOS after a failed attempt, when the step config allows retries.
+        self._should_retry: Callable[[BaseException], bool] = lambda error: not is_non_retryable(error)
+        # Compared when the same key is registered again: a list and a tuple of the same classes are the same rule.
+        given: Any = non_retryable_model_errors
+        self._non_retryable_model_errors: object = (
+            tuple(cast(Sequence[Any], given)) if isinstance(given, Sequence) else given
+        )
         self._registry_key = f'{step_name_prefix}:{model.system}:{model.model_name}'
-        with _registry_lock:
-            _registry[self._registry_key] = self
+        self._register()
 
     def __reduce__(self) -> tuple[Any, tuple[str]]:
         return _restore_model, (self._registry_key,)
+
+    def _register(self) -> None:
+        key = self._registry_key
+        with _registry_lock:
+            registered = _registry.setdefault(key, self)
+        if registered is self:
+            return
+        differences = registered._differences(self)
+        if not differences:
+            return  # the same model wrapped again: either one serves a recovered workflow alike
+        raise UserError(
+            f'A different `DBOSModel` is already registered under {key!r} (step-name prefix '
+            f'{self.step_name_prefix!r}, system {self.system!r}, model name {self.model_name!r}): this one differs in '
+            f'{" and ".join(differences)}. A workflow records its run-time model by this key, so a recovered workflow '
+            'could resume with the wrong one. Give this model its own `step_name_prefix=` (for a `DBOSAgent`: its own '
+            '`name=`), or reuse the `DBOSModel` constructed first (construct each once, at import time).'
+        )
+
+    def _differences(self, other: DBOSModel) -> list[str]:
+        """What makes `other` behave differently from this model, as a recovered workflow would use it."""
+        differences: list[str] = []
+        if other.wrapped is not self.wrapped:
+            differences.append('the model instance it wraps')
+        if other.step_config != self.step_config:
+            differences.append('`step_config`')
+        if other.event_stream_handler != self.event_stream_handler:
+            differences.append('`event_stream_handler`')
+        if other._non_retryable_model_errors != self._non_retryable_model_errors:
+            differences.append('`non_retryable_model_errors`')
+        return differences
+
+    def _step_options(self, name: str) -> StepOptions:
+        options = step_options(name, self.step_config)
+        options['should_retry'] = self._should_retry
+        return options
 
     async def request(
         self,
@@ -106,7 +168,7 @@ class DBOSModel(WrapperModel):
         """Make a model request: a DBOS step inside a workflow."""
         if not in_workflow_code():
             return await self.wrapped.request(messages, model_settings, model_request_parameters)
-        options = step_options(dbos_model_step_name(self.step_name_prefix), self.step_config)
+        options = self._step_options(dbos_model_step_name(self.step_name_prefix))
         return await DBOS.run_step_async(
             options, self.wrapped.request, messages, model_settings, model_request_parameters
         )
@@ -128,9 +190,7 @@ class DBOSModel(WrapperModel):
         async def compact_messages_step() -> ModelResponse:
             return await self.wrapped.compact_messages(request_context, instructions=instructions)
 
-        options = step_options(
-            dbos_model_step_name(self.step_name_prefix, operation='compact_messages'), self.step_config
-        )
+        options = self._step_options(dbos_model_step_name(self.step_name_prefix, operation='compact_messages'))
         return await DBOS.run_step_async(options, compact_messages_step)
 
     async def cancel_suspended_response(self, response: ModelResponse) -> None:
@@ -147,9 +207,7 @@ class DBOSModel(WrapperModel):
         async def cancel_suspended_response_step() -> None:
             await cancel_suspended_response(self.wrapped, response)
 
-        options = step_options(
-            dbos_model_step_name(self.step_name_prefix, operation='cancel_suspended_response'), self.step_config
-        )
+        options = self._step_options(dbos_model_step_name(self.step_name_prefix, operation='cancel_suspended_response'))
         await DBOS.run_step_async(options, cancel_suspended_response_step)
 
     @asynccontextmanager
@@ -175,6 +233,6 @@ class DBOSModel(WrapperModel):
                 self.wrapped, messages, model_settings, model_request_parameters, run_context, handler, engine='DBOS'
             )
 
-        options = step_options(dbos_model_step_name(self.step_name_prefix, stream=True), self.step_config)
+        options = self._step_options(dbos_model_step_name(self.step_name_prefix, stream=True))
         response = await DBOS.run_step_async(options, consume_stream)
         yield completed_streamed_response(response, model_request_parameters)

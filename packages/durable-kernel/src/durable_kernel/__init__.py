@@ -45,6 +45,12 @@ from ._control_flow import (
     unwrap_tool_outcome,
 )
 from ._event_batches import forward_event_batches
+from ._model_errors import (
+    NonRetryableModelErrors,
+    is_permanent_model_error,
+    model_error_retry_predicate,
+    retry_after_seconds,
+)
 from ._model_stream import consume_model_stream
 from ._names import (
     PrefectTaskKind,
@@ -115,6 +121,10 @@ __all__ = (
     'UserPrompt',
     'capture_tool_outcome',
     'consume_model_stream',
+    'NonRetryableModelErrors',
+    'is_permanent_model_error',
+    'model_error_retry_predicate',
+    'retry_after_seconds',
     'dbos_mcp_step_name',
     'dbos_model_step_name',
     'dbos_tool_step_name',

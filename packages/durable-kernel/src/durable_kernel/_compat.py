@@ -28,10 +28,10 @@ import importlib
 import importlib.metadata
 import inspect
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from pydantic_ai import _instructions, _utils, models
+from pydantic_ai import _instructions, _utils, exceptions, models
 from pydantic_ai import messages as _messages
 from pydantic_ai._run_context import get_current_run_context
 from pydantic_ai.agent import Agent
@@ -71,6 +71,10 @@ __all__ = (
     'restore_request_telemetry_ids',
     'cancel_suspended_response',
     'record_response_model_id',
+    'PERMANENT_MODEL_ERROR_CATEGORIES',
+    'RETRYABLE_MODEL_ERROR_CATEGORIES',
+    'model_error_headers',
+    'model_error_retry_after',
 )
 
 
@@ -304,3 +308,39 @@ def entry_point_parameters(entry_point: str) -> frozenset[str]:
     """The parameter names of the installed line's plain `Agent.<entry_point>` (without `self` and `**kwargs`)."""
     parameters = inspect.signature(getattr(Agent, entry_point)).parameters.values()
     return frozenset(p.name for p in parameters if p.name != 'self' and p.kind is not inspect.Parameter.VAR_KEYWORD)
+
+
+def _exception_classes(*names: str) -> tuple[type[Exception], ...]:
+    return tuple(getattr(exceptions, name) for name in names)
+
+
+# pydantic-ai 2.x sorts provider errors into categories (each also a `ModelHTTPError` when a status came with it);
+# 1.107 has only `ModelAPIError` and `ModelHTTPError`, so the status code is all there is to go by.
+RETRYABLE_MODEL_ERROR_CATEGORIES: tuple[type[Exception], ...] = (
+    _exception_classes('ModelRateLimitError', 'ModelUnavailableError', 'ModelServerError', 'ModelConnectionError')
+    if PYDANTIC_AI_2
+    else ()
+)
+"""2.x's error categories that another attempt can get past, whatever their status (empty on 1.107)."""
+
+PERMANENT_MODEL_ERROR_CATEGORIES: tuple[type[Exception], ...] = (
+    _exception_classes('ModelRequestRejectedError', 'ModelQuotaExceededError') if PYDANTIC_AI_2 else ()
+)
+"""2.x's error categories that another attempt cannot fix: a rejected request (bad request, rejected credentials,
+unknown model, overflowing context window) and an exhausted quota (empty on 1.107)."""
+
+
+def model_error_retry_after(error: BaseException) -> float | None:
+    """The `retry_after` (seconds) that pydantic-ai 2.x's `ModelAPIError` carries; 1.107's has no such field."""
+    value = (
+        getattr(error, 'retry_after', None) if PYDANTIC_AI_2 and isinstance(error, exceptions.ModelAPIError) else None
+    )
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def model_error_headers(error: BaseException) -> Mapping[str, str] | None:
+    """The response headers that pydantic-ai 2.x's `ModelHTTPError` carries (keys lowercased); 1.107's has none."""
+    headers = (
+        getattr(error, 'headers', None) if PYDANTIC_AI_2 and isinstance(error, exceptions.ModelHTTPError) else None
+    )
+    return cast(Mapping[str, str], headers) if isinstance(headers, Mapping) else None

@@ -6,6 +6,8 @@ from pydantic_ai.agent import AbstractAgent, EventStreamHandler
 from pydantic_ai.output import OutputDataT
 from pydantic_ai.tools import AgentDepsT
 
+from durable_kernel import NonRetryableModelErrors, is_permanent_model_error
+
 from ._agent_base import PrefectifyToolsetFunc
 from ._prefectify import prefectify_toolset
 from ._run_entry_points import PrefectRunEntryPoints
@@ -36,6 +38,7 @@ class PrefectAgent(PrefectRunEntryPoints[AgentDepsT, OutputDataT]):
         tool_task_config_by_name: dict[str, TaskConfig | None] | None = None,
         event_stream_handler_task_config: TaskConfig | None = None,
         prefectify_toolset_func: PrefectifyToolsetFunc[AgentDepsT] = prefectify_toolset,
+        non_retryable_model_errors: NonRetryableModelErrors = is_permanent_model_error,
     ):
         """Make `wrapped` durable on Prefect: its runs become flows, its model, tool and MCP I/O become cached tasks.
 
@@ -55,6 +58,11 @@ class PrefectAgent(PrefectRunEntryPoints[AgentDepsT, OutputDataT]):
                 [`prefectify_toolset`][durable_prefect.prefectify_toolset], handles function, dynamic and MCP
                 toolsets. It receives the toolset, the MCP task config, the tool task config and the per-tool
                 configs.
+            non_retryable_model_errors: The model errors that fail a model task at once even when
+                `model_task_config` allows retries: exception classes, or a function `error -> bool`. The default,
+                [`is_permanent_model_error`][durable_kernel.is_permanent_model_error], covers a 4xx response other
+                than 408, 409 and 429, a content filter and a `UserError`; `()` retries every error as
+                `model_task_config` says.
 
         Every config is merged over [`DEFAULT_TASK_CONFIG`][durable_prefect.DEFAULT_TASK_CONFIG]; the caller's
         dicts are never modified.
@@ -72,4 +80,5 @@ class PrefectAgent(PrefectRunEntryPoints[AgentDepsT, OutputDataT]):
             tool_task_config_by_name=tool_task_config_by_name,
             event_stream_handler_task_config=event_stream_handler_task_config,
             prefectify_toolset_func=prefectify_toolset_func,
+            non_retryable_model_errors=non_retryable_model_errors,
         )

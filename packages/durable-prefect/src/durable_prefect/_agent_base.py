@@ -22,6 +22,7 @@ from pydantic_ai.toolsets import AbstractToolset, FunctionToolset
 from durable_kernel import (
     UNSET,
     DurableWrapperAgent,
+    NonRetryableModelErrors,
     OverrideArguments,
     RunArguments,
     Unset,
@@ -82,6 +83,7 @@ class PrefectAgentBase(DurableWrapperAgent[AgentDepsT, OutputDataT]):
         tool_task_config_by_name: dict[str, TaskConfig | None] | None,
         event_stream_handler_task_config: TaskConfig | None,
         prefectify_toolset_func: PrefectifyToolsetFunc[AgentDepsT],
+        non_retryable_model_errors: NonRetryableModelErrors,
     ) -> None:
         super().__init__(wrapped)
         agent_name = require_agent_name(name or wrapped.name, engine='Prefect')
@@ -99,7 +101,10 @@ class PrefectAgentBase(DurableWrapperAgent[AgentDepsT, OutputDataT]):
         self._event_task_config = merge_task_config(event_stream_handler_task_config)
         self._prefectify_toolset_func = prefectify_toolset_func
         self._model = PrefectModel(
-            wrapped.model, task_config=self._model_task_config, event_stream_handler=self._raw_event_stream_handler
+            wrapped.model,
+            task_config=self._model_task_config,
+            event_stream_handler=self._raw_event_stream_handler,
+            non_retryable_model_errors=non_retryable_model_errors,
         )
         self._toolsets: list[AbstractToolset[AgentDepsT]] = self._prefectify_all(wrapped.toolsets)
         # What `override()` set on this wrapper: kept here (not on the wrapped agent) because every run installs

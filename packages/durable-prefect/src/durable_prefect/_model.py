@@ -18,15 +18,18 @@ from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import RunContext
 
 from durable_kernel import (
+    NonRetryableModelErrors,
     cancel_suspended_response,
     completed_streamed_response,
     consume_model_stream,
     get_current_run_context,
+    is_permanent_model_error,
+    model_error_retry_predicate,
     prefect_task_name,
 )
 
 from ._cache_policy import KeyedTaskInput
-from ._task_config import TaskConfig, merge_task_config
+from ._task_config import TaskConfig, merge_task_config, with_model_error_retry_condition
 
 __all__ = ('PrefectModel', 'stream_handler_override')
 
@@ -141,6 +144,7 @@ class PrefectModel(WrapperModel):
         *,
         task_config: TaskConfig | None = None,
         event_stream_handler: EventStreamHandler[Any] | None = None,
+        non_retryable_model_errors: NonRetryableModelErrors = is_permanent_model_error,
     ) -> None:
         """Wrap a model.
 
@@ -149,9 +153,16 @@ class PrefectModel(WrapperModel):
             task_config: Prefect options for the request tasks, on top of
                 [`DEFAULT_TASK_CONFIG`][durable_prefect.DEFAULT_TASK_CONFIG].
             event_stream_handler: The handler that receives the events of a streamed request inside its task.
+            non_retryable_model_errors: The model errors that fail a task at once even when `task_config` allows
+                retries: exception classes, or a function `error -> bool`. The default,
+                [`is_permanent_model_error`][durable_kernel.is_permanent_model_error], covers a 4xx response other
+                than 408, 409 and 429, a content filter and a `UserError`; `()` retries every error as `task_config`
+                says. Other errors are left to `task_config`'s own `retry_condition_fn`, if any.
         """
         super().__init__(model)
-        self.task_config: TaskConfig = merge_task_config(task_config)
+        self.task_config: TaskConfig = with_model_error_retry_condition(
+            merge_task_config(task_config), model_error_retry_predicate(non_retryable_model_errors)
+        )
         self.event_stream_handler = event_stream_handler
         name = self.wrapped.model_name
         self._request_task = _REQUEST_TASK.with_options(

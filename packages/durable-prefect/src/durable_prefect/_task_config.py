@@ -15,7 +15,7 @@ from durable_kernel import merge_config
 
 from ._cache_policy import DEFAULT_CACHE_POLICY
 
-__all__ = ('DEFAULT_TASK_CONFIG', 'TaskConfig', 'merge_task_config')
+__all__ = ('DEFAULT_TASK_CONFIG', 'TaskConfig', 'merge_task_config', 'with_model_error_retry_condition')
 
 # Spelled out rather than imported: `prefect.tasks.RetryConditionCallable` does not exist in Prefect 3.4.3, our lowest.
 RetryConditionCallable: TypeAlias = Callable[[Task[..., Any], TaskRun, State], Awaitable[bool] | bool]
@@ -73,3 +73,30 @@ def merge_task_config(*configs: Mapping[str, Any] | None) -> TaskConfig:
         A new task config.
     """
     return cast(TaskConfig, merge_config(DEFAULT_TASK_CONFIG, *configs))
+
+
+def with_model_error_retry_condition(
+    config: TaskConfig, is_non_retryable: Callable[[BaseException], bool]
+) -> TaskConfig:
+    """`config` with a `retry_condition_fn` that refuses to retry a model error `is_non_retryable` says cannot succeed.
+
+    Any other failure is left to the config's own `retry_condition_fn`, if it has one (else retried). `config` is
+    not modified.
+
+    Args:
+        config: A model task config.
+        is_non_retryable: The kernel's `non_retryable_model_errors` rule.
+
+    Returns:
+        A new task config.
+    """
+    configured = config.get('retry_condition_fn')
+
+    def retry_condition(task: Task[..., Any], task_run: TaskRun, state: State) -> Awaitable[bool] | bool:
+        # Prefect hands the condition a `Failed` state whose data is the exception the task raised.
+        error = state.data
+        if isinstance(error, BaseException) and is_non_retryable(error):
+            return False
+        return True if configured is None else configured(task, task_run, state)
+
+    return cast(TaskConfig, {**config, 'retry_condition_fn': retry_condition})

@@ -23,9 +23,11 @@ from temporalio import activity, workflow
 from temporalio.workflow import ActivityConfig
 
 from durable_kernel import (
+    NonRetryableModelErrors,
     OverrideArguments,
     disable_threads,
     forward_event_batches,
+    is_permanent_model_error,
     is_set,
     ordered_tool_call_events,
     require_agent_name,
@@ -121,6 +123,7 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
         tool_activity_config: dict[str, dict[str, ActivityConfig | Literal[False]]] | None = None,
         run_context_type: type[TemporalRunContext[AgentDepsT]] = TemporalRunContext[AgentDepsT],
         temporalize_toolset_func: TemporalizeToolsetFunc[AgentDepsT] = temporalize_toolset,
+        non_retryable_model_errors: NonRetryableModelErrors = is_permanent_model_error,
     ) -> None:
         """Wrap an agent for use inside Temporal workflows.
 
@@ -143,6 +146,12 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
             run_context_type: The `TemporalRunContext` (sub)class that carries the run context into activities.
             temporalize_toolset_func: Wraps each leaf toolset for Temporal; the default handles function, dynamic
                 and MCP toolsets and leaves other toolsets to run in workflow code.
+            non_retryable_model_errors: The model errors that fail a model activity at once, whatever its retry
+                policy says: exception classes, or a function `error -> bool`. The default,
+                [`is_permanent_model_error`][durable_kernel.is_permanent_model_error], covers a 4xx response other
+                than 408, 409 and 429, a content filter and a `UserError`; `()` leaves every model error to the retry
+                policy. A retried error whose provider asked to wait (`Retry-After`) waits that long before the next
+                attempt, up to the policy's `maximum_interval`.
         """
         super().__init__(wrapped)
         self._name = name
@@ -184,6 +193,7 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
             models=models,
             provider_factory=provider_factory,
             agent=wrapped,
+            non_retryable_model_errors=non_retryable_model_errors,
         )
         activities.extend(self._temporal_model.temporal_activities)
 

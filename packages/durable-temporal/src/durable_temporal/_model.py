@@ -32,10 +32,13 @@ from temporalio import activity, workflow
 from temporalio.workflow import ActivityConfig
 
 from durable_kernel import (
+    NonRetryableModelErrors,
     cancel_suspended_response,
     completed_streamed_response,
     consume_model_stream,
     get_current_run_context,
+    is_permanent_model_error,
+    model_error_retry_predicate,
     prepare_messages,
     record_response_model_id,
     request_telemetry_ids,
@@ -45,6 +48,7 @@ from durable_kernel import (
 from ._config import merge_activity_config
 from ._deps_refs import deps_for_activity
 from ._message_history import Delta, WorkflowHistories, rebuild_messages, remember_request
+from ._model_errors import classify_model_errors
 from ._run_context import TemporalRunContext, resolve_activity_context
 
 if TYPE_CHECKING:
@@ -132,6 +136,7 @@ class TemporalModel(WrapperModel):
         models: Mapping[str, Model] | None,
         provider_factory: TemporalProviderFactory | None,
         agent: AbstractAgent[Any, Any] | None,
+        non_retryable_model_errors: NonRetryableModelErrors = is_permanent_model_error,
     ) -> None:
         registry: dict[str, Model] = {}
         if model is not None:
@@ -212,10 +217,11 @@ class TemporalModel(WrapperModel):
         for fn in (request, request_stream, compact, cancel):
             # `None` as well: payloads recorded before deps were sent carry none.
             fn.__annotations__['deps'] = deps_type | None
-        self.request_activity = activity.defn(name=names[0])(request)
-        self.request_stream_activity = activity.defn(name=names[1])(request_stream)
-        self.compact_messages_activity = activity.defn(name=compact_name)(compact)
-        self.cancel_suspended_response_activity = activity.defn(name=cancel_name)(cancel)
+        classified = classify_model_errors(model_error_retry_predicate(non_retryable_model_errors))
+        self.request_activity = activity.defn(name=names[0])(classified(request))
+        self.request_stream_activity = activity.defn(name=names[1])(classified(request_stream))
+        self.compact_messages_activity = activity.defn(name=compact_name)(classified(compact))
+        self.cancel_suspended_response_activity = activity.defn(name=cancel_name)(classified(cancel))
 
     @property
     def temporal_activities(self) -> list[Callable[..., Any]]:
