@@ -232,6 +232,6 @@ def test_values_that_older_keys_confused_are_told_apart() -> None:
     assert value_key(float('inf')) != value_key('inf')
     assert value_key(PrivateDeps('acme')) != value_key(PrivateDeps('globex'))
     acme, globex = PrivateSettings(region='eu'), PrivateSettings(region='eu')
-    acme._tenant, globex._tenant = 'acme', 'globex'
+    acme._tenant, globex._tenant = 'acme', 'globex'  # pyright: ignore[reportPrivateUsage]
     assert value_key(acme) != value_key(globex)
     assert value_key(_nested(150, 'acme')) != value_key(_nested(150, 'globex'))
