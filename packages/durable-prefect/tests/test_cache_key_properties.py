@@ -114,7 +114,7 @@ def same(a: Any, b: Any) -> bool:
     if isinstance(a, dict) and isinstance(b, dict):
         a_items, b_items = cast(dict[Any, Any], a), cast(dict[Any, Any], b)
         return a_items.keys() == b_items.keys() and all(same(a_items[key], b_items[key]) for key in a_items)
-    if type(cast(Any, a)) is not type(cast(Any, b)):
+    if type(cast(Any, a)) is not type(b):
         return False
     if isinstance(a, Box):
         return same(a.left, b.left) and same(a.right, b.right)
