@@ -23,6 +23,7 @@ from durable_prefect import (
     DEFAULT_TASK_CONFIG,
     AgentRunScope,
     InputsByValue,
+    KeyedTaskInput,
     canonical_value,
     value_key,
 )
@@ -235,3 +236,42 @@ def test_values_that_older_keys_confused_are_told_apart() -> None:
     acme._tenant, globex._tenant = 'acme', 'globex'  # pyright: ignore[reportPrivateUsage]
     assert value_key(acme) != value_key(globex)
     assert value_key(_nested(150, 'acme')) != value_key(_nested(150, 'globex'))
+
+
+class KeyedClient(KeyedTaskInput):
+    def __init__(self, tenant: str) -> None:
+        self.tenant = tenant
+        self._http = threading.Lock()  # stands for a live connection
+
+    def cache_material(self) -> Any:
+        return {'tenant': self.tenant}
+
+    def close(self) -> None:
+        pass
+
+
+class RegisteredClient:
+    def __init__(self, tenant: str) -> None:
+        self.tenant = tenant
+
+    def cache_material(self) -> Any:
+        return {'tenant': self.tenant}
+
+    def close(self) -> None:
+        pass
+
+
+KeyedTaskInput.register(RegisteredClient)
+
+
+def test_a_client_that_says_what_identifies_it_is_keyed_by_that_in_every_process() -> None:
+    assert value_key(TenantDeps('acme', KeyedClient('acme'))) == value_key(TenantDeps('acme', KeyedClient('acme')))
+    assert value_key(KeyedClient('acme')) != value_key(KeyedClient('globex'))
+    assert value_key(RegisteredClient('acme')) == value_key(RegisteredClient('acme'))
+    assert value_key(RegisteredClient('acme')) != value_key(RegisteredClient('globex'))
+
+
+@dataclass
+class TenantDeps:
+    tenant: str
+    client: Any

@@ -166,7 +166,7 @@ def canonical_value(value: Any) -> Any:
     and bound methods add what they captured. Live resources (objects with `close`, `aclose`, `dispose` or a context
     manager protocol: clients, sessions, files, locks), objects whose state lives in C, and values nested more than
     100 levels deep are keyed by a token of their identity in this process (plus a resource's public attributes),
-    never by their type alone: see the [keying rules](../prefect.md#cache-keys).
+    never by their type alone (the rules: the Prefect guide, section Cache keys).
 
     Args:
         value: Any value.
