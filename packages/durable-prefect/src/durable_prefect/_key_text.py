@@ -24,6 +24,8 @@ from contextvars import ContextVar
 from json.encoder import encode_basestring_ascii
 from typing import Any, cast
 
+from durable_kernel import scoped_context_value
+
 __all__ = ('Fragment', 'MessageKeyCache', 'current_message_key_cache', 'key_text', 'message_key_cache')
 
 
@@ -159,8 +161,5 @@ def current_message_key_cache() -> MessageKeyCache | None:
 @contextmanager
 def message_key_cache() -> Generator[None]:
     """One agent run: its tasks' keys share one `MessageKeyCache`, dropped when the run ends."""
-    token = _current.set(MessageKeyCache())
-    try:
+    with scoped_context_value(_current, MessageKeyCache()):
         yield
-    finally:
-        _current.reset(token)
