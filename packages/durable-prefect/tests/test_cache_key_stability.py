@@ -129,3 +129,26 @@ def test_keys_inside_an_agent_run_are_the_same_with_messages_serialized_once(cas
 def test_key_is_the_hash_of_the_canonical_json(case: str) -> None:
     text = json.dumps(canonical_value(CASES[case]()), sort_keys=True, separators=(',', ':'))
     assert value_key(CASES[case]()) == hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_a_message_changed_after_it_was_keyed_is_keyed_again() -> None:
+    # pydantic-ai sets a request's instructions after the request joined the history (an MCP listing may have keyed
+    # it by then): the kept text must not stand for the changed message.
+    messages = history()
+    with message_key_cache():
+        value_key(messages)
+        messages[0].instructions = 'answer in French'
+        assert value_key(messages) == value_key_afresh(messages)
+        messages[1].parts[0] = TextPart('three orders')
+        assert value_key(messages) == value_key_afresh(messages)
+        messages[3].parts.append(TextPart('and a refund'))
+        assert value_key(messages) == value_key_afresh(messages)
+        part = messages[2].parts[0]
+        assert isinstance(part, ToolReturnPart)
+        part.content = ['c']
+        assert value_key(messages) == value_key_afresh(messages)
+
+
+def value_key_afresh(value: Any) -> str:
+    text = json.dumps(canonical_value(value), sort_keys=True, separators=(',', ':'))
+    return hashlib.sha256(text.encode()).hexdigest()
