@@ -137,7 +137,7 @@ def _is_default(field: dataclasses.Field[Any], value: Any) -> bool:
 
 
 def _has_hidden_state(kind: type[Any]) -> bool:
-    """Whether instances keep state outside `__dict__` and `__slots__` (in C): the test pickle's default makes."""
+    """Whether instances keep state outside `__dict__` and `__slots__` (in C), by the layout test pickle applies."""
     if kind.__itemsize__:
         return True
     size = object.__basicsize__
