@@ -13,6 +13,7 @@ from pydantic_ai.tools import RunContext
 from durable_kernel import forward_event_batches, prefect_task_name
 
 from ._cache_policy import KeyedTaskInput
+from ._canonical import key_by_name
 from ._task_config import TaskConfig
 
 __all__ = ('event_handler_in_tasks',)
@@ -32,7 +33,7 @@ class _EventInput(KeyedTaskInput):
         self.position = position
 
     def cache_material(self) -> Any:
-        return {'handler': self.handler, 'ctx': self.ctx, 'events': self.events, 'position': self.position}
+        return {'handler': key_by_name(self.handler), 'ctx': self.ctx, 'events': self.events, 'position': self.position}
 
 
 async def _handle_event(item: _EventInput) -> None:

@@ -29,6 +29,7 @@ from durable_kernel import (
 )
 
 from ._cache_policy import KeyedTaskInput
+from ._canonical import key_by_name
 from ._task_config import TaskConfig, merge_task_config, with_model_error_retry_condition
 
 __all__ = ('PrefectModel', 'stream_handler_override')
@@ -67,7 +68,7 @@ class _ModelRequest(KeyedTaskInput):
             'model_settings': self.model_settings,
             'model_request_parameters': self.model_request_parameters,
             'run_context': self.run_context,
-            'handler': self.handler,
+            'handler': key_by_name(self.handler),
         }
 
 

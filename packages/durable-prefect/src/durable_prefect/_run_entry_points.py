@@ -16,6 +16,7 @@ from pydantic_ai.tools import AgentDepsT
 from durable_kernel import RunArguments, ordered_tool_call_events
 
 from ._agent_base import PrefectAgentBase
+from ._key_text import message_key_cache
 
 __all__ = ('PrefectRunEntryPoints',)
 
@@ -46,6 +47,8 @@ class PrefectRunEntryPoints(PrefectAgentBase[AgentDepsT, OutputDataT]):
         with (
             self._durable_overrides(prefect_model, arguments.toolsets),
             ordered_tool_call_events() if in_flow else nullcontext(),
+            # The run's task keys serialize each message once (`_key_text.py`).
+            message_key_cache(),
         ):
             async with super()._iter_impl(dataclasses.replace(arguments, model=None, toolsets=None)) as agent_run:
                 yield agent_run
