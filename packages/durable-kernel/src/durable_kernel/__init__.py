@@ -59,7 +59,8 @@ from ._names import (
     temporal_activity_name,
 )
 from ._run_arguments import OverrideArguments, RunArguments, UserPrompt
-from ._run_context import RUN_CONTEXT_FIELDS, PartialRunContext, rebuild_run_context
+from ._deps_resolver import DepsResolver, reference_deps, resolve_deps
+from ._run_context import RUN_CONTEXT_FIELDS, PartialRunContext, rebuild_run_context, with_deps_resolver
 from ._tool_call_order import (
     DEFAULT_PARALLEL_EXECUTION_MODE,
     DurableParallelExecutionMode,
@@ -101,6 +102,7 @@ __all__ = (
     'ordered_tool_call_events',
     'require_durable_parallel_execution_mode',
     'RUN_CONTEXT_FIELDS',
+    'DepsResolver',
     'DurableWrapperAgent',
     'OverrideArguments',
     'PartialRunContext',
@@ -127,10 +129,13 @@ __all__ = (
     'prefect_flow_name',
     'prefect_task_name',
     'rebuild_run_context',
+    'reference_deps',
     'replace_leaf_toolsets',
     'require_agent_name',
     'require_toolset_id',
+    'resolve_deps',
     'scoped_context_value',
     'temporal_activity_name',
     'unwrap_tool_outcome',
+    'with_deps_resolver',
 )

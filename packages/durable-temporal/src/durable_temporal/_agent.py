@@ -23,6 +23,7 @@ from temporalio import activity, workflow
 from temporalio.workflow import ActivityConfig
 
 from durable_kernel import (
+    DepsResolver,
     OverrideArguments,
     disable_threads,
     forward_event_batches,
@@ -31,6 +32,7 @@ from durable_kernel import (
     require_agent_name,
     require_toolset_id,
     scoped_context_value,
+    with_deps_resolver,
 )
 
 from ._config import merge_activity_config
@@ -121,6 +123,7 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
         tool_activity_config: dict[str, dict[str, ActivityConfig | Literal[False]]] | None = None,
         run_context_type: type[TemporalRunContext[AgentDepsT]] = TemporalRunContext[AgentDepsT],
         temporalize_toolset_func: TemporalizeToolsetFunc[AgentDepsT] = temporalize_toolset,
+        deps_resolver: DepsResolver[AgentDepsT, Any] | None = None,
     ) -> None:
         """Wrap an agent for use inside Temporal workflows.
 
@@ -143,16 +146,25 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
             run_context_type: The `TemporalRunContext` (sub)class that carries the run context into activities.
             temporalize_toolset_func: Wraps each leaf toolset for Temporal; the default handles function, dynamic
                 and MCP toolsets and leaves other toolsets to run in workflow code.
+            deps_resolver: Sends `deps` to activities as a small reference (`reference(deps)`) and rebuilds them in
+                each activity (`resolve(reference)`), so that clients and credentials never enter the workflow
+                history. Workflow code passes live deps to `run()` (typically `deps_resolver.resolve(reference)`
+                on a reference taken from the workflow's input). See [`DepsResolver`][durable_kernel.DepsResolver].
         """
         super().__init__(wrapped)
         self._name = name
         agent_name = require_agent_name(name or wrapped.name, engine='Temporal')
         self._event_stream_handler = event_stream_handler
+        self.deps_resolver = deps_resolver
+        # Every model, toolset and handler activity sends and rebuilds deps through the context type: binding the
+        # resolver to it reaches them all (custom `temporalize_toolset_func` wrappers included).
+        run_context_type = with_deps_resolver(run_context_type, deps_resolver)
         self.run_context_type = run_context_type
         self.activity_config = merge_activity_config(activity_config)
         self._durable_run_active: ContextVar[bool] = ContextVar('durable_temporal_run_active', default=False)
         prefix = f'agent__{agent_name}'
-        deps_type = self.deps_type
+        # What activities receive (and decode) as their `deps` argument: the reference, when there is a resolver.
+        deps_type = self.deps_type if deps_resolver is None else deps_resolver.wire_type()
 
         async def event_stream_handler_activity(params: EventStreamHandlerParams, deps: Any) -> None:
             handler = self._user_event_stream_handler
@@ -264,7 +276,7 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
         async def send(events: list[_messages.AgentStreamEvent]) -> None:
             kinds = ', '.join(event.event_kind for event in events)
             summary = f'handle event: {kinds}' if len(events) == 1 else f'handle events: {kinds}'
-            serialized, deps = deps_for_activity(self.run_context_type.serialize_run_context(ctx), ctx.deps)
+            serialized, deps = deps_for_activity(self.run_context_type, ctx)
             if len(events) == 1 and not batched:
                 params = EventStreamHandlerParams(event=events[0], serialized_run_context=serialized)
             else:
