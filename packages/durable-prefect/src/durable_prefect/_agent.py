@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic_ai.agent import AbstractAgent, EventStreamHandler
 from pydantic_ai.output import OutputDataT
 from pydantic_ai.tools import AgentDepsT
+
+from durable_kernel import DepsResolver
 
 from ._agent_base import PrefectifyToolsetFunc
 from ._prefectify import prefectify_toolset
@@ -36,6 +40,7 @@ class PrefectAgent(PrefectRunEntryPoints[AgentDepsT, OutputDataT]):
         tool_task_config_by_name: dict[str, TaskConfig | None] | None = None,
         event_stream_handler_task_config: TaskConfig | None = None,
         prefectify_toolset_func: PrefectifyToolsetFunc[AgentDepsT] = prefectify_toolset,
+        deps_resolver: DepsResolver[AgentDepsT, Any] | None = None,
     ):
         """Make `wrapped` durable on Prefect: its runs become flows, its model, tool and MCP I/O become cached tasks.
 
@@ -55,6 +60,9 @@ class PrefectAgent(PrefectRunEntryPoints[AgentDepsT, OutputDataT]):
                 [`prefectify_toolset`][durable_prefect.prefectify_toolset], handles function, dynamic and MCP
                 toolsets. It receives the toolset, the MCP task config, the tool task config and the per-tool
                 configs.
+            deps_resolver: Keeps clients and credentials out of what Prefect records: the flow run holds a small
+                reference (`reference(deps)`) and rebuilds the live deps from it on every attempt
+                (`resolve(reference)`); the tasks see the live deps. See [`DepsResolver`][durable_kernel.DepsResolver].
 
         Every config is merged over [`DEFAULT_TASK_CONFIG`][durable_prefect.DEFAULT_TASK_CONFIG]; the caller's
         dicts are never modified.
@@ -72,4 +80,5 @@ class PrefectAgent(PrefectRunEntryPoints[AgentDepsT, OutputDataT]):
             tool_task_config_by_name=tool_task_config_by_name,
             event_stream_handler_task_config=event_stream_handler_task_config,
             prefectify_toolset_func=prefectify_toolset_func,
+            deps_resolver=deps_resolver,
         )
