@@ -85,9 +85,9 @@ def secret_in_system_database(database_url: str) -> bool:
                     if secret in raw:
                         return True
                     try:
-                        if secret in base64.b64decode(raw, validate=True):
+                        if secret in base64.b64decode(raw):
                             return True
-                    except (binascii.Error, ValueError):
+                    except binascii.Error:
                         pass
     return False
 

@@ -238,11 +238,12 @@ async def _run(client: Client, workflow_class: type, agent: TemporalAgent[Any, s
     task_queue = f'secrets-{uuid.uuid4()}'
     async with agent_worker(client, workflows=[workflow_class], agents=[agent], task_queue=task_queue):
         handle = await client.start_workflow(
-            workflow_class.run,  # pyright: ignore[reportAttributeAccessIssue, reportUnknownMemberType, reportUnknownArgumentType]
+            workflow_class.__name__,  # the workflow's name: its class name
             'acme',
             id=str(uuid.uuid4()),
             task_queue=task_queue,
             execution_timeout=WORKFLOW_TIMEOUT,
+            result_type=str,
         )
         assert await handle.result() == 'access: acme authorized=True'
         return await handle.fetch_history()

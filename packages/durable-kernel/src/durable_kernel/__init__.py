@@ -44,6 +44,7 @@ from ._control_flow import (
     outcome_from_exception,
     unwrap_tool_outcome,
 )
+from ._deps_resolver import DepsResolver, reference_deps, resolve_deps
 from ._event_batches import forward_event_batches
 from ._model_stream import consume_model_stream
 from ._names import (
@@ -59,7 +60,6 @@ from ._names import (
     temporal_activity_name,
 )
 from ._run_arguments import OverrideArguments, RunArguments, UserPrompt
-from ._deps_resolver import DepsResolver, reference_deps, resolve_deps
 from ._run_context import RUN_CONTEXT_FIELDS, PartialRunContext, rebuild_run_context, with_deps_resolver
 from ._tool_call_order import (
     DEFAULT_PARALLEL_EXECUTION_MODE,

@@ -209,4 +209,6 @@ def with_deps_resolver(context_type: type[ContextT], resolver: DepsResolver[Any,
         return context_type
     origin = cast('type[Any]', get_origin(context_type) or context_type)
     namespace = {'deps_resolver': resolver, '__module__': origin.__module__, '__qualname__': origin.__qualname__}
-    return cast('type[ContextT]', types.new_class(origin.__name__, (context_type,), exec_body=lambda ns: ns.update(namespace)))
+    return cast(
+        'type[ContextT]', types.new_class(origin.__name__, (context_type,), exec_body=lambda ns: ns.update(namespace))
+    )
