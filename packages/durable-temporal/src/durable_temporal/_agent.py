@@ -324,7 +324,8 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
             raise UserError(
                 f'A value sent to a Temporal activity could not be serialized: {error}. Activity arguments (notably '
                 '`deps`) must be serializable by pydantic: use plain data, dataclasses or pydantic models, and create '
-                'clients and connections inside tools instead of passing them in `deps`.'
+                'clients and connections inside tools, or register a `DepsResolver` '
+                '(`TemporalAgent(deps_resolver=...)`) so that activities receive a reference and rebuild the deps.'
             ) from error
 
     def _in_durable_run(self) -> bool:
