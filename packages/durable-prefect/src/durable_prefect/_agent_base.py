@@ -21,20 +21,16 @@ from pydantic_ai.toolsets import AbstractToolset, FunctionToolset
 
 from durable_kernel import (
     UNSET,
-    DepsResolver,
     DurableWrapperAgent,
     OverrideArguments,
     RunArguments,
     Unset,
     is_set,
     prefect_flow_name,
-    reference_deps,
     require_agent_name,
-    resolve_deps,
     scoped_context_value,
 )
 
-from ._deps import run_deps_resolver
 from ._event_handler import event_handler_in_tasks
 from ._model import PrefectModel, stream_handler_override
 from ._task_config import TaskConfig, merge_task_config
@@ -86,10 +82,8 @@ class PrefectAgentBase(DurableWrapperAgent[AgentDepsT, OutputDataT]):
         tool_task_config_by_name: dict[str, TaskConfig | None] | None,
         event_stream_handler_task_config: TaskConfig | None,
         prefectify_toolset_func: PrefectifyToolsetFunc[AgentDepsT],
-        deps_resolver: DepsResolver[AgentDepsT, Any] | None = None,
     ) -> None:
         super().__init__(wrapped)
-        self.deps_resolver = deps_resolver
         agent_name = require_agent_name(name or wrapped.name, engine='Prefect')
         self._name: str = agent_name
         if not isinstance(wrapped.model, Model):
@@ -165,11 +159,7 @@ class PrefectAgentBase(DurableWrapperAgent[AgentDepsT, OutputDataT]):
         toolsets = self._override_toolsets.get()
         toolsets = [*(self._toolsets if toolsets is None else toolsets), *self._prefectify_all(run_toolsets or ())]
         chosen_model = model or self._override_model.get() or self._model
-        with (
-            super()._override_impl(OverrideArguments(model=chosen_model, toolsets=toolsets, tools=[])),
-            # The tasks' cache keys see the deps as the resolver's reference (see `_deps.py`).
-            scoped_context_value(run_deps_resolver, self.deps_resolver),
-        ):
+        with super()._override_impl(OverrideArguments(model=chosen_model, toolsets=toolsets, tools=[])):
             yield
 
     def _check_run_model(self, model: models.Model | models.KnownModelName | str | None) -> PrefectModel | None:
@@ -215,32 +205,18 @@ class PrefectAgentBase(DurableWrapperAgent[AgentDepsT, OutputDataT]):
             return await self._agent_run(dataclasses.replace(arguments, event_stream_handler=in_tasks))
 
     async def _run_in_flow(self, arguments: RunArguments[AgentDepsT]) -> AgentRunResult[Any]:
-        reference = reference_deps(self.deps_resolver, arguments.deps)
-
         @flow(name=prefect_flow_name(self._name, 'run'))
         async def run_flow() -> AgentRunResult[Any]:
-            return await self._run_in_agent(self._with_resolved_deps(arguments, reference))
+            return await self._run_in_agent(arguments)
 
         return await run_flow()
 
     def _run_sync_in_flow(self, arguments: RunArguments[AgentDepsT]) -> AgentRunResult[Any]:
-        reference = reference_deps(self.deps_resolver, arguments.deps)
-
         @flow(name=prefect_flow_name(self._name, 'run_sync'))
         def run_sync_flow() -> AgentRunResult[Any]:
-            return run_coro_as_sync(self._run_in_agent(self._with_resolved_deps(arguments, reference)))
+            return run_coro_as_sync(self._run_in_agent(arguments))
 
         return run_sync_flow()
-
-    def _with_resolved_deps(self, arguments: RunArguments[AgentDepsT], reference: Any) -> RunArguments[AgentDepsT]:
-        """The run's arguments inside its flow: with a resolver, the deps rebuilt from the reference on every attempt.
-
-        The flow run (a retry of it included) holds only the reference, like a workflow on the other engines; the
-        tasks in it see the live deps.
-        """
-        if self.deps_resolver is None:
-            return arguments
-        return dataclasses.replace(arguments, deps=resolve_deps(self.deps_resolver, reference))
 
     @contextmanager
     def _override_impl(self, arguments: OverrideArguments[AgentDepsT]) -> Generator[None]:
