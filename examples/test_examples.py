@@ -28,6 +28,7 @@ EXPECTED_OUTPUT = {
     'model_selection': 'fast model',
     'event_streaming': '[tool call]',
     'production': 'runs survive restarts',
+    'secrets_and_clients': 'the API key is nowhere in the',
     'long_conversation': 'I remember 5 messages: hello, my name is Ann, I live in Lima, I like tea, what do you know '
     'about me? (continued as new 1 times)',
 }

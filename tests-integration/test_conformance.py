@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 from harness import (
+    CONFORMANCE_SECRET,
     FAILING_SCENARIOS,
     SCENARIOS,
+    SECRETS_SCENARIO,
     DurableRunFailed,
     EngineHarness,
     RunInput,
@@ -91,3 +93,18 @@ async def test_failing_run_reports_the_plain_agent_error(harness: EngineHarness,
     with pytest.raises((UsageLimitExceeded, DurableRunFailed)) as durable:
         await harness.run(scenario, scenario.first)
     assert describe_error(durable.value) == describe_error(plain.value)
+
+
+@pytest.mark.parametrize('engine', engine_params())
+async def test_secrets_scenario_matches_plain_agent_and_keeps_the_credential_out_of_storage(
+    harness: EngineHarness,
+) -> None:
+    """Deps given through a `DepsResolver`: the run equals the plain one, and the engine stored no credential.
+
+    The tool result (which names no credential) is found in the same storage: the search sees what the engine keeps.
+    """
+    outcome = await _assert_same_as_plain(harness, SECRETS_SCENARIO)
+
+    assert outcome.output == 'api said: call_api=vault-user vault-ok=True'
+    assert await harness.storage_holds('vault-user vault-ok=True')
+    assert not await harness.storage_holds(CONFORMANCE_SECRET)

@@ -15,10 +15,22 @@ from ._outcome import (
     outcome_from_result,
 )
 from ._params import ENGINES, engine_params
-from .scenarios import ALL_SCENARIOS, FAILING_SCENARIOS, SCENARIOS, Deps, RunInput, Scenario, scenario
+from .scenarios import (
+    ALL_SCENARIOS,
+    CONFORMANCE_SECRET,
+    FAILING_SCENARIOS,
+    SCENARIOS,
+    SECRETS_SCENARIO,
+    Deps,
+    RunInput,
+    Scenario,
+    scenario,
+)
 
 __all__ = (
     'ALL_SCENARIOS',
+    'CONFORMANCE_SECRET',
+    'SECRETS_SCENARIO',
     'FAILING_SCENARIOS',
     'DurableRunFailed',
     'describe_error',

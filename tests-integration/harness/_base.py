@@ -24,9 +24,15 @@ class EngineHarness(Protocol):
         """Run the durable wrapper of `scenario.agent` with `run_input` on the engine and return its outcome."""
         ...
 
+    async def storage_holds(self, text: str) -> bool:
+        """Whether `text` is anywhere in what the engine stored (history, system database, result storage)."""
+        ...
+
 
 async def run_plain(scenario: Scenario, run_input: RunInput) -> RunOutcome:
     """Run the scenario's plain agent in this process (the reference every durable run is compared with)."""
     handler = handler_for(scenario)  # the durable wrappers get the same handler at construction
-    result = await scenario.agent.run(run_input.prompt, event_stream_handler=handler, **run_input.run_kwargs())
+    result = await scenario.agent.run(
+        run_input.prompt, event_stream_handler=handler, **run_input.run_kwargs(scenario.deps_resolver)
+    )
     return outcome_from_result(result)

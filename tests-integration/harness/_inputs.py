@@ -12,6 +12,8 @@ from pydantic_ai.messages import ModelMessage, UserContent
 from pydantic_ai.tools import DeferredToolResults
 from pydantic_ai.usage import UsageLimits
 
+from durable_kernel import DepsResolver
+
 __all__ = ('Deps', 'RunInput', 'Scenario')
 
 
@@ -33,10 +35,14 @@ class RunInput:
     model_settings: dict[str, Any] | None = None
     usage_limits: UsageLimits | None = None
 
-    def run_kwargs(self) -> dict[str, Any]:
-        """The keyword arguments of `agent.run` (everything but the prompt)."""
+    def run_kwargs(self, deps_resolver: DepsResolver[Any, Deps] | None = None) -> dict[str, Any]:
+        """The keyword arguments of `agent.run` (everything but the prompt).
+
+        With `deps_resolver`, `deps` is a reference and the run is given the live deps it resolves to (as users do:
+        they hold a reference, the engine stores it, the agent's code sees the live deps).
+        """
         return {
-            'deps': self.deps,
+            'deps': self.deps if deps_resolver is None else deps_resolver.resolve(self.deps),
             'message_history': self.message_history,
             'deferred_tool_results': self.deferred_tool_results,
             'model_settings': self.model_settings,
@@ -53,3 +59,5 @@ class Scenario:
     first: RunInput
     follow_up: Callable[[list[ModelMessage]], RunInput] | None = None
     records_events: bool = False
+    deps_resolver: DepsResolver[Any, Any] | None = None
+    """Given to the durable wrappers (`deps_resolver=`); `RunInput.deps` are then the reference."""

@@ -36,13 +36,22 @@ from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import DeferredToolResults
 from pydantic_ai.usage import UsageLimits
 
-from durable_kernel import PYDANTIC_AI_2
+from durable_kernel import PYDANTIC_AI_2, DepsResolver
 
 from ._events import record_events
 from ._inputs import Deps, RunInput, Scenario
 from ._scripted import calls, last_request, prompt_text, scripted_model, text, turn
 
-__all__ = ('ALL_SCENARIOS', 'FAILING_SCENARIOS', 'SCENARIOS', 'Deps', 'RunInput', 'Scenario', 'scenario')
+__all__ = (
+    'ALL_SCENARIOS',
+    'FAILING_SCENARIOS',
+    'SCENARIOS',
+    'SECRETS_SCENARIO',
+    'Deps',
+    'RunInput',
+    'Scenario',
+    'scenario',
+)
 
 
 def _tool_returns(messages: list[ModelMessage]) -> list[str]:
@@ -367,6 +376,57 @@ def tick() -> str:
     return 'tock'
 
 
+# --- secrets: deps cross as a reference, the live ones hold a credential ------------------------------------------
+
+CONFORMANCE_SECRET = 'sk-conformance-5e0d7c1b9a34f2'
+"""A credential only the worker's secret store holds: it must appear in no engine's storage."""
+
+SECRET_STORE = {'vault-user': CONFORMANCE_SECRET}
+
+
+class KeyedDeps(Deps):
+    """The live deps: the reference's fields and the credential resolved for them."""
+
+    api_key: str
+
+
+def resolve_keyed_deps(reference: Deps) -> KeyedDeps:
+    return KeyedDeps(user=reference.user, multiplier=reference.multiplier, api_key=SECRET_STORE[reference.user])
+
+
+def keyed_deps_reference(deps: Deps) -> Deps:
+    return Deps(user=deps.user, multiplier=deps.multiplier)
+
+
+KEYED_DEPS_RESOLVER = DepsResolver[Deps, Deps](reference=keyed_deps_reference, resolve=resolve_keyed_deps)
+
+
+def _secrets(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    if turn(messages) == 0:
+        return calls(('call_api', {}, 'api1'))
+    return text(f'api said: {", ".join(_tool_returns(messages))}')
+
+
+secrets_agent = Agent(
+    scripted_model('secrets', _secrets), name='secrets', deps_type=Deps, instructions='Call the API for the user.'
+)
+
+
+@secrets_agent.tool
+def call_api(ctx: RunContext[Deps]) -> str:
+    """Call an API with the user's credential (a tool call: an activity, a step, a task)."""
+    deps = ctx.deps
+    authorized = isinstance(deps, KeyedDeps) and deps.api_key == SECRET_STORE.get(deps.user)
+    return f'{deps.user} vault-ok={authorized}'
+
+
+SECRETS_SCENARIO = Scenario(
+    'secrets', secrets_agent, RunInput('Call the API', Deps(user='vault-user')), deps_resolver=KEYED_DEPS_RESOLVER
+)
+"""Runs on every engine like the others, outside `SCENARIOS` (it has no golden Temporal history): the durable run
+must equal the plain one and the credential must be in none of the engine's storage."""
+
+
 # --- the catalogue ------------------------------------------------------------------------------------------------
 
 SCENARIOS: dict[str, Scenario] = {
@@ -396,7 +456,7 @@ FAILING_SCENARIOS: dict[str, Scenario] = {
 }
 """Scenarios whose run raises: the durable run must fail with the plain run's error, not hang or retry."""
 
-ALL_SCENARIOS: dict[str, Scenario] = {**SCENARIOS, **FAILING_SCENARIOS}
+ALL_SCENARIOS: dict[str, Scenario] = {**SCENARIOS, **FAILING_SCENARIOS, SECRETS_SCENARIO.name: SECRETS_SCENARIO}
 """Every agent the engines must wrap."""
 
 

@@ -18,7 +18,9 @@ from pydantic_ai.messages import ModelMessage
 from pydantic_ai.usage import RunUsage
 from pydantic_core import to_jsonable_python
 from temporalio import workflow
+from temporalio.api.history.v1 import History
 from temporalio.client import Client, WorkflowFailureError
+from temporalio.converter import DataConverter
 from temporalio.exceptions import ApplicationError
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -58,7 +60,9 @@ class WorkflowReply:
 
 
 TEMPORAL_AGENTS: dict[str, TemporalAgent[Deps, Any]] = {
-    name: TemporalAgent(scenario.agent, event_stream_handler=handler_for(scenario))
+    name: TemporalAgent(
+        scenario.agent, event_stream_handler=handler_for(scenario), deps_resolver=scenario.deps_resolver
+    )
     for name, scenario in ALL_SCENARIOS.items()
 }
 
@@ -73,7 +77,8 @@ class _ScenarioRun(PydanticAIWorkflow):
 
     async def run(self, run_input: RunInput) -> WorkflowReply:
         agent = self.__pydantic_ai_agents__[0]
-        result = await agent.run(run_input.prompt, **run_input.run_kwargs())
+        # With a resolver the workflow input holds the reference; the workflow resolves it for `run()`.
+        result = await agent.run(run_input.prompt, **run_input.run_kwargs(agent.deps_resolver))
         return WorkflowReply(
             output=to_jsonable_python(result.output),
             output_type=type(result.output).__name__,
@@ -114,6 +119,7 @@ class TemporalHarness:
     def __init__(self, client: Client, task_queue: str) -> None:
         self.client = client
         self.task_queue = task_queue
+        self._workflow_ids: list[str] = []
 
     @classmethod
     @asynccontextmanager
@@ -133,11 +139,13 @@ class TemporalHarness:
         Raises:
             DurableRunFailed: The workflow failed; carries the type and message of the agent loop's error.
         """
+        workflow_id = f'conformance-{scenario.name}-{uuid.uuid4().hex}'
+        self._workflow_ids.append(workflow_id)
         try:
             reply: WorkflowReply = await self.client.execute_workflow(
                 f'conformance_{scenario.name}',
                 run_input,
-                id=f'conformance-{scenario.name}-{uuid.uuid4().hex}',
+                id=workflow_id,
                 task_queue=self.task_queue,
                 result_type=WorkflowReply,
                 # A workflow that retries a failing task forever must fail the test, not hang it.
@@ -149,3 +157,19 @@ class TemporalHarness:
                 raise DurableRunFailed(cause.type or 'ApplicationError', cause.message) from failure
             raise
         return RunOutcome(reply.output, reply.output_type, reply.messages, reply.usage)
+
+    async def storage_holds(self, text: str) -> bool:
+        """Whether `text` is in the history of a workflow this harness ran: its raw bytes or its payloads decoded
+        with Temporal's default data converter."""
+        needle = text.encode()
+        for workflow_id in self._workflow_ids:
+            history = await self.client.get_workflow_handle(workflow_id).fetch_history()
+            if needle in History(events=history.events).SerializeToString():
+                return True
+            for event in history.events:
+                if not event.HasField('activity_task_scheduled_event_attributes'):
+                    continue
+                payloads = event.activity_task_scheduled_event_attributes.input.payloads
+                if text in repr(await DataConverter.default.decode(payloads)):
+                    return True
+        return False

@@ -4,9 +4,11 @@ Wrap an agent in [`DBOSAgent`][durable_dbos.DBOSAgent] before `DBOS.launch()`: i
 model requests, tool calls and MCP communication become DBOS steps, so a crashed process resumes where it stopped.
 """
 
+from durable_kernel import DepsResolver
+
 from ._agent import DBOSAgent
 from ._config import DBOSParallelExecutionMode, StepConfig
 from ._mcp import DBOSMCPServer
 from ._model import DBOSModel
 
-__all__ = ('DBOSAgent', 'DBOSMCPServer', 'DBOSModel', 'DBOSParallelExecutionMode', 'StepConfig')
+__all__ = ('DBOSAgent', 'DepsResolver', 'DBOSMCPServer', 'DBOSModel', 'DBOSParallelExecutionMode', 'StepConfig')

@@ -16,6 +16,7 @@ from pydantic_ai.tools import AgentDepsT
 from pydantic_ai.toolsets import AbstractToolset
 
 from durable_kernel import (
+    DepsResolver,
     NonRetryableModelErrors,
     RunArguments,
     UserPrompt,
@@ -23,8 +24,10 @@ from durable_kernel import (
     get_event_loop,
     is_permanent_model_error,
     ordered_tool_call_events,
+    reference_deps,
     require_agent_name,
     require_durable_parallel_execution_mode,
+    resolve_deps,
 )
 
 from ._config import DBOSParallelExecutionMode, StepConfig
@@ -69,6 +72,7 @@ class DBOSAgent(DBOSEntryPoints[AgentDepsT, OutputDataT], DBOSConfiguredInstance
         tool_step_config_by_name: Mapping[str, StepConfig | None] | None = None,
         function_tool_steps: bool = True,
         non_retryable_model_errors: NonRetryableModelErrors = is_permanent_model_error,
+        deps_resolver: DepsResolver[AgentDepsT, Any] | None = None,
     ):
         """Make `wrapped` durable on DBOS: its runs become workflows, its model, tool and MCP I/O become steps.
 
@@ -95,6 +99,10 @@ class DBOSAgent(DBOSEntryPoints[AgentDepsT, OutputDataT], DBOSConfiguredInstance
                 [`is_permanent_model_error`][durable_kernel.is_permanent_model_error], covers a 4xx response other
                 than 408, 409 and 429, a content filter and a `UserError`; `()` retries every error as
                 `model_step_config` says.
+            deps_resolver: Records `deps` in the workflow's inputs as a small reference (`reference(deps)`) and
+                rebuilds them when the workflow runs, and again when it is recovered (`resolve(reference)`), so that
+                clients and credentials never enter DBOS's system database. Steps run in the workflow's process and
+                see the live deps. See [`DepsResolver`][durable_kernel.DepsResolver].
         """
         super().__init__(wrapped)
         self._name = require_agent_name(name or wrapped.name, engine='DBOS')
@@ -102,6 +110,7 @@ class DBOSAgent(DBOSEntryPoints[AgentDepsT, OutputDataT], DBOSConfiguredInstance
             parallel_execution_mode, engine='DBOS'
         )
         self._event_stream_handler = event_stream_handler
+        self.deps_resolver = deps_resolver
         if not isinstance(wrapped.model, Model):
             raise UserError(
                 'An agent needs a `model` set at construction to be used with DBOS (it cannot be chosen at run time '
@@ -174,11 +183,18 @@ class DBOSAgent(DBOSEntryPoints[AgentDepsT, OutputDataT], DBOSConfiguredInstance
     async def _run_in_workflow(self, user_prompt: UserPrompt = None, **inputs: Any) -> AgentRunResult[Any]:
         handler = inputs.get('event_stream_handler')
         with run_event_stream_handler(handler):
-            return await self._agent_run(RunArguments.from_kwargs(user_prompt, inputs))
+            return await self._agent_run(RunArguments.from_kwargs(user_prompt, self._live_inputs(inputs)))
 
     def _run_sync_in_workflow(self, user_prompt: UserPrompt = None, **inputs: Any) -> AgentRunResult[Any]:
-        # Like the reference: the sync workflow runs the async `run` workflow as its child.
-        return get_event_loop().run_until_complete(self.run(user_prompt, **inputs))
+        # Like the reference: the sync workflow runs the async `run` workflow as its child (which records the
+        # reference again).
+        return get_event_loop().run_until_complete(self.run(user_prompt, **self._live_inputs(inputs)))
+
+    def _live_inputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        """The recorded inputs with the live deps in place of the reference that was recorded."""
+        if self.deps_resolver is None or 'deps' not in inputs:
+            return inputs
+        return {**inputs, 'deps': resolve_deps(self.deps_resolver, inputs['deps'])}
 
     @contextmanager
     def _durable_run(self, model: Any) -> Generator[None]:
@@ -203,5 +219,8 @@ class DBOSAgent(DBOSEntryPoints[AgentDepsT, OutputDataT], DBOSConfiguredInstance
         self._check_model(arguments.model, where='passed at run time')
         self._plan.check(arguments.toolsets)
         inputs = arguments.run_kwargs()
+        if self.deps_resolver is not None and 'deps' in inputs:
+            # DBOS records the workflow's inputs: the reference, never the live deps.
+            inputs['deps'] = reference_deps(self.deps_resolver, inputs['deps'])
         check_picklable_inputs(inputs)
         return inputs

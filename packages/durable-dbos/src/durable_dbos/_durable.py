@@ -91,7 +91,8 @@ def check_picklable_inputs(inputs: Mapping[str, Any]) -> None:
             what = 'The `deps` object' if name == 'deps' else f'The `{name}` argument'
             advice = (
                 'Pass deps that can be pickled (plain data, or an object defining `__reduce__`) and rebuild clients '
-                'such as HTTP sessions or database connections inside your tools.'
+                'such as HTTP sessions or database connections inside your tools, or register a `DepsResolver` '
+                '(`DBOSAgent(deps_resolver=...)`) so that the workflow records a reference and rebuilds the deps.'
                 if name == 'deps'
                 else 'Pass a picklable value (module-level functions and classes pickle by reference; lambdas, local '
                 'functions and open connections do not), or configure it on the agent instead of per run.'

@@ -44,6 +44,7 @@ from ._control_flow import (
     outcome_from_exception,
     unwrap_tool_outcome,
 )
+from ._deps_resolver import DepsResolver, reference_deps, resolve_deps
 from ._event_batches import forward_event_batches
 from ._model_errors import (
     NonRetryableModelErrors,
@@ -65,7 +66,7 @@ from ._names import (
     temporal_activity_name,
 )
 from ._run_arguments import OverrideArguments, RunArguments, UserPrompt
-from ._run_context import RUN_CONTEXT_FIELDS, PartialRunContext, rebuild_run_context
+from ._run_context import RUN_CONTEXT_FIELDS, PartialRunContext, rebuild_run_context, with_deps_resolver
 from ._tool_call_order import (
     DEFAULT_PARALLEL_EXECUTION_MODE,
     DurableParallelExecutionMode,
@@ -107,6 +108,7 @@ __all__ = (
     'ordered_tool_call_events',
     'require_durable_parallel_execution_mode',
     'RUN_CONTEXT_FIELDS',
+    'DepsResolver',
     'DurableWrapperAgent',
     'OverrideArguments',
     'PartialRunContext',
@@ -137,10 +139,13 @@ __all__ = (
     'prefect_flow_name',
     'prefect_task_name',
     'rebuild_run_context',
+    'reference_deps',
     'replace_leaf_toolsets',
     'require_agent_name',
     'require_toolset_id',
+    'resolve_deps',
     'scoped_context_value',
     'temporal_activity_name',
     'unwrap_tool_outcome',
+    'with_deps_resolver',
 )

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import types
 from collections.abc import Mapping
 from dataclasses import fields
-from typing import TYPE_CHECKING, Any, ClassVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast, get_origin
 
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.tools import RunContext
 from typing_extensions import Self, TypeVar
 
 from ._compat import CAPABILITY_STATE_FIELD, field_default, translate_run_context_fields
+from ._deps_resolver import DepsResolver, reference_deps, resolve_deps
 
 if TYPE_CHECKING:
     from pydantic_ai.agent import AbstractAgent
 
-__all__ = ('RUN_CONTEXT_FIELDS', 'PartialRunContext', 'rebuild_run_context')
+__all__ = ('RUN_CONTEXT_FIELDS', 'PartialRunContext', 'rebuild_run_context', 'with_deps_resolver')
 
 AgentDepsT = TypeVar('AgentDepsT', default=None, covariant=True)
+ContextT = TypeVar('ContextT', bound='PartialRunContext[Any]')
 
 RUN_CONTEXT_FIELDS: tuple[str, ...] = (
     'run_id',
@@ -71,6 +74,13 @@ class PartialRunContext(RunContext[AgentDepsT]):
     serialized_fields: ClassVar[tuple[str, ...]] = RUN_CONTEXT_FIELDS
     """The fields [`serialize_run_context`][durable_kernel.PartialRunContext.serialize_run_context] sends."""
 
+    deps_resolver: ClassVar[DepsResolver[Any, Any] | None] = None
+    """The agent's [`DepsResolver`][durable_kernel.DepsResolver], if any: `deps` cross as its reference.
+
+    Set by the durable agents on a subclass of the context type they are given (see
+    [`with_deps_resolver`][durable_kernel.with_deps_resolver]), not by hand.
+    """
+
     def __init__(self, deps: AgentDepsT, **values: Any) -> None:
         # Deliberately not calling the dataclass __init__: only the fields that crossed the boundary exist, so that
         # reading any other one fails loudly (see __getattr__) instead of silently returning a default.
@@ -117,6 +127,30 @@ class PartialRunContext(RunContext[AgentDepsT]):
         return {name: getattr(ctx, name) for name in cls.serialized_fields}
 
     @classmethod
+    def serialize_deps(cls, deps: Any) -> Any:
+        """What crosses the boundary in place of the live `deps`: the resolver's reference, else `deps` itself.
+
+        Args:
+            deps: The run's live dependencies.
+
+        Returns:
+            The value the engine sends (and stores).
+        """
+        return reference_deps(cls.deps_resolver, deps)
+
+    @classmethod
+    def deserialize_deps(cls, value: Any) -> Any:
+        """The live deps for what [`serialize_deps`][durable_kernel.PartialRunContext.serialize_deps] sent.
+
+        Args:
+            value: What crossed the boundary.
+
+        Returns:
+            The resolver's `resolve(value)`, else `value` itself.
+        """
+        return resolve_deps(cls.deps_resolver, value)
+
+    @classmethod
     def deserialize_run_context(cls, ctx: dict[str, Any], deps: Any) -> Self:
         """Rebuild a run context from the dict made by `serialize_run_context`.
 
@@ -139,19 +173,42 @@ def rebuild_run_context(
 ) -> RunContext[Any]:
     """Rebuild a run context with a (possibly user-defined) context type and re-attach the agent.
 
-    The agent is attached here rather than in `deserialize_run_context` so that user subclasses overriding that
-    method need not know about it.
+    The agent is attached, and the deps resolved (see
+    [`deserialize_deps`][durable_kernel.PartialRunContext.deserialize_deps]), here rather than in
+    `deserialize_run_context` so that user subclasses overriding that method need not know about either.
 
     Args:
         context_type: The [`PartialRunContext`][durable_kernel.PartialRunContext] subclass to build.
         data: The serialized fields.
-        deps: The run's dependencies.
+        deps: The run's dependencies, as they crossed the boundary.
         agent: The agent to expose as `ctx.agent`, if any.
 
     Returns:
         The rebuilt run context.
     """
-    ctx = context_type.deserialize_run_context(dict(data), deps=deps)
+    ctx = context_type.deserialize_run_context(dict(data), deps=context_type.deserialize_deps(deps))
     if agent is not None:
         cast(Any, ctx).__dict__['agent'] = agent
     return ctx
+
+
+def with_deps_resolver(context_type: type[ContextT], resolver: DepsResolver[Any, Any] | None) -> type[ContextT]:
+    """`context_type`, or a subclass of it (same name) whose `deps` cross as `resolver`'s reference.
+
+    The context type already travels to every place that sends or rebuilds a run context (models, toolsets, a user's
+    own toolset wrappers), so binding the resolver to it reaches all of them without another argument.
+
+    Args:
+        context_type: The run-context type given to the durable agent (possibly a user subclass or a generic alias).
+        resolver: The agent's resolver; `None` returns `context_type` unchanged.
+
+    Returns:
+        The type to send and rebuild run contexts with.
+    """
+    if resolver is None:
+        return context_type
+    origin = cast('type[Any]', get_origin(context_type) or context_type)
+    namespace = {'deps_resolver': resolver, '__module__': origin.__module__, '__qualname__': origin.__qualname__}
+    return cast(
+        'type[ContextT]', types.new_class(origin.__name__, (context_type,), exec_body=lambda ns: ns.update(namespace))
+    )

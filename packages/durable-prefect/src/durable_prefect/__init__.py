@@ -1,5 +1,7 @@
 """Durable pydantic-ai agents on Prefect: agent runs are flows, model requests and tool calls are tasks."""
 
+from durable_kernel import DepsResolver
+
 from ._agent import PrefectAgent
 from ._agent_base import PrefectifyToolsetFunc
 from ._cache_policy import (
@@ -25,6 +27,7 @@ __all__ = (
     'DEFAULT_CACHE_POLICY',
     'DEFAULT_TASK_CONFIG',
     'AgentRunScope',
+    'DepsResolver',
     'InputsByValue',
     'KeyedTaskInput',
     'PrefectAgent',

@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
-from pydantic_ai.agent import AbstractAgent, EventStreamHandler
+import dataclasses
+from collections.abc import Generator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from pydantic_ai.agent import AbstractAgent, AgentRunResult, EventStreamHandler
 from pydantic_ai.output import OutputDataT
 from pydantic_ai.tools import AgentDepsT
+from pydantic_ai.toolsets import AbstractToolset
 
-from durable_kernel import NonRetryableModelErrors, is_permanent_model_error
+from durable_kernel import (
+    DepsResolver,
+    NonRetryableModelErrors,
+    RunArguments,
+    is_permanent_model_error,
+    reference_deps,
+    resolve_deps,
+    scoped_context_value,
+)
 
 from ._agent_base import PrefectifyToolsetFunc
+from ._deps import run_deps_resolver
+from ._model import PrefectModel
 from ._prefectify import prefectify_toolset
 from ._run_entry_points import PrefectRunEntryPoints
 from ._task_config import TaskConfig
@@ -39,6 +55,7 @@ class PrefectAgent(PrefectRunEntryPoints[AgentDepsT, OutputDataT]):
         event_stream_handler_task_config: TaskConfig | None = None,
         prefectify_toolset_func: PrefectifyToolsetFunc[AgentDepsT] = prefectify_toolset,
         non_retryable_model_errors: NonRetryableModelErrors = is_permanent_model_error,
+        deps_resolver: DepsResolver[AgentDepsT, Any] | None = None,
     ):
         """Make `wrapped` durable on Prefect: its runs become flows, its model, tool and MCP I/O become cached tasks.
 
@@ -63,6 +80,9 @@ class PrefectAgent(PrefectRunEntryPoints[AgentDepsT, OutputDataT]):
                 [`is_permanent_model_error`][durable_kernel.is_permanent_model_error], covers a 4xx response other
                 than 408, 409 and 429, a content filter and a `UserError`; `()` retries every error as
                 `model_task_config` says.
+            deps_resolver: Keeps clients and credentials out of what Prefect records: the flow run holds a small
+                reference (`reference(deps)`) and rebuilds the live deps from it on every attempt
+                (`resolve(reference)`); the tasks see the live deps. See [`DepsResolver`][durable_kernel.DepsResolver].
 
         Every config is merged over [`DEFAULT_TASK_CONFIG`][durable_prefect.DEFAULT_TASK_CONFIG]; the caller's
         dicts are never modified.
@@ -70,6 +90,7 @@ class PrefectAgent(PrefectRunEntryPoints[AgentDepsT, OutputDataT]):
         Raises:
             UserError: When there is no name, or the wrapped agent has no model.
         """
+        self.deps_resolver = deps_resolver
         super().__init__(
             wrapped,
             name=name,
@@ -82,3 +103,35 @@ class PrefectAgent(PrefectRunEntryPoints[AgentDepsT, OutputDataT]):
             prefectify_toolset_func=prefectify_toolset_func,
             non_retryable_model_errors=non_retryable_model_errors,
         )
+
+    # The resolver is bound here, around the flows that `PrefectAgentBase` defines, and not inside them: Prefect
+    # finds a resumed run's subflow by a key over the flow function's file and line, which must not move.
+
+    async def _run_in_flow(self, arguments: RunArguments[AgentDepsT]) -> AgentRunResult[Any]:
+        return await super()._run_in_flow(self._with_deps_reference(arguments))
+
+    def _run_sync_in_flow(self, arguments: RunArguments[AgentDepsT]) -> AgentRunResult[Any]:
+        return super()._run_sync_in_flow(self._with_deps_reference(arguments))
+
+    async def _run_in_agent(self, arguments: RunArguments[AgentDepsT]) -> AgentRunResult[Any]:
+        # The flow's body: on every attempt of the flow run, the live deps are rebuilt from the reference it holds.
+        if self.deps_resolver is not None:
+            arguments = dataclasses.replace(arguments, deps=resolve_deps(self.deps_resolver, arguments.deps))
+        return await super()._run_in_agent(arguments)
+
+    def _with_deps_reference(self, arguments: RunArguments[AgentDepsT]) -> RunArguments[AgentDepsT]:
+        """The run's arguments as the flow run holds them: with a resolver, the reference in place of the deps."""
+        if self.deps_resolver is None:
+            return arguments
+        return dataclasses.replace(arguments, deps=reference_deps(self.deps_resolver, arguments.deps))
+
+    @contextmanager
+    def _durable_overrides(
+        self, model: PrefectModel | None, run_toolsets: Sequence[AbstractToolset[AgentDepsT]] | None
+    ) -> Generator[None]:
+        # The tasks' cache keys see the deps as the resolver's reference (see `_deps.py`).
+        with (
+            scoped_context_value(run_deps_resolver, self.deps_resolver),
+            super()._durable_overrides(model, run_toolsets),
+        ):
+            yield

@@ -13,6 +13,8 @@ from __future__ import annotations
 # sandbox (where the import would be re-done per workflow run and may be restricted).
 import anyio._backends._asyncio  # pyright: ignore[reportUnusedImport]  # noqa: F401
 
+from durable_kernel import DepsResolver
+
 from ._agent import TemporalAgent
 from ._logfire import LogfirePlugin
 from ._model import TemporalProviderFactory
@@ -24,6 +26,7 @@ from ._workflow import PydanticAIWorkflow
 
 __all__ = (
     'AgentPlugin',
+    'DepsResolver',
     'LogfirePlugin',
     'PydanticAIPayloadConverter',
     'PydanticAIPlugin',

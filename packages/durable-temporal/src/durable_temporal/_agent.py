@@ -23,6 +23,7 @@ from temporalio import activity, workflow
 from temporalio.workflow import ActivityConfig
 
 from durable_kernel import (
+    DepsResolver,
     NonRetryableModelErrors,
     OverrideArguments,
     disable_threads,
@@ -33,6 +34,7 @@ from durable_kernel import (
     require_agent_name,
     require_toolset_id,
     scoped_context_value,
+    with_deps_resolver,
 )
 
 from ._config import merge_activity_config
@@ -124,6 +126,7 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
         run_context_type: type[TemporalRunContext[AgentDepsT]] = TemporalRunContext[AgentDepsT],
         temporalize_toolset_func: TemporalizeToolsetFunc[AgentDepsT] = temporalize_toolset,
         non_retryable_model_errors: NonRetryableModelErrors = is_permanent_model_error,
+        deps_resolver: DepsResolver[AgentDepsT, Any] | None = None,
     ) -> None:
         """Wrap an agent for use inside Temporal workflows.
 
@@ -152,16 +155,25 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
                 than 408, 409 and 429, a content filter and a `UserError`; `()` leaves every model error to the retry
                 policy. A retried error whose provider asked to wait (`Retry-After`) waits that long before the next
                 attempt, up to the policy's `maximum_interval`.
+            deps_resolver: Sends `deps` to activities as a small reference (`reference(deps)`) and rebuilds them in
+                each activity (`resolve(reference)`), so that clients and credentials never enter the workflow
+                history. Workflow code passes live deps to `run()` (typically `deps_resolver.resolve(reference)`
+                on a reference taken from the workflow's input). See [`DepsResolver`][durable_kernel.DepsResolver].
         """
         super().__init__(wrapped)
         self._name = name
         agent_name = require_agent_name(name or wrapped.name, engine='Temporal')
         self._event_stream_handler = event_stream_handler
+        self.deps_resolver = deps_resolver
+        # Every model, toolset and handler activity sends and rebuilds deps through the context type: binding the
+        # resolver to it reaches them all (custom `temporalize_toolset_func` wrappers included).
+        run_context_type = with_deps_resolver(run_context_type, deps_resolver)
         self.run_context_type = run_context_type
         self.activity_config = merge_activity_config(activity_config)
         self._durable_run_active: ContextVar[bool] = ContextVar('durable_temporal_run_active', default=False)
         prefix = f'agent__{agent_name}'
-        deps_type = self.deps_type
+        # What activities receive (and decode) as their `deps` argument: the reference, when there is a resolver.
+        deps_type = self.deps_type if deps_resolver is None else deps_resolver.wire_type()
 
         async def event_stream_handler_activity(params: EventStreamHandlerParams, deps: Any) -> None:
             handler = self._user_event_stream_handler
@@ -274,7 +286,7 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
         async def send(events: list[_messages.AgentStreamEvent]) -> None:
             kinds = ', '.join(event.event_kind for event in events)
             summary = f'handle event: {kinds}' if len(events) == 1 else f'handle events: {kinds}'
-            serialized, deps = deps_for_activity(self.run_context_type.serialize_run_context(ctx), ctx.deps)
+            serialized, deps = deps_for_activity(self.run_context_type, ctx)
             if len(events) == 1 and not batched:
                 params = EventStreamHandlerParams(event=events[0], serialized_run_context=serialized)
             else:
@@ -322,7 +334,8 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
             raise UserError(
                 f'A value sent to a Temporal activity could not be serialized: {error}. Activity arguments (notably '
                 '`deps`) must be serializable by pydantic: use plain data, dataclasses or pydantic models, and create '
-                'clients and connections inside tools instead of passing them in `deps`.'
+                'clients and connections inside tools, or register a `DepsResolver` '
+                '(`TemporalAgent(deps_resolver=...)`) so that activities receive a reference and rebuild the deps.'
             ) from error
 
     def _in_durable_run(self) -> bool:

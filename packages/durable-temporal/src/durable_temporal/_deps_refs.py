@@ -21,10 +21,13 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any, cast
 
+from pydantic_ai.tools import RunContext
 from temporalio import activity, workflow
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType
 from temporalio.exceptions import ApplicationError
+
+from durable_kernel import PartialRunContext
 
 from ._workflow_state import PerWorkflow
 
@@ -43,13 +46,18 @@ _CACHE_SIZE = 128
 _sent_by_workflow: PerWorkflow[set[str]] = PerWorkflow(set)
 
 
-def deps_for_activity(serialized_run_context: Any, deps: Any) -> tuple[Any, Any]:
+def deps_for_activity(context_type: type[PartialRunContext[Any]], ctx: RunContext[Any]) -> tuple[Any, Any]:
     """The serialized run context and the deps argument of an activity about to be scheduled by workflow code.
+
+    The deps sent are `context_type.serialize_deps(ctx.deps)`: the reference of the agent's `DepsResolver`, if it
+    has one, so that live clients and credentials never reach the history.
 
     Returns:
         `(serialized_run_context, deps)` unchanged for small deps; for large ones the context names them by digest,
         and the deps are `None` unless this is the first activity of the workflow to need them.
     """
+    serialized_run_context: Any = context_type.serialize_run_context(ctx)
+    deps = context_type.serialize_deps(ctx.deps)
     if deps is None or not isinstance(serialized_run_context, Mapping):
         return serialized_run_context, deps
     [payload] = workflow.payload_converter().to_payloads([deps])

@@ -490,7 +490,7 @@ class TemporalModel(WrapperModel):
                 'Image output cannot be used inside a Temporal workflow: generated images exceed the 2 MB payload '
                 'limit of activity results. Generate images in an activity of your own, or outside the workflow.'
             )
-        serialized, deps = deps_for_activity(self.run_context_type.serialize_run_context(ctx), ctx.deps)
+        serialized, deps = deps_for_activity(self.run_context_type, ctx)
         params = ModelRequestParams(
             messages=messages,
             model_settings=cast(dict[str, Any] | None, model_settings),
@@ -515,7 +515,7 @@ class TemporalModel(WrapperModel):
     def _optional_activity_arguments(self, ctx: RunContext[Any] | None) -> tuple[Any, Any]:
         if ctx is None:
             return None, None
-        return deps_for_activity(self.run_context_type.serialize_run_context(ctx), ctx.deps)
+        return deps_for_activity(self.run_context_type, ctx)
 
     async def _optional_activity_context(self, serialized_run_context: Any, deps: Any) -> RunContext[Any] | None:
         if serialized_run_context is None:

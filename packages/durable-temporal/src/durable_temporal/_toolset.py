@@ -153,7 +153,7 @@ class ActivityToolset(TemporalWrapperToolset[AgentDepsT], ABC):
 
     def activity_arguments(self, ctx: RunContext[AgentDepsT]) -> tuple[Any, Any]:
         """The serialized run context and deps to send an activity from workflow code (large deps only once)."""
-        return deps_for_activity(self.run_context_type.serialize_run_context(ctx), ctx.deps)
+        return deps_for_activity(self.run_context_type, ctx)
 
     def _get_tools_arguments(self, ctx: RunContext[AgentDepsT]) -> list[Any]:
         serialized, deps = self.activity_arguments(ctx)
