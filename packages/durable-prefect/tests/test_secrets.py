@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import cast
 
 import pytest
+from prefect import flow
 from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
@@ -170,3 +171,35 @@ async def test_naive_deps_do_not_reach_prefect_storage_either(prefect_server: Pa
 
     assert result.output == 'access: naive authorized=True'
     assert not secret_in_prefect_storage(prefect_server, secret)
+
+
+async def test_cache_keys_see_the_reference_not_the_credential() -> None:
+    """Two runs of the same work in one flow, the credential rotated in between: the second finds the first's tasks.
+
+    Keyed by the live deps, the new key would give the same work another key (a resumed run would repeat it) and put
+    the credential into the hashed material; keyed by the reference (the tenant), it is the same work.
+    """
+    calls: list[str] = []
+    agent = Agent(FunctionModel(call_then_answer), name='secret_keyed_by_reference', deps_type=TenantDeps)
+
+    @agent.tool
+    def check_access(ctx: RunContext[TenantDeps]) -> str:
+        calls.append(ctx.deps.client.api_key)
+        return f'{ctx.deps.tenant} authorized={ctx.deps.client.authorized()}'
+
+    prefect_agent = PrefectAgent(agent, deps_resolver=RESOLVER)
+
+    @flow
+    async def rotated() -> list[str]:
+        outputs: list[str] = []
+        for _ in range(2):
+            new_secret('rotated')  # the worker's credential for this tenant changes between the runs
+            async with prefect_agent.iter('may I?', deps=resolve_tenant('rotated')) as agent_run:
+                async for _node in agent_run:
+                    pass
+            assert agent_run.result is not None
+            outputs.append(agent_run.result.output)
+        return outputs
+
+    assert await rotated() == ['access: rotated authorized=True'] * 2
+    assert len(calls) == 1, calls

@@ -37,6 +37,7 @@ from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
 
 from durable_kernel import DERIVED_FIELDS_2, field_default
 
+from ._deps import deps_for_cache_key
 from ._instance_tokens import instance_token
 from ._key_text import Fragment, MessageKeyCache, key_text
 
@@ -250,7 +251,13 @@ class Canonicalizer:
             return {'__path__': str(value)}
         if isinstance(value, RunContext):
             ctx = cast(RunContext[Any], value)
-            fields = {name: self.visit(getattr(ctx, name, None), depth) for name in _RUN_CONTEXT_KEY_FIELDS}
+            # With a `DepsResolver` the deps are keyed by their reference: it identifies the work, while the live
+            # clients it resolves to would get a new identity token in every process (a resumed run would repeat its
+            # tasks) and the credentials they hold do not belong in hashed material.
+            fields = {
+                name: self.visit(deps_for_cache_key(ctx.deps) if name == 'deps' else getattr(ctx, name, None), depth)
+                for name in _RUN_CONTEXT_KEY_FIELDS
+            }
             fields['loaded_capability_ids'] = sorted(getattr(ctx, 'loaded_capability_ids', None) or ())
             fields['discovered_tool_names'] = sorted(getattr(ctx, 'discovered_tool_names', None) or ())
             return {'__run_context__': fields}
