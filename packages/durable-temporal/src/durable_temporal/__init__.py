@@ -14,6 +14,7 @@ from __future__ import annotations
 import anyio._backends._asyncio  # pyright: ignore[reportUnusedImport]  # noqa: F401
 
 from ._agent import TemporalAgent
+from ._claim_check import ClaimCheckCodec, ClaimCheckStore, FileClaimCheckStore
 from ._logfire import LogfirePlugin
 from ._model import TemporalProviderFactory
 from ._payload_converter import PydanticAIPayloadConverter
@@ -24,6 +25,9 @@ from ._workflow import PydanticAIWorkflow
 
 __all__ = (
     'AgentPlugin',
+    'ClaimCheckCodec',
+    'ClaimCheckStore',
+    'FileClaimCheckStore',
     'LogfirePlugin',
     'PydanticAIPayloadConverter',
     'PydanticAIPlugin',
