@@ -15,12 +15,22 @@ from ._outcome import (
     outcome_from_result,
 )
 from ._params import ENGINES, engine_params
-from .scenarios import ALL_SCENARIOS, FAILING_SCENARIOS, SCENARIOS, Deps, RunInput, Scenario, scenario
+from .scenarios import (
+    ALL_SCENARIOS,
+    FAILING_SCENARIOS,
+    OVERSIZED_SCENARIO,
+    SCENARIOS,
+    Deps,
+    RunInput,
+    Scenario,
+    scenario,
+)
 
 __all__ = (
     'ALL_SCENARIOS',
     'FAILING_SCENARIOS',
     'DurableRunFailed',
+    'OVERSIZED_SCENARIO',
     'describe_error',
     'ENGINES',
     'SCENARIOS',

@@ -42,7 +42,16 @@ from ._events import record_events
 from ._inputs import Deps, RunInput, Scenario
 from ._scripted import calls, last_request, prompt_text, scripted_model, text, turn
 
-__all__ = ('ALL_SCENARIOS', 'FAILING_SCENARIOS', 'SCENARIOS', 'Deps', 'RunInput', 'Scenario', 'scenario')
+__all__ = (
+    'ALL_SCENARIOS',
+    'FAILING_SCENARIOS',
+    'OVERSIZED_SCENARIO',
+    'SCENARIOS',
+    'Deps',
+    'RunInput',
+    'Scenario',
+    'scenario',
+)
 
 
 def _tool_returns(messages: list[ModelMessage]) -> list[str]:
@@ -366,6 +375,26 @@ def tick() -> str:
     return 'tock'
 
 
+# --- a tool result over Temporal's payload size limit ----------------------------------------------------------
+
+
+def _oversized(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    if turn(messages) == 0:
+        return calls(('produce', {'size': int(prompt_text(messages).split()[-1])}, 'call-produce'))
+    request = last_request(messages)
+    sizes = [len(str(part.content)) for part in request.parts if isinstance(part, ToolReturnPart)]
+    return text(f'received {sum(sizes)} characters')
+
+
+oversized_agent = Agent(scripted_model('oversized', _oversized), name='oversized', deps_type=Deps)
+
+
+@oversized_agent.tool_plain
+def produce(size: int) -> str:
+    """Return `size` characters."""
+    return 'x' * size
+
+
 # --- the catalogue ------------------------------------------------------------------------------------------------
 
 SCENARIOS: dict[str, Scenario] = {
@@ -395,7 +424,13 @@ FAILING_SCENARIOS: dict[str, Scenario] = {
 }
 """Scenarios whose run raises: the durable run must fail with the plain run's error, not hang or retry."""
 
-ALL_SCENARIOS: dict[str, Scenario] = {**SCENARIOS, **FAILING_SCENARIOS}
+OVERSIZED_SCENARIO = Scenario('oversized_tool_result', oversized_agent, RunInput('Produce 0'))
+"""A tool returning as many characters as the prompt's last word says (`RunInput(f'Produce {size}')`).
+
+The outcome depends on the engine's payload limits (see `test_conformance.test_oversized_tool_result`).
+"""
+
+ALL_SCENARIOS: dict[str, Scenario] = {**SCENARIOS, **FAILING_SCENARIOS, OVERSIZED_SCENARIO.name: OVERSIZED_SCENARIO}
 """Every agent the engines must wrap."""
 
 

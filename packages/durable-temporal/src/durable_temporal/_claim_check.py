@@ -66,7 +66,10 @@ class ClaimCheckStore(Protocol):
             await asyncio.to_thread(self.s3.put_object, Bucket=self.bucket, Key=self.prefix + key, Body=data)
 
         async def get(self, key: str) -> bytes:
-            response = await asyncio.to_thread(self.s3.get_object, Bucket=self.bucket, Key=self.prefix + key)
+            try:
+                response = await asyncio.to_thread(self.s3.get_object, Bucket=self.bucket, Key=self.prefix + key)
+            except self.s3.exceptions.NoSuchKey:
+                raise KeyError(key) from None
             return response['Body'].read()
     ```
     """
