@@ -25,8 +25,9 @@ from temporalio import workflow
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.converter import DataConverter, PayloadCodec
+from temporalio.service import RPCError
 
-from durable_temporal import ClaimCheckCodec, FileClaimCheckStore, PydanticAIPlugin, TemporalAgent
+from durable_temporal import ClaimCheckCodec, FileClaimCheckStore, PydanticAIPlugin, PydanticAIWorkflow, TemporalAgent
 from durable_temporal.testing import agent_worker
 
 pytestmark = pytest.mark.anyio
@@ -205,6 +206,42 @@ async def test_the_claim_check_keeps_the_users_codec_and_stores_what_it_encoded(
     assert await _history_size(run.handle) < 100_000
     for path in (path for path in tmp_path.rglob('*') if path.is_file()):
         assert Payload.FromString(path.read_bytes()).metadata['encoding'] == b'test/reversed'
+
+
+@workflow.defn
+class MessagesWorkflow(PydanticAIWorkflow):
+    __pydantic_ai_agents__ = (temporal_payload_agent,)
+
+    @workflow.run
+    async def run(self, size: int) -> list[list[ModelMessage]]:
+        result = await temporal_payload_agent.run(f'produce {size}', deps=Tenant())
+        # Twice the history: each activity passes the check, the workflow's result does not.
+        return [result.all_messages()] * 2
+
+
+async def test_an_oversized_workflow_result_fails_the_workflow(client: Client) -> None:
+    async with agent_worker(client, workflows=[MessagesWorkflow]) as worker:
+        handle = await client.start_workflow(
+            MessagesWorkflow.run,
+            700_000,
+            id=str(uuid.uuid4()),
+            task_queue=worker.task_queue,
+            execution_timeout=WORKFLOW_TIMEOUT,
+        )
+        with pytest.raises(WorkflowFailureError) as failure:
+            await handle.result()
+
+    message = _messages(failure.value)
+    assert 'The result of workflow MessagesWorkflow is 2.7 MiB' in message
+    assert 'over the Temporal payload size limit of 2.0 MiB' in message
+
+
+async def test_an_oversized_workflow_input_is_refused_when_the_workflow_starts(client: Client) -> None:
+    # Temporal's own behaviour, which the guide promises: the caller sees the refusal at once.
+    with pytest.raises(RPCError, match='Blob data size exceeds limit'):
+        await client.start_workflow(
+            PayloadWorkflow.run, args=['x' * 3 * MB, 0], id=str(uuid.uuid4()), task_queue='nobody-polls'
+        )
 
 
 def test_a_claim_check_threshold_over_the_limit_is_refused(tmp_path: Path) -> None:

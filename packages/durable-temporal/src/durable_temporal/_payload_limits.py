@@ -11,10 +11,13 @@ The interceptor here checks the payloads of the agent's activities before Tempor
 - in workflow code, before an activity is scheduled: its arguments (messages of a model request, tool arguments,
   the run's deps). Too large raises `UserError`, which `PydanticAIPlugin` makes fail the workflow;
 - in the activity, before it completes: its result (a model response, a tool result). Too large raises a
-  non-retryable `ApplicationError`, so the activity fails once and the workflow fails with it.
+  non-retryable `ApplicationError`, so the activity fails once and the workflow fails with it;
+- when a workflow that lists agents in `__pydantic_ai_agents__` returns: its result (e.g. a whole message history).
+  Too large raises `UserError`, failing the workflow instead of retrying its task forever.
 
-Only the agent's own activities are checked (recognised by their argument type); other activities keep Temporal's
-behaviour. With a claim check (or Temporal's external storage) configured, large payloads leave the history and
+Only the agent's own activities and workflows are checked (recognised by their argument type, and by
+`__pydantic_ai_agents__`); other activities and workflows keep Temporal's behaviour. A workflow's input is refused by
+the server when the client starts it, so the caller sees that error at once. With a claim check (or Temporal's external storage) configured, large payloads leave the history and
 nothing is checked.
 """
 
@@ -30,6 +33,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.worker import (
     ActivityInboundInterceptor,
     ExecuteActivityInput,
+    ExecuteWorkflowInput,
     Interceptor,
     StartActivityInput,
     WorkflowInboundInterceptor,
@@ -140,6 +144,22 @@ def check_activity_result(result: Any, args: Sequence[Any], limit: int) -> None:
     )
 
 
+def check_workflow_result(workflow_class: type, result: Any, limit: int) -> None:
+    """Raise `UserError` if the encoded result of a workflow that runs agents is over `limit` bytes."""
+    [payload] = workflow.payload_converter().to_payloads([result])
+    size = payload.ByteSize()
+    if size <= limit:
+        return
+    raise UserError(
+        f'The result of workflow {workflow_class.__qualname__} is {_size(size)} once serialized, over the Temporal '
+        f'payload size limit of {_size(limit)}: Temporal would refuse to complete the workflow and retry its task '
+        'forever, so the run fails now. Return less from the workflow (the output rather than the whole message '
+        'history, or a reference to data stored elsewhere), or keep large payloads out of the workflow history with '
+        'a claim-check store, `PydanticAIPlugin(claim_check=FileClaimCheckStore(...))` (see "Large payloads" in the '
+        'Temporal guide).'
+    )
+
+
 class _ActivityInbound(ActivityInboundInterceptor):
     def __init__(self, next: ActivityInboundInterceptor, limits: PayloadLimits) -> None:
         super().__init__(next)
@@ -175,6 +195,13 @@ class PayloadLimitInterceptor(Interceptor):
             # A class per interceptor: Temporal constructs it for each workflow, with only the next interceptor.
             def init(self, outbound: WorkflowOutboundInterceptor) -> None:
                 super().init(_WorkflowOutbound(outbound, limits))
+
+            async def execute_workflow(self, input: ExecuteWorkflowInput) -> Any:
+                result = await super().execute_workflow(input)
+                limit = limits.active_limit
+                if limit is not None and hasattr(input.type, '__pydantic_ai_agents__'):
+                    check_workflow_result(input.type, result, limit)
+                return result
 
         self._workflow_interceptor_class = _WorkflowInbound
 
