@@ -247,3 +247,23 @@ async def test_an_oversized_workflow_input_is_refused_when_the_workflow_starts(c
 def test_a_claim_check_threshold_over_the_limit_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UserError, match='claim_check_threshold .* must be below payload_size_limit'):
         PydanticAIPlugin(claim_check=FileClaimCheckStore(tmp_path), claim_check_threshold=3 * MB)
+
+
+async def test_the_claim_check_codec_round_trips_and_names_a_missing_payload(tmp_path: Path) -> None:
+    store = FileClaimCheckStore(tmp_path)
+    codec = ClaimCheckCodec(store, threshold=100)
+    small, large = Payload(data=b'x' * 100), Payload(metadata={'encoding': b'binary/plain'}, data=b'y' * 1000)
+
+    encoded = await codec.encode([small, large])
+
+    assert encoded[0] == small
+    assert encoded[1].metadata['encoding'] == b'durable/claim-check'
+    assert encoded[1].ByteSize() < 200
+    assert await codec.decode(encoded) == [small, large]
+    # The same bytes again are the same key: stored once.
+    assert (await codec.encode([large]))[0] == encoded[1]
+    assert len([path for path in tmp_path.rglob('*') if path.is_file()]) == 1
+
+    empty = ClaimCheckCodec(FileClaimCheckStore(tmp_path / 'empty'))
+    with pytest.raises(RuntimeError, match='has no payload .* Every worker and client of the namespace must use'):
+        await empty.decode(encoded)

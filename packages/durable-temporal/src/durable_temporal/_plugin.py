@@ -102,7 +102,7 @@ def _with_claim_check(converter: DataConverter, store: ClaimCheckStore, threshol
 
 
 def _offloads_large_payloads(converter: DataConverter) -> bool:
-    # `DataConverter.external_storage` is Temporal's own claim check (temporalio 1.24+, experimental).
+    # `DataConverter.external_storage` is Temporal's own claim check (experimental, in recent temporalio releases; absent from older ones).
     return (
         isinstance(converter.payload_codec, ClaimCheckCodec) or getattr(converter, 'external_storage', None) is not None
     )
