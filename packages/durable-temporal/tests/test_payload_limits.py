@@ -251,7 +251,7 @@ def test_a_claim_check_threshold_over_the_limit_is_refused(tmp_path: Path) -> No
 
 async def test_the_claim_check_codec_round_trips_and_names_a_missing_payload(tmp_path: Path) -> None:
     store = FileClaimCheckStore(tmp_path)
-    codec = ClaimCheckCodec(store, threshold=100)
+    codec = ClaimCheckCodec(store, threshold=200)
     small, large = Payload(data=b'x' * 100), Payload(metadata={'encoding': b'binary/plain'}, data=b'y' * 1000)
 
     encoded = await codec.encode([small, large])
