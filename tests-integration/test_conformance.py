@@ -6,12 +6,14 @@ usage and, for scenarios with an event stream handler, the same events in the sa
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 from harness import (
     CONFORMANCE_SECRET,
     FAILING_SCENARIOS,
+    OVERSIZED_SCENARIO,
     SCENARIOS,
     SECRETS_SCENARIO,
     DurableRunFailed,
@@ -108,3 +110,49 @@ async def test_secrets_scenario_matches_plain_agent_and_keeps_the_credential_out
     assert outcome.output == 'api said: call_api=vault-user vault-ok=True'
     assert await harness.storage_holds('vault-user vault-ok=True')
     assert not await harness.storage_holds(CONFORMANCE_SECRET)
+
+
+MB = 1024 * 1024
+
+OVERSIZED_FAILS_ON: frozenset[str] = frozenset({'temporal'})
+"""The engines on which a tool result over Temporal's 2 MiB payload limit fails the run.
+
+Temporal refuses payloads over its blob size limit: durable-temporal fails the run at once, with a non-retryable
+`DurablePayloadTooLarge` error naming the tool, the size and the limit (the opt-in claim check, tested in
+durable-temporal's `test_payload_limits.py`, lifts it). DBOS stores step outputs as base64 pickles in a text column
+(SQLite and PostgreSQL both take up to 1 GB) and Prefect persists task results to its result storage (files by
+default): both complete, and their result equals the plain agent's.
+"""
+
+
+def _error_chain(error: BaseException) -> str:
+    """The messages of `error` and its causes (a Temporal failure chains workflow, activity and application errors)."""
+    found: list[str] = []
+    current: BaseException | None = error
+    while current is not None:
+        found.append(str(current))
+        current = getattr(current, 'cause', None) or current.__cause__
+    return '\n'.join(found)
+
+
+@pytest.mark.parametrize('engine', engine_params())
+@pytest.mark.parametrize('size', [3 * MB, 50 * MB], ids=['3MB', '50MB'])
+async def test_oversized_tool_result(harness: EngineHarness, size: int) -> None:
+    """A 3 MB or 50 MB tool result: a clear, immediate failure on Temporal; the plain agent's result elsewhere."""
+    run_input = RunInput(f'Produce {size}')
+    if harness.engine in OVERSIZED_FAILS_ON:
+        started = time.monotonic()
+        with pytest.raises(Exception) as failure:  # noqa: PT011  # Temporal's failure chain, inspected below
+            await harness.run(OVERSIZED_SCENARIO, run_input)
+        # Generous (it fails in about a second): without the check the run never ended.
+        assert time.monotonic() - started < 30
+        message = _error_chain(failure.value)
+        assert "The result of tool 'produce'" in message
+        assert f'{size / MB:.1f} MiB' in message
+        assert 'payload size limit of 2.0 MiB' in message
+        assert 'claim_check=' in message
+        return
+    plain = await run_plain(OVERSIZED_SCENARIO, run_input)
+    durable = await harness.run(OVERSIZED_SCENARIO, run_input)
+    assert durable.output == plain.output == f'received {size} characters'
+    assert durable.comparable() == plain.comparable()

@@ -45,6 +45,7 @@ from ._scripted import calls, last_request, prompt_text, scripted_model, text, t
 __all__ = (
     'ALL_SCENARIOS',
     'FAILING_SCENARIOS',
+    'OVERSIZED_SCENARIO',
     'SCENARIOS',
     'SECRETS_SCENARIO',
     'Deps',
@@ -427,6 +428,26 @@ SECRETS_SCENARIO = Scenario(
 must equal the plain one and the credential must be in none of the engine's storage."""
 
 
+# --- a tool result over Temporal's payload size limit ----------------------------------------------------------
+
+
+def _oversized(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    if turn(messages) == 0:
+        return calls(('produce', {'size': int(prompt_text(messages).split()[-1])}, 'call-produce'))
+    request = last_request(messages)
+    sizes = [len(str(part.content)) for part in request.parts if isinstance(part, ToolReturnPart)]
+    return text(f'received {sum(sizes)} characters')
+
+
+oversized_agent = Agent(scripted_model('oversized', _oversized), name='oversized', deps_type=Deps)
+
+
+@oversized_agent.tool_plain
+def produce(size: int) -> str:
+    """Return `size` characters."""
+    return 'x' * size
+
+
 # --- the catalogue ------------------------------------------------------------------------------------------------
 
 SCENARIOS: dict[str, Scenario] = {
@@ -456,7 +477,18 @@ FAILING_SCENARIOS: dict[str, Scenario] = {
 }
 """Scenarios whose run raises: the durable run must fail with the plain run's error, not hang or retry."""
 
-ALL_SCENARIOS: dict[str, Scenario] = {**SCENARIOS, **FAILING_SCENARIOS, SECRETS_SCENARIO.name: SECRETS_SCENARIO}
+OVERSIZED_SCENARIO = Scenario('oversized_tool_result', oversized_agent, RunInput('Produce 0'))
+"""A tool returning as many characters as the prompt's last word says (`RunInput(f'Produce {size}')`).
+
+The outcome depends on the engine's payload limits (see `test_conformance.test_oversized_tool_result`).
+"""
+
+ALL_SCENARIOS: dict[str, Scenario] = {
+    **SCENARIOS,
+    **FAILING_SCENARIOS,
+    SECRETS_SCENARIO.name: SECRETS_SCENARIO,
+    OVERSIZED_SCENARIO.name: OVERSIZED_SCENARIO,
+}
 """Every agent the engines must wrap."""
 
 

@@ -16,6 +16,7 @@ import anyio._backends._asyncio  # pyright: ignore[reportUnusedImport]  # noqa: 
 from durable_kernel import DepsResolver
 
 from ._agent import TemporalAgent
+from ._claim_check import ClaimCheckCodec, ClaimCheckStore, FileClaimCheckStore
 from ._logfire import LogfirePlugin
 from ._model import TemporalProviderFactory
 from ._payload_converter import PydanticAIPayloadConverter
@@ -26,7 +27,10 @@ from ._workflow import PydanticAIWorkflow
 
 __all__ = (
     'AgentPlugin',
+    'ClaimCheckCodec',
+    'ClaimCheckStore',
     'DepsResolver',
+    'FileClaimCheckStore',
     'LogfirePlugin',
     'PydanticAIPayloadConverter',
     'PydanticAIPlugin',

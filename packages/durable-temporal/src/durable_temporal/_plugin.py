@@ -14,7 +14,9 @@ from temporalio.plugin import SimplePlugin
 from temporalio.worker import WorkerConfig, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
+from ._claim_check import DEFAULT_CLAIM_CHECK_THRESHOLD, ClaimCheckCodec, ClaimCheckStore
 from ._payload_converter import PydanticAIPayloadConverter
+from ._payload_limits import DEFAULT_PAYLOAD_SIZE_LIMIT, PayloadLimitInterceptor, PayloadLimits
 
 if TYPE_CHECKING:
     from ._agent import TemporalAgent
@@ -89,6 +91,21 @@ def _with_pydantic_payload_converter(converter: DataConverter | None) -> DataCon
         )
     # `replace` keeps the payload codec, failure converter and the rest of the user's data converter.
     return dataclasses.replace(converter, payload_converter_class=PydanticAIPayloadConverter)
+
+
+def _with_claim_check(converter: DataConverter, store: ClaimCheckStore, threshold: int) -> DataConverter:
+    codec = converter.payload_codec
+    if isinstance(codec, ClaimCheckCodec) and codec.store is store:
+        return converter  # the same plugin applied twice (a client's plugins are applied to its workers' replayers)
+    # The user's codec runs first, so an encryption codec encrypts what goes to the store.
+    return dataclasses.replace(converter, payload_codec=ClaimCheckCodec(store, threshold=threshold, inner=codec))
+
+
+def _offloads_large_payloads(converter: DataConverter) -> bool:
+    # `DataConverter.external_storage` is Temporal's own claim check (experimental, in recent temporalio releases; absent from older ones).
+    return (
+        isinstance(converter.payload_codec, ClaimCheckCodec) or getattr(converter, 'external_storage', None) is not None
+    )
 
 
 def _with_sandbox_passthrough(runner: WorkflowRunner | None) -> WorkflowRunner:
@@ -169,16 +186,58 @@ class PydanticAIPlugin(SimplePlugin):
       (see [`PydanticAIWorkflow`][durable_temporal.PydanticAIWorkflow]), once each;
     - fails the workflow, instead of retrying its task forever, when the agent loop raises one of
       pydantic-ai's `UserError`, `AgentRunError` (e.g. `UsageLimitExceeded`, `UnexpectedModelBehavior`) or pydantic's
-      `PydanticUserError`.
+      `PydanticUserError`;
+    - fails the run at once, with an error naming the tool or model request, when an agent activity's arguments or
+      result are over `payload_size_limit` (Temporal would otherwise retry it forever); unless `claim_check` keeps
+      large payloads out of the workflow history.
     """
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        claim_check: ClaimCheckStore | None = None,
+        claim_check_threshold: int = DEFAULT_CLAIM_CHECK_THRESHOLD,
+        payload_size_limit: int | None = DEFAULT_PAYLOAD_SIZE_LIMIT,
+    ) -> None:
+        """Configure the plugin.
+
+        Args:
+            claim_check: A store for payloads over `claim_check_threshold` bytes (e.g.
+                [`FileClaimCheckStore`][durable_temporal.FileClaimCheckStore]): the workflow history keeps a reference
+                instead. It wraps the data converter's own payload codec (which runs first). Every client and worker
+                of the namespace needs the same store.
+            claim_check_threshold: The size in bytes (after your codec) over which a payload goes to `claim_check`.
+            payload_size_limit: The size in bytes over which the arguments or result of an agent activity fail the
+                run (Temporal's default blob size limit, 2 MiB); `None` checks nothing. Not checked when large
+                payloads go to a claim check or to Temporal's external storage.
+
+        Raises:
+            UserError: `claim_check_threshold` is not below `payload_size_limit`.
+        """
+        if claim_check is not None and payload_size_limit is not None and claim_check_threshold >= payload_size_limit:
+            raise UserError(
+                f'claim_check_threshold ({claim_check_threshold} bytes) must be below payload_size_limit '
+                f'({payload_size_limit} bytes), or payloads between the two would be refused by Temporal. '
+                'Lower the threshold (the default is 128 KiB).'
+            )
+        self.claim_check = claim_check
+        self.payload_limits = PayloadLimits(limit=payload_size_limit, offloaded=claim_check is not None)
+
+        def data_converter(converter: DataConverter | None) -> DataConverter:
+            converter = _with_pydantic_payload_converter(converter)
+            if claim_check is not None:
+                converter = _with_claim_check(converter, claim_check, claim_check_threshold)
+            if _offloads_large_payloads(converter):
+                self.payload_limits.offloaded = True
+            return converter
+
         # SDK typing: `SimplePlugin` declares `activities` with a bare `Callable`, hence the unknown member type.
         super().__init__(  # pyright: ignore[reportUnknownMemberType]
             'durable_temporal.PydanticAIPlugin',
-            data_converter=_with_pydantic_payload_converter,
+            data_converter=data_converter,
             workflow_runner=_with_sandbox_passthrough,
             workflow_failure_exception_types=list(WORKFLOW_FAILURE_EXCEPTION_TYPES),
+            interceptors=[PayloadLimitInterceptor(self.payload_limits)],
         )
 
     def configure_worker(self, config: WorkerConfig) -> WorkerConfig:
