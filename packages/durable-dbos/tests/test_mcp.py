@@ -15,7 +15,9 @@ from pydantic_ai.exceptions import UserError
 from pydantic_ai.mcp import MCPToolset
 from pydantic_ai.messages import ModelMessage, ModelResponse, RetryPromptPart, ToolReturnPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
-from pydantic_ai.toolsets import AbstractToolset
+from pydantic_ai.models.test import TestModel
+from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
+from pydantic_ai.usage import RunUsage
 
 from durable_dbos import DBOSAgent, DBOSMCPServer
 from durable_dbos.testing import workflow_step_names_async
@@ -259,3 +261,39 @@ async def test_the_mcp_capability_toolset_is_made_durable(agent_name: str, dbos_
         f'{prefix}.call_tool',
         f'{agent_name}__model.request',
     ]
+
+
+async def test_tool_for_tool_def_rebuilds_a_listed_tool_that_a_step_can_call(
+    agent_name: str, dbos_launch: Callable[[], None]
+) -> None:
+    """`tool_for_tool_def` (public, as in the reference) turns a definition the listing step recorded into a tool."""
+    server = DBOSMCPServer(make_server('MCPToolset'), step_name_prefix=agent_name)
+    ctx = RunContext[None](deps=None, model=TestModel(), usage=RunUsage())
+    built: list[ToolsetTool[None]] = []
+
+    @DBOS.workflow(name=f'{agent_name}.add')
+    async def add_with_a_rebuilt_tool() -> Any:
+        listed = await server.get_tools(ctx)
+        built.append(server.tool_for_tool_def(listed['add'].tool_def, ctx=ctx))
+        return await server.call_tool('add', {'a': 2, 'b': 3}, ctx, built[0])
+
+    dbos_launch()
+    workflow_id = str(uuid.uuid4())
+    with SetWorkflowID(workflow_id):
+        assert await add_with_a_rebuilt_tool() == 5
+    [tool] = built
+    assert tool.toolset is server.wrapped
+    assert tool.tool_def.name == 'add'
+    assert await workflow_step_names_async(workflow_id) == [
+        f'{agent_name}__mcp_server__calc.get_tools',
+        f'{agent_name}__mcp_server__calc.call_tool',
+    ]
+    if PYDANTIC_AI_2:
+        # 2.x's tool takes its retry budget from the run context: without it, the error says to pass it.
+        with pytest.raises(
+            UserError, match=r"tool 'add' of .* needs the run context .* `tool_for_tool_def\(tool_def, ctx=ctx\)`"
+        ):
+            server.tool_for_tool_def(tool.tool_def)
+    else:
+        # 1.107's tool is built from the definition alone, as the reference's `tool_for_tool_def(tool_def)` is.
+        assert server.tool_for_tool_def(tool.tool_def).tool_def == tool.tool_def

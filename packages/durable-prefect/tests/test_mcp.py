@@ -24,7 +24,8 @@ pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures('prefect_server')]
 
 SERVER = Path(__file__).with_name('mcp_echo_server.py')
 STARTUP_TIMEOUT = 60.0
-"""Seconds a stdio server may take to start: importing the MCP SDK takes seconds on a loaded 2-core machine."""
+"""Seconds an MCP session may take to start: importing the MCP SDK takes seconds on a loaded 2-core machine, and even
+an in-process session's start-up can outlast the clients' 5-second default there."""
 
 
 def _in_process_server() -> FastMCP[Any]:
@@ -84,7 +85,9 @@ async def test_mcp_toolset_over_stdio_listing_and_calls_are_tasks() -> None:
 
 async def test_prefect_mcp_server_wraps_an_mcp_toolset() -> None:
     # `PrefectMCPServer` stays public on both lines; on 2.x what it wraps is an `MCPToolset`.
-    wrapped = PrefectMCPServer(MCPToolset(_in_process_server(), id='echo'), task_config={'retries': 1})
+    wrapped = PrefectMCPServer(
+        MCPToolset(_in_process_server(), id='echo', init_timeout=STARTUP_TIMEOUT), task_config={'retries': 1}
+    )
     assert prefectify_toolset(wrapped, {}, {}, {}) is wrapped  # already durable: not wrapped twice
     prefect_agent = PrefectAgent(Agent(TestModel(), name='prefect-mcp-server', toolsets=[wrapped]))
     result = await prefect_agent.run('shout')
@@ -93,7 +96,7 @@ async def test_prefect_mcp_server_wraps_an_mcp_toolset() -> None:
 
 
 async def test_mcp_toolset_is_wrapped_too() -> None:
-    toolset: MCPToolset[None] = MCPToolset(_in_process_server(), id='echo')
+    toolset: MCPToolset[None] = MCPToolset(_in_process_server(), id='echo', init_timeout=STARTUP_TIMEOUT)
     prefect_agent = PrefectAgent(
         Agent(TestModel(), name='mcp-toolset', toolsets=[toolset]), mcp_task_config={'retries': 1}
     )
@@ -107,9 +110,12 @@ async def test_mcp_toolset_is_wrapped_too() -> None:
 @pytest.mark.filterwarnings('ignore::DeprecationWarning')
 async def test_fastmcp_toolset_is_wrapped_too() -> None:
     # On 2.x, `MCPToolset` on this same in-process FastMCP server is `test_mcp_toolset_is_wrapped_too`.
+    from fastmcp import Client
     from pydantic_ai.toolsets import fastmcp
 
-    toolset: Any = fastmcp.FastMCPToolset(_in_process_server(), id='echo')  # pyright: ignore[reportDeprecated]
+    # The client `FastMCPToolset` would build for the server itself, with a start-up timeout.
+    client = Client(_in_process_server(), init_timeout=STARTUP_TIMEOUT)
+    toolset: Any = fastmcp.FastMCPToolset(client, id='echo')  # pyright: ignore[reportDeprecated]
     assert isinstance(prefectify_toolset(toolset, {}, {}, {}), PrefectMCPToolset)
     prefect_agent = PrefectAgent(Agent(TestModel(), name='fastmcp-toolset', toolsets=[toolset]))
     result = await prefect_agent.run('shout')

@@ -146,6 +146,44 @@ async def test_registered_models_by_key_or_instance_and_provider_strings(client:
     assert (await choice_agent.run('q', model='fast', deps='t1')).output == 'fast answer'
 
 
+# --- no model on the agent: the first registered model is the default ----------------------------------------------
+
+first_model = TestModel(custom_output_text='first answer')
+second_model = TestModel(custom_output_text='second answer')
+modelless_agent = TemporalAgent(
+    Agent(name='modelless', deps_type=str), models={'first': first_model, 'second': second_model}
+)
+
+
+@workflow.defn
+class ModellessWorkflow:
+    @workflow.run
+    async def run(self, model: str) -> str:
+        if model == 'none':
+            return (await modelless_agent.run('q', deps='t1')).output
+        return (await modelless_agent.run('q', model=model, deps='t1')).output
+
+
+async def test_an_agent_without_a_model_defaults_to_the_first_registered_one(client: Client, task_queue: str) -> None:
+    async with agent_worker(client, workflows=[ModellessWorkflow], agents=[modelless_agent], task_queue=task_queue):
+
+        async def run(model: str) -> tuple[str, list[str | None]]:
+            handle = await client.start_workflow(
+                ModellessWorkflow.run,
+                model,
+                id=str(uuid.uuid4()),
+                task_queue=task_queue,
+                execution_timeout=WORKFLOW_TIMEOUT,
+            )
+            return await handle.result(), [a.summary for a in await scheduled_activities(client, handle)]
+
+        assert await run('none') == ('first answer', ['request model: first'])
+        assert await run('second') == ('second answer', ['request model: second'])
+        assert await run('first') == ('first answer', ['request model: first'])
+    # Outside a workflow, the first registered model is the default too.
+    assert (await modelless_agent.run('q', deps='t1')).output == 'first answer'
+
+
 # --- errors raised by the agent loop in workflow code ---------------------------------------------------------------
 
 looping_agent = Agent(TestModel(), name='looping')

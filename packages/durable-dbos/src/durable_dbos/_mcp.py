@@ -17,7 +17,7 @@ from durable_kernel import (
     capture_tool_outcome,
     dbos_mcp_step_name,
     is_mcp_toolset,
-    mcp_tool_for_tool_def,
+    mcp_tool_for_tool_def_sync,
     mcp_toolset_class_names,
     unknown_mcp_toolset_class,
     unwrap_tool_outcome,
@@ -108,6 +108,21 @@ class DBOSMCPServer(WrapperToolset[AgentDepsT]):
         # Already durable: offered to the visitor as a leaf, never wrapped twice.
         return visitor(self)
 
+    def tool_for_tool_def(
+        self, tool_def: ToolDefinition, *, ctx: RunContext[AgentDepsT] | None = None
+    ) -> ToolsetTool[AgentDepsT]:
+        """The wrapped server's tool for a definition it listed earlier, built without reaching the server.
+
+        Args:
+            tool_def: A definition the wrapped server listed (for example, recorded by the `get_tools` step).
+            ctx: The run context. Required on pydantic-ai 2.x, where the tool takes its retry budget from it;
+                not used on 1.107.
+
+        Raises:
+            UserError: On pydantic-ai 2.x, when `ctx` is missing.
+        """
+        return mcp_tool_for_tool_def_sync(self.wrapped, tool_def, ctx)
+
     def _options(self, operation: Literal['get_tools', 'get_instructions', 'call_tool']) -> Any:
         return step_options(dbos_mcp_step_name(self.step_name_prefix, self.wrapped.id, operation), self.step_config)
 
@@ -126,7 +141,7 @@ class DBOSMCPServer(WrapperToolset[AgentDepsT]):
             tool_defs = await DBOS.run_step_async(self._options('get_tools'), get_tools_step)
             if self._cache_tools:
                 self._run_cache.tool_defs = tool_defs
-        return {name: await mcp_tool_for_tool_def(self.wrapped, tool_def, ctx) for name, tool_def in tool_defs.items()}
+        return {name: self.tool_for_tool_def(tool_def, ctx=ctx) for name, tool_def in tool_defs.items()}
 
     async def get_instructions(self, ctx: RunContext[AgentDepsT]) -> _Instructions:
         """The server's instructions: a DBOS step inside workflow code when the server includes them."""

@@ -65,6 +65,7 @@ __all__ = (
     'fastmcp_toolset_class',
     'mcp_server_classes',
     'mcp_tool_for_tool_def',
+    'mcp_tool_for_tool_def_sync',
     'unknown_mcp_toolset_class',
     'prepare_messages',
     'request_telemetry_ids',
@@ -256,6 +257,30 @@ async def mcp_tool_for_tool_def(
         # Typed as `Any`: neither method exists on the other line (nor on `AbstractToolset` on 1.107).
         return await cast(Any, toolset).get_tool_for_tool_def(tool_def, ctx)
     return cast(Any, toolset).tool_for_tool_def(tool_def)
+
+
+def mcp_tool_for_tool_def_sync(
+    toolset: AbstractToolset[Any], tool_def: ToolDefinition, ctx: RunContext[Any] | None = None
+) -> ToolsetTool[Any]:
+    """[`mcp_tool_for_tool_def`][durable_kernel.mcp_tool_for_tool_def] without `await`, for a public sync method.
+
+    1.107's MCP classes build the tool from the definition alone (`ctx` is not used there); 2.x's
+    `MCPToolset.tool_for_tool_def(tool_def, *, ctx)` takes the tool's retry budget from the run context, so `ctx`
+    is required on 2.x.
+
+    Raises:
+        UserError: On pydantic-ai 2.x, when `ctx` is missing.
+    """
+    if not PYDANTIC_AI_2:
+        return cast(Any, toolset).tool_for_tool_def(tool_def)
+    if ctx is None:
+        raise exceptions.UserError(
+            f'Building the tool {tool_def.name!r} of {toolset.label} from its definition needs the run context on '
+            'pydantic-ai 2.x (the tool takes its retry budget from it): pass the run context as '
+            '`tool_for_tool_def(tool_def, ctx=ctx)`.'
+        )
+    # Typed as `Any`: 1.107's method has no `ctx`.
+    return cast(Any, toolset).tool_for_tool_def(tool_def, ctx=ctx)
 
 
 # The `ModelRequestParameters` field holding the URL-derived MCP ids to mask in telemetry. It is excluded from the

@@ -344,6 +344,12 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
     def _resolve_model_outside_workflow(self, model: models.Model | str | None) -> models.Model:
         return self._temporal_model.resolve(model)
 
+    def _model_argument_in_workflow(self) -> models.Model | None:
+        # pydantic-ai 1.107 refuses a run without a model of the agent's own or given to `run()`, even under
+        # `override(model=...)`: an agent whose models all come from `models=` is given the durable model (its
+        # override already, defaulting to the first entry) explicitly. Otherwise nothing, as before.
+        return self._temporal_model if self.wrapped.model is None else None
+
     @contextmanager
     def _override_impl(self, arguments: OverrideArguments[AgentDepsT]) -> Generator[None]:
         # Inside a workflow `model`, `toolsets`, `tools` and `native_tools` cannot be overridden: the activities are

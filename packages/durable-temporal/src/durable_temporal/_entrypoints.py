@@ -83,6 +83,10 @@ class TemporalEntryPoints(DurableWrapperAgent[AgentDepsT, OutputDataT], ABC):
     def _resolve_model_outside_workflow(self, model: models.Model | str | None) -> models.Model:
         """The model to give the plain agent for a `model=` argument outside a workflow."""
 
+    @abstractmethod
+    def _model_argument_in_workflow(self) -> models.Model | None:
+        """The `model=` to give the wrapped agent inside a workflow, where the durable model is its override."""
+
     async def _run_impl(self, arguments: RunArguments[AgentDepsT]) -> AgentRunResult[Any]:
         if not workflow.in_workflow():
             return await self._agent_run(arguments)
@@ -123,6 +127,7 @@ class TemporalEntryPoints(DurableWrapperAgent[AgentDepsT, OutputDataT], ABC):
         if workflow.in_workflow():
             if not self._in_durable_run():
                 _refuse_in_workflow('iter')
+            resolved = self._model_argument_in_workflow()
         else:
             resolved = self._resolve_model_outside_workflow(arguments.model)
         async with super()._iter_impl(dataclasses.replace(arguments, model=resolved)) as agent_run:

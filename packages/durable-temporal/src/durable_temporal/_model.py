@@ -156,6 +156,9 @@ class TemporalModel(WrapperModel):
             )
         super().__init__(model or next(iter(registry.values())))
         self._registry = registry
+        # The key a run without `model=` uses: the agent's own model, else the first entry of `models`, sent by its key
+        # so that `run()` and `run(model=<first key>)` schedule the same activities.
+        self._default_key: str | None = None if model is not None else next(iter(registry))
         self.activity_config = merge_activity_config(activity_config)
         self.run_context_type = run_context_type
         self.event_stream_handler = event_stream_handler
@@ -246,7 +249,7 @@ class TemporalModel(WrapperModel):
             UserError: `model` is a model instance that was not registered with `models=`.
         """
         if model is None or model == DEFAULT_MODEL_KEY:
-            return None
+            return self._default_key
         if isinstance(model, Model):
             for key, registered in self._registry.items():
                 if registered is model:
