@@ -1,7 +1,7 @@
 """A workflow task starved past Temporal's deadlock timeout: the run is evicted cleanly and finishes afterwards.
 
-Each run's first activation is held for 3 s inside the agent run (an instructions function, called while
-pydantic-graph's task group and the `wrap_run` hand-off are alive), and the held thread carries on for a second
+Each run's first activation is held for 4 s inside the agent run (an instructions function, called while
+pydantic-graph's task group and the `wrap_run` hand-off are alive), and the held thread carries on for 2 s
 after the deadlock detector's interruption, as a starved thread does. Without `SerializedActivationRunner` the
 eviction ran beside it on the same event loop: `Eviction processed, but 3 tasks remain`, retried for ever, and the
 runs never finished.
@@ -41,7 +41,7 @@ starved_agent = Agent(FunctionModel(answer), name='starved')
 @starved_agent.instructions
 def held_instructions(ctx: RunContext[None]) -> str:
     # Sync callbacks run inline in workflow code: this holds the activation's thread.
-    starvation_helpers.hold_once(workflow.info().workflow_id, 3.0)
+    starvation_helpers.hold_once(workflow.info().workflow_id, 4.0)
     return 'be brief'
 
 
@@ -73,5 +73,6 @@ async def test_runs_whose_activation_hits_the_deadlock_detector_are_evicted_and_
     messages = [record.getMessage() for record in caplog.records]
     # Each run's first task did hit the detector (the test holds what it means to hold) ...
     assert sum('Failed handling activation' in message for message in messages) == RUNS
-    # ... and every eviction completed at its first attempt.
-    assert [message for message in messages if 'eviction' in message or 'tasks remain' in message] == []
+    # ... and no eviction failed. (One that waits > 2 s for the held thread is logged by Temporal as timed out, and
+    # completes once the thread is done: the runs finished.)
+    assert [message for message in messages if 'tasks remain' in message or 'Failed running eviction' in message] == []
