@@ -14,6 +14,7 @@ from temporalio.plugin import SimplePlugin
 from temporalio.worker import WorkerConfig, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
+from ._activation_lock import SerializedActivationRunner
 from ._claim_check import DEFAULT_CLAIM_CHECK_THRESHOLD, ClaimCheckCodec, ClaimCheckStore
 from ._payload_converter import PydanticAIPayloadConverter
 from ._payload_limits import DEFAULT_PAYLOAD_SIZE_LIMIT, PayloadLimitInterceptor, PayloadLimits
@@ -109,14 +110,17 @@ def _offloads_large_payloads(converter: DataConverter) -> bool:
 
 
 def _with_sandbox_passthrough(runner: WorkflowRunner | None) -> WorkflowRunner:
+    if isinstance(runner, SerializedActivationRunner):
+        runner = runner.inner
     if runner is None:
         runner = SandboxedWorkflowRunner()
-    if not isinstance(runner, SandboxedWorkflowRunner):
-        # An unsandboxed runner imports nothing again: there is nothing to pass through.
-        return runner
-    return dataclasses.replace(
-        runner, restrictions=runner.restrictions.with_passthrough_modules(*SANDBOX_PASSTHROUGH_MODULES)
-    )
+    if isinstance(runner, SandboxedWorkflowRunner):
+        runner = dataclasses.replace(
+            runner, restrictions=runner.restrictions.with_passthrough_modules(*SANDBOX_PASSTHROUGH_MODULES)
+        )
+    # (An unsandboxed runner imports nothing again: there is nothing to pass through.) Either way, an eviction after
+    # a deadlock-detector timeout must not run beside the interrupted activation: see `_activation_lock`.
+    return SerializedActivationRunner(runner)
 
 
 def _activity_name(fn: Callable[..., Any]) -> str:
