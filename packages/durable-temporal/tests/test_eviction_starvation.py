@@ -9,6 +9,7 @@ runs never finished.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
 
@@ -19,6 +20,9 @@ from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from temporalio import workflow
 from temporalio.client import Client
+from temporalio.plugin import SimplePlugin
+from temporalio.worker import WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from durable_temporal import TemporalAgent
 from durable_temporal.testing import agent_worker
@@ -55,12 +59,35 @@ class StarvedWorkflow:
         return (await temporal_starved_agent.run('go')).output
 
 
+class SandboxExtendingPlugin(SimplePlugin):
+    """A plugin applied after ours that extends the sandbox the way temporalio's OpenTelemetryPlugin does."""
+
+    def __init__(self) -> None:
+        self.saw_sandbox = False
+        super().__init__('test.sandbox_extending', workflow_runner=self._runner)  # pyright: ignore[reportUnknownMemberType]  # SDK: bare Callables in SimplePlugin
+
+    def _runner(self, runner: WorkflowRunner | None) -> WorkflowRunner:
+        assert runner is not None
+        if not isinstance(runner, SandboxedWorkflowRunner):
+            return runner
+        self.saw_sandbox = True
+        return dataclasses.replace(runner, restrictions=runner.restrictions.with_passthrough_modules('json'))
+
+
+@pytest.mark.parametrize('later_plugin', [False, True], ids=['ours_alone', 'with_a_sandbox_extending_plugin'])
 async def test_runs_whose_activation_hits_the_deadlock_detector_are_evicted_and_finish(
-    client: Client, task_queue: str, caplog: pytest.LogCaptureFixture
+    client: Client, task_queue: str, caplog: pytest.LogCaptureFixture, later_plugin: bool
 ) -> None:
+    """Also with a later plugin that recognises the sandbox by `isinstance` and replaces it (as OpenTelemetry's does):
+    it still sees a sandbox, and the replaced runner still serializes activations."""
     caplog.set_level(logging.ERROR, logger='temporalio')
+    extending = SandboxExtendingPlugin()
     async with agent_worker(
-        client, workflows=[StarvedWorkflow], agents=[temporal_starved_agent], task_queue=task_queue
+        client,
+        workflows=[StarvedWorkflow],
+        agents=[temporal_starved_agent],
+        task_queue=task_queue,
+        plugins=[extending] if later_plugin else [],
     ):
         handles = [
             await client.start_workflow(
@@ -70,6 +97,7 @@ async def test_runs_whose_activation_hits_the_deadlock_detector_are_evicted_and_
         ]
         outputs = [await handle.result() for handle in handles]
     assert outputs == ['done'] * RUNS
+    assert extending.saw_sandbox == later_plugin
     messages = [record.getMessage() for record in caplog.records]
     # Each run's first task did hit the detector (the test holds what it means to hold) ...
     assert sum('Failed handling activation' in message for message in messages) == RUNS

@@ -12,18 +12,43 @@ the run never ends and its worker slot stays used. The agent run's tasks (pydant
 
 Holding a lock per instance across `activate` makes the eviction (or any later activation) wait for the interrupted
 one to leave the loop; it then cancels every task from one thread, as Temporal assumes.
+
+A sandboxed runner stays a `SandboxedWorkflowRunner` (a subclass of it): other plugins and the worker's debug mode
+recognise the sandbox with `isinstance` and extend its restrictions with `dataclasses.replace`, which keeps the
+subclass. Only another kind of runner is wrapped.
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass, fields
 from typing import Any
 
 from temporalio.bridge.proto.workflow_activation import WorkflowActivation
 from temporalio.bridge.proto.workflow_completion import WorkflowActivationCompletion
 from temporalio.worker import WorkflowInstance, WorkflowInstanceDetails, WorkflowRunner
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
-__all__ = ('SerializedActivationRunner',)
+__all__ = ('SerializedActivationRunner', 'SerializedSandboxedWorkflowRunner', 'serialize_activations')
+
+
+def serialize_activations(runner: WorkflowRunner) -> WorkflowRunner:
+    """`runner`, with one activation at a time per workflow instance (applying it twice changes nothing)."""
+    if isinstance(runner, (SerializedSandboxedWorkflowRunner, SerializedActivationRunner)):
+        return runner
+    if type(runner) is SandboxedWorkflowRunner:
+        values = {field.name: getattr(runner, field.name) for field in fields(runner) if field.init}
+        return SerializedSandboxedWorkflowRunner(**values)
+    # An unsandboxed runner, or a subclass of the sandbox with behaviour of its own: wrapped.
+    return SerializedActivationRunner(runner)
+
+
+@dataclass(frozen=True)
+class SerializedSandboxedWorkflowRunner(SandboxedWorkflowRunner):
+    """The sandbox, with one activation at a time per workflow instance (see the module docstring)."""
+
+    def create_instance(self, det: WorkflowInstanceDetails) -> WorkflowInstance:
+        return _SerializedInstance(super().create_instance(det))
 
 
 class SerializedActivationRunner(WorkflowRunner):

@@ -14,7 +14,7 @@ from temporalio.plugin import SimplePlugin
 from temporalio.worker import WorkerConfig, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
-from ._activation_lock import SerializedActivationRunner
+from ._activation_lock import SerializedActivationRunner, serialize_activations
 from ._claim_check import DEFAULT_CLAIM_CHECK_THRESHOLD, ClaimCheckCodec, ClaimCheckStore
 from ._payload_converter import PydanticAIPayloadConverter
 from ._payload_limits import DEFAULT_PAYLOAD_SIZE_LIMIT, PayloadLimitInterceptor, PayloadLimits
@@ -120,7 +120,7 @@ def _with_sandbox_passthrough(runner: WorkflowRunner | None) -> WorkflowRunner:
         )
     # (An unsandboxed runner imports nothing again: there is nothing to pass through.) Either way, an eviction after
     # a deadlock-detector timeout must not run beside the interrupted activation: see `_activation_lock`.
-    return SerializedActivationRunner(runner)
+    return serialize_activations(runner)
 
 
 def _activity_name(fn: Callable[..., Any]) -> str:
