@@ -180,7 +180,9 @@ class _WorkflowOutbound(WorkflowOutboundInterceptor):
 
     def start_activity(self, input: StartActivityInput) -> workflow.ActivityHandle[Any]:
         limit = self._limits.active_limit
-        if limit is not None:
+        # Measuring serializes the arguments once more; on replay the activity is already in the history (its
+        # arguments were accepted when it was scheduled), so the cost is paid on first execution only.
+        if limit is not None and not workflow.unsafe.is_replaying():
             check_activity_arguments(input.activity, input.args, limit)
         return super().start_activity(input)
 
