@@ -31,8 +31,10 @@ from durable_kernel import (
 )
 
 from ._config import DBOSParallelExecutionMode, StepConfig
+from ._context import in_workflow_code
 from ._durable import DurableToolsetPlan, DurableToolsetsCapability, check_picklable_inputs
 from ._entry_points import DBOSEntryPoints
+from ._event_stream import handle_each_event
 from ._model import DBOSModel, run_event_stream_handler
 from ._run_keywords import refuse_unrecordable_keywords
 
@@ -55,6 +57,11 @@ class DBOSAgent(DBOSEntryPoints[AgentDepsT, OutputDataT], DBOSConfiguredInstance
     - MCP servers/toolsets: `{name}__mcp_server__{id}.get_tools`, `.get_instructions`, `.call_tool`;
     - function-tool calls (and calls of any other leaf toolset): `{name}__toolset__{id}.call_tool.{tool}` — the
       agent's own `tools=` live in the toolset with id `<agent>`.
+
+    The event stream handler sees a streamed model request's live events inside its step. The agent's other events
+    (tool calls and results) are read in workflow code and handed to the handler one per call, so the tool calls
+    always run in workflow code, as steps: a handler decorated with `@DBOS.step()` records one step per event under
+    its own name (as with `pydantic_ai.durable_exec.dbos`), a plain handler runs as workflow code.
 
     Construct every `DBOSAgent` before `DBOS.launch()` in every process that may recover its workflows.
     """
@@ -169,9 +176,19 @@ class DBOSAgent(DBOSEntryPoints[AgentDepsT, OutputDataT], DBOSConfiguredInstance
         return self._model
 
     @property
-    def event_stream_handler(self) -> EventStreamHandler[AgentDepsT] | None:
-        """The event stream handler given to the wrapper, else the wrapped agent's."""
+    def _user_event_stream_handler(self) -> EventStreamHandler[AgentDepsT] | None:
         return self._event_stream_handler or super().event_stream_handler
+
+    @property
+    def event_stream_handler(self) -> EventStreamHandler[AgentDepsT] | None:
+        """The event stream handler given to the wrapper, else the wrapped agent's.
+
+        In workflow code, one that reads the stream there and calls that handler once per event (see `run`).
+        """
+        handler = self._user_event_stream_handler
+        if handler is None or not in_workflow_code():
+            return handler
+        return handle_each_event(handler)
 
     @property
     def toolsets(self) -> Sequence[AbstractToolset[AgentDepsT]]:
@@ -183,6 +200,10 @@ class DBOSAgent(DBOSEntryPoints[AgentDepsT, OutputDataT], DBOSConfiguredInstance
     async def _run_in_workflow(self, user_prompt: UserPrompt = None, **inputs: Any) -> AgentRunResult[Any]:
         handler = inputs.get('event_stream_handler')
         with run_event_stream_handler(handler):
+            if handler is not None:
+                # The model steps get the run's handler itself (it reads their live streams inside them); the agent
+                # graph's stream is read in workflow code (`handle_each_event`).
+                inputs = {**inputs, 'event_stream_handler': handle_each_event(handler)}
             return await self._agent_run(RunArguments.from_kwargs(user_prompt, self._live_inputs(inputs)))
 
     def _run_sync_in_workflow(self, user_prompt: UserPrompt = None, **inputs: Any) -> AgentRunResult[Any]:
