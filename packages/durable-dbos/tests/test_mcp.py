@@ -25,7 +25,8 @@ from durable_kernel import PYDANTIC_AI_2
 
 from .helpers import call, respond
 
-pytestmark = pytest.mark.anyio
+# A hang fails the test instead of the suite: generous, for a loaded 2-core machine (each MCP step starts the server).
+pytestmark = [pytest.mark.anyio, pytest.mark.timeout(300)]
 
 SERVER = str(Path(__file__).with_name('mcp_server.py'))
 # What the model sees of the server's instructions: 2.x puts a keyed toolset's instructions in a context element.
@@ -58,7 +59,7 @@ def make_server(kind: str, *, cache_tools: bool = True) -> AbstractToolset[Any]:
 
 
 # Starting the server's Python process takes seconds on a loaded machine (tests run in parallel): more than the
-# clients' 5-second default for the session to start.
+# clients' 5-second default for the session to start. Replies get the same limit (the FastMCP client has none).
 START_TIMEOUT = 60
 
 
@@ -69,7 +70,12 @@ def _make_server(kind: str, *, cache_tools: bool) -> AbstractToolset[Any]:
     if kind == 'MCPToolset':
         transport = StdioTransport(command=sys.executable, args=[SERVER])
         return MCPToolset(
-            transport, id='calc', include_instructions=True, cache_tools=cache_tools, init_timeout=START_TIMEOUT
+            transport,
+            id='calc',
+            include_instructions=True,
+            cache_tools=cache_tools,
+            init_timeout=START_TIMEOUT,
+            read_timeout=START_TIMEOUT,
         )
     assert not PYDANTIC_AI_2, f'{kind} exists on pydantic-ai 1.107 only'
     if kind == 'MCPServerStdio':
@@ -82,10 +88,13 @@ def _make_server(kind: str, *, cache_tools: bool) -> AbstractToolset[Any]:
             include_instructions=True,
             cache_tools=cache_tools,
             timeout=START_TIMEOUT,
+            read_timeout=START_TIMEOUT,
         )
     from pydantic_ai.toolsets.fastmcp import FastMCPToolset  # pyright: ignore[reportDeprecated]
 
-    client = Client(StdioTransport(command=sys.executable, args=[SERVER]), init_timeout=START_TIMEOUT)
+    client = Client(
+        StdioTransport(command=sys.executable, args=[SERVER]), init_timeout=START_TIMEOUT, timeout=START_TIMEOUT
+    )
     return FastMCPToolset(client, id='calc', include_instructions=True)  # pyright: ignore[reportDeprecated]
 
 

@@ -11,6 +11,7 @@ from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import InstructionPart
 from pydantic_ai.tools import AgentDepsT, RunContext, ToolDefinition
 from pydantic_ai.toolsets import AbstractToolset, ToolsetTool, WrapperToolset
+from typing_extensions import Self
 
 from durable_kernel import (
     ToolOutcome,
@@ -74,11 +75,16 @@ class DBOSMCPServer(WrapperToolset[AgentDepsT]):
     so the step sequence depends only on the run, never on what an earlier run in the same process fetched: a
     recovered workflow sees the same steps. With `cache_tools=False` every listing is a step.
     The agent creates a fresh wrapper (fresh cache) for each run.
+
+    In workflow code the run holds no connection to the server: each step connects for its own duration, so no I/O
+    happens outside steps and a server restart between two steps does not break the run.
     """
 
     step_name_prefix: str
     step_config: StepConfig | None = None
     _run_cache: _RunCache = field(default_factory=_RunCache, repr=False)
+    # One entry per `__aenter__` not yet exited: whether it entered the wrapped toolset (outside workflow code).
+    _entered_wrapped: list[bool] = field(default_factory=list[bool], repr=False)
 
     def __post_init__(self) -> None:
         # Only MCP toolsets have the listing and instructions this wrapper records: anything else would fail at run
@@ -101,6 +107,25 @@ class DBOSMCPServer(WrapperToolset[AgentDepsT]):
     def for_new_run(self) -> DBOSMCPServer[AgentDepsT]:
         """A copy of this wrapper with an empty per-run cache."""
         return DBOSMCPServer(wrapped=self.wrapped, step_name_prefix=self.step_name_prefix, step_config=self.step_config)
+
+    async def __aenter__(self) -> Self:
+        """Connect to the server outside workflow code; in workflow code, do nothing (each step connects itself).
+
+        An agent run enters its toolsets in workflow code. A session opened there would be I/O outside any step, and
+        it would outlive the steps that use it: a server that restarts (or a proxy that drops the session) between
+        two steps fails every later step of the run, and a replayed HTTP session (the reference's requests, one
+        session per step) hangs waiting for replies that belong to another session.
+        """
+        enter = not in_workflow_code()
+        if enter:
+            await self.wrapped.__aenter__()
+        self._entered_wrapped.append(enter)
+        return self
+
+    async def __aexit__(self, *args: Any) -> bool | None:
+        if self._entered_wrapped and self._entered_wrapped.pop():
+            return await self.wrapped.__aexit__(*args)
+        return None
 
     def visit_and_replace(
         self, visitor: Callable[[AbstractToolset[AgentDepsT]], AbstractToolset[AgentDepsT]]
@@ -134,7 +159,8 @@ class DBOSMCPServer(WrapperToolset[AgentDepsT]):
         if tool_defs is None:
 
             async def get_tools_step() -> dict[str, ToolDefinition]:
-                tools = await self.wrapped.get_tools(ctx)
+                async with self.wrapped:  # the step's own session
+                    tools = await self.wrapped.get_tools(ctx)
                 # `ToolsetTool` holds a schema validator: record only the definitions and rebuild the tools.
                 return {name: tool.tool_def for name, tool in tools.items()}
 
@@ -169,6 +195,7 @@ class DBOSMCPServer(WrapperToolset[AgentDepsT]):
             return await self.wrapped.call_tool(name, tool_args, ctx, tool)
 
         async def call_tool_step() -> ToolOutcome:
-            return await capture_tool_outcome(self.wrapped.call_tool(name, tool_args, ctx, tool))
+            async with self.wrapped:  # the step's own session
+                return await capture_tool_outcome(self.wrapped.call_tool(name, tool_args, ctx, tool))
 
         return unwrap_tool_outcome(await DBOS.run_step_async(self._options('call_tool'), call_tool_step))
