@@ -37,14 +37,6 @@ def test_unsupported_parallel_mode_is_refused(agent_name: str) -> None:
         DBOSAgent(Agent(TestModel(), name=agent_name), parallel_execution_mode='parallel')  # pyright: ignore[reportArgumentType]
 
 
-def test_toolset_without_id_is_refused(agent_name: str) -> None:
-    def ping() -> str:
-        return 'pong'
-
-    with pytest.raises(UserError, match=r'has no `id`'):
-        DBOSAgent(Agent(TestModel(), name=agent_name, toolsets=[FunctionToolset([ping])]))
-
-
 def test_dbos_mcp_server_refuses_a_toolset_that_is_not_mcp(agent_name: str) -> None:
     def ping() -> str:
         return 'pong'  # pragma: no cover - never called

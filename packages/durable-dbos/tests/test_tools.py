@@ -43,17 +43,6 @@ async def test_run_time_toolsets_are_honoured_as_steps(agent_name: str, dbos_lau
     ]
 
 
-async def test_run_time_toolset_without_id_is_refused_before_the_workflow(
-    agent_name: str, dbos_launch: Callable[[], None]
-) -> None:
-    from pydantic_ai.exceptions import UserError
-
-    dbos_agent = DBOSAgent(Agent(TestModel(), name=agent_name))
-    dbos_launch()
-    with pytest.raises(UserError, match=r'has no `id`'):
-        await dbos_agent.run('go', toolsets=[FunctionToolset([shout])])
-
-
 async def test_model_retry_crosses_the_step_as_data(agent_name: str, dbos_launch: Callable[[], None]) -> None:
     model = scripted_model(
         respond(call('flaky', {'n': 1})), respond(call('flaky', {'n': 2}, call_id='c2')), respond('done')

@@ -98,6 +98,7 @@ def test_dbos_and_prefect_names_match_the_reference():
     assert dbos_mcp_step_name('n', 'm', 'call_tool') == 'n__mcp_server__m.call_tool'
     assert dbos_mcp_step_name('n', None, 'get_tools') == 'n__mcp_server.get_tools'
     assert dbos_tool_step_name('n', '<agent>', 'add') == 'n__toolset__<agent>.call_tool.add'
+    assert dbos_tool_step_name('n', None, 'add') == 'n__toolset.call_tool.add'
     assert prefect_flow_name('n', 'run') == 'n Run'
     assert prefect_flow_name('n', 'run_sync') == 'n Sync Run'
     assert prefect_task_name('model_request', 'test') == 'Model Request: test'

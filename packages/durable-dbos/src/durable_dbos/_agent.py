@@ -56,7 +56,8 @@ class DBOSAgent(DBOSEntryPoints[AgentDepsT, OutputDataT], DBOSConfiguredInstance
       and (pydantic-ai 2.x) `{name}__model.cancel_suspended_response`;
     - MCP servers/toolsets: `{name}__mcp_server__{id}.get_tools`, `.get_instructions`, `.call_tool`;
     - function-tool calls (and calls of any other leaf toolset): `{name}__toolset__{id}.call_tool.{tool}` — the
-      agent's own `tools=` live in the toolset with id `<agent>`.
+      agent's own `tools=` live in the toolset with id `<agent>`; a toolset without an id gives
+      `{name}__toolset.call_tool.{tool}`.
 
     The event stream handler sees a streamed model request's live events inside its step. The agent's other events
     (tool calls and results) are read in workflow code and handed to the handler one per call, so the tool calls

@@ -12,11 +12,9 @@ from pydantic_ai.exceptions import UserError
 from pydantic_ai.toolsets import AbstractToolset
 from pydantic_ai.toolsets.external import ExternalToolset
 
-from durable_kernel import require_toolset_id
-
 from ._config import StepConfig
 from ._mcp import DBOSMCPServer, is_mcp_toolset, refuse_unknown_mcp_toolset
-from ._tool_steps import DBOSToolStepToolset
+from ._tool_steps import DBOSToolStepToolset, UnnamedToolsetTools
 
 __all__ = ('DurableToolsetPlan', 'DurableToolsetsCapability', 'check_picklable_inputs')
 
@@ -31,8 +29,12 @@ class DurableToolsetPlan:
     tool_step_config_by_name: Mapping[str, StepConfig | None] = field(default_factory=dict[str, 'StepConfig | None'])
     function_tool_steps: bool = True
 
-    def wrap_leaf(self, toolset: AbstractToolset[Any]) -> AbstractToolset[Any]:
-        """The durable replacement of one leaf toolset (a fresh MCP wrapper, hence a fresh per-run cache, each call)."""
+    def wrap_leaf(self, toolset: AbstractToolset[Any], unnamed_tools: UnnamedToolsetTools) -> AbstractToolset[Any]:
+        """The durable replacement of one leaf toolset (a fresh MCP wrapper, hence a fresh per-run cache, each call).
+
+        The wrappers of toolsets without an id share `unnamed_tools`, which refuses a tool name that two of them
+        list (their steps would have the same name).
+        """
         if isinstance(toolset, DBOSMCPServer):
             return toolset.for_new_run()
         if isinstance(toolset, DBOSToolStepToolset):
@@ -46,14 +48,17 @@ class DurableToolsetPlan:
         return DBOSToolStepToolset(
             toolset,
             agent_name=self.agent_name,
-            toolset_id=require_toolset_id(toolset, engine='DBOS'),
+            # Without an id (as the reference allows), steps are named after the agent and the tool alone.
+            toolset_id=toolset.id or None,
             step_config=self.tool_step_config,
             step_config_by_name=self.tool_step_config_by_name,
+            unnamed_tools=unnamed_tools,
         )
 
     def wrap(self, toolset: AbstractToolset[Any]) -> AbstractToolset[Any]:
         """The toolset tree with every leaf replaced by its durable wrapper."""
-        return toolset.visit_and_replace(self.wrap_leaf)
+        unnamed_tools = UnnamedToolsetTools()
+        return toolset.visit_and_replace(lambda leaf: self.wrap_leaf(leaf, unnamed_tools))
 
     def check(self, toolsets: Sequence[AbstractToolset[Any]] | None) -> None:
         """Raise the `UserError` a run would hit (for example a toolset without an id) before any workflow starts."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,12 +23,39 @@ from ._config import StepConfig, step_options
 from ._context import in_workflow_code
 from ._mcp import is_mcp_toolset
 
-__all__ = ('DBOSToolStepToolset',)
+__all__ = ('DBOSToolStepToolset', 'UnnamedToolsetTools')
+
+
+@dataclass
+class UnnamedToolsetTools:
+    """Which toolset without an id lists which tool, in one run's toolset tree.
+
+    The call steps of such a toolset are named after the agent and the tool only. Tool names the model sees are unique
+    in a run, but a toolset's own names need not be: two id-less toolsets behind different prefixes (or renames) may
+    both define `search`, and their steps would have the same name, so a recovered workflow could not tell them
+    apart. That case, and only that one, is refused.
+    """
+
+    owners: dict[str, AbstractToolset[Any]] = field(default_factory=dict[str, 'AbstractToolset[Any]'])
+
+    def claim(self, tool_names: Iterable[str], toolset: AbstractToolset[Any]) -> None:
+        """Record that `toolset` lists `tool_names`, or raise a `UserError` if another id-less toolset lists one."""
+        for tool_name in tool_names:
+            owner = self.owners.setdefault(tool_name, toolset)
+            if owner is not toolset:
+                raise UserError(
+                    f'{owner.label} and {toolset.label} both define a tool {tool_name!r} and neither has an `id`: '
+                    'DBOS would record their calls under the same step name. Pass a unique `id=` to each of them '
+                    '(for example `FunctionToolset(tools, id="search_tools")`, or `@agent.toolset(id=...)`).'
+                )
 
 
 @dataclass
 class DBOSToolStepToolset(WrapperToolset[AgentDepsT]):
     """Runs each call of the wrapped toolset's tools as the DBOS step `{agent}__toolset__{id}.call_tool.{tool}`.
+
+    A toolset without an id (a `FunctionToolset()` or an `@agent.toolset` without `id=`) has the steps
+    `{agent}__toolset.call_tool.{tool}`; two such toolsets of one run that list the same tool are refused.
 
     Tool listing stays in workflow code (it is deterministic for function toolsets); an MCP toolset that a dynamic
     toolset builds during the run is refused there, since its listing would not be. `ModelRetry`,
@@ -38,9 +65,10 @@ class DBOSToolStepToolset(WrapperToolset[AgentDepsT]):
     """
 
     agent_name: str = ''
-    toolset_id: str = ''
+    toolset_id: str | None = None
     step_config: StepConfig | None = None
     step_config_by_name: Mapping[str, StepConfig | None] = field(default_factory=dict[str, 'StepConfig | None'])
+    unnamed_tools: UnnamedToolsetTools = field(default_factory=UnnamedToolsetTools)
 
     @property
     def id(self) -> str | None:
@@ -60,7 +88,10 @@ class DBOSToolStepToolset(WrapperToolset[AgentDepsT]):
         """
         if in_workflow_code():
             self._refuse_unrecorded_mcp_toolsets()
-        return await super().get_tools(ctx)
+        tools = await super().get_tools(ctx)
+        if self.toolset_id is None:
+            self.unnamed_tools.claim(tools, self.wrapped)
+        return tools
 
     def _refuse_unrecorded_mcp_toolsets(self) -> None:
         found: list[AbstractToolset[AgentDepsT]] = []

@@ -118,13 +118,15 @@ def dbos_mcp_step_name(
     return f'{base}.{operation}'
 
 
-def dbos_tool_step_name(agent_name: str, toolset_id: str, tool_name: str) -> str:
+def dbos_tool_step_name(agent_name: str, toolset_id: str | None, tool_name: str) -> str:
     """The DBOS step name of a function-tool call: `{agent}__toolset__{id}.call_tool.{tool}`.
 
     The reference runs function tools as plain workflow code (so a crash re-runs them); ours records each call as
-    a step, named in the same family as the other steps.
+    a step, named in the same family as the other steps. A toolset without an id (which the reference accepts) gives
+    `{agent}__toolset.call_tool.{tool}`, as an MCP server without an id gives `{agent}__mcp_server.call_tool`.
     """
-    return f'{agent_name}__toolset__{toolset_id}.call_tool.{tool_name}'
+    base = f'{agent_name}__toolset__{toolset_id}' if toolset_id else f'{agent_name}__toolset'
+    return f'{base}.call_tool.{tool_name}'
 
 
 def prefect_flow_name(agent_name: str, entry_point: Literal['run', 'run_sync']) -> str:
