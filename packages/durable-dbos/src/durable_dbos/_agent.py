@@ -35,7 +35,7 @@ from ._durable import DurableToolsetPlan, DurableToolsetsCapability, check_pickl
 from ._entry_points import DBOSEntryPoints
 from ._model import DBOSModel, run_event_stream_handler
 from ._other_versions import warn_about_other_versions_at_launch
-from ._run_keywords import refuse_unrecordable_keywords
+from ._run_keywords import refuse_unrecordable_keywords, without_refused_keywords
 
 __all__ = ('DBOSAgent',)
 
@@ -224,7 +224,7 @@ class DBOSAgent(DBOSEntryPoints[AgentDepsT, OutputDataT], DBOSConfiguredInstance
         refuse_unrecordable_keywords(arguments, entry_point=entry_point)
         self._check_model(arguments.model, where='passed at run time')
         self._plan.check(arguments.toolsets)
-        inputs = arguments.run_kwargs()
+        inputs = without_refused_keywords(arguments.run_kwargs())
         if self.deps_resolver is not None and 'deps' in inputs:
             # DBOS records the workflow's inputs: the reference, never the live deps.
             inputs['deps'] = reference_deps(self.deps_resolver, inputs['deps'])
