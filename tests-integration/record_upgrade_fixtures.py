@@ -1,6 +1,6 @@
 """Record the pydantic-ai upgrade fixtures (`tests-integration/histories/upgrade/`), on the lock (pydantic-ai 1.107).
 
-    uv run python tests-integration/record_upgrade_fixtures.py
+    uv run python tests-integration/record_upgrade_fixtures.py [dbos-reference]
 
 Each engine's crash worker is killed in the middle of the crash agent's run and what the engine stored is kept; see
 `harness/upgrade.py`. Re-record only on purpose: the point of the fixtures is that they were made by an older line.
@@ -20,8 +20,12 @@ if str(HERE) not in sys.path:
 from harness.crash_agent import read_calls  # noqa: E402
 from harness.upgrade import (  # noqa: E402
     KILL_AT,
+    MIGRATION_KILL_AT,
+    MIGRATION_WORKFLOW_ID,
     UPGRADE_DIR,
+    MigrationUnit,
     dbos_fixture,
+    dbos_reference_fixture,
     fold_wal,
     prefect_fixture,
     run_dbos_worker,
@@ -42,10 +46,36 @@ def _record_dbos(workdir: Path) -> Path:
     return dbos_fixture()
 
 
+def _record_dbos_reference(workdir: Path, unit: MigrationUnit) -> Path:
+    # Started by pydantic-ai's own wrapper, under the version DBOS computes (a user who only changes the import).
+    database, log = workdir / 'dbos.sqlite', workdir / 'calls.log'
+    kill_at = MIGRATION_KILL_AT[unit]
+    code = run_dbos_worker(
+        database,
+        log,
+        workdir / 'result.json',
+        recover=False,
+        kill_at=kill_at,
+        workflow_id=MIGRATION_WORKFLOW_ID,
+        wrapper='reference',
+        app_version='computed',
+    )
+    assert code == -9, f'the worker should have killed itself at line {kill_at}, exit code {code}'
+    assert len(read_calls(log)) == kill_at
+    fold_wal(database)
+    shutil.copyfile(database, dbos_reference_fixture(unit))
+    return dbos_reference_fixture(unit)
+
+
 def main() -> None:
-    """Record every engine's fixture."""
+    """Record every engine's fixture (`dbos-reference` only: `python record_upgrade_fixtures.py dbos-reference`)."""
     if PYDANTIC_AI_2:
         sys.exit(f'record on pydantic-ai 1.107 (the lock), not {PYDANTIC_AI_VERSION}')
+    for unit in MIGRATION_KILL_AT:
+        with tempfile.TemporaryDirectory(prefix='durable-upgrade-') as workdir:
+            print(_record_dbos_reference(Path(workdir), unit).relative_to(HERE.parent))
+    if sys.argv[1:] == ['dbos-reference']:
+        return
     with tempfile.TemporaryDirectory(prefix='durable-upgrade-') as workdir:
         print(_record_dbos(Path(workdir)).relative_to(HERE.parent))
     with tempfile.TemporaryDirectory(prefix='durable-upgrade-') as workdir:

@@ -2,8 +2,9 @@
 `PYTHONPATH`). The side channel (`DURABLE_CRASH_LOG`) may kill it at any model request or tool call.
 
 - `temporal --address A --task-queue Q`: poll until SIGTERM (the test starts the workflow and waits for it).
-- `dbos --db URL --workflow-id ID --result F [--recover]`: start the agent's workflow with that id, or (with
-  `--recover`) let `DBOS.launch()` recover it; write its output to F.
+- `dbos --db URL --workflow-id ID --result F [--recover] [--wrapper ours|reference] [--function-tool-steps on|off]
+  [--app-version V|computed]`: start the agent's workflow with that id, or (with `--recover`) let `DBOS.launch()`
+  recover it; write its output (or its error) to F. `--wrapper reference` runs pydantic-ai's own `DBOSAgent`.
 - `prefect --flow-run-id ID --result F [--recover]`: run that flow run (created by the test); with `--recover`,
   reschedule the crashed flow run first, so that its completed tasks are served from their cache.
 """
@@ -17,6 +18,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from .crash_agent import CRASH_PROMPT, CrashDeps, crash_agent
 
@@ -60,8 +62,17 @@ async def _dbos(args: argparse.Namespace) -> None:
     from durable_dbos import DBOSAgent
     from durable_dbos.testing import dbos_session
 
-    with dbos_session(args.db, app_name='durable-crash', reset=False) as launch:
-        dbos_agent = DBOSAgent(crash_agent)
+    # By default the fixed version of the tests; `computed` leaves it to DBOS (a hash of the workflows' source code).
+    version: Any = None if args.app_version == 'computed' else args.app_version
+    config: Any = {'application_version': version} if args.app_version else None
+    with dbos_session(args.db, app_name='durable-crash', reset=False, config=config) as launch:
+        dbos_agent: Any
+        if args.wrapper == 'reference':  # pydantic-ai's own wrapper: the migration tests start or finish runs on it
+            from .reference_dbos import reference_dbos_agent
+
+            dbos_agent = reference_dbos_agent(crash_agent)
+        else:
+            dbos_agent = DBOSAgent(crash_agent, function_tool_steps=args.function_tool_steps == 'on')
         launch()
         if args.recover:
             # `DBOS.launch()` has already resumed the pending workflow; wait for it.
@@ -106,6 +117,9 @@ def main() -> None:
     dbos.add_argument('--workflow-id', required=True)
     dbos.add_argument('--result', required=True)
     dbos.add_argument('--recover', action='store_true')
+    dbos.add_argument('--wrapper', choices=['ours', 'reference'], default='ours')
+    dbos.add_argument('--function-tool-steps', choices=['on', 'off'], default='on')
+    dbos.add_argument('--app-version', default='', help="`computed`, a version, or empty for the tests' fixed one")
     prefect = sub.add_parser('prefect')
     prefect.add_argument('--flow-run-id', required=True)
     prefect.add_argument('--result', required=True)
@@ -117,6 +131,8 @@ def main() -> None:
         asyncio.run(runner(args))
     except BaseException as error:
         print(f'crash worker failed: {error!r}', file=sys.stderr)
+        if getattr(args, 'result', None):  # the test reads how the run failed
+            Path(args.result).write_text(json.dumps({'error': f'{type(error).__name__}: {error}'}), encoding='utf-8')
         code = 1
     sys.stdout.flush()
     sys.stderr.flush()

@@ -4,7 +4,10 @@ A user upgrades pydantic-ai (1.107 -> 2.x) while agent runs are in flight. The c
 killed by its side channel at `start call-c` (line 9: model 1, tools a and b and model 2 are recorded), and what the
 engine had stored at that moment is committed under `histories/upgrade/`:
 
-- DBOS: the SQLite system database (`dbos-1.107.sqlite`), its write-ahead log folded in.
+- DBOS: the SQLite system database (`dbos-1.107.sqlite`), its write-ahead log folded in. Beside it, the migration
+  fixtures `dbos-reference-1.107-{model,tool}.sqlite`: the same run started by pydantic-ai 1.107's own `DBOSAgent`
+  (the reference, tool calls as workflow code) under DBOS's computed application version, killed in model request 2
+  (line 7) or in tool call c (line 9); `test_upgrade.py` finishes them on ours.
 - Prefect: the server's SQLite database and the result storage (`prefect-1.107/`): the flow run of the crash flow
   (its id in `run.json`), its subflow and task runs, and the cached results of the recorded calls. Resuming it is
   what a Prefect worker does with a crashed flow run: reschedule it and run it again; the calls recorded on 1.107 must
@@ -31,13 +34,18 @@ import sys
 from collections.abc import Generator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 __all__ = (
     'KILL_AT',
+    'MIGRATION_KILL_AT',
+    'MIGRATION_WORKFLOW_ID',
+    'MigrationUnit',
     'UPGRADE_DIR',
     'UPGRADE_WORKFLOW_ID',
     'dbos_fixture',
+    'dbos_recorded_version',
+    'dbos_reference_fixture',
     'fold_wal',
     'prefect_fixture',
     'prefect_fixture_needs',
@@ -49,6 +57,13 @@ HERE = Path(__file__).resolve().parent
 UPGRADE_DIR = HERE.parent / 'histories' / 'upgrade'
 UPGRADE_WORKFLOW_ID = 'upgrade-from-1.107'
 KILL_AT = 9  # `start call-c`: model-1, call-a, call-b and model-2 are recorded
+
+MigrationUnit = Literal['model', 'tool']
+MIGRATION_KILL_AT: dict[MigrationUnit, int] = {
+    'model': 7,  # `start model-2`: killed in a model request (after the first tool calls)
+    'tool': 9,  # `start call-c`: killed in a tool call (after model-2)
+}
+MIGRATION_WORKFLOW_ID = 'migration-from-reference-1.107'
 
 
 def dbos_fixture() -> Path:
@@ -94,10 +109,41 @@ def _crash_worker(engine_args: list[str], log: Path, kill_at: int, env: dict[str
     return _run([sys.executable, '-m', 'harness.crash_worker', *engine_args], full_env)
 
 
-def run_dbos_worker(database: Path, log: Path, result: Path, *, recover: bool, kill_at: int = 0) -> int:
-    """Run the crash agent's DBOS worker in a subprocess on `database`; its exit code (-9 when it killed itself)."""
-    args = ['dbos', '--db', f'sqlite:///{database}', '--workflow-id', UPGRADE_WORKFLOW_ID, '--result', str(result)]
+def run_dbos_worker(
+    database: Path,
+    log: Path,
+    result: Path,
+    *,
+    recover: bool,
+    kill_at: int = 0,
+    workflow_id: str = UPGRADE_WORKFLOW_ID,
+    wrapper: Literal['ours', 'reference'] = 'ours',
+    function_tool_steps: bool = True,
+    app_version: str = '',
+) -> int:
+    """Run the crash agent's DBOS worker in a subprocess on `database`; its exit code (-9 when it killed itself).
+
+    `wrapper='reference'` runs pydantic-ai's own `DBOSAgent`; `app_version` is `''` (the tests' fixed version),
+    `'computed'` (DBOS's hash of the workflows' source) or a version.
+    """
+    args = ['dbos', '--db', f'sqlite:///{database}', '--workflow-id', workflow_id, '--result', str(result)]
+    args += ['--wrapper', wrapper, '--function-tool-steps', 'on' if function_tool_steps else 'off']
+    args += ['--app-version', app_version] if app_version else []
     return _crash_worker([*args, *(['--recover'] if recover else [])], log, kill_at)
+
+
+def dbos_reference_fixture(unit: MigrationUnit) -> Path:
+    """The DBOS system database of a crash run started by pydantic-ai 1.107's own `DBOSAgent`, killed in `unit`."""
+    return UPGRADE_DIR / f'dbos-reference-1.107-{unit}.sqlite'
+
+
+def dbos_recorded_version(database: Path, workflow_id: str) -> str:
+    """The application version a workflow was started under (DBOS recovers it only in a process of that version)."""
+    with sqlite3.connect(database) as connection:
+        row = connection.execute(
+            'SELECT application_version FROM workflow_status WHERE workflow_uuid = ?', (workflow_id,)
+        ).fetchone()
+    return str(row[0])
 
 
 def run_prefect_step(step: str, fixture: Path, workdir: Path) -> int:

@@ -36,7 +36,8 @@ from ._durable import DurableToolsetPlan, DurableToolsetsCapability, check_pickl
 from ._entry_points import DBOSEntryPoints
 from ._event_stream import handle_each_event
 from ._model import DBOSModel, run_event_stream_handler
-from ._run_keywords import refuse_unrecordable_keywords
+from ._other_versions import warn_about_other_versions_at_launch
+from ._run_keywords import refuse_unrecordable_keywords, without_refused_keywords
 
 __all__ = ('DBOSAgent',)
 
@@ -100,8 +101,10 @@ class DBOSAgent(DBOSEntryPoints[AgentDepsT, OutputDataT], DBOSConfiguredInstance
             tool_step_config: The DBOS step config of function-tool call steps (DBOS's defaults if not given).
             tool_step_config_by_name: Per-tool step configs, merged over `tool_step_config`; `None` for a tool runs
                 it as plain workflow code instead of a step (for tools without side effects).
-            function_tool_steps: Whether function-tool calls are steps. Set it to `False` only to recover workflows
-                started by `pydantic_ai.durable_exec.dbos`, whose step sequence has no tool steps.
+            function_tool_steps: Whether function-tool calls of new workflows are steps (`False`: workflow code, as
+                in `pydantic_ai.durable_exec.dbos`, which a crash runs again). A recovered workflow keeps the layout it
+                recorded whatever this says: one started by the reference (or with `False`) continues without tool
+                steps, one recorded with them continues with them.
             non_retryable_model_errors: The model errors that fail a model step at once even when
                 `model_step_config` allows retries: exception classes, or a function `error -> bool`. The default,
                 [`is_permanent_model_error`][durable_kernel.is_permanent_model_error], covers a 4xx response other
@@ -159,8 +162,11 @@ class DBOSAgent(DBOSEntryPoints[AgentDepsT, OutputDataT], DBOSConfiguredInstance
         def run_sync_workflow(user_prompt: UserPrompt = None, **inputs: Any) -> AgentRunResult[Any]:
             return self._run_sync_in_workflow(user_prompt, **inputs)
 
-        self._run_workflow = DBOS.workflow(name=dbos_workflow_name(self._name, 'run'))(run_workflow)
-        self._run_sync_workflow = DBOS.workflow(name=dbos_workflow_name(self._name, 'run_sync'))(run_sync_workflow)
+        workflow_names = [dbos_workflow_name(self._name, 'run'), dbos_workflow_name(self._name, 'run_sync')]
+        self._run_workflow = DBOS.workflow(name=workflow_names[0])(run_workflow)
+        self._run_sync_workflow = DBOS.workflow(name=workflow_names[1])(run_sync_workflow)
+        # DBOS leaves the workflows of another application version PENDING in silence: we name them at launch.
+        warn_about_other_versions_at_launch(self._name, workflow_names)
 
     @property
     def name(self) -> str | None:
@@ -240,7 +246,7 @@ class DBOSAgent(DBOSEntryPoints[AgentDepsT, OutputDataT], DBOSConfiguredInstance
         refuse_unrecordable_keywords(arguments, entry_point=entry_point)
         self._check_model(arguments.model, where='passed at run time')
         self._plan.check(arguments.toolsets)
-        inputs = arguments.run_kwargs()
+        inputs = without_refused_keywords(arguments.run_kwargs())
         if self.deps_resolver is not None and 'deps' in inputs:
             # DBOS records the workflow's inputs: the reference, never the live deps.
             inputs['deps'] = reference_deps(self.deps_resolver, inputs['deps'])

@@ -42,9 +42,13 @@ class DurableToolsetPlan:
         if is_mcp_toolset(toolset):
             return DBOSMCPServer(toolset, step_name_prefix=self.agent_name, step_config=self.mcp_step_config)
         refuse_unknown_mcp_toolset(toolset)
-        if not self.function_tool_steps or isinstance(toolset, ExternalToolset):
+        if isinstance(toolset, ExternalToolset):
             # External tools are never called by the agent: their results come back as deferred tool results.
             return toolset
+        if not self.function_tool_steps and toolset.id is None:
+            # Without tool steps an id is not needed, and no workflow can have recorded steps named without one.
+            return toolset
+        # Wrapped even with `function_tool_steps=False`: a recovered workflow that recorded tool steps replays them.
         return DBOSToolStepToolset(
             toolset,
             agent_name=self.agent_name,
@@ -53,6 +57,7 @@ class DurableToolsetPlan:
             step_config=self.tool_step_config,
             step_config_by_name=self.tool_step_config_by_name,
             unnamed_tools=unnamed_tools,
+            steps_by_default=self.function_tool_steps,
         )
 
     def wrap(self, toolset: AbstractToolset[Any]) -> AbstractToolset[Any]:

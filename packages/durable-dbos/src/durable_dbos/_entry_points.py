@@ -28,6 +28,7 @@ from ._context import in_workflow_code
 from ._durable import DurableToolsetsCapability
 from ._model import DBOSModel
 from ._run_keywords import refuse_unrecordable_keywords
+from ._step_layout import workflow_step_record
 
 __all__ = ('DBOSEntryPoints',)
 
@@ -73,7 +74,7 @@ class DBOSEntryPoints(DurableWrapperAgent[AgentDepsT, OutputDataT]):
             # Inside a workflow, `iter` runs the agent in workflow code: the same keywords cannot be made durable.
             refuse_unrecordable_keywords(arguments, entry_point='iter')
         self._check_model(arguments.model, where='passed at run time')
-        with self._durable_run(arguments.model):
+        with self._durable_run(arguments.model), workflow_step_record():
             capabilities = [*(arguments.capabilities or ()), self._capability]
             async with super()._iter_impl(dataclasses.replace(arguments, capabilities=capabilities)) as run:
                 yield run

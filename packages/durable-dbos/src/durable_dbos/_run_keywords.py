@@ -13,7 +13,7 @@ from typing import Any
 
 from durable_kernel import RunArguments
 
-__all__ = ('refuse_unrecordable_keywords',)
+__all__ = ('refuse_unrecordable_keywords', 'without_refused_keywords')
 
 _REFUSED: dict[str, str] = {
     'cancellation_token': (
@@ -46,3 +46,12 @@ def refuse_unrecordable_keywords(arguments: RunArguments[Any], *, entry_point: s
         UserError: `cancellation_token`, `timeout` or `workspace` was given.
     """
     arguments.refuse_run_keywords(carried=_CARRIED, refused=_REFUSED, where=f'`{entry_point}` of a `DBOSAgent`')
+
+
+def without_refused_keywords(inputs: dict[str, Any]) -> dict[str, Any]:
+    """The workflow inputs without the refused keywords, which are always `None` once refused.
+
+    A workflow records only what it can use, and pydantic-ai 2.x's own DBOS workflow, which takes no
+    `cancellation_token` or `timeout`, can then recover it (a rollback to the reference).
+    """
+    return {name: value for name, value in inputs.items() if not (name in _REFUSED and value is None)}

@@ -22,6 +22,7 @@ from durable_kernel import (
 from ._config import StepConfig, step_options
 from ._context import in_workflow_code
 from ._mcp import is_mcp_toolset
+from ._step_layout import tool_call_is_step
 
 __all__ = ('DBOSToolStepToolset', 'UnnamedToolsetTools')
 
@@ -61,7 +62,8 @@ class DBOSToolStepToolset(WrapperToolset[AgentDepsT]):
     toolset builds during the run is refused there, since its listing would not be. `ModelRetry`,
     `ApprovalRequired` and `CallDeferred` are recorded as the step's result (a `ToolOutcome`), not as its error, so
     DBOS never retries a step for control flow and a recovered workflow gets the same control flow back.
-    A tool whose entry in `step_config_by_name` is `None` runs as plain workflow code.
+    A tool whose entry in `step_config_by_name` is `None` (every tool, with `steps_by_default=False`) runs as plain
+    workflow code in new workflows; a recovered workflow makes each call a step or not as it recorded it.
     """
 
     agent_name: str = ''
@@ -69,6 +71,8 @@ class DBOSToolStepToolset(WrapperToolset[AgentDepsT]):
     step_config: StepConfig | None = None
     step_config_by_name: Mapping[str, StepConfig | None] = field(default_factory=dict[str, 'StepConfig | None'])
     unnamed_tools: UnnamedToolsetTools = field(default_factory=UnnamedToolsetTools)
+    steps_by_default: bool = True
+    """Whether calls of a new workflow are steps (`DBOSAgent(function_tool_steps=...)`)."""
 
     @property
     def id(self) -> str | None:
@@ -115,15 +119,19 @@ class DBOSToolStepToolset(WrapperToolset[AgentDepsT]):
         self, name: str, tool_args: dict[str, Any], ctx: RunContext[AgentDepsT], tool: ToolsetTool[AgentDepsT]
     ) -> Any:
         """Call a tool: a DBOS step inside workflow code, a plain call elsewhere or when the tool opted out."""
+        if not in_workflow_code():
+            return await self.wrapped.call_tool(name, tool_args, ctx, tool)
+        step_name = dbos_tool_step_name(self.agent_name, self.toolset_id, name)
         opted_out = name in self.step_config_by_name and self.step_config_by_name[name] is None
-        if opted_out or not in_workflow_code():
+        # A recovered workflow keeps the layout it recorded, whatever the settings are now (see `_step_layout.py`).
+        if not await tool_call_is_step(step_name, default=self.steps_by_default, opted_out=opted_out):
             return await self.wrapped.call_tool(name, tool_args, ctx, tool)
 
         async def call_tool_step() -> ToolOutcome:
             return await capture_tool_outcome(self.wrapped.call_tool(name, tool_args, ctx, tool))
 
         options = step_options(
-            dbos_tool_step_name(self.agent_name, self.toolset_id, name),
+            step_name,
             self.step_config,
             self.step_config_by_name.get(name),
         )
