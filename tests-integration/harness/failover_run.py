@@ -44,8 +44,9 @@ __all__ = ('RUNS', 'FailoverResult', 'failover_dbos', 'failover_prefect', 'failo
 HERE = Path(__file__).resolve().parent.parent
 RUNS = tuple(f'r{index}' for index in range(1, 7))
 """The runs of one fail-over test: six, three per worker."""
-WAIT_SECONDS = 300.0
-"""Generous: a Prefect flow run starts a fresh Python process, which takes minutes on a loaded 2-core machine."""
+WAIT_SECONDS = 600.0
+"""Generous: each Prefect flow run starts a fresh Python process; six of them took 160 s at a load average of 30 on
+2 cores (and more than 300 s once). On a quiet machine every wait here takes seconds."""
 
 
 @dataclass
@@ -97,6 +98,7 @@ class Worker:
 
     def __init__(self, name: str, args: list[str], workdir: Path, env: dict[str, str]) -> None:
         self.name = name
+        self.workdir = workdir
         self.ready_file = workdir / f'{name}.ready'
         self._output = (workdir / f'{name}.log').open('ab')
         full_env = {**os.environ, **env}
@@ -110,6 +112,12 @@ class Worker:
             start_new_session=True,
         )
         self.group = self.process.pid
+
+    def output_tail(self, size: int = 1500) -> str:
+        """The end of the worker's output."""
+        if not self._output.closed:
+            self._output.flush()
+        return (self.workdir / f'{self.name}.log').read_text(encoding='utf-8', errors='replace')[-size:]
 
     async def wait_ready(self) -> None:
         """Wait until the worker has written its ready file (it polls, or has started its runs)."""
@@ -161,18 +169,26 @@ class Workers:
 
     async def wait_all_held(self, runs: tuple[str, ...]) -> dict[str, list[str]]:
         """Wait until every run holds its last tool call; the held runs per worker name."""
-        with anyio.fail_after(WAIT_SECONDS):
-            while True:
-                held = _held(read_calls(self.log))
-                if set(held) >= set(runs):
-                    by_worker: dict[str, list[str]] = {}
-                    for run in sorted(held):
-                        by_worker.setdefault(self.name_of(held[run]), []).append(run)
-                    return by_worker
-                for worker in self.started:
-                    if worker.process.poll() is not None:
-                        raise RuntimeError(f'worker {worker.name} exited with {worker.process.returncode}')
-                await anyio.sleep(0.05)
+        deadline = time.monotonic() + WAIT_SECONDS
+        while True:
+            calls = read_calls(self.log)
+            held = _held(calls)
+            if set(held) >= set(runs):
+                by_worker: dict[str, list[str]] = {}
+                for run in sorted(held):
+                    by_worker.setdefault(self.name_of(held[run]), []).append(run)
+                return by_worker
+            for worker in self.started:
+                if worker.process.poll() is not None:
+                    raise RuntimeError(f'worker {worker.name} exited with {worker.process.returncode}')
+            if time.monotonic() > deadline:
+                # Say how far the runs got: a slow machine (runs still starting) or a broken one (runs failing).
+                started = sorted({call.run for call in calls})
+                raise TimeoutError(
+                    f'after {WAIT_SECONDS} s, held: {sorted(held)}, runs with a call: {started}; worker output: '
+                    + ' | '.join(f'{worker.name}: {worker.output_tail()}' for worker in self.started)
+                )
+            await anyio.sleep(0.05)
 
     async def stop_all(self) -> None:
         """Stop every worker started."""
