@@ -35,7 +35,7 @@ HANDLER_SCENARIOS = ('stream', 'stream_output')
 OURS_0_1 = 'ours_0.1'
 """Histories recorded by durable-temporal 0.1, before message deltas and event batches: they schedule exactly what the
 reference does, and must keep replaying on ours (and on the reference, for a rollback)."""
-DELTA_FIELDS = ('history_index', 'history_base', 'history_keep')
+DELTA_FIELDS = ('history_index', 'history_base', 'history_keep', 'history_digest')
 
 REFERENCE_1_ONLY = pytest.mark.skipif(
     PYDANTIC_AI_2,
@@ -132,7 +132,7 @@ def _handler_activities(schedule: list[ScheduledActivity]) -> int:
 
 @pytest.mark.parametrize('name', RECORDED)
 def test_recorded_schedules_match_but_for_event_batches_and_deltas(name: str):
-    """Today: the same schedule as the reference, except that model requests carry a message delta (3 more fields)
+    """Today: the same schedule as the reference, except that model requests carry a message delta (4 more fields)
     and the event handler gets the tool events in fewer activities."""
     ours, reference = (
         activity_schedule(_history_json('ours', name)),

@@ -8,14 +8,17 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
 from core_helpers import WORKFLOW_TIMEOUT, activity_names
 from crash_agent import CrashWorkflow, temporal_crash_agent
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
+from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
+from durable_temporal import PydanticAIPayloadConverter
 from durable_temporal.testing import agent_worker
 
 pytestmark = pytest.mark.anyio
@@ -28,13 +31,12 @@ async def _wait_for_line(log: Path, line: str, process: subprocess.Popen[bytes])
             await anyio.sleep(0.05)
 
 
-async def test_killed_worker_run_finishes_on_a_new_worker_without_repeating_work(
-    env: WorkflowEnvironment, client: Client, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    log = tmp_path / 'calls.log'
-    monkeypatch.setenv('DURABLE_CRASH_LOG', str(log))
-    worker_env = {**os.environ, 'DURABLE_CRASH_BLOCK': '1'}
-    process = subprocess.Popen(
+def _worker_process(client: Client, task_queue: str, *, block: bool) -> subprocess.Popen[bytes]:
+    """A worker in a process of its own (`crash_worker.py`); with `block`, `step_two` waits until it is killed."""
+    worker_env = {name: value for name, value in os.environ.items() if name != 'DURABLE_CRASH_BLOCK'}
+    if block:
+        worker_env['DURABLE_CRASH_BLOCK'] = '1'
+    return subprocess.Popen(
         [
             sys.executable,
             str(Path(__file__).parent / 'crash_worker.py'),
@@ -44,6 +46,17 @@ async def test_killed_worker_run_finishes_on_a_new_worker_without_repeating_work
         env=worker_env,
         stdout=subprocess.DEVNULL,
     )
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.kill()
+        process.wait(timeout=10)
+
+
+async def _start_and_kill_mid_run(client: Client, task_queue: str, log: Path) -> WorkflowHandle[Any, str]:
+    """Start the crash workflow on a worker process and SIGKILL it inside `step_two` (after model 0 and 1)."""
+    process = _worker_process(client, task_queue, block=True)
     try:
         handle = await client.start_workflow(
             CrashWorkflow.run, id=str(uuid.uuid4()), task_queue=task_queue, execution_timeout=WORKFLOW_TIMEOUT
@@ -53,9 +66,16 @@ async def test_killed_worker_run_finishes_on_a_new_worker_without_repeating_work
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=10)
+        _stop(process)
+    return handle
+
+
+async def test_killed_worker_run_finishes_on_a_new_worker_without_repeating_work(
+    env: WorkflowEnvironment, client: Client, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / 'calls.log'
+    monkeypatch.setenv('DURABLE_CRASH_LOG', str(log))
+    handle = await _start_and_kill_mid_run(client, task_queue, log)
 
     async with agent_worker(client, workflows=[CrashWorkflow], agents=[temporal_crash_agent], task_queue=task_queue):
         assert await handle.result() == 'finished'
@@ -88,3 +108,47 @@ async def test_killed_worker_run_finishes_on_a_new_worker_without_repeating_work
         'agent__crash__toolset__<agent>__call_tool',
         'agent__crash__model_request',
     ]
+
+
+async def test_a_second_worker_process_rebuilds_the_conversation_and_deps_from_history_and_checks_them(
+    env: WorkflowEnvironment, client: Client, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 16 (9): worker process A is killed after two model requests; process B, whose caches are empty, runs the
+    third from a delta on the second: it rebuilds the conversation and the deps from the workflow history, and their
+    digests match what the workflow sent (a mismatch would fail the run)."""
+    log = tmp_path / 'calls.log'
+    monkeypatch.setenv('DURABLE_CRASH_LOG', str(log))
+    handle = await _start_and_kill_mid_run(client, task_queue, log)
+    second = _worker_process(client, task_queue, block=False)
+    try:
+        with anyio.fail_after(90):
+            assert await handle.result() == 'finished'
+    finally:
+        _stop(second)
+
+    assert log.read_text().splitlines() == [
+        'model 0 of 1',
+        'step_one',
+        'model 1 of 3',
+        'step_two start',
+        'step_two start',
+        'step_two done with 10000 bytes of deps',
+        'model 2 of 5',
+    ]
+    # What the model requests were sent: the third one only its newest message, a delta on the second with the
+    # digest of the 4 messages it reuses, and its deps by digest.
+    converter = DataConverter(payload_converter_class=PydanticAIPayloadConverter).payload_converter
+    history = await handle.fetch_history()
+    requests = [
+        converter.from_payloads(list(attributes.input.payloads))
+        for event in history.events
+        if event.HasField('activity_task_scheduled_event_attributes')
+        for attributes in [event.activity_task_scheduled_event_attributes]
+        if attributes.activity_type.name == 'agent__crash__model_request'
+    ]
+    third, third_deps = requests[2]
+    assert (third['history_index'], third['history_base'], third['history_keep']) == (2, 1, 4)
+    assert len(third['messages']) == 1
+    assert len(third['history_digest']) == 64
+    assert third_deps is None
+    assert '__durable_deps_digest__' in third['serialized_run_context']

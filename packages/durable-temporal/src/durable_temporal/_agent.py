@@ -44,29 +44,12 @@ from ._model import TemporalModel, TemporalProviderFactory
 from ._replay_tracing import skip_spans_on_replay
 from ._run_context import TemporalRunContext, resolve_activity_context
 from ._toolset import TemporalWrapperToolset, temporalize_toolset
+from ._versioning import EVENT_BATCHES_PATCH, ORDERED_TOOL_EVENTS_PATCH, patched
 
 if TYPE_CHECKING:
     pass
 
 __all__ = ('EventStreamHandlerParams', 'TemporalAgent', 'TemporalizeToolsetFunc')
-
-ORDERED_TOOL_EVENTS_PATCH = 'durable_temporal.parallel_ordered_events'
-"""The `workflow.patched` id under which parallel tool calls report their events to the handler in call order.
-
-It is only consulted (and recorded) for a model response with several tool calls in a run with an event stream
-handler: the one case where pydantic-ai's `'parallel'` mode (each result's handler activity scheduled as its tool
-finishes) and `'parallel_ordered_events'` schedule different commands. Histories without the marker (older ones,
-and the reference `TemporalAgent`'s) keep replaying in `'parallel'` mode.
-"""
-
-EVENT_BATCHES_PATCH = 'durable_temporal.event_batches'
-"""The `workflow.patched` id under which the events of a run reach the handler activity in batches.
-
-The events the agent yields together (the tool-call events of a model response, the results of calls that finished
-together) go to one activity, started while the tool calls run, instead of one activity per event before the next
-event is even produced. Histories without the marker (older ones, and the reference `TemporalAgent`'s) keep
-replaying with one activity per event.
-"""
 
 TemporalizeToolsetFunc = Callable[
     [
@@ -303,7 +286,7 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
             stream = await _with_first_event_pulled(stream)
         # The tool calls of this stream's node are started (and the mode read) while the stream is pulled.
         with _tool_event_order(ctx):
-            batched = workflow.patched(EVENT_BATCHES_PATCH)
+            batched = patched(EVENT_BATCHES_PATCH)
             if batched:
                 await forward_event_batches(stream, send)
             else:
@@ -412,12 +395,12 @@ async def _no_events() -> AsyncIterator[_messages.AgentStreamEvent]:
 def _tool_event_order(ctx: RunContext[Any]) -> AbstractContextManager[None]:
     """Call order for the events of the latest model response's tool calls, if it has several.
 
-    Not when replaying a history from before `ORDERED_TOOL_EVENTS_PATCH`.
+    Not when replaying a history from before `ORDERED_TOOL_EVENTS_PATCH`, nor while that patch is switched off.
     """
     last = ctx.messages[-1] if ctx.messages else None
     if not isinstance(last, _messages.ModelResponse) or len(last.tool_calls) < 2:
         return nullcontext()
-    return ordered_tool_call_events() if workflow.patched(ORDERED_TOOL_EVENTS_PATCH) else nullcontext()
+    return ordered_tool_call_events() if patched(ORDERED_TOOL_EVENTS_PATCH) else nullcontext()
 
 
 def _unique_activities(activities: list[Callable[..., Any]]) -> list[Callable[..., Any]]:

@@ -10,6 +10,11 @@ the workflow history, in the input of the activity that carried them. Small deps
 The cache holds the encoded payload, not the object: every activity decodes its own copy, so a tool that changes
 its `deps` never changes them for another activity, exactly as when they were sent inline.
 
+The digest is also what the activity checks: deps found in the history are used only if their payload (as the
+workflow encoded it) has the digest the workflow sent, and a worker caches deps it was sent only if they encode
+to that digest again (otherwise the next activity reads them from the history and checks them there). Deps that do
+not match fail the activity without retry, naming the workflow.
+
 Activity inputs are not part of what a replay checks, so this changes no command and needs no patch marker; a
 workflow started by the reference or by durable-temporal 0.1 (deps always inline) continues with references.
 """
@@ -31,13 +36,16 @@ from durable_kernel import PartialRunContext
 
 from ._workflow_state import PerWorkflow
 
-__all__ = ('DIGEST_KEY', 'INLINE_LIMIT', 'deps_for_activity', 'deps_in_activity')
+__all__ = ('DEPS_MISMATCH_ERROR_TYPE', 'DIGEST_KEY', 'INLINE_LIMIT', 'deps_for_activity', 'deps_in_activity')
 
 DIGEST_KEY = '__durable_deps_digest__'
 """The key of the serialized run context that names the deps by the digest of their payload."""
 
 INLINE_LIMIT = 2048
 """Deps whose payload is at most this many bytes are sent with every activity."""
+
+DEPS_MISMATCH_ERROR_TYPE = 'DurableTemporalDepsMismatch'
+"""The `ApplicationError.type` of an activity whose deps, found in the history, are not the ones the workflow named."""
 
 _CACHE_SIZE = 128
 
@@ -96,8 +104,12 @@ async def deps_in_activity(serialized_run_context: Any, deps: Any, deps_type: An
     converter = activity.payload_converter()
     key = (activity.info().workflow_run_id or '', digest)
     if deps is not None:
-        [_cache[key]] = converter.to_payloads([deps])
-        _trim()
+        [payload] = converter.to_payloads([deps])
+        # Decoded and encoded again, deps may not give the workflow's bytes back (a field that coerces its value):
+        # then they are not cached, and an activity that needs them reads the workflow's payload from the history.
+        if _digest(payload) == digest:
+            _cache[key] = payload
+            _trim()
         return context, deps
     payload = _cache.get(key)
     if payload is None:
@@ -136,11 +148,21 @@ async def _payload_from_history(digest: str) -> Payload:
         )
         if not isinstance(context, Mapping) or cast('Mapping[str, Any]', context).get(DIGEST_KEY) != digest:
             continue
-        [deps] = await converter.decode(payloads[1:2])
-        if deps is not None:
-            # Re-encoded with this worker's converter, as `deps_in_activity` caches what it was sent.
-            [payload] = converter.payload_converter.to_payloads([deps])
-            return payload
+        # The payload as the workflow's payload converter made it (before the codec): what the digest was taken of.
+        [payload] = (
+            payloads[1:2] if converter.payload_codec is None else await converter.payload_codec.decode(payloads[1:2])
+        )
+        if converter.payload_converter.from_payloads([payload])[0] is None:
+            continue  # this activity named the deps without carrying them
+        if _digest(payload) != digest:
+            raise ApplicationError(
+                f'The deps of this activity of workflow {workflow_id!r} were sent with an earlier activity, but the '
+                'deps recorded there are not the ones the workflow named (their digests differ). Was the history '
+                'changed outside of the workflow? Start the workflow again.',
+                type=DEPS_MISMATCH_ERROR_TYPE,
+                non_retryable=True,
+            )
+        return payload
     raise ApplicationError(
         f'The deps of this activity were sent with an earlier activity of workflow {workflow_id!r}, which is not in '
         'its history. Was the history changed outside of the workflow? Start the workflow again.',

@@ -20,18 +20,12 @@ from durable_kernel import DynamicToolset, ToolOutcome
 from ._config import ToolActivityConfig
 from ._run_context import TemporalRunContext
 from ._toolset import ActivityToolset, CallToolParams, GetToolsParams
+from ._versioning import PER_RUN_LISTING_PATCH, patched
 
 if TYPE_CHECKING:
     from pydantic_ai.agent import AbstractAgent
 
-__all__ = ('PER_RUN_LISTING_PATCH', 'TemporalDynamicToolset', 'ToolInfo')
-
-PER_RUN_LISTING_PATCH = 'durable_temporal.dynamic_toolset_per_run'
-"""The `workflow.patched` id under which a `per_run_step=False` dynamic toolset is listed once per run.
-
-Consulted (and recorded) only at the second listing of such a toolset in a run: histories without the marker (the
-reference's, which lists it at every step) keep replaying as recorded.
-"""
+__all__ = ('TemporalDynamicToolset', 'ToolInfo')
 
 Instructions = str | InstructionPart | list[str | InstructionPart] | None
 
@@ -135,7 +129,7 @@ class TemporalDynamicToolset(ActivityToolset[AgentDepsT]):
         if not workflow.in_workflow():
             return await super().get_tools(ctx)
         infos = self._run_listing
-        if infos is None or not workflow.patched(PER_RUN_LISTING_PATCH):
+        if infos is None or not patched(PER_RUN_LISTING_PATCH):
             infos = await workflow.execute_activity(
                 self.get_tools_activity,
                 args=self._get_tools_arguments(ctx),

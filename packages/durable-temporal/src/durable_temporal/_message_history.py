@@ -19,11 +19,24 @@ Activity inputs are not part of what a replay checks, so this changes no command
 
 The workflow decides what to keep by comparing the serialized messages, never object identity, so a history
 processor that rewrites or mutates messages simply shortens the common prefix.
+
+The positions are a count the workflow keeps, and the activity trusts nothing it did not receive: the workflow also
+sends a digest of the messages it means the activity to reuse (`history_digest`, over a digest per message, see
+`message_digest`), and the activity compares it with the same digest of the messages it rebuilt. Each side digests
+every message once (the workflow when it first sends or receives it, the activity when it rebuilds or caches it) and
+keeps the per-message digests, so a request costs the digests of its new messages only, without serializing them. A
+difference fails the activity without retry, naming the workflow. An activity scheduled by an older worker has no
+digest: it is accepted as before.
+
+A digest of the serialized messages would not do: replayed on another worker, workflow code builds the requests
+again with new timestamps and run ids (the activity rebuilds the recorded ones), and a dynamic system prompt or
+instructions may come out differently.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,11 +50,23 @@ from temporalio.exceptions import ApplicationError
 
 from ._workflow_state import PerWorkflow
 
-__all__ = ('Delta', 'DeltaParams', 'SentHistories', 'WorkflowHistories', 'rebuild_messages', 'remember_request')
+__all__ = (
+    'HISTORY_MISMATCH_ERROR_TYPE',
+    'Delta',
+    'DeltaParams',
+    'Rebuilt',
+    'SentHistories',
+    'WorkflowHistories',
+    'rebuild_messages',
+    'remember_request',
+)
 
 _MESSAGE_ADAPTER: TypeAdapter[ModelMessage] = TypeAdapter(ModelMessage)
 _RUNS_REMEMBERED = 8
 _CACHE_SIZE = 512
+
+HISTORY_MISMATCH_ERROR_TYPE = 'DurableTemporalHistoryMismatch'
+"""The `ApplicationError.type` of a model activity whose rebuilt conversation is not the one the workflow sent."""
 
 
 class DeltaParams(Protocol):
@@ -51,6 +76,7 @@ class DeltaParams(Protocol):
     history_index: int | None
     history_base: int | None
     history_keep: int
+    history_digest: str | None
 
 
 def with_run_metadata(response: ModelResponse, messages: Sequence[ModelMessage]) -> ModelResponse:
@@ -69,6 +95,40 @@ def with_run_metadata(response: ModelResponse, messages: Sequence[ModelMessage])
     )
 
 
+_DIGESTED_PARTS = frozenset({'user-prompt', 'text', 'tool-call', 'tool-return', 'retry-prompt'})
+"""The part kinds a message digest covers: named alike by pydantic-ai 1.107 and 2.x."""
+
+
+def message_digest(message: ModelMessage) -> bytes:
+    """The digest of what identifies a message in a conversation, the same on every worker that rebuilds it.
+
+    It covers the message's kind and, for its prompt, text, tool-call, tool-return and retry-prompt parts, their
+    kind, tool name and call id and their text (when it is text). It leaves out what the agent sets anew when a
+    workflow is replayed (timestamps, run and conversation ids, a retry prompt's generated call id), instructions and
+    system prompts (which a function may compute differently on replay; the model reads the latest request's), and
+    what pydantic-ai 1.107 and 2.x serialize differently, so workers of both lines agree. Tool call ids are random per
+    call, so a conversation built on the wrong base does not pass.
+    """
+    fields = [message.kind]
+    for part in message.parts:
+        if part.part_kind not in _DIGESTED_PARTS:
+            continue
+        tool_name = getattr(part, 'tool_name', None)
+        content = getattr(part, 'content', None)
+        call_id = getattr(part, 'tool_call_id', None) if tool_name is not None else None
+        fields.extend((part.part_kind, tool_name or '', call_id or '', content if isinstance(content, str) else ''))
+    return hashlib.sha256('\x1f'.join(fields).encode()).digest()
+
+
+def prefix_digest(digests: Sequence[bytes]) -> str:
+    """The digest of a conversation prefix, from the digests of its messages."""
+    return hashlib.sha256(b''.join(digests)).hexdigest()
+
+
+def _digests(messages: Sequence[ModelMessage]) -> list[bytes]:
+    return [message_digest(message) for message in messages]
+
+
 # --- workflow side ----------------------------------------------------------------------------------------------
 
 
@@ -76,6 +136,7 @@ def with_run_metadata(response: ModelResponse, messages: Sequence[ModelMessage])
 class _Sent:
     index: int
     fingerprints: list[bytes]
+    digests: list[bytes]
 
 
 @dataclass
@@ -87,6 +148,9 @@ class Delta:
     base: int | None
     keep: int
     fingerprints: list[bytes] = field(repr=False)
+    digests: list[bytes] = field(repr=False)
+    digest: str | None
+    """The digest of the kept messages (`None` without a base)."""
 
 
 class SentHistories:
@@ -110,18 +174,26 @@ class SentHistories:
                 keep += 1
         index = self._scheduled
         self._scheduled += 1
+        # The kept messages serialize as the base's did: their digests are the base's, computed once.
+        kept = base.digests[:keep] if base is not None else []
         return Delta(
             messages=list(messages[keep:]),
             index=index,
             base=base.index if base is not None and keep else None,
             keep=keep,
             fingerprints=fingerprints,
+            digests=[*kept, *_digests(messages[keep:])],
+            digest=prefix_digest(kept) if keep else None,
         )
 
     def sent(self, delta: Delta, messages: Sequence[ModelMessage], response: ModelResponse, run_id: str) -> None:
         """Record that the activity of `delta` completed with `response`: later requests may build on both."""
         filled = with_run_metadata(response, messages)
-        self._by_run[run_id] = _Sent(delta.index, [*delta.fingerprints, _MESSAGE_ADAPTER.dump_json(filled)])
+        self._by_run[run_id] = _Sent(
+            delta.index,
+            [*delta.fingerprints, _MESSAGE_ADAPTER.dump_json(filled)],
+            [*delta.digests, message_digest(filled)],
+        )
         self._by_run.move_to_end(run_id)
         while len(self._by_run) > _RUNS_REMEMBERED:
             self._by_run.popitem(last=False)
@@ -139,24 +211,33 @@ class WorkflowHistories(PerWorkflow[SentHistories]):
 _CacheKey = tuple[str, str, int]
 """Workflow run id, first model activity name of the agent, position."""
 
-_cache: OrderedDict[_CacheKey, list[ModelMessage]] = OrderedDict()
+
+@dataclass
+class Rebuilt:
+    """A conversation and the digests of its messages."""
+
+    messages: list[ModelMessage]
+    digests: list[bytes] = field(repr=False)
 
 
-def _cache_get(key: _CacheKey) -> list[ModelMessage] | None:
+_cache: OrderedDict[_CacheKey, Rebuilt] = OrderedDict()
+
+
+def _cache_get(key: _CacheKey) -> Rebuilt | None:
     found = _cache.get(key)
     if found is not None:
         _cache.move_to_end(key)
     return found
 
 
-def _cache_put(key: _CacheKey, messages: list[ModelMessage]) -> None:
-    _cache[key] = messages
+def _cache_put(key: _CacheKey, conversation: Rebuilt) -> None:
+    _cache[key] = conversation
     _cache.move_to_end(key)
     while len(_cache) > _CACHE_SIZE:
         _cache.popitem(last=False)
 
 
-async def rebuild_messages(params: DeltaParams, params_type: type[Any], activity_names: Sequence[str]) -> list[Any]:
+async def rebuild_messages(params: DeltaParams, params_type: type[Any], activity_names: Sequence[str]) -> Rebuilt:
     """The whole conversation of a model activity's request (its `messages` when it was sent whole).
 
     Args:
@@ -165,18 +246,30 @@ async def rebuild_messages(params: DeltaParams, params_type: type[Any], activity
         activity_names: The names of the agent's model activities (those counted by position).
 
     Raises:
-        ApplicationError: The base is in neither this worker's cache nor the workflow history (non-retryable).
+        ApplicationError: The base is in neither this worker's cache nor the workflow history, or the messages
+            reused from it are not those the workflow meant (both non-retryable).
     """
     if params.history_base is None:
-        return list(params.messages)
+        return Rebuilt(list(params.messages), _digests(params.messages))
     base = _cache_get(_key(activity_names, params.history_base))
     if base is None:
         base = await _conversation_from_history(params.history_base, params_type, activity_names)
-    return [*base[: params.history_keep], *params.messages]
+    kept = base.digests[: params.history_keep]
+    if params.history_digest is not None and prefix_digest(kept) != params.history_digest:
+        workflow_id = activity.info().workflow_id or ''
+        raise ApplicationError(
+            f'The model request of workflow {workflow_id!r} reuses {params.history_keep} messages of model activity '
+            f'#{params.history_base} of this agent, but the messages this worker rebuilt differ from those the '
+            'workflow sent (their digests differ), so the model would see another conversation. Was the history '
+            'changed outside of the workflow? Start the workflow again.',
+            type=HISTORY_MISMATCH_ERROR_TYPE,
+            non_retryable=True,
+        )
+    return Rebuilt([*base.messages[: params.history_keep], *params.messages], [*kept, *_digests(params.messages)])
 
 
 def remember_request(
-    params: DeltaParams, activity_names: Sequence[str], messages: list[ModelMessage], response: ModelResponse
+    params: DeltaParams, activity_names: Sequence[str], request: Rebuilt, response: ModelResponse
 ) -> None:
     """Cache what the next request of the workflow may build on: this request's messages and its response.
 
@@ -188,16 +281,18 @@ def remember_request(
     converter = activity.payload_converter()
     [payload] = converter.to_payloads([response])
     [seen] = converter.from_payloads([payload], [ModelResponse])
-    _cache_put(_key(activity_names, params.history_index), [*messages, with_run_metadata(seen, messages)])
+    filled = with_run_metadata(seen, request.messages)
+    _cache_put(
+        _key(activity_names, params.history_index),
+        Rebuilt([*request.messages, filled], [*request.digests, *_digests([filled])]),
+    )
 
 
 def _key(activity_names: Sequence[str], index: int) -> _CacheKey:
     return (activity.info().workflow_run_id or '', activity_names[0], index)
 
 
-async def _conversation_from_history(
-    index: int, params_type: type[Any], activity_names: Sequence[str]
-) -> list[ModelMessage]:
+async def _conversation_from_history(index: int, params_type: type[Any], activity_names: Sequence[str]) -> Rebuilt:
     """Rebuild the conversation (request and response) of the agent's `index`-th model activity from the history."""
     info = activity.info()
     workflow_id = info.workflow_id or ''
@@ -206,7 +301,7 @@ async def _conversation_from_history(
     converter = client.data_converter
     names = set(activity_names)
     positions: dict[int, tuple[int, DeltaParams]] = {}  # scheduled event id -> (position, argument)
-    conversations: dict[int, list[ModelMessage]] = {}
+    conversations: dict[int, Rebuilt] = {}
     async for event in handle.fetch_history_events():
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             attributes = event.activity_task_scheduled_event_attributes
@@ -220,9 +315,11 @@ async def _conversation_from_history(
                 continue
             position, params = found
             [response] = await converter.decode(attributes.result.payloads[:1], [ModelResponse])
-            base = conversations.get(params.history_base, []) if params.history_base is not None else []
-            request = [*base[: params.history_keep], *params.messages]
-            conversation = [*request, with_run_metadata(response, request)]
+            base = conversations.get(params.history_base) if params.history_base is not None else None
+            keep = params.history_keep if base is not None else 0
+            request = [*(base.messages[:keep] if base else []), *params.messages]
+            added = [*params.messages, with_run_metadata(response, request)]
+            conversation = Rebuilt([*request, added[-1]], [*(base.digests[:keep] if base else []), *_digests(added)])
             conversations[position] = conversation
             _cache_put(_key(activity_names, position), conversation)
             if position == index:

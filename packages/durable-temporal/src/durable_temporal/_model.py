@@ -74,7 +74,8 @@ class ModelRequestParams:
     """Argument of the model-request activities (field names are wire format).
 
     With `history_base` set, `messages` holds only what follows the first `history_keep` messages of the conversation
-    of model activity `history_base` (its request, then its response); see `_message_history`.
+    of model activity `history_base` (its request, then its response), whose digest is `history_digest`; see
+    `_message_history`.
     """
 
     messages: list[ModelMessage]
@@ -89,6 +90,8 @@ class ModelRequestParams:
     history_index: int | None = None
     history_base: int | None = None
     history_keep: int = 0
+    # The digest of the reused messages, checked by the activity; absent from what older workers scheduled.
+    history_digest: str | None = None
 
 
 @dataclass
@@ -175,22 +178,22 @@ class TemporalModel(WrapperModel):
         async def request(params: ModelRequestParams, deps: Any) -> ModelResponse:
             ctx = await self._activity_context(params, deps)
             chosen = self._model_for_key(params.model_id, ctx)
-            messages = await rebuild_messages(params, ModelRequestParams, names)
+            rebuilt = await rebuild_messages(params, ModelRequestParams, names)
             response = await chosen.request(
-                messages, cast(ModelSettings | None, params.model_settings), params.model_request_parameters
+                rebuilt.messages, cast(ModelSettings | None, params.model_settings), params.model_request_parameters
             )
             response = record_response_model_id(response, self._model_id_for_key(params.model_id))
-            remember_request(params, names, messages, response)
+            remember_request(params, names, rebuilt, response)
             return response
 
         async def request_stream(params: ModelRequestParams, deps: Any) -> ModelResponse:
             ctx = await self._activity_context(params, deps)
             chosen = self._model_for_key(params.model_id, ctx)
-            messages = await rebuild_messages(params, ModelRequestParams, names)
+            rebuilt = await rebuild_messages(params, ModelRequestParams, names)
             # The handler sees the live stream here, in the activity, where I/O is allowed.
             response = await consume_model_stream(
                 chosen,
-                messages,
+                rebuilt.messages,
                 cast(ModelSettings | None, params.model_settings),
                 params.model_request_parameters,
                 ctx,
@@ -198,7 +201,7 @@ class TemporalModel(WrapperModel):
                 engine='Temporal',
             )
             response = record_response_model_id(response, self._model_id_for_key(params.model_id))
-            remember_request(params, names, messages, response)
+            remember_request(params, names, rebuilt, response)
             return response
 
         async def compact(params: CompactMessagesParams, deps: Any) -> ModelResponse:
@@ -505,6 +508,7 @@ class TemporalModel(WrapperModel):
         delta = self._histories.current().delta(messages, ctx.run_id or '')
         params.messages = delta.messages
         params.history_index, params.history_base, params.history_keep = delta.index, delta.base, delta.keep
+        params.history_digest = delta.digest
         return params, deps, delta
 
     def _sent(self, delta: Delta, messages: list[ModelMessage], response: ModelResponse, ctx: RunContext[Any]) -> None:

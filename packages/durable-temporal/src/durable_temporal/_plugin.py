@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from pydantic.errors import PydanticUserError
@@ -18,6 +18,7 @@ from ._activation_lock import SerializedActivationRunner, serialize_activations
 from ._claim_check import DEFAULT_CLAIM_CHECK_THRESHOLD, ClaimCheckCodec, ClaimCheckStore
 from ._payload_converter import PydanticAIPayloadConverter
 from ._payload_limits import DEFAULT_PAYLOAD_SIZE_LIMIT, PayloadLimitInterceptor, PayloadLimits
+from ._versioning import PatchSwitchInterceptor, patch_switches
 
 if TYPE_CHECKING:
     from ._agent import TemporalAgent
@@ -193,7 +194,9 @@ class PydanticAIPlugin(SimplePlugin):
       `PydanticUserError`;
     - fails the run at once, with an error naming the tool or model request, when an agent activity's arguments or
       result are over `payload_size_limit` (Temporal would otherwise retry it forever); unless `claim_check` keeps
-      large payloads out of the workflow history.
+      large payloads out of the workflow history;
+    - switches the behaviours that change a workflow's commands on or off (`patches`), so that a fleet can deploy a
+      release before turning its new behaviours on (see "Versioning policy" in the Temporal guide).
     """
 
     def __init__(
@@ -202,6 +205,7 @@ class PydanticAIPlugin(SimplePlugin):
         claim_check: ClaimCheckStore | None = None,
         claim_check_threshold: int = DEFAULT_CLAIM_CHECK_THRESHOLD,
         payload_size_limit: int | None = DEFAULT_PAYLOAD_SIZE_LIMIT,
+        patches: Mapping[str, bool] | None = None,
     ) -> None:
         """Configure the plugin.
 
@@ -214,9 +218,16 @@ class PydanticAIPlugin(SimplePlugin):
             payload_size_limit: The size in bytes over which the arguments or result of an agent activity fail the
                 run (Temporal's default blob size limit, 2 MiB); `None` checks nothing. Not checked when large
                 payloads go to a claim check or to Temporal's external storage.
+            patches: Behaviours that change the commands a workflow schedules, on (`True`) or off (`False`) by their
+                `workflow.patched` id, e.g. `{'durable_temporal.event_batches': False}`; ids left out keep their
+                default. Off, new executions take the previous behaviour and record no marker, so their histories
+                replay on the previous release and on the reference; a history that has the marker still replays
+                with the behaviour, and a workflow keeps the behaviour it started with. Replay does not depend on
+                the switches: workers with different switches can share a task queue (see "Versioning policy" in
+                the Temporal guide).
 
         Raises:
-            UserError: `claim_check_threshold` is not below `payload_size_limit`.
+            UserError: `claim_check_threshold` is not below `payload_size_limit`, or `patches` names an unknown id.
         """
         if claim_check is not None and payload_size_limit is not None and claim_check_threshold >= payload_size_limit:
             raise UserError(
@@ -225,6 +236,7 @@ class PydanticAIPlugin(SimplePlugin):
                 'Lower the threshold (the default is 128 KiB).'
             )
         self.claim_check = claim_check
+        self.patches = patch_switches(patches)
         self.payload_limits = PayloadLimits(limit=payload_size_limit, offloaded=claim_check is not None)
 
         def data_converter(converter: DataConverter | None) -> DataConverter:
@@ -241,7 +253,7 @@ class PydanticAIPlugin(SimplePlugin):
             data_converter=data_converter,
             workflow_runner=_with_sandbox_passthrough,
             workflow_failure_exception_types=list(WORKFLOW_FAILURE_EXCEPTION_TYPES),
-            interceptors=[PayloadLimitInterceptor(self.payload_limits)],
+            interceptors=[PayloadLimitInterceptor(self.payload_limits), PatchSwitchInterceptor(self.patches)],
         )
 
     def configure_worker(self, config: WorkerConfig) -> WorkerConfig:
