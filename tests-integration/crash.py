@@ -34,7 +34,8 @@ if str(HERE) not in sys.path:
 
 from harness import ENGINES  # noqa: E402
 from harness.crash_run import CrashResult, crash_engine, crash_many, kill_points  # noqa: E402
-from harness.kill_run import KillRound, Spans, kill_engine, kill_rounds  # noqa: E402
+from harness.kill_engines import kill_engine  # noqa: E402
+from harness.kill_run import KillRound, Spans, kill_rounds  # noqa: E402
 
 
 async def _run(

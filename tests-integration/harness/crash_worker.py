@@ -97,7 +97,8 @@ async def _prefect(args: argparse.Namespace) -> None:
 
 
 def _runs(args: argparse.Namespace) -> list[tuple[str, str]]:
-    return [tuple(item.split('=', 1)) for item in args.run]  # pyright: ignore[reportReturnType]
+    """The `--run TAG=ID` pairs."""
+    return [(tag, run_id) for tag, _, run_id in (item.partition('=') for item in args.run)]
 
 
 async def _dbos_many(args: argparse.Namespace) -> None:
