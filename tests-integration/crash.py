@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -85,7 +86,13 @@ def _print_table(table: dict[str, tuple[list[CrashResult], float]]) -> bool:
 
 
 async def _run_kills(
-    engines: list[str], kills: int, seed: int, spans: Spans | None, concurrency: int, budget: float | None
+    engines: list[str],
+    kills: int,
+    seed: int,
+    spans: Spans | None,
+    concurrency: int,
+    budget: float | None,
+    keep_failed: Path | None,
 ) -> dict[str, tuple[list[KillRound], Spans, float]]:
     table: dict[str, tuple[list[KillRound], Spans, float]] = {}
     with tempfile.TemporaryDirectory(prefix='durable-kill-') as workdir:
@@ -103,6 +110,11 @@ async def _run_kills(
                     progress=lambda line: print(line, flush=True),
                 )
             table[engine] = (rounds, used_spans, time.monotonic() - started)
+            if keep_failed is not None:
+                for kill_round in rounds:
+                    if not kill_round.ok:
+                        name = f'{engine}-{kill_round.plan.index:04d}'
+                        shutil.copytree(Path(workdir) / name, keep_failed / name, dirs_exist_ok=True)
     return table
 
 
@@ -168,6 +180,7 @@ def main() -> None:
     parser.add_argument('--kills', type=int, help='kill at random moments until this many kills interrupted work')
     parser.add_argument('--span', help='with --kills: STARTUP,WORK seconds the kill moments are drawn over')
     parser.add_argument('--budget', type=float, help='with --kills: start no round after this many seconds')
+    parser.add_argument('--keep-failed', type=Path, help="with --kills: copy failed rounds' files (worker logs) here")
     args = parser.parse_args()
     os.environ.setdefault('PREFECT_SERVER_ANALYTICS_ENABLED', 'false')
     os.environ.setdefault('DO_NOT_TRACK', '1')
@@ -182,6 +195,7 @@ def main() -> None:
             Spans(*map(float, args.span.split(','))) if args.span else None,
             args.concurrency or 2,
             args.budget,
+            args.keep_failed,
         )
         healthy = _print_kill_table(kill_table, args.seed)
         sys.stdout.flush()

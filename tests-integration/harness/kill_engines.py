@@ -92,8 +92,10 @@ class TemporalKills:
                 id=f'kill-{uuid.uuid4().hex}',
                 task_queue=task_queue,
                 result_type=str,
-                # A workflow task lost with a killed worker is retried after this timeout.
-                task_timeout=timedelta(seconds=2),
+                # A workflow task lost with a killed worker is retried after this timeout. Not shorter: on a loaded
+                # machine a replay from the start (no workflow cache) can outlast 2 s, and a task that always times
+                # out before it completes leaves the run stuck until the load drops.
+                task_timeout=timedelta(seconds=10),
             )
         return {'task_queue': task_queue, 'handles': handles, 'workers': 0}
 

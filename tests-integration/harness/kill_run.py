@@ -5,7 +5,8 @@ Unlike `crash_run.py` (one run per worker, killed by its own side channel at a c
 several runs of the crash agent in one worker process and kills that process from outside after a random delay drawn
 over a round's duration: before the worker is up, between units, inside the engine's own bookkeeping, or after the
 runs finished. With some probability the recovering worker is killed too, after its own random delay; a last worker
-then finishes every run. A run is *lost* if it has not produced the uninterrupted output within `FINISH_SECONDS`.
+then finishes every run. A run is *lost* if it has not produced the uninterrupted output within `finish_seconds`
+(ten unkilled rounds' time, at least `FINISH_SECONDS`: generous on a loaded machine).
 
 Re-execution is counted from the engine's records (`harness/engine_records.py`): a unit the engine holds as completed
 at time T is *re-executed* if the side channel shows a call of it starting after T. Calls that started more than once
@@ -54,7 +55,7 @@ RUNS_PER_WORKER = 3
 SECOND_KILL_PROBABILITY = 0.3
 FROM_SPAWN_PROBABILITY = 0.25
 FINISH_SECONDS = 180.0
-"""A run not finished this long after its last worker started is lost (generous: a loaded 2-core machine)."""
+"""The least time a run has to finish after its last worker started before it counts as lost."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,11 @@ class Spans:
 
     startup: float
     work: float
+
+    @property
+    def finish_seconds(self) -> float:
+        """How long a run may take after its last worker was spawned before it counts as lost."""
+        return max(FINISH_SECONDS, 10 * (self.startup + self.work))
 
     def __str__(self) -> str:
         return f'{self.startup:.2f},{self.work:.2f}'
@@ -261,8 +267,8 @@ async def kill_round(engine: KillEngine, plan: KillPlan, spans: Spans, workdir: 
         last = engine.spawn(state, workdir, recover=True)
         workers.append(last)
         if engine.worker_exits():
-            await _wait_exit(last, FINISH_SECONDS)
-        result.outputs = await engine.outputs(state, workdir, FINISH_SECONDS)
+            await _wait_exit(last, spans.finish_seconds)
+        result.outputs = await engine.outputs(state, workdir, spans.finish_seconds)
         result.records = await engine.records(state)
     except Exception as error:  # reported in the round's line and the table, not raised
         result.error = repr(error)
