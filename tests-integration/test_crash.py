@@ -16,7 +16,7 @@ import pytest
 from harness import engine_params
 from harness.crash_agent import EXPECTED_OUTPUT, PHASES, Call
 from harness.crash_run import TOTAL_EVENTS, CrashEngine, CrashResult, crash_engine, crash_many, kill_points
-from harness.engine_records import UnitRecord, label_of_output
+from harness.engine_records import UnitRecord, label_of_output, prefect_units
 from harness.kill_engines import kill_engine
 from harness.kill_run import KillEngine, KillMoment, KillPlan, KillRound, Spans, analyse, kill_rounds
 
@@ -159,3 +159,15 @@ def test_recorded_outputs_name_their_calls() -> None:
     assert label_of_output('{"result": 21, "kind": "tool_return"}') == 'call-b'
     assert label_of_output("ToolReturned(result=35, kind='tool_return')") == 'call-c'
     assert label_of_output('{"result": 99}') is None
+
+
+def test_a_prefect_unit_only_cached_counts_once() -> None:
+    """A task killed after persisting its result, before its `Completed` state, is recorded by its first cache hit."""
+    executed = [UnitRecord('r', 'model-1', 5.0), UnitRecord('r', 'call-a', 6.0)]
+    cached = [UnitRecord('r', 'model-1', 9.0), UnitRecord('r', 'model-3', 12.0), UnitRecord('r', 'model-3', 11.0)]
+    units = prefect_units(executed, cached)
+    assert sorted((unit.label, unit.completed_at) for unit in units) == [
+        ('call-a', 6.0),
+        ('model-1', 5.0),
+        ('model-3', 11.0),
+    ]

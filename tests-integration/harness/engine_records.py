@@ -8,7 +8,7 @@ that unit that *started* after that moment (a re-execution of recorded work).
 - Temporal: the workflow history (`ActivityTaskCompleted` events, their time and result payload; the attempt number
   of `ActivityTaskStarted`).
 - Prefect: the task runs of the agent's subflow and their state history (a `Completed` state, not a `Cached` one,
-  is an execution; its persisted result names the unit).
+  is an execution; its persisted result names the unit; see `prefect_units` for a unit only ever `Cached`).
 
 Which call a unit was is read from its recorded output: the first model response calls tools `call-a` and `call-b`,
 the second `call-c`, the third is the final text; the tools return 14, 21 and 35.
@@ -23,7 +23,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ('UnitRecord', 'dbos_records', 'label_of_output', 'prefect_records', 'temporal_records')
+__all__ = ('UnitRecord', 'dbos_records', 'label_of_output', 'prefect_records', 'prefect_units', 'temporal_records')
 
 TOOL_RESULTS = {14: 'call-a', 21: 'call-b', 35: 'call-c'}
 _TOOL_CALL_ID = re.compile(r"""tool_call_id['"]?\s*[:=]\s*['"](call-[abc])['"]""")
@@ -118,6 +118,22 @@ async def temporal_records(handles: dict[str, Any]) -> list[UnitRecord]:
     return records
 
 
+def prefect_units(executed: list[UnitRecord], cached: list[UnitRecord]) -> list[UnitRecord]:
+    """One run's units from its `Completed` states (each an execution) and, for a unit without one, its earliest
+    `Cached` state.
+
+    A worker killed after a task persisted its result but before it set the `Completed` state leaves no `Completed`
+    state: the next attempt finds the result and is `Cached`. That unit ran once; its record is then known no earlier
+    than the cache hit (a start after it is still a re-execution).
+    """
+    labels = {record.label for record in executed}
+    earliest: dict[str | None, UnitRecord] = {}
+    for record in sorted(cached, key=lambda record: record.completed_at):
+        if record.label not in labels:
+            earliest.setdefault(record.label, record)
+    return [*executed, *earliest.values()]
+
+
 async def prefect_records(flow_runs: dict[str, Any]) -> list[UnitRecord]:
     """The executions (`Completed` states, not cache hits) of the task runs under `flow_runs` (tag -> flow run id)."""
     from prefect.client.orchestration import get_client
@@ -136,15 +152,17 @@ async def prefect_records(flow_runs: dict[str, Any]) -> list[UnitRecord]:
             if not ids:
                 continue
             task_runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)))
+            executed: list[UnitRecord] = []
+            cached: list[UnitRecord] = []
             for task_run in task_runs:
                 for state in await client.read_task_run_states(task_run.id):
-                    if state.name != 'Completed':
-                        continue  # `Cached` (type COMPLETED too) is a cache hit, not an execution
+                    if state.name not in ('Completed', 'Cached'):
+                        continue
                     value = await get_state_result(state)
                     text = json.dumps(value, default=repr) if isinstance(value, dict) else repr(value)
-                    records.append(
-                        UnitRecord(
-                            run, label_of_output(text), state.timestamp.timestamp(), source=f'task run {task_run.name}'
-                        )
+                    record = UnitRecord(
+                        run, label_of_output(text), state.timestamp.timestamp(), source=f'task run {task_run.name}'
                     )
+                    (executed if state.name == 'Completed' else cached).append(record)
+            records += prefect_units(executed, cached)
     return records

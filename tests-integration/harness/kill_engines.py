@@ -199,7 +199,8 @@ async def kill_engine(
             if prefect_home is None:
                 from durable_prefect.testing import prefect_test_server
 
-                prefect_home = stack.enter_context(prefect_test_server())
+                # Generous: under heavy load the server took over 120 s (the default) to come up.
+                prefect_home = stack.enter_context(prefect_test_server(server_startup_timeout=600))
             zygote = Zygote('prefect', prefect_worker_env(prefect_home))
             stack.callback(zygote.close)
             yield PrefectKills(zygote)
