@@ -28,7 +28,7 @@ test-isolated package *args:
 test-integration *args:
     @bash scripts/test.sh integration "$@"
 
-# Kill workers at random points and print a table of lost runs and repeated calls: `just crash --runs 30`.
+# Kill workers at random moments, print lost runs and re-executed units: `just crash --kills 100 --engine dbos`.
 crash *args:
     uv run python tests-integration/crash.py "$@"
 

@@ -2,7 +2,9 @@
 
 Every model request and tool call appends `start` and `done` lines to a side-channel file (path in
 `DURABLE_CRASH_LOG`); when the file reaches `DURABLE_CRASH_KILL_AT` lines, the process kills itself with SIGKILL
-right there (inside a model request or tool, or just after one finished).
+right there (inside a model request or tool, or just after one finished). Each line carries the run's tag (several
+runs share a worker process in the random-kill suite) and the wall-clock time, compared there with the completion
+times the engine recorded.
 
 Calls belong to phases (model 1, tools 1, model 2, tools 2, model 3): the agent loop only starts a phase after the
 engine has recorded every result of the previous one, so a call whose phase was followed by a started call before the
@@ -15,6 +17,7 @@ import fcntl
 import json
 import os
 import signal
+import time
 from collections.abc import Generator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,7 +29,7 @@ from pydantic_ai import Agent, RunContext
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, ToolReturnPart
 from pydantic_ai.models.function import AgentInfo
 
-from ._scripted import calls, scripted_model, text, turn
+from ._scripted import calls, prompt_text, scripted_model, text, turn
 
 __all__ = (
     'CRASH_PROMPT',
@@ -37,6 +40,7 @@ __all__ = (
     'Call',
     'committed_calls',
     'crash_agent',
+    'crash_prompt',
     'read_calls',
     'side_channel',
 )
@@ -56,20 +60,38 @@ class CrashDeps(BaseModel):
     factor: int = 7
 
 
+RUN_TAG_PREFIX = ' #run:'
+TOOL_RUN_SEPARATOR = '@'
+
+
+def crash_prompt(run: str = '') -> str:
+    """The prompt of run `run`, which tags its side-channel lines.
+
+    The model function sees no deps, so the tag travels in the prompt; the model passes it on to the tools in their
+    `label` argument (`call-a@<run>`). An untagged run is unchanged: the upgrade fixtures recorded its cache keys.
+    """
+    return f'{CRASH_PROMPT}{RUN_TAG_PREFIX}{run}' if run else CRASH_PROMPT
+
+
+def _run_of(messages: list[ModelMessage]) -> str:
+    _, _, run = prompt_text(messages).partition(RUN_TAG_PREFIX)
+    return run
+
+
 @contextmanager
-def side_channel(label: str) -> Generator[None]:
+def side_channel(label: str, run: str = '') -> Generator[None]:
     """Record `start <label>` before the body and `done <label>` after it (each may be the kill point)."""
-    _append('start', label)
+    _append('start', label, run)
     yield
-    _append('done', label)
+    _append('done', label, run)
 
 
-def _append(kind: str, label: str) -> None:
+def _append(kind: str, label: str, run: str) -> None:
     path = os.environ.get(LOG_ENV)
     if not path:
         return
     kill_at = int(os.environ.get(KILL_AT_ENV, '0'))
-    line = json.dumps({'pid': os.getpid(), 'kind': kind, 'label': label})
+    line = json.dumps({'pid': os.getpid(), 'kind': kind, 'label': label, 'run': run, 't': time.time()})
     with open(path, 'a+', encoding='utf-8') as file:
         # Parallel tools append from several tasks or threads: lock so the line count is exact.
         fcntl.flock(file, fcntl.LOCK_EX)
@@ -85,13 +107,19 @@ def _append(kind: str, label: str) -> None:
 
 def _model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
     step = turn(messages) + 1
-    with side_channel(f'model-{step}'):
+    run = _run_of(messages)
+
+    def label(name: str) -> str:
+        return f'{name}{TOOL_RUN_SEPARATOR}{run}' if run else name
+
+    with side_channel(f'model-{step}', run):
         if step == 1:
             return calls(
-                ('crunch', {'label': 'call-a', 'n': 2}, 'call-a'), ('crunch', {'label': 'call-b', 'n': 3}, 'call-b')
+                ('crunch', {'label': label('call-a'), 'n': 2}, 'call-a'),
+                ('crunch', {'label': label('call-b'), 'n': 3}, 'call-b'),
             )
         if step == 2:
-            return calls(('crunch', {'label': 'call-c', 'n': 5}, 'call-c'))
+            return calls(('crunch', {'label': label('call-c'), 'n': 5}, 'call-c'))
         return text(f'done after {step} requests, tool results {"+".join(_tool_results(messages))}')
 
 
@@ -111,7 +139,8 @@ crash_agent = Agent(scripted_model('crash', _model), name='crash_agent', deps_ty
 @crash_agent.tool
 async def crunch(ctx: RunContext[CrashDeps], label: str, n: int) -> int:
     """Multiply `n` by the deps' factor after a short delay (call-a finishes well before call-b)."""
-    with side_channel(label):
+    label, _, run = label.partition(TOOL_RUN_SEPARATOR)
+    with side_channel(label, run):
         await anyio.sleep(TOOL_DELAYS[label])
         return n * ctx.deps.factor
 
@@ -126,6 +155,9 @@ class Call:
     pid: int
     kind: str
     label: str
+    run: str = ''
+    t: float = 0.0
+    """Wall-clock time (`time.time()`) the line was written."""
 
 
 def read_calls(path: Path) -> list[Call]:
@@ -133,7 +165,7 @@ def read_calls(path: Path) -> list[Call]:
     if not path.exists():
         return []
     lines = [json.loads(line) for line in path.read_text(encoding='utf-8').splitlines() if line.strip()]
-    return [Call(line['pid'], line['kind'], line['label']) for line in lines]
+    return [Call(line['pid'], line['kind'], line['label'], line.get('run', ''), line.get('t', 0.0)) for line in lines]
 
 
 def committed_calls(first_process_calls: list[Call]) -> set[str]:

@@ -7,6 +7,10 @@
   recover it; write its output (or its error) to F. `--wrapper reference` runs pydantic-ai's own `DBOSAgent`.
 - `prefect --flow-run-id ID --result F [--recover]`: run that flow run (created by the test); with `--recover`,
   reschedule the crashed flow run first, so that its completed tasks are served from their cache.
+- `dbos-many` / `prefect-many` `... --run TAG=ID ... --results DIR [--recover]`: the same for several runs at once in
+  one process (the random-kill suite, `harness/kill_run.py`); run TAG's prompt is `crash_prompt(TAG)`, its output goes
+  to `DIR/TAG.json`. A recovering worker finishes every run, whatever the previous worker got to: a DBOS workflow the
+  killed process never wrote is started, a Prefect flow run already completed returns its persisted result.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .crash_agent import CRASH_PROMPT, CrashDeps, crash_agent
+from .crash_agent import CRASH_PROMPT, CrashDeps, crash_agent, crash_prompt
 
 
 def _write_result(path: str, output: str) -> None:
@@ -103,6 +107,68 @@ async def _prefect(args: argparse.Namespace) -> None:
     _write_result(args.result, str(output))
 
 
+def _runs(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """The `--run TAG=ID` pairs."""
+    return [(tag, run_id) for tag, _, run_id in (item.partition('=') for item in args.run)]
+
+
+async def _dbos_many(args: argparse.Namespace) -> None:
+    from dbos import DBOS, SetWorkflowID, WorkflowHandleAsync
+    from dbos._error import DBOSNonExistentWorkflowError
+    from pydantic_ai.run import AgentRunResult
+
+    from durable_dbos import DBOSAgent
+    from durable_dbos.testing import dbos_session
+
+    with dbos_session(args.db, app_name='durable-crash', reset=False) as launch:
+        dbos_agent = DBOSAgent(crash_agent)
+        launch()  # in a recovering worker, this resumes every pending workflow
+
+        async def one(tag: str, workflow_id: str) -> None:
+            if args.recover:
+                try:
+                    handle: WorkflowHandleAsync[AgentRunResult[str]] = await DBOS.retrieve_workflow_async(workflow_id)
+                    output = (await handle.get_result()).output
+                except DBOSNonExistentWorkflowError:
+                    output = None  # killed before the workflow was written: start it as the first worker would
+            else:
+                output = None
+            if output is None:
+                with SetWorkflowID(workflow_id):
+                    output = (await dbos_agent.run(crash_prompt(tag), deps=CrashDeps())).output
+            _write_result(str(Path(args.results) / f'{tag}.json'), output)
+
+        await asyncio.gather(*(one(tag, workflow_id) for tag, workflow_id in _runs(args)))
+
+
+async def _prefect_many(args: argparse.Namespace) -> None:
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+    from prefect.flow_engine import run_flow_async
+    from prefect.states import Scheduled, get_state_result
+
+    from .prefect_crash import crash_flow
+
+    async def one(tag: str, flow_run_id: UUID) -> None:
+        async with get_client() as client:
+            flow_run = await client.read_flow_run(flow_run_id)
+            if args.recover and flow_run.state is not None and flow_run.state.is_completed():
+                # Completed before the kill, its output not yet written: read the persisted result.
+                output = await get_state_result(flow_run.state)
+                _write_result(str(Path(args.results) / f'{tag}.json'), str(output))
+                return
+            if args.recover:
+                # The killed process left the flow run Running: put it back in the queue as a worker's retry would.
+                await client.set_flow_run_state(flow_run_id, Scheduled(), force=True)
+                flow_run = await client.read_flow_run(flow_run_id)
+        parameters = {'prompt': crash_prompt(tag), 'factor': 7}
+        output = await run_flow_async(crash_flow, flow_run=flow_run, parameters=parameters)
+        _write_result(str(Path(args.results) / f'{tag}.json'), str(output))
+
+    await asyncio.gather(*(one(tag, UUID(flow_run_id)) for tag, flow_run_id in _runs(args)))
+
+
 def main() -> None:
     """Parse the arguments and run the worker; exit without interpreter teardown (see ENGINES.md)."""
     parser = argparse.ArgumentParser()
@@ -124,8 +190,22 @@ def main() -> None:
     prefect.add_argument('--flow-run-id', required=True)
     prefect.add_argument('--result', required=True)
     prefect.add_argument('--recover', action='store_true')
+    for name in ('dbos-many', 'prefect-many'):
+        many = sub.add_parser(name)
+        if name == 'dbos-many':
+            many.add_argument('--db', required=True)
+        many.add_argument('--run', action='append', required=True, help='TAG=WORKFLOW_ID or TAG=FLOW_RUN_ID')
+        many.add_argument('--results', required=True)
+        many.add_argument('--recover', action='store_true')
     args = parser.parse_args()
-    runner = {'temporal': _temporal, 'dbos': _dbos, 'prefect': _prefect}[args.engine]
+    runners = {
+        'temporal': _temporal,
+        'dbos': _dbos,
+        'prefect': _prefect,
+        'dbos-many': _dbos_many,
+        'prefect-many': _prefect_many,
+    }
+    runner = runners[args.engine]
     code = 0
     try:
         asyncio.run(runner(args))
