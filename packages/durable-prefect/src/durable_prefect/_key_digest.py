@@ -23,7 +23,6 @@ and the messages after it are serialized and hashed again. The chains belong to 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
 from itertools import chain as chained
 from operator import attrgetter
 from typing import Any, cast
@@ -60,7 +59,7 @@ class _Chain:
         self.messages: list[object] = []
         self.ids: list[int] = []
         self.fields: list[dict[str, Any]] = []
-        self.parts: list[tuple[Any, ...]] = []
+        self.parts: list[list[Any]] = []
         self.part_fields: list[dict[str, Any]] = []
         self.part_ends: list[int] = []  # len(part_fields) after each message
         self.text = bytearray()  # the messages' texts joined by ','
@@ -81,18 +80,19 @@ class _Chain:
         return count
 
     def _unchanged(self, messages: list[object], start: int, stop: int) -> bool:
-        # Comparisons by identity, then equality (an equal value has the same text), all in C.
+        # Comparisons by identity, then equality (an equal value has the same text), all in C. The whole chain is
+        # compared without slicing it (the common case: the conversation only grew since the previous key).
+        whole = start == 0 and stop == len(self.ids)
         try:
             window = messages[start:stop]
-            if list(map(_fields, window)) != self.fields[start:stop]:
+            if list(map(_fields, window)) != (self.fields if whole else self.fields[start:stop]):
                 return False
-            parts: list[tuple[Any, ...]] = list(map(tuple, cast(Iterable[Iterable[Any]], map(_parts, window))))
-            if parts != self.parts[start:stop]:
+            parts = list(map(_parts, window))
+            if parts != (self.parts if whole else self.parts[start:stop]):
                 return False
             first = self.part_ends[start - 1] if start else 0
-            return (
-                list(map(_fields, chained.from_iterable(parts))) == self.part_fields[first : self.part_ends[stop - 1]]
-            )
+            saved = self.part_fields if whole else self.part_fields[first : self.part_ends[stop - 1]]
+            return list(map(_fields, chained.from_iterable(cast(list[list[Any]], parts)))) == saved
         except (AttributeError, TypeError):
             return False
 
@@ -102,7 +102,7 @@ class _Chain:
             fragment: Fragment = resolve(message)
             try:
                 fields = dict(_fields(message))
-                parts = tuple(_parts(message))
+                parts = _parts(message)[:]  # a copy of the same type (a list, or a tuple given by your code)
                 part_fields = [dict(_fields(part)) for part in parts]
             except (AttributeError, TypeError) as error:
                 raise _Unchainable from error
