@@ -7,9 +7,11 @@ it goes; every key is compared with the SHA-256 of the canonical JSON computed f
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import hashlib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
 from hypothesis import HealthCheck, given, settings
@@ -128,3 +130,20 @@ def test_a_long_run_keys_like_hashing_afresh_and_a_message_changed_in_place_is_n
         after = value_key(shape(1, conversation, 0, 'acme'))
         assert after != before
         assert after == afresh(shape(1, conversation, 0, 'acme'))
+
+
+def test_keys_computed_in_threads_at_once_are_the_hash_of_their_whole_text() -> None:
+    # Sync tasks on a thread-pool task runner compute their keys in threads that share the run's context.
+    conversation: list[ModelMessage] = [new_message(0, 'hello')]
+    with message_key_cache():
+        context = contextvars.copy_context()
+
+        def key_in_the_run(value: Any) -> str:
+            return context.copy().run(value_key, value)
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            for turn in range(60):
+                conversation.append(new_message(1 + turn % 3, f'turn {turn}'))
+                values = [shape(which % 6, list(conversation), turn % len(conversation), 'acme') for which in range(8)]
+                keys = list(pool.map(key_in_the_run, values))
+                assert keys == [afresh(value) for value in values]

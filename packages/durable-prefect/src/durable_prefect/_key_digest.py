@@ -23,6 +23,7 @@ and the messages after it are serialized and hashed again. The chains belong to 
 from __future__ import annotations
 
 import hashlib
+import threading
 from itertools import chain as chained
 from operator import attrgetter
 from typing import Any, cast
@@ -146,10 +147,15 @@ class _Chain:
 class KeyDigests:
     """The chains of one agent run, and the digests of its keys computed with them."""
 
-    __slots__ = ('_chains',)
+    __slots__ = ('_busy', '_chains', '_lock')
 
     def __init__(self) -> None:
         self._chains: list[_Chain] = []  # the most recently used last
+        # A chain is changed in several steps: keys computed in threads at once (sync tasks on a thread pool task
+        # runner share the run's context) must not see one half changed. A key computed while another is (a
+        # `cache_material()` in a message that keys a value) is hashed whole, leaving the chains alone.
+        self._lock = threading.RLock()
+        self._busy = False
 
     def digest(self, data: Any) -> str:
         """The SHA-256 hex digest of the key text of canonical data (`key_text(data)`), reusing earlier keys' work.
@@ -161,9 +167,15 @@ class KeyDigests:
             The hex digest.
         """
         pieces = key_pieces(data)
-        try:
-            return self._digest(pieces)
-        except _Unchainable:
+        with self._lock:
+            if not self._busy:
+                self._busy = True
+                try:
+                    return self._digest(pieces)
+                except _Unchainable:
+                    pass
+                finally:
+                    self._busy = False
             return _sha256(''.join([_text(piece) for piece in pieces]).encode()).hexdigest()
 
     def _digest(self, pieces: list[Piece]) -> str:
