@@ -52,6 +52,10 @@ demo *args:
 bench *args:
     uv run python -m benchmarks "$@"
 
+# The cost of one Prefect cache key at 100, 1,000 and 3,000 messages: `just bench-prefect-keys --compare main`.
+bench-prefect-keys *args:
+    uv run python -m benchmarks.prefect_key_cost "$@"
+
 # Build the docs site offline, failing on any warning.
 docs:
     uv run mkdocs build --strict

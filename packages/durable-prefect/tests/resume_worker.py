@@ -26,6 +26,9 @@ from durable_prefect import PrefectAgent
 
 LOG = Path(os.environ['RESUME_TEST_LOG'])
 PHASE = os.environ['RESUME_TEST_PHASE']
+STEPS = int(os.environ.get('RESUME_TEST_STEPS', '0'))
+"""With N > 0, a long run: N tool calls `n1`..`nN`, one per turn, the process dying in the last one."""
+CRASH_IN = f'n{STEPS}' if STEPS else 'b'
 
 
 def log(line: str) -> None:
@@ -36,6 +39,12 @@ def log(line: str) -> None:
 def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
     done = [p for m in messages if isinstance(m, ModelRequest) for p in m.parts if isinstance(p, ToolReturnPart)]
     log(f'model-{len(done) + 1}')
+    if STEPS:
+        if len(done) < STEPS:
+            return ModelResponse(
+                parts=[ToolCallPart('step', {'name': f'n{len(done) + 1}'}, tool_call_id=f'call-{len(done)}')]
+            )
+        return ModelResponse(parts=[TextPart(f'{len(done)} steps')])
     if len(done) == 0:
         return ModelResponse(parts=[ToolCallPart('step', {'name': 'a'}, tool_call_id='call-a')])
     if len(done) == 1:
@@ -49,7 +58,7 @@ agent = Agent(FunctionModel(respond), name='crashing')
 @agent.tool_plain
 def step(name: str) -> str:
     log(f'tool-{name}')
-    if name == 'b' and PHASE == 'start':
+    if name == CRASH_IN and PHASE == 'start':
         os._exit(17)  # the process dies hard: no state is reported, no cleanup runs
     return f'did {name}'
 

@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.usefixtures('prefect_server')]
 WORKER = Path(__file__).with_name('resume_worker.py')
 
 
-def _run_worker(phase: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def _run_worker(phase: str, tmp_path: Path, steps: int = 0) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         'PREFECT_API_URL': str(PREFECT_API_URL.value()),
@@ -23,9 +23,10 @@ def _run_worker(phase: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
         'RESUME_TEST_LOG': str(tmp_path / 'calls.log'),
         'RESUME_TEST_FLOW_RUN': str(tmp_path / 'flow_run_id'),
         'RESUME_TEST_PHASE': phase,
+        'RESUME_TEST_STEPS': str(steps),
     }
     return subprocess.run(
-        [sys.executable, str(WORKER)], env=env, capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, str(WORKER)], env=env, capture_output=True, text=True, timeout=120 + 10 * steps, check=False
     )
 
 
@@ -44,3 +45,17 @@ def test_resumed_flow_run_skips_completed_tasks_by_cache_key(tmp_path: Path) -> 
         'resume:tool-b',  # the only work that ran again ...
         'resume:model-3',  # ... and the work that never ran
     ]
+
+
+def test_a_long_run_resumed_after_a_crash_reruns_only_the_call_that_died(tmp_path: Path) -> None:
+    # Keys of later turns reuse the hashing of earlier ones (one conversation, growing): the resumed process, whose
+    # run computes them all afresh, must find the same keys.
+    steps = 30
+    crashed = _run_worker('start', tmp_path, steps)
+    assert crashed.returncode == 17, crashed.stderr[-3000:]
+    resumed = _run_worker('resume', tmp_path, steps)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert resumed.stdout.strip().splitlines()[-1] == f'{steps} steps'
+    calls = (tmp_path / 'calls.log').read_text().split()
+    started = [line for index in range(1, steps + 1) for line in (f'start:model-{index}', f'start:tool-n{index}')]
+    assert calls == [*started, f'resume:tool-n{steps}', f'resume:model-{steps + 1}']

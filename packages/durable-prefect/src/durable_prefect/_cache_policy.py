@@ -30,8 +30,9 @@ __all__ = (
 def value_key(value: Any) -> str:
     """A stable hash of a value, by [`canonical_value`][durable_prefect.canonical_value].
 
-    Inside an agent run, each message is serialized once for all the keys that hold it (`_key_text.py`); the key is
-    the same as serializing everything afresh.
+    Inside an agent run, each message is serialized once for all the keys that hold it (`_key_text.py`) and each key
+    hashes only what the run's earlier keys did not (`_key_digest.py`); the key is the same as hashing everything
+    afresh.
 
     Args:
         value: Any value.
@@ -39,7 +40,10 @@ def value_key(value: Any) -> str:
     Returns:
         A hex digest.
     """
-    data = Canonicalizer(current_message_key_cache()).visit(value, 0)
+    messages = current_message_key_cache()
+    data = Canonicalizer(messages).visit(value, 0)
+    if messages is not None:
+        return messages.digests.digest(data)
     return hashlib.sha256(key_text(data).encode()).hexdigest()
 
 

@@ -39,7 +39,7 @@ from durable_kernel import DERIVED_FIELDS_2, field_default
 
 from ._deps import deps_for_cache_key
 from ._instance_tokens import instance_token
-from ._key_text import Fragment, MessageKeyCache, key_text
+from ._key_text import Fragment, History, MessageKeyCache, key_text
 
 __all__ = ('Canonicalizer', 'KeyAs', 'KeyedTaskInput', 'canonical_value', 'key_by_name')
 
@@ -55,6 +55,9 @@ _RESOURCE_METHODS = ('close', 'aclose', 'dispose', '__enter__', '__aenter__')
 
 _MESSAGE_CLASSES = (ModelRequest, ModelResponse)
 """The messages of a conversation: serialized once per agent run (see `_key_text.py`)."""
+
+_MESSAGE_TYPES = frozenset(_MESSAGE_CLASSES)
+"""A list of exactly these is a conversation: one `History` piece of the key (see `_key_digest.py`)."""
 
 _RUN_CONTEXT_KEY_FIELDS = (
     'deps',
@@ -272,7 +275,11 @@ class Canonicalizer:
         if isinstance(value, Mapping):
             return self._visit_mapping(cast(Mapping[Any, Any], value), depth)
         if isinstance(value, (list, tuple)):
-            return [self.visit(item, depth) for item in cast(list[Any], value)]
+            items = cast(list[Any], value)
+            if self._messages is not None and items and set(map(_type_of, items)) <= _MESSAGE_TYPES:
+                # A conversation: its messages are not walked here, the digest finds them in the run's chains.
+                return History(list(items), self._message)
+            return [self.visit(item, depth) for item in items]
         if isinstance(value, (set, frozenset)):
             items = [self.visit(item, depth) for item in cast(set[Any], value)]
             return {'__set__': sorted(items, key=key_text)}

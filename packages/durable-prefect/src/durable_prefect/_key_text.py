@@ -5,7 +5,8 @@ holds the whole conversation so far. Serialized afresh for each task, a run of n
 serializations. Instead, within one agent run, each message object is serialized once: its JSON text is kept (by the
 message's identity) and spliced into the text of every later key that holds it. The text is byte for byte what
 serializing it afresh gives, so keys do not change: a flow run recorded before this memory existed resumes from its
-cache.
+cache. The digest of that text is computed with the run's `KeyDigests` (`_key_digest.py`), which hashes only what
+the run's earlier keys did not already hash.
 
 A message that changed since its text was kept must not be keyed by that text. pydantic-ai does change the newest
 request in place (it sets its `instructions` when it builds the request, after an MCP tool listing may have keyed
@@ -17,89 +18,17 @@ code that edits a message during a run should replace the part (`dataclasses.rep
 
 from __future__ import annotations
 
-import json
 from collections.abc import Generator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from json.encoder import encode_basestring_ascii
-from typing import Any, cast
+from typing import Any
 
 from durable_kernel import scoped_context_value
 
-__all__ = ('Fragment', 'MessageKeyCache', 'current_message_key_cache', 'key_text', 'message_key_cache')
+from ._key_digest import KeyDigests
+from ._key_pieces import Fragment, History, key_text
 
-
-class Fragment:
-    """The JSON text of a canonical value, spliced as is into the text of a key."""
-
-    __slots__ = ('text',)
-
-    def __init__(self, text: str) -> None:
-        self.text = text
-
-
-class _HoldsFragment(Exception):
-    """Raised by the JSON encoder's fallback: this container holds a fragment, encode it piece by piece."""
-
-
-def _refuse(value: Any) -> Any:
-    if isinstance(value, Fragment):
-        raise _HoldsFragment
-    raise TypeError(f'{type(value).__name__} is not canonical data')
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(',', ':'), default=_refuse)
-
-
-def key_text(value: Any) -> str:
-    """The JSON text of canonical data, fragments spliced in: what `json.dumps(sort_keys=True)` gives without them.
-
-    Args:
-        value: Canonical data (JSON types and `Fragment`s).
-
-    Returns:
-        Compact JSON with sorted keys.
-    """
-    if isinstance(value, Fragment):
-        return value.text
-    if not isinstance(value, (dict, list)):
-        return _dumps(value)
-    pieces: list[str] = []
-    _encode(cast(Any, value), pieces)
-    return ''.join(pieces)
-
-
-def _encode(value: Any, pieces: list[str]) -> None:
-    if isinstance(value, Fragment):
-        pieces.append(value.text)
-        return
-    if isinstance(value, (dict, list)):
-        # The C encoder does the work unless the container holds a fragment; then only the path to each fragment is
-        # encoded here, each sibling on it by the C encoder again.
-        try:
-            pieces.append(_dumps(value))
-            return
-        except _HoldsFragment:
-            pass
-        if isinstance(value, dict):
-            mapping = cast(dict[str, Any], value)
-            pieces.append('{')
-            for index, key in enumerate(sorted(mapping)):
-                pieces.append(',' if index else '')
-                pieces.append(encode_basestring_ascii(key))
-                pieces.append(':')
-                _encode(mapping[key], pieces)
-            pieces.append('}')
-        else:
-            pieces.append('[')
-            for index, item in enumerate(cast(list[Any], value)):
-                if index:
-                    pieces.append(',')
-                _encode(item, pieces)
-            pieces.append(']')
-        return
-    pieces.append(_dumps(value))
+__all__ = ('Fragment', 'History', 'MessageKeyCache', 'current_message_key_cache', 'key_text', 'message_key_cache')
 
 
 def _snapshot(message: Any) -> tuple[Any, ...] | None:
@@ -115,11 +44,13 @@ def _snapshot(message: Any) -> tuple[Any, ...] | None:
 class MessageKeyCache:
     """The JSON text of each message seen in one agent run's keys, by message identity, checked against a snapshot."""
 
-    __slots__ = ('_texts',)
+    __slots__ = ('_texts', 'digests')
 
     def __init__(self) -> None:
         # The message itself is kept with its text: while this cache lives, its id cannot be reused by another object.
         self._texts: dict[int, tuple[object, tuple[Any, ...], Fragment]] = {}
+        self.digests = KeyDigests()
+        """The digests of the run's keys, each hashing the messages new since the run's earlier keys."""
 
     def get(self, message: object) -> Fragment | None:
         """The text kept for this message, if it has not changed since.
