@@ -24,6 +24,10 @@ test-matrix cell *args:
 test-isolated package *args:
     @bash scripts/test_isolated.sh "$@"
 
+# Run the Temporal exit test with many processes (the suite runs 4): `just exit-test 100`; every one must exit with code 0.
+exit-test runs="100":
+    DURABLE_TEMPORAL_EXIT_RUNS={{runs}} bash scripts/test.sh temporal -k test_processes_with_logfire_plugin_exit_with_code_zero
+
 # Run the cross-engine conformance and crash suite: `just test-integration` or `just test-integration dbos`.
 test-integration *args:
     @bash scripts/test.sh integration "$@"

@@ -15,6 +15,8 @@ import anyio._backends._asyncio  # pyright: ignore[reportUnusedImport]  # noqa: 
 
 from durable_kernel import DepsResolver
 
+# Registers the exit hook that keeps Temporal's Rust threads from aborting the process at exit: see the module.
+from . import _exit_barrier  # pyright: ignore[reportUnusedImport]  # noqa: F401
 from ._agent import TemporalAgent
 from ._claim_check import ClaimCheckCodec, ClaimCheckStore, FileClaimCheckStore
 from ._logfire import LogfirePlugin
