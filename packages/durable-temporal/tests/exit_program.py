@@ -50,7 +50,9 @@ class ExitGeographyWorkflow(PydanticAIWorkflow):
 
 def setup_logfire() -> logfire.Logfire:
     instance = logfire.configure(send_to_logfire=False, console=False)
-    instance.instrument_pydantic_ai()
+    # What `instance.instrument_pydantic_ai()` does, but also with the oldest Logfire the `logfire` extra allows
+    # (3.14, whose `instrument_pydantic_ai` passes a keyword pydantic-ai 1.107 no longer takes).
+    Agent.instrument_all()
     return instance
 
 
