@@ -14,3 +14,14 @@ ENGINES: tuple[str, ...] = ('temporal', 'dbos', 'prefect')
 def engine_params(engines: Sequence[str] = ENGINES) -> list[Any]:
     """`pytest.param`s for an `engine` argument: id = engine name (`-k dbos`), one xdist group per engine."""
     return [pytest.param(engine, id=engine, marks=pytest.mark.xdist_group(engine)) for engine in engines]
+
+
+def skip_before_prefect_36(why: str) -> None:
+    """Skip the calling test when the installed Prefect is older than 3.6 (the `lowest` cell), saying `why`."""
+    import importlib.metadata
+
+    from packaging.version import Version
+
+    installed = importlib.metadata.version('prefect')
+    if Version(installed) < Version('3.6'):
+        pytest.skip(f'Prefect {installed}: {why}')

@@ -385,15 +385,12 @@ async def failover_dbos(database_url: str, workdir: Path) -> FailoverResult:
 
 
 def prefect_env(home: Path) -> dict[str, str]:
-    """Environment of the serving processes: the session's Prefect server, shared result storage, heartbeats on."""
-    from prefect.settings import PREFECT_API_URL
+    """Environment of the serving processes: the crash workers' (the session's server, shared result storage), plus
+    flow-run heartbeats."""
+    from .crash_run import prefect_worker_env
 
     return {
-        'PREFECT_API_URL': str(PREFECT_API_URL.value()),
-        'PREFECT_HOME': str(home),
-        'PREFECT_LOCAL_STORAGE_PATH': str(home / 'storage'),
-        'PREFECT_SERVER_ANALYTICS_ENABLED': 'false',
-        'DO_NOT_TRACK': '1',
+        **prefect_worker_env(home),
         # The minimum: the zombie automation fires `ZOMBIE_WITHIN_SECONDS` after the last heartbeat of a dead run
         # (the second name is the setting's name before Prefect 3.6).
         'PREFECT_FLOWS_HEARTBEAT_FREQUENCY': '30',
