@@ -71,11 +71,15 @@ class _Chain:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def matched(self, messages: list[object], ids: list[int]) -> int:
-        """How many of `messages`, from the first, are this chain's (by identity) and unchanged since."""
+    def shared(self, ids: list[int]) -> int:
+        """How many of the messages `ids` names, from the first, are this chain's (by identity only)."""
         count = min(len(ids), len(self.ids))
         if ids[:count] != self.ids[:count]:
             count = next(index for index in range(count) if ids[index] != self.ids[index])
+        return count
+
+    def unchanged(self, messages: list[object], count: int) -> int:
+        """How many of the first `count` messages (this chain's) are unchanged since they were chained."""
         if count and not self._unchanged(messages, 0, count):
             count = next(index for index in range(count) if not self._unchanged(messages, index, index + 1))
         return count
@@ -221,11 +225,15 @@ class KeyDigests:
         ids = list(map(id, messages))
         best: _Chain | None = None
         count = 0
+        # The chains are compared by identity first (cheap) and only the best one is checked for changes: the check
+        # is the part of a key's cost that follows the whole conversation, so it runs once per history, not per chain.
         for candidate in self._chains:
             if candidate.ids and candidate.ids[0] == ids[0]:
-                matched = candidate.matched(messages, ids)
-                if best is None or matched > count:
-                    best, count = candidate, matched
+                shared = candidate.shared(ids)
+                if best is None or shared > count:
+                    best, count = candidate, shared
+        if best is not None:
+            count = best.unchanged(messages, count)
         if best is None or count == 0:
             best, count = _Chain(), 0
             self._chains.append(best)
