@@ -35,7 +35,7 @@ from typing import Any, Protocol
 
 import anyio
 
-from .crash_agent import EXPECTED_OUTPUT, PHASES, Call, read_calls
+from .crash_agent import EXPECTED_OUTPUT, PHASES, SERVER_ERROR_RERUN_LINE, Call, read_calls
 from .crash_run import WorkerProcess
 from .engine_records import UnitRecord
 
@@ -135,6 +135,8 @@ class KillRound:
     """Runs whose records do not name each of the six calls exactly once (the record reading is wrong)."""
     recorded_before_kill: int = 0
     """Units the engine had recorded before the first kill (work the kill could have repeated)."""
+    server_reruns: int = 0
+    """Flow runs a Prefect worker ran again after the server failed them with a 5xx (no kill: see `crash_worker`)."""
     error: str | None = None
 
     @property
@@ -163,6 +165,8 @@ class KillRound:
             f'({self.recorded_before_kill} before the kill), re-executed {len(self.re_executed)}, '
             f'repeated in flight {len(self.repeated)}'
         )
+        if self.server_reruns:
+            text += f'; flow runs re-run after a server error {self.server_reruns}'
         for name, items in (('re-executed', self.re_executed), ('unmapped', self.unmapped), ('lost', self.lost)):
             if items:
                 text += f'\n    {name}: {", ".join(items)}'
@@ -270,12 +274,19 @@ async def kill_round(engine: KillEngine, plan: KillPlan, spans: Spans, workdir: 
             await _wait_exit(last, spans.finish_seconds)
         result.outputs = await engine.outputs(state, workdir, spans.finish_seconds)
         result.records = await engine.records(state)
+        result.server_reruns = _server_reruns(workdir / 'workers.log')
     except Exception as error:  # reported in the round's line and the table, not raised
         result.error = repr(error)
     finally:
         for worker in workers:
             await _stop(worker)
     return analyse(result, read_calls(log))
+
+
+def _server_reruns(worker_log: Path) -> int:
+    if not worker_log.exists():
+        return 0
+    return worker_log.read_text(encoding='utf-8', errors='replace').count(SERVER_ERROR_RERUN_LINE)
 
 
 def analyse(result: KillRound, calls: list[Call]) -> KillRound:
