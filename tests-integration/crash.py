@@ -133,6 +133,7 @@ def _print_kill_table(table: dict[str, tuple[list[KillRound], Spans, float]], se
         'recorded units re-executed',
         'repeated (in flight at a kill)',
         'flow runs re-run after a server error',
+        'records lost with a killed worker',
         'spans s',
         'seconds',
     )
@@ -154,6 +155,7 @@ def _print_kill_table(table: dict[str, tuple[list[KillRound], Spans, float]], se
             str(re_executed),
             str(sum(len(r.repeated) for r in rounds)),
             str(sum(r.server_reruns for r in rounds)),
+            str(sum(len(r.records_lost) for r in rounds)),
             str(spans),
             f'{seconds:.0f}',
         )

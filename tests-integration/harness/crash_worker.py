@@ -185,6 +185,17 @@ async def _prefect_many(args: argparse.Namespace) -> None:
     await asyncio.gather(*(one(tag, UUID(flow_run_id)) for tag, flow_run_id in _runs(args)))
 
 
+def _send_prefect_events() -> None:
+    """Send the task run states Prefect still holds (events, sent from a background thread) before `os._exit`.
+
+    Without it a worker that finished its runs exited with the states of its last tasks unsent: the server never
+    recorded them, and the kill suite found finished runs whose records lacked a unit.
+    """
+    from prefect.events.worker import EventsWorker
+
+    EventsWorker.drain_all(timeout=60)
+
+
 def main() -> None:
     """Parse the arguments and run the worker; exit without interpreter teardown (see ENGINES.md)."""
     parser = argparse.ArgumentParser()
@@ -230,6 +241,8 @@ def main() -> None:
         if getattr(args, 'result', None):  # the test reads how the run failed
             Path(args.result).write_text(json.dumps({'error': f'{type(error).__name__}: {error}'}), encoding='utf-8')
         code = 1
+    if args.engine.startswith('prefect'):
+        _send_prefect_events()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
