@@ -68,8 +68,13 @@ async def _store(result: Any) -> None:
     # As Prefect computes it on commit. Its `DateTime` type differs between Prefect versions (pendulum's before 3.5):
     # the record's model validates an aware `datetime` into either.
     expiration: Any = datetime.now(timezone.utc) + expires_in if expires_in is not None else None
-    record = store.create_result_record(result, key=transaction.key, expiration=expiration)
-    await store.apersist_result_record(record)
+    try:
+        record = store.create_result_record(result, key=transaction.key, expiration=expiration)
+        await store.apersist_result_record(record)
+    except Exception:
+        # Left to the commit, which fails the same way and deals with it as Prefect does (a result it cannot
+        # serialize is logged, not cached, and the run goes on): the task must not fail here.
+        return
     transaction.write_on_commit = False
 
 
