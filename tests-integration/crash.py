@@ -132,6 +132,8 @@ def _print_kill_table(table: dict[str, tuple[list[KillRound], Spans, float]], se
         'units recorded before a kill',
         'recorded units re-executed',
         'repeated (in flight at a kill)',
+        'flow runs re-run after a server error',
+        'records lost with a killed worker',
         'spans s',
         'seconds',
     )
@@ -152,6 +154,8 @@ def _print_kill_table(table: dict[str, tuple[list[KillRound], Spans, float]], se
             str(sum(r.recorded_before_kill for r in rounds)),
             str(re_executed),
             str(sum(len(r.repeated) for r in rounds)),
+            str(sum(r.server_reruns for r in rounds)),
+            str(sum(len(r.records_lost) for r in rounds)),
             str(spans),
             f'{seconds:.0f}',
         )

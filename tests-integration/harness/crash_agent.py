@@ -36,6 +36,7 @@ __all__ = (
     'EXPECTED_OUTPUT',
     'KILL_AT_ENV',
     'LOG_ENV',
+    'SERVER_ERROR_RERUN_LINE',
     'CrashDeps',
     'Call',
     'committed_calls',
@@ -48,6 +49,8 @@ __all__ = (
 LOG_ENV = 'DURABLE_CRASH_LOG'
 KILL_AT_ENV = 'DURABLE_CRASH_KILL_AT'
 CRASH_PROMPT = 'Crunch the numbers'
+SERVER_ERROR_RERUN_LINE = 'flow run failed by a server error, run again:'
+"""Starts the worker-log line of a Prefect flow run that the server failed (a 5xx, no kill) and the worker re-ran."""
 
 # Phase of each call label: the model requests and the tool calls they make.
 PHASES: dict[str, int] = {'model-1': 0, 'call-a': 1, 'call-b': 1, 'model-2': 2, 'call-c': 3, 'model-3': 4}

@@ -24,7 +24,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .crash_agent import CRASH_PROMPT, CrashDeps, crash_agent, crash_prompt
+from .crash_agent import CRASH_PROMPT, SERVER_ERROR_RERUN_LINE, CrashDeps, crash_agent, crash_prompt
+
+SERVER_ERROR_RERUNS = 3
+"""How many times a `prefect-many` worker runs a flow run again that the server failed with a 5xx."""
 
 
 def _write_result(path: str, output: str) -> None:
@@ -145,28 +148,52 @@ async def _prefect_many(args: argparse.Namespace) -> None:
     from uuid import UUID
 
     from prefect.client.orchestration import get_client
+    from prefect.exceptions import PrefectHTTPStatusError
     from prefect.flow_engine import run_flow_async
     from prefect.states import Scheduled, get_state_result
 
     from .prefect_crash import crash_flow
 
-    async def one(tag: str, flow_run_id: UUID) -> None:
+    async def attempt(tag: str, flow_run_id: UUID, reschedule: bool) -> str:
         async with get_client() as client:
             flow_run = await client.read_flow_run(flow_run_id)
-            if args.recover and flow_run.state is not None and flow_run.state.is_completed():
+            if reschedule and flow_run.state is not None and flow_run.state.is_completed():
                 # Completed before the kill, its output not yet written: read the persisted result.
-                output = await get_state_result(flow_run.state)
-                _write_result(str(Path(args.results) / f'{tag}.json'), str(output))
-                return
-            if args.recover:
+                return str(await get_state_result(flow_run.state))
+            if reschedule:
                 # The killed process left the flow run Running: put it back in the queue as a worker's retry would.
                 await client.set_flow_run_state(flow_run_id, Scheduled(), force=True)
                 flow_run = await client.read_flow_run(flow_run_id)
         parameters = {'prompt': crash_prompt(tag), 'factor': 7}
-        output = await run_flow_async(crash_flow, flow_run=flow_run, parameters=parameters)
-        _write_result(str(Path(args.results) / f'{tag}.json'), str(output))
+        return str(await run_flow_async(crash_flow, flow_run=flow_run, parameters=parameters))
+
+    async def one(tag: str, flow_run_id: UUID) -> None:
+        for rerun in range(SERVER_ERROR_RERUNS + 1):
+            try:
+                output = await attempt(tag, flow_run_id, reschedule=args.recover or rerun > 0)
+            except PrefectHTTPStatusError as error:
+                # The server failed the flow run (503s of the ephemeral server under load, after the client's own
+                # retries): a deployment would run it again, and so does this worker, saying so (the round counts
+                # these lines). Any other failure, and a 4xx, is the run's and ends the worker.
+                if rerun == SERVER_ERROR_RERUNS or error.response.status_code < 500:
+                    raise
+                print(f'{SERVER_ERROR_RERUN_LINE} {tag}: {error!r}', file=sys.stderr, flush=True)
+                continue
+            _write_result(str(Path(args.results) / f'{tag}.json'), output)
+            return
 
     await asyncio.gather(*(one(tag, UUID(flow_run_id)) for tag, flow_run_id in _runs(args)))
+
+
+def _send_prefect_events() -> None:
+    """Send the task run states Prefect still holds (events, sent from a background thread) before `os._exit`.
+
+    Without it a worker that finished its runs exited with the states of its last tasks unsent: the server never
+    recorded them, and the kill suite found finished runs whose records lacked a unit.
+    """
+    from prefect.events.worker import EventsWorker
+
+    EventsWorker.drain_all(timeout=60)
 
 
 def main() -> None:
@@ -214,6 +241,8 @@ def main() -> None:
         if getattr(args, 'result', None):  # the test reads how the run failed
             Path(args.result).write_text(json.dumps({'error': f'{type(error).__name__}: {error}'}), encoding='utf-8')
         code = 1
+    if args.engine.startswith('prefect'):
+        _send_prefect_events()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

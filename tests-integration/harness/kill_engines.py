@@ -21,12 +21,15 @@ from typing import Any
 
 import anyio
 
-from .crash_agent import CrashDeps, crash_prompt
+from .crash_agent import PHASES, CrashDeps, crash_prompt
 from .crash_run import WorkerProcess, Zygote, prefect_worker_env
 from .engine_records import UnitRecord, dbos_records, prefect_records, temporal_records
 from .kill_run import KillEngine
 
 __all__ = ('DBOSKills', 'PrefectKills', 'TemporalKills', 'kill_engine')
+
+RECORDS_SETTLE_SECONDS = 60.0
+"""How long the Prefect records of a round may take to name every unit after the last worker exited."""
 
 
 def _read_results(workdir: Path, runs: list[str]) -> dict[str, str | None]:
@@ -166,8 +169,20 @@ class PrefectKills:
         return _read_results(workdir, list(state['flow_runs']))
 
     async def records(self, state: Any) -> list[UnitRecord]:
-        """See [`KillEngine.records`][harness.kill_run.KillEngine.records]."""
-        return await prefect_records(state['flow_runs'])
+        """See [`KillEngine.records`][harness.kill_run.KillEngine.records].
+
+        The server records task run states from events, asynchronously: when the last worker exits, the states of
+        its last tasks may not be recorded yet (the suite read finished runs without their last units). So the
+        records are read again until every run's records name its six calls, for up to `RECORDS_SETTLE_SECONDS`
+        (a record lost with a killed worker never comes: `kill_run.analyse` judges what is still missing then).
+        """
+        deadline = time.monotonic() + RECORDS_SETTLE_SECONDS
+        while True:
+            records = await prefect_records(state['flow_runs'])
+            named = [{record.label for record in records if record.run == run} for run in state['flow_runs']]
+            if all(labels >= set(PHASES) for labels in named) or time.monotonic() > deadline:
+                return records
+            await anyio.sleep(1.0)
 
 
 @asynccontextmanager

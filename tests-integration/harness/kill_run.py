@@ -35,7 +35,7 @@ from typing import Any, Protocol
 
 import anyio
 
-from .crash_agent import EXPECTED_OUTPUT, PHASES, Call, read_calls
+from .crash_agent import EXPECTED_OUTPUT, PHASES, SERVER_ERROR_RERUN_LINE, Call, read_calls
 from .crash_run import WorkerProcess
 from .engine_records import UnitRecord
 
@@ -125,6 +125,8 @@ class KillRound:
     runs: list[str] = field(default_factory=list[str])
     kill_times: list[float] = field(default_factory=list[float])
     """Wall-clock times of the SIGKILLs that interrupted work (a worker still running with a run unfinished)."""
+    killed_pids: list[int] = field(default_factory=list[int])
+    """PIDs of the workers a SIGKILL ended, including those whose runs had all finished."""
     outputs: dict[str, str | None] = field(default_factory=dict[str, str | None])
     records: list[UnitRecord] = field(default_factory=list[UnitRecord])
     re_executed: list[str] = field(default_factory=list[str])
@@ -133,8 +135,13 @@ class KillRound:
     """`run/label` of units that started more than once, never after their record (in flight at a kill)."""
     unmapped: list[str] = field(default_factory=list[str])
     """Runs whose records do not name each of the six calls exactly once (the record reading is wrong)."""
+    records_lost: list[str] = field(default_factory=list[str])
+    """`run/label` of units of a finished Prefect run without any record, which finished in a killed worker (see
+    `analyse`)."""
     recorded_before_kill: int = 0
     """Units the engine had recorded before the first kill (work the kill could have repeated)."""
+    server_reruns: int = 0
+    """Flow runs a Prefect worker ran again after the server failed them with a 5xx (no kill: see `crash_worker`)."""
     error: str | None = None
 
     @property
@@ -163,6 +170,10 @@ class KillRound:
             f'({self.recorded_before_kill} before the kill), re-executed {len(self.re_executed)}, '
             f'repeated in flight {len(self.repeated)}'
         )
+        if self.server_reruns:
+            text += f'; flow runs re-run after a server error {self.server_reruns}'
+        if self.records_lost:
+            text += f'; records lost with a killed worker {len(self.records_lost)}'
         for name, items in (('re-executed', self.re_executed), ('unmapped', self.unmapped), ('lost', self.lost)):
             if items:
                 text += f'\n    {name}: {", ".join(items)}'
@@ -227,9 +238,12 @@ async def _first_call(process: WorkerProcess, log: Path) -> bool:
 
 
 async def _kill_at(
-    process: WorkerProcess, moment: KillMoment, spans: Spans, runs: list[str], log: Path
+    process: WorkerProcess, moment: KillMoment, spans: Spans, runs: list[str], log: Path, killed: list[int]
 ) -> float | None:
-    """SIGKILL `process` at `moment`; the kill's time if it interrupted work (the process ran, a run unfinished)."""
+    """SIGKILL `process` at `moment`; the kill's time if it interrupted work (the process ran, a run unfinished).
+
+    The PID of a process the SIGKILL ended goes to `killed`, whether or not the kill interrupted work.
+    """
     if moment.from_spawn:
         delay = moment.fraction * spans.startup
     elif await _first_call(process, log):
@@ -244,6 +258,7 @@ async def _kill_at(
     code = await _wait_exit(process, 30.0)
     if code != -signal.SIGKILL:
         return None
+    killed.append(process.pid)
     return killed_at if _finished_runs(log, killed_at) != set(runs) else None
 
 
@@ -256,13 +271,15 @@ async def kill_round(engine: KillEngine, plan: KillPlan, spans: Spans, workdir: 
         state = await engine.start(result.runs, workdir)
         first = engine.spawn(state, workdir, recover=False)
         workers.append(first)
-        moment = await _kill_at(first, plan.first, spans, result.runs, log)
+        moment = await _kill_at(first, plan.first, spans, result.runs, log, result.killed_pids)
         if moment is not None:
             result.kill_times.append(moment)
             if plan.second is not None:
                 second = engine.spawn(state, workdir, recover=True)
                 workers.append(second)
-                if (moment := await _kill_at(second, plan.second, spans, result.runs, log)) is not None:
+                if (
+                    moment := await _kill_at(second, plan.second, spans, result.runs, log, result.killed_pids)
+                ) is not None:
                     result.kill_times.append(moment)
         last = engine.spawn(state, workdir, recover=True)
         workers.append(last)
@@ -270,12 +287,33 @@ async def kill_round(engine: KillEngine, plan: KillPlan, spans: Spans, workdir: 
             await _wait_exit(last, spans.finish_seconds)
         result.outputs = await engine.outputs(state, workdir, spans.finish_seconds)
         result.records = await engine.records(state)
+        result.server_reruns = _server_reruns(workdir / 'workers.log')
     except Exception as error:  # reported in the round's line and the table, not raised
         result.error = repr(error)
     finally:
         for worker in workers:
             await _stop(worker)
     return analyse(result, read_calls(log))
+
+
+def _server_reruns(worker_log: Path) -> int:
+    if not worker_log.exists():
+        return 0
+    return worker_log.read_text(encoding='utf-8', errors='replace').count(SERVER_ERROR_RERUN_LINE)
+
+
+RECORDS_SENT_IN_BACKGROUND = frozenset({'prefect'})
+"""Engines whose records a killed worker can take along after the unit finished (see `analyse`)."""
+
+
+def _finished_only_in_killed_worker(calls: list[Call], run: str, label: str, killed_pids: list[int]) -> bool:
+    """The unit's last start was in a worker that a SIGKILL ended, and it finished there."""
+    unit = [call for call in calls if call.run == run and call.label == label]
+    starts = [call for call in unit if call.kind == 'start']
+    if not starts:
+        return False
+    last = max(starts, key=lambda call: call.t)
+    return last.pid in killed_pids and any(call.kind == 'done' and call.pid == last.pid for call in unit)
 
 
 def analyse(result: KillRound, calls: list[Call]) -> KillRound:
@@ -285,9 +323,23 @@ def analyse(result: KillRound, calls: list[Call]) -> KillRound:
         records = [record for record in result.records if record.run == run]
         labels = Counter(record.label for record in records)
         # A finished run's records name each of the six calls (more than once only if a unit ran to completion twice,
-        # a re-execution counted below); anything else means the records were not read right.
-        if result.outputs.get(run) == EXPECTED_OUTPUT and (set(labels) != set(PHASES) or None in labels):
-            result.unmapped.append(f'{run}: {dict(labels)}')
+        # a re-execution counted below); anything else means the records were not read right. Except on Prefect,
+        # which sends task run states (the records) as events from a background thread: a worker killed after a
+        # unit finished, before its events were sent, takes its record along (the flow run's own state, set through
+        # the API, can still say the run finished, so no later attempt records the unit). Such a unit must have
+        # finished in a killed worker and never started after that; it is counted apart.
+        missing = set(PHASES) - set(labels)
+        if result.engine in RECORDS_SENT_IN_BACKGROUND:
+            lost = {
+                label for label in missing if _finished_only_in_killed_worker(calls, run, label, result.killed_pids)
+            }
+            missing -= lost
+        else:
+            lost = set[str]()
+        if result.outputs.get(run) == EXPECTED_OUTPUT:
+            if missing or set(labels) - set(PHASES) or None in labels:
+                result.unmapped.append(f'{run}: {dict(labels)}')
+            result.records_lost += [f'{run}/{label}' for label in sorted(lost)]
         starts = Counter(call.label for call in calls if call.run == run and call.kind == 'start')
         re_executed: set[str] = set()
         for record in records:

@@ -193,3 +193,15 @@ async def test_a_capability_toolset_runs_its_calls_in_tasks() -> None:
     assert calls == ['weather']
     names = _base_names(await _task_runs('capability-toolset Run', expected=3))
     assert names == ['Model Request: test', 'Call Tool: weather', 'Model Request: test']
+
+
+async def test_a_result_that_cannot_be_persisted_does_not_fail_the_run() -> None:
+    """Prefect logs a task result it cannot serialize and goes on (uncached); storing results before `Completed`
+    keeps it so. The final model response holds a lock (not picklable) in its provider details."""
+    import threading
+
+    def respond(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        return ModelResponse(parts=[TextPart('locked')], provider_details={'lock': threading.Lock()})
+
+    agent = Agent(FunctionModel(respond), name='unpicklable-result')
+    assert (await PrefectAgent(agent).run('go')).output == 'locked'

@@ -14,6 +14,7 @@ from durable_kernel import forward_event_batches, prefect_task_name
 
 from ._cache_policy import KeyedTaskInput
 from ._canonical import key_by_name
+from ._result_first import result_first
 from ._task_config import TaskConfig
 
 __all__ = ('event_handler_in_tasks',)
@@ -44,7 +45,7 @@ async def _handle_event(item: _EventInput) -> None:
     await item.handler(item.ctx, batch())
 
 
-_EVENT_TASK = task(_handle_event)
+_EVENT_TASK = task(result_first(_handle_event))
 
 
 def event_handler_in_tasks(handler: EventStreamHandler[Any], task_config: TaskConfig) -> EventStreamHandler[Any]:

@@ -13,6 +13,7 @@ from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
 from durable_kernel import mcp_tool_for_tool_def, prefect_task_name, unwrap_tool_outcome
 
 from ._cache_policy import KeyedTaskInput
+from ._result_first import result_first
 from ._task_config import TaskConfig, merge_task_config
 from ._toolset import TOOL_CALL_TASK, PrefectWrapperToolset, ToolCallInput
 
@@ -35,7 +36,7 @@ async def _list_mcp_tools(listing: _ListToolsInput) -> list[ToolDefinition]:
     return [tool.tool_def for tool in tools.values()]
 
 
-_LIST_TOOLS_TASK = task(_list_mcp_tools)
+_LIST_TOOLS_TASK = task(result_first(_list_mcp_tools))
 
 
 @dataclass

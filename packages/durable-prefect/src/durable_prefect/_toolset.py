@@ -13,6 +13,7 @@ from pydantic_ai.toolsets import AbstractToolset, ToolsetTool, WrapperToolset
 from durable_kernel import ToolOutcome, capture_tool_outcome
 
 from ._cache_policy import KeyedTaskInput
+from ._result_first import result_first
 from ._task_config import TaskConfig, merge_task_config
 
 __all__ = ('PrefectWrapperToolset', 'ToolCallInput', 'run_tool_call')
@@ -61,7 +62,7 @@ async def run_tool_call(call: ToolCallInput) -> ToolOutcome:
     return await capture_tool_outcome(call.toolset.call_tool(call.name, call.tool_args, call.ctx, call.tool))
 
 
-TOOL_CALL_TASK = task(run_tool_call)
+TOOL_CALL_TASK = task(result_first(run_tool_call))
 
 
 @dataclass
