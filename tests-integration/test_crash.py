@@ -13,7 +13,7 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import pytest
-from harness._params import engine_params, skip_before_prefect_36
+from harness._params import engine_params
 from harness.crash_agent import EXPECTED_OUTPUT, PHASES, Call
 from harness.crash_run import TOTAL_EVENTS, CrashEngine, CrashResult, crash_engine, crash_many, kill_points
 from harness.engine_records import UnitRecord, label_of_output, prefect_units
@@ -87,10 +87,6 @@ def _describe(results: list[CrashResult]) -> str:
 async def test_killed_worker_resumes_without_repeating_recorded_calls(
     crash_runner: AbstractAsyncContextManager[CrashEngine], tmp_path: Path, engine: str
 ) -> None:
-    if engine == 'prefect':
-        # The `lowest` cell (Prefect 3.4.3) failed here after this session's crash-worker changes: every killed
-        # worker's result lacked its output (KeyError 'output'); not yet investigated (issue #16).
-        skip_before_prefect_36('the event-point crash test does not pass yet before Prefect 3.6 (issue #16)')
     points = kill_points(SEED, RUNS_PER_ENGINE)
     assert len(set(points)) == RUNS_PER_ENGINE
     assert max(points) <= TOTAL_EVENTS

@@ -16,12 +16,12 @@ def engine_params(engines: Sequence[str] = ENGINES) -> list[Any]:
     return [pytest.param(engine, id=engine, marks=pytest.mark.xdist_group(engine)) for engine in engines]
 
 
-def skip_before_prefect_36(why: str) -> None:
-    """Skip the calling test when the installed Prefect is older than 3.6 (the `lowest` cell), saying `why`."""
+def skip_before_prefect(version: str, why: str) -> None:
+    """Skip the calling test when the installed Prefect is older than `version`, saying `why`."""
     import importlib.metadata
 
     from packaging.version import Version
 
     installed = importlib.metadata.version('prefect')
-    if Version(installed) < Version('3.6'):
+    if Version(installed) < Version(version):
         pytest.skip(f'Prefect {installed}: {why}')

@@ -383,8 +383,11 @@ def prefect_worker_env(home: Path) -> dict[str, str]:
     """Environment for Prefect worker processes: the running test server, its home and result storage."""
     from prefect.settings import PREFECT_API_URL
 
+    api_url = PREFECT_API_URL.value()
+    if api_url is None:  # would reach the workers as the URL 'None' (`Invalid URI None/events/in`)
+        raise RuntimeError('no Prefect API URL in this context: is the test server running, and seen here?')
     return {
-        'PREFECT_API_URL': str(PREFECT_API_URL.value()),
+        'PREFECT_API_URL': str(api_url),
         'PREFECT_HOME': str(home),
         'PREFECT_LOCAL_STORAGE_PATH': str(home / 'storage'),
         'PREFECT_SERVER_ANALYTICS_ENABLED': 'false',

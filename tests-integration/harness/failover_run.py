@@ -249,11 +249,18 @@ def _analyse(result: FailoverResult, workers: Workers, kill_line: int) -> None:
             result.finished_by[run] = workers.name_of(last[-1].worker)
 
 
-async def _wait_for(check: Callable[[], Awaitable[bool]], what: str, timeout: float = WAIT_SECONDS) -> None:
+async def _wait_for(
+    check: Callable[[], Awaitable[bool]],
+    what: str,
+    timeout: float = WAIT_SECONDS,
+    describe: Callable[[], Awaitable[str]] | None = None,
+) -> None:
+    """Wait until `check()` holds; on timeout, say what was awaited and, with `describe`, how far it got."""
     deadline = time.monotonic() + timeout
     while not await check():
         if time.monotonic() > deadline:
-            raise TimeoutError(f'waited {timeout} s for {what}')
+            progress = f': {await describe()}' if describe is not None else ''
+            raise TimeoutError(f'waited {timeout} s for {what}{progress}')
         await anyio.sleep(0.2)
 
 
@@ -447,7 +454,28 @@ async def failover_prefect(home: Path, workdir: Path) -> FailoverResult:
                 states = [(await client.read_flow_run(flow_run_id)).state for flow_run_id in flow_runs.values()]
                 return all(state is not None and state.is_final() and not state.is_crashed() for state in states)
 
-            await _wait_for(settled, 'every flow run completed', timeout=WAIT_SECONDS + ZOMBIE_WITHIN_SECONDS)
+            async def state_histories() -> str:
+                # Each run's state history, seconds from the kill: which run the automation or a worker missed.
+                lines: list[str] = []
+                for run, flow_run_id in flow_runs.items():
+                    history = sorted(await client.read_flow_run_states(flow_run_id), key=lambda state: state.timestamp)
+                    steps = ' '.join(
+                        f'{state.name}@{state.timestamp.timestamp() - killed_at:+.0f}' for state in history
+                    )
+                    lines.append(f'{run} ({flow_run_id}): {steps}')
+                return (
+                    f'crashed={sorted(crashed)}; '
+                    + '; '.join(lines)
+                    + ' | '
+                    + ' | '.join(f'{worker.name}: {worker.output_tail(600)}' for worker in workers.started)
+                )
+
+            await _wait_for(
+                settled,
+                'every flow run completed',
+                timeout=WAIT_SECONDS + ZOMBIE_WITHIN_SECONDS,
+                describe=state_histories,
+            )
             result.notes['crashed by the automation'] = sorted(crashed)
             for run, flow_run_id in flow_runs.items():
                 state = (await client.read_flow_run(flow_run_id)).state

@@ -78,3 +78,21 @@ def test_server_of_a_test_process_killed_hard_is_stopped_by_the_next_session() -
         worker.wait()
         if server_pid and testing._pid_alive(server_pid):  # pyright: ignore[reportPrivateUsage]
             os.kill(server_pid, 9)
+
+
+def test_server_is_seen_by_contexts_copied_before_it_started() -> None:
+    """On Prefect 3.4, code in a context copied before the server started (anyio's runner task, held by a
+    session-scoped async fixture) saw none of its settings: no API URL (handed on to a serving process, it failed with
+    `Invalid URI None/events/in`), results stored outside the temporary home."""
+    worker = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name('copied_context_worker.py'))],
+        capture_output=True,
+        text=True,
+        timeout=600,  # the server's migrations, on a loaded machine
+    )
+    assert worker.returncode == 0, worker.stderr[-3000:]
+    report = json.loads(worker.stdout.strip().splitlines()[-1])
+    assert report['server'] is not None
+    assert report['seen_in_copy'] == report['server']
+    assert report['storage_in_copy'] == report['storage']
+    assert report['flow_run'] in report['recorded']

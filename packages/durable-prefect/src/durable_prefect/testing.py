@@ -139,11 +139,39 @@ def _server_pid_file(server_pid: int, home: Path) -> Generator[Path]:
 
 
 @contextmanager
+def _settings_seen_by_copied_contexts() -> Generator[None]:
+    """Make the test server's settings Prefect's process-global fallback settings while the server runs.
+
+    Prefect keeps its settings in a context variable, and falls back to a process-global settings context where a
+    `contextvars` context holds none. A context copied before the server started holds none: the runner task of
+    anyio's pytest plugin once a session-scoped async fixture keeps it alive, a `unittest.IsolatedAsyncioTestCase`.
+    Code running there read the global fallback, made at import: no API URL (`PREFECT_API_URL.value()` is None, so a
+    process started with it cannot reach the server), results stored outside the temporary home. Prefect's own
+    `prefect_test_harness` sets the global fallback too in recent versions (PrefectHQ/prefect#15818; 3.8 does, 3.6
+    does not); on older ones, this does it, and restores it on exit.
+    """
+    import prefect.context
+
+    current = prefect.context.get_settings_context()
+    previous = prefect.context.GLOBAL_SETTINGS_CONTEXT
+    if previous is current:  # Prefect's harness has done it
+        yield
+        return
+    prefect.context.GLOBAL_SETTINGS_CONTEXT = current
+    try:
+        yield
+    finally:
+        prefect.context.GLOBAL_SETTINGS_CONTEXT = previous
+
+
+@contextmanager
 def prefect_test_server(*, server_startup_timeout: int = 120) -> Generator[Path]:
     """Start a private ephemeral Prefect server, offline, with telemetry and flow heartbeats off.
 
     Everything it starts is stopped on exit: Prefect's test harness, the server subprocess (killed by PID if
-    the harness left it running) and the temporary `PREFECT_HOME`.
+    the harness left it running) and the temporary `PREFECT_HOME`. Its settings are also seen by code running in a
+    `contextvars` context copied before it started, such as anyio's pytest runner task when a session-scoped async
+    fixture was set up first.
 
     Args:
         server_startup_timeout: Seconds to wait for the server to come up (migrations take ~10 s).
@@ -190,6 +218,7 @@ def prefect_test_server(*, server_startup_timeout: int = 120) -> Generator[Path]
         # Registered before the harness so that it runs after the harness's own shutdown.
         stack.callback(stop_leftover_server)
         stack.enter_context(prefect_test_harness(server_startup_timeout=server_startup_timeout))
+        stack.enter_context(_settings_seen_by_copied_contexts())
         server = SubprocessASGIServer._instances.get(None)  # pyright: ignore[reportPrivateUsage]
         process = server.server_process if server is not None else None
         if process is not None:
