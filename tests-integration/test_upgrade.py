@@ -8,6 +8,8 @@ may run, and the output must be the one a run that never crashed gives. (Tempora
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import fcntl
 import importlib.metadata
 import json
@@ -16,11 +18,12 @@ import shutil
 import signal
 import sqlite3
 import time
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-import anyio
 import pytest
 from harness.crash_agent import EXPECTED_OUTPUT, PHASES, read_calls
 from harness.crash_run import prefect_worker_env
@@ -61,6 +64,7 @@ def test_dbos_run_recorded_on_1107_recovers_without_repeating_calls(tmp_path: Pa
 
 
 MIGRATION_UNITS: list[MigrationUnit] = ['model', 'tool']
+T = TypeVar('T')
 # What a recovery starts, by where the first process was killed (`start model-2` or `start call-c`), when the tool
 # calls of the recorded part were workflow code (the reference's layout, or ours with `function_tool_steps=False`):
 # they run again, every recorded model request is replayed.
@@ -193,11 +197,19 @@ def _tag(first: Wrapper, second: Wrapper, unit: MigrationUnit) -> str:
     return f'{first}-to-{second}-{unit}'
 
 
+def _run_async(function: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
+    # In a thread of its own: the session's async fixtures (Temporal's) may hold an event loop in this one. The copied
+    # context carries the Prefect settings (the session server's API URL) there.
+    context = contextvars.copy_context()
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(context.run, lambda: asyncio.run(function(*args))).result()
+
+
 def _measure_prefect_migration(prefect_home: Path, results: Path) -> dict[str, PrefectMigrationCell]:
     tags: dict[str, tuple[Wrapper, Wrapper, MigrationUnit]] = {
         _tag(a, b, unit): (a, b, unit) for a, b in MIGRATION_CELLS for unit in MIGRATION_UNITS
     }
-    flow_runs = anyio.run(create_migration_runs, list(tags))
+    flow_runs = _run_async(create_migration_runs, list(tags))
     env = prefect_worker_env(prefect_home)
     kill = {tag: f'{first}:{flow_runs[tag]}:{MIGRATION_KILL_AT[unit]}' for tag, (first, _, unit) in tags.items()}
     assert run_migration_step('kill', kill, results, env) == 0, (results / 'kill.out').read_text(encoding='utf-8')
@@ -213,7 +225,7 @@ def _measure_prefect_migration(prefect_home: Path, results: Path) -> dict[str, P
             json.loads((results / f'{tag}.json').read_text(encoding='utf-8')),
             [call.label for call in read_calls(results / f'{tag}.calls.jsonl') if call.kind == 'start'],
             [call.label for call in again if call.kind == 'start' and call.run == tag],
-            anyio.run(read_subflows, flow_runs[tag], rerun_since, len(ALL_CALLS)),
+            _run_async(read_subflows, flow_runs[tag], rerun_since, len(ALL_CALLS)),
         )
         for tag in tags
     }
