@@ -8,13 +8,32 @@ may run, and the output must be the one a run that never crashed gives. (Tempora
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import fcntl
+import importlib.metadata
 import json
+import os
 import shutil
+import signal
 import sqlite3
+import time
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
-from harness.crash_agent import EXPECTED_OUTPUT, read_calls
+from harness.crash_agent import EXPECTED_OUTPUT, PHASES, read_calls
+from harness.crash_run import prefect_worker_env
+from harness.prefect_migration import (
+    SubflowRecord,
+    Wrapper,
+    create_migration_runs,
+    read_subflows,
+    run_migration_step,
+)
 from harness.upgrade import (
     MIGRATION_KILL_AT,
     MIGRATION_WORKFLOW_ID,
@@ -27,6 +46,8 @@ from harness.upgrade import (
     run_dbos_worker,
     run_prefect_step,
 )
+
+from durable_kernel import PYDANTIC_AI_2
 
 
 @pytest.mark.xdist_group('dbos')
@@ -43,6 +64,7 @@ def test_dbos_run_recorded_on_1107_recovers_without_repeating_calls(tmp_path: Pa
 
 
 MIGRATION_UNITS: list[MigrationUnit] = ['model', 'tool']
+T = TypeVar('T')
 # What a recovery starts, by where the first process was killed (`start model-2` or `start call-c`), when the tool
 # calls of the recorded part were workflow code (the reference's layout, or ours with `function_tool_steps=False`):
 # they run again, every recorded model request is replayed.
@@ -148,3 +170,165 @@ def test_prefect_run_recorded_on_1107_resumes_from_its_cache(tmp_path: Path) -> 
     assert json.loads((tmp_path / 'result.json').read_text(encoding='utf-8')) == {'output': EXPECTED_OUTPUT}
     started = [call.label for call in read_calls(tmp_path / 'calls.log') if call.kind == 'start']
     assert started == ['call-c', 'model-3']
+
+
+# Prefect: a flow run started on one wrapper, killed in a model request or a tool call, re-run on the other (or on the
+# same one: the baselines). Every cell runs in the same two worker processes (`harness/prefect_migration.py`).
+MIGRATION_CELLS: list[tuple[Wrapper, Wrapper]] = [
+    ('reference', 'ours'),
+    ('ours', 'reference'),
+    ('reference', 'reference'),
+]
+ALL_CALLS = ['model-1', 'call-a', 'call-b', 'model-2', 'call-c', 'model-3']
+MODEL_TASK, TOOL_TASK = 'Model Request: crash', 'Call Tool: crunch'
+
+
+@dataclass
+class PrefectMigrationCell:
+    """What one cell's re-run did: its output (or error), the calls each attempt started, what Prefect recorded."""
+
+    result: dict[str, str]
+    first_started: list[str]
+    started_again: list[str]
+    subflows: list[SubflowRecord]
+
+
+def _tag(first: Wrapper, second: Wrapper, unit: MigrationUnit) -> str:
+    return f'{first}-to-{second}-{unit}'
+
+
+def _run_async(function: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
+    # In a thread of its own: the session's async fixtures (Temporal's) may hold an event loop in this one. The copied
+    # context carries the Prefect settings (the session server's API URL) there.
+    context = contextvars.copy_context()
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(context.run, lambda: asyncio.run(function(*args))).result()
+
+
+def _measure_prefect_migration(prefect_home: Path, results: Path) -> dict[str, PrefectMigrationCell]:
+    tags: dict[str, tuple[Wrapper, Wrapper, MigrationUnit]] = {
+        _tag(a, b, unit): (a, b, unit) for a, b in MIGRATION_CELLS for unit in MIGRATION_UNITS
+    }
+    flow_runs = _run_async(create_migration_runs, list(tags))
+    env = prefect_worker_env(prefect_home)
+    kill = {tag: f'{first}:{flow_runs[tag]}:{MIGRATION_KILL_AT[unit]}' for tag, (first, _, unit) in tags.items()}
+    assert run_migration_step('kill', kill, results, env) == 0, (results / 'kill.out').read_text(encoding='utf-8')
+    killed = json.loads((results / 'kill.json').read_text(encoding='utf-8'))
+    assert killed == dict.fromkeys(tags, -signal.SIGKILL), (results / 'kill.out').read_text(encoding='utf-8')
+    recover = {tag: f'{second}:{flow_runs[tag]}' for tag, (_, second, _) in tags.items()}
+    rerun_since = time.time()
+    code = run_migration_step('recover', recover, results, env)
+    assert code == 0, (results / 'recover.out').read_text(encoding='utf-8')
+    again = read_calls(results / 'recover.calls.jsonl')
+    return {
+        tag: PrefectMigrationCell(
+            json.loads((results / f'{tag}.json').read_text(encoding='utf-8')),
+            [call.label for call in read_calls(results / f'{tag}.calls.jsonl') if call.kind == 'start'],
+            [call.label for call in again if call.kind == 'start' and call.run == tag],
+            _run_async(read_subflows, flow_runs[tag], rerun_since, len(ALL_CALLS)),
+        )
+        for tag in tags
+    }
+
+
+@pytest.fixture(scope='module')
+def prefect_migration(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Every cell measured once per test session: tag -> `PrefectMigrationCell` (as a dict).
+
+    The xdist workers of a session share the measurement through a file (by the session's run id), so that the
+    cells' tests cost two worker processes wherever they are scheduled.
+    """
+    run_id = os.environ.get('PYTEST_XDIST_TESTRUNUID')
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if run_id else base) / f'prefect-migration-{run_id or "local"}.json'
+    with (shared.with_suffix('.lock')).open('w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not shared.exists():
+            prefect_home: Path = request.getfixturevalue('prefect_home')
+            cells = _measure_prefect_migration(prefect_home, tmp_path_factory.mktemp('prefect-migration'))
+            shared.write_text(json.dumps({tag: asdict(cell) for tag, cell in cells.items()}), encoding='utf-8')
+    return json.loads(shared.read_text(encoding='utf-8'))
+
+
+def _cell(cells: dict[str, Any], first: Wrapper, second: Wrapper, unit: MigrationUnit) -> PrefectMigrationCell:
+    cell = cells[_tag(first, second, unit)]
+    subflows = [SubflowRecord(**subflow) for subflow in cell.pop('subflows')]
+    cell = PrefectMigrationCell(**cell, subflows=subflows)
+    assert cell.result == {'output': EXPECTED_OUTPUT}
+    assert cell.first_started == ALL_CALLS[: 4 if unit == 'model' else 5]  # killed in model-2 or in call-c
+    return cell
+
+
+def _in_phase_order(labels: list[str]) -> list[str]:
+    # Tools a and b run in parallel: either may start first.
+    assert [PHASES[label] for label in labels] == sorted(PHASES[label] for label in labels), labels
+    return sorted(labels, key=lambda label: (PHASES[label], label))
+
+
+@pytest.mark.xdist_group('prefect')
+@pytest.mark.parametrize('unit', MIGRATION_UNITS)
+def test_prefect_run_started_on_the_reference_repeats_every_call_on_ours(
+    prefect_migration: dict[str, Any], unit: MigrationUnit
+) -> None:
+    cell = _cell(prefect_migration, 'reference', 'ours', unit)
+    # Prefect reattaches a crashed subflow by the task key of its flow function, a hash of that function's code: ours
+    # is other code, so it gets a subflow run of its own, and the first one is left Running (nobody ends it). Its
+    # tasks' cache keys hash the reference's task source and subflow run id: ours cannot compute them without the
+    # reference's code, so nothing is read from the reference's cache, tools a and b (which the reference itself would
+    # have reused) included.
+    assert _in_phase_order(cell.started_again) == ALL_CALLS
+    [abandoned, finished] = cell.subflows
+    assert abandoned == SubflowRecord('Running')
+    assert finished == SubflowRecord('Completed', executed={MODEL_TASK: 3, TOOL_TASK: 3}, cached={})
+
+
+@pytest.mark.xdist_group('prefect')
+@pytest.mark.parametrize('unit', MIGRATION_UNITS)
+def test_prefect_run_started_on_ours_repeats_every_call_on_the_reference(
+    prefect_migration: dict[str, Any], unit: MigrationUnit
+) -> None:
+    # Rolling back: the same, the other way round. The reference's keys (task source, subflow run id) never match ours,
+    # and no setting of the reference changes the subflow's task key; drain runs started on ours before rolling back.
+    cell = _cell(prefect_migration, 'ours', 'reference', unit)
+    assert _in_phase_order(cell.started_again) == ALL_CALLS
+    [abandoned, finished] = cell.subflows
+    assert abandoned == SubflowRecord('Running')
+    assert finished == SubflowRecord('Completed', executed={MODEL_TASK: 3, TOOL_TASK: 3}, cached={})
+
+
+# What the reference's own re-run repeats (the baseline: the calls whose recorded results a re-run could reuse at all),
+# when Prefect reattaches the crashed subflow run (it does since PrefectHQ/prefect#21950; 3.4 creates a new one, whose
+# new run id changes every key of the reference: it repeats every call). 1.107's keys of model requests hold the run's
+# `conversation_id`, new on every run: its model requests all run again and only the tool calls it recorded are cache
+# hits. 2.x's keys are stable: only the call in flight runs again.
+REFERENCE_AGAIN: dict[MigrationUnit, list[str]] = (
+    {'model': ['model-2', 'call-c', 'model-3'], 'tool': ['call-c', 'model-3']}
+    if PYDANTIC_AI_2
+    else {'model': ['model-1', 'model-2', 'call-c', 'model-3'], 'tool': ['model-1', 'model-2', 'call-c', 'model-3']}
+)
+
+
+@pytest.mark.xdist_group('prefect')
+@pytest.mark.parametrize('unit', MIGRATION_UNITS)
+def test_prefect_run_started_on_the_reference_reuses_its_stable_keys_on_the_reference(
+    prefect_migration: dict[str, Any], unit: MigrationUnit
+) -> None:
+    # The baseline: re-run on the reference itself, every call whose key is stable is a cache hit if the subflow run is
+    # reattached; ours, on the same runs, reused none of them.
+    from packaging.version import Version
+
+    cell = _cell(prefect_migration, 'reference', 'reference', unit)
+    reattached = len(cell.subflows) == 1
+    if Version(importlib.metadata.version('prefect')) >= Version('3.9'):
+        assert reattached, cell.subflows
+    again = REFERENCE_AGAIN[unit] if reattached else ALL_CALLS
+    assert _in_phase_order(cell.started_again) == again
+    reused = [label for label in ALL_CALLS if label not in again]
+    finished = SubflowRecord('Completed', executed=_by_task(again), cached=_by_task(reused))
+    assert cell.subflows == ([finished] if reattached else [SubflowRecord('Running'), finished])
+
+
+def _by_task(labels: list[str]) -> dict[str, int]:
+    models = sum(label.startswith('model') for label in labels)
+    counts = {MODEL_TASK: models, TOOL_TASK: len(labels) - models}
+    return {task: count for task, count in counts.items() if count}
