@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
-from prefect import task
 from pydantic_ai.agent import EventStreamHandler
 from pydantic_ai.messages import AgentStreamEvent
 from pydantic_ai.tools import RunContext
@@ -14,7 +13,7 @@ from durable_kernel import forward_event_batches, prefect_task_name
 
 from ._cache_policy import KeyedTaskInput
 from ._canonical import key_by_name
-from ._result_first import result_first
+from ._result_first import agent_task
 from ._task_config import TaskConfig
 
 __all__ = ('event_handler_in_tasks',)
@@ -45,7 +44,7 @@ async def _handle_event(item: _EventInput) -> None:
     await item.handler(item.ctx, batch())
 
 
-_EVENT_TASK = task(result_first(_handle_event))
+_EVENT_TASK = agent_task(_handle_event)
 
 
 def event_handler_in_tasks(handler: EventStreamHandler[Any], task_config: TaskConfig) -> EventStreamHandler[Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from prefect import task
 from prefect.context import FlowRunContext
 from pydantic_ai.tools import AgentDepsT, RunContext, ToolDefinition
 from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
@@ -13,7 +12,7 @@ from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
 from durable_kernel import mcp_tool_for_tool_def, prefect_task_name, unwrap_tool_outcome
 
 from ._cache_policy import KeyedTaskInput
-from ._result_first import result_first
+from ._result_first import agent_task
 from ._task_config import TaskConfig, merge_task_config
 from ._toolset import TOOL_CALL_TASK, PrefectWrapperToolset, ToolCallInput
 
@@ -36,7 +35,7 @@ async def _list_mcp_tools(listing: _ListToolsInput) -> list[ToolDefinition]:
     return [tool.tool_def for tool in tools.values()]
 
 
-_LIST_TOOLS_TASK = task(result_first(_list_mcp_tools))
+_LIST_TOOLS_TASK = agent_task(_list_mcp_tools)
 
 
 @dataclass

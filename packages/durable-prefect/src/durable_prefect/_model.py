@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from prefect import task
 from prefect.context import FlowRunContext
 from pydantic_ai.agent import EventStreamHandler
 from pydantic_ai.exceptions import UserError
@@ -30,7 +29,7 @@ from durable_kernel import (
 
 from ._cache_policy import KeyedTaskInput
 from ._canonical import key_by_name
-from ._result_first import result_first
+from ._result_first import agent_task
 from ._task_config import TaskConfig, merge_task_config, with_model_error_retry_condition
 
 __all__ = ('PrefectModel', 'stream_handler_override')
@@ -124,10 +123,10 @@ async def _cancel_suspended_response(call: _SuspendedResponse) -> None:
     await cancel_suspended_response(call.model, call.response)
 
 
-_REQUEST_TASK = task(result_first(_request_model))
-_STREAM_TASK = task(result_first(_request_model_streaming))
-_COMPACT_TASK = task(result_first(_compact_messages))
-_CANCEL_TASK = task(result_first(_cancel_suspended_response))
+_REQUEST_TASK = agent_task(_request_model)
+_STREAM_TASK = agent_task(_request_model_streaming)
+_COMPACT_TASK = agent_task(_compact_messages)
+_CANCEL_TASK = agent_task(_cancel_suspended_response)
 
 
 class PrefectModel(WrapperModel):

@@ -24,11 +24,12 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
+from prefect import Task, task
 from prefect.context import TaskRunContext
 from prefect.transactions import BaseTransaction, CommitMode, IsolationLevel, get_transaction
 from typing_extensions import ParamSpec
 
-__all__ = ('result_first',)
+__all__ = ('agent_task', 'result_first')
 
 P = ParamSpec('P')
 R = TypeVar('R')
@@ -54,6 +55,20 @@ def result_first(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         return result
 
     return run
+
+
+def agent_task(fn: Callable[P, Awaitable[R]]) -> Task[P, Awaitable[R]]:
+    """The Prefect task of a durable agent's unit: `fn` as a task whose result is stored before it reports `Completed`.
+
+    Every task our agents create is made here, so that none can miss the early write (see the module).
+
+    Args:
+        fn: The async function of the task.
+
+    Returns:
+        The task (its options are set per call with `with_options`).
+    """
+    return task(result_first(fn))
 
 
 async def _store(result: Any) -> None:

@@ -6,14 +6,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from prefect import Task, task
+from prefect import Task
 from pydantic_ai.tools import AgentDepsT, RunContext
 from pydantic_ai.toolsets import AbstractToolset, ToolsetTool, WrapperToolset
 
 from durable_kernel import ToolOutcome, capture_tool_outcome
 
 from ._cache_policy import KeyedTaskInput
-from ._result_first import result_first
+from ._result_first import agent_task
 from ._task_config import TaskConfig, merge_task_config
 
 __all__ = ('PrefectWrapperToolset', 'ToolCallInput', 'run_tool_call')
@@ -62,7 +62,7 @@ async def run_tool_call(call: ToolCallInput) -> ToolOutcome:
     return await capture_tool_outcome(call.toolset.call_tool(call.name, call.tool_args, call.ctx, call.tool))
 
 
-TOOL_CALL_TASK = task(result_first(run_tool_call))
+TOOL_CALL_TASK = agent_task(run_tool_call)
 
 
 @dataclass
