@@ -12,40 +12,26 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import sys
 import time
-from pathlib import Path
 from typing import Any
-from uuid import UUID
 
-import prefect.settings
-from prefect import flow
+from _resume_kit import LOG, PHASE, log, run_phase
 from prefect.client.orchestration import get_client
-from prefect.context import FlowRunContext, TaskRunContext
+from prefect.context import TaskRunContext
 from prefect.exceptions import ObjectNotFound
 from prefect.filesystems import LocalFileSystem
-from prefect.flow_engine import run_flow
-from prefect.settings import temporary_settings
-from prefect.states import Pending
 from pydantic_ai import Agent
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
 from durable_prefect import PrefectAgent
 
-LOG = Path(os.environ['RESUME_TEST_LOG'])
-PHASE = os.environ['RESUME_TEST_PHASE']
 DIED = 17
 FINAL_MODEL_RESULT = 3
 """The model results are written in the order of the requests; the third request is the final one."""
 _WRITES = itertools.count(1)
 DIED_IN = LOG.with_name('died_in')
 """The id of the task run whose result was being written when the process died."""
-
-
-def log(line: str) -> None:
-    with LOG.open('a') as file:
-        file.write(f'{PHASE}:{line}\n')
 
 
 class DyingStorage(LocalFileSystem):
@@ -108,27 +94,9 @@ storage.save('result-write-test', overwrite=True)
 prefect_agent = PrefectAgent(agent, model_task_config={'result_storage': storage})
 
 
-@flow(name='result-write-parent')
-async def parent() -> str:
-    flow_run = FlowRunContext.get()
-    assert flow_run is not None
-    assert flow_run.flow_run is not None
-    Path(os.environ['RESUME_TEST_FLOW_RUN']).write_text(str(flow_run.flow_run.id))
+async def run_agent() -> str:
     return (await prefect_agent.run('go')).output
 
 
-async def resume(flow_run_id: UUID) -> str:
-    async with get_client() as client:
-        # The dead process left the flow run 'Running'; an operator (or a worker) reschedules it.
-        await client.set_flow_run_state(flow_run_id, Pending(), force=True)
-        flow_run = await client.read_flow_run(flow_run_id)
-    return await run_flow(parent, flow_run=flow_run)  # pyright: ignore[reportReturnType,reportGeneralTypeIssues,reportUnknownVariableType]
-
-
 if __name__ == '__main__':
-    heartbeat = getattr(prefect.settings, 'PREFECT_FLOWS_HEARTBEAT_FREQUENCY', None)  # Prefect 3.6+ only
-    with temporary_settings({heartbeat: None} if heartbeat is not None else {}):
-        if PHASE == 'start':
-            asyncio.run(parent())
-            sys.exit(0)
-        print(asyncio.run(resume(UUID(Path(os.environ['RESUME_TEST_FLOW_RUN']).read_text()))))
+    run_phase('result-write-parent', run_agent)
