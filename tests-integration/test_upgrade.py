@@ -267,29 +267,19 @@ def _in_phase_order(labels: list[str]) -> list[str]:
 
 @pytest.mark.xdist_group('prefect')
 @pytest.mark.parametrize('unit', MIGRATION_UNITS)
-def test_prefect_run_started_on_the_reference_repeats_every_call_on_ours(
-    prefect_migration: dict[str, Any], unit: MigrationUnit
+@pytest.mark.parametrize(
+    ('first', 'second'), [('reference', 'ours'), ('ours', 'reference')], ids=['reference-to-ours', 'ours-to-reference']
+)
+def test_prefect_run_moved_between_the_reference_and_ours_repeats_every_call(
+    prefect_migration: dict[str, Any], first: Wrapper, second: Wrapper, unit: MigrationUnit
 ) -> None:
-    cell = _cell(prefect_migration, 'reference', 'ours', unit)
-    # Prefect reattaches a crashed subflow by the task key of its flow function, a hash of that function's code: ours
-    # is other code, so it gets a subflow run of its own, and the first one is left Running (nobody ends it). Its
-    # tasks' cache keys hash the reference's task source and subflow run id: ours cannot compute them without the
-    # reference's code, so nothing is read from the reference's cache, tools a and b (which the reference itself would
-    # have reused) included.
-    assert _in_phase_order(cell.started_again) == ALL_CALLS
-    [abandoned, finished] = cell.subflows
-    assert abandoned == SubflowRecord('Running')
-    assert finished == SubflowRecord('Completed', executed={MODEL_TASK: 3, TOOL_TASK: 3}, cached={})
-
-
-@pytest.mark.xdist_group('prefect')
-@pytest.mark.parametrize('unit', MIGRATION_UNITS)
-def test_prefect_run_started_on_ours_repeats_every_call_on_the_reference(
-    prefect_migration: dict[str, Any], unit: MigrationUnit
-) -> None:
-    # Rolling back: the same, the other way round. The reference's keys (task source, subflow run id) never match ours,
-    # and no setting of the reference changes the subflow's task key; drain runs started on ours before rolling back.
-    cell = _cell(prefect_migration, 'ours', 'reference', unit)
+    # Prefect reattaches a crashed subflow by the task key of its flow function, a hash of that function's code: the
+    # other wrapper is other code, so it gets a subflow run of its own, and the first one is left Running (nobody ends
+    # it). The reference's task keys hash its own task source and subflow run id: ours cannot compute them without the
+    # reference's code, and the reference cannot compute ours, so nothing is read from the other's cache (not even
+    # tools a and b, which the reference re-run on itself reuses). No setting of either package changes this: drain
+    # runs before switching, either way.
+    cell = _cell(prefect_migration, first, second, unit)
     assert _in_phase_order(cell.started_again) == ALL_CALLS
     [abandoned, finished] = cell.subflows
     assert abandoned == SubflowRecord('Running')
