@@ -12,7 +12,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic
 
-from pydantic_ai import messages as _messages
+from pydantic_ai import messages as pai_messages
 from pydantic_ai import models
 from pydantic_ai import usage as _usage
 from pydantic_ai.agent import EventStreamHandler
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = ('OverrideArguments', 'RunArguments', 'UserPrompt')
 
-UserPrompt = str | Sequence[_messages.UserContent] | None
+UserPrompt = str | Sequence[pai_messages.UserContent] | None
 """The `user_prompt` of a run."""
 
 # Keyword arguments of `run`/`run_sync`/`run_stream` that `iter` and `run_stream_events` do not take.
@@ -58,7 +58,7 @@ class RunArguments(Generic[AgentDepsT]):
     user_prompt: UserPrompt = None
     output_type: OutputSpec[Any] | None = None
     conversation: Any = None
-    message_history: Sequence[_messages.ModelMessage] | None = None
+    message_history: Sequence[pai_messages.ModelMessage] | None = None
     deferred_tool_results: DeferredToolResults | None = None
     conversation_id: str | None = None
     run_id: str | None = None

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ConfigDict, with_config
-from pydantic_ai import messages as _messages
+from pydantic_ai import messages as pai_messages
 from pydantic_ai import models
 from pydantic_ai.agent import AbstractAgent, EventStreamHandler
 from pydantic_ai.exceptions import UserError
@@ -75,9 +75,9 @@ class EventStreamHandlerParams:
     The reference's payload carries one `event`; ours carries `events` (a batch) and `event=None`.
     """
 
-    event: _messages.AgentStreamEvent | None
+    event: pai_messages.AgentStreamEvent | None
     serialized_run_context: Any
-    events: list[_messages.AgentStreamEvent] | None = None
+    events: list[pai_messages.AgentStreamEvent] | None = None
 
 
 def _positional_arity(func: Callable[..., Any]) -> int:
@@ -166,7 +166,7 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
                 self.run_context_type, params.serialized_run_context, deps=deps, deps_type=deps_type, agent=wrapped
             )
 
-            async def events() -> AsyncIterable[_messages.AgentStreamEvent]:
+            async def events() -> AsyncIterable[pai_messages.AgentStreamEvent]:
                 for event in params.events or ([] if params.event is None else [params.event]):
                     yield event
 
@@ -264,9 +264,9 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
     # --- workflow scope ---------------------------------------------------------------------------------------------
 
     async def _forward_events_to_activity(
-        self, ctx: RunContext[AgentDepsT], stream: AsyncIterable[_messages.AgentStreamEvent]
+        self, ctx: RunContext[AgentDepsT], stream: AsyncIterable[pai_messages.AgentStreamEvent]
     ) -> None:
-        async def send(events: list[_messages.AgentStreamEvent]) -> None:
+        async def send(events: list[pai_messages.AgentStreamEvent]) -> None:
             kinds = ', '.join(event.event_kind for event in events)
             summary = f'handle event: {kinds}' if len(events) == 1 else f'handle events: {kinds}'
             serialized, deps = deps_for_activity(self.run_context_type, ctx)
@@ -366,12 +366,12 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
 
 def _is_model_request_stream(ctx: RunContext[Any]) -> bool:
     """Whether the handler is given a model request's events (the run's latest message is the request), not tools'."""
-    return bool(ctx.messages) and isinstance(ctx.messages[-1], _messages.ModelRequest)
+    return bool(ctx.messages) and isinstance(ctx.messages[-1], pai_messages.ModelRequest)
 
 
 async def _with_first_event_pulled(
-    stream: AsyncIterable[_messages.AgentStreamEvent],
-) -> AsyncIterable[_messages.AgentStreamEvent]:
+    stream: AsyncIterable[pai_messages.AgentStreamEvent],
+) -> AsyncIterable[pai_messages.AgentStreamEvent]:
     """`stream` with its first event (or its end) already awaited, and the same events to iterate."""
     events = aiter(stream)
     try:
@@ -379,7 +379,7 @@ async def _with_first_event_pulled(
     except StopAsyncIteration:
         return _no_events()
 
-    async def replayed() -> AsyncIterator[_messages.AgentStreamEvent]:
+    async def replayed() -> AsyncIterator[pai_messages.AgentStreamEvent]:
         yield first
         async for event in events:
             yield event
@@ -387,7 +387,7 @@ async def _with_first_event_pulled(
     return replayed()
 
 
-async def _no_events() -> AsyncIterator[_messages.AgentStreamEvent]:
+async def _no_events() -> AsyncIterator[pai_messages.AgentStreamEvent]:
     return
     yield
 
@@ -398,7 +398,7 @@ def _tool_event_order(ctx: RunContext[Any]) -> AbstractContextManager[None]:
     Not when replaying a history from before `ORDERED_TOOL_EVENTS_PATCH`, nor while that patch is switched off.
     """
     last = ctx.messages[-1] if ctx.messages else None
-    if not isinstance(last, _messages.ModelResponse) or len(last.tool_calls) < 2:
+    if not isinstance(last, pai_messages.ModelResponse) or len(last.tool_calls) < 2:
         return nullcontext()
     return ordered_tool_call_events() if patched(ORDERED_TOOL_EVENTS_PATCH) else nullcontext()
 
