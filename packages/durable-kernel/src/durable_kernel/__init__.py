@@ -5,6 +5,7 @@ merged and ordered; each engine package binds those rules to its own primitives.
 """
 
 from ._compat import (
+    CAPABILITY_BINDS_AT_CONSTRUCTION,
     DERIVED_FIELDS_2,
     PYDANTIC_AI_2,
     PYDANTIC_AI_VERSION,
@@ -13,6 +14,7 @@ from ._compat import (
     AgentInstructions,
     DynamicToolset,
     Unset,
+    agent_root_capability,
     cancel_suspended_response,
     completed_streamed_response,
     disable_threads,
@@ -21,6 +23,7 @@ from ._compat import (
     get_current_run_context,
     get_event_loop,
     is_mcp_toolset,
+    is_reference_durability,
     is_set,
     mcp_server_classes,
     mcp_tool_for_tool_def,
@@ -46,6 +49,7 @@ from ._control_flow import (
     unwrap_tool_outcome,
 )
 from ._deps_resolver import DepsResolver, reference_deps, resolve_deps
+from ._durability import DurabilityCapability, is_model_stream_event
 from ._event_batches import forward_event_batches
 from ._model_errors import (
     NonRetryableModelErrors,
@@ -78,6 +82,11 @@ from ._toolsets import leaf_toolsets, replace_leaf_toolsets, require_toolset_id
 from ._wrapper_agent import DurableWrapperAgent
 
 __all__ = (
+    'DurabilityCapability',
+    'is_model_stream_event',
+    'agent_root_capability',
+    'is_reference_durability',
+    'CAPABILITY_BINDS_AT_CONSTRUCTION',
     'field_default',
     'is_mcp_toolset',
     'mcp_toolset_class_names',

@@ -18,6 +18,7 @@ re-exports from `durable_kernel`), or, for attributes, named in the module that 
 | `pydantic_ai.toolsets._dynamic.DynamicToolset` | recognising `@agent.toolset` toolsets, which have no public class | 1.107, 2.x |
 | `ModelRequestParameters._telemetry_mcp_url_ids` | carrying the MCP ids telemetry masks into a model unit | 2.x |
 | `pydantic_ai.messages._RecordsContentFiles` | a tool result that crossed a boundary keeps its file items, and only those, as files (base class of `ToolReturned`; a plain base where a release lacks it) | 1.107, 2.x |
+| `Agent._root_capability` | finding a durability capability on an agent (1.107 has no public `root_capability`) | 1.107 |
 | `RunContext` fields starting with `_` | given their defaults in a rebuilt run context (pydantic-ai reads them) | 2.x |
 """
 
@@ -34,7 +35,8 @@ from typing import TYPE_CHECKING, Any, cast
 from pydantic_ai import _instructions, _utils, exceptions, models
 from pydantic_ai import messages as _messages
 from pydantic_ai._run_context import get_current_run_context
-from pydantic_ai.agent import Agent
+from pydantic_ai.agent import AbstractAgent, Agent, WrapperAgent
+from pydantic_ai.capabilities import AbstractCapability, CombinedCapability
 from pydantic_ai.models import ModelRequestParameters
 from pydantic_ai.tools import RunContext, ToolDefinition
 from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
@@ -76,6 +78,9 @@ __all__ = (
     'RETRYABLE_MODEL_ERROR_CATEGORIES',
     'model_error_headers',
     'model_error_retry_after',
+    'agent_root_capability',
+    'is_reference_durability',
+    'CAPABILITY_BINDS_AT_CONSTRUCTION',
 )
 
 
@@ -369,3 +374,23 @@ def model_error_headers(error: BaseException) -> Mapping[str, str] | None:
         getattr(error, 'headers', None) if PYDANTIC_AI_2 and isinstance(error, exceptions.ModelHTTPError) else None
     )
     return cast(Mapping[str, str], headers) if isinstance(headers, Mapping) else None
+
+
+CAPABILITY_BINDS_AT_CONSTRUCTION: bool = hasattr(AbstractCapability, 'for_agent')
+"""Whether `Agent(...)` binds its capabilities (`for_agent`, pydantic-ai 2.x); on 1.107 durability capabilities bind
+lazily, when a registration helper or the first run asks."""
+
+
+def agent_root_capability(agent: AbstractAgent[Any, Any]) -> AbstractCapability[Any]:
+    """The capability tree of an agent: the public `root_capability` on 2.x, the private attribute on 1.107."""
+    while isinstance(agent, WrapperAgent):
+        agent = agent.wrapped
+    root = getattr(agent, 'root_capability', None) if PYDANTIC_AI_2 else getattr(agent, '_root_capability', None)
+    if root is None:
+        return CombinedCapability([])
+    return cast('AbstractCapability[Any]', root)
+
+
+def is_reference_durability(capability: AbstractCapability[Any]) -> bool:
+    """Whether a capability is one of pydantic-ai's own durability capabilities (told by module, never imported)."""
+    return type(capability).__module__.startswith('pydantic_ai.durable_exec.')

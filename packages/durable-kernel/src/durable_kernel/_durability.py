@@ -1,0 +1,269 @@
+"""The engine-agnostic half of a durability capability (`Agent(..., capabilities=[XDurability()])`).
+
+A durability capability is bound to one agent: binding names the agent's durable units and creates whatever the engine
+registers up front (Temporal activities). pydantic-ai 2.x binds at `Agent(...)` through `for_agent`; 1.107 has no such
+hook, so the same binding is made lazily and once per agent, by `from_agent` (which registration helpers call before a
+worker or launch) or by `for_run` (the run's own agent). Either way the bound copy, not the user's instance, carries the
+engine state, so one capability instance may serve several agents, as on 2.x.
+
+Outside a workflow or flow every hook passes through: the capability changes nothing there.
+"""
+
+from __future__ import annotations
+
+import copy
+import weakref
+from abc import abstractmethod
+from collections.abc import AsyncIterable, Mapping
+from typing import Any, ClassVar, cast
+
+from pydantic_ai import messages as pai_messages
+from pydantic_ai.agent import AbstractAgent, EventStreamHandler
+from pydantic_ai.capabilities import AbstractCapability, CapabilityOrdering, ProcessEventStream, WrapperCapability
+from pydantic_ai.exceptions import UserError
+from pydantic_ai.models import Model
+from pydantic_ai.models.wrapper import WrapperModel
+from pydantic_ai.tools import AgentDepsT, RunContext
+
+from ._compat import agent_root_capability, is_reference_durability
+
+__all__ = ('DurabilityCapability', 'is_model_stream_event')
+
+_MODEL_STREAM_EVENT_TYPES: tuple[type[Any], ...] = (
+    pai_messages.PartStartEvent,
+    pai_messages.PartDeltaEvent,
+    pai_messages.PartEndEvent,
+    pai_messages.FinalResultEvent,
+)
+
+
+def is_model_stream_event(event: pai_messages.AgentStreamEvent) -> bool:
+    """Whether an event comes from a model's streamed response (parts and the final-result marker).
+
+    The capability form delivers these live from inside the model's durable unit; only the other events (tool calls,
+    tool results) are dispatched from workflow code, each in its own unit, as pydantic-ai 2.x does.
+    """
+    return isinstance(event, _MODEL_STREAM_EVENT_TYPES)
+
+
+class DurabilityCapability(AbstractCapability[AgentDepsT]):
+    """Base of `TemporalDurability`, `DBOSDurability` and `PrefectDurability`: binding, model registry, pass-through.
+
+    Engines implement `in_durable_context` and `_bind_to_agent` (build the engine state on the bound copy), and
+    override the run hooks they need, calling `super()` (or returning the handler's result) outside a durable context.
+    """
+
+    engine_name: ClassVar[str] = 'a durable engine'
+    """The engine's name in error messages (`'Temporal'`, `'DBOS'`, `'Prefect'`)."""
+
+    unit_plural: ClassVar[str] = 'units'
+    """What the engine calls its durable units, in error messages (`'activities'`, `'steps'`, `'tasks'`)."""
+
+    name: str
+    """The name that prefixes the agent's durable unit names: `name=`, else the agent's name (set when bound)."""
+
+    def __init__(
+        self,
+        *,
+        models: Mapping[str, Model] | None = None,
+        event_stream_handler: EventStreamHandler[AgentDepsT] | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.name = name or ''
+        self._models: dict[str, Model] = dict(models or {})
+        self._event_stream_handler = event_stream_handler
+        self._agent: AbstractAgent[AgentDepsT, Any] | None = None
+        # Shared by the user's instance and all its bound copies (a shallow copy keeps the same dict): one binding per
+        # agent, however many times pydantic-ai or a registration helper asks for it.
+        # Keyed by `id` (agents are unhashable dataclasses); the weak reference tells a reused id from the same agent.
+        self._bindings: dict[int, tuple[weakref.ref[AbstractAgent[Any, Any]], DurabilityCapability[Any]]] = {}
+
+    # --- binding -------------------------------------------------------------------------------------------------
+
+    @property
+    def agent(self) -> AbstractAgent[AgentDepsT, Any] | None:
+        """The agent this copy is bound to, or `None` for the instance passed to `Agent(capabilities=...)`."""
+        return self._agent
+
+    @property
+    def models(self) -> Mapping[str, Model]:
+        """The models registered with `models=`, by key; a run may use any of them (or the agent's default)."""
+        return self._models
+
+    @property
+    def event_stream_handler(self) -> EventStreamHandler[AgentDepsT] | None:
+        """The handler given with `event_stream_handler=`."""
+        return self._event_stream_handler
+
+    @property
+    @abstractmethod
+    def in_durable_context(self) -> bool:
+        """Whether the current code runs inside the engine's durable container (workflow or flow)."""
+        raise NotImplementedError
+
+    @abstractmethod
+    def _bind_to_agent(self, agent: AbstractAgent[AgentDepsT, Any]) -> None:
+        """Build this engine's state for `agent` on the bound copy (`self`); `self.name` is already set."""
+        raise NotImplementedError
+
+    def _check_bindable(self) -> None:
+        """Raise a `UserError` where binding is not allowed (Temporal: inside a workflow, activities can't register)."""
+
+    def _bind(self, agent: AbstractAgent[AgentDepsT, Any]) -> DurabilityCapability[AgentDepsT]:
+        if self._agent is agent:
+            return self
+        known = self._bindings.get(id(agent))
+        if known is not None and known[0]() is agent:
+            return cast('DurabilityCapability[AgentDepsT]', known[1])
+        self._check_bindable()
+        name = self.name or agent.name
+        if not name:
+            raise UserError(
+                f'An agent needs a unique, stable `name` to be used with {type(self).__name__}: its durable '
+                f'{self.unit_plural} are named after it. Pass `name=...` to `Agent(...)` or to `{type(self).__name__}(...)`.'
+            )
+        bound = copy.copy(self)
+        bound.name = name
+        bound._agent = agent
+        bound._bind_to_agent(agent)
+        key = id(agent)
+        bindings = self._bindings
+        self._bindings[key] = (weakref.ref(agent, lambda _: bindings.pop(key, None)), bound)
+        return bound
+
+    def for_agent(self, agent: AbstractAgent[AgentDepsT, Any]) -> AbstractCapability[AgentDepsT]:
+        """Bind to `agent` (pydantic-ai 2.x calls this from `Agent(...)`): the copy the agent runs with."""
+        return self._bind(agent)
+
+    async def for_run(self, ctx: RunContext[AgentDepsT]) -> AbstractCapability[AgentDepsT]:
+        """The bound copy for the run's agent (binding it now on pydantic-ai 1.107, which has no `for_agent`)."""
+        if self._agent is not None:
+            return self
+        agent = cast('AbstractAgent[AgentDepsT, Any] | None', getattr(ctx, 'agent', None))
+        if agent is None:  # pragma: no cover - pydantic-ai always sets the run's agent
+            return self
+        return self._bind(agent)
+
+    @classmethod
+    def from_agent(cls, agent: AbstractAgent[Any, Any]) -> Any:
+        """The bound instance of this capability attached to `agent`, or `None` if none is attached.
+
+        Registration helpers call this to find the units to register. On pydantic-ai 1.107 it binds the capability now.
+
+        Raises:
+            UserError: Several durability capabilities (ours or pydantic-ai's own) are attached to the agent.
+        """
+        found: list[DurabilityCapability[Any]] = []
+        foreign: list[AbstractCapability[Any]] = []
+
+        def visit(capability: AbstractCapability[Any]) -> None:
+            while isinstance(capability, WrapperCapability):
+                capability = capability.wrapped
+            if isinstance(capability, DurabilityCapability):
+                found.append(capability)
+            elif is_reference_durability(capability):
+                foreign.append(capability)
+
+        agent_root_capability(agent).apply(visit)
+        if len(found) + len(foreign) > 1:
+            names = ', '.join(type(c).__name__ for c in [*found, *foreign])
+            raise UserError(
+                f'The agent {agent.name!r} has several durability capabilities ({names}); each wraps every model request '
+                'and tool call in its own durable units, so attach exactly one.'
+            )
+        mine = [c for c in found if isinstance(c, cls)]
+        return mine[0]._bind(agent) if mine else None
+
+    # --- models --------------------------------------------------------------------------------------------------
+
+    def model_key(self, model: Model) -> str | None:
+        """The key that names `model` across a durable boundary: `None` for the agent's default, else its `models=` key.
+
+        A wrapper around a registered model (instrumentation, a fallback layer) is peeled to find it.
+
+        Raises:
+            UserError: The model is neither the agent's default nor registered: it could not be rebuilt inside the
+                durable unit (a model instance does not cross; rebuilding it by name could reach another endpoint).
+        """
+        default = self._default_model()
+        candidate: Model | None = model
+        while candidate is not None:
+            if candidate is default:
+                return None
+            for key, registered in self._models.items():
+                if registered is candidate:
+                    return key
+            candidate = candidate.wrapped if isinstance(candidate, WrapperModel) else None
+        raise UserError(
+            f'The model {model.model_name!r} used by the agent {self.name!r} inside a durable run is neither the '
+            f"agent's default model nor registered with {type(self).__name__}(models={{...}}): register it under a key "
+            'and pass that instance to `run(model=...)`.'
+        )
+
+    def model_for_key(self, key: str | None) -> Model:
+        """The model a durable unit uses for `key` (see `model_key`).
+
+        Raises:
+            UserError: `key` is not registered (the worker runs other code than the one that recorded the run).
+        """
+        if key is None:
+            return self._default_model()
+        try:
+            return self._models[key]
+        except KeyError:
+            raise UserError(
+                f'The durable run of the agent {self.name!r} asks for the model {key!r}, which is not registered with '
+                f'{type(self).__name__}(models=...) in this process: register the same models in every process.'
+            ) from None
+
+    def _default_model(self) -> Model:
+        agent = self._agent
+        model: object = getattr(agent, 'model', None) if agent is not None else None
+        if not isinstance(model, Model):
+            raise UserError(
+                f'{type(self).__name__} needs the agent {self.name!r} to have a model instance as its default model '
+                "(e.g. `Agent(OpenAIChatModel('gpt-5'), ...)`), or the model registered with `models=`."
+            )
+        return cast('Model', model)
+
+    # --- run hooks -----------------------------------------------------------------------------------------------
+
+    @property
+    def has_wrap_run_event_stream(self) -> bool:
+        """Streams are wrapped only when there is a handler (pydantic-ai then streams every node)."""
+        return self._event_stream_handler is not None
+
+    async def wrap_run_event_stream(
+        self, ctx: RunContext[AgentDepsT], *, stream: AsyncIterable[pai_messages.AgentStreamEvent]
+    ) -> AsyncIterable[pai_messages.AgentStreamEvent]:
+        """Outside a durable context: the handler sees the events as with `ProcessEventStream`; inside: the engine's."""
+        handler = self._event_stream_handler
+        if handler is None:
+            async for event in stream:
+                yield event
+            return
+        wrapped = (
+            self._durable_event_stream(ctx, stream, handler)
+            if self.in_durable_context
+            else ProcessEventStream(handler).wrap_run_event_stream(ctx, stream=stream)
+        )
+        async for event in wrapped:
+            yield event
+
+    def _durable_event_stream(
+        self,
+        ctx: RunContext[AgentDepsT],
+        stream: AsyncIterable[pai_messages.AgentStreamEvent],
+        handler: EventStreamHandler[AgentDepsT],
+    ) -> AsyncIterable[pai_messages.AgentStreamEvent]:
+        """Inside a durable context: deliver the events to `handler` in the engine's units, passing them through."""
+        raise NotImplementedError(f'{type(self).__name__} does not dispatch events inside a durable run yet')
+
+    def get_ordering(self) -> CapabilityOrdering:
+        """Innermost: every other capability's hooks see the durable model and toolsets as plain ones."""
+        return CapabilityOrdering(position='innermost')
+
+    @classmethod
+    def get_serialization_name(cls) -> str | None:
+        """Not loadable from an agent spec: it takes models and callables."""
+        return None
