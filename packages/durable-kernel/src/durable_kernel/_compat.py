@@ -341,7 +341,10 @@ def entry_point_parameters(entry_point: str) -> frozenset[str]:
 
 
 def _exception_classes(*names: str) -> tuple[type[Exception], ...]:
-    return tuple(getattr(exceptions, name) for name in names)
+    # The categories arrived during the 2.x line (2.33 has none of them): a release without one simply has no such
+    # error to sort, and the status code decides as on 1.107.
+    found = (getattr(exceptions, name, None) for name in names)
+    return tuple(cls for cls in found if isinstance(cls, type) and issubclass(cls, Exception))
 
 
 # pydantic-ai 2.x sorts provider errors into categories (each also a `ModelHTTPError` when a status came with it);
