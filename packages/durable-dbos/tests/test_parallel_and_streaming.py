@@ -145,3 +145,26 @@ async def test_agent_level_handler_consumes_the_live_stream_inside_the_step(
     assert await workflow_step_names_async(workflow_id) == [f'{agent_name}__model.request_stream']
     assert ('PartStartEvent', True) in seen
     assert ('PartDeltaEvent', True) in seen
+
+
+async def test_a_node_streamed_in_workflow_code_without_a_handler_yields_the_text(
+    agent_name: str, dbos_launch: Callable[[], None]
+) -> None:
+    """`agent.iter()` with `node.stream()` in a workflow: the step consumed the live stream, the caller sees the text."""
+    dbos_agent = DBOSAgent(Agent(TestModel(custom_output_text='streamed text'), name=agent_name))
+
+    @DBOS.workflow(name=f'{agent_name}_iterates')
+    async def iterates() -> list[str]:
+        chunks: list[str] = []
+        async with dbos_agent.iter('go') as run:
+            async for node in run:
+                if Agent.is_model_request_node(node):
+                    async with node.stream(run.ctx) as stream:
+                        chunks.extend([chunk async for chunk in stream.stream_text(debounce_by=None)])
+        return chunks
+
+    dbos_launch()
+    workflow_id = str(uuid.uuid4())
+    with SetWorkflowID(workflow_id):
+        assert ''.join(await iterates()) == 'streamed text'
+    assert await workflow_step_names_async(workflow_id) == [f'{agent_name}__model.request_stream']

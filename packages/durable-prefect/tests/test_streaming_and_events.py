@@ -6,6 +6,7 @@ from collections.abc import AsyncIterable
 from typing import Any
 
 import pytest
+from prefect import flow
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.direct import model_request
 from pydantic_ai.messages import AgentStreamEvent, ModelRequest
@@ -81,3 +82,22 @@ async def test_prefect_model_outside_a_flow_behaves_like_the_wrapped_model() -> 
     async with prefect_agent.run_stream('go') as streamed:
         assert await streamed.get_output() == '{"ping":"pong"}'
     assert 'FunctionToolResultEvent' in recorder.events
+
+
+@pytest.mark.usefixtures('prefect_server')
+async def test_a_node_streamed_in_flow_code_without_a_handler_yields_the_text() -> None:
+    """`agent.iter()` with `node.stream()` in a flow: the task consumed the live stream, the caller sees the text."""
+    prefect_agent = PrefectAgent(Agent(TestModel(custom_output_text='streamed text'), name='iter-stream'))
+
+    @flow(name='iter-stream-caller')
+    async def iterates() -> list[str]:
+        chunks: list[str] = []
+        async with prefect_agent.iter('go') as run:
+            async for node in run:
+                if Agent.is_model_request_node(node):
+                    async with node.stream(run.ctx) as stream:
+                        chunks.extend([chunk async for chunk in stream.stream_text(debounce_by=None)])
+        return chunks
+
+    assert ''.join(await iterates()) == 'streamed text'
+    assert await _names('iter-stream-caller', expected=1) == ['Model Request (Streaming): test']

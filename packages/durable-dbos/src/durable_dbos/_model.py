@@ -235,4 +235,5 @@ class DBOSModel(WrapperModel):
 
         options = self._step_options(dbos_model_step_name(self.step_name_prefix, stream=True))
         response = await DBOS.run_step_async(options, consume_stream)
-        yield completed_streamed_response(response, model_request_parameters)
+        # Without a handler nobody saw the live events inside the unit: replay the parts for a caller streaming the node.
+        yield completed_streamed_response(response, model_request_parameters, replay_parts=handler is None)

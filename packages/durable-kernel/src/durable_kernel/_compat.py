@@ -234,15 +234,21 @@ def prepare_messages(
 
 
 def completed_streamed_response(
-    response: _messages.ModelResponse, model_request_parameters: ModelRequestParameters
+    response: _messages.ModelResponse, model_request_parameters: ModelRequestParameters, *, replay_parts: bool = False
 ) -> models.StreamedResponse:
-    """A streamed response that yields no events and ends as `response` (a durable unit already consumed the stream).
+    """A streamed response that ends as `response` (a durable unit already consumed the stream).
+
+    With `replay_parts`, on pydantic-ai 2.x, it yields the response's parts as events, so that a caller streaming the
+    node in workflow code (`agent.iter()` with `node.stream()`) still sees the content when no event stream handler
+    received the live events inside the unit; 1.107 has no such mode and yields no events, as its own wrappers do.
 
     1.107 has `CompletedStreamedResponse(model_request_parameters, response)` in `pydantic_ai.models.wrapper`; 2.x
     moved it to `pydantic_ai.models` with the response first (the old import path and argument order warn there).
     """
     if PYDANTIC_AI_2:
         completed: Any = importlib.import_module('pydantic_ai.models').CompletedStreamedResponse
+        if replay_parts:
+            return completed(response, model_request_parameters=model_request_parameters, replay_events=True)
         return completed(response, model_request_parameters=model_request_parameters)
     from pydantic_ai.models.wrapper import CompletedStreamedResponse
 
@@ -255,12 +261,15 @@ async def mcp_tool_for_tool_def(
     """The tool an MCP toolset builds from a definition it listed earlier (recorded by a durable unit), without I/O.
 
     1.107's MCP classes have `tool_for_tool_def(tool_def)`; 2.x's `MCPToolset.tool_for_tool_def` needs the run
-    context (for the retry budget), and 2.x has the public `AbstractToolset.get_tool_for_tool_def(tool_def, ctx)`
-    made for this, which is what we call there.
+    context (for the retry budget), and later 2.x releases have the public
+    `AbstractToolset.get_tool_for_tool_def(tool_def, ctx)` made for this, which is what we call where it exists.
     """
     if PYDANTIC_AI_2:
-        # Typed as `Any`: neither method exists on the other line (nor on `AbstractToolset` on 1.107).
-        return await cast(Any, toolset).get_tool_for_tool_def(tool_def, ctx)
+        # Typed as `Any`: neither method exists on the other line (nor on `AbstractToolset` on 1.107). Early 2.x
+        # releases (2.33) lack `get_tool_for_tool_def` and have only `tool_for_tool_def(tool_def, *, ctx)`.
+        if hasattr(toolset, 'get_tool_for_tool_def'):
+            return await cast(Any, toolset).get_tool_for_tool_def(tool_def, ctx)
+        return cast(Any, toolset).tool_for_tool_def(tool_def, ctx=ctx)
     return cast(Any, toolset).tool_for_tool_def(tool_def)
 
 

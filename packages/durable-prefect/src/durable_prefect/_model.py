@@ -233,7 +233,8 @@ class PrefectModel(WrapperModel):
         handler = stream_handler_override.get() or self.event_stream_handler
         request = _ModelRequest(self.wrapped, messages, model_settings, model_request_parameters, run_context, handler)
         response = await self._stream_task(request)
-        yield completed_streamed_response(response, model_request_parameters)
+        # Without a handler nobody saw the live events inside the unit: replay the parts for a caller streaming the node.
+        yield completed_streamed_response(response, model_request_parameters, replay_parts=handler is None)
 
     async def compact_messages(
         self,
