@@ -2,13 +2,14 @@
 # Runs the test suites in one cell of the supported-versions matrix: `just test-matrix CELL [suite] [pytest args]`.
 #   lock    the lock file (pydantic-ai-slim 1.107.x, Python 3.11): exactly `just test`
 #   pai2    the newest pydantic-ai-slim 2.x, everything else as new as it resolves (Python 3.11)
+#   pai2-first  the first pydantic-ai-slim 2.x release (2.0.0), everything else as new as it resolves (Python 3.11)
 #   lowest  the lowest version of every direct dependency our packages declare (uv's lowest-direct resolution)
 #   py310   the lock on Python 3.10
 # Each cell but `lock` has its own venv under .venvs/CELL, (re)filled by `uv pip install` on every call (a no-op when
 # nothing changed), so a cell never disturbs the project's .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cell="${1:?usage: just test-matrix lock|pai2|lowest|py310 [kernel|temporal|dbos|prefect|integration|examples|benchmarks] [pytest args]}"
+cell="${1:?usage: just test-matrix lock|pai2|pai2-first|lowest|py310 [kernel|temporal|dbos|prefect|integration|examples|benchmarks] [pytest args]}"
 shift
 
 packages=(-e packages/durable-kernel -e 'packages/durable-temporal[logfire,mcp,testing]' -e 'packages/durable-dbos[mcp,testing]'
@@ -31,6 +32,11 @@ case "$cell" in
   pai2)
     venv=.venvs/pai2
     fill "$venv" 3.11 "${packages[@]}" "${tools[@]}" 'pydantic-ai-slim[openai,anthropic,mcp,fastmcp]>=2,<3' ;;
+  pai2-first)
+    # Our range starts the 2.x line at 2.0.0: releases before the newest lack APIs we adapt to (2.33 had no model-error
+    # categories and ours did not import there), so the first one is tested as well as the newest.
+    venv=.venvs/pai2-first
+    fill "$venv" 3.11 "${packages[@]}" "${tools[@]}" 'pydantic-ai-slim[openai,anthropic,mcp,fastmcp]==2.0.0' ;;
   lowest)
     venv=.venvs/lowest
     # Prefect 3.4 declares only `fastapi<1`, but its server fails on the fastapi this resolution picks (0.141:
@@ -46,7 +52,7 @@ case "$cell" in
     [[ -x "$venv/bin/python" ]] || UV_PYTHON_DOWNLOADS=never uv venv --quiet --python "${python310:-3.10}" "$venv"
     echo "== $cell: syncing the lock into $venv"
     UV_PROJECT_ENVIRONMENT="$venv" uv sync --frozen --quiet --python "$venv/bin/python" ;;
-  *) echo "unknown cell: $cell (lock|pai2|lowest|py310)" >&2; exit 2 ;;
+  *) echo "unknown cell: $cell (lock|pai2|pai2-first|lowest|py310)" >&2; exit 2 ;;
 esac
 
 "$venv/bin/python" - <<'PY'

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
 from collections.abc import AsyncGenerator, AsyncIterable, Generator
@@ -10,7 +11,7 @@ import pytest
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.agent import AgentRun, AgentRunResult
 from pydantic_ai.exceptions import UserError
-from pydantic_ai.messages import AgentStreamEvent, ModelMessage, ModelResponse, TextPart
+from pydantic_ai.messages import AgentStreamEvent, ModelMessage, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.models.test import TestModel
 from pydantic_ai.result import StreamedRunResult
@@ -285,3 +286,37 @@ def test_run_keywords_are_carried_refused_or_refused_by_default() -> None:
     # A keyword in neither collection (as a later pydantic-ai adds one) is refused, never dropped.
     with pytest.raises(UserError, match='`workspace=` cannot be passed to here: .*does not know how to carry'):
         RunArguments[str](deps='d', workspace='new').refuse_run_keywords(carried=carried, refused=reasons, where='here')
+
+
+class _OwnLoopAgent(DurableWrapperAgent[None, str]):
+    """Runs `run_sync` on its own event loop, as the DBOS and Prefect wrappers do (not through the plain agent's)."""
+
+    def _run_sync_impl(self, arguments: RunArguments[None]) -> AgentRunResult[Any]:
+        return asyncio.run(self._agent_run(arguments))
+
+
+def test_run_sync_from_a_sync_tool_is_handled_as_by_the_plain_agent() -> None:
+    """2.x refuses a nested `run_sync` in a sync tool (it can deadlock the run); the wrappers' own `run_sync` does too."""
+    inner = Agent(TestModel(), name='inner')
+
+    def outcome(agent: Any) -> str:
+        def call(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+            if any(isinstance(p, ToolReturnPart) for m in messages for p in m.parts):
+                return ModelResponse(parts=[TextPart('done')])
+            return ModelResponse(parts=[ToolCallPart('delegate', {})])
+
+        outer = Agent(FunctionModel(call))
+
+        @outer.tool_plain
+        def delegate() -> str:
+            return agent.run_sync('hello').output
+
+        try:
+            return outer.run_sync('go').output
+        except UserError as error:
+            return f'UserError: {error}'
+
+    plain, wrapped = outcome(inner), outcome(_OwnLoopAgent(inner))
+    assert wrapped == plain
+    if PYDANTIC_AI_2:
+        assert 'cannot be used inside a synchronous tool' in wrapped

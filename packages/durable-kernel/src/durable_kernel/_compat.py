@@ -13,6 +13,7 @@ re-exports from `durable_kernel`), or, for attributes, named in the module that 
 | `pydantic_ai._utils.run_until_complete` / `get_event_loop` | `run_sync` on the loop pydantic-ai itself would use | 1.107, 2.x |
 | `pydantic_ai._instructions.AgentInstructions` | the `instructions=` type of the entry points | 1.107, 2.x |
 | `pydantic_ai._run_context.get_current_run_context` | the run context (deps, metadata) in a Prefect model request's key; the run context of a Temporal model request, sent to its activity | 1.107, 2.x |
+| `pydantic_ai._utils.check_no_nested_sync_run` | `run_sync` refused inside a sync tool (it would deadlock the run), as the plain agent's | 2.x |
 | `pydantic_ai._utils.disable_threads` | sync callbacks inline in Temporal workflow code (the sandbox forbids threads) | 1.107, 2.x |
 | `Agent._instrument_default` | Temporal: no spans emitted again while a workflow replays | 1.107, 2.x |
 | `pydantic_ai.toolsets._dynamic.DynamicToolset` | recognising `@agent.toolset` toolsets, which have no public class | 1.107, 2.x |
@@ -79,6 +80,7 @@ __all__ = (
     'model_error_headers',
     'model_error_retry_after',
     'agent_root_capability',
+    'check_no_nested_sync_run',
     'is_reference_durability',
     'CAPABILITY_BINDS_AT_CONSTRUCTION',
 )
@@ -406,3 +408,17 @@ def agent_root_capability(agent: AbstractAgent[Any, Any]) -> AbstractCapability[
 def is_reference_durability(capability: AbstractCapability[Any]) -> bool:
     """Whether a capability is one of pydantic-ai's own durability capabilities (told by module, never imported)."""
     return type(capability).__module__.startswith('pydantic_ai.durable_exec.')
+
+
+def check_no_nested_sync_run() -> None:
+    """Refuse a sync entry point called from a sync tool or output function of a running agent, as 2.x's agent does.
+
+    Such a call starts a second event loop that can deadlock against the first; 2.x marks those callbacks and its own
+    `run_sync` checks the mark (1.107 has neither: nothing to check).
+
+    Raises:
+        UserError: On 2.x, inside such a callback.
+    """
+    check: Any = getattr(_utils, 'check_no_nested_sync_run', None)
+    if check is not None:
+        check()

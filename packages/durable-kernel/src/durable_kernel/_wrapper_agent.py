@@ -25,6 +25,7 @@ from pydantic_ai.output import OutputDataT
 from pydantic_ai.result import StreamedRunResult
 from pydantic_ai.tools import AgentDepsT
 
+from ._compat import check_no_nested_sync_run
 from ._run_arguments import OverrideArguments, RunArguments
 
 __all__ = ('DurableWrapperAgent',)
@@ -138,6 +139,7 @@ class DurableWrapperAgent(WrapperAgent[AgentDepsT, OutputDataT]):
 
         @_documented('run_sync', 'Run the agent to completion synchronously, durably as the engine defines it.')
         def run_sync(self, *args, **kwargs):
+            check_no_nested_sync_run()
             return self._run_sync_impl(RunArguments(**_bind(self._RUN_SYNC, args, kwargs, _RUN_FIELDS)))
 
         @_documented('run_stream', 'Run the agent and stream its output, as the engine allows it.')
