@@ -2,7 +2,7 @@
 # Runs the test suites in one cell of the supported-versions matrix: `just test-matrix CELL [suite] [pytest args]`.
 #   lock    the lock file (pydantic-ai-slim 1.107.x, Python 3.11): exactly `just test`
 #   pai2    the newest pydantic-ai-slim 2.x, everything else as new as it resolves (Python 3.11)
-#   pai2-first  the first pydantic-ai-slim 2.x release (2.0.0), everything else as new as it resolves (Python 3.11)
+#   pai2-first  the first pydantic-ai-slim 2.x release we support (2.33.0), everything else as new as it resolves
 #   lowest  the lowest version of every direct dependency our packages declare (uv's lowest-direct resolution)
 #   py310   the lock on Python 3.10
 # Each cell but `lock` has its own venv under .venvs/CELL, (re)filled by `uv pip install` on every call (a no-op when
@@ -33,10 +33,11 @@ case "$cell" in
     venv=.venvs/pai2
     fill "$venv" 3.11 "${packages[@]}" "${tools[@]}" 'pydantic-ai-slim[openai,anthropic,mcp,fastmcp]>=2,<3' ;;
   pai2-first)
-    # Our range starts the 2.x line at 2.0.0: releases before the newest lack APIs we adapt to (2.33 had no model-error
-    # categories and ours did not import there), so the first one is tested as well as the newest.
+    # The 2.x line changed under us release by release (2.33 had no model-error categories, the old name of the
+    # capability-state field, no `conversation=`): the first 2.x release we support is tested as well as the newest.
+    # 2.33.0 is also the tag whose durable test suites pydantic-ai publishes (../shared/tools/upstream_suites).
     venv=.venvs/pai2-first
-    fill "$venv" 3.11 "${packages[@]}" "${tools[@]}" 'pydantic-ai-slim[openai,anthropic,mcp,fastmcp]==2.0.0' ;;
+    fill "$venv" 3.11 "${packages[@]}" "${tools[@]}" 'pydantic-ai-slim[openai,anthropic,mcp,fastmcp]==2.33.0' ;;
   lowest)
     venv=.venvs/lowest
     # Prefect 3.4 declares only `fastapi<1`, but its server fails on the fastapi this resolution picks (0.141:

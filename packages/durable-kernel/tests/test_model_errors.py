@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import inspect
 from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime
 from typing import Any
@@ -17,7 +18,7 @@ from pydantic_ai.exceptions import (
     UserError,
 )
 
-from durable_kernel import PYDANTIC_AI_2, is_permanent_model_error, model_error_retry_predicate, retry_after_seconds
+from durable_kernel import is_permanent_model_error, model_error_retry_predicate, retry_after_seconds
 
 
 def http_error(status: int, headers: dict[str, str] | None = None) -> ModelHTTPError:
@@ -75,7 +76,9 @@ def categorized(category: str | None, status: int) -> ModelHTTPError:
     return for_category(getattr(exceptions, category), status_code=status, model_name='model')
 
 
-# pydantic-ai 2.x's categories decide over the status; 1.107 has none, so there the status is all there is.
+# pydantic-ai 2.x's categories decide over the status; 1.107 (and 2.x before them, e.g. 2.33) has none, so there the
+# status is all there is.
+_HAS_CATEGORIES = hasattr(ModelHTTPError, 'for_category')
 CATEGORY_CASES: list[tuple[str | None, int, bool]] = (
     [
         ('ModelUnavailableError', 403, False),  # Bedrock's 403 that AWS says to retry
@@ -84,7 +87,7 @@ CATEGORY_CASES: list[tuple[str | None, int, bool]] = (
         ('ModelRequestRejectedError', 422, True),
         ('ModelAuthenticationError', 401, True),
     ]
-    if PYDANTIC_AI_2
+    if _HAS_CATEGORIES
     else [(None, 403, True), (None, 400, True), (None, 429, False)]
 )
 
@@ -133,5 +136,6 @@ def test_retry_after_is_read_from_the_providers_response_headers() -> None:
 def test_retry_after_from_the_errors_own_fields_where_the_line_has_them(headers: dict[str, str]) -> None:
     # pydantic-ai 2.x's `ModelHTTPError` carries the headers (and `retry_after`) itself; 1.107's takes neither.
     error_class: Any = ModelHTTPError
-    error = error_class(429, 'model', headers=headers) if PYDANTIC_AI_2 else error_class(429, 'model')
-    assert retry_after_seconds(error) == (4 if PYDANTIC_AI_2 else None)
+    carries_headers = 'headers' in inspect.signature(ModelHTTPError.__init__).parameters
+    error = error_class(429, 'model', headers=headers) if carries_headers else error_class(429, 'model')
+    assert retry_after_seconds(error) == (4 if carries_headers else None)

@@ -95,8 +95,8 @@ def _all_run_arguments(*, with_handler: bool) -> dict[str, Any]:
         'capabilities': [],
         'spec': {'name': 'from spec'},
     }
-    if PYDANTIC_AI_2:  # the keywords 2.x added: any distinct value, the hooks only record it
-        arguments |= {name: object() for name in RUN_KEYWORDS_2}
+    if PYDANTIC_AI_2:  # the keywords 2.x added (those this release has): any distinct value, the hooks record it
+        arguments |= {name: object() for name in RUN_KEYWORDS_2 if name in inspect.signature(Agent.run).parameters}
     if with_handler:
         arguments['event_stream_handler'] = _handler
     return arguments

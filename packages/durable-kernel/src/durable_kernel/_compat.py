@@ -100,16 +100,34 @@ PYDANTIC_AI_VERSION: tuple[int, int, int] = _installed_version()
 PYDANTIC_AI_2: bool = PYDANTIC_AI_VERSION >= (2, 0, 0)
 """Whether the installed pydantic-ai is of the 2.x line (else 1.107.x)."""
 
+FIRST_SUPPORTED_2X: tuple[int, int, int] = (2, 33, 0)
+"""The first pydantic-ai 2.x release our packages support (and test: `just test-matrix pai2-first`)."""
+
+if PYDANTIC_AI_2 and PYDANTIC_AI_VERSION < FIRST_SUPPORTED_2X:
+    # Earlier 2.x releases differ in run-context fields, run keywords and error classes that the engines rely on; a
+    # clear refusal at import beats a durable run that fails (or records something else) halfway.
+    raise ImportError(
+        f'durable packages support pydantic-ai-slim 1.107.10+ on the 1.x line and 2.33.0+ on the 2.x line; '
+        f'{".".join(map(str, PYDANTIC_AI_VERSION))} is installed: upgrade it (`pip install -U pydantic-ai-slim`).'
+    )
+
 RUN_KEYWORDS_2: tuple[str, ...] = ('conversation', 'run_id', 'cancellation_token', 'timeout', 'workspace')
 """Keyword arguments of the run entry points that pydantic-ai 2.x added: engines carry each into the durable run or
 refuse it with a `UserError`, never drop it."""
 
 
-CAPABILITY_STATE_FIELD: str = 'capability_active' if PYDANTIC_AI_2 else 'capability_loaded'
+# Told by the field itself, not by the line: 2.x releases before the rename (2.33) still have `capability_loaded`.
+CAPABILITY_STATE_FIELD: str = (
+    'capability_active'
+    if 'capability_active' in {f.name for f in dataclasses.fields(RunContext)}
+    else 'capability_loaded'
+)
 """The `RunContext` field that tells whether the current capability is in effect: 2.x renamed it (and deprecated the
 old name, which then warns on every read)."""
 
-_OTHER_CAPABILITY_STATE_FIELD = 'capability_loaded' if PYDANTIC_AI_2 else 'capability_active'
+_OTHER_CAPABILITY_STATE_FIELD = (
+    'capability_loaded' if CAPABILITY_STATE_FIELD == 'capability_active' else 'capability_active'
+)
 
 
 def translate_run_context_fields(values: dict[str, Any]) -> dict[str, Any]:
