@@ -320,3 +320,23 @@ def test_run_sync_from_a_sync_tool_is_handled_as_by_the_plain_agent() -> None:
     assert wrapped == plain
     if PYDANTIC_AI_2:
         assert 'cannot be used inside a synchronous tool' in wrapped
+
+
+class _InContainer(DurableWrapperAgent[None, str]):
+    def _durable_container(self) -> str | None:
+        return 'a test container'
+
+
+async def test_realtime_sessions_are_refused_inside_a_durable_container() -> None:
+    agent = _InContainer(Agent(TestModel(), name='realtime'))
+    if not hasattr(agent, 'realtime'):  # 1.107 has no realtime sessions: nothing to refuse
+        assert not PYDANTIC_AI_2
+        return
+    realtime: Any = cast(Any, agent).realtime(cast(Any, object()))
+    with pytest.raises(
+        UserError, match=r'`agent.realtime\(\.\.\.\)\.session\(\)` cannot be used inside a test container'
+    ):
+        async with realtime.session():
+            pass  # pragma: no cover
+    with pytest.raises(UserError, match='answer_webrtc_offer.*cannot be used inside a test container'):
+        await realtime.answer_webrtc_offer('v=0')

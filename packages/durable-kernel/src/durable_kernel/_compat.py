@@ -14,6 +14,7 @@ re-exports from `durable_kernel`), or, for attributes, named in the module that 
 | `pydantic_ai._instructions.AgentInstructions` | the `instructions=` type of the entry points | 1.107, 2.x |
 | `pydantic_ai._run_context.get_current_run_context` | the run context (deps, metadata) in a Prefect model request's key; the run context of a Temporal model request, sent to its activity | 1.107, 2.x |
 | `pydantic_ai._utils.check_no_nested_sync_run` | `run_sync` refused inside a sync tool (it would deadlock the run), as the plain agent's | 2.x |
+| `WrapperAgent._resolve_realtime_session` / `_open_realtime_session` | overridden by the wrappers to refuse realtime sessions in a durable run | 2.x |
 | `pydantic_ai._utils.disable_threads` | sync callbacks inline in Temporal workflow code (the sandbox forbids threads) | 1.107, 2.x |
 | `Agent._instrument_default` | Temporal: no spans emitted again while a workflow replays | 1.107, 2.x |
 | `pydantic_ai.toolsets._dynamic.DynamicToolset` | recognising `@agent.toolset` toolsets, which have no public class | 1.107, 2.x |
@@ -81,6 +82,7 @@ __all__ = (
     'model_error_retry_after',
     'agent_root_capability',
     'check_no_nested_sync_run',
+    'REALTIME_SESSION_HOOKS',
     'is_reference_durability',
     'CAPABILITY_BINDS_AT_CONSTRUCTION',
 )
@@ -440,3 +442,9 @@ def check_no_nested_sync_run() -> None:
     check: Any = getattr(_utils, 'check_no_nested_sync_run', None)
     if check is not None:
         check()
+
+
+REALTIME_SESSION_HOOKS: bool = hasattr(WrapperAgent, '_open_realtime_session') and hasattr(
+    WrapperAgent, '_resolve_realtime_session'
+)
+"""Whether the wrapper chain opens realtime sessions through the private hooks our wrappers override (2.x)."""

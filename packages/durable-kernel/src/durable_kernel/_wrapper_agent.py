@@ -17,15 +17,16 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager, AbstractContextManager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from pydantic_ai.agent import Agent, AgentRun, AgentRunResult, WrapperAgent
+from pydantic_ai.exceptions import UserError
 from pydantic_ai.output import OutputDataT
 from pydantic_ai.result import StreamedRunResult
 from pydantic_ai.tools import AgentDepsT
 
-from ._compat import check_no_nested_sync_run
+from ._compat import REALTIME_SESSION_HOOKS, check_no_nested_sync_run
 from ._run_arguments import OverrideArguments, RunArguments
 
 __all__ = ('DurableWrapperAgent',)
@@ -123,6 +124,21 @@ class DurableWrapperAgent(WrapperAgent[AgentDepsT, OutputDataT]):
         """
         return self.wrapped.override(**arguments.given_kwargs())
 
+    def _durable_container(self) -> str | None:
+        """The durable container the caller runs in (`'a Temporal workflow'`, ...), or `None` outside one.
+
+        Engines override it; the kernel uses it to refuse what a durable run cannot record (realtime sessions).
+        """
+        return None
+
+    def _refuse_in_durable_container(self, what: str) -> None:
+        container = self._durable_container()
+        if container is not None:
+            raise UserError(
+                f'{what} cannot be used inside {container}: a realtime session is a live, long-lived connection '
+                'that the engine can neither record nor replay on recovery. Open it outside the durable run.'
+            )
+
     # The entry points exist only at run time: a type checker keeps seeing WrapperAgent's, i.e. those of the installed
     # pydantic-ai line, with their overloads and return types.
     if not TYPE_CHECKING:
@@ -155,6 +171,23 @@ class DurableWrapperAgent(WrapperAgent[AgentDepsT, OutputDataT]):
         @_documented('iter', "Iterate over the agent graph's nodes with the engine's durable model and toolsets.")
         def iter(self, *args, **kwargs):
             return self._iter_impl(RunArguments(**_bind(self._ITER, args, kwargs, _RUN_FIELDS)))
+
+        if REALTIME_SESSION_HOOKS:
+            # pydantic-ai 2.x opens realtime sessions (and answers WebRTC signaling) through these two private hooks of
+            # the wrapper chain (see `_compat`): both are refused in a durable run.
+            @asynccontextmanager
+            async def _resolve_realtime_session(self, *args, **kwargs):
+                self._refuse_in_durable_container(
+                    '`agent.realtime(...).answer_webrtc_offer()` / `.create_client_secret()`'
+                )
+                async with super()._resolve_realtime_session(*args, **kwargs) as resolved:
+                    yield resolved
+
+            @asynccontextmanager
+            async def _open_realtime_session(self, *args, **kwargs):
+                self._refuse_in_durable_container('`agent.realtime(...).session()`')
+                async with super()._open_realtime_session(*args, **kwargs) as session:
+                    yield session
 
         @_documented(
             'override', "Temporarily override the agent's configuration (useful in tests), as the engine allows."
