@@ -15,7 +15,7 @@ from prefect.context import FlowRunContext
 from pydantic_ai.agent import AbstractAgent, AgentRunResult, EventStreamHandler
 from pydantic_ai.capabilities import WrapModelRequestHandler, WrapRunHandler
 from pydantic_ai.messages import AgentStreamEvent, ModelResponse
-from pydantic_ai.models import Model, ModelRequestContext
+from pydantic_ai.models import Model, ModelRequestContext, ModelRequestParameters, StreamedResponse
 from pydantic_ai.tools import AgentDepsT, RunContext
 from pydantic_ai.toolsets import AbstractToolset
 
@@ -26,6 +26,7 @@ from durable_kernel import (
     is_model_stream_event,
     is_permanent_model_error,
     ordered_tool_call_events,
+    replayed_streamed_response,
 )
 
 from ._event_handler import event_task
@@ -38,9 +39,19 @@ __all__ = ('PrefectDurability',)
 
 
 class _CapabilityModel(PrefectModel):
-    """The `PrefectModel` of the capability form: the cancellation task has pydantic-ai 2.x's capability-form name."""
+    """The `PrefectModel` of the capability form, with two rules of pydantic-ai 2.x's capability form.
+
+    The cancellation task is named `Cancel Suspended Response: {model}`, and the flow sees a streamed response's parts
+    as events (each part in one event): `run_stream` and the run's other capabilities get the recorded text, while the
+    event stream handler, which saw the live events inside the task, is not given them again.
+    """
 
     _cancel_task_kind: ClassVar[PrefectTaskKind] = 'cancel_suspended_response'
+
+    def _recorded_stream(
+        self, response: ModelResponse, model_request_parameters: ModelRequestParameters
+    ) -> StreamedResponse:
+        return replayed_streamed_response(response, model_request_parameters)
 
 
 class PrefectDurability(DurabilityCapability[AgentDepsT]):
