@@ -109,3 +109,6 @@ def test_dbos_and_prefect_names_match_the_reference():
     assert prefect_task_name('model_compact_messages', 'test') == 'Compact Messages: test'
     assert prefect_task_name('model_cancel_suspended_response', 'test') == 'Model Cancel Suspended Response: test'
     assert prefect_task_name('handle_event') == 'Handle Stream Event'
+    # The capability form's own names (pydantic-ai 2.x's `PrefectDurability`).
+    assert prefect_task_name('cancel_suspended_response', 'test') == 'Cancel Suspended Response: test'
+    assert prefect_task_name('get_mcp_tools', 'echo') == 'Get MCP Tools: echo'

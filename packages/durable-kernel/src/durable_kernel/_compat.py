@@ -22,6 +22,7 @@ re-exports from `durable_kernel`), or, for attributes, named in the module that 
 | `pydantic_ai.messages._RecordsContentFiles` | a tool result that crossed a boundary keeps its file items, and only those, as files (base class of `ToolReturned`; a plain base where a release lacks it) | 1.107, 2.x |
 | `Agent._root_capability` | finding a durability capability on an agent (1.107 has no public `root_capability`) | 1.107 |
 | `RunContext` fields starting with `_` | given their defaults in a rebuilt run context (pydantic-ai reads them) | 2.x |
+| `StreamedResponse._parts_manager` | replaying a recorded response's parts as events in workflow code (`replayed_streamed_response`) | 1.107 |
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from pydantic_ai.toolsets._dynamic import DynamicToolset
 
 __all__ = (
     'is_mcp_toolset',
+    'replayed_streamed_response',
     'mcp_toolset_class_names',
     'mcp_toolset_classes',
     'UNSET',
@@ -275,6 +277,46 @@ def completed_streamed_response(
     from pydantic_ai.models.wrapper import CompletedStreamedResponse
 
     return CompletedStreamedResponse(model_request_parameters, response)
+
+
+def replayed_streamed_response(
+    response: _messages.ModelResponse, model_request_parameters: ModelRequestParameters
+) -> models.StreamedResponse:
+    """A streamed response that ends as `response` and yields one `PartStartEvent` per part, with its full content.
+
+    The capability form (pydantic-ai 2.x's rule): a durable unit consumed the live stream, and the run's own code still
+    sees the parts as events, so `run_stream` and the run's other capabilities get the text. 2.x (since it has
+    `replay_events`) synthesizes them itself; on 1.107 a `CompletedStreamedResponse` subclass starts each part through
+    the stream's private `_parts_manager` (which `StreamedResponse` reads to close parts and find the final result).
+    A 2.x release without `replay_events` gets no events, as `completed_streamed_response` gives.
+    """
+    if PYDANTIC_AI_2:
+        completed: Any = importlib.import_module('pydantic_ai.models').CompletedStreamedResponse
+        if 'replay_events' in inspect.signature(completed.__init__).parameters:
+            return completed(response, model_request_parameters=model_request_parameters, replay_events=True)
+        return completed_streamed_response(response, model_request_parameters)
+    return _parts_replayed_class()(model_request_parameters, response)
+
+
+_PARTS_REPLAYED: list[type[Any]] = []
+
+
+def _parts_replayed_class() -> type[Any]:
+    """1.107's `CompletedStreamedResponse` yielding a `PartStartEvent` per part (made on first use: 1.107 only)."""
+    if not _PARTS_REPLAYED:
+        from collections.abc import AsyncIterator
+
+        from pydantic_ai.models.wrapper import CompletedStreamedResponse
+
+        class PartsReplayed(CompletedStreamedResponse):
+            async def _get_event_iterator(self) -> AsyncIterator[_messages.ModelResponseStreamEvent]:
+                for index, part in enumerate(self.response.parts):
+                    event = cast(Any, self)._parts_manager.handle_part(vendor_part_id=index, part=part)
+                    if event is not None:
+                        yield event
+
+        _PARTS_REPLAYED.append(PartsReplayed)
+    return _PARTS_REPLAYED[0]
 
 
 async def mcp_tool_for_tool_def(

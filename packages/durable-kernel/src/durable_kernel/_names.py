@@ -143,6 +143,8 @@ PrefectTaskKind = Literal[
     'call_mcp_tool',
     'list_mcp_tools',
     'handle_event',
+    'cancel_suspended_response',
+    'get_mcp_tools',
 ]
 
 _PREFECT_TASK_TEMPLATES: dict[str, str] = {
@@ -156,6 +158,10 @@ _PREFECT_TASK_TEMPLATES: dict[str, str] = {
     'call_mcp_tool': 'Call MCP Tool: {}',
     'list_mcp_tools': 'List MCP Tools: {}',
     'handle_event': 'Handle Stream Event',
+    # The capability form (`PrefectDurability`) names these two as pydantic-ai 2.x's `PrefectDurability` does; its
+    # other tasks share the wrapper's names.
+    'cancel_suspended_response': 'Cancel Suspended Response: {}',
+    'get_mcp_tools': 'Get MCP Tools: {}',
 }
 
 

@@ -12,6 +12,7 @@ from ._cache_policy import (
     canonical_value,
     value_key,
 )
+from ._durability import PrefectDurability
 from ._function_toolset import PrefectDynamicToolset, PrefectFunctionToolset
 from ._mcp import PrefectMCPServer, PrefectMCPToolset
 from ._model import PrefectModel
@@ -31,6 +32,7 @@ __all__ = (
     'InputsByValue',
     'KeyedTaskInput',
     'PrefectAgent',
+    'PrefectDurability',
     'PrefectDynamicToolset',
     'PrefectFunctionToolset',
     'PrefectMCPServer',

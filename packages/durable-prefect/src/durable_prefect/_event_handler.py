@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from pydantic_ai.agent import EventStreamHandler
@@ -16,7 +16,7 @@ from ._canonical import key_by_name
 from ._result_first import agent_task
 from ._task_config import TaskConfig
 
-__all__ = ('event_handler_in_tasks',)
+__all__ = ('event_handler_in_tasks', 'event_task')
 
 
 class _EventInput(KeyedTaskInput):
@@ -45,6 +45,31 @@ async def _handle_event(item: _EventInput) -> None:
 
 
 _EVENT_TASK = agent_task(_handle_event)
+
+
+def event_task(
+    task_config: TaskConfig,
+) -> Callable[[EventStreamHandler[Any], RunContext[Any], AgentStreamEvent, int], Awaitable[None]]:
+    """A `Handle Stream Event` task for one event at a time, as the capability form (`PrefectDurability`) dispatches.
+
+    The caller gives each event its position among the events the flow run dispatched (the capability: a per-flow
+    sequence), which enters the cache key: two identical events both reach the handler, while a retried flow run,
+    which dispatches the same events in the same order, finds each one's completed task again.
+
+    Args:
+        task_config: The task config of the event tasks.
+
+    Returns:
+        `send(handler, ctx, event, position)`.
+    """
+    task = _EVENT_TASK.with_options(name=prefect_task_name('handle_event'), **task_config)
+
+    async def send(
+        handler: EventStreamHandler[Any], ctx: RunContext[Any], event: AgentStreamEvent, position: int
+    ) -> None:
+        await task(_EventInput(handler, ctx, [event], position))
+
+    return send
 
 
 def event_handler_in_tasks(handler: EventStreamHandler[Any], task_config: TaskConfig) -> EventStreamHandler[Any]:

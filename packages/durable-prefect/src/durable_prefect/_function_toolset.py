@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from prefect.context import FlowRunContext
+from pydantic_ai.exceptions import UserError
 from pydantic_ai.tools import AgentDepsT, RunContext
 from pydantic_ai.toolsets import ToolsetTool
 
@@ -14,7 +15,10 @@ from durable_kernel import prefect_task_name, unwrap_tool_outcome
 from ._task_config import TaskConfig, merge_task_config
 from ._toolset import TOOL_CALL_TASK, PrefectWrapperToolset, ToolCallInput, tool_task_config
 
-__all__ = ('PrefectDynamicToolset', 'PrefectFunctionToolset')
+__all__ = ('PrefectDynamicToolset', 'PrefectFunctionToolset', 'reading_tool_metadata')
+
+TOOL_METADATA_KEY = 'prefect'
+"""The tool metadata key of a per-tool task config in the capability form (`metadata={'prefect': TaskConfig | False}`)."""
 
 
 @dataclass
@@ -31,8 +35,27 @@ class PrefectFunctionToolset(PrefectWrapperToolset[AgentDepsT]):
     tool_task_config: dict[str, TaskConfig | None] = field(default_factory=dict[str, 'TaskConfig | None'])
     """Per-tool configs; `None` runs that tool without a task."""
 
+    # Set by `reading_tool_metadata` (the capability form): a tool's `metadata['prefect']` configures its task too.
+    _reads_tool_metadata: bool = field(default=False, init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         self.task_config = merge_task_config(self.task_config)
+
+    def _tool_config(self, name: str, tool: ToolsetTool[AgentDepsT]) -> TaskConfig | None:
+        """The tool's task config: `tool_task_config[name]`, else its metadata (capability form), else `task_config`."""
+        if self._reads_tool_metadata and name not in self.tool_task_config:
+            metadata = tool.tool_def.metadata or {}
+            if TOOL_METADATA_KEY in metadata:
+                configured = metadata[TOOL_METADATA_KEY]
+                if configured is False:
+                    return None
+                if not isinstance(configured, dict):
+                    raise UserError(
+                        f'The tool {name!r} has `metadata={{{TOOL_METADATA_KEY!r}: {configured!r}}}`: the value must be '
+                        'a `TaskConfig` (a dict of Prefect task options) or `False` (run the tool without a task).'
+                    )
+                return merge_task_config(self.task_config, cast('dict[str, Any]', configured))
+        return tool_task_config(name, self.task_config, self.tool_task_config)
 
     async def call_tool(
         self,
@@ -52,7 +75,7 @@ class PrefectFunctionToolset(PrefectWrapperToolset[AgentDepsT]):
         Returns:
             The tool's result (control-flow exceptions raised by the tool are raised again here).
         """
-        config = tool_task_config(name, self.task_config, self.tool_task_config)
+        config = self._tool_config(name, tool)
         if config is None or FlowRunContext.get() is None:
             return await super().call_tool(name, tool_args, ctx, tool)
         call_task = self._task(TOOL_CALL_TASK, prefect_task_name('call_tool', name), config)
@@ -68,3 +91,12 @@ class PrefectDynamicToolset(PrefectFunctionToolset[AgentDepsT]):
     it provides are called in tasks named `Call Tool: {tool}`, with the same per-tool configs as
     [`PrefectFunctionToolset`][durable_prefect.PrefectFunctionToolset].
     """
+
+
+def reading_tool_metadata(toolset: PrefectFunctionToolset[AgentDepsT]) -> PrefectFunctionToolset[AgentDepsT]:
+    """`toolset`, now also taking each tool's task config from its `metadata['prefect']` (`TaskConfig` or `False`).
+
+    This is how pydantic-ai 2.x's capability form configures one tool; `tool_task_config` entries still win.
+    """
+    toolset._reads_tool_metadata = True  # pyright: ignore[reportPrivateUsage]
+    return toolset

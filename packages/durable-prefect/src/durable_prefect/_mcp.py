@@ -9,14 +9,14 @@ from prefect.context import FlowRunContext
 from pydantic_ai.tools import AgentDepsT, RunContext, ToolDefinition
 from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
 
-from durable_kernel import mcp_tool_for_tool_def, prefect_task_name, unwrap_tool_outcome
+from durable_kernel import PrefectTaskKind, mcp_tool_for_tool_def, prefect_task_name, unwrap_tool_outcome
 
 from ._cache_policy import KeyedTaskInput
 from ._result_first import agent_task
 from ._task_config import TaskConfig, merge_task_config
 from ._toolset import TOOL_CALL_TASK, PrefectWrapperToolset, ToolCallInput
 
-__all__ = ('PrefectMCPServer', 'PrefectMCPToolset')
+__all__ = ('PrefectMCPServer', 'PrefectMCPToolset', 'with_capability_names')
 
 
 class _ListToolsInput(KeyedTaskInput):
@@ -41,6 +41,8 @@ _LIST_TOOLS_TASK = agent_task(_list_mcp_tools)
 @dataclass
 class _PrefectMCPBase(PrefectWrapperToolset[AgentDepsT]):
     task_config: TaskConfig = field(default_factory=lambda: merge_task_config())
+    # `with_capability_names` (the capability form) lists tools in `Get MCP Tools: {id}` tasks, as pydantic-ai 2.x.
+    _list_tools_kind: PrefectTaskKind = field(default='list_mcp_tools', init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.task_config = merge_task_config(self.task_config)
@@ -60,7 +62,9 @@ class _PrefectMCPBase(PrefectWrapperToolset[AgentDepsT]):
         """
         if FlowRunContext.get() is None:
             return await super().get_tools(ctx)
-        list_task = self._task(_LIST_TOOLS_TASK, prefect_task_name('list_mcp_tools', self._label), self.task_config)
+        list_task = self._task(
+            _LIST_TOOLS_TASK, prefect_task_name(self._list_tools_kind, self._label), self.task_config
+        )
         tool_defs: list[ToolDefinition] = await list_task(_ListToolsInput(self.wrapped, ctx))
         # The task recorded definitions only (tools hold live objects): the toolset rebuilds each tool without I/O.
         return {tool_def.name: await mcp_tool_for_tool_def(self.wrapped, tool_def, ctx) for tool_def in tool_defs}
@@ -88,6 +92,12 @@ class _PrefectMCPBase(PrefectWrapperToolset[AgentDepsT]):
         call_task = self._task(TOOL_CALL_TASK, prefect_task_name('call_mcp_tool', name), self.task_config)
         outcome = await call_task(ToolCallInput(self.wrapped, name, tool_args, ctx, tool))
         return unwrap_tool_outcome(outcome)
+
+
+def with_capability_names(toolset: _PrefectMCPBase[AgentDepsT]) -> _PrefectMCPBase[AgentDepsT]:
+    """`toolset`, naming its tool listing as the capability form does: `Get MCP Tools: {id}`."""
+    toolset._list_tools_kind = 'get_mcp_tools'  # pyright: ignore[reportPrivateUsage]
+    return toolset
 
 
 @dataclass

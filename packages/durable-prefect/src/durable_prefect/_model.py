@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, ClassVar
 
 from prefect.context import FlowRunContext
 from pydantic_ai.agent import EventStreamHandler
@@ -18,6 +18,7 @@ from pydantic_ai.tools import RunContext
 
 from durable_kernel import (
     NonRetryableModelErrors,
+    PrefectTaskKind,
     cancel_suspended_response,
     completed_streamed_response,
     consume_model_stream,
@@ -139,6 +140,9 @@ class PrefectModel(WrapperModel):
     wrapped model is called directly.
     """
 
+    # The capability form (`PrefectDurability`) names this task as pydantic-ai 2.x does: `Cancel Suspended Response`.
+    _cancel_task_kind: ClassVar[PrefectTaskKind] = 'model_cancel_suspended_response'
+
     def __init__(
         self,
         model: Model | KnownModelName,
@@ -176,7 +180,7 @@ class PrefectModel(WrapperModel):
             name=prefect_task_name('model_compact_messages', name), **self.task_config
         )
         self._cancel_task = _CANCEL_TASK.with_options(
-            name=prefect_task_name('model_cancel_suspended_response', name), **self.task_config
+            name=prefect_task_name(self._cancel_task_kind, name), **self.task_config
         )
 
     async def request(
@@ -233,8 +237,14 @@ class PrefectModel(WrapperModel):
         handler = stream_handler_override.get() or self.event_stream_handler
         request = _ModelRequest(self.wrapped, messages, model_settings, model_request_parameters, run_context, handler)
         response = await self._stream_task(request)
-        # Without a handler nobody saw the live events inside the unit: replay the parts for a caller streaming the node.
-        yield completed_streamed_response(response, model_request_parameters, replay_parts=handler is None)
+        yield self._recorded_stream(response, model_request_parameters, handler)
+
+    def _recorded_stream(
+        self, response: ModelResponse, model_request_parameters: ModelRequestParameters, handler: object
+    ) -> StreamedResponse:
+        # The wrapper's handler got every model event inside the task, so the flow sees none; without a handler nobody
+        # saw them, and a caller streaming the node gets the parts replayed (2.x). The capability form differs.
+        return completed_streamed_response(response, model_request_parameters, replay_parts=handler is None)
 
     async def compact_messages(
         self,

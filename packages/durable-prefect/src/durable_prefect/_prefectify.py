@@ -14,12 +14,12 @@ from pydantic_ai.toolsets import AbstractToolset, ExternalToolset, FunctionTools
 
 from durable_kernel import DynamicToolset, fastmcp_toolset_class, mcp_server_classes
 
-from ._function_toolset import PrefectDynamicToolset, PrefectFunctionToolset
-from ._mcp import PrefectMCPServer, PrefectMCPToolset
+from ._function_toolset import PrefectDynamicToolset, PrefectFunctionToolset, reading_tool_metadata
+from ._mcp import PrefectMCPServer, PrefectMCPToolset, with_capability_names
 from ._task_config import TaskConfig
 from ._toolset import PrefectWrapperToolset
 
-__all__ = ('prefectify_toolset',)
+__all__ = ('prefectify_toolset', 'prefectify_toolset_for_capability')
 
 
 def _wrap_mcp(toolset: AbstractToolset[AgentDepsT], task_config: TaskConfig) -> AbstractToolset[AgentDepsT] | None:
@@ -85,3 +85,25 @@ def prefectify_toolset(
     if wrapped_mcp is not None:
         return wrapped_mcp
     raise _refuse(toolset)
+
+
+def prefectify_toolset_for_capability(
+    toolset: AbstractToolset[AgentDepsT],
+    mcp_task_config: TaskConfig,
+    tool_task_config: TaskConfig,
+    tool_task_config_by_name: dict[str, TaskConfig | None],
+) -> AbstractToolset[AgentDepsT]:
+    """[`prefectify_toolset`][durable_prefect.prefectify_toolset] as the capability form (`PrefectDurability`) uses it.
+
+    The same wrappers, plus two rules of pydantic-ai 2.x's capability form: a tool's `metadata['prefect']`
+    (`TaskConfig` or `False`) configures its task, and MCP tool listing is named `Get MCP Tools: {id}`. A toolset
+    the user wrapped already is left as it is.
+    """
+    wrapped = prefectify_toolset(toolset, mcp_task_config, tool_task_config, tool_task_config_by_name)
+    if wrapped is toolset:
+        return wrapped
+    if isinstance(wrapped, PrefectFunctionToolset):
+        return reading_tool_metadata(wrapped)
+    if isinstance(wrapped, (PrefectMCPServer, PrefectMCPToolset)):
+        return with_capability_names(wrapped)
+    return wrapped  # pragma: no cover - prefectify_toolset makes one of the above

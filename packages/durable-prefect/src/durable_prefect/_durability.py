@@ -1,0 +1,202 @@
+"""[`PrefectDurability`][durable_prefect.PrefectDurability]: the capability form, `Agent(..., capabilities=[...])`.
+
+The user writes the `@flow` and calls `agent.run(...)` in it; nothing is registered. Inside a flow run the capability
+swaps in the same machinery as [`PrefectAgent`][durable_prefect.PrefectAgent] (its `PrefectModel`, toolset wrappers,
+event tasks, task configs and cache keys), so both forms make the same tasks with the same keys; only the names of
+three kinds of task and the event dispatch follow pydantic-ai 2.x's capability form (see `docs/prefect.md`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, Mapping
+from typing import Any, ClassVar
+
+from prefect.context import FlowRunContext
+from pydantic_ai.agent import AbstractAgent, AgentRunResult, EventStreamHandler
+from pydantic_ai.capabilities import WrapModelRequestHandler, WrapRunHandler
+from pydantic_ai.messages import AgentStreamEvent, ModelResponse
+from pydantic_ai.models import Model, ModelRequestContext, ModelRequestParameters, StreamedResponse
+from pydantic_ai.tools import AgentDepsT, RunContext
+from pydantic_ai.toolsets import AbstractToolset
+
+from durable_kernel import (
+    DurabilityCapability,
+    NonRetryableModelErrors,
+    PrefectTaskKind,
+    is_model_stream_event,
+    is_permanent_model_error,
+    ordered_tool_call_events,
+    replayed_streamed_response,
+)
+
+from ._event_handler import event_task
+from ._key_text import message_key_cache
+from ._model import PrefectModel
+from ._prefectify import prefectify_toolset_for_capability
+from ._task_config import TaskConfig, merge_task_config
+
+__all__ = ('PrefectDurability',)
+
+
+class _CapabilityModel(PrefectModel):
+    """The `PrefectModel` of the capability form, with two rules of pydantic-ai 2.x's capability form.
+
+    The cancellation task is named `Cancel Suspended Response: {model}`, and the flow sees a streamed response's parts
+    as events (each part in one event): `run_stream` and the run's other capabilities get the recorded text, while the
+    event stream handler, which saw the live events inside the task, is not given them again.
+    """
+
+    _cancel_task_kind: ClassVar[PrefectTaskKind] = 'cancel_suspended_response'
+
+    def _recorded_stream(
+        self, response: ModelResponse, model_request_parameters: ModelRequestParameters, handler: object
+    ) -> StreamedResponse:
+        return replayed_streamed_response(response, model_request_parameters)
+
+
+class PrefectDurability(DurabilityCapability[AgentDepsT]):
+    """Makes an agent durable on Prefect as a capability: `Agent(..., capabilities=[PrefectDurability()])`.
+
+    Call `agent.run(...)` inside your own `@flow`: in a flow run, each model request is a
+    `Model Request: {model}` (or `Model Request (Streaming): {model}`) task, each tool call a `Call Tool: {tool}`
+    task, MCP I/O `Get MCP Tools: {id}` and `Call MCP Tool: {tool}` tasks, and each event for the
+    `event_stream_handler` other than the model's own stream a `Handle Stream Event` task. Their results are
+    persisted under cache keys computed by value (as [`PrefectAgent`][durable_prefect.PrefectAgent]'s are), so a
+    retried or resumed flow run reuses the tasks it completed. Outside a flow the capability changes nothing.
+
+    The agent needs a name (`Agent(name=...)` or `name=`), and a model instance as its default model; another model
+    used in a flow run must be registered with `models=` and passed as that instance. Per-tool task configs go in the
+    tool's metadata: `metadata={'prefect': TaskConfig(...)}`, or `{'prefect': False}` to run it without a task.
+    """
+
+    engine_name = 'Prefect'
+    unit_plural = 'tasks'
+
+    def __init__(
+        self,
+        *,
+        models: Mapping[str, Model] | None = None,
+        event_stream_handler: EventStreamHandler[AgentDepsT] | None = None,
+        name: str | None = None,
+        event_stream_handler_task_config: TaskConfig | None = None,
+        model_task_config: TaskConfig | None = None,
+        mcp_task_config: TaskConfig | None = None,
+        tool_task_config: TaskConfig | None = None,
+        tool_task_config_by_name: Mapping[str, TaskConfig | None] | None = None,
+        non_retryable_model_errors: NonRetryableModelErrors = is_permanent_model_error,
+    ) -> None:
+        """Create the capability; it binds to the agent it is given to (its name, model and toolsets).
+
+        Args:
+            models: Other models a flow run may use, by key: pass the registered instance to `run(model=...)`.
+            event_stream_handler: Receives the run's events: the model's streamed events live inside the model
+                request task, every other event in a `Handle Stream Event` task of its own.
+            name: The agent's unique name in Prefect; defaults to the agent's `name`.
+            event_stream_handler_task_config: Task config of the `Handle Stream Event` tasks.
+            model_task_config: Task config of model requests (and compaction, cancellation).
+            mcp_task_config: Task config of MCP tool listing and MCP tool calls.
+            tool_task_config: Task config of every tool call; a tool's `metadata={'prefect': TaskConfig(...)}` is
+                merged over it, `{'prefect': False}` runs the tool without a task.
+            tool_task_config_by_name: Per-tool task configs by tool name, merged over `tool_task_config` and winning
+                over tool metadata; `None` runs that tool without a task (as with `PrefectAgent`).
+            non_retryable_model_errors: The model errors that fail a model task at once even when
+                `model_task_config` allows retries: exception classes, or a function `error -> bool` (the default,
+                [`is_permanent_model_error`][durable_kernel.is_permanent_model_error]; `()` retries every error).
+
+        Every config is merged over [`DEFAULT_TASK_CONFIG`][durable_prefect.DEFAULT_TASK_CONFIG]; the caller's dicts
+        are never modified.
+        """
+        super().__init__(models=models, event_stream_handler=event_stream_handler, name=name)
+        self._model_task_config = merge_task_config(model_task_config)
+        self._mcp_task_config = merge_task_config(mcp_task_config)
+        self._tool_task_config = merge_task_config(tool_task_config)
+        self._tool_task_config_by_name: dict[str, TaskConfig | None] = dict(tool_task_config_by_name or {})
+        self._event_task_config = merge_task_config(event_stream_handler_task_config)
+        self._non_retryable_model_errors = non_retryable_model_errors
+        self._durable_models: dict[str | None, PrefectModel] = {}
+        self._send_event = event_task(self._event_task_config)
+
+    @property
+    def in_durable_context(self) -> bool:
+        """Whether the code runs in a Prefect flow run."""
+        return FlowRunContext.get() is not None
+
+    def _bind_to_agent(self, agent: AbstractAgent[AgentDepsT, Any]) -> None:
+        # Per binding (a shallow copy would share the user's instance's dict): the durable model of each model key.
+        self._durable_models = {}
+
+    def _durable_model(self, key: str | None) -> PrefectModel:
+        """The `PrefectModel` around the model of `key`, built once per binding (it holds the model's tasks)."""
+        found = self._durable_models.get(key)
+        if found is None:
+            found = self._durable_models[key] = _CapabilityModel(
+                self.model_for_key(key),
+                task_config=self._model_task_config,
+                event_stream_handler=self.event_stream_handler,
+                non_retryable_model_errors=self._non_retryable_model_errors,
+            )
+        return found
+
+    def _prefectify(self, toolset: AbstractToolset[AgentDepsT]) -> AbstractToolset[AgentDepsT]:
+        return prefectify_toolset_for_capability(
+            toolset, self._mcp_task_config, self._tool_task_config, self._tool_task_config_by_name
+        )
+
+    # --- run hooks: each passes through outside a flow run ---------------------------------------------------------
+
+    async def wrap_run(self, ctx: RunContext[AgentDepsT], *, handler: WrapRunHandler) -> AgentRunResult[Any]:
+        """In a flow run: parallel tool calls report their events in call order, and the run's keys share a cache.
+
+        The order makes the run dispatch the same events in the same order on every attempt of the flow run, which is
+        what lets a retried attempt find each event's task again (see `_durable_event_stream`).
+        """
+        if not self.in_durable_context:
+            return await handler()
+        with ordered_tool_call_events(), message_key_cache():
+            return await handler()
+
+    def get_wrapper_toolset(self, toolset: AbstractToolset[AgentDepsT]) -> AbstractToolset[AgentDepsT] | None:
+        """In a flow run: every leaf toolset wrapped so that its tool calls (and MCP I/O) are Prefect tasks.
+
+        Raises:
+            UserError: A leaf toolset that executes tools and cannot be wrapped (its calls would run outside tasks).
+        """
+        if not self.in_durable_context:
+            return None
+        return toolset.visit_and_replace(self._prefectify)
+
+    async def wrap_model_request(
+        self,
+        ctx: RunContext[AgentDepsT],
+        *,
+        request_context: ModelRequestContext,
+        handler: WrapModelRequestHandler,
+    ) -> ModelResponse:
+        """In a flow run: the request goes to the `PrefectModel` of its model (the default or a `models=` entry).
+
+        Raises:
+            UserError: The model is neither the agent's default nor registered with `models=`.
+        """
+        if self.in_durable_context:
+            request_context.model = self._durable_model(self.model_key(request_context.model))
+        return await handler(request_context)
+
+    async def _durable_event_stream(
+        self,
+        ctx: RunContext[AgentDepsT],
+        stream: AsyncIterable[AgentStreamEvent],
+        handler: EventStreamHandler[AgentDepsT],
+    ) -> AsyncIterable[AgentStreamEvent]:
+        # The model's streamed events reached the handler live, inside the model request task; every other event is
+        # handled in a task of its own. Its key holds the event's position among the events this agent dispatched in
+        # the flow run: two identical events both run, and a retried attempt, which dispatches the same events in
+        # the same order, finds each completed one again (Prefect rebuilds `task_run_dynamic_keys` per attempt).
+        flow_context = FlowRunContext.get()
+        sequence_key = f'durable_prefect:event_sequence:{self.name}'
+        async for event in stream:
+            if flow_context is not None and not is_model_stream_event(event):
+                position = flow_context.task_run_dynamic_keys.get(sequence_key, 0)
+                assert isinstance(position, int)
+                flow_context.task_run_dynamic_keys[sequence_key] = position + 1
+                await self._send_event(handler, ctx, event, position)
+            yield event
