@@ -11,11 +11,12 @@ import sys
 import uuid
 from collections.abc import AsyncIterable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from dbos import DBOS, SetWorkflowID
 from pydantic_ai import Agent, RunContext
+from pydantic_ai.agent import AgentRunResult
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import AgentStreamEvent
 from pydantic_ai.models.test import TestModel
@@ -26,6 +27,7 @@ from durable_dbos.testing import dbos_session, workflow_step_names, workflow_ste
 from . import crash_app, durability_app
 from .conftest import both_backends
 from .helpers import call, respond, scripted_model
+from .test_mcp import RecordingModel, make_server
 
 pytestmark = pytest.mark.anyio
 
@@ -162,22 +164,26 @@ async def test_outside_a_workflow_nothing_changes(agent_name: str, dbos_launch: 
 
     assert result.output == '{"get_weather":"sunny in a"}'
     assert calls == ['a']
-    assert 'function_tool_call' in seen and 'function_tool_result' in seen
+    assert 'function_tool_call' in seen
+    assert 'function_tool_result' in seen
     assert await DBOS.list_workflows_async() == []
     # Bound, not wrapped: the agent keeps its own model and toolsets.
     assert DBOSDurability.from_agent(agent).agent is agent
 
 
+def bind(**agent_kwargs: Any) -> DBOSDurability[None] | None:
+    """Build an agent and bind its capability: pydantic-ai 2.x binds in `Agent(...)`, 1.107 in `from_agent`."""
+    return DBOSDurability.from_agent(Agent(TestModel(), **agent_kwargs))
+
+
 def test_agent_without_name_is_refused() -> None:
     with pytest.raises(UserError, match=r'needs a unique, stable `name`.*DBOSDurability'):
-        agent = Agent(TestModel(), capabilities=[DBOSDurability()])
-        DBOSDurability.from_agent(agent)
+        bind(capabilities=[DBOSDurability()])
 
 
 def test_two_durability_capabilities_are_refused(agent_name: str) -> None:
     with pytest.raises(UserError, match=r'several durability capabilities'):
-        agent = Agent(TestModel(), name=agent_name, capabilities=[DBOSDurability(), DBOSDurability()])
-        DBOSDurability.from_agent(agent)
+        bind(name=agent_name, capabilities=[DBOSDurability(), DBOSDurability()])
 
 
 def test_parallel_mode_that_reorders_events_is_refused() -> None:
@@ -193,8 +199,7 @@ def test_explicit_name_names_the_steps_of_an_unnamed_agent() -> None:
 async def test_legacy_workflows_after_launch_are_refused(agent_name: str, dbos_launch: Callable[[], None]) -> None:
     dbos_launch()
     with pytest.raises(UserError, match=r'from_agent\(agent\)` before `DBOS.launch\(\)`'):
-        agent = Agent(TestModel(), name=agent_name, capabilities=[DBOSDurability(register_legacy_workflows=True)])
-        DBOSDurability.from_agent(agent)
+        bind(name=agent_name, capabilities=[DBOSDurability(register_legacy_workflows=True)])
 
 
 async def test_legacy_workflows_are_registered_by_from_agent(agent_name: str, dbos_launch: Callable[[], None]) -> None:
@@ -210,8 +215,32 @@ async def test_legacy_workflows_are_registered_by_from_agent(agent_name: str, db
 
     assert result.output == '{"get_weather":"sunny in a"}'
     status = await DBOS.get_workflow_status_async(workflow_id)
-    assert status is not None and status.name == f'{agent_name}.run'
+    assert status is not None
+    assert status.name == f'{agent_name}.run'
     assert await workflow_step_names_async(workflow_id) == [f'{agent_name}__model.request'] * 2
+
+
+@pytest.mark.timeout(300)
+async def test_mcp_toolset_steps(agent_name: str, dbos_launch: Callable[[], None]) -> None:
+    recording = RecordingModel()
+    agent = Agent(
+        recording.model, name=agent_name, toolsets=[make_server('MCPToolset')], capabilities=[DBOSDurability()]
+    )
+    workflow = run_workflow(agent_name, agent)
+    dbos_launch()
+
+    output, steps = await run_in_workflow(workflow, 'go')
+
+    assert output == 'done'
+    prefix = f'{agent_name}__mcp_server__calc'
+    assert steps == [
+        f'{prefix}.get_tools',
+        f'{prefix}.get_instructions',
+        f'{agent_name}__model.request',
+        f'{prefix}.call_tool',
+        f'{prefix}.call_tool',
+        f'{agent_name}__model.request',
+    ]
 
 
 def _crash(app: Path, *args: str) -> None:
@@ -229,13 +258,14 @@ def test_workflow_killed_mid_run_recovers_without_repeating_recorded_steps(
     _crash(Path(__file__).with_name('durability_app.py'), database_url, str(log), name, workflow_id)
     before = log.read_text().splitlines()
     tool_events = ['event function_tool_call'] * 2 + ['event function_tool_result'] * 2
-    assert before[0] == 'model 1' and before[-1] == 'model 2'
+    assert before[0] == 'model 1'
+    assert before[-1] == 'model 2'
     assert [line for line in before if line.startswith('event')] == tool_events
 
     with dbos_session(database_url, reset=False) as launch:
         durability_app.build(name, log, crash=False)
         launch()  # recovers the killed workflow
-        output = DBOS.retrieve_workflow(workflow_id).get_result()
+        output = cast(str, DBOS.retrieve_workflow(workflow_id).get_result())
         steps = workflow_step_names(workflow_id)
 
     assert output == '3 7'
@@ -264,7 +294,7 @@ def test_dbos_agent_workflow_recovers_with_legacy_workflows(database_url: str, t
         # pydantic-ai 1.107 binds lazily: registering the legacy workflows needs the binding before launch.
         DBOSDurability.from_agent(agent)
         launch()
-        result = DBOS.retrieve_workflow(workflow_id).get_result()
+        result = cast(AgentRunResult[str], DBOS.retrieve_workflow(workflow_id).get_result())
         steps = workflow_step_names(workflow_id)
 
     assert result.output == '3 7 (base 10)'
