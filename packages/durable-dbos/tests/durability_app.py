@@ -1,8 +1,10 @@
 """A DBOS app whose agent carries `DBOSDurability`, for the capability's crash-recovery test.
 
-`python durability_app.py URL LOG NAME WORKFLOW_ID` starts the user's workflow on a fresh database and dies
-(`os._exit(17)`) inside the second model request; the test process recovers it with the same agent and workflow
-(`build(name, log, crash=False)`). Model requests, tool calls and the tool events the handler sees append lines to LOG.
+`python durability_app.py URL LOG NAME WORKFLOW_ID [ours|reference]` starts the user's workflow on a fresh database and
+dies (`os._exit(17)`) inside the second model request; the test process recovers it with the same agent and workflow
+(`build(name, log, crash=False)`), always with ours. `reference` records the workflow with pydantic-ai 2.x's own
+`DBOSDurability` instead (on the pai2 line only; it is imported here, in the test app, never by the package).
+Model requests, tool calls and the tool events the handler sees append lines to LOG.
 """
 
 from __future__ import annotations
@@ -28,7 +30,9 @@ def note(log: Path, line: str) -> None:
         file.write(line + '\n')
 
 
-def build(name: str, log: Path, crash: bool) -> tuple[Agent[None, str], Callable[[str], Any]]:
+def build(
+    name: str, log: Path, crash: bool, durability_class: type[Any] = DBOSDurability
+) -> tuple[Agent[None, str], Callable[[str], Any]]:
     """The agent and the user's workflow (registered under `{name}.user_workflow`)."""
 
     async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str | DeltaToolCalls]:
@@ -53,7 +57,7 @@ def build(name: str, log: Path, crash: bool) -> tuple[Agent[None, str], Callable
     agent = Agent(
         FunctionModel(stream_function=stream),
         name=name,
-        capabilities=[DBOSDurability(event_stream_handler=handler)],
+        capabilities=[durability_class(event_stream_handler=handler)],
     )
 
     @agent.tool_plain
@@ -69,9 +73,14 @@ def build(name: str, log: Path, crash: bool) -> tuple[Agent[None, str], Callable
 
 
 def main() -> None:
-    url, log, name, workflow_id = sys.argv[1:5]
+    url, log, name, workflow_id, impl = sys.argv[1:6]
+    durability_class: type[Any] = DBOSDurability
+    if impl == 'reference':
+        import importlib
+
+        durability_class = importlib.import_module('pydantic_ai.durable_exec.dbos').DBOSDurability
     with dbos_session(url) as launch:
-        _, workflow = build(name, Path(log), crash=True)
+        _, workflow = build(name, Path(log), crash=True, durability_class=durability_class)
         launch()
         with SetWorkflowID(workflow_id):
             asyncio.run(workflow('add things'))

@@ -23,6 +23,7 @@ from pydantic_ai.models.test import TestModel
 
 from durable_dbos import DBOSDurability
 from durable_dbos.testing import dbos_session, workflow_step_names, workflow_step_names_async
+from durable_kernel import PYDANTIC_AI_2
 
 from . import crash_app, durability_app
 from .conftest import both_backends
@@ -252,10 +253,20 @@ def _crash(app: Path, *args: str) -> None:
 def test_workflow_killed_mid_run_recovers_without_repeating_recorded_steps(
     database_url: str, tmp_path: Path, backend: str
 ) -> None:
+    _crash_and_recover(database_url, tmp_path, 'ours')
+
+
+@pytest.mark.skipif(not PYDANTIC_AI_2, reason="pydantic-ai 2.x's own `DBOSDurability` records the workflow")
+def test_workflow_recorded_by_pydantic_ai_durability_recovers_on_ours(database_url: str, tmp_path: Path) -> None:
+    """Same step names, same step outputs: a workflow pydantic-ai 2.x's `DBOSDurability` started finishes on ours."""
+    _crash_and_recover(database_url, tmp_path, 'reference')
+
+
+def _crash_and_recover(database_url: str, tmp_path: Path, impl: str) -> None:
     log = tmp_path / 'calls.log'
     name = f'durability_{uuid.uuid4().hex[:6]}'
     workflow_id = str(uuid.uuid4())
-    _crash(Path(__file__).with_name('durability_app.py'), database_url, str(log), name, workflow_id)
+    _crash(Path(__file__).with_name('durability_app.py'), database_url, str(log), name, workflow_id, impl)
     before = log.read_text().splitlines()
     tool_events = ['event function_tool_call'] * 2 + ['event function_tool_result'] * 2
     assert before[0] == 'model 1'

@@ -311,8 +311,10 @@ async def _each_event_in_workflow_code(
 def _warn_if_never_bound(capability: DBOSDurability[Any]) -> None:
     if capability._bindings:  # pyright: ignore[reportPrivateUsage]
         return
+    named = f' (name={capability.name!r})' if capability.name else ''
     logging.getLogger(LOGGER_NAME).warning(
-        'A `DBOSDurability(register_legacy_workflows=True)` was not bound to its agent when DBOS launched, so the '
+        'A `DBOSDurability(register_legacy_workflows=True)`%s was not bound to an agent when DBOS launched, so the '
         '`DBOSAgent` workflows `{name}.run`/`{name}.run_sync` were not registered and will not be recovered. On '
-        'pydantic-ai 1.107 call `DBOSDurability.from_agent(agent)` before `DBOS.launch()`.'
+        'pydantic-ai 1.107 call `DBOSDurability.from_agent(agent)` before `DBOS.launch()`.',
+        named,
     )
