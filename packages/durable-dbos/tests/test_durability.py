@@ -6,13 +6,16 @@ Step names are pydantic-ai 2.x's for the capability form (persisted data): `X__m
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterable, Callable
 from pathlib import Path
 from typing import Any, cast
 
+import anyio
 import pytest
 from dbos import DBOS, SetWorkflowID
 from pydantic_ai import Agent, RunContext
@@ -21,7 +24,7 @@ from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import AgentStreamEvent
 from pydantic_ai.models.test import TestModel
 
-from durable_dbos import DBOSDurability
+from durable_dbos import DBOSDurability, DBOSParallelExecutionMode
 from durable_dbos.testing import dbos_session, workflow_step_names, workflow_step_names_async
 from durable_kernel import PYDANTIC_AI_2
 
@@ -170,6 +173,60 @@ async def test_outside_a_workflow_nothing_changes(agent_name: str, dbos_launch: 
     assert await DBOS.list_workflows_async() == []
     # Bound, not wrapped: the agent keeps its own model and toolsets.
     assert DBOSDurability.from_agent(agent).agent is agent
+
+
+@pytest.mark.parametrize(('mode', 'max_in_flight'), [('parallel_ordered_events', 2), ('sequential', 1)])
+async def test_parallel_execution_mode_applies_inside_the_workflow(
+    agent_name: str, dbos_launch: Callable[[], None], mode: DBOSParallelExecutionMode, max_in_flight: int
+) -> None:
+    model = scripted_model(respond(call('first', {}, 'c1'), call('second', {}, 'c2')), respond('done'))
+    agent = Agent(model, name=agent_name, capabilities=[DBOSDurability(parallel_execution_mode=mode)])
+    in_flight: list[str] = []
+    seen_max = 0
+    started = {'first': anyio.Event(), 'second': anyio.Event()}
+
+    async def tool(name: str, other: str) -> str:
+        nonlocal seen_max
+        in_flight.append(name)
+        seen_max = max(seen_max, len(in_flight))
+        started[name].set()
+        if mode == 'parallel_ordered_events':
+            # Only concurrent calls get past this (the guard fails the test instead of hanging it).
+            with anyio.fail_after(60):
+                await started[other].wait()
+        await anyio.sleep(0.05)
+        in_flight.remove(name)
+        return name
+
+    @agent.tool_plain
+    async def first() -> str:
+        return await tool('first', 'second')
+
+    @agent.tool_plain
+    async def second() -> str:
+        return await tool('second', 'first')
+
+    workflow = run_workflow(agent_name, agent)
+    dbos_launch()
+
+    assert await run_in_workflow(workflow, 'go') == ('done', [f'{agent_name}__model.request'] * 2)
+    assert seen_max == max_in_flight
+
+
+def test_unbound_legacy_workflows_are_named_at_launch(
+    agent_name: str, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On pydantic-ai 1.107 nothing binds the capability before its first run unless `from_agent` is called."""
+    durability = DBOSDurability[None](name=agent_name, register_legacy_workflows=True)
+    with caplog.at_level(logging.WARNING, logger='durable_dbos'), dbos_session(database_url) as launch:
+        launch()
+        # The check runs on a DBOS background thread once launched (generous: a loaded machine).
+        deadline = time.monotonic() + 60
+        while agent_name not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert f'register_legacy_workflows=True)` (name={agent_name!r}) was not bound' in caplog.text
+    assert 'DBOSDurability.from_agent(agent)` before `DBOS.launch()`' in caplog.text
+    assert durability.agent is None
 
 
 def bind(**agent_kwargs: Any) -> DBOSDurability[None] | None:
