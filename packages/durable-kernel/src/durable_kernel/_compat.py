@@ -341,7 +341,9 @@ def entry_point_parameters(entry_point: str) -> frozenset[str]:
 
 
 def _exception_classes(*names: str) -> tuple[type[Exception], ...]:
-    return tuple(getattr(exceptions, name) for name in names)
+    # The categories arrived during 2.x (2.33 has none of them): a line without one has nothing to match it.
+    found = (getattr(exceptions, name, None) for name in names)
+    return tuple(cls for cls in found if cls is not None)
 
 
 # pydantic-ai 2.x sorts provider errors into categories (each also a `ModelHTTPError` when a status came with it);
