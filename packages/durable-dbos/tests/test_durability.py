@@ -254,10 +254,22 @@ def test_explicit_name_names_the_steps_of_an_unnamed_agent() -> None:
     assert DBOSDurability.from_agent(agent).name == 'explicit'
 
 
-async def test_legacy_workflows_after_launch_are_refused(agent_name: str, dbos_launch: Callable[[], None]) -> None:
+def test_legacy_workflows_bound_after_launch_are_named_in_a_warning(
+    agent_name: str, dbos_launch: Callable[[], None], caplog: pytest.LogCaptureFixture
+) -> None:
+    """DBOS recovered pending workflows at launch without them; new legacy runs still work."""
     dbos_launch()
-    with pytest.raises(UserError, match=r'from_agent\(agent\)` before `DBOS.launch\(\)`'):
-        bind(name=agent_name, capabilities=[DBOSDurability(register_legacy_workflows=True)])
+    with caplog.at_level(logging.WARNING, logger='durable_dbos'):
+        durability = bind(name=agent_name, capabilities=[DBOSDurability(register_legacy_workflows=True)])
+    assert durability is not None
+    assert durability.legacy_run_workflow is not None
+    assert f'of the agent {agent_name!r} was bound after `DBOS.launch()`' in caplog.text
+    assert 'DBOSDurability.from_agent(agent)` before `DBOS.launch()`' in caplog.text
+
+
+def test_agent_without_model_is_refused(agent_name: str) -> None:
+    with pytest.raises(UserError, match=r'needs a `model` set at construction to be used with DBOSDurability'):
+        DBOSDurability.from_agent(Agent(name=agent_name, capabilities=[DBOSDurability()]))
 
 
 async def test_legacy_workflows_are_registered_by_from_agent(agent_name: str, dbos_launch: Callable[[], None]) -> None:

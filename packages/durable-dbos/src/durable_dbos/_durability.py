@@ -46,6 +46,8 @@ from ._step_layout import workflow_step_record
 
 __all__ = ('DBOSDurability',)
 
+_logger = logging.getLogger(LOGGER_NAME)
+
 
 class _RequestModel(DBOSModel):
     """The durable model of one request of a capability run: it never crosses a workflow's inputs, so no registry.
@@ -181,6 +183,11 @@ class DBOSDurability(DurabilityCapability[AgentDepsT]):
             tool_step_config=self._tool_step_config,
             function_tool_steps=self._function_tool_steps,
         )
+        if agent.model is None:
+            raise UserError(
+                f'An agent needs a `model` set at construction to be used with DBOSDurability (the agent {self.name!r} '
+                'has none): pass `model=...` to `Agent(...)`; other models a run may use go in `models=`.'
+            )
         # The toolset errors a run would hit (an MCP toolset of an unknown class, two id-less toolsets listing one
         # tool), raised where the agent is built.
         self._plan.check(agent.toolsets)
@@ -189,11 +196,17 @@ class DBOSDurability(DurabilityCapability[AgentDepsT]):
 
     def _register_legacy(self, agent: AbstractAgent[AgentDepsT, Any]) -> None:
         if dbos_launched():
-            raise UserError(
-                f'`DBOSDurability(register_legacy_workflows=True)` of the agent {self.name!r} was bound after '
-                '`DBOS.launch()`, too late to register the workflows `DBOSAgent` recorded (DBOS recovers only '
-                'workflows registered at launch). On pydantic-ai 1.107 the capability binds on its first run: call '
-                '`DBOSDurability.from_agent(agent)` before `DBOS.launch()` (pydantic-ai 2.x binds at `Agent(...)`).'
+            # Registered all the same: new legacy runs work, but DBOS recovered this process's pending workflows at
+            # launch, without these. Not an error: pydantic-ai 2.x lets an agent be built after launch too.
+            _logger.warning(
+                '`DBOSDurability(register_legacy_workflows=True)` of the agent %r was bound after `DBOS.launch()`: the '
+                '`DBOSAgent` workflows %r and %r it registers now were not there when DBOS recovered pending '
+                'workflows, so this process does not resume theirs. On pydantic-ai 1.107 the capability binds on its '
+                'first run: call `DBOSDurability.from_agent(agent)` before `DBOS.launch()` (pydantic-ai 2.x binds at '
+                '`Agent(...)`).',
+                self.name,
+                dbos_workflow_name(self.name, 'run'),
+                dbos_workflow_name(self.name, 'run_sync'),
             )
         names = [dbos_workflow_name(self.name, 'run'), dbos_workflow_name(self.name, 'run_sync')]
 
@@ -312,7 +325,7 @@ def _warn_if_never_bound(capability: DBOSDurability[Any]) -> None:
     if capability._bindings:  # pyright: ignore[reportPrivateUsage]
         return
     named = f' (name={capability.name!r})' if capability.name else ''
-    logging.getLogger(LOGGER_NAME).warning(
+    _logger.warning(
         'A `DBOSDurability(register_legacy_workflows=True)`%s was not bound to an agent when DBOS launched, so the '
         '`DBOSAgent` workflows `{name}.run`/`{name}.run_sync` were not registered and will not be recovered. On '
         'pydantic-ai 1.107 call `DBOSDurability.from_agent(agent)` before `DBOS.launch()`.',
