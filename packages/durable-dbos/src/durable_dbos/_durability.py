@@ -80,8 +80,8 @@ class DBOSDurability(DurabilityCapability[AgentDepsT]):
     recovered workflow keeps the step layout it recorded, whatever the setting is now.
 
     Binding: pydantic-ai 2.x binds the capability when `Agent(...)` is constructed; 1.107 binds it on the agent's first
-    run, or when [`from_agent`][durable_dbos.DBOSDurability.from_agent] is called. Only `register_legacy_workflows`
-    needs the binding before `DBOS.launch()`: on 1.107, call `DBOSDurability.from_agent(agent)` before launching.
+    run, or when `DBOSDurability.from_agent(agent)` is called (it returns the bound capability). Only
+    `register_legacy_workflows` needs the binding before `DBOS.launch()`: on 1.107, call `from_agent` before launching.
     """
 
     engine_name = 'DBOS'
