@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from dbos import SetWorkflowID
 from pydantic_ai import Agent, RunContext
+from pydantic_ai.capabilities import AbstractCapability
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
@@ -28,7 +30,9 @@ def build_agent(name: str, log: Path, crash: bool) -> DBOSAgent[Deps, str]:
     return DBOSAgent(build_plain_agent(name, log, crash))
 
 
-def build_plain_agent(name: str, log: Path, crash: bool) -> Agent[Deps, str]:
+def build_plain_agent(
+    name: str, log: Path, crash: bool, capabilities: Sequence[AbstractCapability[Deps]] = ()
+) -> Agent[Deps, str]:
     def note(line: str) -> None:
         with log.open('a') as file:
             file.write(line + '\n')
@@ -49,7 +53,7 @@ def build_plain_agent(name: str, log: Path, crash: bool) -> Agent[Deps, str]:
         results = ' '.join(str(p.content) for p in returned)
         return ModelResponse(parts=[TextPart(f'{results} ({info.instructions})')])
 
-    agent = Agent(FunctionModel(model), name=name, deps_type=Deps)
+    agent = Agent(FunctionModel(model), name=name, deps_type=Deps, capabilities=list(capabilities))
 
     @agent.instructions
     def base_instructions(ctx: RunContext[Deps]) -> str:

@@ -1,14 +1,25 @@
 """Durable pydantic-ai agents on DBOS (SQLite or PostgreSQL).
 
 Wrap an agent in [`DBOSAgent`][durable_dbos.DBOSAgent] before `DBOS.launch()`: its runs become DBOS workflows and its
-model requests, tool calls and MCP communication become DBOS steps, so a crashed process resumes where it stopped.
+model requests, tool calls and MCP communication become DBOS steps, so a crashed process resumes where it stopped. Or
+attach [`DBOSDurability`][durable_dbos.DBOSDurability] to an agent (`capabilities=[...]`) and run it in your own
+`@DBOS.workflow()`.
 """
 
 from durable_kernel import DepsResolver
 
 from ._agent import DBOSAgent
 from ._config import DBOSParallelExecutionMode, StepConfig
+from ._durability import DBOSDurability
 from ._mcp import DBOSMCPServer
 from ._model import DBOSModel
 
-__all__ = ('DBOSAgent', 'DepsResolver', 'DBOSMCPServer', 'DBOSModel', 'DBOSParallelExecutionMode', 'StepConfig')
+__all__ = (
+    'DBOSAgent',
+    'DBOSDurability',
+    'DepsResolver',
+    'DBOSMCPServer',
+    'DBOSModel',
+    'DBOSParallelExecutionMode',
+    'StepConfig',
+)

@@ -1,10 +1,11 @@
 """The two private DBOS APIs this package reaches for, in one place (tested on dbos 3.4).
 
-DBOS offers no public way to (1) run a function once `DBOS.launch()` has started, nor (2) read the step id that the
-next step of the running workflow will take without drawing it (`DBOS.reserve_step` draws it, and an id drawn but not
-used shifts every later step, which recovery then refuses). We need (1) to warn at launch about pending workflows that
-DBOS will not recover, and (2) to decide whether a tool call of a recovered workflow was recorded as a step (see
-`_step_layout.py`). If a DBOS release moves them, this file is the one to change.
+DBOS offers no public way to (1) run a function once `DBOS.launch()` has started, or to ask whether it has, nor (2)
+read the step id that the next step of the running workflow will take without drawing it (`DBOS.reserve_step` draws
+it, and an id drawn but not used shifts every later step, which recovery then refuses). We need (1) to warn at launch
+about pending workflows that DBOS will not recover and to refuse registering workflows after launch, and (2) to decide
+whether a tool call of a recovered workflow was recorded as a step (see `_step_layout.py`). If a DBOS release moves
+them, this file is the one to change.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import dbos._dbos as dbos_module
 from dbos._context import get_local_dbos_context
 from dbos._dbos import _get_or_create_dbos_registry  # pyright: ignore[reportPrivateUsage]
 
-__all__ = ('next_step_id', 'run_after_launch')
+__all__ = ('dbos_launched', 'next_step_id', 'run_after_launch')
 
 
 def run_after_launch(function: Callable[..., Any], *args: Any) -> None:
@@ -33,6 +34,12 @@ def run_after_launch(function: Callable[..., Any], *args: Any) -> None:
         registry.pollers.append((threading.Event(), function, args, {}))
         return
     registry.register_poller(threading.Event(), function, *args)
+
+
+def dbos_launched() -> bool:
+    """Whether DBOS has launched in this process (workflows registered from now on are not recovered at launch)."""
+    current = dbos_module._dbos_global_instance  # pyright: ignore[reportPrivateUsage]
+    return current is not None and bool(getattr(current, '_launched', False))
 
 
 def next_step_id() -> int | None:

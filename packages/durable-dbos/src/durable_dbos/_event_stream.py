@@ -20,7 +20,7 @@ from pydantic_ai.agent import EventStreamHandler
 from pydantic_ai.messages import AgentStreamEvent
 from pydantic_ai.tools import RunContext
 
-__all__ = ('handle_each_event',)
+__all__ = ('handle_each_event', 'single_event_stream')
 
 
 def handle_each_event(handler: EventStreamHandler[Any]) -> EventStreamHandler[Any]:
@@ -28,10 +28,11 @@ def handle_each_event(handler: EventStreamHandler[Any]) -> EventStreamHandler[An
 
     async def handle_events(ctx: RunContext[Any], stream: AsyncIterable[AgentStreamEvent]) -> None:
         async for event in stream:
-            await handler(ctx, _single_event(event))
+            await handler(ctx, single_event_stream(event))
 
     return handle_events
 
 
-async def _single_event(event: AgentStreamEvent) -> AsyncIterator[AgentStreamEvent]:
+async def single_event_stream(event: AgentStreamEvent) -> AsyncIterator[AgentStreamEvent]:
+    """A stream of one event, as the handler receives each event dispatched on its own."""
     yield event

@@ -62,6 +62,7 @@ from ._model_stream import consume_model_stream
 from ._names import (
     PrefectTaskKind,
     TemporalActivityKind,
+    dbos_event_stream_handler_step_name,
     dbos_mcp_step_name,
     dbos_model_step_name,
     dbos_tool_step_name,
@@ -140,6 +141,7 @@ __all__ = (
     'is_permanent_model_error',
     'model_error_retry_predicate',
     'retry_after_seconds',
+    'dbos_event_stream_handler_step_name',
     'dbos_mcp_step_name',
     'dbos_model_step_name',
     'dbos_tool_step_name',

@@ -228,16 +228,23 @@ class DurabilityCapability(AbstractCapability[AgentDepsT]):
 
     # --- run hooks -----------------------------------------------------------------------------------------------
 
+    def _effective_event_stream_handler(self) -> EventStreamHandler[AgentDepsT] | None:
+        """The handler of the current run: `event_stream_handler=`, unless an engine substitutes one for this run.
+
+        DBOS does: a workflow recorded by its wrapper agent carries the run's handler in its inputs.
+        """
+        return self._event_stream_handler
+
     @property
     def has_wrap_run_event_stream(self) -> bool:
         """Streams are wrapped only when there is a handler (pydantic-ai then streams every node)."""
-        return self._event_stream_handler is not None
+        return self._effective_event_stream_handler() is not None
 
     async def wrap_run_event_stream(
         self, ctx: RunContext[AgentDepsT], *, stream: AsyncIterable[pai_messages.AgentStreamEvent]
     ) -> AsyncIterable[pai_messages.AgentStreamEvent]:
         """Outside a durable context: the handler sees the events as with `ProcessEventStream`; inside: the engine's."""
-        handler = self._event_stream_handler
+        handler = self._effective_event_stream_handler()
         if handler is None:
             async for event in stream:
                 yield event

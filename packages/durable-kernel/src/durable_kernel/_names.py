@@ -13,6 +13,7 @@ from pydantic_ai.exceptions import UserError
 __all__ = (
     'PrefectTaskKind',
     'TemporalActivityKind',
+    'dbos_event_stream_handler_step_name',
     'dbos_mcp_step_name',
     'dbos_model_step_name',
     'dbos_tool_step_name',
@@ -116,6 +117,15 @@ def dbos_mcp_step_name(
     """The DBOS step name of an MCP operation: `{agent}__mcp_server__{id}.{operation}` (no `__{id}` without an id)."""
     base = f'{agent_name}__mcp_server__{toolset_id}' if toolset_id else f'{agent_name}__mcp_server'
     return f'{base}.{operation}'
+
+
+def dbos_event_stream_handler_step_name(agent_name: str) -> str:
+    """The DBOS step of one workflow-side event handed to the event stream handler: `{agent}__event_stream_handler`.
+
+    Only the capability form (`DBOSDurability`) records it, once per event that is not part of a streamed model
+    response (those reach the handler inside the model step), as pydantic-ai 2.x's `DBOSDurability` does.
+    """
+    return f'{agent_name}__event_stream_handler'
 
 
 def dbos_tool_step_name(agent_name: str, toolset_id: str | None, tool_name: str) -> str:

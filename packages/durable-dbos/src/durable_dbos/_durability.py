@@ -1,0 +1,333 @@
+"""`DBOSDurability`: the capability form, `Agent(..., capabilities=[DBOSDurability()])` in the user's own workflow.
+
+The same machinery as `DBOSAgent` (the model's steps, the toolset wrappers, the recorded step layout), bound to an
+agent instead of wrapping it: the user decorates a function with `@DBOS.workflow()` and calls `agent.run()` in it.
+Steps need no registration (they are run with `DBOS.run_step_async`), so binding only names them after the agent;
+the optional legacy workflows `{name}.run`/`{name}.run_sync` are the one thing registered, before `DBOS.launch()`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from contextlib import ExitStack
+from contextvars import ContextVar
+from typing import Any
+
+from dbos import DBOS
+from pydantic_ai.agent import AbstractAgent, AgentRunResult, EventStreamHandler
+from pydantic_ai.capabilities import WrapModelRequestHandler, WrapRunHandler
+from pydantic_ai.exceptions import UserError
+from pydantic_ai.messages import AgentStreamEvent, ModelResponse
+from pydantic_ai.models import Model, ModelRequestContext
+from pydantic_ai.tools import AgentDepsT, RunContext
+from pydantic_ai.toolsets import AbstractToolset
+
+from durable_kernel import (
+    DurabilityCapability,
+    NonRetryableModelErrors,
+    UserPrompt,
+    dbos_event_stream_handler_step_name,
+    dbos_workflow_name,
+    get_event_loop,
+    is_model_stream_event,
+    is_permanent_model_error,
+    require_durable_parallel_execution_mode,
+)
+
+from ._config import DBOSParallelExecutionMode, StepConfig, step_options
+from ._context import in_workflow_code
+from ._dbos_private import dbos_launched, run_after_launch
+from ._durable import DurableToolsetPlan
+from ._event_stream import single_event_stream
+from ._model import DBOSModel, run_event_stream_handler
+from ._other_versions import LOGGER_NAME, warn_about_other_versions_at_launch
+from ._step_layout import workflow_step_record
+
+__all__ = ('DBOSDurability',)
+
+_logger = logging.getLogger(LOGGER_NAME)
+
+
+class _RequestModel(DBOSModel):
+    """The durable model of one request of a capability run: it never crosses a workflow's inputs, so no registry.
+
+    (`DBOSModel` registers itself by `{prefix}:{system}:{model_name}` so that a run-time model recorded in a workflow's
+    inputs can be found again; the capability swaps the model in per request, inside the run, and `models=` may hold
+    two models with the same system and name.)
+    """
+
+    def _register(self) -> None:
+        pass
+
+
+class DBOSDurability(DurabilityCapability[AgentDepsT]):
+    """Makes an agent durable on DBOS when it runs inside a DBOS workflow: its model and MCP I/O become steps.
+
+    Attach it with `Agent(..., capabilities=[DBOSDurability()])` and call `agent.run()` (or `iter`) inside your own
+    `@DBOS.workflow()`; outside a workflow the capability changes nothing. Steps (what `DBOS.list_workflow_steps`
+    shows; `X` is `name=`, else the agent's name), as pydantic-ai 2.x's `DBOSDurability` names them:
+
+    - model requests `X__model.request`, streamed ones `X__model.request_stream` (the event stream handler receives
+      the live events inside that step), and the provider operations `X__model.compact_messages` and (pydantic-ai
+      2.x) `X__model.cancel_suspended_response`;
+    - MCP toolsets `X__mcp_server__M.get_tools`, `.get_instructions`, `.call_tool` (`M` is the toolset's id);
+    - with an `event_stream_handler`: one step `X__event_stream_handler` per event of the run that is not part of a
+      streamed model response (tool calls, tool results), in event order.
+
+    Function tools run as workflow code (as on pydantic-ai 2.x): a recovered workflow calls them again. With
+    `function_tool_steps=True` each call is the step `X__toolset__T.call_tool.{tool}` instead, as with `DBOSAgent`. A
+    recovered workflow keeps the step layout it recorded, whatever the setting is now.
+
+    Binding: pydantic-ai 2.x binds the capability when `Agent(...)` is constructed; 1.107 binds it on the agent's first
+    run, or when `DBOSDurability.from_agent(agent)` is called (it returns the bound capability). Only
+    `register_legacy_workflows` needs the binding before `DBOS.launch()`: on 1.107, call `from_agent` before launching.
+    """
+
+    engine_name = 'DBOS'
+    unit_plural = 'steps'
+
+    def __init__(
+        self,
+        *,
+        models: Mapping[str, Model] | None = None,
+        event_stream_handler: EventStreamHandler[AgentDepsT] | None = None,
+        name: str | None = None,
+        model_step_config: StepConfig | None = None,
+        event_stream_handler_step_config: StepConfig | None = None,
+        mcp_step_config: StepConfig | None = None,
+        parallel_execution_mode: DBOSParallelExecutionMode = 'parallel_ordered_events',
+        register_legacy_workflows: bool = False,
+        function_tool_steps: bool = False,
+        tool_step_config: StepConfig | None = None,
+        non_retryable_model_errors: NonRetryableModelErrors = is_permanent_model_error,
+    ) -> None:
+        """Configure the DBOS steps of the agents this capability is attached to.
+
+        Args:
+            models: Other models a durable run may use, by key: pass the registered instance to `run(model=...)`.
+                The agent's default model needs no entry. An unregistered model instance is refused inside a workflow.
+            event_stream_handler: Receives the run's events: a streamed model response's events live inside its
+                model step, every other event in its own `X__event_stream_handler` step. Outside a workflow it sees
+                the events as `ProcessEventStream` would give them.
+            name: The name that prefixes every step name; defaults to the agent's name. It must be unique in the
+                application and stable across deploys.
+            model_step_config: Step options (retries, backoff) of model steps; DBOS's defaults when omitted.
+            event_stream_handler_step_config: Step options of the `X__event_stream_handler` steps.
+            mcp_step_config: Step options of MCP steps.
+            parallel_execution_mode: How a model response asking for several tools runs inside a workflow:
+                `'parallel_ordered_events'` (default; started together, events in call order once all finished) or
+                `'sequential'`. `'parallel'` is refused: its events follow completion order, which recovery changes.
+            register_legacy_workflows: Also register the workflows `X.run` and `X.run_sync` of `DBOSAgent`, so that
+                workflows a `DBOSAgent` of this name started recover with this capability (they keep their recorded
+                steps: no event-handler steps; a handler recorded in their inputs is called in workflow code).
+            function_tool_steps: Keyword of this package: make each function-tool call of a new workflow the step
+                `X__toolset__T.call_tool.{tool}`, which recovery does not repeat (pydantic-ai 2.x runs them as
+                workflow code, the default here too).
+            tool_step_config: Keyword of this package: the step options of function-tool steps.
+            non_retryable_model_errors: Keyword of this package: the model errors that fail a model step at once
+                even when `model_step_config` allows retries (see `DBOSModel`).
+
+        Raises:
+            UserError: `parallel_execution_mode` is not one of the two durable modes.
+        """
+        super().__init__(models=models, event_stream_handler=event_stream_handler, name=name)
+        self._model_step_config = model_step_config
+        self._event_stream_handler_step_config = event_stream_handler_step_config
+        self._mcp_step_config = mcp_step_config
+        self._parallel_execution_mode: DBOSParallelExecutionMode = require_durable_parallel_execution_mode(
+            parallel_execution_mode, engine='DBOS'
+        )
+        self._register_legacy_workflows = register_legacy_workflows
+        self._function_tool_steps = function_tool_steps
+        self._tool_step_config = tool_step_config
+        self._non_retryable_model_errors: NonRetryableModelErrors = non_retryable_model_errors
+        self._plan: DurableToolsetPlan | None = None
+        self._legacy_run_workflow: Any = None
+        self._legacy_run_sync_workflow: Any = None
+        self._init_run_state()
+        if register_legacy_workflows:
+            # On pydantic-ai 1.107 nothing binds the capability before a run unless the user calls `from_agent`: a
+            # legacy workflow that is not registered at launch is never recovered, so say so once DBOS has launched.
+            run_after_launch(_warn_if_never_bound, self)
+
+    def _init_run_state(self) -> None:
+        # Fresh per binding: a shallow copy would share the user's instance's variables with every other agent.
+        self._legacy_handler: ContextVar[EventStreamHandler[AgentDepsT] | None] = ContextVar(
+            'durable_dbos_legacy_handler', default=None
+        )
+        self._in_legacy_workflow: ContextVar[bool] = ContextVar('durable_dbos_in_legacy_workflow', default=False)
+
+    @property
+    def in_durable_context(self) -> bool:
+        """Whether the caller is DBOS workflow code (not a step, where calls are plain)."""
+        return in_workflow_code()
+
+    @property
+    def legacy_run_workflow(self) -> Any:
+        """The workflow `X.run` of `DBOSAgent`, with `register_legacy_workflows=True` once bound; else `None`."""
+        return self._legacy_run_workflow
+
+    @property
+    def legacy_run_sync_workflow(self) -> Any:
+        """The workflow `X.run_sync` of `DBOSAgent`, with `register_legacy_workflows=True` once bound; else `None`."""
+        return self._legacy_run_sync_workflow
+
+    # --- binding -------------------------------------------------------------------------------------------------
+
+    def _bind_to_agent(self, agent: AbstractAgent[AgentDepsT, Any]) -> None:
+        self._init_run_state()
+        self._plan = DurableToolsetPlan(
+            agent_name=self.name,
+            mcp_step_config=self._mcp_step_config,
+            tool_step_config=self._tool_step_config,
+            function_tool_steps=self._function_tool_steps,
+        )
+        if agent.model is None:
+            raise UserError(
+                f'An agent needs a `model` set at construction to be used with DBOSDurability (the agent {self.name!r} '
+                'has none): pass `model=...` to `Agent(...)`; other models a run may use go in `models=`.'
+            )
+        # The toolset errors a run would hit (an MCP toolset of an unknown class, two id-less toolsets listing one
+        # tool), raised where the agent is built.
+        self._plan.check(agent.toolsets)
+        if self._register_legacy_workflows:
+            self._register_legacy(agent)
+
+    def _register_legacy(self, agent: AbstractAgent[AgentDepsT, Any]) -> None:
+        if dbos_launched():
+            # Registered all the same: new legacy runs work, but DBOS recovered this process's pending workflows at
+            # launch, without these. Not an error: pydantic-ai 2.x lets an agent be built after launch too.
+            _logger.warning(
+                '`DBOSDurability(register_legacy_workflows=True)` of the agent %r was bound after `DBOS.launch()`: the '
+                '`DBOSAgent` workflows %r and %r it registers now were not there when DBOS recovered pending '
+                'workflows, so this process does not resume theirs. On pydantic-ai 1.107 the capability binds on its '
+                'first run: call `DBOSDurability.from_agent(agent)` before `DBOS.launch()` (pydantic-ai 2.x binds at '
+                '`Agent(...)`).',
+                self.name,
+                dbos_workflow_name(self.name, 'run'),
+                dbos_workflow_name(self.name, 'run_sync'),
+            )
+        names = [dbos_workflow_name(self.name, 'run'), dbos_workflow_name(self.name, 'run_sync')]
+
+        # Workflow bodies as `DBOSAgent` records them: the run-time inputs it recorded, given back to the agent's run.
+        async def run_workflow(user_prompt: UserPrompt = None, **inputs: Any) -> AgentRunResult[Any]:
+            return await self._run_legacy(agent, user_prompt, inputs)
+
+        def run_sync_workflow(user_prompt: UserPrompt = None, **inputs: Any) -> AgentRunResult[Any]:
+            # Like `DBOSAgent`: the sync workflow runs the async one as its child.
+            return get_event_loop().run_until_complete(self._legacy_run_workflow(user_prompt, **inputs))
+
+        self._legacy_run_workflow = DBOS.workflow(name=names[0])(run_workflow)
+        self._legacy_run_sync_workflow = DBOS.workflow(name=names[1])(run_sync_workflow)
+        warn_about_other_versions_at_launch(self.name, names)
+
+    async def _run_legacy(
+        self, agent: AbstractAgent[AgentDepsT, Any], user_prompt: UserPrompt, inputs: dict[str, Any]
+    ) -> AgentRunResult[Any]:
+        handler = inputs.pop('event_stream_handler', None)
+        legacy = self._in_legacy_workflow.set(True)
+        recorded = self._legacy_handler.set(handler)
+        try:
+            return await agent.run(user_prompt, **inputs)
+        finally:
+            self._legacy_handler.reset(recorded)
+            self._in_legacy_workflow.reset(legacy)
+
+    def _effective_event_stream_handler(self) -> EventStreamHandler[AgentDepsT] | None:
+        # A `DBOSAgent` workflow carries its run's handler in its inputs, and it wins over the agent's, as it did there.
+        return self._legacy_handler.get() or self._event_stream_handler
+
+    # --- run hooks -----------------------------------------------------------------------------------------------
+
+    async def wrap_run(self, ctx: RunContext[AgentDepsT], *, handler: WrapRunHandler) -> AgentRunResult[Any]:
+        """Inside a workflow: the durable tool-call mode, and the workflow's recorded step layout for tool calls."""
+        if not self.in_durable_context:
+            return await handler()
+        with ExitStack() as stack:
+            stack.enter_context(AbstractAgent.parallel_tool_call_execution_mode(self._parallel_execution_mode))
+            stack.enter_context(workflow_step_record())
+            stack.enter_context(run_event_stream_handler(self._effective_event_stream_handler()))
+            return await handler()
+
+    def get_wrapper_toolset(self, toolset: AbstractToolset[AgentDepsT]) -> AbstractToolset[AgentDepsT] | None:
+        """Inside a workflow: the run's toolset with MCP toolsets (and tool calls, if asked) as DBOS steps."""
+        if not self.in_durable_context:
+            return None
+        return self._require_plan().wrap(toolset)
+
+    async def wrap_model_request(
+        self,
+        ctx: RunContext[AgentDepsT],
+        *,
+        request_context: ModelRequestContext,
+        handler: WrapModelRequestHandler,
+    ) -> ModelResponse:
+        """Inside a workflow: the request (streamed or not) runs in a model step of this agent."""
+        if not self.in_durable_context or isinstance(request_context.model, DBOSModel):
+            return await handler(request_context)
+        model = request_context.model
+        # Refuses a model that is neither the agent's default nor registered with `models=`.
+        self.model_key(model)
+        # The request's own model (with any instrumentation around it) runs inside the step: steps run in this process.
+        request_context.model = _RequestModel(
+            model,
+            step_name_prefix=self.name,
+            step_config=self._model_step_config,
+            event_stream_handler=self._effective_event_stream_handler(),
+            non_retryable_model_errors=self._non_retryable_model_errors,
+        )
+        return await handler(request_context)
+
+    def _durable_event_stream(
+        self,
+        ctx: RunContext[AgentDepsT],
+        stream: AsyncIterable[AgentStreamEvent],
+        handler: EventStreamHandler[AgentDepsT],
+    ) -> AsyncIterable[AgentStreamEvent]:
+        if self._in_legacy_workflow.get():
+            return _each_event_in_workflow_code(ctx, stream, handler)
+        return self._each_event_in_a_step(ctx, stream, handler)
+
+    async def _each_event_in_a_step(
+        self,
+        ctx: RunContext[AgentDepsT],
+        stream: AsyncIterable[AgentStreamEvent],
+        handler: EventStreamHandler[AgentDepsT],
+    ) -> AsyncIterator[AgentStreamEvent]:
+        options = step_options(dbos_event_stream_handler_step_name(self.name), self._event_stream_handler_step_config)
+        async for event in stream:
+            # A streamed response's events reached the handler live, inside the model step.
+            if not is_model_stream_event(event):
+
+                async def handle_event(event: AgentStreamEvent = event) -> None:
+                    await handler(ctx, single_event_stream(event))
+
+                await DBOS.run_step_async(options, handle_event)
+            yield event
+
+    def _require_plan(self) -> DurableToolsetPlan:
+        if self._plan is None:  # pragma: no cover - hooks run on the bound copy
+            raise UserError('`DBOSDurability` was used before it was bound to an agent.')
+        return self._plan
+
+
+async def _each_event_in_workflow_code(
+    ctx: RunContext[Any], stream: AsyncIterable[AgentStreamEvent], handler: EventStreamHandler[Any]
+) -> AsyncIterator[AgentStreamEvent]:
+    # How `DBOSAgent` recorded its runs (`handle_each_event`): the handler called once per event, in workflow code.
+    async for event in stream:
+        await handler(ctx, single_event_stream(event))
+        yield event
+
+
+def _warn_if_never_bound(capability: DBOSDurability[Any]) -> None:
+    if capability._bindings:  # pyright: ignore[reportPrivateUsage]
+        return
+    named = f' (name={capability.name!r})' if capability.name else ''
+    _logger.warning(
+        'A `DBOSDurability(register_legacy_workflows=True)`%s was not bound to an agent when DBOS launched, so the '
+        '`DBOSAgent` workflows `{name}.run`/`{name}.run_sync` were not registered and will not be recovered. On '
+        'pydantic-ai 1.107 call `DBOSDurability.from_agent(agent)` before `DBOS.launch()`.',
+        named,
+    )

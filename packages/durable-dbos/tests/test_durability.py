@@ -1,0 +1,388 @@
+"""`DBOSDurability`, the capability form: the user's own `@DBOS.workflow()` runs an agent that carries it.
+
+Step names are pydantic-ai 2.x's for the capability form (persisted data): `X__model.request[_stream]`,
+`X__event_stream_handler` (one per workflow-side event), `X__mcp_server__M.*`; function tools are workflow code.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterable, Callable
+from pathlib import Path
+from typing import Any, cast
+
+import anyio
+import pytest
+from dbos import DBOS, SetWorkflowID
+from pydantic_ai import Agent, RunContext
+from pydantic_ai.agent import AgentRunResult
+from pydantic_ai.exceptions import UserError
+from pydantic_ai.messages import AgentStreamEvent
+from pydantic_ai.models.test import TestModel
+
+from durable_dbos import DBOSDurability, DBOSParallelExecutionMode
+from durable_dbos.testing import dbos_session, workflow_step_names, workflow_step_names_async
+from durable_kernel import PYDANTIC_AI_2
+
+from . import crash_app, durability_app
+from .conftest import both_backends
+from .helpers import call, respond, scripted_model
+from .test_mcp import RecordingModel, make_server
+
+pytestmark = pytest.mark.anyio
+
+
+def weather_agent(name: str, calls: list[str], durability: DBOSDurability[None] | None = None) -> Agent[None, str]:
+    agent = Agent(TestModel(), name=name, capabilities=[durability or DBOSDurability()])
+
+    @agent.tool_plain
+    def get_weather(city: str) -> str:
+        calls.append(city)
+        return f'sunny in {city}'
+
+    return agent
+
+
+def run_workflow(name: str, agent: Agent[None, str]) -> Callable[..., Any]:
+    """The user's workflow: `agent.run` inside `@DBOS.workflow()` (registered before launch)."""
+
+    @DBOS.workflow(name=f'{name}.user_workflow')
+    async def user_workflow(prompt: str, **kwargs: Any) -> str:
+        return (await agent.run(prompt, **kwargs)).output
+
+    return user_workflow
+
+
+async def run_in_workflow(workflow: Callable[..., Any], prompt: str, **kwargs: Any) -> tuple[str, list[str]]:
+    workflow_id = str(uuid.uuid4())
+    with SetWorkflowID(workflow_id):
+        output = await workflow(prompt, **kwargs)
+    return output, await workflow_step_names_async(workflow_id)
+
+
+@both_backends
+async def test_run_in_workflow_has_model_steps_and_runs_function_tools_as_workflow_code(
+    agent_name: str, dbos_launch: Callable[[], None], backend: str
+) -> None:
+    calls: list[str] = []
+    agent = weather_agent(agent_name, calls)
+    workflow = run_workflow(agent_name, agent)
+    dbos_launch()
+
+    output, steps = await run_in_workflow(workflow, 'weather?')
+
+    assert output == '{"get_weather":"sunny in a"}'
+    assert calls == ['a']
+    # As pydantic-ai 2.x's `DBOSDurability`: function tools are not steps.
+    assert steps == [f'{agent_name}__model.request', f'{agent_name}__model.request']
+
+
+async def test_function_tool_steps_make_tool_calls_steps(agent_name: str, dbos_launch: Callable[[], None]) -> None:
+    calls: list[str] = []
+    agent = weather_agent(agent_name, calls, DBOSDurability(function_tool_steps=True))
+    workflow = run_workflow(agent_name, agent)
+    dbos_launch()
+
+    output, steps = await run_in_workflow(workflow, 'weather?')
+
+    assert output == '{"get_weather":"sunny in a"}'
+    assert steps == [
+        f'{agent_name}__model.request',
+        f'{agent_name}__toolset__<agent>.call_tool.get_weather',
+        f'{agent_name}__model.request',
+    ]
+
+
+async def test_streamed_run_with_event_stream_handler(agent_name: str, dbos_launch: Callable[[], None]) -> None:
+    seen: list[tuple[str, bool]] = []
+
+    async def handler(ctx: RunContext[None], stream: AsyncIterable[AgentStreamEvent]) -> None:
+        async for event in stream:
+            # Where the handler ran: inside a step (the model step or its own event step), never as workflow code.
+            seen.append((event.event_kind, DBOS.step_id is not None))
+
+    model = scripted_model(respond(call('get_weather', {'city': 'Paris'})), respond('done'))
+    agent = Agent(model, name=agent_name, capabilities=[DBOSDurability(event_stream_handler=handler)])
+
+    @agent.tool_plain
+    def get_weather(city: str) -> str:
+        return f'sunny in {city}'
+
+    workflow = run_workflow(agent_name, agent)
+    dbos_launch()
+
+    output, steps = await run_in_workflow(workflow, 'weather?')
+
+    assert output == 'done'
+    assert steps == [
+        f'{agent_name}__model.request_stream',
+        f'{agent_name}__event_stream_handler',
+        f'{agent_name}__event_stream_handler',
+        f'{agent_name}__model.request_stream',
+    ]
+    kinds = [kind for kind, _ in seen]
+    assert kinds.count('function_tool_call') == 1
+    assert kinds.count('function_tool_result') == 1
+    assert 'part_start' in kinds
+    assert all(in_step for _, in_step in seen)
+
+
+async def test_models_selects_a_registered_model_and_refuses_others(
+    agent_name: str, dbos_launch: Callable[[], None]
+) -> None:
+    other = TestModel(custom_output_text='from the other model')
+    agent = Agent(
+        TestModel(custom_output_text='from the default'),
+        name=agent_name,
+        capabilities=[DBOSDurability(models={'other': other})],
+    )
+    workflow = run_workflow(agent_name, agent)
+    dbos_launch()
+
+    assert await run_in_workflow(workflow, 'hi') == ('from the default', [f'{agent_name}__model.request'])
+    assert await run_in_workflow(workflow, 'hi', model=other) == (
+        'from the other model',
+        [f'{agent_name}__model.request'],
+    )
+    with pytest.raises(UserError, match=r'neither the agent.s default model nor registered'):
+        await run_in_workflow(workflow, 'hi', model=TestModel())
+
+
+async def test_outside_a_workflow_nothing_changes(agent_name: str, dbos_launch: Callable[[], None]) -> None:
+    seen: list[str] = []
+
+    async def handler(ctx: RunContext[None], stream: AsyncIterable[AgentStreamEvent]) -> None:
+        async for event in stream:
+            assert DBOS.workflow_id is None
+            seen.append(event.event_kind)
+
+    calls: list[str] = []
+    agent = weather_agent(agent_name, calls, DBOSDurability(event_stream_handler=handler))
+    dbos_launch()
+
+    result = await agent.run('weather?')
+
+    assert result.output == '{"get_weather":"sunny in a"}'
+    assert calls == ['a']
+    assert 'function_tool_call' in seen
+    assert 'function_tool_result' in seen
+    assert await DBOS.list_workflows_async() == []
+    # Bound, not wrapped: the agent keeps its own model and toolsets.
+    assert DBOSDurability.from_agent(agent).agent is agent
+
+
+@pytest.mark.parametrize(('mode', 'max_in_flight'), [('parallel_ordered_events', 2), ('sequential', 1)])
+async def test_parallel_execution_mode_applies_inside_the_workflow(
+    agent_name: str, dbos_launch: Callable[[], None], mode: DBOSParallelExecutionMode, max_in_flight: int
+) -> None:
+    model = scripted_model(respond(call('first', {}, 'c1'), call('second', {}, 'c2')), respond('done'))
+    agent = Agent(model, name=agent_name, capabilities=[DBOSDurability(parallel_execution_mode=mode)])
+    in_flight: list[str] = []
+    seen_max = 0
+    started = {'first': anyio.Event(), 'second': anyio.Event()}
+
+    async def tool(name: str, other: str) -> str:
+        nonlocal seen_max
+        in_flight.append(name)
+        seen_max = max(seen_max, len(in_flight))
+        started[name].set()
+        if mode == 'parallel_ordered_events':
+            # Only concurrent calls get past this (the guard fails the test instead of hanging it).
+            with anyio.fail_after(60):
+                await started[other].wait()
+        await anyio.sleep(0.05)
+        in_flight.remove(name)
+        return name
+
+    @agent.tool_plain
+    async def first() -> str:
+        return await tool('first', 'second')
+
+    @agent.tool_plain
+    async def second() -> str:
+        return await tool('second', 'first')
+
+    workflow = run_workflow(agent_name, agent)
+    dbos_launch()
+
+    assert await run_in_workflow(workflow, 'go') == ('done', [f'{agent_name}__model.request'] * 2)
+    assert seen_max == max_in_flight
+
+
+def test_unbound_legacy_workflows_are_named_at_launch(
+    agent_name: str, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """On pydantic-ai 1.107 nothing binds the capability before its first run unless `from_agent` is called."""
+    durability = DBOSDurability[None](name=agent_name, register_legacy_workflows=True)
+    with caplog.at_level(logging.WARNING, logger='durable_dbos'), dbos_session(database_url) as launch:
+        launch()
+        # The check runs on a DBOS background thread once launched (generous: a loaded machine).
+        deadline = time.monotonic() + 60
+        while agent_name not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert f'register_legacy_workflows=True)` (name={agent_name!r}) was not bound' in caplog.text
+    assert 'DBOSDurability.from_agent(agent)` before `DBOS.launch()`' in caplog.text
+    assert durability.agent is None
+
+
+def bind(**agent_kwargs: Any) -> DBOSDurability[None] | None:
+    """Build an agent and bind its capability: pydantic-ai 2.x binds in `Agent(...)`, 1.107 in `from_agent`."""
+    return DBOSDurability.from_agent(Agent(TestModel(), **agent_kwargs))
+
+
+def test_agent_without_name_is_refused() -> None:
+    with pytest.raises(UserError, match=r'needs a unique, stable `name`.*DBOSDurability'):
+        bind(capabilities=[DBOSDurability()])
+
+
+def test_two_durability_capabilities_are_refused(agent_name: str) -> None:
+    with pytest.raises(UserError, match=r'several durability capabilities'):
+        bind(name=agent_name, capabilities=[DBOSDurability(), DBOSDurability()])
+
+
+def test_parallel_mode_that_reorders_events_is_refused() -> None:
+    with pytest.raises(UserError, match=r"parallel_execution_mode='parallel'"):
+        DBOSDurability(parallel_execution_mode='parallel')  # type: ignore[arg-type]
+
+
+def test_explicit_name_names_the_steps_of_an_unnamed_agent() -> None:
+    agent = Agent(TestModel(), capabilities=[DBOSDurability(name='explicit')])
+    assert DBOSDurability.from_agent(agent).name == 'explicit'
+
+
+def test_legacy_workflows_bound_after_launch_are_named_in_a_warning(
+    agent_name: str, dbos_launch: Callable[[], None], caplog: pytest.LogCaptureFixture
+) -> None:
+    """DBOS recovered pending workflows at launch without them; new legacy runs still work."""
+    dbos_launch()
+    with caplog.at_level(logging.WARNING, logger='durable_dbos'):
+        durability = bind(name=agent_name, capabilities=[DBOSDurability(register_legacy_workflows=True)])
+    assert durability is not None
+    assert durability.legacy_run_workflow is not None
+    assert f'of the agent {agent_name!r} was bound after `DBOS.launch()`' in caplog.text
+    assert 'DBOSDurability.from_agent(agent)` before `DBOS.launch()`' in caplog.text
+
+
+def test_agent_without_model_is_refused(agent_name: str) -> None:
+    with pytest.raises(UserError, match=r'needs a `model` set at construction to be used with DBOSDurability'):
+        DBOSDurability.from_agent(Agent(name=agent_name, capabilities=[DBOSDurability()]))
+
+
+async def test_legacy_workflows_are_registered_by_from_agent(agent_name: str, dbos_launch: Callable[[], None]) -> None:
+    """`X.run` and `X.run_sync` of `DBOSAgent` exist once bound (at `Agent(...)` on 2.x, by `from_agent` on 1.107)."""
+    calls: list[str] = []
+    agent = weather_agent(agent_name, calls, DBOSDurability(register_legacy_workflows=True))
+    durability = DBOSDurability.from_agent(agent)
+    dbos_launch()
+
+    workflow_id = str(uuid.uuid4())
+    with SetWorkflowID(workflow_id):
+        result = await durability.legacy_run_workflow('weather?')
+
+    assert result.output == '{"get_weather":"sunny in a"}'
+    status = await DBOS.get_workflow_status_async(workflow_id)
+    assert status is not None
+    assert status.name == f'{agent_name}.run'
+    assert await workflow_step_names_async(workflow_id) == [f'{agent_name}__model.request'] * 2
+
+
+@pytest.mark.timeout(300)
+async def test_mcp_toolset_steps(agent_name: str, dbos_launch: Callable[[], None]) -> None:
+    recording = RecordingModel()
+    agent = Agent(
+        recording.model, name=agent_name, toolsets=[make_server('MCPToolset')], capabilities=[DBOSDurability()]
+    )
+    workflow = run_workflow(agent_name, agent)
+    dbos_launch()
+
+    output, steps = await run_in_workflow(workflow, 'go')
+
+    assert output == 'done'
+    prefix = f'{agent_name}__mcp_server__calc'
+    assert steps == [
+        f'{prefix}.get_tools',
+        f'{prefix}.get_instructions',
+        f'{agent_name}__model.request',
+        f'{prefix}.call_tool',
+        f'{prefix}.call_tool',
+        f'{agent_name}__model.request',
+    ]
+
+
+def _crash(app: Path, *args: str) -> None:
+    crashed = subprocess.run([sys.executable, str(app), *args], capture_output=True, text=True, timeout=180)
+    assert crashed.returncode == 17, crashed.stderr
+
+
+@both_backends
+def test_workflow_killed_mid_run_recovers_without_repeating_recorded_steps(
+    database_url: str, tmp_path: Path, backend: str
+) -> None:
+    _crash_and_recover(database_url, tmp_path, 'ours')
+
+
+@pytest.mark.skipif(not PYDANTIC_AI_2, reason="pydantic-ai 2.x's own `DBOSDurability` records the workflow")
+def test_workflow_recorded_by_pydantic_ai_durability_recovers_on_ours(database_url: str, tmp_path: Path) -> None:
+    """Same step names, same step outputs: a workflow pydantic-ai 2.x's `DBOSDurability` started finishes on ours."""
+    _crash_and_recover(database_url, tmp_path, 'reference')
+
+
+def _crash_and_recover(database_url: str, tmp_path: Path, impl: str) -> None:
+    log = tmp_path / 'calls.log'
+    name = f'durability_{uuid.uuid4().hex[:6]}'
+    workflow_id = str(uuid.uuid4())
+    _crash(Path(__file__).with_name('durability_app.py'), database_url, str(log), name, workflow_id, impl)
+    before = log.read_text().splitlines()
+    tool_events = ['event function_tool_call'] * 2 + ['event function_tool_result'] * 2
+    assert before[0] == 'model 1'
+    assert before[-1] == 'model 2'
+    assert [line for line in before if line.startswith('event')] == tool_events
+
+    with dbos_session(database_url, reset=False) as launch:
+        durability_app.build(name, log, crash=False)
+        launch()  # recovers the killed workflow
+        output = cast(str, DBOS.retrieve_workflow(workflow_id).get_result())
+        steps = workflow_step_names(workflow_id)
+
+    assert output == '3 7'
+    after = log.read_text().splitlines()[len(before) :]
+    # The first model request and the handler's event steps were recorded: not repeated. The tools ran as workflow
+    # code (as on pydantic-ai 2.x), so the recovered run calls them again.
+    assert sorted(after) == ['model 2', 'tool add 1 2', 'tool add 3 4']
+    assert steps == [
+        f'{name}__model.request_stream',
+        *[f'{name}__event_stream_handler'] * 4,
+        f'{name}__model.request_stream',
+    ]
+
+
+def test_dbos_agent_workflow_recovers_with_legacy_workflows(database_url: str, tmp_path: Path) -> None:
+    """A workflow `DBOSAgent` started (with its tool steps) finishes on an agent that carries the capability instead."""
+    log = tmp_path / 'calls.log'
+    name = f'legacy_{uuid.uuid4().hex[:6]}'
+    workflow_id = str(uuid.uuid4())
+    _crash(Path(__file__).with_name('crash_app.py'), database_url, str(log), name, workflow_id, 'run')
+    before = log.read_text().splitlines()
+
+    with dbos_session(database_url, reset=False) as launch:
+        durability = DBOSDurability[crash_app.Deps](register_legacy_workflows=True)
+        agent = crash_app.build_plain_agent(name, log, crash=False, capabilities=[durability])
+        # pydantic-ai 1.107 binds lazily: registering the legacy workflows needs the binding before launch.
+        DBOSDurability.from_agent(agent)
+        launch()
+        result = cast(AgentRunResult[str], DBOS.retrieve_workflow(workflow_id).get_result())
+        steps = workflow_step_names(workflow_id)
+
+    assert result.output == '3 7 (base 10)'
+    assert log.read_text().splitlines() == [*before, 'model 2']
+    # The recorded layout decides: the tool calls were steps, so they are replayed as steps, not run again.
+    assert steps == [
+        f'{name}__model.request',
+        f'{name}__toolset__<agent>.call_tool.add',
+        f'{name}__toolset__<agent>.call_tool.add',
+        f'{name}__model.request',
+    ]
