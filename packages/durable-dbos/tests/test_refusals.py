@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from dbos import DBOS
@@ -93,6 +93,27 @@ async def test_run_stream_inside_a_workflow_is_refused(agent_name: str, dbos_lau
     dbos_launch()
     with pytest.raises(UserError, match=r'cannot be used inside a DBOS workflow.*event_stream_handler'):
         await streaming_workflow()
+
+
+async def test_realtime_sessions_are_refused_inside_a_workflow(
+    agent_name: str, dbos_launch: Callable[[], None]
+) -> None:
+    """2.x's realtime sessions are live connections a workflow cannot record; 1.107 has none."""
+    agent = DBOSAgent(Agent(TestModel(), name=agent_name))
+    if not hasattr(agent, 'realtime'):
+        return
+
+    @DBOS.workflow(name=f'{agent_name}.realtime_workflow')
+    async def opens_a_session() -> str:
+        try:
+            async with cast(Any, agent).realtime(cast(Any, object())).session():
+                pass  # pragma: no cover
+        except UserError as error:
+            return str(error)
+        return 'not refused'  # pragma: no cover
+
+    dbos_launch()
+    assert '`agent.realtime(...).session()` cannot be used inside a DBOS workflow' in await opens_a_session()
 
 
 async def test_non_dbos_model_at_run_time_is_refused(agent_name: str, dbos_launch: Callable[[], None]) -> None:

@@ -100,6 +100,24 @@ async def test_streaming_entry_points_are_refused_inside_a_flow() -> None:
     assert '`run_stream_events()` cannot be used inside a Prefect flow' in errors[1]
 
 
+async def test_realtime_sessions_are_refused_inside_a_flow() -> None:
+    """2.x's realtime sessions are live connections a flow cannot record; 1.107 has none."""
+    agent = PrefectAgent(Agent(TestModel(), name='no-realtime'))
+    if not hasattr(agent, 'realtime'):
+        return
+
+    @flow
+    async def opens_a_session() -> str:
+        try:
+            async with cast(Any, agent).realtime(cast(Any, object())).session():
+                pass  # pragma: no cover
+        except UserError as error:
+            return str(error)
+        return 'not refused'  # pragma: no cover
+
+    assert '`agent.realtime(...).session()` cannot be used inside a Prefect flow' in await opens_a_session()
+
+
 async def test_streaming_outside_a_flow_behaves_like_the_plain_agent() -> None:
     agent = PrefectAgent(Agent(TestModel(custom_output_text='streamed'), name='stream-outside'))
     async with agent.run_stream('hi') as streamed:

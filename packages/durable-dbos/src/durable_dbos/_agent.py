@@ -252,3 +252,6 @@ class DBOSAgent(DBOSEntryPoints[AgentDepsT, OutputDataT], DBOSConfiguredInstance
             inputs['deps'] = reference_deps(self.deps_resolver, inputs['deps'])
         check_picklable_inputs(inputs)
         return inputs
+
+    def _durable_container(self) -> str | None:
+        return 'a DBOS workflow' if in_workflow_code() else None

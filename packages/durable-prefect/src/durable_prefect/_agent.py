@@ -7,6 +7,7 @@ from collections.abc import Generator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from prefect.context import FlowRunContext
 from pydantic_ai.agent import AbstractAgent, AgentRunResult, EventStreamHandler
 from pydantic_ai.output import OutputDataT
 from pydantic_ai.tools import AgentDepsT
@@ -109,6 +110,9 @@ class PrefectAgent(PrefectRunEntryPoints[AgentDepsT, OutputDataT]):
 
     async def _run_in_flow(self, arguments: RunArguments[AgentDepsT]) -> AgentRunResult[Any]:
         return await super()._run_in_flow(self._with_deps_reference(arguments))
+
+    def _durable_container(self) -> str | None:
+        return 'a Prefect flow' if FlowRunContext.get() is not None else None
 
     def _run_sync_in_flow(self, arguments: RunArguments[AgentDepsT]) -> AgentRunResult[Any]:
         return super()._run_sync_in_flow(self._with_deps_reference(arguments))
