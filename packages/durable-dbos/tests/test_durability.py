@@ -235,7 +235,7 @@ def bind(**agent_kwargs: Any) -> DBOSDurability[None] | None:
 
 
 def test_agent_without_name_is_refused() -> None:
-    with pytest.raises(UserError, match=r'needs a unique, stable `name`.*DBOSDurability'):
+    with pytest.raises(UserError, match=r'needs a unique `name`, the same in every deploy.*DBOSDurability'):
         bind(capabilities=[DBOSDurability()])
 
 

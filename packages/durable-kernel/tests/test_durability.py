@@ -49,7 +49,7 @@ def test_one_binding_per_agent_shared_by_every_lookup() -> None:
 
 def test_explicit_name_wins_and_a_nameless_agent_is_refused() -> None:
     assert _Recording.from_agent(Agent(TestModel(), capabilities=[_Recording(name='given')])).name == 'given'
-    with pytest.raises(UserError, match=r'needs a unique, stable `name`.*_Recording\(\.\.\.\)'):
+    with pytest.raises(UserError, match=r'needs a unique `name`, the same in every deploy.*_Recording\(\.\.\.\)'):
         _Recording.from_agent(Agent(TestModel(), capabilities=[_Recording()]))
 
 

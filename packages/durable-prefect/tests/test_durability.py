@@ -336,7 +336,7 @@ async def test_outside_a_flow_the_capability_changes_nothing() -> None:
 
 def test_an_agent_without_a_name_is_refused() -> None:
     # pydantic-ai 2.x binds the capability in `Agent(...)`, 1.107 when the agent is first run or looked up.
-    with pytest.raises(UserError, match=r'needs a unique, stable `name`.*PrefectDurability'):
+    with pytest.raises(UserError, match=r'needs a unique `name`, the same in every deploy.*PrefectDurability'):
         PrefectDurability.from_agent(Agent(TestModel(), capabilities=[PrefectDurability()]))
 
 

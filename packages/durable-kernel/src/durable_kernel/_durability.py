@@ -119,7 +119,7 @@ class DurabilityCapability(AbstractCapability[AgentDepsT]):
         name = self.name or agent.name
         if not name:
             raise UserError(
-                f'An agent needs a unique, stable `name` to be used with {type(self).__name__}: its durable '
+                f'An agent needs a unique `name`, the same in every deploy, to be used with {type(self).__name__}: its durable '
                 f'{self.unit_plural} are named after it. Pass `name=...` to `Agent(...)` or to `{type(self).__name__}(...)`.'
             )
         bound = copy.copy(self)
