@@ -341,7 +341,9 @@ def entry_point_parameters(entry_point: str) -> frozenset[str]:
 
 
 def _exception_classes(*names: str) -> tuple[type[Exception], ...]:
-    return tuple(getattr(exceptions, name) for name in names)
+    # The categories came during 2.x (2.33 has none of them): the installed line's subset.
+    found = (getattr(exceptions, name, None) for name in names)
+    return tuple(cast('type[Exception]', cls) for cls in found if cls is not None)
 
 
 # pydantic-ai 2.x sorts provider errors into categories (each also a `ModelHTTPError` when a status came with it);
@@ -379,6 +381,9 @@ def model_error_headers(error: BaseException) -> Mapping[str, str] | None:
 CAPABILITY_BINDS_AT_CONSTRUCTION: bool = hasattr(AbstractCapability, 'for_agent')
 """Whether `Agent(...)` binds its capabilities (`for_agent`, pydantic-ai 2.x); on 1.107 durability capabilities bind
 lazily, when a registration helper or the first run asks."""
+
+HAS_DEFAULT_RUN_ID_HOOK: bool = hasattr(AbstractCapability, 'get_default_run_id')
+"""Whether pydantic-ai asks capabilities for a run's default `run_id` (`get_default_run_id`, 2.x); 1.107 does not."""
 
 
 def agent_root_capability(agent: AbstractAgent[Any, Any]) -> AbstractCapability[Any]:
