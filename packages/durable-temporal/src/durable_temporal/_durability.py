@@ -21,6 +21,7 @@ from temporalio import workflow
 from temporalio.workflow import ActivityConfig
 
 from durable_kernel import (
+    HAS_DEFAULT_RUN_ID_HOOK,
     DepsResolver,
     DurabilityCapability,
     DynamicToolset,
@@ -41,6 +42,10 @@ from ._run_context import TemporalRunContext
 from ._toolset import TemporalWrapperToolset, temporalize_toolset
 
 __all__ = ('TemporalDurability',)
+
+STABLE_DEFAULT_RUN_ID_PATCH = 'pydantic_ai:stable_default_run_id'
+"""The patch under which pydantic-ai 2.x's `TemporalDurability` gives a run a workflow-derived `run_id`: ours asks for
+the same patch at the same point, so that the two record (and replay) the same marker."""
 
 # Set while pydantic-ai 1.107 binds the capability for a run (it has no binding at `Agent(...)`): see `for_run`.
 _binding_for_run: ContextVar[bool] = ContextVar('durable_temporal_binding_for_run', default=False)
@@ -209,10 +214,24 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
 
     # --- run hooks -----------------------------------------------------------------------------------------------
 
+    def get_default_run_id(self) -> str | None:
+        """In a workflow, a replay-stable `run_id` for a run started without one (pydantic-ai 2.x calls this hook).
+
+        The id is the workflow run's id and a UUID from the workflow's deterministic random sequence.
+        """
+        if not self.in_durable_context or not workflow.patched(STABLE_DEFAULT_RUN_ID_PATCH):
+            return None
+        return f'{workflow.info().run_id}:{workflow.uuid4()}'
+
     async def wrap_run(self, ctx: RunContext[AgentDepsT], *, handler: WrapRunHandler) -> AgentRunResult[Any]:
         """In a workflow: sync callbacks run inline (the sandbox forbids threads), replayed work starts no spans."""
         if not self.in_durable_context:
             return await handler()
+        if not HAS_DEFAULT_RUN_ID_HOOK:
+            # pydantic-ai 1.107 never asks for a default run id (`get_default_run_id`), so the patch is asked for here,
+            # at the start of the run as there: a run's history then replays on either line and on pydantic-ai 2.x's
+            # own capability, all of which expect the marker before the first activity.
+            workflow.patched(STABLE_DEFAULT_RUN_ID_PATCH)
         if self.agent is not None:
             skip_spans_on_replay(self.agent)
         with disable_threads():
