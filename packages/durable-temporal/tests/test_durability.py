@@ -11,8 +11,18 @@ from core_helpers import WORKFLOW_TIMEOUT, activity_names
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.capabilities import ProcessEventStream
 from pydantic_ai.exceptions import UserError
-from pydantic_ai.messages import AgentStreamEvent
+from pydantic_ai.messages import (
+    AgentStreamEvent,
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    TextPart,
+    ToolCallPart,
+    ToolReturnPart,
+)
+from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.models.test import TestModel
+from pydantic_ai.toolsets import FunctionToolset
 from temporalio import activity, workflow
 from temporalio.client import Client, WorkflowFailureError
 
@@ -59,6 +69,35 @@ models_agent = Agent(
     name='dur_models',
     capabilities=[TemporalDurability(models={'other': other_model})],
 )
+
+
+def lookup_model(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    returned = [
+        p.content for m in messages if isinstance(m, ModelRequest) for p in m.parts if isinstance(p, ToolReturnPart)
+    ]
+    if returned:
+        return ModelResponse(parts=[TextPart(f'found {returned[0]}')])
+    return ModelResponse(parts=[ToolCallPart('lookup', {'key': 'k1'})])
+
+
+dynamic_agent = Agent(
+    FunctionModel(lookup_model), name='dur_dynamic', deps_type=str, capabilities=[TemporalDurability()]
+)
+
+
+@dynamic_agent.toolset(id='by_tenant')
+def tenant_tools(ctx: RunContext[str]) -> FunctionToolset[str]:
+    async def lookup(key: str) -> str:
+        return f'{key}@{ctx.deps}'
+
+    return FunctionToolset([lookup])
+
+
+@workflow.defn
+class DynamicWorkflow:
+    @workflow.run
+    async def run(self, tenant: str) -> str:
+        return (await dynamic_agent.run('look it up', deps=tenant)).output
 
 
 @workflow.defn
@@ -131,6 +170,21 @@ async def test_a_run_with_a_function_tool_in_a_workflow(client: Client, task_que
         'agent__dur_tools__model_request',
         'agent__dur_tools__toolset__<agent>__call_tool',
         'agent__dur_tools__model_request',
+    ]
+
+
+async def test_a_dynamic_toolset_is_listed_and_called_in_activities(client: Client, task_queue: str):
+    async with agent_worker(
+        client, workflows=[DynamicWorkflow], plugins=[AgentPlugin(dynamic_agent)], task_queue=task_queue
+    ):
+        output, names = await _execute(client, DynamicWorkflow.run, 'acme', task_queue)
+    assert output == 'found k1@acme'
+    assert names == [
+        'agent__dur_dynamic__dynamic_toolset__by_tenant__get_tools',
+        'agent__dur_dynamic__model_request',
+        'agent__dur_dynamic__dynamic_toolset__by_tenant__call_tool',
+        'agent__dur_dynamic__dynamic_toolset__by_tenant__get_tools',
+        'agent__dur_dynamic__model_request',
     ]
 
 

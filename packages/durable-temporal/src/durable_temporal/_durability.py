@@ -166,6 +166,19 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
             return await super().for_run(ctx)
 
     def _bind_to_agent(self, agent: AbstractAgent[AgentDepsT, Any]) -> None:
+        # Built on first use (registration, or the first run), not here: pydantic-ai 2.x binds at `Agent(...)`, before
+        # toolsets added with `@agent.toolset` exist.
+        self._binding = None
+
+    def _bound(self) -> TemporalBinding[AgentDepsT]:
+        if self._binding is not None:
+            return self._binding
+        agent = self.agent
+        if agent is None:
+            raise UserError(
+                'This TemporalDurability is not bound to an agent: attach it with `Agent(..., capabilities=[...])` '
+                'and use `TemporalDurability.from_agent(agent)`, which returns the bound instance.'
+            )
         deps_resolver = self.deps_resolver
         deps_type = self._deps_type or agent.deps_type
         handler = self.event_stream_handler
@@ -185,13 +198,6 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
             temporalize_toolset_func=temporalize_toolset,
             non_retryable_model_errors=self._non_retryable_model_errors,
         )
-
-    def _bound(self) -> TemporalBinding[AgentDepsT]:
-        if self._binding is None:
-            raise UserError(
-                'This TemporalDurability is not bound to an agent: attach it with `Agent(..., capabilities=[...])` '
-                'and use `TemporalDurability.from_agent(agent)`, which returns the bound instance.'
-            )
         return self._binding
 
     @property
