@@ -12,7 +12,7 @@ from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from pydantic_ai.messages import ModelMessage
 from pydantic_ai.usage import RunUsage
@@ -76,7 +76,8 @@ class _ScenarioRun(PydanticAIWorkflow):
     """Holds the run method that every scenario workflow gets a copy of."""
 
     async def run(self, run_input: RunInput) -> WorkflowReply:
-        agent = self.__pydantic_ai_agents__[0]
+        # `__pydantic_ai_agents__` also takes agents with `TemporalDurability`; the scenarios list `TemporalAgent`s.
+        agent = cast('TemporalAgent[Deps, Any]', self.__pydantic_ai_agents__[0])
         # With a resolver the workflow input holds the reference; the workflow resolves it for `run()`.
         result = await agent.run(run_input.prompt, **run_input.run_kwargs(agent.deps_resolver))
         return WorkflowReply(

@@ -7,6 +7,7 @@ merged and ordered; each engine package binds those rules to its own primitives.
 from ._compat import (
     CAPABILITY_BINDS_AT_CONSTRUCTION,
     DERIVED_FIELDS_2,
+    HAS_DEFAULT_RUN_ID_HOOK,
     PYDANTIC_AI_2,
     PYDANTIC_AI_VERSION,
     RUN_KEYWORDS_2,
@@ -89,6 +90,7 @@ __all__ = (
     'agent_root_capability',
     'is_reference_durability',
     'CAPABILITY_BINDS_AT_CONSTRUCTION',
+    'HAS_DEFAULT_RUN_ID_HOOK',
     'field_default',
     'is_mcp_toolset',
     'mcp_toolset_class_names',

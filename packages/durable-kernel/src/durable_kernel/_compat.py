@@ -456,6 +456,9 @@ CAPABILITY_BINDS_AT_CONSTRUCTION: bool = hasattr(AbstractCapability, 'for_agent'
 """Whether `Agent(...)` binds its capabilities (`for_agent`, pydantic-ai 2.x); on 1.107 durability capabilities bind
 lazily, when a registration helper or the first run asks."""
 
+HAS_DEFAULT_RUN_ID_HOOK: bool = hasattr(AbstractCapability, 'get_default_run_id')
+"""Whether pydantic-ai asks capabilities for a run's default `run_id` (`get_default_run_id`, 2.x); 1.107 does not."""
+
 
 def agent_root_capability(agent: AbstractAgent[Any, Any]) -> AbstractCapability[Any]:
     """The capability tree of an agent: the public `root_capability` on 2.x, the private attribute on 1.107."""

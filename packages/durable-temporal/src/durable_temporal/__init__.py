@@ -19,6 +19,7 @@ from durable_kernel import DepsResolver
 from . import _exit_barrier  # pyright: ignore[reportUnusedImport]  # noqa: F401
 from ._agent import TemporalAgent
 from ._claim_check import ClaimCheckCodec, ClaimCheckStore, FileClaimCheckStore
+from ._durability import TemporalDurability
 from ._logfire import LogfirePlugin
 from ._model import TemporalProviderFactory
 from ._payload_converter import PydanticAIPayloadConverter
@@ -38,6 +39,7 @@ __all__ = (
     'PydanticAIPlugin',
     'PydanticAIWorkflow',
     'TemporalAgent',
+    'TemporalDurability',
     'TemporalProviderFactory',
     'TemporalRunContext',
     'TemporalWrapperToolset',

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Generator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import ConfigDict, with_config
 from pydantic_ai import messages as pai_messages
 from pydantic_ai import models
 from pydantic_ai.agent import AbstractAgent, EventStreamHandler
@@ -19,7 +16,7 @@ from pydantic_ai.output import OutputDataT
 from pydantic_ai.tools import AgentDepsT, RunContext
 from pydantic_ai.toolsets import AbstractToolset
 from pydantic_core import PydanticSerializationError
-from temporalio import activity, workflow
+from temporalio import workflow
 from temporalio.workflow import ActivityConfig
 
 from durable_kernel import (
@@ -32,57 +29,24 @@ from durable_kernel import (
     is_set,
     ordered_tool_call_events,
     require_agent_name,
-    require_toolset_id,
     scoped_context_value,
     with_deps_resolver,
 )
 
+from ._binding import EventStreamHandlerParams, TemporalizeToolsetFunc, build_binding, serialization_user_error
 from ._config import merge_activity_config
 from ._deps_refs import deps_for_activity
 from ._entrypoints import TemporalEntryPoints
-from ._model import TemporalModel, TemporalProviderFactory
+from ._model import TemporalProviderFactory
 from ._replay_tracing import skip_spans_on_replay
-from ._run_context import TemporalRunContext, resolve_activity_context
-from ._toolset import TemporalWrapperToolset, temporalize_toolset
+from ._run_context import TemporalRunContext
+from ._toolset import temporalize_toolset
 from ._versioning import EVENT_BATCHES_PATCH, ORDERED_TOOL_EVENTS_PATCH, patched
 
 if TYPE_CHECKING:
     pass
 
 __all__ = ('EventStreamHandlerParams', 'TemporalAgent', 'TemporalizeToolsetFunc')
-
-TemporalizeToolsetFunc = Callable[
-    [
-        AbstractToolset[AgentDepsT],
-        str,
-        ActivityConfig,
-        dict[str, ActivityConfig | Literal[False]],
-        type[AgentDepsT],
-        type[TemporalRunContext[AgentDepsT]],
-        AbstractAgent[AgentDepsT, Any] | None,
-    ],
-    AbstractToolset[AgentDepsT],
-]
-"""Wraps a leaf toolset for Temporal: `(toolset, activity_name_prefix, activity_config, tool_activity_config,
-deps_type, run_context_type, agent) -> toolset` (six-argument functions without `agent` are accepted too)."""
-
-
-@dataclass
-@with_config(ConfigDict(arbitrary_types_allowed=True))
-class EventStreamHandlerParams:
-    """Argument of the event-stream-handler activity (field names are wire format).
-
-    The reference's payload carries one `event`; ours carries `events` (a batch) and `event=None`.
-    """
-
-    event: pai_messages.AgentStreamEvent | None
-    serialized_run_context: Any
-    events: list[pai_messages.AgentStreamEvent] | None = None
-
-
-def _positional_arity(func: Callable[..., Any]) -> int:
-    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    return sum(1 for p in inspect.signature(func).parameters.values() if p.kind in kinds)
 
 
 class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
@@ -154,67 +118,27 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
         self.run_context_type = run_context_type
         self.activity_config = merge_activity_config(activity_config)
         self._durable_run_active: ContextVar[bool] = ContextVar('durable_temporal_run_active', default=False)
-        prefix = f'agent__{agent_name}'
-        # What activities receive (and decode) as their `deps` argument: the reference, when there is a resolver.
-        deps_type = self.deps_type if deps_resolver is None else deps_resolver.wire_type()
-
-        async def event_stream_handler_activity(params: EventStreamHandlerParams, deps: Any) -> None:
-            handler = self._user_event_stream_handler
-            if handler is None:
-                return
-            ctx = await resolve_activity_context(
-                self.run_context_type, params.serialized_run_context, deps=deps, deps_type=deps_type, agent=wrapped
-            )
-
-            async def events() -> AsyncIterable[pai_messages.AgentStreamEvent]:
-                for event in params.events or ([] if params.event is None else [params.event]):
-                    yield event
-
-            await handler(ctx, events())
-
-        event_stream_handler_activity.__annotations__['deps'] = deps_type
-        self.event_stream_handler_activity = activity.defn(name=f'{prefix}__event_stream_handler')(
-            event_stream_handler_activity
-        )
-        activities: list[Callable[..., Any]] = [self.event_stream_handler_activity]
-
-        self._temporal_model = TemporalModel(
-            wrapped.model if isinstance(wrapped.model, Model) else None,
-            activity_name_prefix=prefix,
-            activity_config=merge_activity_config(self.activity_config, model_activity_config),
-            deps_type=deps_type,
-            run_context_type=run_context_type,
-            event_stream_handler=self._user_event_stream_handler,
+        binding = build_binding(
+            wrapped,
+            agent_name=agent_name,
+            event_stream_handler=lambda: self._user_event_stream_handler,
+            model_event_stream_handler=self._user_event_stream_handler,
             models=models,
             provider_factory=provider_factory,
-            agent=wrapped,
+            activity_config=self.activity_config,
+            model_activity_config=model_activity_config,
+            toolset_activity_config=toolset_activity_config,
+            tool_activity_config=tool_activity_config,
+            # What activities receive (and decode) as their `deps` argument: the reference, when there is a resolver.
+            deps_type=self.deps_type if deps_resolver is None else deps_resolver.wire_type(),
+            run_context_type=run_context_type,
+            temporalize_toolset_func=temporalize_toolset_func,
             non_retryable_model_errors=non_retryable_model_errors,
         )
-        activities.extend(self._temporal_model.temporal_activities)
-
-        toolset_configs = toolset_activity_config or {}
-        tool_configs = tool_activity_config or {}
-        pass_agent = _positional_arity(temporalize_toolset_func) > 6
-
-        def make_durable(toolset: AbstractToolset[AgentDepsT]) -> AbstractToolset[AgentDepsT]:
-            toolset_id = require_toolset_id(toolset, engine='Temporal')
-            args: list[Any] = [
-                toolset,
-                prefix,
-                merge_activity_config(self.activity_config, toolset_configs.get(toolset_id)),
-                dict(tool_configs.get(toolset_id, {})),
-                deps_type,
-                run_context_type,
-            ]
-            if pass_agent:
-                args.append(wrapped)
-            durable = temporalize_toolset_func(*args)
-            if isinstance(durable, TemporalWrapperToolset):
-                activities.extend(durable.temporal_activities)
-            return durable
-
-        self._toolsets = [toolset.visit_and_replace(make_durable) for toolset in wrapped.toolsets]
-        self._temporal_activities = _unique_activities(activities)
+        self.event_stream_handler_activity = binding.event_stream_handler_activity
+        self._temporal_model = binding.model
+        self._toolsets = binding.toolsets
+        self._temporal_activities = binding.activities
 
     # --- properties -----------------------------------------------------------------------------------------------
 
@@ -314,15 +238,13 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
             ):
                 yield
         except PydanticSerializationError as error:
-            raise UserError(
-                f'A value sent to a Temporal activity could not be serialized: {error}. Activity arguments (notably '
-                '`deps`) must be serializable by pydantic: use plain data, dataclasses or pydantic models, and create '
-                'clients and connections inside tools, or register a `DepsResolver` '
-                '(`TemporalAgent(deps_resolver=...)`) so that activities receive a reference and rebuild the deps.'
-            ) from error
+            raise serialization_user_error(error, 'TemporalAgent(deps_resolver=...)') from error
 
     def _in_durable_run(self) -> bool:
         return self._durable_run_active.get()
+
+    def _durable_container(self) -> str | None:
+        return 'a Temporal workflow' if workflow.in_workflow() else None
 
     def _resolve_model_outside_workflow(self, model: models.Model | str | None) -> models.Model:
         return self._temporal_model.resolve(model)
@@ -401,17 +323,3 @@ def _tool_event_order(ctx: RunContext[Any]) -> AbstractContextManager[None]:
     if not isinstance(last, pai_messages.ModelResponse) or len(last.tool_calls) < 2:
         return nullcontext()
     return ordered_tool_call_events() if patched(ORDERED_TOOL_EVENTS_PATCH) else nullcontext()
-
-
-def _unique_activities(activities: list[Callable[..., Any]]) -> list[Callable[..., Any]]:
-    seen: dict[str, Callable[..., Any]] = {}
-    for fn in activities:
-        definition = activity._Definition.must_from_callable(fn)  # pyright: ignore[reportPrivateUsage, reportUnknownMemberType]
-        name = definition.name or ''
-        if name in seen:
-            raise UserError(
-                f'Two toolsets of this agent would register the activity {name!r}: give every leaf toolset a unique '
-                '`id=`.'
-            )
-        seen[name] = fn
-    return activities

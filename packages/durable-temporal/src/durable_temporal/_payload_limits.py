@@ -41,7 +41,7 @@ from temporalio.worker import (
     WorkflowOutboundInterceptor,
 )
 
-from ._agent import EventStreamHandlerParams
+from ._binding import EventStreamHandlerParams
 from ._model import CancelSuspendedResponseParams, CompactMessagesParams, ModelRequestParams
 from ._toolset import CallToolParams, GetToolsParams
 

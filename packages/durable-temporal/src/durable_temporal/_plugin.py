@@ -3,9 +3,10 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from pydantic.errors import PydanticUserError
+from pydantic_ai.agent import AbstractAgent
 from pydantic_ai.exceptions import AgentRunError, UserError
 from temporalio import activity
 from temporalio.contrib.pydantic import PydanticPayloadConverter
@@ -19,9 +20,6 @@ from ._claim_check import DEFAULT_CLAIM_CHECK_THRESHOLD, ClaimCheckCodec, ClaimC
 from ._payload_converter import PydanticAIPayloadConverter
 from ._payload_limits import DEFAULT_PAYLOAD_SIZE_LIMIT, PayloadLimitInterceptor, PayloadLimits
 from ._versioning import PatchSwitchInterceptor, patch_switches
-
-if TYPE_CHECKING:
-    from ._agent import TemporalAgent
 
 __all__ = ('AgentPlugin', 'PydanticAIPlugin', 'SANDBOX_PASSTHROUGH_MODULES', 'WORKFLOW_FAILURE_EXCEPTION_TYPES')
 
@@ -160,20 +158,43 @@ def merge_activities(
     return merged
 
 
+def agent_activities(agent: object, *, where: str) -> list[Callable[..., Any]]:
+    """The activities of a `TemporalAgent`, or of an agent carrying `TemporalDurability` (bound now if need be).
+
+    Args:
+        agent: What was given to register.
+        where: How the refusal names the place the agent was given, e.g. `'AgentPlugin(...)'`.
+
+    Raises:
+        UserError: `agent` is neither.
+    """
+    activities: object = getattr(agent, 'temporal_activities', None)
+    if isinstance(activities, Sequence):
+        return list(cast('Sequence[Callable[..., Any]]', activities))
+    if isinstance(agent, AbstractAgent):
+        from ._durability import TemporalDurability
+
+        durability: TemporalDurability[Any] | None = TemporalDurability.from_agent(
+            cast('AbstractAgent[Any, Any]', agent)
+        )
+        if durability is not None:
+            return durability.temporal_activities
+    raise UserError(
+        f'{where} contains {agent!r}, which is neither a TemporalAgent nor an agent with the TemporalDurability '
+        'capability: add `capabilities=[TemporalDurability()]` to the agent, or wrap it with `TemporalAgent(agent)` '
+        'and list the wrapper.'
+    )
+
+
 def _agent_activities(agents: object, *, owner: str) -> list[Callable[..., Any]]:
     if isinstance(agents, (str, bytes)) or not isinstance(agents, Sequence):
         raise UserError(
-            f'{owner}.__pydantic_ai_agents__ must be a sequence of TemporalAgent instances, got {type(agents).__name__}.'
+            f'{owner}.__pydantic_ai_agents__ must be a sequence of TemporalAgent instances or agents with the '
+            f'TemporalDurability capability, got {type(agents).__name__}.'
         )
     activities: list[Callable[..., Any]] = []
     for agent in cast('Sequence[object]', agents):
-        agent_activities: object = getattr(agent, 'temporal_activities', None)
-        if not isinstance(agent_activities, Sequence):
-            raise UserError(
-                f'{owner}.__pydantic_ai_agents__ contains {agent!r}, which is not a TemporalAgent: '
-                'wrap the agent with `TemporalAgent(agent)` and list the wrapper.'
-            )
-        activities.extend(cast('Sequence[Callable[..., Any]]', agent_activities))
+        activities.extend(agent_activities(agent, where=f'{owner}.__pydantic_ai_agents__'))
     return activities
 
 
@@ -283,17 +304,27 @@ class PydanticAIPlugin(SimplePlugin):
 class AgentPlugin(SimplePlugin):
     """Temporal worker plugin that registers one agent's activities.
 
+    The agent is a `TemporalAgent` or an agent with the `TemporalDurability` capability.
     `Worker(client, task_queue=..., workflows=[...], plugins=[AgentPlugin(agent)])` is the same as passing
-    `activities=agent.temporal_activities`, except that registering the agent again elsewhere (another
+    `activities=agent.temporal_activities` (`TemporalDurability.from_agent(agent).temporal_activities`), except that registering the agent again elsewhere (another
     `AgentPlugin`, or a workflow's `__pydantic_ai_agents__`) is harmless.
     """
 
-    def __init__(self, agent: TemporalAgent[Any, Any]) -> None:
+    def __init__(self, agent: AbstractAgent[Any, Any]) -> None:
+        """Register `agent`'s activities on the worker.
+
+        Args:
+            agent: A [`TemporalAgent`][durable_temporal.TemporalAgent], or an agent with the
+                [`TemporalDurability`][durable_temporal.TemporalDurability] capability.
+
+        Raises:
+            UserError: `agent` is neither.
+        """
         self.agent = agent
-        agent_activities = list(agent.temporal_activities)
+        activities = agent_activities(agent, where='AgentPlugin(...)')
 
         def add_activities(existing: Sequence[Callable[..., Any]] | None) -> Sequence[Callable[..., Any]]:
-            return merge_activities(existing or (), agent_activities)
+            return merge_activities(existing or (), activities)
 
         super().__init__(  # pyright: ignore[reportUnknownMemberType]  # SDK: bare `Callable` in `activities`
             f'durable_temporal.AgentPlugin[{agent.name}]', activities=add_activities

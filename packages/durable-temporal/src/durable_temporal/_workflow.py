@@ -1,10 +1,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-if TYPE_CHECKING:
-    from ._agent import TemporalAgent
+from pydantic_ai.agent import AbstractAgent
 
 __all__ = ('PydanticAIWorkflow',)
 
@@ -26,8 +25,9 @@ class PydanticAIWorkflow:
             return (await support_agent.run(prompt)).output
     ```
 
-    An agent may be listed by several workflows and also registered with
+    An agent may be a [`TemporalAgent`][durable_temporal.TemporalAgent] or an agent with the
+    [`TemporalDurability`][durable_temporal.TemporalDurability] capability. An agent may be listed by several workflows and also registered with
     [`AgentPlugin`][durable_temporal.AgentPlugin]: its activities are registered once.
     """
 
-    __pydantic_ai_agents__: ClassVar[Sequence[TemporalAgent[Any, Any]]] = ()
+    __pydantic_ai_agents__: ClassVar[Sequence[AbstractAgent[Any, Any]]] = ()

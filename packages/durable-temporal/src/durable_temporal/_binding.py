@@ -1,0 +1,226 @@
+"""What makes one agent durable on Temporal, built once and shared by both forms.
+
+`TemporalAgent` (the wrapper) and `TemporalDurability` (the capability) build the same objects from an agent: the
+event-stream-handler activity, the `TemporalModel` with its four model activities, and the agent's leaf toolsets
+wrapped for Temporal with their activities. Only how a run reaches them differs (the wrapper overrides the wrapped
+agent's model and toolsets; the capability swaps them in its hooks).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, Literal
+
+from pydantic import ConfigDict, with_config
+from pydantic_ai import messages as pai_messages
+from pydantic_ai.agent import AbstractAgent, EventStreamHandler
+from pydantic_ai.exceptions import UserError
+from pydantic_ai.models import Model
+from pydantic_ai.tools import AgentDepsT
+from pydantic_ai.toolsets import AbstractToolset
+from pydantic_core import PydanticSerializationError
+from temporalio import activity
+from temporalio.workflow import ActivityConfig
+
+from durable_kernel import NonRetryableModelErrors, require_toolset_id
+
+from ._config import merge_activity_config
+from ._model import TemporalModel, TemporalProviderFactory
+from ._run_context import TemporalRunContext, resolve_activity_context
+from ._toolset import TemporalWrapperToolset
+
+__all__ = (
+    'EventStreamHandlerParams',
+    'TemporalBinding',
+    'TemporalizeToolsetFunc',
+    'build_binding',
+    'serialization_user_error',
+)
+
+TemporalizeToolsetFunc = Callable[
+    [
+        AbstractToolset[AgentDepsT],
+        str,
+        ActivityConfig,
+        dict[str, ActivityConfig | Literal[False]],
+        type[AgentDepsT],
+        type[TemporalRunContext[AgentDepsT]],
+        AbstractAgent[AgentDepsT, Any] | None,
+    ],
+    AbstractToolset[AgentDepsT],
+]
+"""Wraps a leaf toolset for Temporal: `(toolset, activity_name_prefix, activity_config, tool_activity_config,
+deps_type, run_context_type, agent) -> toolset` (six-argument functions without `agent` are accepted too)."""
+
+
+@dataclass
+@with_config(ConfigDict(arbitrary_types_allowed=True))
+class EventStreamHandlerParams:
+    """Argument of the event-stream-handler activity (field names are wire format).
+
+    The reference's payload carries one `event`; ours carries `events` (a batch) and `event=None`.
+    """
+
+    event: pai_messages.AgentStreamEvent | None
+    serialized_run_context: Any
+    events: list[pai_messages.AgentStreamEvent] | None = None
+
+
+@dataclass
+class TemporalBinding(Generic[AgentDepsT]):
+    """The durable objects of one agent on Temporal (see the module docstring)."""
+
+    prefix: str
+    """`agent__{name}`, the start of every activity name."""
+    event_stream_handler_activity: Callable[..., Any]
+    model: TemporalModel
+    toolsets: list[AbstractToolset[AgentDepsT]]
+    """The agent's toolsets with their leaves replaced by their Temporal twins."""
+    durable_toolsets: dict[str, AbstractToolset[AgentDepsT]]
+    """The Temporal twin of each leaf toolset, by toolset id."""
+    activities: list[Callable[..., Any]]
+    """Every activity, in registration order: event handler, model, then each toolset's."""
+
+
+def _positional_arity(func: Callable[..., Any]) -> int:
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(1 for p in inspect.signature(func).parameters.values() if p.kind in kinds)
+
+
+def build_binding(
+    agent: AbstractAgent[AgentDepsT, Any],
+    *,
+    agent_name: str,
+    event_stream_handler: Callable[[], EventStreamHandler[AgentDepsT] | None],
+    model_event_stream_handler: EventStreamHandler[AgentDepsT] | None,
+    models: Mapping[str, Model] | None,
+    provider_factory: TemporalProviderFactory | None,
+    activity_config: ActivityConfig,
+    model_activity_config: ActivityConfig | None,
+    toolset_activity_config: Mapping[str, ActivityConfig] | None,
+    tool_activity_config: Mapping[str, Mapping[str, ActivityConfig | Literal[False]]] | None,
+    deps_type: type[Any],
+    run_context_type: type[TemporalRunContext[AgentDepsT]],
+    temporalize_toolset_func: TemporalizeToolsetFunc[AgentDepsT],
+    non_retryable_model_errors: NonRetryableModelErrors,
+) -> TemporalBinding[AgentDepsT]:
+    """Build the activities, durable model and durable toolsets of `agent`.
+
+    Args:
+        agent: The agent whose model and toolsets are made durable (re-attached as `ctx.agent` in activities).
+        agent_name: The name in activity names.
+        event_stream_handler: Returns the handler the event-stream-handler activity calls (read when it runs).
+        model_event_stream_handler: The handler the streamed model activity gives the live stream to.
+        models: Models selectable by key inside a workflow.
+        provider_factory: Builds the provider of a model given as a string inside the model activity.
+        activity_config: The base config of every activity (already merged with our defaults).
+        model_activity_config: Merged on top of the base for the model activities.
+        toolset_activity_config: By toolset id, merged on top of the base for that toolset's activities.
+        tool_activity_config: By toolset id then tool name, merged on top of the toolset's.
+        deps_type: What activities receive as `deps` (the agent's deps type, or a resolver's reference type).
+        run_context_type: The context type carrying the run context into activities (with any deps resolver).
+        temporalize_toolset_func: Wraps each leaf toolset.
+        non_retryable_model_errors: Model errors that fail a model activity at once.
+    """
+    prefix = f'agent__{agent_name}'
+
+    async def event_stream_handler_activity(params: EventStreamHandlerParams, deps: Any) -> None:
+        handler = event_stream_handler()
+        if handler is None:
+            return
+        ctx = await resolve_activity_context(
+            run_context_type, params.serialized_run_context, deps=deps, deps_type=deps_type, agent=agent
+        )
+
+        async def events() -> AsyncIterable[pai_messages.AgentStreamEvent]:
+            for event in params.events or ([] if params.event is None else [params.event]):
+                yield event
+
+        await handler(ctx, events())
+
+    event_stream_handler_activity.__annotations__['deps'] = deps_type
+    event_activity = activity.defn(name=f'{prefix}__event_stream_handler')(event_stream_handler_activity)
+    activities: list[Callable[..., Any]] = [event_activity]
+
+    temporal_model = TemporalModel(
+        agent.model if isinstance(agent.model, Model) else None,
+        activity_name_prefix=prefix,
+        activity_config=merge_activity_config(activity_config, model_activity_config),
+        deps_type=deps_type,
+        run_context_type=run_context_type,
+        event_stream_handler=model_event_stream_handler,
+        models=models,
+        provider_factory=provider_factory,
+        agent=agent,
+        non_retryable_model_errors=non_retryable_model_errors,
+    )
+    activities.extend(temporal_model.temporal_activities)
+
+    toolset_configs = toolset_activity_config or {}
+    tool_configs = tool_activity_config or {}
+    pass_agent = _positional_arity(temporalize_toolset_func) > 6
+    durable_toolsets: dict[str, AbstractToolset[AgentDepsT]] = {}
+
+    def make_durable(toolset: AbstractToolset[AgentDepsT]) -> AbstractToolset[AgentDepsT]:
+        toolset_id = require_toolset_id(toolset, engine='Temporal')
+        args: list[Any] = [
+            toolset,
+            prefix,
+            merge_activity_config(activity_config, toolset_configs.get(toolset_id)),
+            dict(tool_configs.get(toolset_id, {})),
+            deps_type,
+            run_context_type,
+        ]
+        if pass_agent:
+            args.append(agent)
+        durable = temporalize_toolset_func(*args)
+        if isinstance(durable, TemporalWrapperToolset):
+            activities.extend(durable.temporal_activities)
+        durable_toolsets[toolset_id] = durable
+        return durable
+
+    toolsets = [toolset.visit_and_replace(make_durable) for toolset in agent.toolsets]
+    return TemporalBinding(
+        prefix=prefix,
+        event_stream_handler_activity=event_activity,
+        model=temporal_model,
+        toolsets=toolsets,
+        durable_toolsets=durable_toolsets,
+        activities=unique_activities(activities),
+    )
+
+
+def unique_activities(activities: list[Callable[..., Any]]) -> list[Callable[..., Any]]:
+    """`activities`, after checking that no two share a name.
+
+    Raises:
+        UserError: Two toolsets would register the same activity name.
+    """
+    seen: dict[str, Callable[..., Any]] = {}
+    for fn in activities:
+        definition = activity._Definition.must_from_callable(fn)  # pyright: ignore[reportPrivateUsage, reportUnknownMemberType]
+        name = definition.name or ''
+        if name in seen:
+            raise UserError(
+                f'Two toolsets of this agent would register the activity {name!r}: give every leaf toolset a unique '
+                '`id=`.'
+            )
+        seen[name] = fn
+    return activities
+
+
+def serialization_user_error(error: PydanticSerializationError, deps_resolver_keyword: str) -> UserError:
+    """The `UserError` for an activity argument pydantic could not serialize (`deps`, usually).
+
+    Args:
+        error: The serialization error.
+        deps_resolver_keyword: Where the user registers a `DepsResolver`, e.g. `'TemporalAgent(deps_resolver=...)'`.
+    """
+    return UserError(
+        f'A value sent to a Temporal activity could not be serialized: {error}. Activity arguments (notably '
+        '`deps`) must be serializable by pydantic: use plain data, dataclasses or pydantic models, and create '
+        'clients and connections inside tools, or register a `DepsResolver` '
+        f'(`{deps_resolver_keyword}`) so that activities receive a reference and rebuild the deps.'
+    )

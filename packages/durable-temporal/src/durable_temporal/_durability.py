@@ -1,0 +1,314 @@
+"""`TemporalDurability`: the capability form of `TemporalAgent` (`Agent(..., capabilities=[TemporalDurability()])`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
+from contextvars import ContextVar
+from typing import Any, Literal
+
+from pydantic_ai import messages as pai_messages
+from pydantic_ai.agent import AbstractAgent, AgentRunResult, EventStreamHandler
+from pydantic_ai.capabilities import AbstractCapability
+from pydantic_ai.capabilities.abstract import WrapModelRequestHandler, WrapRunHandler
+from pydantic_ai.exceptions import UserError
+from pydantic_ai.messages import ModelResponse
+from pydantic_ai.models import Model, ModelRequestContext
+from pydantic_ai.tools import AgentDepsT, RunContext
+from pydantic_ai.toolsets import AbstractToolset, FunctionToolset
+from pydantic_core import PydanticSerializationError
+from temporalio import workflow
+from temporalio.workflow import ActivityConfig
+
+from durable_kernel import (
+    HAS_DEFAULT_RUN_ID_HOOK,
+    DepsResolver,
+    DurabilityCapability,
+    DynamicToolset,
+    NonRetryableModelErrors,
+    disable_threads,
+    is_model_stream_event,
+    is_permanent_model_error,
+    scoped_context_value,
+    with_deps_resolver,
+)
+
+from ._binding import EventStreamHandlerParams, TemporalBinding, build_binding, serialization_user_error
+from ._config import merge_activity_config
+from ._deps_refs import deps_for_activity
+from ._model import TemporalProviderFactory
+from ._replay_tracing import skip_spans_on_replay
+from ._run_context import TemporalRunContext
+from ._toolset import TemporalWrapperToolset, temporalize_toolset
+
+__all__ = ('TemporalDurability',)
+
+STABLE_DEFAULT_RUN_ID_PATCH = 'pydantic_ai:stable_default_run_id'
+"""The patch under which pydantic-ai 2.x's `TemporalDurability` gives a run a workflow-derived `run_id`: ours asks for
+the same patch at the same point, so that the two record (and replay) the same marker."""
+
+# Set while pydantic-ai 1.107 binds the capability for a run (it has no binding at `Agent(...)`): see `for_run`.
+_binding_for_run: ContextVar[bool] = ContextVar('durable_temporal_binding_for_run', default=False)
+
+
+class TemporalDurability(DurabilityCapability[AgentDepsT]):
+    """Makes an agent durable on Temporal as a capability: `Agent(..., capabilities=[TemporalDurability()])`.
+
+    Inside a workflow the agent loop runs in workflow code and its I/O in activities named after the agent
+    (`agent__{name}__...`): model requests (plain and streamed), function-tool calls, dynamic-toolset listing and calls,
+    MCP listing, calls and instructions, and, with an `event_stream_handler`, each event that is not part of a model's
+    streamed response (those reach the handler live, inside the streamed model activity). Outside a workflow the
+    capability changes nothing.
+
+    The activities are the same objects [`TemporalAgent`][durable_temporal.TemporalAgent] builds for the same agent,
+    under the names pydantic-ai 2.x's own `TemporalDurability` gives them. Register them with
+    [`AgentPlugin(agent)`][durable_temporal.AgentPlugin] or a workflow's `__pydantic_ai_agents__`; or read
+    `TemporalDurability.from_agent(agent).temporal_activities`.
+    """
+
+    engine_name = 'Temporal'
+    unit_plural = 'activities'
+
+    def __init__(
+        self,
+        *,
+        models: Mapping[str, Model] | None = None,
+        event_stream_handler: EventStreamHandler[AgentDepsT] | None = None,
+        event_stream_topic: object | None = None,
+        name: str | None = None,
+        deps_type: type[AgentDepsT] | None = None,
+        activity_config: ActivityConfig | None = None,
+        model_activity_config: ActivityConfig | None = None,
+        event_stream_handler_activity_config: ActivityConfig | None = None,
+        toolset_activity_config: dict[str, ActivityConfig] | None = None,
+        run_context_type: type[TemporalRunContext[AgentDepsT]] = TemporalRunContext[AgentDepsT],
+        continue_as_new: Callable[[RunContext[AgentDepsT]], Any] | None = None,
+        non_retryable_model_errors: NonRetryableModelErrors = is_permanent_model_error,
+        provider_factory: TemporalProviderFactory | None = None,
+        tool_activity_config: dict[str, dict[str, ActivityConfig | Literal[False]]] | None = None,
+        deps_resolver: DepsResolver[AgentDepsT, Any] | None = None,
+    ) -> None:
+        """Configure the capability; it is bound to an agent (and its activities built) when attached.
+
+        Args:
+            models: Model instances that `run(model=...)` may select inside a workflow (pass the registered
+                instance), by key. The agent's own model is always available. The key `'default'` is reserved.
+            event_stream_handler: Handler of the run's events. Inside a workflow, a model's streamed events reach it
+                live inside the streamed model activity, and every other event in its own
+                `event_stream_handler` activity.
+            event_stream_topic: Not supported yet: publishing events to a Workflow Stream topic is planned.
+            name: Unique name used in the activity names; defaults to the agent's `name`.
+            deps_type: The type activities decode `deps` as; defaults to the agent's `deps_type`.
+            activity_config: Base config of every activity (default: 60 s start-to-close). `UserError` and
+                `PydanticUserError` are always non-retryable. The dict and its retry policy are not modified.
+            model_activity_config: Config merged on top of the base for the model activities.
+            event_stream_handler_activity_config: Config merged on top of the base for the event-handler activities.
+            toolset_activity_config: Configs by toolset id, merged on top of the base for that toolset's activities.
+            run_context_type: The `TemporalRunContext` (sub)class that carries the run context into activities.
+            continue_as_new: Not supported yet: continuing a workflow as new from the agent loop is planned.
+            non_retryable_model_errors: The model errors that fail a model activity at once, whatever its retry
+                policy says: exception classes, or a function `error -> bool` (default:
+                [`is_permanent_model_error`][durable_kernel.is_permanent_model_error]).
+            provider_factory: Builds the provider of a model given as a string inside the model activity:
+                `(run_context, provider_name) -> Provider`.
+            tool_activity_config: Configs by toolset id then tool name, merged on top of the toolset's. `False` runs
+                an `async` function tool in workflow code (no activity).
+            deps_resolver: Sends `deps` to activities as a small reference and rebuilds them in each activity (see
+                [`DepsResolver`][durable_kernel.DepsResolver]).
+
+        Raises:
+            UserError: `event_stream_topic` or `continue_as_new` is given (not supported yet).
+        """
+        for keyword, value in (('event_stream_topic', event_stream_topic), ('continue_as_new', continue_as_new)):
+            if value is not None:
+                raise UserError(
+                    f'TemporalDurability does not support `{keyword}=` yet. Remove it (the capability runs without '
+                    "it), or use pydantic-ai 2.x's own `TemporalDurability` for this feature meanwhile."
+                )
+        super().__init__(models=models, event_stream_handler=event_stream_handler, name=name)
+        self.activity_config: ActivityConfig = merge_activity_config(activity_config)
+        """The base config of every activity (ours merged with `activity_config=`)."""
+        self.run_context_type: type[TemporalRunContext[AgentDepsT]] = with_deps_resolver(
+            run_context_type, deps_resolver
+        )
+        """The context type carrying the run context into activities."""
+        self.deps_resolver = deps_resolver
+        self._deps_type = deps_type
+        self._model_activity_config = model_activity_config
+        self._event_activity_config = merge_activity_config(self.activity_config, event_stream_handler_activity_config)
+        self._toolset_activity_config = dict(toolset_activity_config or {})
+        self._tool_activity_config = dict(tool_activity_config or {})
+        self._non_retryable_model_errors = non_retryable_model_errors
+        self._provider_factory = provider_factory
+        self._binding: TemporalBinding[AgentDepsT] | None = None
+
+    # --- binding -------------------------------------------------------------------------------------------------
+
+    @property
+    def in_durable_context(self) -> bool:
+        """Whether the code runs in a Temporal workflow."""
+        return workflow.in_workflow()
+
+    def _check_bindable(self) -> None:
+        # On pydantic-ai 1.107 the per-run binding happens in the workflow: the sandbox imports the workflow's module
+        # again, so its agents are new objects. Their activities were registered from the worker's own copy of the
+        # module (same agent, same names), so building them here again only gives workflow code their names.
+        if workflow.in_workflow() and not _binding_for_run.get():
+            raise UserError(
+                'An agent with `TemporalDurability` must be created outside a Temporal workflow, so that its '
+                'activities can be registered on the worker before the workflow runs. Create the agent at module '
+                'level (or in worker setup code) and use it from the workflow.'
+            )
+
+    async def for_run(self, ctx: RunContext[AgentDepsT]) -> AbstractCapability[AgentDepsT]:
+        """The copy bound to the run's agent (bound now on pydantic-ai 1.107, which has no `for_agent`)."""
+        with scoped_context_value(_binding_for_run, True):
+            return await super().for_run(ctx)
+
+    def _bind_to_agent(self, agent: AbstractAgent[AgentDepsT, Any]) -> None:
+        # Built on first use (registration, or the first run), not here: pydantic-ai 2.x binds at `Agent(...)`, before
+        # toolsets added with `@agent.toolset` exist.
+        self._binding = None
+
+    def _bound(self) -> TemporalBinding[AgentDepsT]:
+        if self._binding is not None:
+            return self._binding
+        agent = self.agent
+        if agent is None:
+            raise UserError(
+                'This TemporalDurability is not bound to an agent: attach it with `Agent(..., capabilities=[...])` '
+                'and use `TemporalDurability.from_agent(agent)`, which returns the bound instance.'
+            )
+        deps_resolver = self.deps_resolver
+        deps_type = self._deps_type or agent.deps_type
+        handler = self.event_stream_handler
+        self._binding = build_binding(
+            agent,
+            agent_name=self.name,
+            event_stream_handler=lambda: handler,
+            model_event_stream_handler=handler,
+            models=self.models,
+            provider_factory=self._provider_factory,
+            activity_config=self.activity_config,
+            model_activity_config=self._model_activity_config,
+            toolset_activity_config=self._toolset_activity_config,
+            tool_activity_config=self._tool_activity_config,
+            deps_type=deps_type if deps_resolver is None else deps_resolver.wire_type(),
+            run_context_type=self.run_context_type,
+            temporalize_toolset_func=temporalize_toolset,
+            non_retryable_model_errors=self._non_retryable_model_errors,
+        )
+        return self._binding
+
+    @property
+    def temporal_activities(self) -> list[Callable[..., Any]]:
+        """The activities to register on the worker: model activities, each toolset's, and the event handler's.
+
+        Raises:
+            UserError: This instance is not bound to an agent (see `from_agent`).
+        """
+        binding = self._bound()
+        if self.event_stream_handler is None:
+            # pydantic-ai 2.x registers the event activity only for a handler: the same set of names.
+            return [a for a in binding.activities if a is not binding.event_stream_handler_activity]
+        return list(binding.activities)
+
+    @property
+    def event_stream_handler_activity(self) -> Callable[..., Any]:
+        """The activity that calls `event_stream_handler` with one event (see `from_agent` for the bound instance)."""
+        return self._bound().event_stream_handler_activity
+
+    # --- run hooks -----------------------------------------------------------------------------------------------
+
+    def get_default_run_id(self) -> str | None:
+        """In a workflow, a replay-stable `run_id` for a run started without one (pydantic-ai 2.x calls this hook).
+
+        The id is the workflow run's id and a UUID from the workflow's deterministic random sequence.
+        """
+        if not self.in_durable_context or not workflow.patched(STABLE_DEFAULT_RUN_ID_PATCH):
+            return None
+        return f'{workflow.info().run_id}:{workflow.uuid4()}'
+
+    async def wrap_run(self, ctx: RunContext[AgentDepsT], *, handler: WrapRunHandler) -> AgentRunResult[Any]:
+        """In a workflow: sync callbacks run inline (the sandbox forbids threads), replayed work starts no spans."""
+        if not self.in_durable_context:
+            return await handler()
+        if not HAS_DEFAULT_RUN_ID_HOOK:
+            # pydantic-ai 1.107 never asks for a default run id (`get_default_run_id`), so the patch is asked for here,
+            # at the start of the run as there: a run's history then replays on either line and on pydantic-ai 2.x's
+            # own capability, all of which expect the marker before the first activity.
+            workflow.patched(STABLE_DEFAULT_RUN_ID_PATCH)
+        if self.agent is not None:
+            skip_spans_on_replay(self.agent)
+        with disable_threads():
+            return await handler()
+
+    async def on_run_error(self, ctx: RunContext[AgentDepsT], *, error: BaseException) -> AgentRunResult[Any]:
+        """In a workflow, a value an activity could not serialize becomes a `UserError` saying what to do."""
+        if self.in_durable_context and isinstance(error, PydanticSerializationError):
+            raise serialization_user_error(error, 'TemporalDurability(deps_resolver=...)') from error
+        raise error
+
+    def get_wrapper_toolset(self, toolset: AbstractToolset[AgentDepsT]) -> AbstractToolset[AgentDepsT] | None:
+        """In a workflow: every leaf toolset replaced by its Temporal twin (outside: unchanged)."""
+        if not self.in_durable_context:
+            return None
+        durable = self._bound().durable_toolsets
+
+        def swap(leaf: AbstractToolset[AgentDepsT]) -> AbstractToolset[AgentDepsT]:
+            if isinstance(leaf, TemporalWrapperToolset):
+                return leaf
+            twin = durable.get(leaf.id) if leaf.id is not None else None
+            if twin is not None:
+                return twin
+            if isinstance(leaf, DynamicToolset) or (isinstance(leaf, FunctionToolset) and leaf.tools):
+                raise UserError(
+                    f'The toolset {leaf.id or leaf.label!r} was given at run time inside a Temporal workflow: its '
+                    'activities do not exist on the worker. Give it to the agent (`Agent(toolsets=[...])`) so that '
+                    'TemporalDurability makes it durable, or run the agent outside the workflow.'
+                )
+            return leaf
+
+        return toolset.visit_and_replace(swap)
+
+    async def wrap_model_request(
+        self,
+        ctx: RunContext[AgentDepsT],
+        *,
+        request_context: ModelRequestContext,
+        handler: WrapModelRequestHandler,
+    ) -> ModelResponse:
+        """In a workflow: the request goes to the model activity, which rebuilds the same model by its key."""
+        if not self.in_durable_context:
+            return await handler(request_context)
+        durable_model = self._bound().model
+        key = self.model_key(request_context.model)
+        with durable_model.using_model(key):
+            return await handler(dataclasses.replace(request_context, model=durable_model))
+
+    def _durable_event_stream(
+        self,
+        ctx: RunContext[AgentDepsT],
+        stream: AsyncIterable[pai_messages.AgentStreamEvent],
+        handler: EventStreamHandler[AgentDepsT],
+    ) -> AsyncIterable[pai_messages.AgentStreamEvent]:
+        return self._dispatch_events(ctx, stream)
+
+    async def _dispatch_events(
+        self, ctx: RunContext[AgentDepsT], stream: AsyncIterable[pai_messages.AgentStreamEvent]
+    ) -> AsyncIterator[pai_messages.AgentStreamEvent]:
+        event_activity = self._bound().event_stream_handler_activity
+        async for event in stream:
+            # A model's streamed events already reached the handler live, inside the streamed model activity: what
+            # workflow code sees of them is the completed response replayed.
+            if not is_model_stream_event(event):
+                serialized, deps = deps_for_activity(self.run_context_type, ctx)
+                params = EventStreamHandlerParams(event=event, serialized_run_context=serialized)
+                await workflow.execute_activity(
+                    event_activity,
+                    args=[params, deps],
+                    **merge_activity_config(
+                        {'summary': f'handle event: {event.event_kind}'}, self._event_activity_config
+                    ),
+                )
+            yield event
