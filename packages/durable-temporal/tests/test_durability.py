@@ -141,8 +141,13 @@ class ListingWorkflow(PydanticAIWorkflow):
 @workflow.defn
 class BindInWorkflow:
     @workflow.run
-    async def run(self) -> None:
-        TemporalDurability.from_agent(Agent(TestModel(), name='dur_late', capabilities=[TemporalDurability()]))
+    async def run(self, _: None = None) -> str:  # `_execute` passes `None`, which temporalio < 1.24 hands on
+        # Caught here so the outcome does not depend on which errors the worker treats as workflow failures.
+        try:
+            TemporalDurability.from_agent(Agent(TestModel(), name='dur_late', capabilities=[TemporalDurability()]))
+        except UserError as error:
+            return str(error)
+        return 'bound'  # pragma: no cover
 
 
 async def _execute(client: Client, workflow_run: Any, arg: Any, task_queue: str) -> tuple[Any, list[str]]:
@@ -304,8 +309,7 @@ def test_an_unbound_capability_has_no_activities():
         _names(TemporalDurability().temporal_activities)
 
 
-async def test_binding_inside_a_workflow_fails_it(client: Client, task_queue: str):
+async def test_binding_inside_a_workflow_is_refused(client: Client, task_queue: str):
     async with agent_worker(client, workflows=[BindInWorkflow], task_queue=task_queue):
-        with pytest.raises(WorkflowFailureError) as failure:
-            await _execute(client, BindInWorkflow.run, None, task_queue)
-    assert 'must be created outside a Temporal workflow' in str(failure.value.cause)
+        output, _ = await _execute(client, BindInWorkflow.run, None, task_queue)
+    assert 'must be created outside a Temporal workflow' in output
