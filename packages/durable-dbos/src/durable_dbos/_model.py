@@ -20,11 +20,11 @@ from pydantic_ai.tools import RunContext
 from durable_kernel import (
     NonRetryableModelErrors,
     cancel_suspended_response,
-    completed_streamed_response,
     consume_model_stream,
     dbos_model_step_name,
     is_permanent_model_error,
     model_error_retry_predicate,
+    wrapper_streamed_response,
 )
 
 from ._config import StepConfig, step_options
@@ -235,5 +235,4 @@ class DBOSModel(WrapperModel):
 
         options = self._step_options(dbos_model_step_name(self.step_name_prefix, stream=True))
         response = await DBOS.run_step_async(options, consume_stream)
-        # Without a handler nobody saw the live events inside the unit: replay the parts for a caller streaming the node.
-        yield completed_streamed_response(response, model_request_parameters, replay_parts=handler is None)
+        yield wrapper_streamed_response(response, model_request_parameters, handler_saw_events=handler is not None)

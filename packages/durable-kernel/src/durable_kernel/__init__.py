@@ -33,10 +33,10 @@ from ._compat import (
     mcp_toolset_classes,
     prepare_messages,
     record_response_model_id,
-    replayed_streamed_response,
     request_telemetry_ids,
     restore_request_telemetry_ids,
     unknown_mcp_toolset_class,
+    wrapper_streamed_response,
 )
 from ._config import merge_config, merge_unique
 from ._context_values import scoped_context_value
@@ -109,7 +109,7 @@ __all__ = (
     'RUN_KEYWORDS_2',
     'cancel_suspended_response',
     'completed_streamed_response',
-    'replayed_streamed_response',
+    'wrapper_streamed_response',
     'fastmcp_toolset_class',
     'mcp_server_classes',
     'mcp_tool_for_tool_def',

@@ -22,7 +22,7 @@ re-exports from `durable_kernel`), or, for attributes, named in the module that 
 | `pydantic_ai.messages._RecordsContentFiles` | a tool result that crossed a boundary keeps its file items, and only those, as files (base class of `ToolReturned`; a plain base where a release lacks it) | 1.107, 2.x |
 | `Agent._root_capability` | finding a durability capability on an agent (1.107 has no public `root_capability`) | 1.107 |
 | `RunContext` fields starting with `_` | given their defaults in a rebuilt run context (pydantic-ai reads them) | 2.x |
-| `StreamedResponse._parts_manager` | replaying a recorded response's parts as events in workflow code (`replayed_streamed_response`) | 1.107 |
+| `StreamedResponse._parts_manager` | replaying a recorded response's parts as events in workflow code (`completed_streamed_response(replay_parts=True)`) | 1.107 |
 """
 
 from __future__ import annotations
@@ -47,7 +47,6 @@ from pydantic_ai.toolsets._dynamic import DynamicToolset
 
 __all__ = (
     'is_mcp_toolset',
-    'replayed_streamed_response',
     'mcp_toolset_class_names',
     'mcp_toolset_classes',
     'UNSET',
@@ -68,6 +67,7 @@ __all__ = (
     'RUN_KEYWORDS_2',
     'entry_point_parameters',
     'completed_streamed_response',
+    'wrapper_streamed_response',
     'fastmcp_toolset_class',
     'mcp_server_classes',
     'mcp_tool_for_tool_def',
@@ -260,11 +260,14 @@ def prepare_messages(
 def completed_streamed_response(
     response: _messages.ModelResponse, model_request_parameters: ModelRequestParameters, *, replay_parts: bool = False
 ) -> models.StreamedResponse:
-    """A streamed response that ends as `response` (a durable unit already consumed the stream).
+    """A streamed response that ends as `response` (a durable unit already consumed the live stream).
 
-    With `replay_parts`, on pydantic-ai 2.x, it yields the response's parts as events, so that a caller streaming the
-    node in workflow code (`agent.iter()` with `node.stream()`) still sees the content when no event stream handler
-    received the live events inside the unit; 1.107 has no such mode and yields no events, as its own wrappers do.
+    With `replay_parts` it yields one `PartStartEvent` per part, with its full content, so that code streaming the
+    node in the workflow or flow (`agent.iter()` with `node.stream()`, `run_stream`, other capabilities) still sees the
+    content; without, it yields no events (for a handler that already saw the live events inside the unit). 2.x
+    synthesizes the events itself (`replay_events=True`); on 1.107 a `CompletedStreamedResponse` subclass starts each
+    part through the stream's private `_parts_manager` (which `StreamedResponse` reads to close parts and find the final
+    result).
 
     1.107 has `CompletedStreamedResponse(model_request_parameters, response)` in `pydantic_ai.models.wrapper`; 2.x
     moved it to `pydantic_ai.models` with the response first (the old import path and argument order warn there).
@@ -274,28 +277,26 @@ def completed_streamed_response(
         if replay_parts:
             return completed(response, model_request_parameters=model_request_parameters, replay_events=True)
         return completed(response, model_request_parameters=model_request_parameters)
+    if replay_parts:
+        return _parts_replayed_class()(model_request_parameters, response)
     from pydantic_ai.models.wrapper import CompletedStreamedResponse
 
     return CompletedStreamedResponse(model_request_parameters, response)
 
 
-def replayed_streamed_response(
-    response: _messages.ModelResponse, model_request_parameters: ModelRequestParameters
+def wrapper_streamed_response(
+    response: _messages.ModelResponse, model_request_parameters: ModelRequestParameters, *, handler_saw_events: bool
 ) -> models.StreamedResponse:
-    """A streamed response that ends as `response` and yields one `PartStartEvent` per part, with its full content.
+    """The wrapper form's streamed response in workflow code, after a durable unit consumed the live stream.
 
-    The capability form (pydantic-ai 2.x's rule): a durable unit consumed the live stream, and the run's own code still
-    sees the parts as events, so `run_stream` and the run's other capabilities get the text. 2.x (since it has
-    `replay_events`) synthesizes them itself; on 1.107 a `CompletedStreamedResponse` subclass starts each part through
-    the stream's private `_parts_manager` (which `StreamedResponse` reads to close parts and find the final result).
-    A 2.x release without `replay_events` gets no events, as `completed_streamed_response` gives.
+    A handler that saw the live events inside the unit is not given them again. Without one, 2.x replays the parts
+    (as its own DBOS and Prefect wrappers do), so that `agent.iter()` with `node.stream()` yields the text; 1.107's
+    `stream_text` yields the final text without events (its own wrappers replay none, and replaying there would repeat
+    the text once per event).
     """
-    if PYDANTIC_AI_2:
-        completed: Any = importlib.import_module('pydantic_ai.models').CompletedStreamedResponse
-        if 'replay_events' in inspect.signature(completed.__init__).parameters:
-            return completed(response, model_request_parameters=model_request_parameters, replay_events=True)
-        return completed_streamed_response(response, model_request_parameters)
-    return _parts_replayed_class()(model_request_parameters, response)
+    return completed_streamed_response(
+        response, model_request_parameters, replay_parts=PYDANTIC_AI_2 and not handler_saw_events
+    )
 
 
 _PARTS_REPLAYED: list[type[Any]] = []

@@ -23,10 +23,10 @@ from durable_kernel import (
     DurabilityCapability,
     NonRetryableModelErrors,
     PrefectTaskKind,
+    completed_streamed_response,
     is_model_stream_event,
     is_permanent_model_error,
     ordered_tool_call_events,
-    replayed_streamed_response,
 )
 
 from ._event_handler import event_task
@@ -51,7 +51,7 @@ class _CapabilityModel(PrefectModel):
     def _recorded_stream(
         self, response: ModelResponse, model_request_parameters: ModelRequestParameters, handler: object
     ) -> StreamedResponse:
-        return replayed_streamed_response(response, model_request_parameters)
+        return completed_streamed_response(response, model_request_parameters, replay_parts=True)
 
 
 class PrefectDurability(DurabilityCapability[AgentDepsT]):

@@ -20,12 +20,12 @@ from durable_kernel import (
     NonRetryableModelErrors,
     PrefectTaskKind,
     cancel_suspended_response,
-    completed_streamed_response,
     consume_model_stream,
     get_current_run_context,
     is_permanent_model_error,
     model_error_retry_predicate,
     prefect_task_name,
+    wrapper_streamed_response,
 )
 
 from ._cache_policy import KeyedTaskInput
@@ -242,9 +242,8 @@ class PrefectModel(WrapperModel):
     def _recorded_stream(
         self, response: ModelResponse, model_request_parameters: ModelRequestParameters, handler: object
     ) -> StreamedResponse:
-        # The wrapper's handler got every model event inside the task, so the flow sees none; without a handler nobody
-        # saw them, and a caller streaming the node gets the parts replayed (2.x). The capability form differs.
-        return completed_streamed_response(response, model_request_parameters, replay_parts=handler is None)
+        # The capability form overrides this: it always replays the parts.
+        return wrapper_streamed_response(response, model_request_parameters, handler_saw_events=handler is not None)
 
     async def compact_messages(
         self,
