@@ -53,6 +53,14 @@ from ._control_flow import (
 from ._deps_resolver import DepsResolver, reference_deps, resolve_deps
 from ._durability import DurabilityCapability, is_model_stream_event
 from ._event_batches import forward_event_batches
+from ._live_events import (
+    DEFAULT_BATCH_INTERVAL,
+    DurableAgentRunEvents,
+    EventBatcher,
+    EventStreamTopic,
+    UnitRetryEvent,
+    coerce_event_stream_topic,
+)
 from ._model_errors import (
     NonRetryableModelErrors,
     is_permanent_model_error,
@@ -85,6 +93,12 @@ from ._toolsets import leaf_toolsets, replace_leaf_toolsets, require_toolset_id
 from ._wrapper_agent import DurableWrapperAgent
 
 __all__ = (
+    'DEFAULT_BATCH_INTERVAL',
+    'DurableAgentRunEvents',
+    'EventBatcher',
+    'EventStreamTopic',
+    'UnitRetryEvent',
+    'coerce_event_stream_topic',
     'DurabilityCapability',
     'is_model_stream_event',
     'agent_root_capability',

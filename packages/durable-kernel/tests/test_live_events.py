@@ -1,0 +1,110 @@
+"""The engine-agnostic parts of live events: topics, the batcher a durable unit publishes through, the consumer."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from pydantic_ai.exceptions import UserError
+from pydantic_ai.messages import PartDeltaEvent, TextPartDelta
+from pydantic_ai.run import AgentRunResult, AgentRunResultEvent
+
+from durable_kernel import DurableAgentRunEvents, EventBatcher, EventStreamTopic, coerce_event_stream_topic
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return 'asyncio'
+
+
+def test_a_topic_needs_a_name_and_a_positive_interval() -> None:
+    assert coerce_event_stream_topic('events') == EventStreamTopic('events')
+    assert coerce_event_stream_topic(None) is None
+    with pytest.raises(UserError, match='needs a name'):
+        EventStreamTopic('')
+    with pytest.raises(UserError, match='greater than zero'):
+        EventStreamTopic('events', batch_interval=timedelta(0))
+    with pytest.raises(UserError, match='topic name or an `EventStreamTopic`'):
+        coerce_event_stream_topic(3)  # type: ignore[arg-type]
+    deltas_only = EventStreamTopic('events', events=lambda event: isinstance(event, PartDeltaEvent))
+    assert deltas_only.selects(PartDeltaEvent(index=0, delta=TextPartDelta('a')))
+
+
+async def test_a_long_stream_costs_one_send_per_interval_and_nothing_is_lost() -> None:
+    batches: list[list[int]] = []
+
+    async def send(batch: list[int]) -> None:
+        await asyncio.sleep(0.005)  # a durable write takes time; items keep arriving meanwhile
+        batches.append(batch)
+
+    async with EventBatcher(send, timedelta(milliseconds=50)) as batcher:
+        for item in range(200):
+            batcher.add(item)
+            await asyncio.sleep(0.001)
+    assert [item for batch in batches for item in batch] == list(range(200))
+    assert batcher.batches == len(batches)
+    assert 2 <= len(batches) <= 20, len(batches)
+
+
+async def test_what_was_buffered_when_the_unit_failed_is_still_sent() -> None:
+    batches: list[list[str]] = []
+
+    async def send(batch: list[str]) -> None:
+        batches.append(batch)
+
+    async def unit() -> None:
+        async with EventBatcher(send, timedelta(seconds=10)) as batcher:
+            batcher.add('partial')
+            raise RuntimeError('model failed')
+
+    with pytest.raises(RuntimeError, match='model failed'):
+        await unit()
+    assert batches == [['partial']]
+
+
+async def test_a_failed_background_send_surfaces_when_the_unit_ends() -> None:
+    async def send(batch: list[int]) -> None:
+        raise ConnectionError('channel down')
+
+    async def unit() -> None:
+        async with EventBatcher(send, timedelta(milliseconds=1)) as batcher:
+            batcher.add(1)
+            await asyncio.sleep(0.05)
+
+    with pytest.raises(ConnectionError, match='channel down'):
+        await unit()
+
+
+async def test_the_consumer_keeps_offsets_and_stops_at_the_terminal_event() -> None:
+    delta = PartDeltaEvent(index=0, delta=TextPartDelta('hi'))
+    result = AgentRunResult(output='done')
+    acknowledged: list[Any] = []
+    closed: list[bool] = []
+
+    async def items() -> AsyncIterator[tuple[int, Any]]:
+        yield 3, delta
+        yield 4, AgentRunResultEvent(result)
+        raise AssertionError('read past the terminal event')
+
+    async def on_result(event: AgentRunResultEvent[Any]) -> None:
+        acknowledged.append(event)
+
+    async def close() -> None:
+        closed.append(True)
+
+    events: DurableAgentRunEvents[str] = DurableAgentRunEvents(items(), on_result=on_result, close=close)
+    assert events.offset == -1
+    seen = [event async for event in events]
+    assert seen[0] == delta
+    assert isinstance(seen[1], AgentRunResultEvent)
+    assert seen[1].result.output == 'done'
+    assert events.offset == 4
+    assert events.result is not None
+    assert events.result.output == 'done'
+    assert len(acknowledged) == 1
+    assert closed == [True]
