@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from pydantic_ai.exceptions import UserError
@@ -101,8 +101,9 @@ async def test_the_consumer_keeps_offsets_and_stops_at_the_terminal_event() -> N
     assert events.offset == -1
     seen = [event async for event in events]
     assert seen[0] == delta
-    assert isinstance(seen[1], AgentRunResultEvent)
-    assert seen[1].result.output == 'done'
+    terminal = seen[1]
+    assert isinstance(terminal, AgentRunResultEvent)
+    assert cast('AgentRunResultEvent[str]', terminal).result.output == 'done'
     assert events.offset == 4
     assert events.result is not None
     assert events.result.output == 'done'
