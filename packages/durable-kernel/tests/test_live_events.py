@@ -12,7 +12,14 @@ from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import PartDeltaEvent, TextPartDelta
 from pydantic_ai.run import AgentRunResult, AgentRunResultEvent
 
-from durable_kernel import DurableAgentRunEvents, EventBatcher, EventStreamTopic, coerce_event_stream_topic
+from durable_kernel import (
+    DurableAgentRunEvents,
+    EventBatcher,
+    EventStreamTopic,
+    UnitEvent,
+    UnitRetryEvent,
+    coerce_event_stream_topic,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -109,3 +116,18 @@ async def test_the_consumer_keeps_offsets_and_stops_at_the_terminal_event() -> N
     assert events.result.output == 'done'
     assert len(acknowledged) == 1
     assert closed == [True]
+
+
+async def test_a_unit_that_publishes_again_from_its_start_is_announced_as_a_retry() -> None:
+    first = PartDeltaEvent(index=0, delta=TextPartDelta('Hel'))
+    again = PartDeltaEvent(index=0, delta=TextPartDelta('Hello'))
+
+    async def items() -> AsyncIterator[tuple[int, Any]]:
+        yield 0, UnitEvent(unit='3', seq=0, event=first)
+        yield 1, UnitEvent(unit='3', seq=0, event=again)  # the step ran again after its worker died
+        yield 2, UnitEvent(unit='5', seq=0, event=first)  # another unit: not a retry
+        yield 3, AgentRunResultEvent(AgentRunResult(output='done'))
+
+    seen = [event async for event in DurableAgentRunEvents[str](items())]
+    assert seen[:4] == [first, UnitRetryEvent(unit='model_request', attempt=2), again, first]
+    assert isinstance(seen[4], AgentRunResultEvent)

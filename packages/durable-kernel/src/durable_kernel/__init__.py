@@ -58,6 +58,7 @@ from ._live_events import (
     DurableAgentRunEvents,
     EventBatcher,
     EventStreamTopic,
+    UnitEvent,
     UnitRetryEvent,
     coerce_event_stream_topic,
 )
@@ -97,6 +98,7 @@ __all__ = (
     'DurableAgentRunEvents',
     'EventBatcher',
     'EventStreamTopic',
+    'UnitEvent',
     'UnitRetryEvent',
     'coerce_event_stream_topic',
     'DurabilityCapability',

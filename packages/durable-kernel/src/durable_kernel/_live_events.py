@@ -34,6 +34,7 @@ __all__ = (
     'DurableAgentRunEvents',
     'EventBatcher',
     'EventStreamTopic',
+    'UnitEvent',
     'UnitRetryEvent',
     'coerce_event_stream_topic',
 )
@@ -110,6 +111,28 @@ class UnitRetryEvent:
 
     event_kind: Literal['durable_unit_retry'] = 'durable_unit_retry'
     """Discriminator, as on pydantic-ai's events."""
+
+
+@dataclass
+class UnitEvent:
+    """An event published from inside a durable unit, numbered within the unit's attempt.
+
+    Engines that cannot tell a unit's re-execution from its first one (a DBOS step or a Prefect task re-run after its
+    worker died starts afresh) publish model-stream events in this envelope; `DurableAgentRunEvents` sees a unit
+    start numbering again from 0 and yields a `UnitRetryEvent` before the repeated events.
+    """
+
+    unit: str
+    """Identifies the unit within the run (for example its step number); the same on every attempt."""
+
+    seq: int
+    """The event's index among the events this attempt of the unit published."""
+
+    event: Any
+    """The `AgentStreamEvent`."""
+
+    label: str = 'model_request'
+    """What the unit is, for the `UnitRetryEvent` (e.g. `model_request`)."""
 
 
 class EventBatcher(Generic[ItemT]):
@@ -209,6 +232,8 @@ class DurableAgentRunEvents(Generic[OutputDataT], AsyncIterator[Any]):
         self._offset = -1
         self._terminal = _Terminal()
         self._closed = False
+        self._attempts: dict[str, int] = {}
+        self._held: tuple[int, Any] | None = None
 
     @property
     def offset(self) -> int:
@@ -224,6 +249,9 @@ class DurableAgentRunEvents(Generic[OutputDataT], AsyncIterator[Any]):
         return self
 
     async def __anext__(self) -> Any:
+        if self._held is not None:
+            (self._offset, event), self._held = self._held, None
+            return event
         if self._terminal.done:
             raise StopAsyncIteration
         try:
@@ -232,6 +260,17 @@ class DurableAgentRunEvents(Generic[OutputDataT], AsyncIterator[Any]):
             self._terminal.done = True
             raise
         self._offset = offset
+        if isinstance(event, UnitEvent):
+            if event.seq == 0:
+                attempt = self._attempts.get(event.unit, 0) + 1
+                self._attempts[event.unit] = attempt
+                if attempt > 1:
+                    # The unit runs again: say so first, then give its first event on the next call. The marker
+                    # keeps the offset before that event, so a consumer that resumes after it misses nothing.
+                    self._held = (offset, event.event)
+                    self._offset = offset - 1
+                    return UnitRetryEvent(unit=event.label, attempt=attempt)
+            return event.event
         if isinstance(event, AgentRunResultEvent):
             terminal = cast('AgentRunResultEvent[Any]', event)
             result: AgentRunResult[Any] = terminal.result
