@@ -28,6 +28,7 @@ import os
 import signal
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -228,14 +229,22 @@ def _in_child(run: Callable[[], Coroutine[Any, Any, None]]) -> int:
 
 
 async def _recover(flows: dict[str, Any], runs: dict[str, str], results: Path) -> None:
+    from durable_prefect import UnfinishedForeignAgentRunWarning
+
     os.environ[LOG_ENV] = str(results / 'recover.calls.jsonl')
     os.environ.pop(KILL_AT_ENV, None)
-    await asyncio.gather(
-        *(
-            _run_one(flows[wrapper], tag, flow_run_id, results, reschedule=True)
-            for tag, (wrapper, flow_run_id) in ((tag, run.split(':')) for tag, run in runs.items())
+    # Ours warns when a re-run leaves an agent run of other code behind; the messages name the flow runs, so the test
+    # tells the runs apart (they run concurrently in this process).
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always', UnfinishedForeignAgentRunWarning)
+        await asyncio.gather(
+            *(
+                _run_one(flows[wrapper], tag, flow_run_id, results, reschedule=True)
+                for tag, (wrapper, flow_run_id) in ((tag, run.split(':')) for tag, run in runs.items())
+            )
         )
-    )
+    found = [str(w.message) for w in caught if issubclass(w.category, UnfinishedForeignAgentRunWarning)]
+    (results / 'recover.warnings.json').write_text(json.dumps(found), encoding='utf-8')
 
 
 def _send_pending_events() -> None:

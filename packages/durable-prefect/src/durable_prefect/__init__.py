@@ -13,6 +13,7 @@ from ._cache_policy import (
     value_key,
 )
 from ._durability import PrefectDurability
+from ._foreign_runs import UnfinishedForeignAgentRunWarning
 from ._function_toolset import PrefectDynamicToolset, PrefectFunctionToolset
 from ._mcp import PrefectMCPServer, PrefectMCPToolset
 from ._model import PrefectModel
@@ -41,6 +42,7 @@ __all__ = (
     'PrefectWrapperToolset',
     'PrefectifyToolsetFunc',
     'TaskConfig',
+    'UnfinishedForeignAgentRunWarning',
     'canonical_value',
     'merge_task_config',
     'prefectify_toolset',

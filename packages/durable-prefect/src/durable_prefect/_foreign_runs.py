@@ -1,0 +1,102 @@
+"""Say so when a re-run flow run leaves behind an agent run that other code started, whose recorded calls will repeat.
+
+Prefect finds the agent's subflow of a re-run flow run by a key over the subflow function's code, and task results
+by cache keys: an agent subflow started by other code (pydantic-ai's `PrefectAgent`, or another release of
+durable-prefect) is not taken over, and its completed model requests and tool calls run again under the new subflow
+(docs/migration.md measures it). Nothing can reuse them, but repeating paid calls must not be silent: before the agent
+subflow of a flow run that runs again (its `run_count` is above 1) starts, the flow run's unfinished subflows of the
+same name whose flow version is not this code's are looked up, and a warning names each one and how many of its calls
+completed. A first run costs nothing (no query).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    FlowFilter,
+    FlowFilterName,
+    FlowRunFilter,
+    FlowRunFilterId,
+    FlowRunFilterParentFlowRunId,
+    TaskRunFilter,
+    TaskRunFilterState,
+    TaskRunFilterStateType,
+)
+from prefect.client.schemas.objects import StateType
+from prefect.context import FlowRunContext
+from prefect.utilities.asyncutils import run_coro_as_sync
+
+__all__ = (
+    'UnfinishedForeignAgentRunWarning',
+    'warn_if_foreign_agent_runs_repeat',
+    'warn_if_foreign_agent_runs_repeat_sync',
+)
+
+
+class UnfinishedForeignAgentRunWarning(UserWarning):
+    """A re-run flow run holds an unfinished agent run started by other code: its completed calls run again."""
+
+
+async def _unfinished_foreign_runs(parent_id: Any, flow_name: str, version: str | None) -> list[tuple[Any, int]]:
+    async with get_client() as client:
+        subflows = await client.read_flow_runs(
+            flow_filter=FlowFilter(name=FlowFilterName(any_=[flow_name])),
+            flow_run_filter=FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent_id])),
+        )
+        found: list[tuple[Any, int]] = []
+        for subflow in subflows:
+            finished = subflow.state is not None and subflow.state.type == StateType.COMPLETED
+            if finished or subflow.flow_version == version:
+                continue  # ours: Prefect takes it over, or its tasks are served from the cache
+            completed = await client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[subflow.id])),
+                task_run_filter=TaskRunFilter(
+                    state=TaskRunFilterState(type=TaskRunFilterStateType(any_=[StateType.COMPLETED]))
+                ),
+            )
+            found.append((subflow, len(completed)))
+        return found
+
+
+def _parent_rerun() -> Any | None:
+    """The current flow run, if the agent's subflow is about to start in a flow run that runs again."""
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None or context.flow_run.run_count <= 1:
+        return None
+    return context.flow_run
+
+
+def _warn(parent: Any, flow_name: str, found: list[tuple[Any, int]]) -> None:
+    for subflow, completed in found:
+        state = subflow.state.name if subflow.state is not None else 'unknown'
+        warnings.warn(
+            f'Flow run {parent.id} ({parent.name!r}) runs again and holds an unfinished agent run {flow_name!r} '
+            f'({subflow.id}, {state}) that other code started (flow version {subflow.flow_version!r}: '
+            "pydantic-ai's PrefectAgent, or another release of durable-prefect). Its recorded results cannot be "
+            f'reused: its {completed} completed model requests and tool calls will run again. To avoid repeating '
+            'calls, let flow runs finish before switching between pydantic-ai and durable-prefect or upgrading '
+            'durable-prefect (docs/migration.md).',
+            UnfinishedForeignAgentRunWarning,
+            stacklevel=4,
+        )
+
+
+async def warn_if_foreign_agent_runs_repeat(flow: Any) -> None:
+    """Warn about the current flow run's unfinished agent subflows named like `flow` and started by other code.
+
+    Args:
+        flow: The agent's Prefect flow, about to be called as a subflow.
+    """
+    parent = _parent_rerun()
+    if parent is not None:
+        _warn(parent, flow.name, await _unfinished_foreign_runs(parent.id, flow.name, flow.version))
+
+
+def warn_if_foreign_agent_runs_repeat_sync(flow: Any) -> None:
+    """`warn_if_foreign_agent_runs_repeat` for a synchronous flow (`run_sync`)."""
+    parent = _parent_rerun()
+    if parent is not None:
+        _warn(parent, flow.name, run_coro_as_sync(_unfinished_foreign_runs(parent.id, flow.name, flow.version)))
