@@ -58,3 +58,60 @@ async def test_run_inside_a_flow_is_a_subflow() -> None:
     [flow_run] = await flow_runs_named('async-sub Run')
     assert flow_run.parent_task_run_id is not None
     assert len(await task_runs_of([flow_run.id], expected=3)) == 3
+
+
+def _flow_run_that_leaves_a_foreign_agent_run_behind(agent: PrefectAgent[None, str], *, sync: bool) -> str:
+    """A flow run whose first attempt starts an agent subflow of other code (another flow version) that fails; the
+    retry runs the agent: as after switching from pydantic-ai's PrefectAgent to ours with the flow run in flight."""
+    flow_name = f'{agent.name} Sync Run' if sync else f'{agent.name} Run'
+
+    @flow(name=flow_name, version='other-code')
+    def foreign_agent_run() -> None:
+        raise RuntimeError('worker lost')
+
+    @flow(retries=1)
+    def outer() -> str:
+        from prefect.context import FlowRunContext
+
+        context = FlowRunContext.get()
+        assert context is not None
+        assert context.flow_run is not None
+        if context.flow_run.run_count == 1:
+            foreign_agent_run(return_state=True)
+            raise RuntimeError('the first attempt dies')
+        return agent.run_sync('go').output if sync else asyncio.run(agent.run('go')).output
+
+    return outer()
+
+
+@pytest.mark.parametrize('sync', [True, False], ids=['run_sync', 'run'])
+def test_a_rerun_that_leaves_another_codes_agent_run_behind_warns(sync: bool) -> None:
+    from durable_prefect import UnfinishedForeignAgentRunWarning
+
+    agent = _agent(f'foreign-{"sync" if sync else "async"}')
+    with pytest.warns(UnfinishedForeignAgentRunWarning, match=r"unfinished agent run .*'other-code'.* will run again"):
+        assert _flow_run_that_leaves_a_foreign_agent_run_behind(agent, sync=sync) == '{"ping":"pong"}'
+
+
+def test_a_rerun_of_our_own_agent_run_does_not_warn() -> None:
+    import warnings
+
+    from durable_prefect import UnfinishedForeignAgentRunWarning
+
+    agent = _agent('own-rerun')
+
+    @flow(retries=1)
+    def outer() -> str:
+        from prefect.context import FlowRunContext
+
+        context = FlowRunContext.get()
+        assert context is not None
+        assert context.flow_run is not None
+        output = agent.run_sync('go').output
+        if context.flow_run.run_count == 1:
+            raise RuntimeError('the first attempt dies after the agent ran')
+        return output
+
+    with warnings.catch_warnings():
+        warnings.simplefilter('error', UnfinishedForeignAgentRunWarning)
+        assert outer() == '{"ping":"pong"}'
