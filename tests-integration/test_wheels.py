@@ -77,7 +77,8 @@ def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp('wheels')
     built: dict[str, Path] = {}
     for package in ('kernel', 'temporal', 'dbos', 'prefect'):
-        _run(_uv(), 'build', '--package', f'durable-{package}', '--no-sources', '--wheel', '--out-dir', str(out))
+        # The sdist, then the wheel built from it: as a release builds them (and what `twine check` reads).
+        _run(_uv(), 'build', '--package', f'durable-{package}', '--no-sources', '--out-dir', str(out))
         (wheel,) = out.glob(f'durable_{package}-*.whl')
         built[package] = wheel
     return built
@@ -126,3 +127,45 @@ def test_wheel_alone_in_a_clean_venv(engine: str, wheels: dict[str, Path], tmp_p
     others = {sdk for other, sdk in SDKS.items() if other != engine}
     assert not (names & others), f'durable-{engine} brought another engine SDK: {names & others}'
     assert not ({f'durable-{other}' for other in SDKS if other != engine} & names)
+
+
+PYPI_CLASSIFIERS = {
+    'Development Status :: 3 - Alpha',
+    'Framework :: Pydantic :: 2',
+    'Programming Language :: Python :: 3.10',
+    'Programming Language :: Python :: 3.11',
+    'Typing :: Typed',
+}
+
+
+@pytest.mark.parametrize('package', ['kernel', 'temporal', 'dbos', 'prefect'])
+def test_distributions_carry_what_a_pypi_user_reads(package: str, wheels: dict[str, Path]) -> None:
+    import tarfile
+    import zipfile
+    from email.parser import Parser
+
+    wheel = wheels[package]
+    (sdist,) = wheel.parent.glob(f'durable_{package}-*.tar.gz')
+    # twine's own validation: the long description renders, the metadata is well formed.
+    _run(sys.executable, '-m', 'twine', 'check', '--strict', str(wheel), str(sdist))
+
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        (metadata_name,) = [name for name in names if name.endswith('.dist-info/METADATA')]
+        metadata = Parser().parsestr(archive.read(metadata_name).decode())
+        (license_name,) = [name for name in names if name.endswith('.dist-info/licenses/LICENSE')]
+        assert archive.read(license_name).decode().startswith('MIT License')
+    assert metadata['License-Expression'] == 'MIT'
+    assert metadata['Description-Content-Type'] == 'text/markdown'
+    assert f'# durable-{package}' in (metadata.get_payload() or '')  # the package README is the long description
+    assert metadata['Author']
+    assert metadata['Keywords']
+    assert set(metadata.get_all('Classifier') or []) >= PYPI_CLASSIFIERS
+
+    with tarfile.open(sdist) as archive:
+        root = sdist.name.removesuffix('.tar.gz')
+        files = set(archive.getnames())
+    assert {f'{root}/LICENSE', f'{root}/CHANGELOG.md', f'{root}/README.md'} <= files
+    changelog = (ROOT / 'packages' / f'durable-{package}' / 'CHANGELOG.md').read_text(encoding='utf-8')
+    assert f'## {metadata["Version"]}' in changelog or '## Unreleased' in changelog
+    assert (ROOT / 'packages' / f'durable-{package}' / 'LICENSE').read_bytes() == (ROOT / 'LICENSE').read_bytes()
