@@ -44,12 +44,21 @@ def prefect_env(workdir: Path, api_url: str | None = None) -> dict[str, str]:
 
 
 @contextmanager
-def local_prefect_server(workdir: Path, *, timeout: float = 120) -> Generator[str]:
-    """Run `uvicorn prefect.server.api.server:create_app` on a free port; yield its API URL; stop it on exit."""
+def local_prefect_server(
+    workdir: Path, *, timeout: float = 120, ui: bool = False, keep_running: bool = False
+) -> Generator[str]:
+    """Run `uvicorn prefect.server.api.server:create_app` on a free port; yield its API URL; stop it on exit.
+
+    With `ui`, the server also serves Prefect's web UI at the URL without `/api`. With `keep_running`, the server is
+    left running on exit (its PID is in `workdir / 'prefect-server.pid'`), for a user to explore the runs in the UI.
+    """
     import prefect
 
     workdir.mkdir(parents=True, exist_ok=True)
     port = _free_port()
+    server_env = prefect_env(workdir)
+    if ui:
+        server_env |= {'PREFECT_UI_ENABLED': 'true', 'PREFECT_UI_API_URL': f'http://127.0.0.1:{port}/api'}
     log = open(workdir / 'prefect-server.log', 'wb')  # noqa: SIM115 - closed in `finally`
     process = subprocess.Popen(
         [
@@ -69,7 +78,7 @@ def local_prefect_server(workdir: Path, *, timeout: float = 120) -> Generator[st
             '--lifespan',
             'on',
         ],
-        env={**os.environ, **prefect_env(workdir)},
+        env={**os.environ, **server_env},
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -91,6 +100,10 @@ def local_prefect_server(workdir: Path, *, timeout: float = 120) -> Generator[st
             time.sleep(0.2)
         yield api_url
     finally:
+        if keep_running and process.poll() is None:
+            (workdir / 'prefect-server.pid').write_text(str(process.pid))
+            log.close()
+            return  # noqa: B012 - on purpose: the caller asked to keep the server, even after an error
         process.terminate()
         try:
             process.wait(timeout=10)

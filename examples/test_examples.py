@@ -96,11 +96,13 @@ def test_demo_help() -> None:
     'engine', [pytest.param(engine, marks=[pytest.mark.xdist_group(name=engine)]) for engine in ENGINES]
 )
 def test_demo_resumes_without_repeating_recorded_calls(engine: str, tmp_path: Path) -> None:
-    result = _run(['-m', 'examples.demo', engine, '--latency', '0.2', '--dir', str(tmp_path)])
+    result = _run(['-m', 'examples.demo', engine, '--latency', '0.2', '--dir', str(tmp_path)], env={'COLUMNS': '250'})
     assert result.returncode == 0, f'{result.stdout}\n{result.stderr}'
     assert 'SIGKILL process 1' in result.stdout
     assert '4 call(s) recorded before the crash were not repeated' in result.stdout
     assert 'final answer' in result.stdout
+    if engine != 'dbos':  # the engines with a web UI: its link dies with the server, and the demo says so
+        assert 'run the demo with --keep-server to explore the run in the UI' in result.stdout
 
 
 @pytest.mark.xdist_group(name='dbos')
@@ -111,3 +113,47 @@ def test_demo_reports_repeated_calls_when_tools_are_not_durable(tmp_path: Path) 
     assert result.returncode == 1, f'{result.stdout}\n{result.stderr}'
     assert 'Not crash-safe' in result.stdout
     assert 'book_flight' in result.stdout.split('Not crash-safe', 1)[1]
+
+
+def _stop(pid: int) -> None:
+    """Stop a server the demo left running, by PID, and wait until it is gone."""
+    import signal
+    import time
+
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize(
+    'engine', [pytest.param(engine, marks=[pytest.mark.xdist_group(name=engine)]) for engine in ('temporal', 'prefect')]
+)
+def test_demo_with_keep_server_leaves_a_ui_link_that_works(engine: str, tmp_path: Path) -> None:
+    import re
+    import urllib.request
+
+    result = _run(['-m', 'examples.demo', engine, '--keep-server', '--dir', str(tmp_path)], env={'COLUMNS': '250'})
+    kept = re.search(r'stop it with: kill (\d+)', result.stdout)
+    try:
+        assert result.returncode == 0, f'{result.stdout}\n{result.stderr}'
+        assert kept, result.stdout
+        link = re.search(r'The run in the web UI: (http://\S+)', result.stdout)
+        assert link, result.stdout
+        assert '--keep-server to explore' not in result.stdout
+        # What a browser asks for when the link is clicked: the UI's page for the run (its single-page app).
+        request = urllib.request.Request(link.group(1), headers={'Accept': 'text/html'})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 200
+            assert '<html' in response.read().decode().lower()
+    finally:
+        if kept:
+            _stop(int(kept.group(1)))

@@ -72,7 +72,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         '--keep-server',
         action='store_true',
-        help='temporal: leave the dev server running at the end, to explore the run in its web UI',
+        help='temporal, prefect: leave the server running at the end, to explore the run in its web UI',
     )
     args = parser.parse_args(argv)
     if args.crash_after < 1:
@@ -197,8 +197,14 @@ def main(argv: list[str] | None = None) -> int:
         if link:
             console.print(f'Watch it in the web UI: [link={link}]{link}[/link]')
         ok = run_demo(driver, launcher, args.crash_after)
+        link = driver.link()  # Prefect's names the flow run, which exists only now
         if link:
             console.print(f'\nThe run in the web UI: [link={link}]{link}[/link]')
+            if not args.keep_server:
+                console.print(
+                    '[dim]The server stops when the demo ends, and the link with it: run the demo with '
+                    '--keep-server to explore the run in the UI.[/]'
+                )
     except DemoError as error:
         console.print(f'\n[bold red]The demo failed:[/] {error}')
     except KeyboardInterrupt:
@@ -208,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         launcher.stop_all()
         driver.teardown()
-        if temporary:
+        if temporary and not args.keep_server:  # a kept server may hold its database there
             shutil.rmtree(workdir, ignore_errors=True)
     console.print(f'[dim]({time.monotonic() - started_at:.1f} s)[/]')
     return 0 if ok else 1

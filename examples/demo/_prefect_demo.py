@@ -74,7 +74,9 @@ class PrefectDriver:
         """Start a local Prefect server (database migrations take a few seconds on first start)."""
         console.print('Starting a local Prefect server (about 10 s)...')
         try:
-            self.api_url = self._stack.enter_context(local_prefect_server(self.workdir))
+            self.api_url = self._stack.enter_context(
+                local_prefect_server(self.workdir, ui=True, keep_running=self.keep_server)
+            )
         except RuntimeError as error:
             raise DemoError(str(error)) from None
         console.print(f'Prefect server ready at {self.api_url}.')
@@ -126,9 +128,18 @@ class PrefectDriver:
         return calls
 
     def link(self) -> str | None:
-        """No UI in the demo's server (start `prefect server start` for one)."""
-        return None
+        """The flow run in the Prefect web UI, once the first worker has started it."""
+        if not self.api_url or not self.id_file.exists():
+            return None
+        return f'{self.api_url.removesuffix("/api")}/runs/flow-run/{self.id_file.read_text().strip()}'
 
     def teardown(self) -> None:
-        """Stop the server."""
+        """Stop the server, unless `--keep-server`."""
         self._stack.close()
+        pid_file = self.workdir / 'prefect-server.pid'
+        if self.keep_server and pid_file.exists():
+            pid = pid_file.read_text().strip()
+            console.print(
+                f'The Prefect server keeps running (pid {pid}, UI {self.api_url.removesuffix("/api")}, '
+                f'database in {self.workdir}); stop it with: kill {pid}'
+            )
