@@ -7,17 +7,22 @@ in the user's own workflow. Real DBOS on SQLite; the consumer reads while the ru
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
+import sys
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, Literal, cast
 
 import pytest
-from dbos import DBOS, DBOSClient, SetWorkflowID
+from dbos import DBOS, DBOSClient, SetWorkflowID, WorkflowHandleAsync
 from pydantic_ai import Agent, RunContext
+from pydantic_ai.agent import AgentRunResult
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import (
     AgentStreamEvent,
@@ -26,6 +31,7 @@ from pydantic_ai.messages import (
     ModelMessage,
     ModelResponse,
     PartDeltaEvent,
+    PartEndEvent,
     PartStartEvent,
     TextPart,
     TextPartDelta,
@@ -39,9 +45,12 @@ from durable_dbos import (
     DBOSDurability,
     DurableAgentRunEvents,
     EventStreamTopic,
+    UnitRetryEvent,
     stream_agent_events,
 )
-from durable_dbos.testing import workflow_step_names_async
+from durable_dbos.testing import dbos_session, workflow_step_names_async
+
+from . import live_events_app
 
 pytestmark = pytest.mark.anyio
 
@@ -50,6 +59,7 @@ FORMS: list[Form] = ['wrapper', 'capability']
 TOPIC = 'agent-events'
 POLL = timedelta(milliseconds=20)
 TIMEOUT = 120
+APP = Path(__file__).with_name('live_events_app.py')
 
 
 @dataclass
@@ -58,6 +68,8 @@ class Script:
 
     deltas: int = 5
     delay: float = 0.0
+    fail: bool = False
+    """Whether the tool raises, failing the run."""
     produced: dict[str, float] = field(default_factory=dict[str, float])
     """When each text delta was produced (monotonic), by its content."""
 
@@ -105,6 +117,8 @@ def build(
         # Released by the test once the consumer has received the first event: the run is still going then.
         while gate is not None and not gate.is_set():
             await asyncio.sleep(0.02)
+        if script.fail:
+            raise RuntimeError('the tool failed')
         return 'released'
 
     if form == 'wrapper':
@@ -160,6 +174,12 @@ def comparable(event: Any) -> Any:
     if isinstance(event, AgentRunResultEvent):
         return ('result', terminal_output(event))
     return event
+
+
+def workflow_written(events: list[Any]) -> int:
+    """How many of the events (all of a run's) were written from workflow code, one step each."""
+    step_published = (PartStartEvent, PartDeltaEvent, PartEndEvent, UnitRetryEvent)
+    return sum(not isinstance(event, step_published) for event in events)
 
 
 def text_piece(event: Any) -> str | None:
@@ -332,11 +352,30 @@ async def test_without_a_topic_the_steps_are_unchanged_and_the_consumer_is_refus
         agent.stream_agent_events(run.workflow_id)
 
     published = await start(with_topic, topic_starter)
+    received = [event for _, event in await read_all(consume(published))]
     await asyncio.wait_for(published.task, TIMEOUT)
     published_steps = await workflow_step_names_async(published.workflow_id)
-    # Each workflow-code event is a checkpointed write: two tool events and the result (the wrapper also closes).
-    assert published_steps.count('DBOS.writeStream') == 3
+    # Each event published from workflow code (not a model step's) is a checkpointed write, the result too; the
+    # wrapper also closes the stream.
+    assert published_steps.count('DBOS.writeStream') == workflow_written(received)
     assert published_steps.count('DBOS.closeStream') == (1 if form == 'wrapper' else 0)
+
+
+@pytest.mark.parametrize('form', FORMS)
+async def test_a_failed_run_ends_the_stream_without_a_result(
+    form: Form, agent_name: str, dbos_launch: Callable[[], None]
+) -> None:
+    agent, starter = build(form, agent_name, Script(deltas=3, fail=True))
+    dbos_launch()
+    run = await start(agent, starter)
+    events = consume(run)
+    received = [event for _, event in await asyncio.wait_for(read_all(events), TIMEOUT)]
+    with pytest.raises(RuntimeError, match='the tool failed'):
+        await asyncio.wait_for(run.task, TIMEOUT)
+    # What the run published before it failed, and then the end: the workflow's result says what happened.
+    assert text_of(received) == 'a0 a1 a2 '
+    assert isinstance(received[-1], FunctionToolCallEvent)
+    assert events.result is None
 
 
 def test_wrong_topics_are_refused() -> None:
@@ -346,3 +385,53 @@ def test_wrong_topics_are_refused() -> None:
         stream_agent_events('workflow', TOPIC, from_offset=-1)
     with pytest.raises(UserError, match='event_stream_topic'):
         DBOSDurability[None]().stream_agent_events('workflow')
+
+
+@pytest.mark.parametrize('form', FORMS)
+async def test_a_worker_killed_mid_stream_leaves_a_complete_stream_with_a_retry_marker(
+    form: Form, database_url: str
+) -> None:
+    name = f'live_crash_{form}_{uuid.uuid4().hex[:6]}'
+    workflow_id = str(uuid.uuid4())
+    killed = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, str(APP), database_url, name, workflow_id, form],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+
+    # A consumer in a process that does not run the workflow: it reads what the killed worker published and follows
+    # the recovery live.
+    client = DBOSClient(system_database_url=database_url)
+    try:
+        events = stream_agent_events(
+            workflow_id, live_events_app.TOPIC, output_type=str, client=client, polling_interval=POLL
+        )
+        first = await anext(events)
+        reading = asyncio.ensure_future(read_all(events))
+        with dbos_session(database_url, reset=False) as launch:
+            live_events_app.build(name, form, crash=False)
+            launch()  # recovers the killed workflow
+            handle: WorkflowHandleAsync[AgentRunResult[str]] = await DBOS.retrieve_workflow_async(workflow_id)
+            result = await asyncio.wait_for(handle.get_result(), TIMEOUT)
+            received = [first, *(event for _, event in await asyncio.wait_for(reading, TIMEOUT))]
+            steps = await workflow_step_names_async(workflow_id)
+    finally:
+        client.destroy()
+
+    output = result.output
+    assert output == terminal_output(received[-1]) == live_events_app.TEXT
+    retries = [index for index, event in enumerate(received) if isinstance(event, UnitRetryEvent)]
+    assert len(retries) == 1, received
+    before, after = received[: retries[0]], received[retries[0] + 1 :]
+    assert received[retries[0]] == UnitRetryEvent(unit='model_request', attempt=2)
+    # The killed attempt published the first half; the recovered step publishes the whole response again.
+    half = ''.join(f't{i} ' for i in range(live_events_app.DELTAS // 2))
+    assert text_of(before).endswith(half)
+    assert text_of(after) == live_events_app.TEXT
+    # The workflow-code events were published exactly once: two tool calls, then two results.
+    tool_events = [type(e).__name__ for e in received if isinstance(e, FunctionToolCallEvent | FunctionToolResultEvent)]
+    assert tool_events == ['FunctionToolCallEvent'] * 2 + ['FunctionToolResultEvent'] * 2
+    assert steps.count('DBOS.writeStream') == workflow_written(received)
