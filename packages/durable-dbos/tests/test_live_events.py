@@ -26,6 +26,7 @@ from pydantic_ai.agent import AgentRunResult
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import (
     AgentStreamEvent,
+    FinalResultEvent,
     FunctionToolCallEvent,
     FunctionToolResultEvent,
     ModelMessage,
@@ -178,7 +179,7 @@ def comparable(event: Any) -> Any:
 
 def workflow_written(events: list[Any]) -> int:
     """How many of the events (all of a run's) were written from workflow code, one step each."""
-    step_published = (PartStartEvent, PartDeltaEvent, PartEndEvent, UnitRetryEvent)
+    step_published = (PartStartEvent, PartDeltaEvent, PartEndEvent, FinalResultEvent, UnitRetryEvent)
     return sum(not isinstance(event, step_published) for event in events)
 
 

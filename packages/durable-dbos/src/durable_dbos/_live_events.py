@@ -6,8 +6,7 @@ reader when the stream is closed or the workflow has finished.
 
 Two writers, with DBOS's two guarantees:
 
-- the events of the agent graph (tool calls, tool results, the final-result marker, the terminal
-  `AgentRunResultEvent`) are written from workflow code, where `DBOS.write_stream` is checkpointed: one step id per
+- the events of the agent graph (tool calls, tool results, the terminal `AgentRunResultEvent`) are written from workflow code, where `DBOS.write_stream` is checkpointed: one step id per
   write, exactly once, and a recovered workflow replays the write instead of repeating it;
 - a streamed model response's events are produced inside the model-request step, which writes directly (no step
   id, at least once), in batches (`EventBatcher`, one write per `batch_interval`). A step that runs again (a DBOS step
@@ -38,19 +37,13 @@ from pydantic import TypeAdapter
 from pydantic_ai._agent_graph import GraphAgentState
 from pydantic_ai.agent import AgentRunResult, EventStreamHandler
 from pydantic_ai.exceptions import UserError
-from pydantic_ai.messages import (
-    AgentStreamEvent,
-    ModelMessagesTypeAdapter,
-    PartDeltaEvent,
-    PartEndEvent,
-    PartStartEvent,
-)
+from pydantic_ai.messages import AgentStreamEvent, ModelMessagesTypeAdapter
 from pydantic_ai.run import AgentRunResultEvent
 from pydantic_ai.tools import RunContext
 from pydantic_ai.usage import RunUsage
 from pydantic_core import to_jsonable_python
 
-from durable_kernel import DurableAgentRunEvents, EventBatcher, EventStreamTopic, UnitEvent
+from durable_kernel import DurableAgentRunEvents, EventBatcher, EventStreamTopic, UnitEvent, is_model_stream_event
 
 __all__ = (
     'ROW_SPAN',
@@ -68,8 +61,6 @@ ROW_SPAN = 1000
 
 _UNIT_LABEL = 'model_request'
 
-# Published by the model-request step; in workflow code the same events are a replay of the recorded response.
-_STEP_PUBLISHED: tuple[type[Any], ...] = (PartStartEvent, PartDeltaEvent, PartEndEvent)
 
 _event_adapter: TypeAdapter[AgentStreamEvent] = TypeAdapter(AgentStreamEvent)
 _usage_adapter: TypeAdapter[RunUsage] = TypeAdapter(RunUsage)
@@ -117,7 +108,9 @@ async def publishing_stream(
     events and the steps of a handler or of tool calls take their ids in the same order on every execution.
     """
     async for event in stream:
-        if not isinstance(event, _STEP_PUBLISHED) and topic.selects(event):
+        # A model's stream events (the final-result marker too) are the model step's to publish; in workflow code
+        # they are a replay of its recorded response (pydantic-ai 2.x replays the parts).
+        if not is_model_stream_event(event) and topic.selects(event):
             await DBOS.write_stream_async(topic.name, {'kind': 'event', 'event': _dump_event(event)})
         yield event
 
