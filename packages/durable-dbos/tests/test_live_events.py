@@ -46,6 +46,7 @@ from durable_dbos import (
     DBOSDurability,
     DurableAgentRunEvents,
     EventStreamTopic,
+    StepConfig,
     UnitRetryEvent,
     stream_agent_events,
 )
@@ -71,6 +72,9 @@ class Script:
     delay: float = 0.0
     fail: bool = False
     """Whether the tool raises, failing the run."""
+    flaky_stream: bool = False
+    """Whether the last response's first attempt fails halfway (the model step is retried)."""
+    attempts: int = 0
     produced: dict[str, float] = field(default_factory=dict[str, float])
     """When each text delta was produced (monotonic), by its content."""
 
@@ -78,12 +82,16 @@ class Script:
         async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str | DeltaToolCalls]:
             first = len(messages) == 1
             prefix = 'a' if first else 'b'
+            if not first:
+                self.attempts += 1
             for index in range(self.deltas):
                 if self.delay:
                     await asyncio.sleep(self.delay)
                 content = f'{prefix}{index} '
                 self.produced[content] = time.monotonic()
                 yield content
+                if self.flaky_stream and not first and self.attempts == 1 and index == self.deltas // 2:
+                    raise ConnectionError('the stream broke')
             if first:
                 yield {1: DeltaToolCall(name='wait_here', json_args='{}', tool_call_id='call-1')}
 
@@ -111,6 +119,7 @@ def build(
     topic: str | EventStreamTopic | None = TOPIC,
     gate: threading.Event | None = None,
     handler: Callable[[RunContext[None], Any], Awaitable[None]] | None = None,
+    model_step_config: StepConfig | None = None,
 ) -> tuple[Any, Callable[[str], Awaitable[Any]]]:
     """The agent of `form` and a function starting its run as a workflow (build before launch)."""
 
@@ -124,13 +133,17 @@ def build(
 
     if form == 'wrapper':
         agent = Agent(script.model(), name=name, tools=[wait_here])
-        durable = DBOSAgent(agent, event_stream_topic=topic, event_stream_handler=handler)
+        durable = DBOSAgent(
+            agent, event_stream_topic=topic, event_stream_handler=handler, model_step_config=model_step_config
+        )
 
         async def start_wrapper(prompt: str) -> Any:
             return await durable.run(prompt)
 
         return durable, start_wrapper
-    capability = DBOSDurability[None](event_stream_topic=topic, event_stream_handler=handler)
+    capability = DBOSDurability[None](
+        event_stream_topic=topic, event_stream_handler=handler, model_step_config=model_step_config
+    )
     agent = Agent(script.model(), name=name, tools=[wait_here], capabilities=[capability])
 
     @DBOS.workflow(name=f'{name}.user_workflow')
@@ -360,6 +373,27 @@ async def test_without_a_topic_the_steps_are_unchanged_and_the_consumer_is_refus
     # wrapper also closes the stream.
     assert published_steps.count('DBOS.writeStream') == workflow_written(received)
     assert published_steps.count('DBOS.closeStream') == (1 if form == 'wrapper' else 0)
+
+
+@pytest.mark.parametrize('form', FORMS)
+async def test_a_retried_model_step_is_announced_before_its_repeated_events(
+    form: Form, agent_name: str, dbos_launch: Callable[[], None]
+) -> None:
+    retries: StepConfig = {'retries_allowed': True, 'max_attempts': 3, 'interval_seconds': 0.01}
+    script = Script(deltas=6, flaky_stream=True)
+    agent, starter = build(form, agent_name, script, model_step_config=retries)
+    dbos_launch()
+    run = await start(agent, starter)
+    received = [event for _, event in await read_all(consume(run))]
+    result = await asyncio.wait_for(run.task, TIMEOUT)
+
+    assert script.attempts == 2
+    marker = next(index for index, event in enumerate(received) if isinstance(event, UnitRetryEvent))
+    assert received[marker] == UnitRetryEvent(unit='model_request', attempt=2)
+    # The failed attempt's partial text, then the whole response again.
+    assert text_of(received[:marker]) == 'a0 a1 a2 a3 a4 a5 b0 b1 b2 b3 '
+    assert text_of(received[marker + 1 :]) == result.output == 'b0 b1 b2 b3 b4 b5 '
+    assert terminal_output(received[-1]) == result.output
 
 
 @pytest.mark.parametrize('form', FORMS)
