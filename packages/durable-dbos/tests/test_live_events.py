@@ -395,6 +395,12 @@ async def test_a_retried_model_step_is_announced_before_its_repeated_events(
     assert text_of(received[marker + 1 :]) == result.output == 'b0 b1 b2 b3 b4 b5 '
     assert terminal_output(received[-1]) == result.output
 
+    # A consumer that stopped inside the failed attempt and resumes is told of the retry all the same.
+    everything = await read_all(consume(run))
+    for stop_at in (marker - 2, marker - 1, marker):
+        rest = await read_all(consume(run, from_offset=everything[stop_at][0] + 1))
+        assert [(o, comparable(e)) for o, e in rest] == [(o, comparable(e)) for o, e in everything[stop_at + 1 :]]
+
 
 @pytest.mark.parametrize('form', FORMS)
 async def test_a_failed_run_ends_the_stream_without_a_result(

@@ -40,6 +40,7 @@ from ._durable import DurableToolsetPlan, DurableToolsetsCapability, check_pickl
 from ._entry_points import DBOSEntryPoints
 from ._event_stream import handle_each_event
 from ._live_events import (
+    configured_topic,
     current_event_stream_topic,
     publish_run_result,
     require_workflow_streams,
@@ -244,8 +245,7 @@ class DBOSAgent(DBOSEntryPoints[AgentDepsT, OutputDataT], DBOSConfiguredInstance
         """The live events of this agent's `run` workflow `workflow_id`, ending with its `AgentRunResultEvent`.
 
         See [`stream_agent_events`][durable_dbos.stream_agent_events]; this fills in the agent's topic and output
-        type. Start the workflow with a known id (`SetWorkflowID`) or with `DBOS.start_workflow_async(agent.run, ...)`
-        and pass its `workflow_id`.
+        type. Start the run with a known workflow id (`with SetWorkflowID(workflow_id): await agent.run(...)`).
 
         Args:
             workflow_id: The `run` workflow (a `run_sync` workflow publishes through its child `run` workflow).
@@ -258,15 +258,9 @@ class DBOSAgent(DBOSEntryPoints[AgentDepsT, OutputDataT], DBOSConfiguredInstance
         Raises:
             UserError: The agent has no topic and none is passed.
         """
-        chosen = topic if topic is not None else self._event_stream_topic
-        if chosen is None:
-            raise UserError(
-                f'The DBOSAgent {self._name!r} publishes no live events: pass `event_stream_topic="..."` to '
-                '`DBOSAgent(...)`, or `topic=` to `stream_agent_events`.'
-            )
         events: DurableAgentRunEvents[Any] = stream_agent_events(
             workflow_id,
-            chosen,
+            configured_topic(topic, self._event_stream_topic, owner=f'The DBOSAgent {self._name!r}'),
             output_type=self.output_type if output_type is None else output_type,
             from_offset=from_offset,
             polling_interval=polling_interval,

@@ -45,6 +45,7 @@ from ._dbos_private import dbos_launched, run_after_launch
 from ._durable import DurableToolsetPlan
 from ._event_stream import single_event_stream
 from ._live_events import (
+    configured_topic,
     publish_run_result,
     publishing_stream,
     require_workflow_streams,
@@ -299,17 +300,11 @@ class DBOSDurability(DurabilityCapability[AgentDepsT]):
         Raises:
             UserError: No topic was configured and none is passed.
         """
-        chosen = topic if topic is not None else self._event_stream_topic
-        if chosen is None:
-            raise UserError(
-                'This `DBOSDurability` publishes no live events: pass `event_stream_topic="..."` to it, or '
-                '`topic=` to `stream_agent_events`.'
-            )
         if output_type is None:
             output_type = self._agent_output_type()
         return stream_agent_events(
             workflow_id,
-            chosen,
+            configured_topic(topic, self._event_stream_topic, owner='This `DBOSDurability`'),
             output_type=output_type,
             from_offset=from_offset,
             polling_interval=polling_interval,

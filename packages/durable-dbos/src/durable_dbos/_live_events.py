@@ -15,7 +15,8 @@ Two writers, with DBOS's two guarantees:
   the repetition with a `UnitRetryEvent`.
 
 Offsets: a stream row holds one batch, so the offset a consumer sees is `row * ROW_SPAN + index in the row`: it
-increases, and `offset + 1` resumes right after an event, also in the middle of a batch.
+increases, and `offset + 1` resumes right after an event, also in the middle of a batch. A resumed consumer reads the
+rows before its offset as well (without yielding them), to count the attempts of the model steps there.
 
 Wire format (JSON-able, written with DBOS's serializer): `{'kind': 'event', 'event': ...}`,
 `{'kind': 'unit', 'unit': ..., 'label': ..., 'seq': ..., 'events': [...]}` and `{'kind': 'result', ...}`; events are
@@ -43,10 +44,18 @@ from pydantic_ai.tools import RunContext
 from pydantic_ai.usage import RunUsage
 from pydantic_core import to_jsonable_python
 
-from durable_kernel import DurableAgentRunEvents, EventBatcher, EventStreamTopic, UnitEvent, is_model_stream_event
+from durable_kernel import (
+    DurableAgentRunEvents,
+    EventBatcher,
+    EventStreamTopic,
+    UnitEvent,
+    UnitRetryEvent,
+    is_model_stream_event,
+)
 
 __all__ = (
     'ROW_SPAN',
+    'configured_topic',
     'current_event_stream_topic',
     'model_stream_publisher',
     'publish_run_result',
@@ -57,7 +66,7 @@ __all__ = (
 )
 
 ROW_SPAN = 1000
-"""The most events one stream row holds: consumer offsets are `row * ROW_SPAN + index`."""
+"""Consumer offsets are `row * ROW_SPAN + index`; a row holds at most `ROW_SPAN - 1` events."""
 
 _UNIT_LABEL = 'model_request'
 
@@ -147,8 +156,9 @@ def model_stream_publisher(topic: EventStreamTopic, handler: EventStreamHandler[
 
         async def send(batch: list[Any]) -> None:
             nonlocal published
-            for start in range(0, len(batch), ROW_SPAN):
-                chunk = batch[start : start + ROW_SPAN]
+            # Fewer than ROW_SPAN events a row: the offset before a row's first event is never an event's own.
+            for start in range(0, len(batch), ROW_SPAN - 1):
+                chunk = batch[start : start + ROW_SPAN - 1]
                 row = {'kind': 'unit', 'unit': unit, 'label': _UNIT_LABEL, 'seq': published, 'events': chunk}
                 await DBOS.write_stream_async(topic.name, row)
                 published += len(chunk)
@@ -214,6 +224,48 @@ def _decode_row(value: Any, output_adapter: TypeAdapter[Any]) -> list[Any]:
     raise UserError(f'The DBOS stream holds a live-event row of an unknown kind {kind!r}: upgrade `durable-dbos`.')
 
 
+def _count_attempt(value: Any, attempts: dict[str, int]) -> None:
+    row: dict[str, Any] = cast(dict[str, Any], value) if isinstance(value, dict) else {}
+    if row.get('kind') == 'unit' and row.get('seq') == 0:
+        attempts[row['unit']] = attempts.get(row['unit'], 0) + 1
+
+
+def _continued_unit(
+    offset: int, item: UnitEvent, attempts: dict[str, int], *, from_offset: int
+) -> list[tuple[int, Any]]:
+    """The event of a unit whose earlier attempts came before the consumer's `from_offset` (the kernel never saw them).
+
+    A new attempt is announced here, as the kernel announces the ones it sees: the marker takes the offset before
+    the event (never an event's: a row holds fewer than `ROW_SPAN` events), so a consumer that resumes at the
+    attempt's first event has had the marker already.
+    """
+    announced: list[tuple[int, Any]] = []
+    if item.seq == 0:
+        attempts[item.unit] += 1
+        if offset != from_offset:
+            announced.append((offset - 1, UnitRetryEvent(unit=item.label, attempt=attempts[item.unit])))
+    announced.append((offset, item.event))
+    return announced
+
+
+def configured_topic(
+    passed: str | EventStreamTopic | None, configured: EventStreamTopic | None, *, owner: str
+) -> str | EventStreamTopic:
+    """The topic a `stream_agent_events` method reads: the one passed, else its owner's.
+
+    Raises:
+        UserError: Neither is set.
+    """
+    if passed is not None:
+        return passed
+    if configured is None:
+        raise UserError(
+            f'{owner} publishes no live events: pass `event_stream_topic="..."` to it, or `topic=` to '
+            '`stream_agent_events`.'
+        )
+    return configured
+
+
 def stream_agent_events(
     workflow_id: str,
     topic: str | EventStreamTopic,
@@ -245,7 +297,8 @@ def stream_agent_events(
         The events, as the kernel's `DurableAgentRunEvents` (an async iterator and async context manager).
 
     Raises:
-        UserError: `from_offset` is negative, or the polling interval is not positive.
+        UserError: `from_offset` is negative, or the polling interval is not positive. (Iterating raises DBOS's
+            `DBOSNonExistentWorkflowError` when no workflow has this id yet: read once the workflow has started.)
     """
     name = topic.name if isinstance(topic, EventStreamTopic) else topic
     if from_offset < 0:
@@ -256,20 +309,32 @@ def stream_agent_events(
     if interval is not None and interval <= 0:
         raise UserError(f'`polling_interval` must be greater than zero, not {polling_interval!r}.')
     output_adapter: TypeAdapter[Any] = TypeAdapter(output_type)
-    first_row, skip = divmod(from_offset, ROW_SPAN)
+    first_row = from_offset // ROW_SPAN
 
     async def items() -> AsyncIterator[tuple[int, Any]]:
+        # A resumed consumer reads the rows before `from_offset` too, without yielding them: only to count the
+        # attempts the model steps made there, so that a step's retry after `from_offset` is still announced.
         if client is not None:
-            rows = client.read_stream_async(workflow_id, name, offset=first_row, polling_interval_sec=interval)
+            rows = client.read_stream_async(workflow_id, name, polling_interval_sec=interval)
         else:
-            rows = DBOS.read_stream_async(workflow_id, name, offset=first_row, polling_interval_sec=interval)
+            rows = DBOS.read_stream_async(workflow_id, name, polling_interval_sec=interval)
+        earlier: dict[str, int] = {}
         try:
-            row = first_row
+            row = 0
             async for value in rows:
-                for index, item in enumerate(_decode_row(value, output_adapter)):
-                    if row == first_row and index < skip:
-                        continue
-                    yield row * ROW_SPAN + index, item
+                if row < first_row:
+                    _count_attempt(value, earlier)
+                else:
+                    for index, item in enumerate(_decode_row(value, output_adapter)):
+                        offset = row * ROW_SPAN + index
+                        if offset < from_offset:
+                            if isinstance(item, UnitEvent) and item.seq == 0:
+                                earlier[item.unit] = earlier.get(item.unit, 0) + 1
+                        elif isinstance(item, UnitEvent) and item.unit in earlier:
+                            for announced in _continued_unit(offset, item, earlier, from_offset=from_offset):
+                                yield announced
+                        else:
+                            yield offset, item
                 row += 1
         finally:
             await rows.aclose()
