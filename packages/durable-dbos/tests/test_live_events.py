@@ -53,6 +53,7 @@ from durable_dbos import (
 from durable_dbos.testing import dbos_session, workflow_step_names_async
 
 from . import live_events_app
+from .conftest import both_backends
 
 pytestmark = pytest.mark.anyio
 
@@ -209,9 +210,10 @@ def text_of(events: list[Any]) -> str:
     return ''.join(piece for piece in map(text_piece, events) if piece)
 
 
+@both_backends
 @pytest.mark.parametrize('form', FORMS)
 async def test_live_events_arrive_while_the_run_executes(
-    form: Form, agent_name: str, dbos_launch: Callable[[], None]
+    form: Form, agent_name: str, dbos_launch: Callable[[], None], backend: str
 ) -> None:
     gate = threading.Event()
     script = Script(deltas=5, delay=0.05)
@@ -245,7 +247,7 @@ async def test_live_events_arrive_while_the_run_executes(
     assert 'FunctionToolResultEvent' in kinds
     assert kinds.index('FunctionToolCallEvent') < kinds.index('FunctionToolResultEvent')
     print(
-        f'\n[{form}] model delta -> consumer latency: min {min(latencies) * 1000:.0f} ms, '
+        f'\n[{form}, {backend}] model delta -> consumer latency: min {min(latencies) * 1000:.0f} ms, '
         f'median {sorted(latencies)[len(latencies) // 2] * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms'
     )
 
@@ -428,9 +430,10 @@ def test_wrong_topics_are_refused() -> None:
         DBOSDurability[None]().stream_agent_events('workflow')
 
 
+@both_backends
 @pytest.mark.parametrize('form', FORMS)
 async def test_a_worker_killed_mid_stream_leaves_a_complete_stream_with_a_retry_marker(
-    form: Form, database_url: str
+    form: Form, database_url: str, backend: str
 ) -> None:
     name = f'live_crash_{form}_{uuid.uuid4().hex[:6]}'
     workflow_id = str(uuid.uuid4())
