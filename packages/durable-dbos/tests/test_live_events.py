@@ -479,3 +479,20 @@ async def test_a_worker_killed_mid_stream_leaves_a_complete_stream_with_a_retry_
     tool_events = [type(e).__name__ for e in received if isinstance(e, FunctionToolCallEvent | FunctionToolResultEvent)]
     assert tool_events == ['FunctionToolCallEvent'] * 2 + ['FunctionToolResultEvent'] * 2
     assert steps.count('DBOS.writeStream') == workflow_written(received)
+
+
+async def test_outside_a_workflow_the_topic_changes_nothing(agent_name: str, dbos_launch: Callable[[], None]) -> None:
+    script = Script(deltas=2)
+    capability = DBOSDurability[None](event_stream_topic=TOPIC)
+    calls: list[str] = []
+
+    def wait_here() -> str:
+        calls.append('tool')
+        return 'released'
+
+    agent = Agent(script.model(), name=agent_name, tools=[wait_here], capabilities=[capability])
+    dbos_launch()
+    # Not streamed (no handler), no stream written (there is no workflow to write to).
+    result = await agent.run('go')
+    assert result.output == 'done'
+    assert calls == ['tool']
