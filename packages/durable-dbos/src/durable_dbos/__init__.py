@@ -6,11 +6,12 @@ attach [`DBOSDurability`][durable_dbos.DBOSDurability] to an agent (`capabilitie
 `@DBOS.workflow()`.
 """
 
-from durable_kernel import DepsResolver
+from durable_kernel import DepsResolver, DurableAgentRunEvents, EventStreamTopic, UnitRetryEvent
 
 from ._agent import DBOSAgent
 from ._config import DBOSParallelExecutionMode, StepConfig
 from ._durability import DBOSDurability
+from ._live_events import stream_agent_events
 from ._mcp import DBOSMCPServer
 from ._model import DBOSModel
 
@@ -18,8 +19,12 @@ __all__ = (
     'DBOSAgent',
     'DBOSDurability',
     'DepsResolver',
+    'DurableAgentRunEvents',
+    'EventStreamTopic',
+    'UnitRetryEvent',
     'DBOSMCPServer',
     'DBOSModel',
     'DBOSParallelExecutionMode',
     'StepConfig',
+    'stream_agent_events',
 )

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Generator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
+from datetime import timedelta
 from typing import Any
 
-from dbos import DBOS, DBOSConfiguredInstance
+from dbos import DBOS, DBOSClient, DBOSConfiguredInstance
 from pydantic_ai.agent import AbstractAgent, AgentRunResult, EventStreamHandler
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.models import Model
@@ -17,9 +18,12 @@ from pydantic_ai.toolsets import AbstractToolset
 
 from durable_kernel import (
     DepsResolver,
+    DurableAgentRunEvents,
+    EventStreamTopic,
     NonRetryableModelErrors,
     RunArguments,
     UserPrompt,
+    coerce_event_stream_topic,
     dbos_workflow_name,
     get_event_loop,
     is_permanent_model_error,
@@ -35,6 +39,14 @@ from ._context import in_workflow_code
 from ._durable import DurableToolsetPlan, DurableToolsetsCapability, check_picklable_inputs
 from ._entry_points import DBOSEntryPoints
 from ._event_stream import handle_each_event
+from ._live_events import (
+    configured_topic,
+    current_event_stream_topic,
+    publish_run_result,
+    require_workflow_streams,
+    run_event_stream_topic,
+    stream_agent_events,
+)
 from ._model import DBOSModel, run_event_stream_handler
 from ._other_versions import warn_about_other_versions_at_launch
 from ._run_keywords import refuse_unrecordable_keywords, without_refused_keywords
@@ -82,6 +94,7 @@ class DBOSAgent(DBOSEntryPoints[AgentDepsT, OutputDataT], DBOSConfiguredInstance
         function_tool_steps: bool = True,
         non_retryable_model_errors: NonRetryableModelErrors = is_permanent_model_error,
         deps_resolver: DepsResolver[AgentDepsT, Any] | None = None,
+        event_stream_topic: str | EventStreamTopic | None = None,
     ):
         """Make `wrapped` durable on DBOS: its runs become workflows, its model, tool and MCP I/O become steps.
 
@@ -114,6 +127,16 @@ class DBOSAgent(DBOSEntryPoints[AgentDepsT, OutputDataT], DBOSConfiguredInstance
                 rebuilds them when the workflow runs, and again when it is recovered (`resolve(reference)`), so that
                 clients and credentials never enter DBOS's system database. Steps run in the workflow's process and
                 see the live deps. See [`DepsResolver`][durable_kernel.DepsResolver].
+            event_stream_topic: Publish the events of each `run` workflow to its DBOS stream of this name (or
+                `EventStreamTopic`), for [`stream_agent_events`][durable_dbos.DBOSAgent.stream_agent_events] to read
+                from any process sharing the database: the model's live events from inside its step, in batches,
+                every other event from workflow code, then the terminal `AgentRunResultEvent`, after which the
+                stream is closed. Each workflow-code write is a step of its own (`DBOS.writeStream`), so the topic
+                is part of the workflow's recorded layout.
+
+        Raises:
+            UserError: The agent has no name or no model, another `DBOSAgent` has the name, or `event_stream_topic`
+                is given and the installed DBOS has no workflow streams.
         """
         super().__init__(wrapped)
         self._name = require_agent_name(name or wrapped.name, engine='DBOS')
@@ -121,6 +144,9 @@ class DBOSAgent(DBOSEntryPoints[AgentDepsT, OutputDataT], DBOSConfiguredInstance
             parallel_execution_mode, engine='DBOS'
         )
         self._event_stream_handler = event_stream_handler
+        self._event_stream_topic = coerce_event_stream_topic(event_stream_topic)
+        if self._event_stream_topic is not None:
+            require_workflow_streams()
         self.deps_resolver = deps_resolver
         if not isinstance(wrapped.model, Model):
             raise UserError(
@@ -193,9 +219,54 @@ class DBOSAgent(DBOSEntryPoints[AgentDepsT, OutputDataT], DBOSConfiguredInstance
         In workflow code, one that reads the stream there and calls that handler once per event (see `run`).
         """
         handler = self._user_event_stream_handler
-        if handler is None or not in_workflow_code():
+        if not in_workflow_code():
             return handler
-        return handle_each_event(handler)
+        # Set by the `run` workflow only: `iter` in a workflow publishes nothing.
+        topic = current_event_stream_topic()
+        if handler is None and topic is None:
+            return None
+        return handle_each_event(handler, topic)
+
+    @property
+    def event_stream_topic(self) -> EventStreamTopic | None:
+        """Where the `run` workflows publish their events (`event_stream_topic=`), or `None`."""
+        return self._event_stream_topic
+
+    def stream_agent_events(
+        self,
+        workflow_id: str,
+        *,
+        topic: str | EventStreamTopic | None = None,
+        output_type: Any = None,
+        from_offset: int = 0,
+        polling_interval: timedelta | None = None,
+        client: DBOSClient | None = None,
+    ) -> DurableAgentRunEvents[OutputDataT]:
+        """The live events of this agent's `run` workflow `workflow_id`, ending with its `AgentRunResultEvent`.
+
+        See [`stream_agent_events`][durable_dbos.stream_agent_events]; this fills in the agent's topic and output
+        type. Start the run with a known workflow id (`with SetWorkflowID(workflow_id): await agent.run(...)`).
+
+        Args:
+            workflow_id: The `run` workflow (a `run_sync` workflow publishes through its child `run` workflow).
+            topic: Another topic than the agent's.
+            output_type: The type to decode the result's output as; the agent's output type by default.
+            from_offset: `0`, or `events.offset + 1` of an earlier consumer.
+            polling_interval: How often to look for new events where DBOS cannot be notified of them.
+            client: Read through this `DBOSClient` instead of the launched DBOS of this process.
+
+        Raises:
+            UserError: The agent has no topic and none is passed.
+        """
+        events: DurableAgentRunEvents[Any] = stream_agent_events(
+            workflow_id,
+            configured_topic(topic, self._event_stream_topic, owner=f'The DBOSAgent {self._name!r}'),
+            output_type=self.output_type if output_type is None else output_type,
+            from_offset=from_offset,
+            polling_interval=polling_interval,
+            client=client,
+        )
+        return events
 
     @property
     def toolsets(self) -> Sequence[AbstractToolset[AgentDepsT]]:
@@ -206,12 +277,17 @@ class DBOSAgent(DBOSEntryPoints[AgentDepsT, OutputDataT], DBOSConfiguredInstance
 
     async def _run_in_workflow(self, user_prompt: UserPrompt = None, **inputs: Any) -> AgentRunResult[Any]:
         handler = inputs.get('event_stream_handler')
-        with run_event_stream_handler(handler):
+        topic = self._event_stream_topic
+        with run_event_stream_handler(handler), run_event_stream_topic(topic):
             if handler is not None:
                 # The model steps get the run's handler itself (it reads their live streams inside them); the agent
                 # graph's stream is read in workflow code (`handle_each_event`).
-                inputs = {**inputs, 'event_stream_handler': handle_each_event(handler)}
-            return await self._agent_run(RunArguments.from_kwargs(user_prompt, self._live_inputs(inputs)))
+                inputs = {**inputs, 'event_stream_handler': handle_each_event(handler, topic)}
+            result = await self._agent_run(RunArguments.from_kwargs(user_prompt, self._live_inputs(inputs)))
+            if topic is not None:
+                # The workflow is the run: nothing follows the terminal event, so the stream is closed.
+                await publish_run_result(topic, result, close=True)
+            return result
 
     def _run_sync_in_workflow(self, user_prompt: UserPrompt = None, **inputs: Any) -> AgentRunResult[Any]:
         # Like the reference: the sync workflow runs the async `run` workflow as its child (which records the

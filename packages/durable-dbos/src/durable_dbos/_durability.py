@@ -12,9 +12,10 @@ import logging
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from contextlib import ExitStack
 from contextvars import ContextVar
+from datetime import timedelta
 from typing import Any
 
-from dbos import DBOS
+from dbos import DBOS, DBOSClient
 from pydantic_ai.agent import AbstractAgent, AgentRunResult, EventStreamHandler
 from pydantic_ai.capabilities import WrapModelRequestHandler, WrapRunHandler
 from pydantic_ai.exceptions import UserError
@@ -25,8 +26,11 @@ from pydantic_ai.toolsets import AbstractToolset
 
 from durable_kernel import (
     DurabilityCapability,
+    DurableAgentRunEvents,
+    EventStreamTopic,
     NonRetryableModelErrors,
     UserPrompt,
+    coerce_event_stream_topic,
     dbos_event_stream_handler_step_name,
     dbos_workflow_name,
     get_event_loop,
@@ -40,6 +44,14 @@ from ._context import in_workflow_code
 from ._dbos_private import dbos_launched, run_after_launch
 from ._durable import DurableToolsetPlan
 from ._event_stream import single_event_stream
+from ._live_events import (
+    configured_topic,
+    publish_run_result,
+    publishing_stream,
+    require_workflow_streams,
+    run_event_stream_topic,
+    stream_agent_events,
+)
 from ._model import DBOSModel, run_event_stream_handler
 from ._other_versions import LOGGER_NAME, warn_about_other_versions_at_launch
 from ._step_layout import workflow_step_record
@@ -101,6 +113,7 @@ class DBOSDurability(DurabilityCapability[AgentDepsT]):
         function_tool_steps: bool = False,
         tool_step_config: StepConfig | None = None,
         non_retryable_model_errors: NonRetryableModelErrors = is_permanent_model_error,
+        event_stream_topic: str | EventStreamTopic | None = None,
     ) -> None:
         """Configure the DBOS steps of the agents this capability is attached to.
 
@@ -127,9 +140,15 @@ class DBOSDurability(DurabilityCapability[AgentDepsT]):
             tool_step_config: Keyword of this package: the step options of function-tool steps.
             non_retryable_model_errors: Keyword of this package: the model errors that fail a model step at once
                 even when `model_step_config` allows retries (see `DBOSModel`).
+            event_stream_topic: Publish the run's events to the workflow's DBOS stream of this name (or
+                `EventStreamTopic`), for `stream_agent_events` to read from any process sharing the database: the
+                model's live events from inside its step, in batches, every other event from workflow code, then the
+                terminal `AgentRunResultEvent`. Each workflow-code write is a step of its own (`DBOS.writeStream`), so
+                the topic is part of the workflow's recorded layout. Outside a workflow it changes nothing.
 
         Raises:
-            UserError: `parallel_execution_mode` is not one of the two durable modes.
+            UserError: `parallel_execution_mode` is not one of the two durable modes, or the installed DBOS has no
+                workflow streams.
         """
         super().__init__(models=models, event_stream_handler=event_stream_handler, name=name)
         self._model_step_config = model_step_config
@@ -142,6 +161,9 @@ class DBOSDurability(DurabilityCapability[AgentDepsT]):
         self._function_tool_steps = function_tool_steps
         self._tool_step_config = tool_step_config
         self._non_retryable_model_errors: NonRetryableModelErrors = non_retryable_model_errors
+        self._event_stream_topic = coerce_event_stream_topic(event_stream_topic)
+        if self._event_stream_topic is not None:
+            require_workflow_streams()
         self._plan: DurableToolsetPlan | None = None
         self._legacy_run_workflow: Any = None
         self._legacy_run_sync_workflow: Any = None
@@ -162,6 +184,11 @@ class DBOSDurability(DurabilityCapability[AgentDepsT]):
     def in_durable_context(self) -> bool:
         """Whether the caller is DBOS workflow code (not a step, where calls are plain)."""
         return in_workflow_code()
+
+    @property
+    def event_stream_topic(self) -> EventStreamTopic | None:
+        """Where runs inside a workflow publish their events (`event_stream_topic=`), or `None`."""
+        return self._event_stream_topic
 
     @property
     def legacy_run_workflow(self) -> Any:
@@ -238,17 +265,93 @@ class DBOSDurability(DurabilityCapability[AgentDepsT]):
         # A `DBOSAgent` workflow carries its run's handler in its inputs, and it wins over the agent's, as it did there.
         return self._legacy_handler.get() or self._event_stream_handler
 
+    def _run_topic(self) -> EventStreamTopic | None:
+        # A `DBOSAgent` workflow recovered through the legacy workflows keeps the steps it recorded: no stream writes.
+        if self._in_legacy_workflow.get():
+            return None
+        return self._event_stream_topic
+
+    # --- live events ---------------------------------------------------------------------------------------------
+
+    def stream_agent_events(
+        self,
+        workflow_id: str,
+        *,
+        topic: str | EventStreamTopic | None = None,
+        output_type: Any = None,
+        from_offset: int = 0,
+        polling_interval: timedelta | None = None,
+        client: DBOSClient | None = None,
+    ) -> DurableAgentRunEvents[Any]:
+        """The live events of the run of this capability's agent in the workflow `workflow_id`.
+
+        See [`stream_agent_events`][durable_dbos.stream_agent_events]; this fills in the topic (`event_stream_topic=`)
+        and, on a capability bound to one agent, the agent's output type.
+
+        Args:
+            workflow_id: The workflow that runs the agent.
+            topic: Another topic than the capability's.
+            output_type: The type to decode the result's output as; defaults to the agent's output type when the
+                capability is bound to one agent, else JSON data.
+            from_offset: `0`, or `events.offset + 1` of an earlier consumer.
+            polling_interval: How often to look for new events where DBOS cannot be notified of them.
+            client: Read through this `DBOSClient` instead of the launched DBOS of this process.
+
+        Raises:
+            UserError: No topic was configured and none is passed.
+        """
+        if output_type is None:
+            output_type = self._agent_output_type()
+        return stream_agent_events(
+            workflow_id,
+            configured_topic(topic, self._event_stream_topic, owner='This `DBOSDurability`'),
+            output_type=output_type,
+            from_offset=from_offset,
+            polling_interval=polling_interval,
+            client=client,
+        )
+
+    def _agent_output_type(self) -> Any:
+        agents = [self._agent] if self._agent is not None else [ref() for ref, _ in self._bindings.values()]
+        output_types = {
+            id(getattr(agent, 'output_type', Any)): getattr(agent, 'output_type', Any) for agent in agents if agent
+        }
+        # Bound to several agents with different outputs (or to none yet): JSON data, unless the caller says.
+        return next(iter(output_types.values())) if len(output_types) == 1 else Any
+
     # --- run hooks -----------------------------------------------------------------------------------------------
 
     async def wrap_run(self, ctx: RunContext[AgentDepsT], *, handler: WrapRunHandler) -> AgentRunResult[Any]:
         """Inside a workflow: the durable tool-call mode, and the workflow's recorded step layout for tool calls."""
         if not self.in_durable_context:
             return await handler()
+        topic = self._run_topic()
         with ExitStack() as stack:
             stack.enter_context(AbstractAgent.parallel_tool_call_execution_mode(self._parallel_execution_mode))
             stack.enter_context(workflow_step_record())
             stack.enter_context(run_event_stream_handler(self._effective_event_stream_handler()))
-            return await handler()
+            stack.enter_context(run_event_stream_topic(topic))
+            result = await handler()
+            if topic is not None:
+                # Not closed: the workflow may run the agent again on the same topic, and a consumer stops at this
+                # event; a failed run publishes nothing and the reader ends with the workflow.
+                await publish_run_result(topic, result, close=False)
+            return result
+
+    @property
+    def has_wrap_run_event_stream(self) -> bool:
+        """With a topic inside a workflow, every node's events are streamed (to be published) as with a handler."""
+        return super().has_wrap_run_event_stream or (self._run_topic() is not None and self.in_durable_context)
+
+    async def wrap_run_event_stream(
+        self, ctx: RunContext[AgentDepsT], *, stream: AsyncIterable[AgentStreamEvent]
+    ) -> AsyncIterable[AgentStreamEvent]:
+        """Inside a workflow with a topic: publish each event before the handler (if any) gets it."""
+        topic = self._run_topic()
+        if topic is not None and self.in_durable_context:
+            stream = publishing_stream(topic, stream)
+        async for event in super().wrap_run_event_stream(ctx, stream=stream):
+            yield event
 
     def get_wrapper_toolset(self, toolset: AbstractToolset[AgentDepsT]) -> AbstractToolset[AgentDepsT] | None:
         """Inside a workflow: the run's toolset with MCP toolsets (and tool calls, if asked) as DBOS steps."""

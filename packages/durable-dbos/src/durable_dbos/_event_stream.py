@@ -20,15 +20,27 @@ from pydantic_ai.agent import EventStreamHandler
 from pydantic_ai.messages import AgentStreamEvent
 from pydantic_ai.tools import RunContext
 
+from durable_kernel import EventStreamTopic
+
+from ._live_events import publishing_stream
+
 __all__ = ('handle_each_event', 'single_event_stream')
 
 
-def handle_each_event(handler: EventStreamHandler[Any]) -> EventStreamHandler[Any]:
-    """A handler that reads the stream in the caller (workflow code) and calls `handler` once per event."""
+def handle_each_event(
+    handler: EventStreamHandler[Any] | None, topic: EventStreamTopic | None = None
+) -> EventStreamHandler[Any]:
+    """A handler that reads the stream in the caller (workflow code) and calls `handler` once per event.
+
+    With a topic, each event is published (a checkpointed stream write) before the handler gets it.
+    """
 
     async def handle_events(ctx: RunContext[Any], stream: AsyncIterable[AgentStreamEvent]) -> None:
+        if topic is not None:
+            stream = publishing_stream(topic, stream)
         async for event in stream:
-            await handler(ctx, single_event_stream(event))
+            if handler is not None:
+                await handler(ctx, single_event_stream(event))
 
     return handle_events
 

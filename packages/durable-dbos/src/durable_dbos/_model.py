@@ -29,6 +29,7 @@ from durable_kernel import (
 
 from ._config import StepConfig, step_options
 from ._context import in_workflow_code
+from ._live_events import current_event_stream_topic, model_stream_publisher
 
 __all__ = ('DBOSModel', 'run_event_stream_handler')
 
@@ -227,10 +228,19 @@ class DBOSModel(WrapperModel):
             return
 
         handler = _run_handler.get() or self.event_stream_handler
+        topic = current_event_stream_topic()
+        # With a topic, the step publishes the live stream too (and still feeds the handler).
+        step_handler = handler if topic is None else model_stream_publisher(topic, handler)
 
         async def consume_stream() -> ModelResponse:
             return await consume_model_stream(
-                self.wrapped, messages, model_settings, model_request_parameters, run_context, handler, engine='DBOS'
+                self.wrapped,
+                messages,
+                model_settings,
+                model_request_parameters,
+                run_context,
+                step_handler,
+                engine='DBOS',
             )
 
         options = self._step_options(dbos_model_step_name(self.step_name_prefix, stream=True))
