@@ -331,6 +331,38 @@ def test_workflow_recorded_by_pydantic_ai_durability_recovers_on_ours(database_u
     _crash_and_recover(database_url, tmp_path, 'reference')
 
 
+RECORDED_BY_2_68 = Path(__file__).with_name('fixtures') / 'durability-recorded-by-pydantic-ai-2.68.0.sqlite'
+"""A workflow started by pydantic-ai 2.68.0's own `DBOSDurability` (durability_app.py, agent `durability_recorded`,
+workflow `recorded-by-pydantic-ai-2`) and killed in its second model request, after the first model request and the
+handler's four event steps were recorded; its two tool calls ran as workflow code. Recorded with
+`durability_app.py sqlite:///FILE LOG durability_recorded recorded-by-pydantic-ai-2 reference` in the pai2 cell."""
+
+
+@pytest.mark.skipif(not PYDANTIC_AI_2, reason='the step outputs are pydantic-ai 2.x objects')
+def test_workflow_recorded_by_pydantic_ai_2_68_recovers_on_ours(tmp_path: Path) -> None:
+    """The committed record pins 2.68's format, whatever 2.x release the pai2 cell resolves today."""
+    import shutil
+
+    database = tmp_path / 'dbos.sqlite'
+    shutil.copyfile(RECORDED_BY_2_68, database)
+    log = tmp_path / 'calls.log'
+    with dbos_session(f'sqlite:///{database}', reset=False) as launch:
+        durability_app.build('durability_recorded', log, crash=False)
+        launch()  # recovers the recorded workflow
+        output = cast(str, DBOS.retrieve_workflow('recorded-by-pydantic-ai-2').get_result())
+        steps = workflow_step_names('recorded-by-pydantic-ai-2')
+
+    assert output == '3 7'
+    # Recorded: model request 1 and the four event steps. Workflow code again: the two tool calls; then the request
+    # the worker died in.
+    assert sorted(log.read_text().splitlines()) == ['model 2', 'tool add 1 2', 'tool add 3 4']
+    assert steps == [
+        'durability_recorded__model.request_stream',
+        *['durability_recorded__event_stream_handler'] * 4,
+        'durability_recorded__model.request_stream',
+    ]
+
+
 def _crash_and_recover(database_url: str, tmp_path: Path, impl: str) -> None:
     log = tmp_path / 'calls.log'
     name = f'durability_{uuid.uuid4().hex[:6]}'
