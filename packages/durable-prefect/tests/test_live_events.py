@@ -9,7 +9,7 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from uuid import UUID
 
 import pytest
@@ -98,7 +98,8 @@ def _agent(name: str, script: Script, capabilities: list[Any] | None = None) -> 
 
 def _flow_run_id() -> UUID:
     context = FlowRunContext.get()
-    assert context is not None and context.flow_run is not None
+    assert context is not None
+    assert context.flow_run is not None
     return context.flow_run.id
 
 
@@ -108,7 +109,12 @@ class Started:
 
     task: asyncio.Task[Any]
     flow_run_id: UUID
-    read: Callable[..., DurableAgentRunEvents[Any]]
+    source: PrefectAgent[None, str] | PrefectDurability[None]
+
+    def read(self, *, from_offset: int = 0) -> DurableAgentRunEvents[Any]:
+        return self.source.stream_agent_events(
+            self.flow_run_id, output_type=str, from_offset=from_offset, polling_interval=POLL
+        )
 
 
 async def _start(
@@ -133,11 +139,11 @@ async def _start(
         task = asyncio.ensure_future(user_flow())
         flow_run_id = await asyncio.wait_for(ids.get(), 60)
         # The capability bound to the agent is a copy: its method reads the topic the same way.
-        return Started(task, flow_run_id, lambda **kw: capability.stream_agent_events(flow_run_id, **kw))
+        return Started(task, flow_run_id, capability)
     prefect_agent = PrefectAgent(_agent(name, script), event_stream_topic=topic, event_stream_handler=handler)
     task = asyncio.ensure_future(prefect_agent.run('go'))
     flow_run_id = await _flow_run_named(f'{name} Run')
-    return Started(task, flow_run_id, lambda **kw: prefect_agent.stream_agent_events(flow_run_id, **kw))
+    return Started(task, flow_run_id, prefect_agent)
 
 
 async def _flow_run_named(flow_name: str) -> UUID:
@@ -170,7 +176,12 @@ def _text(items: list[tuple[int, Any]]) -> str:
 
 def _comparable(items: list[tuple[int, Any]]) -> list[tuple[int, Any]]:
     return [
-        (offset, event.result.output if isinstance(event, AgentRunResultEvent) else _event_adapter.dump_python(event))
+        (
+            offset,
+            cast(Any, event).result.output
+            if isinstance(event, AgentRunResultEvent)
+            else _event_adapter.dump_python(event),
+        )
         for offset, event in items
     ]
 
@@ -189,7 +200,7 @@ async def test_live_events_arrive_while_the_run_executes(form: Form) -> None:
     started = await _start(form, f'live-{form}', script)
     received: dict[str, float] = {}
     items: list[tuple[int, Any]] = []
-    async with started.read(output_type=str, polling_interval=POLL) as events:
+    async with started.read() as events:
         async for event in events:
             items.append((events.offset, event))
             if not script.consumer_started.is_set():
@@ -201,13 +212,15 @@ async def test_live_events_arrive_while_the_run_executes(form: Form) -> None:
                 received.setdefault(text, time.monotonic())
     output = await asyncio.wait_for(started.task, 120)
     assert output == script.expected_output() if form == 'capability' else output.output == script.expected_output()
-    terminal = items[-1][1]
+    terminal: Any = items[-1][1]
     assert isinstance(terminal, AgentRunResultEvent)
-    assert terminal.result.output == script.expected_output()
-    assert events.result is not None and events.result.output == script.expected_output()
+    assert cast('AgentRunResultEvent[str]', terminal).result.output == script.expected_output()
+    assert events.result is not None
+    assert events.result.output == script.expected_output()
     assert [offset for offset, _ in items] == list(range(len(items)))
-    kinds = [type(event) for _, event in items]
-    assert FunctionToolCallEvent in kinds and FunctionToolResultEvent in kinds
+    kinds: list[type[Any]] = [type(event) for _, event in items]
+    assert FunctionToolCallEvent in kinds
+    assert FunctionToolResultEvent in kinds
     assert kinds.index(FunctionToolCallEvent) < kinds.index(FunctionToolResultEvent)
     assert _text(items) == ''.join(f'a{index} ' for index in range(5)) + script.expected_output()
     latencies = [received[delta] - produced for delta, produced in script.produced.items() if delta in received]
@@ -223,15 +236,15 @@ async def test_a_consumer_resumes_from_its_offset(form: Form) -> None:
     script.consumer_started.set()
     started = await _start(form, f'resume-{form}', script)
     first: list[tuple[int, Any]] = []
-    async with started.read(output_type=str, polling_interval=POLL) as events:
+    async with started.read() as events:
         async for event in events:
             first.append((events.offset, event))
             if len(first) == 6:
                 break
         resume_at = events.offset + 1
-    rest = await _read_all(started.read(output_type=str, from_offset=resume_at, polling_interval=POLL))
+    rest = await _read_all(started.read(from_offset=resume_at))
     await asyncio.wait_for(started.task, 120)
-    everything = await _read_all(started.read(output_type=str, polling_interval=POLL))
+    everything = await _read_all(started.read())
     assert _comparable(first + rest) == _comparable(everything)
     assert isinstance(everything[-1][1], AgentRunResultEvent)
 
@@ -242,7 +255,7 @@ async def test_a_long_model_stream_is_published_in_few_writes(form: Form) -> Non
     script.consumer_started.set()
     topic = EventStreamTopic('agent-events', batch_interval=timedelta(milliseconds=100))
     started = await _start(form, f'batches-{form}', script, topic=topic)
-    items = await _read_all(started.read(output_type=str, polling_interval=POLL))
+    items = await _read_all(started.read())
     await asyncio.wait_for(started.task, 120)
     assert _text(items) == script.expected_output()
     deltas = sum(isinstance(event, PartDeltaEvent | PartStartEvent) for _, event in items)
@@ -263,11 +276,12 @@ async def test_an_event_stream_handler_sees_what_the_consumer_sees(form: Form) -
     script = Script()
     script.consumer_started.set()
     started = await _start(form, f'handler-{form}', script, handler=handler)
-    items = await _read_all(started.read(output_type=str, polling_interval=POLL))
+    items = await _read_all(started.read())
     await asyncio.wait_for(started.task, 120)
     consumed = [type(event).__name__ for _, event in items[:-1]]
-    assert 'PartDeltaEvent' in handled and 'FunctionToolResultEvent' in handled
-    assert sorted(consumed) == sorted(handled)
+    assert 'PartDeltaEvent' in handled
+    assert 'FunctionToolResultEvent' in handled
+    assert consumed == handled
 
 
 @pytest.mark.parametrize('form', FORMS)
@@ -276,7 +290,7 @@ async def test_only_selected_events_are_published_and_the_result_always(form: Fo
     script.consumer_started.set()
     topic = EventStreamTopic('tools-only', events=lambda event: isinstance(event, FunctionToolResultEvent))
     started = await _start(form, f'filtered-{form}', script, topic=topic)
-    items = await _read_all(started.read(output_type=str, polling_interval=POLL))
+    items = await _read_all(started.read())
     await asyncio.wait_for(started.task, 120)
     assert [type(event) for _, event in items] == [FunctionToolResultEvent, AgentRunResultEvent]
 

@@ -13,11 +13,10 @@ attempt stored, and nothing is ever numbered twice.
 
 Two writers:
 
-- flow code publishes every event but the model's part events (tool calls, tool results, the final-result marker)
-  and the terminal `AgentRunResultEvent`. Each record stores how many flow-side items the flow run has published so
+- flow code publishes every event but the model's stream (tool calls, tool results, ...) and the terminal `AgentRunResultEvent`. Each record stores how many flow-side items the flow run has published so
   far (`flow_published`); a re-run flow, which dispatches the same events in the same order (as the event handler
   tasks already require), skips the ones an earlier attempt stored: exactly once.
-- the model-request task publishes the model's part events as they stream, batched by the kernel's `EventBatcher`
+- the model-request task publishes the model's stream (part events, the final-result marker) as it comes, batched by the kernel's `EventBatcher`
   (one artifact per `batch_interval`), in the kernel's `UnitEvent` envelope (unit = the task's cache key, the same
   on every attempt). A task that runs again (a task retry, a re-run after a crash) publishes from its start again,
   with new offsets, and the consumer announces it with a `UnitRetryEvent`; a cached task publishes nothing again.
@@ -49,11 +48,11 @@ from prefect.transactions import get_transaction
 from pydantic import TypeAdapter
 from pydantic_ai.agent import AgentRunResult, EventStreamHandler
 from pydantic_ai.exceptions import UserError
-from pydantic_ai.messages import AgentStreamEvent, PartDeltaEvent, PartEndEvent, PartStartEvent
+from pydantic_ai.messages import AgentStreamEvent
 from pydantic_ai.run import AgentRunResultEvent
 from pydantic_ai.tools import RunContext
 
-from durable_kernel import DurableAgentRunEvents, EventBatcher, EventStreamTopic, UnitEvent
+from durable_kernel import DurableAgentRunEvents, EventBatcher, EventStreamTopic, UnitEvent, is_model_stream_event
 
 __all__ = (
     'ARTIFACT_TYPE_PREFIX',
@@ -77,8 +76,6 @@ DEFAULT_POLLING_INTERVAL = timedelta(milliseconds=200)
 
 _UNIT_LABEL = 'model_request'
 _PAGE = 100
-# Published by the model-request task; in flow code the same events are a replay of the recorded response.
-_TASK_PUBLISHED: tuple[type[Any], ...] = (PartStartEvent, PartDeltaEvent, PartEndEvent)
 
 _event_adapter: TypeAdapter[AgentStreamEvent] = TypeAdapter(AgentStreamEvent)
 _result_adapter: TypeAdapter[AgentRunResultEvent[Any]] = TypeAdapter(AgentRunResultEvent[Any])
@@ -206,7 +203,9 @@ async def publishing_stream(
 ) -> AsyncIterator[AgentStreamEvent]:
     """Pass `stream` through, publishing each event the model task did not publish (call it in flow code)."""
     async for event in stream:
-        if not isinstance(event, _TASK_PUBLISHED) and channel.topic.selects(event):
+        # The model's stream (parts, final-result marker) was published by the model-request task; in flow code the
+        # same events are a replay of the recorded response.
+        if not is_model_stream_event(event) and channel.topic.selects(event):
             await channel.publish_from_flow({'kind': 'event', 'event': _dump_event(event)})
         yield event
 
