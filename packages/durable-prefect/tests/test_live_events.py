@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, Literal, cast
 from uuid import UUID
 
@@ -17,6 +21,7 @@ from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 from prefect.context import FlowRunContext
+from prefect.settings import PREFECT_API_URL, PREFECT_LOCAL_STORAGE_PATH
 from pydantic import TypeAdapter
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.exceptions import UserError
@@ -311,3 +316,57 @@ async def test_reading_without_a_topic_is_a_user_error() -> None:
 
 def test_unit_retry_event_is_exported() -> None:
     assert UnitRetryEvent(unit='model_request', attempt=2).event_kind == 'durable_unit_retry'
+
+
+def _run_worker(phase: str, form: Form, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        'PREFECT_API_URL': str(PREFECT_API_URL.value()),
+        'PREFECT_LOCAL_STORAGE_PATH': str(PREFECT_LOCAL_STORAGE_PATH.value()),
+        'RESUME_TEST_LOG': str(tmp_path / 'calls.log'),
+        'RESUME_TEST_FLOW_RUN': str(tmp_path / 'flow_run_id'),
+        'RESUME_TEST_PHASE': phase,
+        'LIVE_EVENTS_FORM': form,
+    }
+    return subprocess.run(
+        [sys.executable, str(Path(__file__).with_name('live_events_worker.py'))],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize('form', FORMS)
+async def test_a_worker_killed_mid_stream_gives_a_complete_stream_with_a_retry_marker(
+    form: Form, tmp_path: Path
+) -> None:
+    crashed = await asyncio.to_thread(_run_worker, 'start', form, tmp_path)
+    assert crashed.returncode == 17, crashed.stderr[-3000:]
+    flow_run_id = UUID((tmp_path / 'flow_run_id').read_text())
+    resumed = await asyncio.to_thread(_run_worker, 'resume', form, tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    expected = ''.join(f'b{index} ' for index in range(30))
+    assert resumed.stdout.strip().splitlines()[-1] == expected.strip()
+    calls = (tmp_path / 'calls.log').read_text().split()
+    # The first model request and the tool call ran once; the request that died ran again.
+    assert calls == ['start:model-1', 'start:tool-step', 'start:model-2', 'resume:model-2']
+    items = await _read_all(stream_agent_events(flow_run_id, 'agent-events', output_type=str, polling_interval=POLL))
+    # Every offset once, in order; the retry marker takes none of its own (it reports the offset before its event).
+    offsets = [offset for offset, _ in items]
+    assert offsets == sorted(offsets)
+    assert len(set(offsets)) == len(offsets) - 1
+    kinds = [type(event).__name__ for _, event in items]
+    print(f'\n{form}: {kinds}')
+    assert kinds.count('FunctionToolCallEvent') == 1  # published by the flow once, not again by the re-run
+    assert kinds.count('FunctionToolResultEvent') == 1
+    assert kinds.count('UnitRetryEvent') == 1
+    retry = kinds.index('UnitRetryEvent')
+    before_retry, after_retry = items[:retry], items[retry + 1 :]
+    assert _text(before_retry).startswith('a0 a1 a2 a3 a4 b0 ')  # the dead attempt's partial stream
+    assert _text(before_retry) != 'a0 a1 a2 a3 a4 ' + expected
+    assert _text(after_retry) == expected  # the retried request streamed again from its start
+    terminal: Any = items[-1][1]
+    assert isinstance(terminal, AgentRunResultEvent)
+    assert cast('AgentRunResultEvent[str]', terminal).result.output == expected
