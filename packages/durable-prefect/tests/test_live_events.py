@@ -370,3 +370,15 @@ async def test_a_worker_killed_mid_stream_gives_a_complete_stream_with_a_retry_m
     terminal: Any = items[-1][1]
     assert isinstance(terminal, AgentRunResultEvent)
     assert cast('AgentRunResultEvent[str]', terminal).result.output == expected
+
+
+async def test_run_sync_publishes_to_its_flow_run() -> None:
+    script = Script()
+    script.consumer_started.set()
+    prefect_agent = PrefectAgent(_agent('live-sync', script), event_stream_topic='agent-events')
+    result = await asyncio.to_thread(prefect_agent.run_sync, 'go')
+    flow_run_id = await _flow_run_named('live-sync Sync Run')
+    items = await _read_all(prefect_agent.stream_agent_events(flow_run_id, output_type=str, polling_interval=POLL))
+    assert _text(items) == 'a0 a1 a2 a3 a4 ' + result.output
+    terminal: Any = items[-1][1]
+    assert cast('AgentRunResultEvent[str]', terminal).result.output == result.output

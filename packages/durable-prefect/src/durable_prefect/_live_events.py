@@ -112,9 +112,6 @@ class LiveEventsChannel:
     stored_flow_items: int = 0
     """How many flow-side items the flow run had published before this attempt read the channel."""
 
-    writes: int = 0
-    """How many records this agent run wrote in this process (a figure for tests)."""
-
     @property
     def _counter_key(self) -> str:
         return f'durable_prefect:live_events:{self.topic.name}'
@@ -154,7 +151,6 @@ class LiveEventsChannel:
             )
         )
         self.next_seq += len(items)
-        self.writes += 1
 
     async def publish_from_flow(self, item: Any) -> None:
         """Publish one flow-side item, unless an earlier attempt of the flow run stored it already."""
