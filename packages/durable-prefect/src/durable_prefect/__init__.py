@@ -1,6 +1,6 @@
 """Durable pydantic-ai agents on Prefect: agent runs are flows, model requests and tool calls are tasks."""
 
-from durable_kernel import DepsResolver
+from durable_kernel import DepsResolver, DurableAgentRunEvents, EventStreamTopic, UnitRetryEvent
 
 from ._agent import PrefectAgent
 from ._agent_base import PrefectifyToolsetFunc
@@ -15,6 +15,7 @@ from ._cache_policy import (
 from ._durability import PrefectDurability
 from ._foreign_runs import UnfinishedForeignAgentRunWarning
 from ._function_toolset import PrefectDynamicToolset, PrefectFunctionToolset
+from ._live_events import stream_agent_events
 from ._mcp import PrefectMCPServer, PrefectMCPToolset
 from ._model import PrefectModel
 from ._prefectify import prefectify_toolset
@@ -30,6 +31,8 @@ __all__ = (
     'DEFAULT_TASK_CONFIG',
     'AgentRunScope',
     'DepsResolver',
+    'DurableAgentRunEvents',
+    'EventStreamTopic',
     'InputsByValue',
     'KeyedTaskInput',
     'PrefectAgent',
@@ -43,8 +46,10 @@ __all__ = (
     'PrefectifyToolsetFunc',
     'TaskConfig',
     'UnfinishedForeignAgentRunWarning',
+    'UnitRetryEvent',
     'canonical_value',
     'merge_task_config',
     'prefectify_toolset',
+    'stream_agent_events',
     'value_key',
 )

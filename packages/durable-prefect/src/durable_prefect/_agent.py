@@ -5,7 +5,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Generator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import timedelta
 from typing import Any
+from uuid import UUID
 
 from prefect.context import FlowRunContext
 from pydantic_ai.agent import AbstractAgent, AgentRunResult, EventStreamHandler
@@ -15,8 +18,11 @@ from pydantic_ai.toolsets import AbstractToolset
 
 from durable_kernel import (
     DepsResolver,
+    DurableAgentRunEvents,
+    EventStreamTopic,
     NonRetryableModelErrors,
     RunArguments,
+    coerce_event_stream_topic,
     is_permanent_model_error,
     reference_deps,
     resolve_deps,
@@ -25,12 +31,25 @@ from durable_kernel import (
 
 from ._agent_base import PrefectifyToolsetFunc
 from ._deps import run_deps_resolver
-from ._model import PrefectModel
+from ._event_handler import event_handler_in_tasks
+from ._live_events import (
+    DEFAULT_POLLING_INTERVAL,
+    current_channel,
+    publish_run_result,
+    publishing_handler,
+    run_channel,
+    stream_agent_events,
+    topic_to_read,
+)
+from ._model import PrefectModel, stream_handler_override
 from ._prefectify import prefectify_toolset
 from ._run_entry_points import PrefectRunEntryPoints
 from ._task_config import TaskConfig
 
 __all__ = ('PrefectAgent',)
+
+_caller_flow: ContextVar[FlowRunContext | None] = ContextVar('durable_prefect_caller_flow', default=None)
+"""The flow run that called `PrefectAgent.run` (`None` at top level): a subflow publishes live events to it."""
 
 
 class PrefectAgent(PrefectRunEntryPoints[AgentDepsT, OutputDataT]):
@@ -57,6 +76,7 @@ class PrefectAgent(PrefectRunEntryPoints[AgentDepsT, OutputDataT]):
         prefectify_toolset_func: PrefectifyToolsetFunc[AgentDepsT] = prefectify_toolset,
         non_retryable_model_errors: NonRetryableModelErrors = is_permanent_model_error,
         deps_resolver: DepsResolver[AgentDepsT, Any] | None = None,
+        event_stream_topic: str | EventStreamTopic | None = None,
     ):
         """Make `wrapped` durable on Prefect: its runs become flows, its model, tool and MCP I/O become cached tasks.
 
@@ -84,6 +104,11 @@ class PrefectAgent(PrefectRunEntryPoints[AgentDepsT, OutputDataT]):
             deps_resolver: Keeps clients and credentials out of what Prefect records: the flow run holds a small
                 reference (`reference(deps)`) and rebuilds the live deps from it on every attempt
                 (`resolve(reference)`); the tasks see the live deps. See [`DepsResolver`][durable_kernel.DepsResolver].
+            event_stream_topic: Publish every run's events to this topic, for
+                [`stream_agent_events`][durable_prefect.stream_agent_events] to read from another process while the
+                run executes: the model's streamed events from inside the model request task, in batches, the other
+                events and the result from the flow (see "Live events" in the Prefect docs). Without it, or outside
+                a flow, nothing is published.
 
         Every config is merged over [`DEFAULT_TASK_CONFIG`][durable_prefect.DEFAULT_TASK_CONFIG]; the caller's
         dicts are never modified.
@@ -92,6 +117,7 @@ class PrefectAgent(PrefectRunEntryPoints[AgentDepsT, OutputDataT]):
             UserError: When there is no name, or the wrapped agent has no model.
         """
         self.deps_resolver = deps_resolver
+        self.event_stream_topic: EventStreamTopic | None = coerce_event_stream_topic(event_stream_topic)
         super().__init__(
             wrapped,
             name=name,
@@ -109,19 +135,63 @@ class PrefectAgent(PrefectRunEntryPoints[AgentDepsT, OutputDataT]):
     # finds a resumed run's subflow by a key over the flow function's file and line, which must not move.
 
     async def _run_in_flow(self, arguments: RunArguments[AgentDepsT]) -> AgentRunResult[Any]:
-        return await super()._run_in_flow(self._with_deps_reference(arguments))
+        with scoped_context_value(_caller_flow, FlowRunContext.get()):
+            return await super()._run_in_flow(self._with_deps_reference(arguments))
 
     def _durable_container(self) -> str | None:
         return 'a Prefect flow' if FlowRunContext.get() is not None else None
 
     def _run_sync_in_flow(self, arguments: RunArguments[AgentDepsT]) -> AgentRunResult[Any]:
-        return super()._run_sync_in_flow(self._with_deps_reference(arguments))
+        with scoped_context_value(_caller_flow, FlowRunContext.get()):
+            return super()._run_sync_in_flow(self._with_deps_reference(arguments))
 
     async def _run_in_agent(self, arguments: RunArguments[AgentDepsT]) -> AgentRunResult[Any]:
         # The flow's body: on every attempt of the flow run, the live deps are rebuilt from the reference it holds.
         if self.deps_resolver is not None:
             arguments = dataclasses.replace(arguments, deps=resolve_deps(self.deps_resolver, arguments.deps))
-        return await super()._run_in_agent(arguments)
+        if self.event_stream_topic is None or FlowRunContext.get() is None:
+            return await super()._run_in_agent(arguments)
+        # A subflow publishes to its caller's flow run: a retried caller runs a fresh subflow, under another id.
+        with run_channel(self.event_stream_topic, _caller_flow.get()):
+            channel = current_channel()
+            assert channel is not None
+            handler = arguments.event_stream_handler
+            # As `PrefectAgentBase._run_in_agent`, with the flow-side publisher in front of the handler's tasks.
+            in_tasks = event_handler_in_tasks(handler, self._event_task_config) if handler is not None else None
+            flow_handler = publishing_handler(channel, in_tasks or self.event_stream_handler)
+            with scoped_context_value(stream_handler_override, handler):
+                result = await self._agent_run(dataclasses.replace(arguments, event_stream_handler=flow_handler))
+            await publish_run_result(channel, result)
+            return result
+
+    def stream_agent_events(
+        self,
+        flow_run_id: UUID | str,
+        *,
+        topic: str | EventStreamTopic | None = None,
+        output_type: Any = Any,
+        from_offset: int = 0,
+        polling_interval: timedelta = DEFAULT_POLLING_INTERVAL,
+    ) -> DurableAgentRunEvents[Any]:
+        """The live events of this agent's run in `flow_run_id`, on its `event_stream_topic` (see the module function).
+
+        Args:
+            flow_run_id: The run's `{name} Run` flow run at top level; the calling flow's run for a subflow.
+            topic: Another topic to read than the agent's own.
+            output_type: The agent's output type, to decode the result's output; `Any` gives it as JSON data.
+            from_offset: `0`, or `events.offset + 1` of an earlier consumer to continue after its last event.
+            polling_interval: How often to ask the Prefect API for new events.
+
+        Raises:
+            UserError: The agent has no `event_stream_topic` and no `topic` is given.
+        """
+        return stream_agent_events(
+            flow_run_id,
+            topic_to_read(self.event_stream_topic, topic, f'The PrefectAgent {self._name!r}'),
+            output_type=output_type,
+            from_offset=from_offset,
+            polling_interval=polling_interval,
+        )
 
     def _with_deps_reference(self, arguments: RunArguments[AgentDepsT]) -> RunArguments[AgentDepsT]:
         """The run's arguments as the flow run holds them: with a resolver, the reference in place of the deps."""

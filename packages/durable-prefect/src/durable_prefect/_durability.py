@@ -9,7 +9,9 @@ three kinds of task and the event dispatch follow pydantic-ai 2.x's capability f
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, Mapping
+from datetime import timedelta
 from typing import Any, ClassVar
+from uuid import UUID
 
 from prefect.context import FlowRunContext
 from pydantic_ai.agent import AbstractAgent, AgentRunResult, EventStreamHandler
@@ -21,8 +23,11 @@ from pydantic_ai.toolsets import AbstractToolset
 
 from durable_kernel import (
     DurabilityCapability,
+    DurableAgentRunEvents,
+    EventStreamTopic,
     NonRetryableModelErrors,
     PrefectTaskKind,
+    coerce_event_stream_topic,
     completed_streamed_response,
     is_model_stream_event,
     is_permanent_model_error,
@@ -31,6 +36,15 @@ from durable_kernel import (
 
 from ._event_handler import event_task
 from ._key_text import message_key_cache
+from ._live_events import (
+    DEFAULT_POLLING_INTERVAL,
+    current_channel,
+    publish_run_result,
+    publishing_stream,
+    run_channel,
+    stream_agent_events,
+    topic_to_read,
+)
 from ._model import PrefectModel
 from ._prefectify import prefectify_toolset_for_capability
 from ._task_config import TaskConfig, merge_task_config
@@ -84,6 +98,7 @@ class PrefectDurability(DurabilityCapability[AgentDepsT]):
         tool_task_config: TaskConfig | None = None,
         tool_task_config_by_name: Mapping[str, TaskConfig | None] | None = None,
         non_retryable_model_errors: NonRetryableModelErrors = is_permanent_model_error,
+        event_stream_topic: str | EventStreamTopic | None = None,
     ) -> None:
         """Create the capability; it binds to the agent it is given to (its name, model and toolsets).
 
@@ -102,6 +117,11 @@ class PrefectDurability(DurabilityCapability[AgentDepsT]):
             non_retryable_model_errors: The model errors that fail a model task at once even when
                 `model_task_config` allows retries: exception classes, or a function `error -> bool` (the default,
                 [`is_permanent_model_error`][durable_kernel.is_permanent_model_error]; `()` retries every error).
+            event_stream_topic: Publish the events of every run in a flow to this topic, for
+                [`stream_agent_events`][durable_prefect.stream_agent_events] to read from another process while the
+                run executes: the model's streamed events from inside the model request task, in batches, the other
+                events and the result from the flow (see "Live events" in the Prefect docs). Outside a flow nothing
+                is published.
 
         Every config is merged over [`DEFAULT_TASK_CONFIG`][durable_prefect.DEFAULT_TASK_CONFIG]; the caller's dicts
         are never modified.
@@ -115,6 +135,7 @@ class PrefectDurability(DurabilityCapability[AgentDepsT]):
         self._non_retryable_model_errors = non_retryable_model_errors
         self._durable_models: dict[str | None, PrefectModel] = {}
         self._send_event = event_task(self._event_task_config)
+        self.event_stream_topic: EventStreamTopic | None = coerce_event_stream_topic(event_stream_topic)
 
     @property
     def in_durable_context(self) -> bool:
@@ -152,8 +173,58 @@ class PrefectDurability(DurabilityCapability[AgentDepsT]):
         """
         if not self.in_durable_context:
             return await handler()
-        with ordered_tool_call_events(), message_key_cache():
-            return await handler()
+        with ordered_tool_call_events(), message_key_cache(), run_channel(self.event_stream_topic):
+            result = await handler()
+            channel = current_channel()
+            if channel is not None:
+                await publish_run_result(channel, result)
+            return result
+
+    @property
+    def has_wrap_run_event_stream(self) -> bool:
+        """With a topic in a flow run, the run's events are always wrapped (pydantic-ai then streams every node)."""
+        return (self.event_stream_topic is not None and self.in_durable_context) or super().has_wrap_run_event_stream
+
+    async def wrap_run_event_stream(
+        self, ctx: RunContext[AgentDepsT], *, stream: AsyncIterable[AgentStreamEvent]
+    ) -> AsyncIterable[AgentStreamEvent]:
+        """In a flow run with a topic: the events the model task did not publish are published from the flow first."""
+        channel = current_channel() if self.in_durable_context else None
+        if channel is not None:
+            stream = publishing_stream(channel, stream)
+        async for event in super().wrap_run_event_stream(ctx, stream=stream):
+            yield event
+
+    def stream_agent_events(
+        self,
+        flow_run_id: UUID | str,
+        *,
+        topic: str | EventStreamTopic | None = None,
+        output_type: Any = Any,
+        from_offset: int = 0,
+        polling_interval: timedelta = DEFAULT_POLLING_INTERVAL,
+    ) -> DurableAgentRunEvents[Any]:
+        """The live events of the agent run in your flow run `flow_run_id`, on this capability's topic.
+
+        See [`stream_agent_events`][durable_prefect.stream_agent_events].
+
+        Args:
+            flow_run_id: The flow run that ran the agent (`prefect.runtime.flow_run.id` inside it).
+            topic: Another topic to read than the capability's own.
+            output_type: The agent's output type, to decode the result's output; `Any` gives it as JSON data.
+            from_offset: `0`, or `events.offset + 1` of an earlier consumer to continue after its last event.
+            polling_interval: How often to ask the Prefect API for new events.
+
+        Raises:
+            UserError: The capability has no `event_stream_topic` and no `topic` is given.
+        """
+        return stream_agent_events(
+            flow_run_id,
+            topic_to_read(self.event_stream_topic, topic, 'This PrefectDurability'),
+            output_type=output_type,
+            from_offset=from_offset,
+            polling_interval=polling_interval,
+        )
 
     def get_wrapper_toolset(self, toolset: AbstractToolset[AgentDepsT]) -> AbstractToolset[AgentDepsT] | None:
         """In a flow run: every leaf toolset wrapped so that its tool calls (and MCP I/O) are Prefect tasks.

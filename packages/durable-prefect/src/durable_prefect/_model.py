@@ -30,6 +30,7 @@ from durable_kernel import (
 
 from ._cache_policy import KeyedTaskInput
 from ._canonical import key_by_name
+from ._live_events import current_channel, model_stream_publisher
 from ._result_first import agent_task
 from ._task_config import TaskConfig, merge_task_config, with_model_error_retry_condition
 
@@ -235,6 +236,11 @@ class PrefectModel(WrapperModel):
                 yield streamed_response
             return
         handler = stream_handler_override.get() or self.event_stream_handler
+        channel = current_channel()
+        if channel is not None:
+            # With an event stream topic the task publishes the live stream too (the handler is keyed by name, so
+            # agents without a topic keep their keys).
+            handler = model_stream_publisher(channel, handler)
         request = _ModelRequest(self.wrapped, messages, model_settings, model_request_parameters, run_context, handler)
         response = await self._stream_task(request)
         yield self._recorded_stream(response, model_request_parameters, handler)
