@@ -19,8 +19,9 @@ increases, and `offset + 1` resumes right after an event, also in the middle of 
 rows before its offset as well (without yielding them), to count the attempts of the model steps there.
 
 Wire format (JSON-able, written with DBOS's serializer): `{'kind': 'event', 'event': ...}`,
-`{'kind': 'unit', 'unit': ..., 'label': ..., 'seq': ..., 'events': [...]}` and `{'kind': 'result', ...}`; events are
-dumped with pydantic's `TypeAdapter(AgentStreamEvent)` and decoded the same way.
+`{'kind': 'unit', 'unit': ..., 'label': ..., 'seq': ..., 'events': [...]}` and `{'kind': 'result', 'event': ...}`;
+events and the result are dumped and typed again with the kernel's `dump_live_event`, `dump_live_result` and
+`LiveEventDecoder`.
 """
 
 from __future__ import annotations
@@ -32,24 +33,20 @@ from datetime import timedelta
 from typing import Any, cast
 
 from dbos import DBOS, DBOSClient
-from pydantic import TypeAdapter
-
-# The state a result reads its messages and usage from: the one way to rebuild a result with them.
-from pydantic_ai._agent_graph import GraphAgentState
 from pydantic_ai.agent import AgentRunResult, EventStreamHandler
 from pydantic_ai.exceptions import UserError
-from pydantic_ai.messages import AgentStreamEvent, ModelMessagesTypeAdapter
-from pydantic_ai.run import AgentRunResultEvent
+from pydantic_ai.messages import AgentStreamEvent
 from pydantic_ai.tools import RunContext
-from pydantic_ai.usage import RunUsage
-from pydantic_core import to_jsonable_python
 
 from durable_kernel import (
     DurableAgentRunEvents,
     EventBatcher,
     EventStreamTopic,
+    LiveEventDecoder,
     UnitEvent,
     UnitRetryEvent,
+    dump_live_event,
+    dump_live_result,
     is_model_stream_event,
 )
 
@@ -70,9 +67,6 @@ ROW_SPAN = 1000
 
 _UNIT_LABEL = 'model_request'
 
-
-_event_adapter: TypeAdapter[AgentStreamEvent] = TypeAdapter(AgentStreamEvent)
-_usage_adapter: TypeAdapter[RunUsage] = TypeAdapter(RunUsage)
 
 _run_topic: ContextVar[EventStreamTopic | None] = ContextVar('_durable_dbos_event_stream_topic', default=None)
 
@@ -101,10 +95,6 @@ def current_event_stream_topic() -> EventStreamTopic | None:
     return _run_topic.get()
 
 
-def _dump_event(event: AgentStreamEvent) -> Any:
-    return _event_adapter.dump_python(event, mode='json')
-
-
 # --- producer: workflow code -------------------------------------------------------------------------------------
 
 
@@ -120,22 +110,13 @@ async def publishing_stream(
         # A model's stream events (the final-result marker too) are the model step's to publish; in workflow code
         # they are a replay of its recorded response (pydantic-ai 2.x replays the parts).
         if not is_model_stream_event(event) and topic.selects(event):
-            await DBOS.write_stream_async(topic.name, {'kind': 'event', 'event': _dump_event(event)})
+            await DBOS.write_stream_async(topic.name, {'kind': 'event', 'event': dump_live_event(event)})
         yield event
 
 
 async def publish_run_result(topic: EventStreamTopic, result: AgentRunResult[Any], *, close: bool) -> None:
     """Publish the terminal `AgentRunResultEvent` (always, whatever the topic's filter), then close if asked."""
-    state: Any = result._state  # pyright: ignore[reportPrivateUsage]
-    data = {
-        'kind': 'result',
-        'output': to_jsonable_python(result.output),
-        'output_tool_name': result._output_tool_name,  # pyright: ignore[reportPrivateUsage]
-        'messages': ModelMessagesTypeAdapter.dump_python(state.message_history, mode='json'),
-        'new_message_index': result._new_message_index,  # pyright: ignore[reportPrivateUsage]
-        'usage': to_jsonable_python(state.usage),
-    }
-    await DBOS.write_stream_async(topic.name, data)
+    await DBOS.write_stream_async(topic.name, {'kind': 'result', 'event': dump_live_result(result)})
     if close:
         await DBOS.close_stream_async(topic.name)
 
@@ -168,7 +149,7 @@ def model_stream_publisher(topic: EventStreamTopic, handler: EventStreamHandler[
             async def tee() -> AsyncIterator[AgentStreamEvent]:
                 async for event in stream:
                     if topic.selects(event):
-                        batcher.add(_dump_event(event))
+                        batcher.add(dump_live_event(event))
                     yield event
 
             events = tee()
@@ -183,21 +164,7 @@ def model_stream_publisher(topic: EventStreamTopic, handler: EventStreamHandler[
 # --- consumer ----------------------------------------------------------------------------------------------------
 
 
-def _decode_result(data: dict[str, Any], output_adapter: TypeAdapter[Any]) -> AgentRunResultEvent[Any]:
-    state = GraphAgentState(
-        message_history=ModelMessagesTypeAdapter.validate_python(data['messages']),
-        usage=_usage_adapter.validate_python(data['usage']),
-    )
-    result = AgentRunResult(
-        output_adapter.validate_python(data['output']),
-        _output_tool_name=data.get('output_tool_name'),
-        _state=state,
-        _new_message_index=data.get('new_message_index', 0),
-    )
-    return AgentRunResultEvent(result)
-
-
-def _decode_row(value: Any, output_adapter: TypeAdapter[Any]) -> list[Any]:
+def _decode_row(value: Any, decoder: LiveEventDecoder) -> list[Any]:
     row: dict[str, Any] = cast(dict[str, Any], value) if isinstance(value, dict) else {}
     if 'kind' not in row:
         raise UserError(
@@ -207,20 +174,20 @@ def _decode_row(value: Any, output_adapter: TypeAdapter[Any]) -> list[Any]:
         )
     kind = row['kind']
     if kind == 'event':
-        return [_event_adapter.validate_python(row['event'])]
+        return [decoder.event(row['event'])]
     if kind == 'unit':
         events: list[Any] = row['events']
         return [
             UnitEvent(
                 unit=row['unit'],
                 seq=row['seq'] + index,
-                event=_event_adapter.validate_python(event),
+                event=decoder.event(event),
                 label=row['label'],
             )
             for index, event in enumerate(events)
         ]
     if kind == 'result':
-        return [_decode_result(row, output_adapter)]
+        return [decoder.result(row['event'])]
     raise UserError(f'The DBOS stream holds a live-event row of an unknown kind {kind!r}: upgrade `durable-dbos`.')
 
 
@@ -308,7 +275,7 @@ def stream_agent_events(
     interval = polling_interval.total_seconds() if polling_interval is not None else None
     if interval is not None and interval <= 0:
         raise UserError(f'`polling_interval` must be greater than zero, not {polling_interval!r}.')
-    output_adapter: TypeAdapter[Any] = TypeAdapter(output_type)
+    decoder = LiveEventDecoder(output_type)
     first_row = from_offset // ROW_SPAN
 
     async def items() -> AsyncIterator[tuple[int, Any]]:
@@ -325,7 +292,7 @@ def stream_agent_events(
                 if row < first_row:
                     _count_attempt(value, earlier)
                 else:
-                    for index, item in enumerate(_decode_row(value, output_adapter)):
+                    for index, item in enumerate(_decode_row(value, decoder)):
                         offset = row * ROW_SPAN + index
                         if offset < from_offset:
                             if isinstance(item, UnitEvent) and item.seq == 0:

@@ -12,7 +12,9 @@ own. What is the same on every engine lives here:
   re-executed after a crash): the events it published before are not taken back, so the consumer is told to drop
   the partial response it showed;
 - `DurableAgentRunEvents`: what a consumer iterates: the events in order, each with its offset in the channel, and
-  the terminal `AgentRunResultEvent` that ends the run's stream.
+  the terminal `AgentRunResultEvent` that ends the run's stream;
+- `dump_live_event`, `dump_live_result` and `LiveEventDecoder`: the JSON form of events and of the terminal result for
+  channels that store plain data (DBOS streams, Prefect artifacts), typed again on the consumer's side.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Generic, Literal, TypeVar, cast
 
+from pydantic import TypeAdapter
 from pydantic_ai import messages as pai_messages
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.output import OutputDataT
@@ -34,9 +37,12 @@ __all__ = (
     'DurableAgentRunEvents',
     'EventBatcher',
     'EventStreamTopic',
+    'LiveEventDecoder',
     'UnitEvent',
     'UnitRetryEvent',
     'coerce_event_stream_topic',
+    'dump_live_event',
+    'dump_live_result',
 )
 
 ItemT = TypeVar('ItemT')
@@ -298,3 +304,39 @@ class DurableAgentRunEvents(Generic[OutputDataT], AsyncIterator[Any]):
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+
+_event_adapter: TypeAdapter[pai_messages.AgentStreamEvent] = TypeAdapter(pai_messages.AgentStreamEvent)
+_any_result_adapter: TypeAdapter[AgentRunResultEvent[Any]] = TypeAdapter(AgentRunResultEvent[Any])
+
+
+def dump_live_event(event: pai_messages.AgentStreamEvent) -> Any:
+    """An event as JSON-ready data (what `LiveEventDecoder.event` reads back)."""
+    return _event_adapter.dump_python(event, mode='json')
+
+
+def dump_live_result(result: AgentRunResult[Any]) -> Any:
+    """A run's result, as the terminal event's JSON-ready data: output, messages, usage (`LiveEventDecoder.result`)."""
+    return _any_result_adapter.dump_python(AgentRunResultEvent(result), mode='json')
+
+
+class LiveEventDecoder:
+    """Types again what `dump_live_event` and `dump_live_result` wrote, the output as the agent's output type."""
+
+    def __init__(self, output_type: Any = Any) -> None:
+        """Build a decoder.
+
+        Args:
+            output_type: The agent's output type: the terminal event's output is validated as it (`Any`: as stored).
+        """
+        self._result_adapter: TypeAdapter[AgentRunResultEvent[Any]] = (
+            _any_result_adapter if output_type is Any else TypeAdapter(AgentRunResultEvent[output_type])  # pyright: ignore[reportInvalidTypeForm]
+        )
+
+    def event(self, data: Any) -> pai_messages.AgentStreamEvent:
+        """An `AgentStreamEvent` from its dumped data."""
+        return _event_adapter.validate_python(data)
+
+    def result(self, data: Any) -> AgentRunResultEvent[Any]:
+        """The terminal `AgentRunResultEvent` from its dumped data."""
+        return self._result_adapter.validate_python(data)

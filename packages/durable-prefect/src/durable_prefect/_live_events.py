@@ -23,7 +23,8 @@ Two writers:
 
 Record (the artifact's `data`, JSON): `{'v': 1, 'first': int, 'flow_published': int, 'items': [...]}`, an item being
 `{'kind': 'event', 'event': ...}`, `{'kind': 'unit', 'unit': ..., 'label': ..., 'seq': int, 'event': ...}` or
-`{'kind': 'result', 'event': ...}`, events dumped with pydantic `TypeAdapter`s.
+`{'kind': 'result', 'event': ...}`, events and the result dumped and typed again with the kernel's `dump_live_event`,
+`dump_live_result` and `LiveEventDecoder`.
 """
 
 from __future__ import annotations
@@ -45,14 +46,22 @@ from prefect.client.schemas.objects import Artifact
 from prefect.client.schemas.sorting import ArtifactSort
 from prefect.context import FlowRunContext, TaskRunContext
 from prefect.transactions import get_transaction
-from pydantic import TypeAdapter
 from pydantic_ai.agent import AgentRunResult, EventStreamHandler
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import AgentStreamEvent
 from pydantic_ai.run import AgentRunResultEvent
 from pydantic_ai.tools import RunContext
 
-from durable_kernel import DurableAgentRunEvents, EventBatcher, EventStreamTopic, UnitEvent, is_model_stream_event
+from durable_kernel import (
+    DurableAgentRunEvents,
+    EventBatcher,
+    EventStreamTopic,
+    LiveEventDecoder,
+    UnitEvent,
+    dump_live_event,
+    dump_live_result,
+    is_model_stream_event,
+)
 
 __all__ = (
     'ARTIFACT_TYPE_PREFIX',
@@ -77,16 +86,9 @@ DEFAULT_POLLING_INTERVAL = timedelta(milliseconds=200)
 _UNIT_LABEL = 'model_request'
 _PAGE = 100
 
-_event_adapter: TypeAdapter[AgentStreamEvent] = TypeAdapter(AgentStreamEvent)
-_result_adapter: TypeAdapter[AgentRunResultEvent[Any]] = TypeAdapter(AgentRunResultEvent[Any])
-
 
 def _artifact_type(topic: str) -> str:
     return f'{ARTIFACT_TYPE_PREFIX}{topic}'
-
-
-def _dump_event(event: AgentStreamEvent) -> Any:
-    return _event_adapter.dump_python(event, mode='json')
 
 
 # --- producer -------------------------------------------------------------------------------------------------------
@@ -202,15 +204,13 @@ async def publishing_stream(
         # The model's stream (parts, final-result marker) was published by the model-request task; in flow code the
         # same events are a replay of the recorded response.
         if not is_model_stream_event(event) and channel.topic.selects(event):
-            await channel.publish_from_flow({'kind': 'event', 'event': _dump_event(event)})
+            await channel.publish_from_flow({'kind': 'event', 'event': dump_live_event(event)})
         yield event
 
 
 async def publish_run_result(channel: LiveEventsChannel, result: AgentRunResult[Any]) -> None:
     """Publish the terminal `AgentRunResultEvent`, whatever the topic's filter (flow code, exactly once)."""
-    await channel.publish_from_flow(
-        {'kind': 'result', 'event': _result_adapter.dump_python(AgentRunResultEvent(result), mode='json')}
-    )
+    await channel.publish_from_flow({'kind': 'result', 'event': dump_live_result(result)})
 
 
 def publishing_handler(channel: LiveEventsChannel, handler: EventStreamHandler[Any] | None) -> EventStreamHandler[Any]:
@@ -273,7 +273,7 @@ def model_stream_publisher(
                                 'unit': unit,
                                 'label': _UNIT_LABEL,
                                 'seq': published,
-                                'event': _dump_event(event),
+                                'event': dump_live_event(event),
                             }
                         )
                         published += 1
@@ -301,15 +301,15 @@ def _record(artifact: Artifact) -> dict[str, Any]:
     return cast('dict[str, Any]', data)
 
 
-def _decode(item: dict[str, Any], result_adapter: TypeAdapter[AgentRunResultEvent[Any]]) -> Any:
+def _decode(item: dict[str, Any], decoder: LiveEventDecoder) -> Any:
     kind = item['kind']
     if kind == 'event':
-        return _event_adapter.validate_python(item['event'])
+        return decoder.event(item['event'])
     if kind == 'unit':
-        event = _event_adapter.validate_python(item['event'])
+        event = decoder.event(item['event'])
         return UnitEvent(unit=item['unit'], seq=item['seq'], event=event, label=item['label'])
     if kind == 'result':
-        return result_adapter.validate_python(item['event'])
+        return decoder.result(item['event'])
     raise UserError(f'A live-event record holds an item of an unknown kind {kind!r}: upgrade `durable-prefect`.')
 
 
@@ -379,7 +379,7 @@ def stream_agent_events(
     if interval <= 0:
         raise UserError(f'`polling_interval` must be greater than zero, not {polling_interval!r}.')
     run_id = flow_run_id if isinstance(flow_run_id, UUID) else UUID(str(flow_run_id))
-    result_adapter = cast('TypeAdapter[AgentRunResultEvent[Any]]', TypeAdapter(AgentRunResultEvent[output_type]))  # pyright: ignore[reportInvalidTypeForm]
+    decoder = LiveEventDecoder(output_type)
 
     async def items() -> AsyncIterator[tuple[int, Any]]:
         next_seq = from_offset
@@ -390,7 +390,7 @@ def stream_agent_events(
                 pending.update(await _new_items(client, run_id, name, next_seq))
                 delivered = False
                 while next_seq in pending:
-                    item = _decode(pending.pop(next_seq), result_adapter)
+                    item = _decode(pending.pop(next_seq), decoder)
                     delivered = True
                     yield next_seq, item
                     next_seq += 1
