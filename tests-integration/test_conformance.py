@@ -16,6 +16,7 @@ from harness import (
     OVERSIZED_SCENARIO,
     SCENARIOS,
     SECRETS_SCENARIO,
+    STREAM_OUT_SCENARIOS,
     DurableRunFailed,
     EngineHarness,
     RunInput,
@@ -156,3 +157,21 @@ async def test_oversized_tool_result(harness: EngineHarness, size: int) -> None:
     durable = await harness.run(OVERSIZED_SCENARIO, run_input)
     assert durable.output == plain.output == f'received {size} characters'
     assert durable.comparable() == plain.comparable()
+
+
+@pytest.mark.parametrize('engine', engine_params(('dbos', 'prefect')))
+@pytest.mark.parametrize('name', list(STREAM_OUT_SCENARIOS))
+async def test_stream_out_consumer_sees_what_the_handler_sees(harness: EngineHarness, name: str) -> None:
+    """A consumer outside the run (`stream_agent_events`) reads the events the run's handler sees, in order.
+
+    The handler runs in the engine's units; the consumer reads the engine's channel (Temporal: the workflow's stream;
+    DBOS: the workflow stream in the system database; Prefect: the flow run's artifacts) while the run executes.
+    """
+    scenario = STREAM_OUT_SCENARIOS[name]
+    plain, plain_events = await _plain(scenario, scenario.first)
+    take_events()
+    durable, consumed = await harness.stream_out(scenario, scenario.first)
+    handled = comparable_events(take_events())
+    assert durable.comparable() == plain.comparable()
+    assert handled == plain_events
+    assert comparable_events(consumed) == plain_events

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Generator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from durable_dbos import DBOSAgent
 from durable_dbos.testing import dbos_session
 
+from ._base import read_live
 from ._outcome import RunOutcome, outcome_from_result
 from ._storage import sqlite_holds
-from .scenarios import ALL_SCENARIOS, Deps, RunInput, Scenario, handler_for
+from .scenarios import ALL_SCENARIOS, STREAM_OUT_SCENARIOS, STREAM_OUT_TOPIC, Deps, RunInput, Scenario, handler_for
 
 __all__ = ('DBOSHarness',)
 
@@ -37,6 +39,12 @@ class DBOSHarness:
                 )
                 for name, scenario in ALL_SCENARIOS.items()
             }
+            agents |= {
+                name: DBOSAgent(
+                    scenario.agent, event_stream_handler=handler_for(scenario), event_stream_topic=STREAM_OUT_TOPIC
+                )
+                for name, scenario in STREAM_OUT_SCENARIOS.items()
+            }
             launch()
             yield cls(agents, system_database_url)
 
@@ -44,6 +52,26 @@ class DBOSHarness:
         """Run the scenario's `DBOSAgent` (its `run` starts the `{name}.run` workflow)."""
         result = await self._agents[scenario.name].run(run_input.prompt, **run_input.run_kwargs(scenario.deps_resolver))
         return outcome_from_result(result)
+
+    async def stream_out(self, scenario: Scenario, run_input: RunInput) -> tuple[RunOutcome, list[Any]]:
+        """Start the `{name}.run` workflow under a known id and read its stream (the system database) meanwhile."""
+        import asyncio
+        import uuid
+
+        from dbos import DBOS, SetWorkflowID
+
+        agent = self._agents[scenario.name]
+        workflow_id = f'stream-out-{uuid.uuid4()}'
+        with SetWorkflowID(workflow_id):
+            run = asyncio.create_task(agent.run(run_input.prompt, **run_input.run_kwargs()))
+        while await DBOS.get_workflow_status_async(workflow_id) is None:  # the consumer reads an existing workflow
+            await asyncio.sleep(0.01)
+        received, output = await read_live(
+            agent.stream_agent_events(workflow_id, polling_interval=timedelta(milliseconds=20))
+        )
+        outcome = outcome_from_result(await run)
+        assert output == outcome.output
+        return outcome, received
 
     async def storage_holds(self, text: str) -> bool:
         """Whether `text` is in the SQLite system database (its files, or any cell, base64 cells decoded)."""

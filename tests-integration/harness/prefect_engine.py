@@ -7,9 +7,10 @@ from typing import Any
 
 from durable_prefect import PrefectAgent
 
+from ._base import read_live
 from ._outcome import RunOutcome, outcome_from_result
 from ._storage import files_hold, sqlite_holds
-from .scenarios import ALL_SCENARIOS, Deps, RunInput, Scenario, handler_for
+from .scenarios import ALL_SCENARIOS, STREAM_OUT_SCENARIOS, STREAM_OUT_TOPIC, Deps, RunInput, Scenario, handler_for
 
 __all__ = ('PrefectHarness',)
 
@@ -26,11 +27,45 @@ class PrefectHarness:
             )
             for name, scenario in ALL_SCENARIOS.items()
         }
+        self._agents |= {
+            name: PrefectAgent(
+                scenario.agent, event_stream_handler=handler_for(scenario), event_stream_topic=STREAM_OUT_TOPIC
+            )
+            for name, scenario in STREAM_OUT_SCENARIOS.items()
+        }
 
     async def run(self, scenario: Scenario, run_input: RunInput) -> RunOutcome:
         """Run the scenario's `PrefectAgent` (its `run` starts the `{name} Run` flow)."""
         result = await self._agents[scenario.name].run(run_input.prompt, **run_input.run_kwargs(scenario.deps_resolver))
         return outcome_from_result(result)
+
+    async def stream_out(self, scenario: Scenario, run_input: RunInput) -> tuple[RunOutcome, list[Any]]:
+        """Run the agent in a flow of ours (its events go to that flow run's artifacts) and read them meanwhile."""
+        import asyncio
+        from datetime import timedelta
+
+        from prefect import flow
+        from prefect.context import FlowRunContext
+
+        agent = self._agents[scenario.name]
+        flow_run_ids: asyncio.Queue[Any] = asyncio.Queue()
+
+        @flow(name=f'stream out {scenario.name}')
+        async def caller() -> Any:
+            context = FlowRunContext.get()
+            assert context is not None
+            assert context.flow_run is not None
+            flow_run_ids.put_nowait(context.flow_run.id)
+            return await agent.run(run_input.prompt, **run_input.run_kwargs())
+
+        run = asyncio.create_task(caller())
+        flow_run_id = await asyncio.wait_for(flow_run_ids.get(), 120)
+        received, output = await read_live(
+            agent.stream_agent_events(flow_run_id, polling_interval=timedelta(milliseconds=50))
+        )
+        outcome = outcome_from_result(await run)
+        assert output == outcome.output
+        return outcome, received
 
     async def storage_holds(self, text: str) -> bool:
         """Whether `text` is in Prefect's database (files and cells) or any file under `PREFECT_HOME` (results)."""

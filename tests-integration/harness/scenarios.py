@@ -48,6 +48,8 @@ __all__ = (
     'OVERSIZED_SCENARIO',
     'SCENARIOS',
     'SECRETS_SCENARIO',
+    'STREAM_OUT_SCENARIOS',
+    'STREAM_OUT_TOPIC',
     'Deps',
     'RunInput',
     'Scenario',
@@ -483,13 +485,37 @@ OVERSIZED_SCENARIO = Scenario('oversized_tool_result', oversized_agent, RunInput
 The outcome depends on the engine's payload limits (see `test_conformance.test_oversized_tool_result`).
 """
 
+# --- stream out: a run's events read live by a consumer outside the run (issue: live events) ---------------------
+
+STREAM_OUT_TOPIC = 'conformance-events'
+"""The `event_stream_topic=` the engines' wrappers of the stream-out agents publish to."""
+
+stream_out_streamed_agent = _agent_with_handler(scripted_model('stream_out_streamed', _streamed), 'stream_out_streamed')
+stream_out_streamed_agent.tool_plain(lookup)
+stream_out_parallel_agent = _agent_with_handler(scripted_model('stream_out_parallel', _parallel), 'stream_out_parallel')
+stream_out_parallel_agent.tool_plain(slow_square)
+
+STREAM_OUT_SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario(
+            'stream_out_streamed', stream_out_streamed_agent, RunInput('What is the answer?'), records_events=True
+        ),
+        Scenario(
+            'stream_out_parallel', stream_out_parallel_agent, RunInput('Square 0..3 in parallel'), records_events=True
+        ),
+    )
+}
+"""Scenarios whose durable wrapper publishes to `STREAM_OUT_TOPIC`: a consumer outside the run must read the events
+the run's handler sees, in the same order, and the run's output."""
+
 ALL_SCENARIOS: dict[str, Scenario] = {
     **SCENARIOS,
     **FAILING_SCENARIOS,
     SECRETS_SCENARIO.name: SECRETS_SCENARIO,
     OVERSIZED_SCENARIO.name: OVERSIZED_SCENARIO,
 }
-"""Every agent the engines must wrap."""
+"""Every agent the engines must wrap without a topic."""
 
 
 def handler_for(scenario: Scenario) -> Any:
@@ -499,4 +525,4 @@ def handler_for(scenario: Scenario) -> Any:
 
 def scenario(name: str) -> Scenario:
     """The scenario called `name`."""
-    return ALL_SCENARIOS[name]
+    return ALL_SCENARIOS[name] if name in ALL_SCENARIOS else STREAM_OUT_SCENARIOS[name]
