@@ -286,8 +286,7 @@ def _stop(ctx: RunContext[Any]) -> None:
 
 
 def test_keywords_not_supported_yet_are_refused():
-    with pytest.raises(UserError, match='does not support `event_stream_topic=` yet'):
-        TemporalDurability[Any](event_stream_topic='events')
+    # (`event_stream_topic=` is supported: see test_live_events.py.)
     with pytest.raises(UserError, match='does not support `continue_as_new=` yet'):
         TemporalDurability[Any](continue_as_new=_stop)
 
