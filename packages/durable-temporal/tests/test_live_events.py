@@ -382,3 +382,20 @@ def test_outside_a_workflow_the_topic_changes_nothing():
 def test_a_workflow_stream_needs_a_workflow():
     with pytest.raises(UserError, match='@workflow.init'):
         AgentEventStream()
+
+
+async def test_pydantic_ai_2_68s_consumer_reads_our_run(client: Client, task_queue: str):
+    reference = pytest.importorskip('pydantic_ai.durable_exec.temporal')
+    if not hasattr(reference, 'stream_agent_events'):
+        pytest.skip("this pydantic-ai's Temporal integration has no `stream_agent_events`")
+    async with _worker(client, task_queue):
+        handle = await _start(client, task_queue, LiveInput('cap', 'tool then text', hold=True))
+        ours = await _read_all(_consumer('cap', client, handle))
+        theirs: list[tuple[int, Any]] = []
+        async with reference.stream_agent_events(client, handle, TOPIC.name, output_type=str) as events:
+            async for event in events:
+                theirs.append((events.offset, event))
+        await handle.signal(LiveWorkflow.release)
+        output = await handle.result()
+    assert [(o, repr(e)) for o, e in theirs] == [(o, repr(e)) for o, e in ours]
+    assert theirs[-1][1].result.output == output
