@@ -7,6 +7,7 @@ Both forms: the capability (`TemporalDurability(event_stream_topic=...)`) and th
 from __future__ import annotations
 
 import asyncio
+import importlib
 import statistics
 import sys
 import time
@@ -35,7 +36,7 @@ from pydantic_ai.run import AgentRunResultEvent
 from temporalio import activity, workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
-from temporalio.worker import Replayer
+from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker
 
 from durable_temporal import (
     AgentEventStream,
@@ -399,3 +400,55 @@ async def test_pydantic_ai_2_68s_consumer_reads_our_run(client: Client, task_que
         output = await handle.result()
     assert [(o, repr(e)) for o, e in theirs] == [(o, repr(e)) for o, e in ours]
     assert theirs[-1][1].result.output == output
+
+
+REFERENCE_AGENTS: dict[str, Agent[Any, str]] = {}
+"""pydantic-ai 2.68's capability agent, built by the test below (our package cannot import it); run unsandboxed."""
+
+
+@workflow.defn
+class ReferenceLiveWorkflow:
+    @workflow.init
+    def __init__(self, prompt: str) -> None:
+        reference: Any = importlib.import_module('pydantic_ai.durable_exec.temporal')
+        self.events = reference.AgentEventStream(drain_timeout=timedelta(seconds=20))
+
+    @workflow.run
+    async def run(self, prompt: str) -> str:
+        async with self.events:
+            return (await REFERENCE_AGENTS['live_ref'].run(prompt)).output
+
+
+async def test_our_consumer_reads_a_run_of_pydantic_ai_2_68s_capability(client: Client, task_queue: str):
+    reference = pytest.importorskip('pydantic_ai.durable_exec.temporal')
+    if not hasattr(reference, 'stream_agent_events'):
+        pytest.skip("this pydantic-ai's Temporal integration has no `stream_agent_events`")
+    agent = Agent(
+        _model(),
+        name='live_ref',
+        tools=[shout],
+        capabilities=[reference.TemporalDurability(event_stream_topic=TOPIC.name)],
+    )
+    REFERENCE_AGENTS['live_ref'] = agent
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[ReferenceLiveWorkflow],
+        activities=list(reference.TemporalDurability.from_agent(agent).temporal_activities),
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    ):
+        handle = await client.start_workflow(
+            ReferenceLiveWorkflow.run,
+            'tool then text',
+            id=f'live-ref-{uuid.uuid4()}',
+            task_queue=task_queue,
+            execution_timeout=WORKFLOW_TIMEOUT,
+        )
+        read = await _read_all(stream_agent_events(client, handle, TOPIC, output_type=str))
+        output = await handle.result()
+    events = [e for _, e in read]
+    assert output == ''.join(_chunks('text'))
+    assert 'w0 ' + _text(events) == output
+    assert {'function_tool_call', 'function_tool_result', 'part_delta'} <= {e.event_kind for e in events}
+    assert isinstance(events[-1], AgentRunResultEvent)
+    assert cast('AgentRunResultEvent[str]', events[-1]).result.output == output
