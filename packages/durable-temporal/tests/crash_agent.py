@@ -7,6 +7,7 @@ what ran. With `DURABLE_CRASH_BLOCK` set (the first worker), `step_two` blocks u
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -96,12 +97,15 @@ async def live_crash_stream(messages: list[ModelMessage], info: AgentInfo) -> As
         await asyncio.sleep(0.02)
 
 
+HAS_WORKFLOW_STREAMS = importlib.util.find_spec('temporalio.contrib.workflow_streams') is not None
+"""Whether this temporalio has Workflow Streams (1.27.0 and later), which `event_stream_topic` needs."""
+
 live_crash_agent = Agent(
     FunctionModel(stream_function=live_crash_stream),
     name='crash_live',
     capabilities=[
         TemporalDurability(
-            event_stream_topic='crash-events',
+            event_stream_topic='crash-events' if HAS_WORKFLOW_STREAMS else None,
             # A short timeout, so that the attempt lost with the killed worker is retried soon on the new one.
             model_activity_config={'start_to_close_timeout': timedelta(seconds=3)},
         )

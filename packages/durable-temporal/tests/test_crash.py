@@ -13,7 +13,14 @@ from typing import Any
 import anyio
 import pytest
 from core_helpers import WORKFLOW_TIMEOUT, activity_names
-from crash_agent import LIVE_CHUNKS, CrashWorkflow, LiveCrashWorkflow, live_crash_agent, temporal_crash_agent
+from crash_agent import (
+    HAS_WORKFLOW_STREAMS,
+    LIVE_CHUNKS,
+    CrashWorkflow,
+    LiveCrashWorkflow,
+    live_crash_agent,
+    temporal_crash_agent,
+)
 from pydantic_ai.messages import PartDeltaEvent, PartStartEvent, TextPart, TextPartDelta
 from pydantic_ai.run import AgentRunResultEvent
 from temporalio.client import Client, WorkflowHandle
@@ -156,6 +163,7 @@ async def test_a_second_worker_process_rebuilds_the_conversation_and_deps_from_h
     assert '__durable_deps_digest__' in third['serialized_run_context']
 
 
+@pytest.mark.skipif(not HAS_WORKFLOW_STREAMS, reason='temporalio < 1.27.0 has no Workflow Streams')
 async def test_a_worker_killed_mid_model_stream_gives_the_consumer_a_retry_notice_then_the_whole_stream(
     env: WorkflowEnvironment, client: Client, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
