@@ -23,6 +23,8 @@ from pydantic_ai import Agent, RunContext
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import (
     AgentStreamEvent,
+    FunctionToolCallEvent,
+    FunctionToolResultEvent,
     ModelMessage,
     ModelRequest,
     ModelResponse,
@@ -78,6 +80,12 @@ def _chunks(prompt: str) -> list[str]:
 async def stream_model(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str | DeltaToolCalls]:
     prompt = _prompt(messages)
     called = any(isinstance(p, ToolReturnPart) for m in messages if isinstance(m, ModelRequest) for p in m.parts)
+    if not called and 'two tools' in prompt:
+        yield {
+            0: DeltaToolCall(name='shout', json_args='{"text": "a"}', tool_call_id='c1'),
+            1: DeltaToolCall(name='shout', json_args='{"text": "b"}', tool_call_id='c2'),
+        }
+        return
     if not called and ('gate' in prompt or 'tool' in prompt):
         name = 'gate' if 'gate' in prompt else 'shout'
         yield {0: DeltaToolCall(name=name, json_args='{"text": ', tool_call_id='c1')}
@@ -315,6 +323,21 @@ async def test_the_handler_and_the_consumer_see_the_same_events(client: Client, 
     # Every event, in the same order: the model's from inside the activity, the tools' from workflow code.
     assert [repr(e) for e in consumed[:-1]] == [repr(e) for e in HANDLED]
     assert {'function_tool_call', 'function_tool_result', 'part_delta'} <= {e.event_kind for e in HANDLED}
+
+
+@pytest.mark.parametrize('form', [*FORMS, 'cap_h', 'wrap_h'])
+async def test_parallel_tool_calls_are_published_once_each(client: Client, task_queue: str, form: str):
+    HANDLED.clear()
+    async with _worker(client, task_queue):
+        handle = await _start(client, task_queue, LiveInput(form, 'two tools then text'))
+        read = await _read_all(_consumer(form, client, handle))
+        await handle.result()
+    events = [e for _, e in read]
+    calls = sorted(e.part.tool_call_id for e in events if isinstance(e, FunctionToolCallEvent))
+    results = sorted(e.tool_call_id for e in events if isinstance(e, FunctionToolResultEvent))
+    assert calls == results == ['c1', 'c2']
+    if form.endswith('_h'):
+        assert [repr(e) for e in events[:-1]] == [repr(e) for e in HANDLED]
 
 
 @pytest.mark.parametrize('form', FORMS)
