@@ -61,6 +61,7 @@ __all__ = (
     'WORKFLOW_STREAMS_MIN_TEMPORALIO',
     'AgentEventStream',
     'WorkflowStreamTopic',
+    'check_hosted_stream',
     'publish_agent_result',
     'publish_workflow_events',
     'require_event_stream_topic',
