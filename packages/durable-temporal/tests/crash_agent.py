@@ -7,7 +7,9 @@ what ran. With `DURABLE_CRASH_BLOCK` set (the first worker), `step_two` blocks u
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from pydantic import BaseModel
@@ -16,7 +18,7 @@ from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, Text
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from temporalio import workflow
 
-from durable_temporal import TemporalAgent
+from durable_temporal import AgentEventStream, TemporalAgent, TemporalDurability
 
 
 def _log(line: str) -> None:
@@ -80,3 +82,44 @@ class CrashWorkflow:
     @workflow.run
     async def run(self) -> str:
         return (await temporal_crash_agent.run('crash me', deps=DEPS)).output
+
+
+LIVE_CHUNKS = [f't{index} ' for index in range(30)]
+
+
+async def live_crash_stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
+    """Streams `LIVE_CHUNKS`; with `DURABLE_CRASH_BLOCK`, blocks after the first 10 until the process is killed."""
+    for index, chunk in enumerate(LIVE_CHUNKS):
+        if index == 10 and os.environ.get('DURABLE_CRASH_BLOCK'):
+            _log('stream blocked')
+            await asyncio.sleep(3600)
+        yield chunk
+        await asyncio.sleep(0.02)
+
+
+HAS_WORKFLOW_STREAMS = importlib.util.find_spec('temporalio.contrib.workflow_streams') is not None
+"""Whether this temporalio has Workflow Streams (1.27.0 and later), which `event_stream_topic` needs."""
+
+live_crash_agent = Agent(
+    FunctionModel(stream_function=live_crash_stream),
+    name='crash_live',
+    capabilities=[
+        TemporalDurability(
+            event_stream_topic='crash-events' if HAS_WORKFLOW_STREAMS else None,
+            # A short timeout, so that the attempt lost with the killed worker is retried soon on the new one.
+            model_activity_config={'start_to_close_timeout': timedelta(seconds=3)},
+        )
+    ],
+)
+
+
+@workflow.defn
+class LiveCrashWorkflow:
+    @workflow.init
+    def __init__(self) -> None:
+        self.events = AgentEventStream(drain_timeout=timedelta(seconds=20))
+
+    @workflow.run
+    async def run(self) -> str:
+        async with self.events:
+            return (await live_crash_agent.run('stream, then crash')).output

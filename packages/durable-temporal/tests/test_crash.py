@@ -13,12 +13,21 @@ from typing import Any
 import anyio
 import pytest
 from core_helpers import WORKFLOW_TIMEOUT, activity_names
-from crash_agent import CrashWorkflow, temporal_crash_agent
+from crash_agent import (
+    HAS_WORKFLOW_STREAMS,
+    LIVE_CHUNKS,
+    CrashWorkflow,
+    LiveCrashWorkflow,
+    live_crash_agent,
+    temporal_crash_agent,
+)
+from pydantic_ai.messages import PartDeltaEvent, PartStartEvent, TextPart, TextPartDelta
+from pydantic_ai.run import AgentRunResultEvent
 from temporalio.client import Client, WorkflowHandle
 from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
-from durable_temporal import PydanticAIPayloadConverter
+from durable_temporal import AgentPlugin, PydanticAIPayloadConverter, TemporalDurability, UnitRetryEvent
 from durable_temporal.testing import agent_worker
 
 pytestmark = pytest.mark.anyio
@@ -152,3 +161,57 @@ async def test_a_second_worker_process_rebuilds_the_conversation_and_deps_from_h
     assert len(third['history_digest']) == 64
     assert third_deps is None
     assert '__durable_deps_digest__' in third['serialized_run_context']
+
+
+@pytest.mark.skipif(not HAS_WORKFLOW_STREAMS, reason='temporalio < 1.27.0 has no Workflow Streams')
+async def test_a_worker_killed_mid_model_stream_gives_the_consumer_a_retry_notice_then_the_whole_stream(
+    env: WorkflowEnvironment, client: Client, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Live events (#14): the consumer keeps reading across the crash; the retried model activity's events follow a
+    `UnitRetryEvent`, and the stream ends with the run's result."""
+    log = tmp_path / 'calls.log'
+    monkeypatch.setenv('DURABLE_CRASH_LOG', str(log))
+    process = _worker_process(client, task_queue, block=True)
+    received: list[Any] = []
+    try:
+        handle = await client.start_workflow(
+            LiveCrashWorkflow.run, id=str(uuid.uuid4()), task_queue=task_queue, execution_timeout=WORKFLOW_TIMEOUT
+        )
+        events = TemporalDurability.from_agent(live_crash_agent).stream_agent_events(client, handle, output_type=str)
+        iterator = aiter(events)
+        with anyio.fail_after(60):
+            while len([e for e in received if isinstance(e, PartDeltaEvent)]) < 9:
+                received.append(await anext(iterator))
+        await _wait_for_line(log, 'stream blocked', process)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    finally:
+        _stop(process)
+
+    async with agent_worker(
+        client, workflows=[LiveCrashWorkflow], plugins=[AgentPlugin(live_crash_agent)], task_queue=task_queue
+    ):
+        with anyio.fail_after(90):
+            async with events:
+                async for event in events:
+                    received.append(event)
+            output = await handle.result()
+
+    assert output == ''.join(LIVE_CHUNKS)
+    retries = [i for i, e in enumerate(received) if isinstance(e, UnitRetryEvent)]
+    assert len(retries) == 1
+    assert received[retries[0]] == UnitRetryEvent(unit='model_request', attempt=2)
+    # Before the notice, the killed attempt's first 10 chunks; after it, the whole response again.
+    assert _streamed_text(received[: retries[0]]) == ''.join(LIVE_CHUNKS[:10])
+    assert _streamed_text(received[retries[0] :]) == output
+    assert isinstance(received[-1], AgentRunResultEvent)
+
+
+def _streamed_text(events: list[Any]) -> str:
+    text = ''
+    for event in events:
+        if isinstance(event, PartStartEvent) and isinstance(event.part, TextPart):
+            text += event.part.content
+        elif isinstance(event, PartDeltaEvent) and isinstance(event.delta, TextPartDelta):
+            text += event.delta.content_delta
+    return text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import AsyncIterable, Callable
 from typing import Any
@@ -26,7 +27,7 @@ from pydantic_ai.toolsets import FunctionToolset
 from temporalio import activity, workflow
 from temporalio.client import Client, WorkflowFailureError
 
-from durable_temporal import AgentPlugin, PydanticAIWorkflow, TemporalDurability
+from durable_temporal import AgentPlugin, PydanticAIWorkflow, TemporalAgent, TemporalDurability
 from durable_temporal.testing import agent_worker
 
 pytestmark = pytest.mark.anyio
@@ -286,10 +287,19 @@ def _stop(ctx: RunContext[Any]) -> None:
 
 
 def test_keywords_not_supported_yet_are_refused():
-    with pytest.raises(UserError, match='does not support `event_stream_topic=` yet'):
-        TemporalDurability[Any](event_stream_topic='events')
+    # (`event_stream_topic=` is supported: see test_live_events.py.)
     with pytest.raises(UserError, match='does not support `continue_as_new=` yet'):
         TemporalDurability[Any](continue_as_new=_stop)
+
+
+def test_a_topic_without_workflow_streams_names_the_temporalio_needed(monkeypatch: pytest.MonkeyPatch):
+    """Live events (test_live_events.py) need temporalio >= 1.27.0; on an older one a topic is refused at once."""
+    # `None` in `sys.modules` makes the import fail, as on a temporalio without `contrib.workflow_streams`.
+    monkeypatch.setitem(sys.modules, 'temporalio.contrib.workflow_streams', None)
+    with pytest.raises(UserError, match=r'temporalio >= 1\.27\.0'):
+        TemporalDurability(event_stream_topic='agent-events')
+    with pytest.raises(UserError, match=r'temporalio >= 1\.27\.0'):
+        TemporalAgent(Agent(TestModel(), name='live_old'), event_stream_topic='agent-events')
 
 
 def test_an_agent_without_a_name_is_refused():

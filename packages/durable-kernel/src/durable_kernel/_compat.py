@@ -403,7 +403,9 @@ def record_response_model_id(response: _messages.ModelResponse, model_id: str) -
     the model left it empty; 1.107 has no such field. A durable unit that fills it the same way returns the response
     exactly as the run will hold it.
     """
-    if PYDANTIC_AI_2 and getattr(response, 'model_id', None) is None:
+    # Early 2.x releases (2.33) have no `model_id` field either: `getattr` alone would try to set one there.
+    has_field = any(f.name == 'model_id' for f in dataclasses.fields(response))
+    if PYDANTIC_AI_2 and has_field and getattr(response, 'model_id', None) is None:
         return dataclasses.replace(response, **{'model_id': model_id})
     return response
 

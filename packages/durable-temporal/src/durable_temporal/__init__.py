@@ -13,13 +13,14 @@ from __future__ import annotations
 # sandbox (where the import would be re-done per workflow run and may be restricted).
 import anyio._backends._asyncio  # pyright: ignore[reportUnusedImport]  # noqa: F401
 
-from durable_kernel import DepsResolver
+from durable_kernel import DepsResolver, DurableAgentRunEvents, EventStreamTopic, UnitRetryEvent
 
 # Registers the exit hook that keeps Temporal's Rust threads from aborting the process at exit: see the module.
 from . import _exit_barrier  # pyright: ignore[reportUnusedImport]  # noqa: F401
 from ._agent import TemporalAgent
 from ._claim_check import ClaimCheckCodec, ClaimCheckStore, FileClaimCheckStore
 from ._durability import TemporalDurability
+from ._live_events import AgentEventStream, WorkflowStreamTopic, stream_agent_events, workflow_stream_event_handler
 from ._logfire import LogfirePlugin
 from ._model import TemporalProviderFactory
 from ._payload_converter import PydanticAIPayloadConverter
@@ -29,10 +30,13 @@ from ._toolset import TemporalWrapperToolset, temporalize_toolset
 from ._workflow import PydanticAIWorkflow
 
 __all__ = (
+    'AgentEventStream',
     'AgentPlugin',
     'ClaimCheckCodec',
     'ClaimCheckStore',
     'DepsResolver',
+    'DurableAgentRunEvents',
+    'EventStreamTopic',
     'FileClaimCheckStore',
     'LogfirePlugin',
     'PydanticAIPayloadConverter',
@@ -43,5 +47,9 @@ __all__ = (
     'TemporalProviderFactory',
     'TemporalRunContext',
     'TemporalWrapperToolset',
+    'UnitRetryEvent',
+    'WorkflowStreamTopic',
+    'stream_agent_events',
     'temporalize_toolset',
+    'workflow_stream_event_handler',
 )

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Generator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Literal
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from pydantic_ai import messages as pai_messages
 from pydantic_ai import models
-from pydantic_ai.agent import AbstractAgent, EventStreamHandler
+from pydantic_ai.agent import AbstractAgent, AgentRunResult, EventStreamHandler
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.models import Model
 from pydantic_ai.output import OutputDataT
@@ -17,12 +18,17 @@ from pydantic_ai.tools import AgentDepsT, RunContext
 from pydantic_ai.toolsets import AbstractToolset
 from pydantic_core import PydanticSerializationError
 from temporalio import workflow
+from temporalio.client import Client, WorkflowHandle
 from temporalio.workflow import ActivityConfig
 
 from durable_kernel import (
     DepsResolver,
+    DurableAgentRunEvents,
+    EventStreamTopic,
     NonRetryableModelErrors,
     OverrideArguments,
+    RunArguments,
+    coerce_event_stream_topic,
     disable_threads,
     forward_event_batches,
     is_permanent_model_error,
@@ -37,6 +43,13 @@ from ._binding import EventStreamHandlerParams, TemporalizeToolsetFunc, build_bi
 from ._config import merge_activity_config
 from ._deps_refs import deps_for_activity
 from ._entrypoints import TemporalEntryPoints
+from ._live_events import (
+    check_hosted_stream,
+    publish_agent_result,
+    publish_workflow_events,
+    require_event_stream_topic,
+    stream_agent_events,
+)
 from ._model import TemporalProviderFactory
 from ._replay_tracing import skip_spans_on_replay
 from ._run_context import TemporalRunContext
@@ -74,6 +87,7 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
         temporalize_toolset_func: TemporalizeToolsetFunc[AgentDepsT] = temporalize_toolset,
         non_retryable_model_errors: NonRetryableModelErrors = is_permanent_model_error,
         deps_resolver: DepsResolver[AgentDepsT, Any] | None = None,
+        event_stream_topic: str | EventStreamTopic | None = None,
     ) -> None:
         """Wrap an agent for use inside Temporal workflows.
 
@@ -106,11 +120,20 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
                 each activity (`resolve(reference)`), so that clients and credentials never enter the workflow
                 history. Workflow code passes live deps to `run()` (typically `deps_resolver.resolve(reference)`
                 on a reference taken from the workflow's input). See [`DepsResolver`][durable_kernel.DepsResolver].
+            event_stream_topic: Publish the run's events to this Workflow Stream topic (a name, or a
+                [`WorkflowStreamTopic`][durable_temporal.WorkflowStreamTopic]) for callers outside the workflow to
+                read with `stream_agent_events`: the model's stream from the model-request activity, every other event
+                and the terminal `AgentRunResultEvent` from workflow code. The workflow must host an
+                [`AgentEventStream`][durable_temporal.AgentEventStream]. Needs temporalio >= 1.27.0.
+
+        Raises:
+            UserError: The agent has no name, or `event_stream_topic` is given with a temporalio older than 1.27.0.
         """
         super().__init__(wrapped)
         self._name = name
         agent_name = require_agent_name(name or wrapped.name, engine='Temporal')
         self._event_stream_handler = event_stream_handler
+        self._event_stream_topic = require_event_stream_topic(event_stream_topic)
         self.deps_resolver = deps_resolver
         # Every model, toolset and handler activity sends and rebuilds deps through the context type: binding the
         # resolver to it reaches them all (custom `temporalize_toolset_func` wrappers included).
@@ -134,6 +157,7 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
             run_context_type=run_context_type,
             temporalize_toolset_func=temporalize_toolset_func,
             non_retryable_model_errors=non_retryable_model_errors,
+            event_stream_topic=self._event_stream_topic,
         )
         self.event_stream_handler_activity = binding.event_stream_handler_activity
         self._temporal_model = binding.model
@@ -165,11 +189,60 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
 
     @property
     def event_stream_handler(self) -> EventStreamHandler[AgentDepsT] | None:
-        """The event stream handler; inside a workflow, one that forwards each event to the handler activity."""
+        """The event stream handler; inside a workflow, one that forwards each event to the handler activity.
+
+        With an `event_stream_topic`, inside a workflow it also publishes the events of workflow code to the topic.
+        """
         handler = self._user_event_stream_handler
-        if handler is None or not workflow.in_workflow():
+        if not workflow.in_workflow():
             return handler
+        if self._event_stream_topic is not None:
+            return self._publish_events
+        if handler is None:
+            return None
         return self._forward_events_to_activity
+
+    @property
+    def event_stream_topic(self) -> EventStreamTopic | None:
+        """The topic the run's events are published to (`event_stream_topic=`), if any."""
+        return self._event_stream_topic
+
+    def stream_agent_events(
+        self,
+        client: Client,
+        handle: WorkflowHandle[Any, Any],
+        *,
+        output_type: type[Any] | None = None,
+        topic: str | EventStreamTopic | None = None,
+        from_offset: int = 0,
+        poll_cooldown: timedelta = timedelta(milliseconds=100),
+    ) -> DurableAgentRunEvents[OutputDataT]:
+        """Subscribe to the events a run of this agent publishes to its `event_stream_topic`.
+
+        See [`stream_agent_events`][durable_temporal.stream_agent_events].
+
+        Args:
+            client: A Temporal client configured with `PydanticAIPlugin`.
+            handle: The handle of the workflow running the agent.
+            output_type: The type to decode the result into; defaults to the agent's `output_type`.
+            topic: The topic to read; defaults to this agent's `event_stream_topic`.
+            from_offset: The stream offset to start from, inclusive (`events.offset + 1` resumes).
+            poll_cooldown: How long to wait between polls when no new events are ready.
+
+        Raises:
+            UserError: Neither this agent nor the call names a topic.
+        """
+        chosen = coerce_event_stream_topic(topic) if topic is not None else self._event_stream_topic
+        if chosen is None:
+            raise UserError(
+                'This `TemporalAgent` has no `event_stream_topic`, so there is no stream to subscribe to: create it '
+                'with `TemporalAgent(agent, event_stream_topic="agent-events")` (its workflow hosting an '
+                '`AgentEventStream`), or pass `topic=` to `stream_agent_events`.'
+            )
+        decoded: type[Any] = output_type if output_type is not None else _plain_output_type(self.output_type)
+        return stream_agent_events(
+            client, handle, chosen, output_type=decoded, from_offset=from_offset, poll_cooldown=poll_cooldown
+        )
 
     @property
     def toolsets(self) -> Sequence[AbstractToolset[AgentDepsT]]:
@@ -186,6 +259,27 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
         return list(self._temporal_activities)
 
     # --- workflow scope ---------------------------------------------------------------------------------------------
+
+    async def _run_impl(self, arguments: RunArguments[AgentDepsT]) -> AgentRunResult[Any]:
+        topic = self._event_stream_topic
+        if topic is None or not workflow.in_workflow():
+            return await super()._run_impl(arguments)
+        check_hosted_stream()  # before any activity: a missing stream is a setup error
+        result = await super()._run_impl(arguments)
+        # Workflow code: published exactly once (a replay rebuilds the stream's log).
+        publish_agent_result(topic, result)
+        return result
+
+    async def _publish_events(
+        self, ctx: RunContext[AgentDepsT], stream: AsyncIterable[pai_messages.AgentStreamEvent]
+    ) -> None:
+        assert self._event_stream_topic is not None
+        published = publish_workflow_events(self._event_stream_topic, stream)
+        if self._user_event_stream_handler is not None:
+            await self._forward_events_to_activity(ctx, published)
+        else:
+            async for _ in published:
+                pass
 
     async def _forward_events_to_activity(
         self, ctx: RunContext[AgentDepsT], stream: AsyncIterable[pai_messages.AgentStreamEvent]
@@ -323,3 +417,8 @@ def _tool_event_order(ctx: RunContext[Any]) -> AbstractContextManager[None]:
     if not isinstance(last, pai_messages.ModelResponse) or len(last.tool_calls) < 2:
         return nullcontext()
     return ordered_tool_call_events() if patched(ORDERED_TOOL_EVENTS_PATCH) else nullcontext()
+
+
+def _plain_output_type(output_type: Any) -> type[Any]:
+    """The agent's output type when it is a plain type to decode into (not an output spec such as `ToolOutput`)."""
+    return output_type if isinstance(output_type, type) else cast('type[Any]', Any)

@@ -24,7 +24,7 @@ from pydantic_core import PydanticSerializationError
 from temporalio import activity
 from temporalio.workflow import ActivityConfig
 
-from durable_kernel import NonRetryableModelErrors, require_toolset_id
+from durable_kernel import EventStreamTopic, NonRetryableModelErrors, require_toolset_id
 
 from ._config import merge_activity_config
 from ._model import TemporalModel, TemporalProviderFactory
@@ -105,6 +105,7 @@ def build_binding(
     run_context_type: type[TemporalRunContext[AgentDepsT]],
     temporalize_toolset_func: TemporalizeToolsetFunc[AgentDepsT],
     non_retryable_model_errors: NonRetryableModelErrors,
+    event_stream_topic: EventStreamTopic | None = None,
 ) -> TemporalBinding[AgentDepsT]:
     """Build the activities, durable model and durable toolsets of `agent`.
 
@@ -123,6 +124,7 @@ def build_binding(
         run_context_type: The context type carrying the run context into activities (with any deps resolver).
         temporalize_toolset_func: Wraps each leaf toolset.
         non_retryable_model_errors: Model errors that fail a model activity at once.
+        event_stream_topic: The topic the streamed model activity publishes the live model stream to.
     """
     prefix = f'agent__{agent_name}'
 
@@ -155,6 +157,7 @@ def build_binding(
         provider_factory=provider_factory,
         agent=agent,
         non_retryable_model_errors=non_retryable_model_errors,
+        event_stream_topic=event_stream_topic,
     )
     activities.extend(temporal_model.temporal_activities)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from contextvars import ContextVar
+from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic_ai import messages as pai_messages
@@ -14,18 +15,23 @@ from pydantic_ai.capabilities.abstract import WrapModelRequestHandler, WrapRunHa
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import ModelResponse
 from pydantic_ai.models import Model, ModelRequestContext
+from pydantic_ai.output import OutputDataT
 from pydantic_ai.tools import AgentDepsT, RunContext
 from pydantic_ai.toolsets import AbstractToolset, FunctionToolset
 from pydantic_core import PydanticSerializationError
 from temporalio import workflow
+from temporalio.client import Client, WorkflowHandle
 from temporalio.workflow import ActivityConfig
 
 from durable_kernel import (
     HAS_DEFAULT_RUN_ID_HOOK,
     DepsResolver,
     DurabilityCapability,
+    DurableAgentRunEvents,
     DynamicToolset,
+    EventStreamTopic,
     NonRetryableModelErrors,
+    coerce_event_stream_topic,
     disable_threads,
     is_model_stream_event,
     is_permanent_model_error,
@@ -36,6 +42,14 @@ from durable_kernel import (
 from ._binding import EventStreamHandlerParams, TemporalBinding, build_binding, serialization_user_error
 from ._config import merge_activity_config
 from ._deps_refs import deps_for_activity
+from ._live_events import (
+    ANY_OUTPUT,
+    check_hosted_stream,
+    publish_agent_result,
+    publish_workflow_events,
+    require_event_stream_topic,
+    stream_agent_events,
+)
 from ._model import TemporalProviderFactory
 from ._replay_tracing import skip_spans_on_replay
 from ._run_context import TemporalRunContext
@@ -74,7 +88,7 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
         *,
         models: Mapping[str, Model] | None = None,
         event_stream_handler: EventStreamHandler[AgentDepsT] | None = None,
-        event_stream_topic: object | None = None,
+        event_stream_topic: str | EventStreamTopic | None = None,
         name: str | None = None,
         deps_type: type[AgentDepsT] | None = None,
         activity_config: ActivityConfig | None = None,
@@ -96,7 +110,10 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
             event_stream_handler: Handler of the run's events. Inside a workflow, a model's streamed events reach it
                 live inside the streamed model activity, and every other event in its own
                 `event_stream_handler` activity.
-            event_stream_topic: Not supported yet: publishing events to a Workflow Stream topic is planned.
+            event_stream_topic: Publish the run's events to this Workflow Stream topic (a name, or a
+                [`WorkflowStreamTopic`][durable_temporal.WorkflowStreamTopic] to choose the events and the batch
+                interval), for callers outside the workflow to read with `stream_agent_events`. The workflow must host
+                an [`AgentEventStream`][durable_temporal.AgentEventStream]. Needs temporalio >= 1.27.0.
             name: Unique name used in the activity names; defaults to the agent's `name`.
             deps_type: The type activities decode `deps` as; defaults to the agent's `deps_type`.
             activity_config: Base config of every activity (default: 60 s start-to-close). `UserError` and
@@ -117,14 +134,15 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
                 [`DepsResolver`][durable_kernel.DepsResolver]).
 
         Raises:
-            UserError: `event_stream_topic` or `continue_as_new` is given (not supported yet).
+            UserError: `continue_as_new` is given (not supported yet), or `event_stream_topic` is given with a
+                temporalio older than 1.27.0.
         """
-        for keyword, value in (('event_stream_topic', event_stream_topic), ('continue_as_new', continue_as_new)):
-            if value is not None:
-                raise UserError(
-                    f'TemporalDurability does not support `{keyword}=` yet. Remove it (the capability runs without '
-                    "it), or use pydantic-ai 2.x's own `TemporalDurability` for this feature meanwhile."
-                )
+        if continue_as_new is not None:
+            raise UserError(
+                'TemporalDurability does not support `continue_as_new=` yet. Remove it (the capability runs without '
+                "it), or use pydantic-ai 2.x's own `TemporalDurability` for this feature meanwhile."
+            )
+        self._event_stream_topic = require_event_stream_topic(event_stream_topic)
         super().__init__(models=models, event_stream_handler=event_stream_handler, name=name)
         self.activity_config: ActivityConfig = merge_activity_config(activity_config)
         """The base config of every activity (ours merged with `activity_config=`)."""
@@ -197,8 +215,14 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
             run_context_type=self.run_context_type,
             temporalize_toolset_func=temporalize_toolset,
             non_retryable_model_errors=self._non_retryable_model_errors,
+            event_stream_topic=self._event_stream_topic,
         )
         return self._binding
+
+    @property
+    def event_stream_topic(self) -> EventStreamTopic | None:
+        """The topic the run's events are published to (`event_stream_topic=`), if any."""
+        return self._event_stream_topic
 
     @property
     def temporal_activities(self) -> list[Callable[..., Any]]:
@@ -240,8 +264,66 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
             workflow.patched(STABLE_DEFAULT_RUN_ID_PATCH)
         if self.agent is not None:
             skip_spans_on_replay(self.agent)
+        topic = self._event_stream_topic
+        if topic is not None:
+            check_hosted_stream()  # before any activity: a missing stream is a setup error
         with disable_threads():
-            return await handler()
+            result = await handler()
+        if topic is not None:
+            # Published here, once the run is done: workflow code, so exactly once (a replay rebuilds the log).
+            publish_agent_result(topic, result)
+        return result
+
+    @property
+    def has_wrap_run_event_stream(self) -> bool:
+        """Streams are wrapped for a handler, and in a workflow for a topic (pydantic-ai then streams every node)."""
+        return super().has_wrap_run_event_stream or (self._event_stream_topic is not None and self.in_durable_context)
+
+    async def wrap_run_event_stream(
+        self, ctx: RunContext[AgentDepsT], *, stream: AsyncIterable[pai_messages.AgentStreamEvent]
+    ) -> AsyncIterable[pai_messages.AgentStreamEvent]:
+        """In a workflow with a topic: the events of workflow code are published as they come, then handled."""
+        topic = self._event_stream_topic
+        if topic is not None and self.in_durable_context:
+            stream = publish_workflow_events(topic, stream)
+        async for event in super().wrap_run_event_stream(ctx, stream=stream):
+            yield event
+
+    def stream_agent_events(
+        self,
+        client: Client,
+        handle: WorkflowHandle[Any, Any],
+        *,
+        output_type: type[OutputDataT] = ANY_OUTPUT,
+        topic: str | EventStreamTopic | None = None,
+        from_offset: int = 0,
+        poll_cooldown: timedelta = timedelta(milliseconds=100),
+    ) -> DurableAgentRunEvents[OutputDataT]:
+        """Subscribe to the events a run of this agent publishes to its `event_stream_topic`.
+
+        See [`stream_agent_events`][durable_temporal.stream_agent_events].
+
+        Args:
+            client: A Temporal client configured with `PydanticAIPlugin`.
+            handle: The handle of the workflow running the agent.
+            output_type: The agent's output type, to decode the result into.
+            topic: The topic to read; defaults to this capability's `event_stream_topic`.
+            from_offset: The stream offset to start from, inclusive (`events.offset + 1` resumes).
+            poll_cooldown: How long to wait between polls when no new events are ready.
+
+        Raises:
+            UserError: Neither this capability nor the call names a topic.
+        """
+        chosen = coerce_event_stream_topic(topic) if topic is not None else self._event_stream_topic
+        if chosen is None:
+            raise UserError(
+                'This `TemporalDurability` has no `event_stream_topic`, so there is no stream to subscribe to: create '
+                'it with `TemporalDurability(event_stream_topic="agent-events")` (its workflow hosting an '
+                '`AgentEventStream`), or pass `topic=` to `stream_agent_events`.'
+            )
+        return stream_agent_events(
+            client, handle, chosen, output_type=output_type, from_offset=from_offset, poll_cooldown=poll_cooldown
+        )
 
     async def on_run_error(self, ctx: RunContext[AgentDepsT], *, error: BaseException) -> AgentRunResult[Any]:
         """In a workflow, a value an activity could not serialize becomes a `UserError` saying what to do."""

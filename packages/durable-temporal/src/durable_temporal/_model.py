@@ -32,6 +32,7 @@ from temporalio import activity, workflow
 from temporalio.workflow import ActivityConfig
 
 from durable_kernel import (
+    EventStreamTopic,
     NonRetryableModelErrors,
     cancel_suspended_response,
     completed_streamed_response,
@@ -47,6 +48,7 @@ from durable_kernel import (
 
 from ._config import merge_activity_config
 from ._deps_refs import deps_for_activity
+from ._live_events import workflow_stream_event_handler
 from ._message_history import Delta, WorkflowHistories, rebuild_messages, remember_request
 from ._model_errors import classify_model_errors
 from ._run_context import TemporalRunContext, resolve_activity_context
@@ -140,6 +142,7 @@ class TemporalModel(WrapperModel):
         provider_factory: TemporalProviderFactory | None,
         agent: AbstractAgent[Any, Any] | None,
         non_retryable_model_errors: NonRetryableModelErrors = is_permanent_model_error,
+        event_stream_topic: EventStreamTopic | None = None,
     ) -> None:
         registry: dict[str, Model] = {}
         if model is not None:
@@ -165,6 +168,7 @@ class TemporalModel(WrapperModel):
         self.activity_config = merge_activity_config(activity_config)
         self.run_context_type = run_context_type
         self.event_stream_handler = event_stream_handler
+        self.event_stream_topic = event_stream_topic
         self._provider_factory = provider_factory
         self._agent = agent
         self._model_key: ContextVar[str | None] = ContextVar('durable_temporal_model_key', default=None)
@@ -190,14 +194,17 @@ class TemporalModel(WrapperModel):
             ctx = await self._activity_context(params, deps)
             chosen = self._model_for_key(params.model_id, ctx)
             rebuilt = await rebuild_messages(params, ModelRequestParams, names)
-            # The handler sees the live stream here, in the activity, where I/O is allowed.
+            # The handler sees the live stream here, in the activity, where I/O is allowed; so does the topic.
+            handler = self.event_stream_handler
+            if self.event_stream_topic is not None:
+                handler = workflow_stream_event_handler(self.event_stream_topic, handler=handler)
             response = await consume_model_stream(
                 chosen,
                 rebuilt.messages,
                 cast(ModelSettings | None, params.model_settings),
                 params.model_request_parameters,
                 ctx,
-                self.event_stream_handler,
+                handler,
                 engine='Temporal',
             )
             response = record_response_model_id(response, self._model_id_for_key(params.model_id))
