@@ -159,7 +159,7 @@ async def test_oversized_tool_result(harness: EngineHarness, size: int) -> None:
     assert durable.comparable() == plain.comparable()
 
 
-@pytest.mark.parametrize('engine', engine_params(('dbos', 'prefect')))
+@pytest.mark.parametrize('engine', engine_params())
 @pytest.mark.parametrize('name', list(STREAM_OUT_SCENARIOS))
 async def test_stream_out_consumer_sees_what_the_handler_sees(harness: EngineHarness, name: str) -> None:
     """A consumer outside the run (`stream_agent_events`) reads the events the run's handler sees, in order.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from ._outcome import RunOutcome, outcome_from_result
 from .scenarios import RunInput, Scenario, handler_for
@@ -48,7 +48,7 @@ async def run_plain(scenario: Scenario, run_input: RunInput) -> RunOutcome:
 
 async def read_live(events: Any) -> tuple[list[Any], Any]:
     """Everything a `stream_agent_events` consumer receives: the events before the terminal one, and its output."""
-    from pydantic_ai.run import AgentRunResultEvent
+    from pydantic_ai.run import AgentRunResult, AgentRunResultEvent
 
     received: list[Any] = []
     async with events:
@@ -57,5 +57,5 @@ async def read_live(events: Any) -> tuple[list[Any], Any]:
     assert received, 'the consumer received nothing'
     terminal = received[-1]
     assert isinstance(terminal, AgentRunResultEvent), f'the stream ended without a result: {terminal!r}'
-    output: Any = terminal.result.output  # pyright: ignore[reportUnknownMemberType]
-    return received[:-1], output
+    result: AgentRunResult[Any] = cast('AgentRunResultEvent[Any]', terminal).result
+    return received[:-1], result.output

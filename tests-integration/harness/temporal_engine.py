@@ -24,11 +24,12 @@ from temporalio.converter import DataConverter
 from temporalio.exceptions import ApplicationError
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from durable_temporal import PydanticAIWorkflow, TemporalAgent
+from durable_temporal import AgentEventStream, PydanticAIWorkflow, TemporalAgent
 from durable_temporal.testing import agent_worker, dev_server
 
+from ._base import read_live
 from ._outcome import DurableRunFailed, RunOutcome
-from .scenarios import ALL_SCENARIOS, Deps, RunInput, Scenario, handler_for
+from .scenarios import ALL_SCENARIOS, STREAM_OUT_SCENARIOS, STREAM_OUT_TOPIC, Deps, RunInput, Scenario, handler_for
 
 __all__ = (
     'TEMPORAL_AGENTS',
@@ -111,6 +112,60 @@ def _scenario_workflow(name: str, agent: TemporalAgent[Deps, Any]) -> type:
 WORKFLOWS: dict[str, type] = {name: _scenario_workflow(name, agent) for name, agent in TEMPORAL_AGENTS.items()}
 globals().update({cls.__name__: cls for cls in WORKFLOWS.values()})
 
+STREAM_OUT_AGENTS: dict[str, TemporalAgent[Deps, Any]] = {
+    name: TemporalAgent(scenario.agent, event_stream_handler=handler_for(scenario), event_stream_topic=STREAM_OUT_TOPIC)
+    for name, scenario in STREAM_OUT_SCENARIOS.items()
+}
+
+
+async def _stream_out_run(
+    agent: TemporalAgent[Deps, Any], events: AgentEventStream, run_input: RunInput
+) -> WorkflowReply:
+    async with events:  # leaving waits (bounded) until a consumer has read the terminal event
+        result = await agent.run(run_input.prompt, **run_input.run_kwargs())
+    return WorkflowReply(
+        output=to_jsonable_python(result.output),
+        output_type=type(result.output).__name__,
+        messages=result.all_messages(),
+        usage=result.usage,
+    )
+
+
+@workflow.defn(name='conformance_stream_out_streamed')
+class StreamOutStreamedWorkflow(PydanticAIWorkflow):
+    """Hosts the stream its agent publishes to (`AgentEventStream`), as a user's workflow does."""
+
+    __pydantic_ai_agents__ = (STREAM_OUT_AGENTS['stream_out_streamed'],)
+
+    @workflow.init
+    def __init__(self, run_input: RunInput) -> None:
+        self.events = AgentEventStream()
+
+    @workflow.run
+    async def run(self, run_input: RunInput) -> WorkflowReply:
+        return await _stream_out_run(STREAM_OUT_AGENTS['stream_out_streamed'], self.events, run_input)
+
+
+@workflow.defn(name='conformance_stream_out_parallel')
+class StreamOutParallelWorkflow(PydanticAIWorkflow):
+    """As `StreamOutStreamedWorkflow`, for the parallel tool calls."""
+
+    __pydantic_ai_agents__ = (STREAM_OUT_AGENTS['stream_out_parallel'],)
+
+    @workflow.init
+    def __init__(self, run_input: RunInput) -> None:
+        self.events = AgentEventStream()
+
+    @workflow.run
+    async def run(self, run_input: RunInput) -> WorkflowReply:
+        return await _stream_out_run(STREAM_OUT_AGENTS['stream_out_parallel'], self.events, run_input)
+
+
+STREAM_OUT_WORKFLOWS: dict[str, type] = {
+    'stream_out_streamed': StreamOutStreamedWorkflow,
+    'stream_out_parallel': StreamOutParallelWorkflow,
+}
+
 
 class TemporalHarness:
     """Runs each scenario as a workflow on a Temporal server, with an in-process worker for all of them."""
@@ -129,7 +184,9 @@ class TemporalHarness:
         async with (
             dev_server() as env,
             agent_worker(
-                env.client, workflows=list(WORKFLOWS.values()), workflow_runner=harness_passthrough_runner()
+                env.client,
+                workflows=[*WORKFLOWS.values(), *STREAM_OUT_WORKFLOWS.values()],
+                workflow_runner=harness_passthrough_runner(),
             ) as worker,
         ):
             yield cls(env.client, worker.task_queue)
@@ -158,6 +215,25 @@ class TemporalHarness:
                 raise DurableRunFailed(cause.type or 'ApplicationError', cause.message) from failure
             raise
         return RunOutcome(reply.output, reply.output_type, reply.messages, reply.usage)
+
+    async def stream_out(self, scenario: Scenario, run_input: RunInput) -> tuple[RunOutcome, list[Any]]:
+        """Start the scenario's stream-out workflow and read its Workflow Stream while it runs."""
+        workflow_id = f'conformance-{scenario.name}-{uuid.uuid4().hex}'
+        handle = await self.client.start_workflow(
+            f'conformance_{scenario.name}',
+            run_input,
+            id=workflow_id,
+            task_queue=self.task_queue,
+            result_type=WorkflowReply,
+            execution_timeout=timedelta(minutes=2),
+        )
+        agent = STREAM_OUT_AGENTS[scenario.name]
+        received, output = await read_live(
+            agent.stream_agent_events(self.client, handle, poll_cooldown=timedelta(milliseconds=50))
+        )
+        reply: WorkflowReply = await handle.result()
+        assert output == reply.output
+        return RunOutcome(reply.output, reply.output_type, reply.messages, reply.usage), received
 
     async def storage_holds(self, text: str) -> bool:
         """Whether `text` is in the history of a workflow this harness ran: its raw bytes or its payloads decoded
