@@ -48,6 +48,7 @@ from durable_kernel import (
 
 from ._config import merge_activity_config
 from ._deps_refs import deps_for_activity
+from ._heartbeat import heartbeating
 from ._live_events import workflow_stream_event_handler
 from ._message_history import Delta, WorkflowHistories, rebuild_messages, remember_request
 from ._model_errors import classify_model_errors
@@ -183,9 +184,10 @@ class TemporalModel(WrapperModel):
             ctx = await self._activity_context(params, deps)
             chosen = self._model_for_key(params.model_id, ctx)
             rebuilt = await rebuild_messages(params, ModelRequestParams, names)
-            response = await chosen.request(
-                rebuilt.messages, cast(ModelSettings | None, params.model_settings), params.model_request_parameters
-            )
+            async with heartbeating():
+                response = await chosen.request(
+                    rebuilt.messages, cast(ModelSettings | None, params.model_settings), params.model_request_parameters
+                )
             response = record_response_model_id(response, self._model_id_for_key(params.model_id))
             remember_request(params, names, rebuilt, response)
             return response
@@ -198,15 +200,16 @@ class TemporalModel(WrapperModel):
             handler = self.event_stream_handler
             if self.event_stream_topic is not None:
                 handler = workflow_stream_event_handler(self.event_stream_topic, handler=handler)
-            response = await consume_model_stream(
-                chosen,
-                rebuilt.messages,
-                cast(ModelSettings | None, params.model_settings),
-                params.model_request_parameters,
-                ctx,
-                handler,
-                engine='Temporal',
-            )
+            async with heartbeating():  # with a heartbeat timeout, a dead worker's stream is retried within it
+                response = await consume_model_stream(
+                    chosen,
+                    rebuilt.messages,
+                    cast(ModelSettings | None, params.model_settings),
+                    params.model_request_parameters,
+                    ctx,
+                    handler,
+                    engine='Temporal',
+                )
             response = record_response_model_id(response, self._model_id_for_key(params.model_id))
             remember_request(params, names, rebuilt, response)
             return response
