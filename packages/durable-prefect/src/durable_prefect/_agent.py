@@ -43,7 +43,7 @@ from ._live_events import (
 )
 from ._model import PrefectModel, stream_handler_override
 from ._prefectify import prefectify_toolset
-from ._run_entry_points import PrefectRunEntryPoints
+from ._entry_points import PrefectEntryPoints
 from ._task_config import TaskConfig
 
 __all__ = ('PrefectAgent',)
@@ -52,7 +52,7 @@ _caller_flow: ContextVar[FlowRunContext | None] = ContextVar('durable_prefect_ca
 """The flow run that called `PrefectAgent.run` (`None` at top level): a subflow publishes live events to it."""
 
 
-class PrefectAgent(PrefectRunEntryPoints[AgentDepsT, OutputDataT]):
+class PrefectAgent(PrefectEntryPoints[AgentDepsT, OutputDataT]):
     """An agent whose runs are Prefect flows and whose model requests, tool calls and MCP calls are Prefect tasks.
 
     `run` is a flow named `{name} Run` (`run_sync`: `{name} Sync Run`), a subflow when called inside a flow. Each

@@ -42,7 +42,7 @@ from durable_kernel import (
 from ._binding import EventStreamHandlerParams, TemporalizeToolsetFunc, build_binding, serialization_user_error
 from ._config import merge_activity_config
 from ._deps_refs import deps_for_activity
-from ._entrypoints import TemporalEntryPoints
+from ._entry_points import TemporalEntryPoints
 from ._live_events import (
     check_hosted_stream,
     publish_agent_result,
