@@ -84,6 +84,8 @@ from ._names import (
     prefect_task_name,
     require_agent_name,
     temporal_activity_name,
+    temporal_activity_name_with_prefix,
+    temporal_activity_prefix,
 )
 from ._run_arguments import OverrideArguments, RunArguments, UserPrompt
 from ._run_context import RUN_CONTEXT_FIELDS, PartialRunContext, rebuild_run_context, with_deps_resolver
@@ -185,6 +187,8 @@ __all__ = (
     'resolve_deps',
     'scoped_context_value',
     'temporal_activity_name',
+    'temporal_activity_name_with_prefix',
+    'temporal_activity_prefix',
     'unwrap_tool_outcome',
     'with_deps_resolver',
 )

@@ -24,7 +24,13 @@ from pydantic_core import PydanticSerializationError
 from temporalio import activity
 from temporalio.workflow import ActivityConfig
 
-from durable_kernel import EventStreamTopic, NonRetryableModelErrors, require_toolset_id
+from durable_kernel import (
+    EventStreamTopic,
+    NonRetryableModelErrors,
+    require_toolset_id,
+    temporal_activity_name_with_prefix,
+    temporal_activity_prefix,
+)
 
 from ._config import merge_activity_config
 from ._model import TemporalModel, TemporalProviderFactory
@@ -126,7 +132,7 @@ def build_binding(
         non_retryable_model_errors: Model errors that fail a model activity at once.
         event_stream_topic: The topic the streamed model activity publishes the live model stream to.
     """
-    prefix = f'agent__{agent_name}'
+    prefix = temporal_activity_prefix(agent_name)
 
     async def event_stream_handler_activity(params: EventStreamHandlerParams, deps: Any) -> None:
         handler = event_stream_handler()
@@ -143,7 +149,9 @@ def build_binding(
         await handler(ctx, events())
 
     event_stream_handler_activity.__annotations__['deps'] = deps_type
-    event_activity = activity.defn(name=f'{prefix}__event_stream_handler')(event_stream_handler_activity)
+    event_activity = activity.defn(name=temporal_activity_name_with_prefix(prefix, 'event_stream_handler'))(
+        event_stream_handler_activity
+    )
     activities: list[Callable[..., Any]] = [event_activity]
 
     temporal_model = TemporalModel(

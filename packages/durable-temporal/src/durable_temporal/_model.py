@@ -44,6 +44,7 @@ from durable_kernel import (
     record_response_model_id,
     request_telemetry_ids,
     restore_request_telemetry_ids,
+    temporal_activity_name_with_prefix,
 )
 
 from ._config import merge_activity_config
@@ -175,10 +176,13 @@ class TemporalModel(WrapperModel):
         self._model_key: ContextVar[str | None] = ContextVar('durable_temporal_model_key', default=None)
         self._histories = WorkflowHistories()
         self._deps_type = deps_type
-        names = (f'{activity_name_prefix}__model_request', f'{activity_name_prefix}__model_request_stream')
+        names = (
+            temporal_activity_name_with_prefix(activity_name_prefix, 'model_request'),
+            temporal_activity_name_with_prefix(activity_name_prefix, 'model_request_stream'),
+        )
         # The names pydantic-ai 2.x's own `TemporalAgent` gives the same operations.
-        compact_name = f'{activity_name_prefix}__model_compact_messages'
-        cancel_name = f'{activity_name_prefix}__model_cancel_suspended_response'
+        compact_name = temporal_activity_name_with_prefix(activity_name_prefix, 'model_compact_messages')
+        cancel_name = temporal_activity_name_with_prefix(activity_name_prefix, 'model_cancel_suspended_response')
 
         async def request(params: ModelRequestParams, deps: Any) -> ModelResponse:
             ctx = await self._activity_context(params, deps)
