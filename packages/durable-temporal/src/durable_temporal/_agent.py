@@ -71,6 +71,8 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
     exactly like the wrapped one. Changes made to the wrapped agent's model or toolsets after wrapping are not seen.
     """
 
+    _units_named = 'the activities recorded in workflow histories'
+
     def __init__(
         self,
         wrapped: AbstractAgent[AgentDepsT, OutputDataT],
@@ -130,8 +132,8 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
             UserError: The agent has no name, or `event_stream_topic` is given with a temporalio older than 1.27.0.
         """
         super().__init__(wrapped)
-        self._name = name
         agent_name = require_agent_name(name or wrapped.name, engine='Temporal')
+        self._name = agent_name
         self._event_stream_handler = event_stream_handler
         self._event_stream_topic = require_event_stream_topic(event_stream_topic)
         self.deps_resolver = deps_resolver
@@ -165,18 +167,6 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
         self._temporal_activities = binding.activities
 
     # --- properties -----------------------------------------------------------------------------------------------
-
-    @property
-    def name(self) -> str | None:
-        """The name used in activity names."""
-        return self._name or super().name
-
-    @name.setter
-    def name(self, value: str | None) -> None:
-        raise UserError(
-            'The name of a TemporalAgent cannot change: it names the activities recorded in workflow histories. '
-            'Create a new TemporalAgent with the new `name=`.'
-        )
 
     @property
     def model(self) -> Model:
