@@ -257,6 +257,9 @@ class DBOSLiveTarget(LiveTarget):
         with SetWorkflowID(run_id):
             task = asyncio.ensure_future(self._live.run(workload.prompt()))
         try:
+            # A consumer can read once the workflow exists (before that, DBOS says it does not): wait as a caller would.
+            while await DBOS.get_workflow_status_async(run_id) is None and not task.done():
+                await asyncio.sleep(0.01)
             async with self._live.stream_agent_events(run_id, output_type=str) as events:
                 async for event in events:
                     on_event(event)

@@ -521,14 +521,16 @@ def write_docs(report: dict[str, Any], path: Path) -> None:
     if report['engines']:
         _write_section(path, DOCS_BEGIN, DOCS_END, markdown(report))
     if report.get('live_events'):
-        _write_section(path, LIVE_DOCS_BEGIN, LIVE_DOCS_END, '### Live events\n\n' + live_markdown(report))
+        _write_section(path, LIVE_DOCS_BEGIN, LIVE_DOCS_END, live_markdown(report), heading='## Live events')
 
 
-def _write_section(path: Path, begin: str, end: str, body: str) -> None:
+def _write_section(path: Path, begin: str, end: str, body: str, heading: str = '') -> None:
+    """Put `body` between the markers `begin` and `end` of `path`; where they are missing, add them (under `heading`)."""
     section = f'{begin}\n{body}\n{end}'
+    new = f'{heading}\n\n{section}' if heading else section
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f'# Benchmarks\n\n{section}\n')
+        path.write_text(f'# Benchmarks\n\n{new}\n')
         return
     text = path.read_text()
     if begin in text and end in text:
@@ -536,4 +538,4 @@ def _write_section(path: Path, begin: str, end: str, body: str) -> None:
         _, _, tail = rest.partition(end)
         path.write_text(head + section + tail)
     else:
-        path.write_text(text.rstrip('\n') + f'\n\n{section}\n')
+        path.write_text(text.rstrip('\n') + f'\n\n{new}\n')
