@@ -75,6 +75,17 @@ class SystemDatabase:
             ).scalar_one()
         return RunFacts(units=int(steps), store_bytes=total)
 
+    def table_bytes(self, table: str, workflow_id: str) -> int:
+        """Bytes of the values of the rows of `table` keyed by workflow `workflow_id` (0 if DBOS has no such table)."""
+        column = dict(self._tables).get(table)
+        if column is None:
+            return 0
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                sa.text(f'SELECT * FROM {self._prefix}{table} WHERE {column} = :id'), {'id': workflow_id}
+            )
+            return sum(_value_bytes(value) for row in rows for value in row)
+
     def close(self) -> None:
         """Dispose of the connection pool."""
         self._engine.dispose()
@@ -268,6 +279,9 @@ class DBOSLiveTarget(LiveTarget):
 
     async def stored_bytes(self, run_id: str, topic: bool) -> int | None:
         return (await asyncio.to_thread(self._database.facts, run_id)).store_bytes
+
+    async def stored_detail(self, run_id: str) -> dict[str, int]:
+        return {'stream rows': await asyncio.to_thread(self._database.table_bytes, 'streams', run_id)}
 
 
 @asynccontextmanager

@@ -65,6 +65,10 @@ class LiveTarget(ABC):
     async def stored_bytes(self, run_id: str, topic: bool) -> int | None:
         """The bytes the engine stored for the finished run `run_id` (`topic`: whether it had one)."""
 
+    async def stored_detail(self, run_id: str) -> dict[str, int]:
+        """Where a run with a topic stored its bytes, by kind of record, where the engine tells them apart."""
+        return {}
+
 
 @dataclass
 class _Samples:
@@ -73,6 +77,7 @@ class _Samples:
     stored: dict[bool, list[int]] = field(default_factory=lambda: {False: [], True: []})
     missing: int = 0
     events: list[int] = field(default_factory=list[int])
+    detail: dict[str, list[int]] = field(default_factory=dict[str, list[int]])
     errors: list[str] = field(default_factory=list[str])
 
 
@@ -109,6 +114,8 @@ async def _one(target: LiveTarget, options: LiveOptions, topic: bool, samples: _
     if stored is not None:
         samples.stored[topic].append(stored)
     if topic:
+        for kind, size in (await target.stored_detail(run_id)).items():
+            samples.detail.setdefault(kind, []).append(size)
         samples.events.append(events)
         samples.missing += sum(index not in received for index in sent)
         samples.latency_ms += [(received[index] - sent[index]) * 1000 for index in sent if index in received]
@@ -149,6 +156,7 @@ async def measure_live(
         'stored_bytes_with_topic': with_bytes,
         'stored_bytes_without_topic': without_bytes,
         'extra_bytes_per_run': extra,
+        'stored_detail_with_topic': {kind: median(sizes) for kind, sizes in samples.detail.items()},
         'load_before': load_before,
         'load_after': load_after,
         'errors': samples.errors,

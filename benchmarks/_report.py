@@ -242,6 +242,8 @@ def print_report(report: dict[str, Any], console: Console) -> None:
         for row in rows:
             table.add_row(*row)
         console.print(table)
+        for note in live_notes(report):
+            console.print(f'- {note}', highlight=False)
         for name, live in report['live_events'].items():
             for error in live.get('errors', [])[:3]:
                 console.print(f'[red]{name}/live events: {error}[/red]')
@@ -289,6 +291,17 @@ def live_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
             ]
         )
     return header, rows
+
+
+def live_notes(report: dict[str, Any]) -> list[str]:
+    """Per engine that tells them apart, where the bytes of a run with a topic went."""
+    found: list[str] = []
+    for name, live in report['live_events'].items():
+        detail: dict[str, float] = live.get('stored_detail_with_topic') or {}
+        if detail:
+            parts = ', '.join(f'{_fmt_bytes(size)} {kind}' for kind, size in detail.items())
+            found.append(f'{name}: of the bytes a run with a topic stores, {parts} (medians per run).')
+    return found
 
 
 def _one_minute(load: str) -> str:
@@ -506,6 +519,8 @@ def live_markdown(report: dict[str, Any]) -> str:
             '',
         ]
     parts += [_markdown_table(*live_rows(report)), '']
+    parts += [f'- {note}' for note in live_notes(report)]
+    parts += [''] if live_notes(report) else []
     errors = [f'`{name}`: {live["errors"][0]}' for name, live in report['live_events'].items() if live.get('errors')]
     if errors:
         parts += ['Errors:', '', *(f'- {error}' for error in errors), '']

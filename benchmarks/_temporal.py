@@ -208,6 +208,22 @@ class TemporalLiveTarget(LiveTarget):
     async def stored_bytes(self, run_id: str, topic: bool) -> int | None:
         return (await history_facts(self.client, run_id)).store_bytes
 
+    async def stored_detail(self, run_id: str) -> dict[str, int]:
+        # The publisher's signals, and the consumer's long-poll updates (each update's result, the events it
+        # returns, is recorded in the history as well).
+        kinds = {
+            EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED: 'signals (publishing)',
+            EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED: 'updates (consumer polls)',
+            EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED: 'updates (consumer polls)',
+        }
+        detail: dict[str, int] = {}
+        history = await self.client.get_workflow_handle(run_id).fetch_history()
+        for event in history.events:
+            kind = kinds.get(event.event_type)
+            if kind is not None:
+                detail[kind] = detail.get(kind, 0) + event.ByteSize()
+        return detail
+
 
 @asynccontextmanager
 async def temporal_live() -> AsyncGenerator[LiveTarget]:
