@@ -85,7 +85,7 @@ class DurableWrapperAgent(WrapperAgent[AgentDepsT, OutputDataT]):
     inside their durable unit.
     """
 
-    _name: str
+    _name: str | None = None
     """Set by the engine's constructor (the given `name=`, else the wrapped agent's; never empty)."""
 
     _units_named: ClassVar[str] = 'its durable units'
@@ -94,10 +94,13 @@ class DurableWrapperAgent(WrapperAgent[AgentDepsT, OutputDataT]):
     @property
     def name(self) -> str | None:
         """The agent's name. It names the engine's durable units, which are persisted: it cannot change."""
-        return self._name
+        return self._name if self._name is not None else self.wrapped.name
 
     @name.setter
     def name(self, value: str | None) -> None:
+        if self._name is None:  # no engine named its units after it (the plain wrapper): as pydantic-ai's
+            self.wrapped.name = value
+            return
         wrapper = type(self).__name__
         raise UserError(
             f'The name of a {wrapper} cannot change: it names {self._units_named}. '
