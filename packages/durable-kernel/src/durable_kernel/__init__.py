@@ -62,6 +62,7 @@ from ._live_events import (
     UnitEvent,
     UnitRetryEvent,
     coerce_event_stream_topic,
+    decodable_output_type,
     dump_live_event,
     dump_live_result,
 )
@@ -107,6 +108,7 @@ __all__ = (
     'UnitEvent',
     'UnitRetryEvent',
     'coerce_event_stream_topic',
+    'decodable_output_type',
     'dump_live_event',
     'dump_live_result',
     'DurabilityCapability',

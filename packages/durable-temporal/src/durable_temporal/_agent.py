@@ -6,7 +6,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Generator, M
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic_ai import messages as pai_messages
 from pydantic_ai import models
@@ -29,6 +29,7 @@ from durable_kernel import (
     OverrideArguments,
     RunArguments,
     coerce_event_stream_topic,
+    decodable_output_type,
     disable_threads,
     forward_event_batches,
     is_permanent_model_error,
@@ -229,7 +230,7 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
                 'with `TemporalAgent(agent, event_stream_topic="agent-events")` (its workflow hosting an '
                 '`AgentEventStream`), or pass `topic=` to `stream_agent_events`.'
             )
-        decoded: type[Any] = output_type if output_type is not None else _plain_output_type(self.output_type)
+        decoded: type[Any] = output_type if output_type is not None else decodable_output_type(self.output_type)
         return stream_agent_events(
             client, handle, chosen, output_type=decoded, from_offset=from_offset, poll_cooldown=poll_cooldown
         )
@@ -407,8 +408,3 @@ def _tool_event_order(ctx: RunContext[Any]) -> AbstractContextManager[None]:
     if not isinstance(last, pai_messages.ModelResponse) or len(last.tool_calls) < 2:
         return nullcontext()
     return ordered_tool_call_events() if patched(ORDERED_TOOL_EVENTS_PATCH) else nullcontext()
-
-
-def _plain_output_type(output_type: Any) -> type[Any]:
-    """The agent's output type when it is a plain type to decode into (not an output spec such as `ToolOutput`)."""
-    return output_type if isinstance(output_type, type) else cast('type[Any]', Any)
