@@ -85,8 +85,9 @@ class DurableWrapperAgent(WrapperAgent[AgentDepsT, OutputDataT]):
     inside their durable unit.
     """
 
-    _name: str | None = None
-    """Set by the engine's constructor (the given `name=`, else the wrapped agent's; never empty)."""
+    _name: str
+    """Set by the engine's constructor (the given `name=`, else the wrapped agent's; never empty); unset on the plain
+    wrapper, whose name is the wrapped agent's."""
 
     _units_named: ClassVar[str] = 'its durable units'
     """What the name names, for the refusal to change it (e.g. `the activities recorded in workflow histories`)."""
@@ -94,11 +95,14 @@ class DurableWrapperAgent(WrapperAgent[AgentDepsT, OutputDataT]):
     @property
     def name(self) -> str | None:
         """The agent's name. It names the engine's durable units, which are persisted: it cannot change."""
-        return self._name if self._name is not None else self.wrapped.name
+        name: str | None = getattr(self, '_name', None)
+        return name if name is not None else self.wrapped.name
 
     @name.setter
     def name(self, value: str | None) -> None:
-        if self._name is None:  # no engine named its units after it (the plain wrapper): as pydantic-ai's
+        if (
+            getattr(self, '_name', None) is None
+        ):  # no engine named its units after it (the plain wrapper): as pydantic-ai's
             self.wrapped.name = value
             return
         wrapper = type(self).__name__
