@@ -48,6 +48,10 @@ fmt:
     uv run ruff format .
     uv run ruff check --fix .
 
+# Chat with a durable agent in the browser, kill its worker, watch the run resume: `just web-chat --port 8000`.
+web-chat *args:
+    uv run python -m examples.web_chat "$@"
+
 # Show a durable agent surviving a crash: `just demo` (DBOS + SQLite), `just demo temporal`, `just demo prefect`.
 demo *args:
     uv run python -m examples.demo "$@"

@@ -1,0 +1,206 @@
+"""One small adapter per engine behind one interface: what the web server needs from a durable engine.
+
+The web server starts a chat turn, streams its live events from an offset, reads a finished turn's messages (the next
+turn's history), and supervises a worker process it can kill. Everything engine-specific is here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic_ai.exceptions import UserError
+
+from durable_kernel import DurableAgentRunEvents
+from examples.web_chat._agent import TOPIC
+
+ENGINES = ('dbos', 'temporal', 'prefect')
+
+
+class EngineNotAvailable(UserError):
+    """The engine's live events are not in this version of `durable` yet."""
+
+
+class ChatEngine(ABC):
+    """What the web server asks of an engine; one subclass per engine."""
+
+    name: str
+    """The engine's name, as `--engine` spells it."""
+
+    @abstractmethod
+    def worker_argv(self) -> list[str]:
+        """The arguments after `python` that start one worker process."""
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect to the engine (the worker is already starting; wait until the engine can be used)."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Disconnect."""
+
+    @abstractmethod
+    async def start_turn(self, prompt: str, history: list[Any]) -> str:
+        """Start one chat turn (an agent run) with `history` (JSON messages); return its run id."""
+
+    @abstractmethod
+    def stream_events(self, run_id: str, from_offset: int) -> DurableAgentRunEvents[str]:
+        """The live events of the run `run_id`, from `from_offset` (`0`, or a previous consumer's `offset + 1`)."""
+
+    @abstractmethod
+    async def turn_messages(self, run_id: str) -> list[Any]:
+        """The messages (JSON) of the finished run `run_id`, waiting for it to finish."""
+
+
+class DBOSChatEngine(ChatEngine):
+    """DBOS on one SQLite file: the worker launches DBOS; the server only holds a `DBOSClient` (no DBOS launch).
+
+    A turn is a `web_chat.turn` workflow enqueued on the `web_chat` queue; its agent publishes to the workflow's
+    stream (`DBOSDurability(event_stream_topic=...)`), which `durable_dbos.stream_agent_events` reads through the
+    client.
+    """
+
+    name = 'dbos'
+
+    def __init__(self, workdir: Path, *, model: str | None, token_delay: float, database_url: str | None = None):
+        """Use `database_url`, else a SQLite file in `workdir`."""
+        self.database_url = database_url or f'sqlite:///{workdir / "web_chat.sqlite"}'
+        self.model = model
+        self.token_delay = token_delay
+        self._client: Any = None
+
+    def worker_argv(self) -> list[str]:
+        """`-m examples.web_chat._dbos_worker ...`."""
+        argv = ['-m', 'examples.web_chat._dbos_worker', '--database-url', self.database_url]
+        argv += ['--token-delay', str(self.token_delay)]
+        return [*argv, '--model', self.model] if self.model else argv
+
+    async def open(self) -> None:
+        """Wait until the worker has created the system database (a client never runs its migrations)."""
+        from dbos import DBOSClient
+
+        deadline = time.monotonic() + 120
+        while True:
+            client = DBOSClient(system_database_url=self.database_url)
+            try:
+                await asyncio.to_thread(client.list_workflows, limit=1)
+            except Exception:
+                client.destroy()
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
+                continue
+            self._client = client
+            return
+
+    async def close(self) -> None:
+        """Close the client's connections."""
+        if self._client is not None:
+            self._client.destroy()
+            self._client = None
+
+    async def start_turn(self, prompt: str, history: list[Any]) -> str:
+        """Enqueue the turn's workflow for the worker (it runs when a worker is up, also one started later)."""
+        from dbos import EnqueueOptions
+
+        from examples.web_chat._dbos_worker import APP_VERSION, QUEUE, WORKFLOW
+
+        workflow_id = f'chat-{uuid.uuid4().hex[:12]}'
+        options: EnqueueOptions = {
+            'queue_name': QUEUE,
+            'workflow_name': WORKFLOW,
+            'workflow_id': workflow_id,
+            'app_version': APP_VERSION,
+        }
+        await self._client.enqueue_async(options, prompt, history)
+        return workflow_id
+
+    def stream_events(self, run_id: str, from_offset: int) -> DurableAgentRunEvents[str]:
+        """`durable_dbos.stream_agent_events` through the client, polling the SQLite file every 50 ms."""
+        from durable_dbos import stream_agent_events
+
+        return stream_agent_events(
+            run_id,
+            TOPIC,
+            output_type=str,
+            from_offset=from_offset,
+            polling_interval=timedelta(milliseconds=50),
+            client=self._client,
+        )
+
+    async def turn_messages(self, run_id: str) -> list[Any]:
+        """The `messages` the turn's workflow returned."""
+        handle = await self._client.retrieve_workflow_async(run_id)
+        result: dict[str, Any] = await handle.get_result()
+        return result['messages']
+
+
+class _UnavailableEngine(ChatEngine):
+    """An engine whose live events are not merged yet: refuse with a clear message instead of half working."""
+
+    what = ''
+
+    def __init__(self, workdir: Path, *, model: str | None, token_delay: float):
+        raise EngineNotAvailable(
+            f'The web chat on {self.name} is not available yet: {self.what} Use `--engine dbos` for now.'
+        )
+
+    def worker_argv(self) -> list[str]:  # pragma: no cover - never constructed
+        raise NotImplementedError
+
+    async def open(self) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    async def close(self) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    async def start_turn(self, prompt: str, history: list[Any]) -> str:  # pragma: no cover
+        raise NotImplementedError
+
+    def stream_events(self, run_id: str, from_offset: int) -> DurableAgentRunEvents[str]:  # pragma: no cover
+        raise NotImplementedError
+
+    async def turn_messages(self, run_id: str) -> list[Any]:  # pragma: no cover
+        raise NotImplementedError
+
+
+class TemporalChatEngine(_UnavailableEngine):
+    """Temporal: `TemporalAgent(event_stream_topic=...)` and `durable_temporal.stream_agent_events` (not merged yet)."""
+
+    name = 'temporal'
+    what = 'live events on Temporal (`TemporalAgent(event_stream_topic=...)`, issue #14) are not merged yet.'
+
+
+class PrefectChatEngine(_UnavailableEngine):
+    """Prefect: `PrefectAgent(event_stream_topic=...)` and `durable_prefect.stream_agent_events` (not merged yet)."""
+
+    name = 'prefect'
+    what = 'live events on Prefect (`PrefectAgent(event_stream_topic=...)`, issue #14) are not merged yet.'
+
+
+def make_engine(name: str, workdir: Path, *, model: str | None, token_delay: float) -> ChatEngine:
+    """The adapter for `--engine name`.
+
+    Raises:
+        EngineNotAvailable: The engine's live events are not available yet.
+    """
+    engines: dict[str, Callable[..., ChatEngine]] = {
+        'dbos': DBOSChatEngine,
+        'temporal': TemporalChatEngine,
+        'prefect': PrefectChatEngine,
+    }
+    if name not in engines:
+        raise UserError(f'Unknown engine {name!r}: choose one of {", ".join(ENGINES)}.')
+    return engines[name](workdir, model=model, token_delay=token_delay)
+
+
+def python() -> str:
+    """The interpreter the worker runs with (this one)."""
+    return sys.executable
