@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import datetime, timezone
 from collections.abc import AsyncIterator, Sequence
 
 from pydantic_ai import Agent
@@ -64,9 +65,7 @@ def fake_model(token_delay: float) -> FunctionModel:
 
 async def engine_clock(question: str) -> str:
     """Say when the question was received (a tool call the engine records, so it is not repeated after a crash)."""
-    import datetime
-
-    return f'received {len(question)} characters at {datetime.datetime.now(datetime.UTC):%H:%M:%S} UTC'
+    return f'received {len(question)} characters at {datetime.now(timezone.utc):%H:%M:%S} UTC'
 
 
 def build_agent(
