@@ -10,6 +10,7 @@ server. Its database lives in `workdir` (SQLite), so nothing outside it is touch
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import subprocess
@@ -52,7 +53,11 @@ def local_prefect_server(
     With `ui`, the server also serves Prefect's web UI at the URL without `/api`. With `keep_running`, the server is
     left running on exit (its PID is in `workdir / 'prefect-server.pid'`), for a user to explore the runs in the UI.
     """
-    import prefect
+    # Found, not imported: a caller may still set PREFECT_API_URL for itself before it imports prefect (the web chat).
+    spec = importlib.util.find_spec('prefect')
+    assert spec is not None, 'prefect is not installed'
+    assert spec.origin is not None
+    prefect_dir = Path(spec.origin).parent
 
     workdir.mkdir(parents=True, exist_ok=True)
     port = _free_port()
@@ -66,7 +71,7 @@ def local_prefect_server(
             '-m',
             'uvicorn',
             '--app-dir',
-            str(Path(prefect.__file__).parent.parent),
+            str(prefect_dir.parent),
             '--factory',
             'prefect.server.api.server:create_app',
             '--host',

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from examples.prefect_server import SETTINGS_ENV
 from examples.web_chat._agent import answer_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +39,10 @@ CHROMIUM_ARGS = [
 TOKEN_DELAY = 0.12
 """Seconds per token of the fake model: its answer (about 60 tokens) streams for about 7 s."""
 
-pytestmark = [pytest.mark.xdist_group(name='dbos'), pytest.mark.timeout(600)]
+pytestmark = pytest.mark.timeout(600)
+
+AVAILABLE_ENGINES = ('dbos', 'prefect')
+"""The engines the web chat runs on today (Temporal's live events are not merged yet)."""
 
 
 def _require_chromium() -> None:
@@ -70,15 +74,24 @@ def _stop(pid: int, timeout: float = 30) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-@pytest.fixture(scope='module')
-def web_chat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The web chat on DBOS (SQLite), on a free port: yields its URL; stops the server and its worker by PID."""
-    workdir = tmp_path_factory.mktemp('web_chat')
+@pytest.fixture(
+    scope='module',
+    # One xdist worker per engine (`--dist loadgroup`), with the engine's other example tests.
+    params=[pytest.param(engine, marks=[pytest.mark.xdist_group(name=engine)]) for engine in AVAILABLE_ENGINES],
+)
+def web_chat(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The web chat on a free port (DBOS on SQLite; Prefect with a local server): yields its URL.
+
+    Stops the server (which stops its worker and the Prefect server) and any worker left, by PID.
+    """
+    engine: str = request.param
+    workdir = tmp_path_factory.mktemp(f'web_chat_{engine}')
     log_path = workdir / 'server.log'
-    argv = [sys.executable, '-m', 'examples.web_chat', '--engine', 'dbos', '--port', '0', '--workdir', str(workdir)]
+    argv = [sys.executable, '-m', 'examples.web_chat', '--engine', engine, '--port', '0', '--workdir', str(workdir)]
     argv += ['--token-delay', str(TOKEN_DELAY), '--restart-delay', '1']
+    env = {**os.environ, **SETTINGS_ENV}
     with log_path.open('w') as log:
-        server = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ})
+        server = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
     worker_pids: set[int] = set()
     try:
         url = None
@@ -86,7 +99,7 @@ def web_chat(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         while url is None:
             text = log_path.read_text()
             for line in text.splitlines():
-                if line.startswith('Web chat (dbos) on '):
+                if line.startswith(f'Web chat ({engine}) on '):
                     url = line.split(' on ', 1)[1].split()[0]
             if url is None:
                 assert server.poll() is None, f'the web chat exited with {server.returncode}:\n{text}'

@@ -18,7 +18,9 @@ from examples.web_chat._engines import ENGINES, EngineNotAvailable, make_engine
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(description=DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--engine', choices=ENGINES, default='dbos', help='the durable engine (default: dbos)')
+    parser.add_argument(
+        '--engine', choices=ENGINES, default='dbos', help='the durable engine (default: dbos; temporal: not yet)'
+    )
     parser.add_argument('--host', default='127.0.0.1')
     parser.add_argument('--port', type=int, default=8000, help='0 picks a free port')
     parser.add_argument('--model', default=None, help='a real model, e.g. openai:gpt-4o (needs its API key)')

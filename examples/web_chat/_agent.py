@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime, timezone
 from collections.abc import AsyncIterator, Sequence
+from datetime import datetime, timezone
 
 from pydantic_ai import Agent
 from pydantic_ai.capabilities import AbstractCapability

@@ -194,15 +194,18 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncGenerator[None]:
-        await supervisor.start()
-        try:
-            await engine.open()
-            if on_ready is not None:
-                on_ready()
-            yield
-        finally:
-            await engine.close()
-            await supervisor.stop()
+        # In the lifespan, not around `uvicorn.run`: uvicorn re-raises a SIGTERM after its shutdown, so code after it
+        # never runs; the lifespan's exit does.
+        with engine.infrastructure():
+            await supervisor.start()
+            try:
+                await engine.open()
+                if on_ready is not None:
+                    on_ready()
+                yield
+            finally:
+                await engine.close()
+                await supervisor.stop()
 
     return Starlette(
         routes=[

@@ -71,8 +71,11 @@ def main(argv: list[str] | None = None) -> None:
 
     signal.signal(signal.SIGTERM, on_sigterm)
     print(f'worker ready (pid {os.getpid()})', flush=True)
+    parent = os.getppid()
     try:
-        stop.wait()
+        # Until told to stop, or orphaned (the web server died without stopping its worker).
+        while not stop.wait(1) and os.getppid() == parent:
+            pass
     except KeyboardInterrupt:
         pass
     finally:

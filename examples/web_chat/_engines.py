@@ -7,16 +7,19 @@ turn's history), and supervises a worker process it can kill. Everything engine-
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Generator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from pydantic_ai.exceptions import UserError
+from pydantic_ai.messages import ModelMessagesTypeAdapter
 
 from durable_kernel import DurableAgentRunEvents
 from examples.web_chat._agent import TOPIC
@@ -33,6 +36,11 @@ class ChatEngine(ABC):
 
     name: str
     """The engine's name, as `--engine` spells it."""
+
+    @contextmanager
+    def infrastructure(self) -> Generator[None]:
+        """Start what the engine needs before the worker (a server), stop it after; nothing by default."""
+        yield
 
     @abstractmethod
     def worker_argv(self) -> list[str]:
@@ -178,11 +186,71 @@ class TemporalChatEngine(_UnavailableEngine):
     what = 'live events on Temporal (`TemporalAgent(event_stream_topic=...)`, issue #14) are not merged yet.'
 
 
-class PrefectChatEngine(_UnavailableEngine):
-    """Prefect: `PrefectAgent(event_stream_topic=...)` and `durable_prefect.stream_agent_events` (not merged yet)."""
+class PrefectChatEngine(ChatEngine):
+    """Prefect with a local API server (SQLite in the work directory), started before the worker.
+
+    A turn is a `web chat turn` flow run the server creates (Scheduled) and the worker runs; its agent publishes to
+    the flow run's artifacts (`PrefectDurability(event_stream_topic=...)`), which `durable_prefect.stream_agent_events`
+    reads through the API.
+    """
 
     name = 'prefect'
-    what = 'live events on Prefect (`PrefectAgent(event_stream_topic=...)`, issue #14) are not merged yet.'
+
+    def __init__(self, workdir: Path, *, model: str | None, token_delay: float):
+        """Keep the server's files in `workdir`."""
+        self.workdir = workdir
+        self.model = model
+        self.token_delay = token_delay
+
+    @contextmanager
+    def infrastructure(self) -> Generator[None]:
+        """A local Prefect server; this process and the workers (they inherit the environment) use it."""
+        from examples.prefect_server import local_prefect_server, prefect_env
+
+        with local_prefect_server(self.workdir / 'prefect') as api_url:
+            # Before this process imports prefect: its settings are read from the environment then.
+            os.environ.update(prefect_env(self.workdir / 'prefect', api_url))
+            yield
+
+    def worker_argv(self) -> list[str]:
+        """`-m examples.web_chat._prefect_worker ...`."""
+        argv = ['-m', 'examples.web_chat._prefect_worker', '--token-delay', str(self.token_delay)]
+        return [*argv, '--model', self.model] if self.model else argv
+
+    async def open(self) -> None:
+        """Nothing to connect: each call opens a client."""
+
+    async def close(self) -> None:
+        """Nothing to close."""
+
+    async def start_turn(self, prompt: str, history: list[Any]) -> str:
+        """Create the turn's flow run, Scheduled: the worker (also one started later) runs it."""
+        from prefect.client.orchestration import get_client
+        from prefect.states import Scheduled
+
+        from examples.web_chat._prefect_worker import chat_turn
+
+        async with get_client() as client:
+            parameters = {'prompt': prompt, 'history': history}
+            run = await client.create_flow_run(chat_turn, parameters=parameters, state=Scheduled())
+        return str(run.id)
+
+    def stream_events(self, run_id: str, from_offset: int) -> DurableAgentRunEvents[str]:
+        """`durable_prefect.stream_agent_events`, polling the API every 100 ms."""
+        from durable_prefect import stream_agent_events
+
+        return stream_agent_events(
+            run_id, TOPIC, output_type=str, from_offset=from_offset, polling_interval=timedelta(milliseconds=100)
+        )
+
+    async def turn_messages(self, run_id: str) -> list[Any]:
+        """The messages the run's terminal event carries (its flow returns only the output)."""
+        async with self.stream_events(run_id, 0) as events:
+            async for _ in events:
+                pass
+        if events.result is None:
+            return []  # the turn failed: the next one starts afresh
+        return ModelMessagesTypeAdapter.dump_python(events.result.all_messages(), mode='json')
 
 
 def make_engine(name: str, workdir: Path, *, model: str | None, token_delay: float) -> ChatEngine:
