@@ -186,11 +186,27 @@ def test_browser_sees_tokens_live_and_the_run_resumes_after_the_worker_is_killed
             assert turn[-1] == {'type': 'result', 'output': expected}
             print(f'{len(segments) - 1} retry marker(s); {sum(len(_texts(s)) for s in segments[:-1])} chars discarded')
 
-            # A second turn continues the conversation (its history is the first turn's messages).
+            # A second turn continues the conversation (its history is the first turn's messages); this time the
+            # worker is killed from outside the page, as `kill -9 <pid>` in a terminal would.
+            second_pid = int(page.get_attribute('#worker', 'data-pid') or 0)
+            assert second_pid != first_pid
+            before = len(page.evaluate('window.chatLog'))
             page.fill('#message', 'And again')
             page.click('#send')
+            page.wait_for_function(f"window.chatLog.slice({before}).filter(m => m.type === 'text').length >= 8")
+            os.kill(second_pid, signal.SIGKILL)
             page.wait_for_function("document.querySelectorAll('.assistant.final').length === 2", timeout=180_000)
             assert page.locator('.assistant.final').nth(1).inner_text() == answer_for('And again')
+            second = [m for m in page.evaluate('window.chatLog')[before:] if m['type'] not in ('user', 'end')]
+            segments = _segments(second)
+            assert len(segments) >= 2, second
+            for segment in segments[:-1]:
+                assert answer_for('And again').startswith(_texts(segment)), segment
+            assert _texts(segments[-1]) == answer_for('And again')
+            page.wait_for_function(
+                f"document.getElementById('worker').dataset.alive === 'true' "
+                f"&& document.getElementById('worker').dataset.pid !== '{second_pid}'"
+            )
         finally:
             browser.close()
 
