@@ -241,3 +241,16 @@ def test_sse_resumes_after_last_event_id(web_chat: str) -> None:
     for cut in (0, 2, len(everything) // 2, len(everything) - 2):
         resumed = [(i, m) for i, m in _sse_messages(events_url, everything[cut][0]) if i is not None]
         assert resumed == everything[cut + 1 :], cut
+
+
+def test_engines_without_live_events_say_so() -> None:
+    result = subprocess.run(
+        [sys.executable, '-m', 'examples.web_chat', '--engine', 'temporal', '--port', '0'],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert 'The web chat on temporal is not available yet' in result.stderr

@@ -5,7 +5,8 @@
     just web-chat
 
 The server (Starlette + uvicorn) starts a separate worker process and supervises it. Each message starts one
-durable agent run on the engine (`--engine dbos`; `temporal` and `prefect` are not available yet). The agent
+durable agent run on the engine: `--engine dbos` (SQLite, the default) or `--engine prefect` (a local
+Prefect server the app starts); `temporal` is not available yet (Temporal's live events are not merged). The agent
 publishes its live events (`event_stream_topic=`), the server reads them with the engine's `stream_agent_events`
 and forwards them to the page as Server-Sent Events; a reconnecting EventSource sends `Last-Event-ID`, and the
 server continues with `from_offset=last + 1`.

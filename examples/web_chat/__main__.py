@@ -19,7 +19,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(description=DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        '--engine', choices=ENGINES, default='dbos', help='the durable engine (default: dbos; temporal: not yet)'
+        '--engine',
+        choices=ENGINES,
+        default='dbos',
+        help='the durable engine (default: dbos; temporal: not available yet)',
     )
     parser.add_argument('--host', default='127.0.0.1')
     parser.add_argument('--port', type=int, default=8000, help='0 picks a free port')
