@@ -1,4 +1,4 @@
-"""Web chat with a durable agent: tokens arrive live in the browser, the worker can be killed mid-answer, the run resumes.
+"""Web chat with a durable agent: live tokens in the browser; kill the worker mid-answer and the run resumes.
 
     uv run python -m examples.web_chat            # prints the URL: open it, chat, press "Kill worker"
     uv run python -m examples.web_chat --model openai:gpt-4o --port 8000

@@ -157,7 +157,8 @@ class _UnavailableEngine(ChatEngine):
 
     def __init__(self, workdir: Path, *, model: str | None, token_delay: float):
         raise EngineNotAvailable(
-            f'The web chat on {self.name} is not available yet: {self.what} Use `--engine dbos` or `--engine prefect` for now.'
+            f'The web chat on {self.name} is not available yet: {self.what} '
+            'Use `--engine dbos` or `--engine prefect` for now.'
         )
 
     def worker_argv(self) -> list[str]:  # pragma: no cover - never constructed
