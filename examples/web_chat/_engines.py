@@ -146,7 +146,10 @@ class DBOSChatEngine(ChatEngine):
     async def turn_messages(self, run_id: str) -> list[Any]:
         """The `messages` the turn's workflow returned."""
         handle = await self._client.retrieve_workflow_async(run_id)
-        result: dict[str, Any] = await handle.get_result()
+        try:
+            result: dict[str, Any] = await handle.get_result()
+        except Exception:
+            return []  # the turn failed: the next one starts afresh
         return result['messages']
 
 
