@@ -184,10 +184,13 @@ class _UnavailableEngine(ChatEngine):
 
 
 class TemporalChatEngine(_UnavailableEngine):
-    """Temporal: `TemporalAgent(event_stream_topic=...)` and `durable_temporal.stream_agent_events` (not merged yet)."""
+    """Temporal: no adapter yet (to write: a dev server, a worker whose workflow hosts an `AgentEventStream`)."""
 
     name = 'temporal'
-    what = 'live events on Temporal (`TemporalAgent(event_stream_topic=...)`, issue #14) are not merged yet.'
+    what = (
+        'this example has no Temporal adapter yet (Temporal itself has live events: `TemporalAgent(event_stream_topic='
+        '...)` and `durable_temporal.stream_agent_events`, see docs/temporal.md "Live events").'
+    )
 
 
 class PrefectChatEngine(ChatEngine):
