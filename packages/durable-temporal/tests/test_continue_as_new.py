@@ -22,7 +22,7 @@ from pydantic_ai import Agent
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls, FunctionModel
-from pydantic_ai.tools import RunContext
+from pydantic_ai.tools import RunContext, Tool
 from pydantic_ai.usage import RunUsage, UsageLimits
 from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
@@ -37,6 +37,7 @@ from durable_temporal import (
     PydanticAIPlugin,
     TemporalAgent,
     TemporalDurability,
+    _message_history,
     hand_over,
 )
 from durable_temporal.testing import agent_worker
@@ -101,6 +102,21 @@ wrapper_agent = TemporalAgent(
     continue_as_new_after=ContinueAsNewAfter(history_events=EVENTS_LIMIT),
 )
 
+COLD_TURNS = 9
+
+
+def lookup_cold(turn: int) -> str:
+    """`lookup`, then forget every conversation this worker cached: the next model activity reads the history."""
+    _message_history._cache.clear()  # pyright: ignore[reportPrivateUsage]
+    return lookup(turn)
+
+
+cold_agent = TemporalAgent(
+    Agent(make_model(COLD_TURNS), name='can_cold', tools=[Tool(lookup_cold, name='lookup')]),
+    continue_as_new=continue_conversation,
+    continue_as_new_after=ContinueAsNewAfter(model_requests=3),
+)
+
 STREAM_TURNS = 12
 capability_agent = Agent(
     make_model(STREAM_TURNS),
@@ -137,6 +153,35 @@ class WrapperConversation:
     @workflow.run
     async def run(self, arg: ConversationInput) -> str:
         return await _run_agent(wrapper_agent, arg)
+
+
+@workflow.defn
+class ColdConversation:
+    @workflow.run
+    async def run(self, arg: ConversationInput) -> str:
+        return await _run_agent(cold_agent, arg)
+
+
+chat_agent = TemporalAgent(Agent(make_model(0), name='can_chat'))
+
+
+@dataclass
+class ChatInput:
+    prompts: list[str]
+    handover: AgentHandover | None = None
+
+
+@workflow.defn
+class ChatConversation:
+    """One agent run per prompt, handing over after each (between runs, from the result)."""
+
+    @workflow.run
+    async def run(self, arg: ChatInput) -> str:
+        history = arg.handover.resume().messages if arg.handover is not None else []
+        result = await chat_agent.run(arg.prompts[0], message_history=history)
+        if len(arg.prompts) > 1:
+            await hand_over(result, lambda handover: [ChatInput(arg.prompts[1:], handover)])
+        return str(len(result.all_messages()))
 
 
 @workflow.defn
@@ -219,6 +264,51 @@ async def test_continue_as_new_300_turns_wrapper(client: Client, task_queue: str
             assert (await run.describe()).status == WorkflowExecutionStatus.CONTINUED_AS_NEW
     print(f'\n{len(runs)} runs in {elapsed:.1f} s; (events, history bytes) per run: {sizes}')
     print(f'first model activity input bytes per run: {first_inputs}')
+
+
+async def test_continue_as_new_rebuilds_from_the_previous_runs_history(client: Client, task_queue: str) -> None:
+    """A worker that cached nothing rebuilds the first request after a hand-over from the previous runs' histories."""
+    MODEL_CALLS.clear()
+    TOOL_CALLS.clear()
+    workflow_id = f'can-cold-{uuid.uuid4()}'
+    async with agent_worker(client, workflows=[ColdConversation], agents=[cold_agent], task_queue=task_queue):
+        await client.start_workflow(
+            ColdConversation.run,
+            ConversationInput(prompt='start'),
+            id=workflow_id,
+            task_queue=task_queue,
+            execution_timeout=WORKFLOW_TIMEOUT,
+        )
+        output = await client.get_workflow_handle(workflow_id).result()
+    assert output == f'done after {COLD_TURNS} turns ({COLD_TURNS + 1} requests)'
+    runs = await _runs(client, workflow_id)
+    assert len(runs) == 4
+    for index, run in enumerate(runs[1:], 1):
+        _, params = await _first_model_input_bytes(run)
+        assert params['history_run_id'] == runs[index - 1].run_id
+    assert sorted(MODEL_CALLS.values()) == [1] * (COLD_TURNS + 1)
+    assert sorted(TOOL_CALLS.values()) == [1] * COLD_TURNS
+
+
+async def test_continue_as_new_between_agent_runs(client: Client, task_queue: str) -> None:
+    """`hand_over(result, ...)` between runs: the next run's first request is sent only its new prompt."""
+    workflow_id = f'can-chat-{uuid.uuid4()}'
+    async with agent_worker(client, workflows=[ChatConversation], agents=[chat_agent], task_queue=task_queue):
+        await client.start_workflow(
+            ChatConversation.run,
+            ChatInput(['one', 'two', 'three']),
+            id=workflow_id,
+            task_queue=task_queue,
+            execution_timeout=WORKFLOW_TIMEOUT,
+        )
+        assert await client.get_workflow_handle(workflow_id).result() == '6'
+    runs = await _runs(client, workflow_id)
+    assert len(runs) == 3
+    for index, run in enumerate(runs[1:], 1):
+        _, params = await _first_model_input_bytes(run)
+        assert params['history_run_id'] == runs[index - 1].run_id
+        assert params['history_keep'] == 2 * index
+        assert len(params['messages']) == 1  # the new prompt only
 
 
 async def test_continue_as_new_replays(client: Client, task_queue: str) -> None:
