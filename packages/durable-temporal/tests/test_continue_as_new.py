@@ -34,6 +34,7 @@ from durable_temporal import (
     AgentHandover,
     AgentPlugin,
     ContinueAsNewAfter,
+    DepsResolver,
     PydanticAIPlugin,
     TemporalAgent,
     TemporalDurability,
@@ -162,6 +163,47 @@ class ColdConversation:
         return await _run_agent(cold_agent, arg)
 
 
+@dataclass
+class TenantDeps:
+    tenant: str
+    secret: str  # never in the history: the hand-over carries the resolver's reference
+
+
+RESOLVER = DepsResolver[TenantDeps, str](
+    reference=lambda deps: deps.tenant, resolve=lambda tenant: TenantDeps(tenant, secret='s3cret')
+)
+DEPS_TURNS = 4
+
+
+def lookup_tenant(ctx: RunContext[TenantDeps], turn: int) -> str:
+    assert ctx.deps.secret == 's3cret'
+    return f'{ctx.deps.tenant} {turn}'
+
+
+deps_agent = TemporalAgent(
+    Agent(make_model(DEPS_TURNS), name='can_deps', deps_type=TenantDeps, tools=[Tool(lookup_tenant, name='lookup')]),
+    deps_resolver=RESOLVER,
+    continue_as_new=continue_conversation,
+    continue_as_new_after=ContinueAsNewAfter(model_requests=2),
+)
+
+
+@workflow.defn
+class DepsConversation:
+    @workflow.run
+    async def run(self, arg: ConversationInput) -> str:
+        if arg.handover is None:
+            deps = RESOLVER.resolve('acme')
+            result = await deps_agent.run(arg.prompt, deps=deps)
+        else:
+            handover = arg.handover.resume()
+            result = await deps_agent.run(
+                message_history=handover.messages, deps=RESOLVER.resolve(handover.deps), usage=handover.usage
+            )
+        last_return = getattr(result.all_messages()[-2].parts[0], 'content', None)
+        return f'{result.output} for {last_return}'
+
+
 chat_agent = TemporalAgent(Agent(make_model(0), name='can_chat'))
 
 
@@ -288,6 +330,25 @@ async def test_continue_as_new_rebuilds_from_the_previous_runs_history(client: C
         assert params['history_run_id'] == runs[index - 1].run_id
     assert sorted(MODEL_CALLS.values()) == [1] * (COLD_TURNS + 1)
     assert sorted(TOOL_CALLS.values()) == [1] * COLD_TURNS
+
+
+async def test_continue_as_new_carries_the_deps_reference(client: Client, task_queue: str) -> None:
+    """With a `deps_resolver`, the hand-over carries the reference: the secret never enters any run's history."""
+    workflow_id = f'can-deps-{uuid.uuid4()}'
+    async with agent_worker(client, workflows=[DepsConversation], agents=[deps_agent], task_queue=task_queue):
+        await client.start_workflow(
+            DepsConversation.run,
+            ConversationInput(prompt='start'),
+            id=workflow_id,
+            task_queue=task_queue,
+            execution_timeout=WORKFLOW_TIMEOUT,
+        )
+        output = await client.get_workflow_handle(workflow_id).result()
+    assert output == f'done after {DEPS_TURNS} turns for acme {DEPS_TURNS - 1}'
+    runs = await _runs(client, workflow_id)
+    assert len(runs) == 3  # 5 requests, 2 per run
+    for run in runs:
+        assert 's3cret' not in (await run.fetch_history()).to_json()
 
 
 async def test_continue_as_new_between_agent_runs(client: Client, task_queue: str) -> None:
