@@ -118,6 +118,15 @@ cold_agent = TemporalAgent(
     continue_as_new_after=ContinueAsNewAfter(model_requests=3),
 )
 
+BYTES_TURNS = 10
+BYTES_LIMIT = 40_000
+
+bytes_agent = TemporalAgent(
+    Agent(make_model(BYTES_TURNS), name='can_bytes', tools=[lookup]),
+    continue_as_new=continue_conversation,
+    continue_as_new_after=ContinueAsNewAfter(history_bytes=BYTES_LIMIT),
+)
+
 STREAM_TURNS = 12
 capability_agent = Agent(
     make_model(STREAM_TURNS),
@@ -154,6 +163,13 @@ class WrapperConversation:
     @workflow.run
     async def run(self, arg: ConversationInput) -> str:
         return await _run_agent(wrapper_agent, arg)
+
+
+@workflow.defn
+class BytesConversation:
+    @workflow.run
+    async def run(self, arg: ConversationInput) -> str:
+        return await _run_agent(bytes_agent, arg)
 
 
 @workflow.defn
@@ -330,6 +346,33 @@ async def test_continue_as_new_rebuilds_from_the_previous_runs_history(client: C
         assert params['history_run_id'] == runs[index - 1].run_id
     assert sorted(MODEL_CALLS.values()) == [1] * (COLD_TURNS + 1)
     assert sorted(TOOL_CALLS.values()) == [1] * COLD_TURNS
+
+
+async def test_continue_as_new_after_history_bytes(client: Client, task_queue: str) -> None:
+    """A bytes limit hands over when reached; a run whose carried conversation alone passes it still makes progress."""
+    MODEL_CALLS.clear()
+    TOOL_CALLS.clear()
+    workflow_id = f'can-bytes-{uuid.uuid4()}'
+    async with agent_worker(client, workflows=[BytesConversation], agents=[bytes_agent], task_queue=task_queue):
+        await client.start_workflow(
+            BytesConversation.run,
+            ConversationInput(prompt='start'),
+            id=workflow_id,
+            task_queue=task_queue,
+            execution_timeout=WORKFLOW_TIMEOUT,
+        )
+        output = await client.get_workflow_handle(workflow_id).result()
+    assert output == f'done after {BYTES_TURNS} turns ({BYTES_TURNS + 1} requests)'
+    runs = await _runs(client, workflow_id)
+    assert len(runs) > 2
+    sizes = [(await _history_size(run))[1] for run in runs]
+    carried = [(await run.fetch_history()).events[0].ByteSize() for run in runs]
+    for index in range(len(runs) - 1):
+        # A run stops within a turn (about 6 KB here) past the limit; its last event, the hand-over, holds the
+        # conversation once more (as the next run's input does).
+        assert sizes[index] - carried[index + 1] <= BYTES_LIMIT + 10_000, (sizes, carried)
+    assert sorted(MODEL_CALLS.values()) == [1] * (BYTES_TURNS + 1)
+    assert sorted(TOOL_CALLS.values()) == [1] * BYTES_TURNS
 
 
 async def test_continue_as_new_carries_the_deps_reference(client: Client, task_queue: str) -> None:

@@ -174,7 +174,10 @@ class ContinueAsNewPolicy:
 
     async def before_model_request(self, ctx: RunContext[Any], model: TemporalModel, model_requests: int) -> None:
         """In workflow code, before a model activity: call the handler if Temporal suggests it or a limit is reached."""
-        if self.handler is None:
+        if self.handler is None or model_requests == 0:
+            # A run that sent no model request yet would hand the same conversation over again, for ever: a run
+            # started from a hand-over whose carried conversation alone passes `history_bytes` (or makes Temporal
+            # suggest continuing) still makes one request first.
             return
         if not (workflow.info().is_continue_as_new_suggested() or (self.after and self.after.reached(model_requests))):
             return
