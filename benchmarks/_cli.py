@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime
 import importlib.metadata
 import json
@@ -19,12 +20,14 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ._engines import ENGINES, MAX_CONCURRENCY, VARIANTS, engine_variant_names, run_engine
+from ._engines import ENGINES, MAX_CONCURRENCY, VARIANTS, engine_variant_names, run_engine, run_live
 from ._harness import Options
+from ._live import LiveOptions
 from ._report import headline, print_report, write_docs
 from ._workload import Workload
 
 DOCS_PATH = Path(__file__).resolve().parent.parent / 'docs' / 'benchmarks.md'
+SECTIONS = ('main', 'live-events')
 _VERSIONED = (
     'pydantic-ai-slim',
     'temporalio',
@@ -76,6 +79,20 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         '--dbos-database', choices=('sqlite', 'postgres'), default='sqlite', help='DBOS system database'
     )
+    parser.add_argument(
+        '--only',
+        choices=SECTIONS,
+        help='run one section only: `main` (the tables above) or `live-events` (delta latency to a consumer outside '
+        'the run, bytes a topic stores); default: both',
+    )
+    parser.add_argument(
+        '--live-runs', type=int, help='live events: timed pairs of runs with/without a topic (default 10)'
+    )
+    parser.add_argument('--live-warmup', type=int, help='live events: warm-up pairs (default 1)')
+    parser.add_argument(
+        '--live-deltas', type=int, help='live events: text deltas the model streams per run (default 50)'
+    )
+    parser.add_argument('--live-pause-ms', type=float, help='live events: pause before each delta (default 10)')
     parser.add_argument('--json', type=Path, metavar='PATH', help='write all results (raw samples included) as JSON')
     parser.add_argument(
         '--write-docs',
@@ -111,6 +128,16 @@ def options_from(args: argparse.Namespace) -> Options:
         long_turns=tuple(int(turns) for turns in long_turns.split(',')),
         long_runs=args.long_runs or 1,
         event_runs=args.event_runs if args.event_runs is not None else 1 if quick else 3,
+    )
+
+
+def live_options_from(args: argparse.Namespace) -> LiveOptions:
+    """The live-events options from the command line (`--quick` changes the defaults, explicit flags win)."""
+    return LiveOptions(
+        runs=args.live_runs or (3 if args.quick else 10),
+        warmup=args.live_warmup if args.live_warmup is not None else 1,
+        deltas=args.live_deltas or 50,
+        pause_ms=args.live_pause_ms if args.live_pause_ms is not None else 10.0,
     )
 
 
@@ -219,6 +246,19 @@ async def _measure_here(engine: str, args: argparse.Namespace, options: Options,
         )
 
 
+async def _live_here(engine: str, args: argparse.Namespace, console: Console) -> dict[str, Any]:
+    options = live_options_from(args)
+    with _progress(console) as progress:
+        task = progress.add_task(f'starting the {engine} server', total=None, engine=engine)
+        return await run_live(
+            engine,
+            options,
+            dbos_database=args.dbos_database,
+            progress=lambda description, done: progress.update(task, description=description, completed=done),
+            on_ready=lambda total: progress.update(task, total=total, description='running'),
+        )
+
+
 def _run_child(engine: str, argv: list[str], console: Console) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix='bench-') as directory:
         out = Path(directory) / f'{engine}.json'
@@ -259,7 +299,10 @@ def main(argv: list[str] | None = None) -> None:
         # Prefect logs every task run at INFO: keep the progress display readable (set before Prefect is imported).
         os.environ.setdefault('PREFECT_LOGGING_LEVEL', 'WARNING')
         console = Console(stderr=True)
-        result = asyncio.run(_measure_here(args.child, args, options, console))
+        if args.only == 'live-events':
+            result = asyncio.run(_live_here(args.child, args, console))
+        else:
+            result = asyncio.run(_measure_here(args.child, args, options, console))
         args.child_out.write_text(json.dumps(result))
         sys.stdout.flush()
         sys.stderr.flush()
@@ -277,14 +320,24 @@ def main(argv: list[str] | None = None) -> None:
     load_before = _load()
     start = time.perf_counter()
     engines: dict[str, Any] = {}
+    live: dict[str, Any] = {}
+    sections = [args.only] if args.only else list(SECTIONS)
     for engine in args.engine or list(ENGINES):
-        console.rule(f'{engine}: {", ".join(engine_variant_names(engine, args.variant))}')
-        if args.in_process:
-            engines[engine] = asyncio.run(_measure_here(engine, args, options, console))
-        else:
-            engines[engine] = _run_child(engine, _strip_outputs(argv), console)
-        if 'variants' in engines[engine]:
-            engines[engine]['headline'] = headline(engine, engines[engine])
+        if 'main' in sections:
+            console.rule(f'{engine}: {", ".join(engine_variant_names(engine, args.variant))}')
+            if args.in_process:
+                engines[engine] = asyncio.run(_measure_here(engine, args, options, console))
+            else:
+                engines[engine] = _run_child(engine, [*_strip_outputs(argv), '--only=main'], console)
+            if 'variants' in engines[engine]:
+                engines[engine]['headline'] = headline(engine, engines[engine])
+        if 'live-events' in sections:
+            # Its own process and server: the main section's load and registrations do not carry over.
+            console.rule(f'{engine}: live events')
+            if args.in_process:
+                live[engine] = asyncio.run(_live_here(engine, args, console))
+            else:
+                live[engine] = _run_child(engine, [*_strip_outputs(argv), '--only=live-events'], console)
     load_after = _load()
     cores = os.cpu_count() or 1
     report: dict[str, Any] = {
@@ -300,6 +353,9 @@ def main(argv: list[str] | None = None) -> None:
         'options': _options_json(options),
         'engines': engines,
     }
+    if live:
+        report['live_options'] = dataclasses.asdict(live_options_from(args))
+        report['live_events'] = live
     _report_outputs(report, args, console)
     if args.in_process:
         os._exit(0)

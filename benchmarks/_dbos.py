@@ -18,6 +18,8 @@ from dbos import DBOS, DBOSConfig, SetWorkflowID
 from pydantic_ai import Tool
 
 from ._harness import RunFacts, Variant
+from ._live import LiveTarget
+from ._live_workload import LIVE_TOPIC, LiveWorkload, build_live_agent
 from ._plain import PlainVariant
 from ._workload import TOOL_NAME, Workload, build_agent, drain_events, filler, floor_plan, lookup
 
@@ -72,6 +74,17 @@ class SystemDatabase:
                 {'id': workflow_id},
             ).scalar_one()
         return RunFacts(units=int(steps), store_bytes=total)
+
+    def table_bytes(self, table: str, workflow_id: str) -> int:
+        """Bytes of the values of the rows of `table` keyed by workflow `workflow_id` (0 if DBOS has no such table)."""
+        column = dict(self._tables).get(table)
+        if column is None:
+            return 0
+        with self._engine.connect() as connection:
+            rows = connection.execute(
+                sa.text(f'SELECT * FROM {self._prefix}{table} WHERE {column} = :id'), {'id': workflow_id}
+            )
+            return sum(_value_bytes(value) for row in rows for value in row)
 
     def close(self) -> None:
         """Dispose of the connection pool."""
@@ -233,3 +246,66 @@ async def dbos_variants(names: Sequence[str], database: str = 'sqlite') -> Async
                         )
                     variants.append(variant)
             yield variants
+
+
+class DBOSLiveTarget(LiveTarget):
+    """The streamed run as a `DBOSAgent.run` workflow; the consumer is `stream_agent_events` in this process."""
+
+    description = 'durable_dbos.DBOSAgent, workflow stream in the system database'
+    store_metric = STORE_METRIC
+    consumer = "stream_agent_events, DBOS's polling interval (50 ms here)"
+
+    def __init__(self, live_agent: Any, quiet_agent: Any, database: SystemDatabase) -> None:
+        self._live = live_agent
+        self._quiet = quiet_agent
+        self._database = database
+
+    async def run(self, workload: LiveWorkload, run_id: str, on_event: Callable[[object], None] | None) -> None:
+        if on_event is None:
+            with SetWorkflowID(run_id):
+                await self._quiet.run(workload.prompt())
+            return
+        with SetWorkflowID(run_id):
+            task = asyncio.ensure_future(self._live.run(workload.prompt()))
+        try:
+            # A consumer can read once the workflow exists (before that, DBOS says it does not): wait as a caller would.
+            while await DBOS.get_workflow_status_async(run_id) is None and not task.done():
+                await asyncio.sleep(0.01)
+            async with self._live.stream_agent_events(run_id, output_type=str) as events:
+                async for event in events:
+                    on_event(event)
+        finally:
+            await task
+
+    async def stored_bytes(self, run_id: str, topic: bool) -> int | None:
+        return (await asyncio.to_thread(self._database.facts, run_id)).store_bytes
+
+    async def stored_detail(self, run_id: str) -> dict[str, int]:
+        return {'stream rows': await asyncio.to_thread(self._database.table_bytes, 'streams', run_id)}
+
+
+@asynccontextmanager
+async def dbos_live(database: str = 'sqlite') -> AsyncGenerator[LiveTarget]:
+    """Register the streamed agent with and without a topic, launch DBOS on a fresh system database, yield the target."""
+    from durable_dbos import DBOSAgent
+
+    with ExitStack() as stack:
+        directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix='bench-dbos-live-')))
+        async with _database_url(database, directory) as (url, schema):
+            DBOS.destroy()
+            live_agent = DBOSAgent(build_live_agent('bench_live'), event_stream_topic=LIVE_TOPIC)
+            quiet_agent = DBOSAgent(build_live_agent('bench_live_quiet'))
+            DBOS(
+                config=DBOSConfig(
+                    name='durable-bench-live',
+                    system_database_url=url,
+                    notification_listener_polling_interval_sec=0.05,
+                    log_level='WARNING',
+                    application_version='durable-bench',
+                )
+            )
+            stack.callback(DBOS.destroy)
+            DBOS.launch()
+            system_database = SystemDatabase(url, schema)
+            stack.callback(system_database.close)
+            yield DBOSLiveTarget(live_agent, quiet_agent, system_database)

@@ -11,6 +11,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from ._harness import Options, ProgressCallback, Variant, measure
+from ._live import LiveOptions, LiveTarget, measure_live
 
 ENGINES = ('temporal', 'dbos', 'prefect')
 
@@ -112,3 +113,47 @@ async def run_engine(
         'variants': [result.to_json() for result in results],
         'elapsed_s': time.perf_counter() - start,
     }
+
+
+def live_target_of(engine: str, *, dbos_database: str = 'sqlite') -> AbstractAsyncContextManager[LiveTarget]:
+    """The engine's live-events target (server started on entry, stopped on exit)."""
+    if engine == 'temporal':
+        from ._temporal import temporal_live
+
+        return temporal_live()
+    if engine == 'dbos':
+        from ._dbos import dbos_live
+
+        return dbos_live(dbos_database)
+    if engine == 'prefect':
+        from ._prefect import prefect_live
+
+        return prefect_live()
+    raise ValueError(f'unknown engine {engine!r}: choose one of {", ".join(ENGINES)}')
+
+
+async def run_live(
+    engine: str,
+    options: LiveOptions,
+    *,
+    dbos_database: str = 'sqlite',
+    progress: ProgressCallback | None = None,
+    on_ready: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Start the engine, measure its live events (see `benchmarks._live`), stop the engine; return JSON-ready results.
+
+    Args:
+        engine: `temporal`, `dbos` or `prefect`.
+        options: What to measure.
+        dbos_database: `sqlite` or `postgres` (DBOS only).
+        progress: Called as runs complete.
+        on_ready: Called with the number of progress steps once the server is up.
+    """
+    if not ours_available(engine):
+        return {'error': f'our {engine} package is not installed'}
+    start = time.perf_counter()
+    async with live_target_of(engine, dbos_database=dbos_database) as target:
+        if on_ready is not None:
+            on_ready(options.total_steps())
+        result = await measure_live(target, options, progress)
+    return {**result, 'elapsed_s': time.perf_counter() - start}

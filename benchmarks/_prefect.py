@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import json
 import os
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import ExitStack, asynccontextmanager
 from functools import cache
 from typing import Any
+from uuid import UUID
 
 from ._harness import RunFacts, Variant
+from ._live import LiveTarget
+from ._live_workload import LIVE_TOPIC, LiveWorkload, build_live_agent
 from ._plain import PlainVariant
 from ._workload import Workload, build_agent, drain_events, filler, floor_plan
 
@@ -188,3 +192,83 @@ async def prefect_variants(names: Sequence[str]) -> AsyncGenerator[list[Variant]
             elif name == 'plain':
                 variants.append(PlainVariant())
         yield variants
+
+
+async def _artifact_bytes(flow_run_id: UUID) -> int:
+    """JSON bytes of the data of every artifact of the flow run."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    total = 0
+    offset = 0
+    async with get_client() as client:
+        while True:
+            page = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])),
+                limit=200,
+                offset=offset,
+            )
+            total += sum(len(json.dumps(artifact.data, default=str)) for artifact in page)
+            if len(page) < 200:
+                return total
+            offset += len(page)
+
+
+class PrefectLiveTarget(LiveTarget):
+    """The streamed run in a flow of ours (the agent with `PrefectDurability`); the consumer reads its artifacts."""
+
+    description = 'durable_prefect.PrefectDurability in a flow, flow-run artifacts'
+    store_metric = 'artifact bytes'
+    consumer = 'stream_agent_events, default polling interval (200 ms)'
+
+    def __init__(self) -> None:
+        from prefect import flow
+        from prefect.context import FlowRunContext
+
+        from durable_prefect import PrefectDurability
+
+        live_agent = build_live_agent('bench_live', [PrefectDurability[None](event_stream_topic=LIVE_TOPIC)])
+        quiet_agent = build_live_agent('bench_live_quiet', [PrefectDurability[None]()])
+        self._ids: dict[str, asyncio.Future[UUID]] = {}
+        self._flow_runs: dict[str, UUID] = {}
+
+        @flow(name='bench_live')
+        async def live_flow(prompt: str, run_id: str, topic: bool) -> str:
+            context = FlowRunContext.get()
+            assert context is not None
+            assert context.flow_run is not None
+            future = self._ids.get(run_id)
+            if future is not None and not future.done():
+                future.set_result(context.flow_run.id)
+            return (await (live_agent if topic else quiet_agent).run(prompt)).output
+
+        self._flow = live_flow
+
+    async def run(self, workload: LiveWorkload, run_id: str, on_event: Callable[[object], None] | None) -> None:
+        from durable_prefect import stream_agent_events
+
+        future: asyncio.Future[UUID] = asyncio.get_running_loop().create_future()
+        self._ids[run_id] = future
+        task = asyncio.ensure_future(self._flow(workload.prompt(), run_id, on_event is not None))
+        try:
+            flow_run_id = await asyncio.wait_for(asyncio.shield(future), 60)
+            self._flow_runs[run_id] = flow_run_id
+            if on_event is not None:
+                async with stream_agent_events(flow_run_id, LIVE_TOPIC, output_type=str) as events:
+                    async for event in events:
+                        on_event(event)
+        finally:
+            del self._ids[run_id]
+            await task
+
+    async def stored_bytes(self, run_id: str, topic: bool) -> int | None:
+        return await _artifact_bytes(self._flow_runs.pop(run_id))
+
+
+@asynccontextmanager
+async def prefect_live() -> AsyncGenerator[LiveTarget]:
+    """Start one private ephemeral Prefect server and yield the live-events target; stop the server on exit."""
+    from durable_prefect.testing import prefect_test_server
+
+    with prefect_test_server():
+        yield PrefectLiveTarget()

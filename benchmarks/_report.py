@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ from ._stats import ratio
 
 DOCS_BEGIN = '<!-- bench:begin -->'
 DOCS_END = '<!-- bench:end -->'
+LIVE_DOCS_BEGIN = '<!-- bench-live:begin -->'
+LIVE_DOCS_END = '<!-- bench-live:end -->'
 
 # On DBOS the reference as shipped runs tools outside steps; durable units and wall time are judged against the
 # reference with its tools decorated as steps (its durable equivalent).
@@ -228,7 +231,88 @@ def headline_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
 
 
 def print_report(report: dict[str, Any], console: Console) -> None:
-    """Print one table per engine, then the headline table."""
+    """Print one table per engine, then the headline table; then the live-events table if that section ran."""
+    if report['engines']:
+        _print_main(report, console)
+    if report.get('live_events'):
+        header, rows = live_rows(report)
+        table = Table(title=live_title(report))
+        for column in header:
+            table.add_column(column, justify='left' if column == 'engine' else 'right')
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+        for note in live_notes(report):
+            console.print(f'- {note}', highlight=False)
+        for name, live in report['live_events'].items():
+            for error in live.get('errors', [])[:3]:
+                console.print(f'[red]{name}/live events: {error}[/red]')
+
+
+def live_title(report: dict[str, Any]) -> str:
+    """The title of the live-events table: the workload."""
+    options = report['live_options']
+    return (
+        f'Live events: 1 tool call then {options["deltas"]} text deltas {options["pause_ms"]:g} ms apart, '
+        f'{_count(options["runs"], "run")} with a topic and a consumer interleaved with {options["runs"]} without'
+    )
+
+
+def live_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the live-events table (one row per engine)."""
+    header = [
+        'engine',
+        'delta latency median ms',
+        'p90 ms',
+        'max ms',
+        'deltas missed',
+        'wall ms without / with topic',
+        'stored bytes/run without / with topic',
+        'extra bytes/run',
+        'load (1 min) before / after',
+    ]
+    rows: list[list[str]] = []
+    for name, live in report['live_events'].items():
+        if 'latency_ms' not in live:
+            rows.append([name, *(['–'] * (len(header) - 2)), live.get('error', 'not run')])
+            continue
+        with_bytes, without_bytes = live['stored_bytes_with_topic'], live['stored_bytes_without_topic']
+        rows.append(
+            [
+                name + (' (errors)' if live['errors'] else ''),
+                _fmt(live['latency_median_ms']),
+                _fmt(live['latency_p90_ms']),
+                _fmt(live['latency_max_ms']),
+                f'{live["missing_deltas"]} of {live["deltas"] * live["runs"]}',
+                f'{_fmt(live["wall_ms_without_topic"])} / {_fmt(live["wall_ms_with_topic"])}',
+                f'{_fmt_bytes(_median(without_bytes))} / {_fmt_bytes(_median(with_bytes))} ({live["store_metric"]})',
+                _fmt_bytes(live['extra_bytes_per_run']),
+                f'{_one_minute(live["load_before"])} / {_one_minute(live["load_after"])}',
+            ]
+        )
+    return header, rows
+
+
+def live_notes(report: dict[str, Any]) -> list[str]:
+    """Per engine that tells them apart, where the bytes of a run with a topic went."""
+    found: list[str] = []
+    for name, live in report['live_events'].items():
+        detail: dict[str, float] = live.get('stored_detail_with_topic') or {}
+        if detail:
+            parts = ', '.join(f'{_fmt_bytes(size)} {kind}' for kind, size in detail.items())
+            found.append(f'{name}: of the bytes a run with a topic stores, {parts} (medians per run).')
+    return found
+
+
+def _one_minute(load: str) -> str:
+    return load.split(' / ')[0]
+
+
+def _median(values: list[int]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _print_main(report: dict[str, Any], console: Console) -> None:
     for name, engine in report['engines'].items():
         if 'variants' not in engine:
             console.print(f'[red]{name}: {engine.get("error", "not run")}[/red]')
@@ -404,17 +488,69 @@ def markdown(report: dict[str, Any]) -> str:
     return '\n'.join(parts)
 
 
+def live_markdown(report: dict[str, Any]) -> str:
+    """The live-events section of `docs/benchmarks.md` (without the markers)."""
+    machine = report['machine']
+    consumers = '; '.join(
+        f'{name}: {live["description"]}, consumer `{live["consumer"]}`'
+        for name, live in report['live_events'].items()
+        if 'consumer' in live
+    )
+    parts = [
+        f'Measured {report["started"]} with `{report["command"]}`; load average (1/5/15 min) before: '
+        f'{report["load_before"]}, after: {report["load_after"]} (per engine in the table).',
+        '',
+        f'- Machine: {machine["cpu"]}, {machine["cores"]} cores, {machine["memory_gb"]:.1f} GB RAM; Python '
+        f'{machine["python"]}; {", ".join(f"{name} {version}" for name, version in machine["versions"].items())}.',
+        f'- Workload: {live_title(report)[len("Live events: ") :]}. The model stamps each delta with '
+        '`time.perf_counter()` as it yields it; the consumer, `stream_agent_events` in the same process, stamps it '
+        'when it receives it. Latency is per delta, over every delta of every run.',
+        f'- {consumers}. The model task publishes in batches (100 ms by default).',
+        '- Stored bytes: the protobuf size of the workflow history (Temporal); every value of the system-database '
+        "rows keyed by the run's workflow id, stream rows included (DBOS); the JSON size of the data of the flow "
+        "run's artifacts (Prefect). Extra bytes per run: the median with a topic minus the median without.",
+        '',
+    ]
+    if report.get('noisy'):
+        parts += [
+            '!!! warning "Noisy numbers"',
+            '    These numbers were taken while other jobs were running on the machine (see the load average). '
+            'Re-take them on a quiet machine before quoting them.',
+            '',
+        ]
+    parts += [_markdown_table(*live_rows(report)), '']
+    parts += [f'- {note}' for note in live_notes(report)]
+    parts += [''] if live_notes(report) else []
+    errors = [f'`{name}`: {live["errors"][0]}' for name, live in report['live_events'].items() if live.get('errors')]
+    if errors:
+        parts += ['Errors:', '', *(f'- {error}' for error in errors), '']
+    return '\n'.join(parts)
+
+
 def write_docs(report: dict[str, Any], path: Path) -> None:
-    """Replace the text between the bench markers of `path` (creating the file with the markers if needed)."""
-    section = f'{DOCS_BEGIN}\n{markdown(report)}\n{DOCS_END}'
+    """Replace the text between the bench markers of `path`, for each section the report has.
+
+    The main section goes between the `bench` markers, the live-events section between the `bench-live` ones
+    (each created at the end of the file if missing), so that either section can be re-measured on its own.
+    """
+    if report['engines']:
+        _write_section(path, DOCS_BEGIN, DOCS_END, markdown(report))
+    if report.get('live_events'):
+        _write_section(path, LIVE_DOCS_BEGIN, LIVE_DOCS_END, live_markdown(report), heading='## Live events')
+
+
+def _write_section(path: Path, begin: str, end: str, body: str, heading: str = '') -> None:
+    """Put `body` between the markers `begin` and `end` of `path`; where they are missing, add them (under `heading`)."""
+    section = f'{begin}\n{body}\n{end}'
+    new = f'{heading}\n\n{section}' if heading else section
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(f'# Benchmarks\n\n{section}\n')
+        path.write_text(f'# Benchmarks\n\n{new}\n')
         return
     text = path.read_text()
-    if DOCS_BEGIN in text and DOCS_END in text:
-        head, _, rest = text.partition(DOCS_BEGIN)
-        _, _, tail = rest.partition(DOCS_END)
+    if begin in text and end in text:
+        head, _, rest = text.partition(begin)
+        _, _, tail = rest.partition(end)
         path.write_text(head + section + tail)
     else:
-        path.write_text(text.rstrip('\n') + f'\n\n{section}\n')
+        path.write_text(text.rstrip('\n') + f'\n\n{new}\n')

@@ -20,6 +20,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from ._harness import RunFacts, Variant
+from ._live import LiveTarget
+from ._live_workload import LIVE_TOPIC, LiveWorkload
 from ._plain import PlainVariant
 from ._workload import Workload, floor_plan
 
@@ -77,6 +79,18 @@ class WorkflowVariant(Variant):
         return await history_facts(self.client, run_id)
 
 
+def _quiet_runtime() -> None:
+    # Core warnings (e.g. a first workflow task slowed by 50 sandboxes starting at once) would garble the progress bar.
+    Runtime.set_default(
+        Runtime(
+            telemetry=TelemetryConfig(
+                logging=LoggingConfig(filter=TelemetryFilter(core_level='ERROR', other_level='ERROR'))
+            )
+        ),
+        error_if_already_set=False,
+    )
+
+
 @cache
 def _floor_plan(workload: Workload) -> list[Any]:
     from ._temporal_floor import FloorTurn
@@ -92,15 +106,7 @@ async def temporal_variants(names: Sequence[str]) -> AsyncGenerator[list[Variant
     from ._temporal_floor import FloorWorkflow, floor_model, floor_tool
     from ._temporal_reference import ReferenceEventsWorkflow, ReferenceWorkflow
 
-    # Core warnings (e.g. a first workflow task slowed by 50 sandboxes starting at once) would garble the progress bar.
-    Runtime.set_default(
-        Runtime(
-            telemetry=TelemetryConfig(
-                logging=LoggingConfig(filter=TelemetryFilter(core_level='ERROR', other_level='ERROR'))
-            )
-        ),
-        error_if_already_set=False,
-    )
+    _quiet_runtime()
     async with AsyncExitStack() as stack:
         env = await WorkflowEnvironment.start_local(  # pyright: ignore[reportUnknownMemberType]
             dev_server_existing_path=_temporal_cli(),
@@ -168,3 +174,76 @@ async def temporal_variants(names: Sequence[str]) -> AsyncGenerator[list[Variant
                     events.task_queue = queue
                 variants.append(variant)
         yield variants
+
+
+class TemporalLiveTarget(LiveTarget):
+    """The streamed run as a workflow; the consumer is `stream_agent_events` on a client of this process."""
+
+    description = 'durable_temporal.TemporalAgent, AgentEventStream hosted in @workflow.init'
+    store_metric = STORE_METRIC
+    consumer = 'stream_agent_events, default poll cooldown (100 ms)'
+
+    def __init__(self, client: Client, task_queue: str) -> None:
+        self.client = client
+        self.task_queue = task_queue
+
+    async def run(self, workload: LiveWorkload, run_id: str, on_event: Callable[[object], None] | None) -> None:
+        from durable_temporal import stream_agent_events
+
+        from ._temporal_live import LiveWorkflow, QuietWorkflow
+
+        if on_event is None:
+            await self.client.execute_workflow(
+                QuietWorkflow.run, workload.prompt(), id=run_id, task_queue=self.task_queue
+            )
+            return
+        handle = await self.client.start_workflow(
+            LiveWorkflow.run, workload.prompt(), id=run_id, task_queue=self.task_queue
+        )
+        async with stream_agent_events(self.client, handle, LIVE_TOPIC, output_type=str) as events:
+            async for event in events:
+                on_event(event)
+        await handle.result()
+
+    async def stored_bytes(self, run_id: str, topic: bool) -> int | None:
+        return (await history_facts(self.client, run_id)).store_bytes
+
+    async def stored_detail(self, run_id: str) -> dict[str, int]:
+        # The publisher's signals, and the consumer's long-poll updates (each update's result, the events it
+        # returns, is recorded in the history as well).
+        kinds = {
+            EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED: 'signals (publishing)',
+            EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED: 'updates (consumer polls)',
+            EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED: 'updates (consumer polls)',
+        }
+        detail: dict[str, int] = {}
+        history = await self.client.get_workflow_handle(run_id).fetch_history()
+        for event in history.events:
+            kind = kinds.get(event.event_type)
+            if kind is not None:
+                detail[kind] = detail.get(kind, 0) + event.ByteSize()
+        return detail
+
+
+@asynccontextmanager
+async def temporal_live() -> AsyncGenerator[LiveTarget]:
+    """Start one dev server and a worker for the live-events workflows; yield the target; stop both on exit."""
+    from durable_temporal import PydanticAIPlugin
+
+    from ._temporal_live import LiveWorkflow, QuietWorkflow
+
+    _quiet_runtime()
+    async with AsyncExitStack() as stack:
+        env = await WorkflowEnvironment.start_local(  # pyright: ignore[reportUnknownMemberType]
+            dev_server_existing_path=_temporal_cli(),
+            dev_server_extra_args=['--dynamic-config-value', 'frontend.enableServerVersionCheck=false'],
+            dev_server_log_level='error',
+            data_converter=pydantic_data_converter,
+        )
+        await stack.enter_async_context(env)
+        config = env.client.config()
+        config['plugins'] = [PydanticAIPlugin()]
+        client = Client(**config)
+        task_queue = f'bench-live-{uuid.uuid4().hex}'
+        await stack.enter_async_context(Worker(client, task_queue=task_queue, workflows=[LiveWorkflow, QuietWorkflow]))
+        yield TemporalLiveTarget(client, task_queue)

@@ -1,6 +1,7 @@
-"""Smoke test of `just bench`: the smallest configuration on Temporal, through the real command line.
+"""Smoke tests of `just bench`: the smallest configurations, through the real command line.
 
-It checks that every variant ran and recorded the expected number of durable units; it never asserts on timings.
+The main section on Temporal: every variant ran and recorded the expected number of durable units. The live-events
+section on every engine: every delta reached the consumer, and a topic stores bytes. They never assert on timings.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ def test_smallest_bench_runs_every_variant(tmp_path: Path) -> None:
         '-m',
         'benchmarks',
         '--engine=temporal',
+        '--only=main',
         '--turns=2',
         '--tools=2',
         '--runs=1',
@@ -59,3 +61,45 @@ def test_smallest_bench_runs_every_variant(tmp_path: Path) -> None:
     assert variants['reference']['events']['units'] >= 4
     assert variants['ours']['store_bytes'] > 0
     assert engine['headline']['targets'].keys() >= {'ours/reference units <= 1.0'}
+
+
+@pytest.mark.timeout(150)
+def test_smallest_live_events_bench_runs_on_every_engine(tmp_path: Path) -> None:
+    out = tmp_path / 'bench.json'
+    docs = tmp_path / 'benchmarks.md'
+    docs.write_text('# Benchmarks\n\n<!-- bench:begin -->\nmain tables\n<!-- bench:end -->\n')
+    command = [
+        sys.executable,
+        '-m',
+        'benchmarks',
+        '--only=live-events',
+        '--live-runs=1',
+        '--live-warmup=0',
+        '--live-deltas=3',
+        f'--json={out}',
+    ]
+    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=140, check=False)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    assert 'Live events' in completed.stdout
+
+    report: dict[str, Any] = json.loads(out.read_text())
+    assert report['engines'] == {}
+    assert report['live_events'].keys() == {'temporal', 'dbos', 'prefect'}
+    for name, live in report['live_events'].items():
+        assert live['errors'] == [], name
+        assert len(live['latency_ms']) == 3, name
+        assert live['missing_deltas'] == 0, name
+        assert live['latency_median_ms'] > 0, name
+        assert live['load_before'], name
+        assert live['load_after'], name
+        assert live['extra_bytes_per_run'] > 0, name
+
+    # `--write-docs` on a measuring run first waits (up to 3 minutes) for a quiet machine; from the JSON it does not.
+    rewrite = [sys.executable, '-m', 'benchmarks', f'--from-json={out}', f'--write-docs={docs}']
+    subprocess.run(rewrite, cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
+    text = docs.read_text()
+    # The live section gets its own markers: the main tables stay as they were.
+    assert '<!-- bench:begin -->\nmain tables\n<!-- bench:end -->' in text
+    assert '## Live events\n\n<!-- bench-live:begin -->\nMeasured ' in text
+    for name in ('temporal', 'dbos', 'prefect'):
+        assert f'| {name} |' in text

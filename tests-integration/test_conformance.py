@@ -160,17 +160,21 @@ async def test_oversized_tool_result(harness: EngineHarness, size: int) -> None:
 
 
 @pytest.mark.parametrize('engine', engine_params())
+@pytest.mark.parametrize('reconnect_after', [None, 3], ids=['one_consumer', 'reconnect'])
 @pytest.mark.parametrize('name', list(STREAM_OUT_SCENARIOS))
-async def test_stream_out_consumer_sees_what_the_handler_sees(harness: EngineHarness, name: str) -> None:
+async def test_stream_out_consumer_sees_what_the_handler_sees(
+    harness: EngineHarness, name: str, reconnect_after: int | None
+) -> None:
     """A consumer outside the run (`stream_agent_events`) reads the events the run's handler sees, in order.
 
     The handler runs in the engine's units; the consumer reads the engine's channel (Temporal: the workflow's stream;
-    DBOS: the workflow stream in the system database; Prefect: the flow run's artifacts) while the run executes.
+    DBOS: the workflow stream in the system database; Prefect: the flow run's artifacts) while the run executes. A
+    consumer that stops after 3 events and reconnects from the next offset gets the same events, exactly once.
     """
     scenario = STREAM_OUT_SCENARIOS[name]
     plain, plain_events = await _plain(scenario, scenario.first)
     take_events()
-    durable, consumed = await harness.stream_out(scenario, scenario.first)
+    durable, consumed = await harness.stream_out(scenario, scenario.first, reconnect_after)
     handled = comparable_events(take_events())
     assert durable.comparable() == plain.comparable()
     assert handled == plain_events

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol, cast
 
 from ._outcome import RunOutcome, outcome_from_result
@@ -24,11 +25,14 @@ class EngineHarness(Protocol):
         """Run the durable wrapper of `scenario.agent` with `run_input` on the engine and return its outcome."""
         ...
 
-    async def stream_out(self, scenario: Scenario, run_input: RunInput) -> tuple[RunOutcome, list[Any]]:
+    async def stream_out(
+        self, scenario: Scenario, run_input: RunInput, reconnect_after: int | None = None
+    ) -> tuple[RunOutcome, list[Any]]:
         """Run the stream-out wrapper of `scenario.agent` and read its events live, from outside the run.
 
         Returns the run's outcome and what the consumer (the engine's `stream_agent_events`) received before the
-        terminal `AgentRunResultEvent`, whose output must be the run's.
+        terminal `AgentRunResultEvent`, whose output must be the run's. With `reconnect_after`, the consumer stops
+        after that many events and a new one continues from the last offset (`read_live`).
         """
         ...
 
@@ -46,14 +50,29 @@ async def run_plain(scenario: Scenario, run_input: RunInput) -> RunOutcome:
     return outcome_from_result(result)
 
 
-async def read_live(events: Any) -> tuple[list[Any], Any]:
-    """Everything a `stream_agent_events` consumer receives: the events before the terminal one, and its output."""
+async def read_live(open_events: Callable[[int], Any], reconnect_after: int | None = None) -> tuple[list[Any], Any]:
+    """Everything a `stream_agent_events` consumer receives: the events before the terminal one, and its output.
+
+    `open_events(from_offset)` opens the engine's consumer. With `reconnect_after`, the consumer stops after that many
+    events (as a page that reloads) and a new one continues from `offset + 1`.
+    """
     from pydantic_ai.run import AgentRunResult, AgentRunResultEvent
 
     received: list[Any] = []
-    async with events:
-        async for event in events:
-            received.append(event)
+    from_offset = 0
+    while True:
+        events = open_events(from_offset)
+        stopped = False
+        async with events:
+            async for event in events:
+                received.append(event)
+                if reconnect_after is not None and len(received) == reconnect_after:
+                    stopped = True
+                    break
+        if not stopped:
+            break
+        from_offset = events.offset + 1
+        reconnect_after = None
     assert received, 'the consumer received nothing'
     terminal = received[-1]
     assert isinstance(terminal, AgentRunResultEvent), f'the stream ended without a result: {terminal!r}'

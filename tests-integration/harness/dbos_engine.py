@@ -53,7 +53,9 @@ class DBOSHarness:
         result = await self._agents[scenario.name].run(run_input.prompt, **run_input.run_kwargs(scenario.deps_resolver))
         return outcome_from_result(result)
 
-    async def stream_out(self, scenario: Scenario, run_input: RunInput) -> tuple[RunOutcome, list[Any]]:
+    async def stream_out(
+        self, scenario: Scenario, run_input: RunInput, reconnect_after: int | None = None
+    ) -> tuple[RunOutcome, list[Any]]:
         """Start the `{name}.run` workflow under a known id and read its stream (the system database) meanwhile."""
         import asyncio
         import uuid
@@ -67,7 +69,10 @@ class DBOSHarness:
         while await DBOS.get_workflow_status_async(workflow_id) is None:  # the consumer reads an existing workflow
             await asyncio.sleep(0.01)
         received, output = await read_live(
-            agent.stream_agent_events(workflow_id, polling_interval=timedelta(milliseconds=20))
+            lambda offset: agent.stream_agent_events(
+                workflow_id, from_offset=offset, polling_interval=timedelta(milliseconds=20)
+            ),
+            reconnect_after,
         )
         outcome = outcome_from_result(await run)
         assert output == outcome.output

@@ -39,7 +39,9 @@ class PrefectHarness:
         result = await self._agents[scenario.name].run(run_input.prompt, **run_input.run_kwargs(scenario.deps_resolver))
         return outcome_from_result(result)
 
-    async def stream_out(self, scenario: Scenario, run_input: RunInput) -> tuple[RunOutcome, list[Any]]:
+    async def stream_out(
+        self, scenario: Scenario, run_input: RunInput, reconnect_after: int | None = None
+    ) -> tuple[RunOutcome, list[Any]]:
         """Run the agent in a flow of ours (its events go to that flow run's artifacts) and read them meanwhile."""
         import asyncio
         from datetime import timedelta
@@ -61,7 +63,10 @@ class PrefectHarness:
         run = asyncio.create_task(caller())
         flow_run_id = await asyncio.wait_for(flow_run_ids.get(), 120)
         received, output = await read_live(
-            agent.stream_agent_events(flow_run_id, polling_interval=timedelta(milliseconds=50))
+            lambda offset: agent.stream_agent_events(
+                flow_run_id, from_offset=offset, polling_interval=timedelta(milliseconds=50)
+            ),
+            reconnect_after,
         )
         outcome = outcome_from_result(await run)
         assert output == outcome.output

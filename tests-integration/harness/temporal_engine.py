@@ -216,7 +216,9 @@ class TemporalHarness:
             raise
         return RunOutcome(reply.output, reply.output_type, reply.messages, reply.usage)
 
-    async def stream_out(self, scenario: Scenario, run_input: RunInput) -> tuple[RunOutcome, list[Any]]:
+    async def stream_out(
+        self, scenario: Scenario, run_input: RunInput, reconnect_after: int | None = None
+    ) -> tuple[RunOutcome, list[Any]]:
         """Start the scenario's stream-out workflow and read its Workflow Stream while it runs."""
         workflow_id = f'conformance-{scenario.name}-{uuid.uuid4().hex}'
         handle = await self.client.start_workflow(
@@ -229,7 +231,10 @@ class TemporalHarness:
         )
         agent = STREAM_OUT_AGENTS[scenario.name]
         received, output = await read_live(
-            agent.stream_agent_events(self.client, handle, poll_cooldown=timedelta(milliseconds=50))
+            lambda offset: agent.stream_agent_events(
+                self.client, handle, from_offset=offset, poll_cooldown=timedelta(milliseconds=50)
+            ),
+            reconnect_after,
         )
         reply: WorkflowReply = await handle.result()
         assert output == reply.output

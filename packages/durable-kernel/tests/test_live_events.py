@@ -5,20 +5,24 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any, Union, cast
 
 import pytest
+from pydantic_ai import DeferredToolRequests, ToolOutput
 from pydantic_ai.exceptions import UserError
-from pydantic_ai.messages import PartDeltaEvent, TextPartDelta
+from pydantic_ai.messages import PartDeltaEvent, TextPartDelta, ToolCallPart
 from pydantic_ai.run import AgentRunResult, AgentRunResultEvent
 
 from durable_kernel import (
     DurableAgentRunEvents,
     EventBatcher,
     EventStreamTopic,
+    LiveEventDecoder,
     UnitEvent,
     UnitRetryEvent,
     coerce_event_stream_topic,
+    decodable_output_type,
+    dump_live_result,
 )
 
 pytestmark = pytest.mark.anyio
@@ -131,3 +135,14 @@ async def test_a_unit_that_publishes_again_from_its_start_is_announced_as_a_retr
     seen = [event async for event in DurableAgentRunEvents[str](items())]
     assert seen[:4] == [first, UnitRetryEvent(unit='model_request', attempt=2), again, first]
     assert isinstance(seen[4], AgentRunResultEvent)
+
+
+def test_an_output_spec_is_decoded_as_its_types() -> None:
+    # An agent whose tools may need approval has `output_type=[str, DeferredToolRequests]`: its consumer receives the
+    # pending requests as `DeferredToolRequests`, not as JSON data.
+    assert decodable_output_type(str) is str
+    assert decodable_output_type([str, DeferredToolRequests]) == Union[str, DeferredToolRequests]  # noqa: UP007
+    assert decodable_output_type([ToolOutput(int), str]) is Any
+    pending = DeferredToolRequests(approvals=[ToolCallPart('refund', {'order_id': 'A-17'}, tool_call_id='r1')])
+    data = dump_live_result(AgentRunResult(pending))
+    assert LiveEventDecoder([str, DeferredToolRequests]).result(data).result.output == pending

@@ -115,3 +115,13 @@ def test_a_rerun_of_our_own_agent_run_does_not_warn() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter('error', UnfinishedForeignAgentRunWarning)
         assert outer() == '{"ping":"pong"}'
+
+
+def test_the_agent_flows_code_is_pinned() -> None:
+    """`_agent_base.py` holds the agent's flow functions; Prefect finds a crashed run's agent subflow by a key over
+    their code, line numbers included. Editing the file makes every flow run in flight at the upgrade repeat its calls
+    (tests-integration/test_upgrade.py::test_prefect_run_recorded_on_1107_resumes_from_its_cache). Change it only on
+    purpose: then re-record that fixture, say so in the changelog, and update this hash."""
+    from durable_prefect._foreign_runs import AGENT_FLOW_VERSION
+
+    assert AGENT_FLOW_VERSION == '470bb473da9d73db769e1036d528dbd8'

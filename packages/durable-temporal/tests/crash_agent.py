@@ -9,12 +9,20 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from datetime import timedelta
 
 from pydantic import BaseModel
 from pydantic_ai import Agent, RunContext
-from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
+from pydantic_ai.messages import (
+    AgentStreamEvent,
+    ModelMessage,
+    ModelRequest,
+    ModelResponse,
+    TextPart,
+    ToolCallPart,
+    ToolReturnPart,
+)
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from temporalio import workflow
 
@@ -123,3 +131,24 @@ class LiveCrashWorkflow:
     async def run(self) -> str:
         async with self.events:
             return (await live_crash_agent.run('stream, then crash')).output
+
+
+async def _ignore_events(ctx: RunContext[None], events: AsyncIterable[AgentStreamEvent]) -> None:
+    async for _ in events:
+        pass
+
+
+# A model request streamed under a long start-to-close timeout and a short heartbeat timeout: a killed worker's
+# request must be retried within seconds (the heartbeat timeout), not after two minutes.
+heartbeat_crash_agent = TemporalAgent(
+    Agent(FunctionModel(stream_function=live_crash_stream), name='crash_heartbeat'),
+    event_stream_handler=_ignore_events,  # a handler makes the requests streamed
+    model_activity_config={'start_to_close_timeout': timedelta(minutes=2), 'heartbeat_timeout': timedelta(seconds=2)},
+)
+
+
+@workflow.defn
+class HeartbeatCrashWorkflow:
+    @workflow.run
+    async def run(self) -> str:
+        return (await heartbeat_crash_agent.run('stream, then crash')).output

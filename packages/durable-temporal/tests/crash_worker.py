@@ -10,7 +10,14 @@ from pathlib import Path
 
 async def main(address: str, task_queue: str) -> None:
     sys.path.insert(0, str(Path(__file__).parent))
-    from crash_agent import CrashWorkflow, LiveCrashWorkflow, live_crash_agent, temporal_crash_agent
+    from crash_agent import (
+        CrashWorkflow,
+        HeartbeatCrashWorkflow,
+        LiveCrashWorkflow,
+        heartbeat_crash_agent,
+        live_crash_agent,
+        temporal_crash_agent,
+    )
     from temporalio.client import Client
     from temporalio.worker import Worker
 
@@ -20,8 +27,8 @@ async def main(address: str, task_queue: str) -> None:
     worker = Worker(
         client,
         task_queue=task_queue,
-        workflows=[CrashWorkflow, LiveCrashWorkflow],
-        plugins=[AgentPlugin(temporal_crash_agent), AgentPlugin(live_crash_agent)],
+        workflows=[CrashWorkflow, LiveCrashWorkflow, HeartbeatCrashWorkflow],
+        plugins=[AgentPlugin(temporal_crash_agent), AgentPlugin(live_crash_agent), AgentPlugin(heartbeat_crash_agent)],
         # The test kills this process: let the server move the workflow to another worker quickly.
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=1),
     )

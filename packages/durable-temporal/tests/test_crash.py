@@ -17,7 +17,9 @@ from crash_agent import (
     HAS_WORKFLOW_STREAMS,
     LIVE_CHUNKS,
     CrashWorkflow,
+    HeartbeatCrashWorkflow,
     LiveCrashWorkflow,
+    heartbeat_crash_agent,
     live_crash_agent,
     temporal_crash_agent,
 )
@@ -215,3 +217,51 @@ def _streamed_text(events: list[Any]) -> str:
         elif isinstance(event, PartDeltaEvent) and isinstance(event.delta, TextPartDelta):
             text += event.delta.content_delta
     return text
+
+
+async def test_a_worker_killed_mid_model_stream_is_retried_within_the_heartbeat_timeout(
+    env: WorkflowEnvironment, client: Client, task_queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """#14: the streamed model activity heartbeats, so with `heartbeat_timeout` 2 s and start-to-close 2 min, the
+    request lost with a SIGKILLed worker runs again on the next worker within seconds."""
+    import time
+
+    log = tmp_path / 'calls.log'
+    monkeypatch.setenv('DURABLE_CRASH_LOG', str(log))
+    process = _worker_process(client, task_queue, block=True)
+    try:
+        handle = await client.start_workflow(
+            HeartbeatCrashWorkflow.run, id=str(uuid.uuid4()), task_queue=task_queue, execution_timeout=WORKFLOW_TIMEOUT
+        )
+        await _wait_for_line(log, 'stream blocked', process)
+        await anyio.sleep(3)  # the stream is alive and blocked: heartbeats keep it from timing out meanwhile
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+        killed_at = time.monotonic()
+    finally:
+        _stop(process)
+
+    async with agent_worker(
+        client, workflows=[HeartbeatCrashWorkflow], plugins=[AgentPlugin(heartbeat_crash_agent)], task_queue=task_queue
+    ):
+        with anyio.fail_after(100):  # under the 2 min start-to-close timeout: only a heartbeat timeout retries it
+            output = await handle.result()
+    elapsed = time.monotonic() - killed_at
+
+    assert output == ''.join(LIVE_CHUNKS)
+    assert elapsed < 60, f'the lost request was retried {elapsed:.1f} s after the kill'
+    history = await handle.fetch_history()
+    [started, *_] = [
+        event.activity_task_scheduled_event_attributes
+        for event in history.events
+        if event.HasField('activity_task_scheduled_event_attributes')
+    ]
+    assert started.heartbeat_timeout.ToTimedelta().total_seconds() == 2
+    timed_out = [e for e in history.events if e.HasField('activity_task_timed_out_event_attributes')]
+    retried = [
+        e.activity_task_started_event_attributes.attempt
+        for e in history.events
+        if e.HasField('activity_task_started_event_attributes')
+    ]
+    assert not timed_out  # a retry of the same activity, not a failure of the run
+    assert max(retried) == 2

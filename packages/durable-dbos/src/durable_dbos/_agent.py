@@ -80,6 +80,8 @@ class DBOSAgent(DBOSEntryPoints[AgentDepsT, OutputDataT], DBOSConfiguredInstance
     Construct every `DBOSAgent` before `DBOS.launch()` in every process that may recover its workflows.
     """
 
+    _units_named = 'its DBOS workflows and steps, which DBOS records'
+
     def __init__(
         self,
         wrapped: AbstractAgent[AgentDepsT, OutputDataT],
@@ -193,15 +195,6 @@ class DBOSAgent(DBOSEntryPoints[AgentDepsT, OutputDataT], DBOSConfiguredInstance
         self._run_sync_workflow = DBOS.workflow(name=workflow_names[1])(run_sync_workflow)
         # DBOS leaves the workflows of another application version PENDING in silence: we name them at launch.
         warn_about_other_versions_at_launch(self._name, workflow_names)
-
-    @property
-    def name(self) -> str | None:
-        """The agent's name, which names its DBOS workflows and steps."""
-        return self._name
-
-    @name.setter
-    def name(self, value: str | None) -> None:  # pragma: no cover
-        raise UserError('The name of a `DBOSAgent` cannot change: its workflows and steps are named after it.')
 
     @property
     def model(self) -> Model:

@@ -62,6 +62,7 @@ from ._live_events import (
     UnitEvent,
     UnitRetryEvent,
     coerce_event_stream_topic,
+    decodable_output_type,
     dump_live_event,
     dump_live_result,
 )
@@ -84,6 +85,8 @@ from ._names import (
     prefect_task_name,
     require_agent_name,
     temporal_activity_name,
+    temporal_activity_name_with_prefix,
+    temporal_activity_prefix,
 )
 from ._run_arguments import OverrideArguments, RunArguments, UserPrompt
 from ._run_context import RUN_CONTEXT_FIELDS, PartialRunContext, rebuild_run_context, with_deps_resolver
@@ -105,6 +108,7 @@ __all__ = (
     'UnitEvent',
     'UnitRetryEvent',
     'coerce_event_stream_topic',
+    'decodable_output_type',
     'dump_live_event',
     'dump_live_result',
     'DurabilityCapability',
@@ -185,6 +189,8 @@ __all__ = (
     'resolve_deps',
     'scoped_context_value',
     'temporal_activity_name',
+    'temporal_activity_name_with_prefix',
+    'temporal_activity_prefix',
     'unwrap_tool_outcome',
     'with_deps_resolver',
 )

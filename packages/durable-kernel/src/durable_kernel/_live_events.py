@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Generic, Literal, TypeVar, cast
+from typing import Any, Generic, Literal, TypeVar, Union, cast, get_origin
 
 from pydantic import TypeAdapter
 from pydantic_ai import messages as pai_messages
@@ -41,6 +41,7 @@ __all__ = (
     'UnitEvent',
     'UnitRetryEvent',
     'coerce_event_stream_topic',
+    'decodable_output_type',
     'dump_live_event',
     'dump_live_result',
 )
@@ -320,6 +321,24 @@ def dump_live_result(result: AgentRunResult[Any]) -> Any:
     return _any_result_adapter.dump_python(AgentRunResultEvent(result), mode='json')
 
 
+def decodable_output_type(output_type: Any) -> Any:
+    """The type a terminal event's output is decoded as, for an agent's `output_type` (an output spec).
+
+    A type (or a union, a generic alias) is itself; a list of them, such as `[str, DeferredToolRequests]` (the usual
+    spec of an agent whose tools may need approval), is their union, so that a consumer receives the pending
+    `DeferredToolRequests` as such; anything else (`ToolOutput`, `NativeOutput`, an output function) is `Any`: the
+    output stays JSON data.
+    """
+    if isinstance(output_type, Sequence) and not isinstance(output_type, str):
+        members = [decodable_output_type(member) for member in cast('Sequence[Any]', output_type)]
+        if not members or any(member is Any for member in members):
+            return Any
+        return members[0] if len(members) == 1 else Union[tuple(members)]  # noqa: UP007 - built at run time
+    if isinstance(output_type, type) or get_origin(output_type) is not None:
+        return output_type
+    return Any
+
+
 class LiveEventDecoder:
     """Types again what `dump_live_event` and `dump_live_result` wrote, the output as the agent's output type."""
 
@@ -328,7 +347,9 @@ class LiveEventDecoder:
 
         Args:
             output_type: The agent's output type: the terminal event's output is validated as it (`Any`: as stored).
+                An output spec is reduced by `decodable_output_type`.
         """
+        output_type = decodable_output_type(output_type)
         self._result_adapter: TypeAdapter[AgentRunResultEvent[Any]] = (
             _any_result_adapter if output_type is Any else TypeAdapter(AgentRunResultEvent[output_type])  # pyright: ignore[reportInvalidTypeForm]
         )

@@ -22,12 +22,16 @@ __all__ = (
     'prefect_task_name',
     'require_agent_name',
     'temporal_activity_name',
+    'temporal_activity_name_with_prefix',
+    'temporal_activity_prefix',
 )
 
 TemporalActivityKind = Literal[
     'event_stream_handler',
     'model_request',
     'model_request_stream',
+    'model_compact_messages',
+    'model_cancel_suspended_response',
     'toolset_call_tool',
     'dynamic_toolset_get_tools',
     'dynamic_toolset_call_tool',
@@ -70,7 +74,20 @@ def temporal_activity_name(agent_name: str, kind: TemporalActivityKind, toolset_
     Returns:
         For example `agent__support__toolset__<agent>__call_tool`.
     """
-    prefix = f'agent__{agent_name}'
+    return temporal_activity_name_with_prefix(temporal_activity_prefix(agent_name), kind, toolset_id)
+
+
+def temporal_activity_prefix(agent_name: str) -> str:
+    """What every activity name of an agent starts with: `agent__{name}`."""
+    return f'agent__{agent_name}'
+
+
+def temporal_activity_name_with_prefix(prefix: str, kind: TemporalActivityKind, toolset_id: str | None = None) -> str:
+    """`temporal_activity_name` from the agent's prefix (`temporal_activity_prefix`): the one place names are made.
+
+    They are persisted compatibility data (identical to pydantic-ai's, so that running workflows move between the
+    two): every activity of `durable-temporal` is named here.
+    """
     family_operation = _TOOLSET_ACTIVITY_PARTS.get(kind)
     if family_operation is None:
         return f'{prefix}__{kind}'

@@ -18,7 +18,7 @@ import dataclasses
 import inspect
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic_ai.agent import Agent, AgentRun, AgentRunResult, WrapperAgent
 from pydantic_ai.exceptions import UserError
@@ -84,6 +84,32 @@ class DurableWrapperAgent(WrapperAgent[AgentDepsT, OutputDataT]):
     [`_agent_run`][durable_kernel.DurableWrapperAgent._agent_run] is the agent loop itself, which engines run
     inside their durable unit.
     """
+
+    _name: str
+    """Set by the engine's constructor (the given `name=`, else the wrapped agent's; never empty); unset on the plain
+    wrapper, whose name is the wrapped agent's."""
+
+    _units_named: ClassVar[str] = 'its durable units'
+    """What the name names, for the refusal to change it (e.g. `the activities recorded in workflow histories`)."""
+
+    @property
+    def name(self) -> str | None:
+        """The agent's name. It names the engine's durable units, which are persisted: it cannot change."""
+        name: str | None = getattr(self, '_name', None)
+        return name if name is not None else self.wrapped.name
+
+    @name.setter
+    def name(self, value: str | None) -> None:
+        if (
+            getattr(self, '_name', None) is None
+        ):  # no engine named its units after it (the plain wrapper): as pydantic-ai's
+            self.wrapped.name = value
+            return
+        wrapper = type(self).__name__
+        raise UserError(
+            f'The name of a {wrapper} cannot change: it names {self._units_named}. '
+            f'Create a new {wrapper} with the new `name=`.'
+        )
 
     async def _agent_run(self, arguments: RunArguments[AgentDepsT]) -> AgentRunResult[Any]:
         """The agent loop of [`AbstractAgent.run`][pydantic_ai.agent.AbstractAgent.run], which drives `self.iter`."""

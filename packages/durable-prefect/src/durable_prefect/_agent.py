@@ -24,6 +24,7 @@ from durable_kernel import (
     RunArguments,
     coerce_event_stream_topic,
     is_permanent_model_error,
+    prefect_flow_name,
     reference_deps,
     resolve_deps,
     scoped_context_value,
@@ -31,7 +32,9 @@ from durable_kernel import (
 
 from ._agent_base import PrefectifyToolsetFunc
 from ._deps import run_deps_resolver
+from ._entry_points import PrefectEntryPoints
 from ._event_handler import event_handler_in_tasks
+from ._foreign_runs import AGENT_FLOW_VERSION, warn_if_foreign_agent_runs_repeat, warn_if_foreign_agent_runs_repeat_sync
 from ._live_events import (
     DEFAULT_POLLING_INTERVAL,
     current_channel,
@@ -43,7 +46,6 @@ from ._live_events import (
 )
 from ._model import PrefectModel, stream_handler_override
 from ._prefectify import prefectify_toolset
-from ._run_entry_points import PrefectRunEntryPoints
 from ._task_config import TaskConfig
 
 __all__ = ('PrefectAgent',)
@@ -52,7 +54,7 @@ _caller_flow: ContextVar[FlowRunContext | None] = ContextVar('durable_prefect_ca
 """The flow run that called `PrefectAgent.run` (`None` at top level): a subflow publishes live events to it."""
 
 
-class PrefectAgent(PrefectRunEntryPoints[AgentDepsT, OutputDataT]):
+class PrefectAgent(PrefectEntryPoints[AgentDepsT, OutputDataT]):
     """An agent whose runs are Prefect flows and whose model requests, tool calls and MCP calls are Prefect tasks.
 
     `run` is a flow named `{name} Run` (`run_sync`: `{name} Sync Run`), a subflow when called inside a flow. Each
@@ -132,9 +134,11 @@ class PrefectAgent(PrefectRunEntryPoints[AgentDepsT, OutputDataT]):
         )
 
     # The resolver is bound here, around the flows that `PrefectAgentBase` defines, and not inside them: Prefect
-    # finds a resumed run's subflow by a key over the flow function's file and line, which must not move.
+    # finds a resumed run's subflow by a key over the flow function's file and line, which must not move. So is the
+    # check for an unfinished agent run of other code that the flow run leaves behind.
 
     async def _run_in_flow(self, arguments: RunArguments[AgentDepsT]) -> AgentRunResult[Any]:
+        await warn_if_foreign_agent_runs_repeat(prefect_flow_name(self._name, 'run'), AGENT_FLOW_VERSION)
         with scoped_context_value(_caller_flow, FlowRunContext.get()):
             return await super()._run_in_flow(self._with_deps_reference(arguments))
 
@@ -142,6 +146,7 @@ class PrefectAgent(PrefectRunEntryPoints[AgentDepsT, OutputDataT]):
         return 'a Prefect flow' if FlowRunContext.get() is not None else None
 
     def _run_sync_in_flow(self, arguments: RunArguments[AgentDepsT]) -> AgentRunResult[Any]:
+        warn_if_foreign_agent_runs_repeat_sync(prefect_flow_name(self._name, 'run_sync'), AGENT_FLOW_VERSION)
         with scoped_context_value(_caller_flow, FlowRunContext.get()):
             return super()._run_sync_in_flow(self._with_deps_reference(arguments))
 

@@ -33,7 +33,6 @@ from durable_kernel import (
 )
 
 from ._event_handler import event_handler_in_tasks
-from ._foreign_runs import warn_if_foreign_agent_runs_repeat, warn_if_foreign_agent_runs_repeat_sync
 from ._model import PrefectModel, stream_handler_override
 from ._task_config import TaskConfig, merge_task_config
 
@@ -215,7 +214,6 @@ class PrefectAgentBase(DurableWrapperAgent[AgentDepsT, OutputDataT]):
         async def run_flow() -> AgentRunResult[Any]:
             return await self._run_in_agent(arguments)
 
-        await warn_if_foreign_agent_runs_repeat(run_flow)
         return await run_flow()
 
     def _run_sync_in_flow(self, arguments: RunArguments[AgentDepsT]) -> AgentRunResult[Any]:
@@ -223,7 +221,6 @@ class PrefectAgentBase(DurableWrapperAgent[AgentDepsT, OutputDataT]):
         def run_sync_flow() -> AgentRunResult[Any]:
             return run_coro_as_sync(self._run_in_agent(arguments))
 
-        warn_if_foreign_agent_runs_repeat_sync(run_sync_flow)
         return run_sync_flow()
 
     @contextmanager

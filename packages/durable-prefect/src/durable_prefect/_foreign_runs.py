@@ -28,12 +28,29 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import StateType
 from prefect.context import FlowRunContext
 from prefect.utilities.asyncutils import run_coro_as_sync
+from prefect.utilities.hashing import file_hash
 
 __all__ = (
+    'AGENT_FLOW_VERSION',
     'UnfinishedForeignAgentRunWarning',
     'warn_if_foreign_agent_runs_repeat',
     'warn_if_foreign_agent_runs_repeat_sync',
 )
+
+
+def _agent_flow_version() -> str | None:
+    # Prefect's default version of a flow: the hash of the file its function is defined in. The agent's flows are
+    # closures in `_agent_base.py` (whose lines must not move: see `PrefectAgent._run_in_flow`).
+    import inspect
+
+    from ._agent_base import PrefectAgentBase
+
+    source = inspect.getsourcefile(PrefectAgentBase)
+    return file_hash(source) if source else None
+
+
+AGENT_FLOW_VERSION = _agent_flow_version()
+"""The flow version of the agent's `{name} Run` and `{name} Sync Run` flows (this release's code)."""
 
 
 class UnfinishedForeignAgentRunWarning(UserWarning):
@@ -84,19 +101,20 @@ def _warn(parent: Any, flow_name: str, found: list[tuple[Any, int]]) -> None:
         )
 
 
-async def warn_if_foreign_agent_runs_repeat(flow: Any) -> None:
-    """Warn about the current flow run's unfinished agent subflows named like `flow` and started by other code.
+async def warn_if_foreign_agent_runs_repeat(flow_name: str, version: str | None) -> None:
+    """Warn about the current flow run's unfinished subflows named `flow_name` whose flow version is not `version`.
 
     Args:
-        flow: The agent's Prefect flow, about to be called as a subflow.
+        flow_name: The agent's flow, about to be called as a subflow (`{name} Run`).
+        version: This code's version of that flow.
     """
     parent = _parent_rerun()
     if parent is not None:
-        _warn(parent, flow.name, await _unfinished_foreign_runs(parent.id, flow.name, flow.version))
+        _warn(parent, flow_name, await _unfinished_foreign_runs(parent.id, flow_name, version))
 
 
-def warn_if_foreign_agent_runs_repeat_sync(flow: Any) -> None:
+def warn_if_foreign_agent_runs_repeat_sync(flow_name: str, version: str | None) -> None:
     """`warn_if_foreign_agent_runs_repeat` for a synchronous flow (`run_sync`)."""
     parent = _parent_rerun()
     if parent is not None:
-        _warn(parent, flow.name, run_coro_as_sync(_unfinished_foreign_runs(parent.id, flow.name, flow.version)))
+        _warn(parent, flow_name, run_coro_as_sync(_unfinished_foreign_runs(parent.id, flow_name, version)))

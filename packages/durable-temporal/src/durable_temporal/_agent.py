@@ -6,7 +6,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Generator, M
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic_ai import messages as pai_messages
 from pydantic_ai import models
@@ -29,6 +29,7 @@ from durable_kernel import (
     OverrideArguments,
     RunArguments,
     coerce_event_stream_topic,
+    decodable_output_type,
     disable_threads,
     forward_event_batches,
     is_permanent_model_error,
@@ -43,7 +44,7 @@ from ._binding import EventStreamHandlerParams, TemporalizeToolsetFunc, build_bi
 from ._config import merge_activity_config
 from ._continue_as_new import ContinueAsNewAfter, ContinueAsNewHandler
 from ._deps_refs import deps_for_activity
-from ._entrypoints import TemporalEntryPoints
+from ._entry_points import TemporalEntryPoints
 from ._live_events import (
     check_hosted_stream,
     publish_agent_result,
@@ -71,6 +72,8 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
     worker with `AgentPlugin(agent)` or a workflow's `__pydantic_ai_agents__`. Outside a workflow the agent behaves
     exactly like the wrapped one. Changes made to the wrapped agent's model or toolsets after wrapping are not seen.
     """
+
+    _units_named = 'the activities recorded in workflow histories'
 
     def __init__(
         self,
@@ -141,8 +144,8 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
             UserError: `continue_as_new_after` is given without `continue_as_new`, the agent has no name, or `event_stream_topic` is given with a temporalio older than 1.27.0.
         """
         super().__init__(wrapped)
-        self._name = name
         agent_name = require_agent_name(name or wrapped.name, engine='Temporal')
+        self._name = agent_name
         self._event_stream_handler = event_stream_handler
         self._event_stream_topic = require_event_stream_topic(event_stream_topic)
         self.deps_resolver = deps_resolver
@@ -178,18 +181,6 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
         self._temporal_activities = binding.activities
 
     # --- properties -----------------------------------------------------------------------------------------------
-
-    @property
-    def name(self) -> str | None:
-        """The name used in activity names."""
-        return self._name or super().name
-
-    @name.setter
-    def name(self, value: str | None) -> None:
-        raise UserError(
-            'The name of a TemporalAgent cannot change: it names the activities recorded in workflow histories. '
-            'Create a new TemporalAgent with the new `name=`.'
-        )
 
     @property
     def model(self) -> Model:
@@ -252,7 +243,7 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
                 'with `TemporalAgent(agent, event_stream_topic="agent-events")` (its workflow hosting an '
                 '`AgentEventStream`), or pass `topic=` to `stream_agent_events`.'
             )
-        decoded: type[Any] = output_type if output_type is not None else _plain_output_type(self.output_type)
+        decoded: type[Any] = output_type if output_type is not None else decodable_output_type(self.output_type)
         return stream_agent_events(
             client, handle, chosen, output_type=decoded, from_offset=from_offset, poll_cooldown=poll_cooldown
         )
@@ -430,8 +421,3 @@ def _tool_event_order(ctx: RunContext[Any]) -> AbstractContextManager[None]:
     if not isinstance(last, pai_messages.ModelResponse) or len(last.tool_calls) < 2:
         return nullcontext()
     return ordered_tool_call_events() if patched(ORDERED_TOOL_EVENTS_PATCH) else nullcontext()
-
-
-def _plain_output_type(output_type: Any) -> type[Any]:
-    """The agent's output type when it is a plain type to decode into (not an output spec such as `ToolOutput`)."""
-    return output_type if isinstance(output_type, type) else cast('type[Any]', Any)

@@ -24,7 +24,13 @@ from pydantic_core import PydanticSerializationError
 from temporalio import activity
 from temporalio.workflow import ActivityConfig
 
-from durable_kernel import EventStreamTopic, NonRetryableModelErrors, require_toolset_id
+from durable_kernel import (
+    EventStreamTopic,
+    NonRetryableModelErrors,
+    require_toolset_id,
+    temporal_activity_name_with_prefix,
+    temporal_activity_prefix,
+)
 
 from ._config import merge_activity_config
 from ._continue_as_new import ContinueAsNewAfter, ContinueAsNewHandler, continue_as_new_policy
@@ -132,7 +138,7 @@ def build_binding(
         continue_as_new_after: Limits past which it should, besides Temporal's suggestion.
     """
     policy = continue_as_new_policy(continue_as_new, continue_as_new_after)
-    prefix = f'agent__{agent_name}'
+    prefix = temporal_activity_prefix(agent_name)
 
     async def event_stream_handler_activity(params: EventStreamHandlerParams, deps: Any) -> None:
         handler = event_stream_handler()
@@ -149,7 +155,9 @@ def build_binding(
         await handler(ctx, events())
 
     event_stream_handler_activity.__annotations__['deps'] = deps_type
-    event_activity = activity.defn(name=f'{prefix}__event_stream_handler')(event_stream_handler_activity)
+    event_activity = activity.defn(name=temporal_activity_name_with_prefix(prefix, 'event_stream_handler'))(
+        event_stream_handler_activity
+    )
     activities: list[Callable[..., Any]] = [event_activity]
 
     temporal_model = TemporalModel(

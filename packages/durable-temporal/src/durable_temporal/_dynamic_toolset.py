@@ -104,8 +104,8 @@ class TemporalDynamicToolset(ActivityToolset[AgentDepsT]):
 
         get_tools.__annotations__['deps'] = deps_type
         call_tool.__annotations__['deps'] = deps_type
-        self.get_tools_activity = activity.defn(name=self.activity_name('dynamic_toolset', 'get_tools'))(get_tools)
-        self.call_tool_activity = activity.defn(name=self.activity_name('dynamic_toolset', 'call_tool'))(call_tool)
+        self.get_tools_activity = activity.defn(name=self.activity_name('dynamic_toolset_get_tools'))(get_tools)
+        self.call_tool_activity = activity.defn(name=self.activity_name('dynamic_toolset_call_tool'))(call_tool)
 
     @property
     def temporal_activities(self) -> list[Callable[..., Any]]:

@@ -71,7 +71,7 @@ class TemporalFunctionToolset(ActivityToolset[AgentDepsT]):
             return await self.call_tool_outcome(toolset, params.name, params.tool_args, ctx, tool)
 
         call_tool.__annotations__['deps'] = deps_type
-        self.call_tool_activity = activity.defn(name=self.activity_name('toolset', 'call_tool'))(call_tool)
+        self.call_tool_activity = activity.defn(name=self.activity_name('toolset_call_tool'))(call_tool)
 
     @property
     def temporal_activities(self) -> list[Callable[..., Any]]:

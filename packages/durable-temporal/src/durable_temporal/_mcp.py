@@ -120,11 +120,11 @@ class TemporalMCPToolset(ActivityToolset[AgentDepsT]):
 
         for fn in (get_instructions, get_tools, call_tool):
             fn.__annotations__['deps'] = deps_type
-        self.get_instructions_activity = activity.defn(name=self.activity_name('mcp_server', 'get_instructions'))(
+        self.get_instructions_activity = activity.defn(name=self.activity_name('mcp_server_get_instructions'))(
             get_instructions
         )
-        self.get_tools_activity = activity.defn(name=self.activity_name('mcp_server', 'get_tools'))(get_tools)
-        self.call_tool_activity = activity.defn(name=self.activity_name('mcp_server', 'call_tool'))(call_tool)
+        self.get_tools_activity = activity.defn(name=self.activity_name('mcp_server_get_tools'))(get_tools)
+        self.call_tool_activity = activity.defn(name=self.activity_name('mcp_server_call_tool'))(call_tool)
 
     @property
     def _cache_tools(self) -> bool:

@@ -44,11 +44,13 @@ from durable_kernel import (
     record_response_model_id,
     request_telemetry_ids,
     restore_request_telemetry_ids,
+    temporal_activity_name_with_prefix,
 )
 
 from ._config import merge_activity_config
 from ._continue_as_new import ContinueAsNewPolicy, register_model, take_carried_base
 from ._deps_refs import deps_for_activity
+from ._heartbeat import heartbeating
 from ._live_events import workflow_stream_event_handler
 from ._message_history import Delta, HistoryBase, WorkflowHistories, rebuild_messages, remember_request
 from ._model_errors import classify_model_errors
@@ -176,22 +178,27 @@ class TemporalModel(WrapperModel):
         self._agent = agent
         self._model_key: ContextVar[str | None] = ContextVar('durable_temporal_model_key', default=None)
         self._histories = WorkflowHistories()
-        self._history_key = f'{activity_name_prefix}__model_request'
+        # The key of this agent's conversation in a hand-over: its first model activity's name (unique per agent).
+        self._history_key = temporal_activity_name_with_prefix(activity_name_prefix, 'model_request')
         self.continue_as_new: ContinueAsNewPolicy | None = None
         """When and how the workflow continues as new before a model request (set by the binding)."""
         self._deps_type = deps_type
-        names = (f'{activity_name_prefix}__model_request', f'{activity_name_prefix}__model_request_stream')
+        names = (
+            temporal_activity_name_with_prefix(activity_name_prefix, 'model_request'),
+            temporal_activity_name_with_prefix(activity_name_prefix, 'model_request_stream'),
+        )
         # The names pydantic-ai 2.x's own `TemporalAgent` gives the same operations.
-        compact_name = f'{activity_name_prefix}__model_compact_messages'
-        cancel_name = f'{activity_name_prefix}__model_cancel_suspended_response'
+        compact_name = temporal_activity_name_with_prefix(activity_name_prefix, 'model_compact_messages')
+        cancel_name = temporal_activity_name_with_prefix(activity_name_prefix, 'model_cancel_suspended_response')
 
         async def request(params: ModelRequestParams, deps: Any) -> ModelResponse:
             ctx = await self._activity_context(params, deps)
             chosen = self._model_for_key(params.model_id, ctx)
             rebuilt = await rebuild_messages(params, ModelRequestParams, names)
-            response = await chosen.request(
-                rebuilt.messages, cast(ModelSettings | None, params.model_settings), params.model_request_parameters
-            )
+            async with heartbeating():
+                response = await chosen.request(
+                    rebuilt.messages, cast(ModelSettings | None, params.model_settings), params.model_request_parameters
+                )
             response = record_response_model_id(response, self._model_id_for_key(params.model_id))
             remember_request(params, names, rebuilt, response)
             return response
@@ -204,15 +211,16 @@ class TemporalModel(WrapperModel):
             handler = self.event_stream_handler
             if self.event_stream_topic is not None:
                 handler = workflow_stream_event_handler(self.event_stream_topic, handler=handler)
-            response = await consume_model_stream(
-                chosen,
-                rebuilt.messages,
-                cast(ModelSettings | None, params.model_settings),
-                params.model_request_parameters,
-                ctx,
-                handler,
-                engine='Temporal',
-            )
+            async with heartbeating():  # with a heartbeat timeout, a dead worker's stream is retried within it
+                response = await consume_model_stream(
+                    chosen,
+                    rebuilt.messages,
+                    cast(ModelSettings | None, params.model_settings),
+                    params.model_request_parameters,
+                    ctx,
+                    handler,
+                    engine='Temporal',
+                )
             response = record_response_model_id(response, self._model_id_for_key(params.model_id))
             remember_request(params, names, rebuilt, response)
             return response

@@ -15,7 +15,15 @@ from temporalio import workflow
 from temporalio.workflow import ActivityConfig
 from typing_extensions import Self
 
-from durable_kernel import DynamicToolset, ToolOutcome, capture_tool_outcome, merge_config, unwrap_tool_outcome
+from durable_kernel import (
+    DynamicToolset,
+    TemporalActivityKind,
+    ToolOutcome,
+    capture_tool_outcome,
+    merge_config,
+    temporal_activity_name_with_prefix,
+    unwrap_tool_outcome,
+)
 
 from ._config import ToolActivityConfig, merge_activity_config
 from ._deps_refs import deps_for_activity
@@ -135,9 +143,9 @@ class ActivityToolset(TemporalWrapperToolset[AgentDepsT], ABC):
                     '`False`.'
                 )
 
-    def activity_name(self, family: str, operation: str) -> str:
-        """`{prefix}__{family}__{toolset id}__{operation}`, for example `agent__a__toolset__<agent>__call_tool`."""
-        return f'{self.activity_name_prefix}__{family}__{self.id}__{operation}'
+    def activity_name(self, kind: TemporalActivityKind) -> str:
+        """The name of one of this toolset's activities, e.g. `agent__a__toolset__<agent>__call_tool` (the kernel's)."""
+        return temporal_activity_name_with_prefix(self.activity_name_prefix, kind, self.id)
 
     def activity_options(self, summary: str, tool_name: str | None = None) -> ActivityConfig:
         """The config of one activity: this toolset's config, the tool's on top, and a default summary."""

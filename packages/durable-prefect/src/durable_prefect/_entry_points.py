@@ -18,10 +18,10 @@ from durable_kernel import RunArguments, ordered_tool_call_events
 from ._agent_base import PrefectAgentBase
 from ._key_text import message_key_cache
 
-__all__ = ('PrefectRunEntryPoints',)
+__all__ = ('PrefectEntryPoints',)
 
 
-class PrefectRunEntryPoints(PrefectAgentBase[AgentDepsT, OutputDataT]):
+class PrefectEntryPoints(PrefectAgentBase[AgentDepsT, OutputDataT]):
     """`run` (flow `{name} Run`), `run_sync` (flow `{name} Sync Run`), `iter` (tasks inside the caller's flow).
 
     Both flows are subflows when called inside a flow. Inside a flow, parallel tool calls run in pydantic-ai's
