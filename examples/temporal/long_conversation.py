@@ -4,8 +4,10 @@
 
 Each agent run of a workflow adds to its history (model activities are sent only new messages, so it grows linearly,
 but it grows). A workflow that keeps a conversation going for ever hands it on to a fresh run of itself from time to
-time, with `workflow.continue_as_new`, passing `result.all_messages()` as the next run's `message_history`: here
-after every 3 turns, or sooner when Temporal suggests it (`workflow.info().is_continue_as_new_suggested()`).
+time with `hand_over`, which continues the workflow as new with an `AgentHandover` (the messages, the usage, and where
+the conversation was last sent, so that the next run's first model request is sent only the new prompt): here after
+every 3 turns, or sooner when Temporal suggests it (`continue_as_new_due()`). A single long agent run (many tool
+calls) is handed over from inside the run instead: `TemporalAgent(agent, continue_as_new=...)`, see the docs.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 from temporalio import workflow
 from temporalio.worker import Worker
 
-from durable_temporal import PydanticAIWorkflow, TemporalAgent
+from durable_temporal import AgentHandover, PydanticAIWorkflow, TemporalAgent, continue_as_new_due, hand_over
 from examples._support import example_args, real_model_name, run_example
 from examples.temporal._server import ADDRESS_HELP, temporal_client
 
@@ -43,10 +45,10 @@ temporal_agent = TemporalAgent(agent)
 
 
 class Chat(BaseModel):
-    """The input of one run of the chat workflow: what is left to say, and the conversation so far."""
+    """The input of one run of the chat workflow: what is left to say, and what the previous run handed over."""
 
     prompts: list[str]
-    history: list[ModelMessage] = []
+    handover: AgentHandover | None = None
     generation: int = 0
     model: str | None = None
 
@@ -59,13 +61,20 @@ class ChatWorkflow(PydanticAIWorkflow):
 
     @workflow.run
     async def run(self, chat: Chat) -> str:
-        history = chat.history
+        history: list[ModelMessage] = []
+        if chat.handover is not None:
+            history = chat.handover.resume().messages  # the first request builds on the previous run's last one
         answer = ''
+        result = None
         for turn, prompt in enumerate(chat.prompts):
-            if turn and (turn >= TURNS_PER_RUN or workflow.info().is_continue_as_new_suggested()):
+            if result is not None and (turn >= TURNS_PER_RUN or continue_as_new_due()):
                 # Hand the rest of the conversation to a fresh run (a new, empty history); this call does not return.
-                workflow.continue_as_new(
-                    Chat(prompts=chat.prompts[turn:], history=history, generation=chat.generation + 1, model=chat.model)
+                rest = chat.prompts[turn:]
+                await hand_over(
+                    result,
+                    lambda handover, rest=rest: [
+                        Chat(prompts=rest, handover=handover, generation=chat.generation + 1, model=chat.model)
+                    ],
                 )
             result = await temporal_agent.run(prompt, message_history=history, model=chat.model)
             history = result.all_messages()

@@ -286,10 +286,11 @@ def _stop(ctx: RunContext[Any]) -> None:
     return None
 
 
-def test_keywords_not_supported_yet_are_refused():
-    # (`event_stream_topic=` is supported: see test_live_events.py.)
-    with pytest.raises(UserError, match='does not support `continue_as_new=` yet'):
-        TemporalDurability[Any](continue_as_new=_stop)
+def test_continue_as_new_is_kept_as_given():
+    # (It runs in test_continue_as_new.py; `continue_as_new_after` without a handler is refused there.)
+    durability = TemporalDurability[Any](continue_as_new=_stop)
+    assert durability.continue_as_new is _stop
+    assert durability.continue_as_new_after is None
 
 
 def test_a_topic_without_workflow_streams_names_the_temporalio_needed(monkeypatch: pytest.MonkeyPatch):

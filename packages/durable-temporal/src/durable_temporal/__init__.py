@@ -19,6 +19,7 @@ from durable_kernel import DepsResolver, DurableAgentRunEvents, EventStreamTopic
 from . import _exit_barrier  # pyright: ignore[reportUnusedImport]  # noqa: F401
 from ._agent import TemporalAgent
 from ._claim_check import ClaimCheckCodec, ClaimCheckStore, FileClaimCheckStore
+from ._continue_as_new import AgentHandover, ContinueAsNewAfter, ContinueAsNewHandler, continue_as_new_due, hand_over
 from ._durability import TemporalDurability
 from ._live_events import AgentEventStream, WorkflowStreamTopic, stream_agent_events, workflow_stream_event_handler
 from ._logfire import LogfirePlugin
@@ -31,9 +32,12 @@ from ._workflow import PydanticAIWorkflow
 
 __all__ = (
     'AgentEventStream',
+    'AgentHandover',
     'AgentPlugin',
     'ClaimCheckCodec',
     'ClaimCheckStore',
+    'ContinueAsNewAfter',
+    'ContinueAsNewHandler',
     'DepsResolver',
     'DurableAgentRunEvents',
     'EventStreamTopic',
@@ -49,6 +53,8 @@ __all__ = (
     'TemporalWrapperToolset',
     'UnitRetryEvent',
     'WorkflowStreamTopic',
+    'continue_as_new_due',
+    'hand_over',
     'stream_agent_events',
     'temporalize_toolset',
     'workflow_stream_event_handler',

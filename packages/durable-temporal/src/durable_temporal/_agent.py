@@ -42,6 +42,7 @@ from durable_kernel import (
 
 from ._binding import EventStreamHandlerParams, TemporalizeToolsetFunc, build_binding, serialization_user_error
 from ._config import merge_activity_config
+from ._continue_as_new import ContinueAsNewAfter, ContinueAsNewHandler
 from ._deps_refs import deps_for_activity
 from ._entry_points import TemporalEntryPoints
 from ._live_events import (
@@ -91,6 +92,8 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
         non_retryable_model_errors: NonRetryableModelErrors = is_permanent_model_error,
         deps_resolver: DepsResolver[AgentDepsT, Any] | None = None,
         event_stream_topic: str | EventStreamTopic | None = None,
+        continue_as_new: ContinueAsNewHandler[AgentDepsT] | None = None,
+        continue_as_new_after: ContinueAsNewAfter | None = None,
     ) -> None:
         """Wrap an agent for use inside Temporal workflows.
 
@@ -128,9 +131,17 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
                 read with `stream_agent_events`: the model's stream from the model-request activity, every other event
                 and the terminal `AgentRunResultEvent` from workflow code. The workflow must host an
                 [`AgentEventStream`][durable_temporal.AgentEventStream]. Needs temporalio >= 1.27.0.
+            continue_as_new: Inside a workflow, called with the run context right before a model request when Temporal
+                suggests continuing as new (`workflow.info().is_continue_as_new_suggested()`) or
+                `continue_as_new_after` is reached. It continues the workflow as new, usually with
+                [`hand_over`][durable_temporal.hand_over], or returns to let the request go ahead (it is asked again
+                before the next one). See [`ContinueAsNewHandler`][durable_temporal.ContinueAsNewHandler].
+            continue_as_new_after: A size past which `continue_as_new` is called too: history events or bytes, or
+                model requests in this workflow run (see [`ContinueAsNewAfter`][durable_temporal.ContinueAsNewAfter]).
+                Needs `continue_as_new`.
 
         Raises:
-            UserError: The agent has no name, or `event_stream_topic` is given with a temporalio older than 1.27.0.
+            UserError: `continue_as_new_after` is given without `continue_as_new`, the agent has no name, or `event_stream_topic` is given with a temporalio older than 1.27.0.
         """
         super().__init__(wrapped)
         agent_name = require_agent_name(name or wrapped.name, engine='Temporal')
@@ -161,6 +172,8 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
             temporalize_toolset_func=temporalize_toolset_func,
             non_retryable_model_errors=non_retryable_model_errors,
             event_stream_topic=self._event_stream_topic,
+            continue_as_new=continue_as_new,
+            continue_as_new_after=continue_as_new_after,
         )
         self.event_stream_handler_activity = binding.event_stream_handler_activity
         self._temporal_model = binding.model

@@ -33,6 +33,7 @@ from durable_kernel import (
 )
 
 from ._config import merge_activity_config
+from ._continue_as_new import ContinueAsNewAfter, ContinueAsNewHandler, continue_as_new_policy
 from ._model import TemporalModel, TemporalProviderFactory
 from ._run_context import TemporalRunContext, resolve_activity_context
 from ._toolset import TemporalWrapperToolset
@@ -112,6 +113,8 @@ def build_binding(
     temporalize_toolset_func: TemporalizeToolsetFunc[AgentDepsT],
     non_retryable_model_errors: NonRetryableModelErrors,
     event_stream_topic: EventStreamTopic | None = None,
+    continue_as_new: ContinueAsNewHandler[AgentDepsT] | None = None,
+    continue_as_new_after: ContinueAsNewAfter | None = None,
 ) -> TemporalBinding[AgentDepsT]:
     """Build the activities, durable model and durable toolsets of `agent`.
 
@@ -131,7 +134,10 @@ def build_binding(
         temporalize_toolset_func: Wraps each leaf toolset.
         non_retryable_model_errors: Model errors that fail a model activity at once.
         event_stream_topic: The topic the streamed model activity publishes the live model stream to.
+        continue_as_new: Called before a model request when the workflow should continue as new.
+        continue_as_new_after: Limits past which it should, besides Temporal's suggestion.
     """
+    policy = continue_as_new_policy(continue_as_new, continue_as_new_after)
     prefix = temporal_activity_prefix(agent_name)
 
     async def event_stream_handler_activity(params: EventStreamHandlerParams, deps: Any) -> None:
@@ -167,6 +173,8 @@ def build_binding(
         non_retryable_model_errors=non_retryable_model_errors,
         event_stream_topic=event_stream_topic,
     )
+    # The rule lives in the durable model's workflow-side request, the one place both forms go through.
+    temporal_model.continue_as_new = policy
     activities.extend(temporal_model.temporal_activities)
 
     toolset_configs = toolset_activity_config or {}

@@ -41,6 +41,7 @@ from durable_kernel import (
 
 from ._binding import EventStreamHandlerParams, TemporalBinding, build_binding, serialization_user_error
 from ._config import merge_activity_config
+from ._continue_as_new import ContinueAsNewAfter, ContinueAsNewHandler, continue_as_new_policy
 from ._deps_refs import deps_for_activity
 from ._live_events import (
     ANY_OUTPUT,
@@ -96,11 +97,12 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
         event_stream_handler_activity_config: ActivityConfig | None = None,
         toolset_activity_config: dict[str, ActivityConfig] | None = None,
         run_context_type: type[TemporalRunContext[AgentDepsT]] = TemporalRunContext[AgentDepsT],
-        continue_as_new: Callable[[RunContext[AgentDepsT]], Any] | None = None,
+        continue_as_new: ContinueAsNewHandler[AgentDepsT] | None = None,
         non_retryable_model_errors: NonRetryableModelErrors = is_permanent_model_error,
         provider_factory: TemporalProviderFactory | None = None,
         tool_activity_config: dict[str, dict[str, ActivityConfig | Literal[False]]] | None = None,
         deps_resolver: DepsResolver[AgentDepsT, Any] | None = None,
+        continue_as_new_after: ContinueAsNewAfter | None = None,
     ) -> None:
         """Configure the capability; it is bound to an agent (and its activities built) when attached.
 
@@ -122,7 +124,11 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
             event_stream_handler_activity_config: Config merged on top of the base for the event-handler activities.
             toolset_activity_config: Configs by toolset id, merged on top of the base for that toolset's activities.
             run_context_type: The `TemporalRunContext` (sub)class that carries the run context into activities.
-            continue_as_new: Not supported yet: continuing a workflow as new from the agent loop is planned.
+            continue_as_new: Inside a workflow, called with the run context right before a model request when Temporal
+                suggests continuing as new (`workflow.info().is_continue_as_new_suggested()`) or
+                `continue_as_new_after` is reached. It continues the workflow as new, usually with
+                [`hand_over`][durable_temporal.hand_over], or returns to let the request go ahead (it is asked again
+                before the next one). See [`ContinueAsNewHandler`][durable_temporal.ContinueAsNewHandler].
             non_retryable_model_errors: The model errors that fail a model activity at once, whatever its retry
                 policy says: exception classes, or a function `error -> bool` (default:
                 [`is_permanent_model_error`][durable_kernel.is_permanent_model_error]).
@@ -132,16 +138,20 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
                 an `async` function tool in workflow code (no activity).
             deps_resolver: Sends `deps` to activities as a small reference and rebuilds them in each activity (see
                 [`DepsResolver`][durable_kernel.DepsResolver]).
+            continue_as_new_after: A size past which `continue_as_new` is called too: history events or bytes, or
+                model requests in this workflow run (see [`ContinueAsNewAfter`][durable_temporal.ContinueAsNewAfter]).
+                Needs `continue_as_new`.
 
         Raises:
-            UserError: `continue_as_new` is given (not supported yet), or `event_stream_topic` is given with a
-                temporalio older than 1.27.0.
+            UserError: `continue_as_new_after` is given without `continue_as_new`, or `event_stream_topic` is given
+                with a temporalio older than 1.27.0.
         """
-        if continue_as_new is not None:
-            raise UserError(
-                'TemporalDurability does not support `continue_as_new=` yet. Remove it (the capability runs without '
-                "it), or use pydantic-ai 2.x's own `TemporalDurability` for this feature meanwhile."
-            )
+        # Checked here, at construction, as in the wrapper form (the binding is built later).
+        continue_as_new_policy(continue_as_new, continue_as_new_after)
+        self.continue_as_new: ContinueAsNewHandler[AgentDepsT] | None = continue_as_new
+        """Called before a model request when the workflow should continue as new (`None`: never)."""
+        self.continue_as_new_after: ContinueAsNewAfter | None = continue_as_new_after
+        """The limits past which `continue_as_new` is called, besides Temporal's suggestion."""
         self._event_stream_topic = require_event_stream_topic(event_stream_topic)
         super().__init__(models=models, event_stream_handler=event_stream_handler, name=name)
         self.activity_config: ActivityConfig = merge_activity_config(activity_config)
@@ -216,6 +226,8 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
             temporalize_toolset_func=temporalize_toolset,
             non_retryable_model_errors=self._non_retryable_model_errors,
             event_stream_topic=self._event_stream_topic,
+            continue_as_new=self.continue_as_new,
+            continue_as_new_after=self.continue_as_new_after,
         )
         return self._binding
 

@@ -53,6 +53,7 @@ from ._workflow_state import PerWorkflow
 __all__ = (
     'HISTORY_MISMATCH_ERROR_TYPE',
     'Delta',
+    'HistoryBase',
     'DeltaParams',
     'Rebuilt',
     'SentHistories',
@@ -63,6 +64,8 @@ __all__ = (
 
 _MESSAGE_ADAPTER: TypeAdapter[ModelMessage] = TypeAdapter(ModelMessage)
 _RUNS_REMEMBERED = 8
+_CARRIED = '\x00carried'
+"""The key of the base carried over from an earlier workflow run (never an agent run id)."""
 _CACHE_SIZE = 512
 
 HISTORY_MISMATCH_ERROR_TYPE = 'DurableTemporalHistoryMismatch'
@@ -77,6 +80,7 @@ class DeltaParams(Protocol):
     history_base: int | None
     history_keep: int
     history_digest: str | None
+    history_run_id: str | None
 
 
 def with_run_metadata(response: ModelResponse, messages: Sequence[ModelMessage]) -> ModelResponse:
@@ -137,6 +141,23 @@ class _Sent:
     index: int
     fingerprints: list[bytes]
     digests: list[bytes]
+    run_id: str | None = None
+    """The workflow run whose model activity this is, when it is an earlier run of the chain (continue-as-new)."""
+
+
+@dataclass
+class HistoryBase:
+    """Where a workflow run that continued as new left an agent's conversation.
+
+    The next run's first model activity builds on it instead of being sent the whole conversation again.
+    """
+
+    run_id: str
+    """The workflow run that scheduled the model activity."""
+    index: int
+    """The activity's position among the agent's model activities of that run."""
+    length: int
+    """How many messages its conversation (request, then response) has: the first `length` carried messages."""
 
 
 @dataclass
@@ -151,6 +172,8 @@ class Delta:
     digests: list[bytes] = field(repr=False)
     digest: str | None
     """The digest of the kept messages (`None` without a base)."""
+    run_id: str | None = None
+    """The earlier workflow run of the base (`None`: this run)."""
 
 
 class SentHistories:
@@ -184,6 +207,33 @@ class SentHistories:
             fingerprints=fingerprints,
             digests=[*kept, *_digests(messages[keep:])],
             digest=prefix_digest(kept) if keep else None,
+            run_id=base.run_id if base is not None and keep else None,
+        )
+
+    @property
+    def scheduled(self) -> int:
+        """How many model activities of the agent this workflow run scheduled."""
+        return self._scheduled
+
+    def latest(self, workflow_run_id: str) -> HistoryBase | None:
+        """The model activity the next request would build on, named for a later run of the workflow."""
+        last = next(reversed(self._by_run.values()), None)
+        if last is None:
+            return None
+        return HistoryBase(last.run_id or workflow_run_id, last.index, len(last.digests))
+
+    def seed(self, base: HistoryBase, messages: Sequence[ModelMessage]) -> None:
+        """Let the first request of this run build on `base`, a model activity of an earlier run of the workflow.
+
+        `messages` are the carried conversation: its first `base.length` messages are that activity's conversation.
+        Should they not serialize as they did there, the delta keeps fewer of them (it compares the serialized
+        messages), and the activity checks the digest of what it reuses.
+        """
+        if self._by_run or base.length > len(messages):
+            return
+        kept = messages[: base.length]
+        self._by_run[_CARRIED] = _Sent(
+            base.index, [_MESSAGE_ADAPTER.dump_json(message) for message in kept], _digests(kept), base.run_id
         )
 
     def sent(self, delta: Delta, messages: Sequence[ModelMessage], response: ModelResponse, run_id: str) -> None:
@@ -251,9 +301,7 @@ async def rebuild_messages(params: DeltaParams, params_type: type[Any], activity
     """
     if params.history_base is None:
         return Rebuilt(list(params.messages), _digests(params.messages))
-    base = _cache_get(_key(activity_names, params.history_base))
-    if base is None:
-        base = await _conversation_from_history(params.history_base, params_type, activity_names)
+    base = await _base_conversation(params, params_type, activity_names, activity.info().workflow_run_id or '')
     kept = base.digests[: params.history_keep]
     if params.history_digest is not None and prefix_digest(kept) != params.history_digest:
         workflow_id = activity.info().workflow_id or ''
@@ -288,16 +336,33 @@ def remember_request(
     )
 
 
-def _key(activity_names: Sequence[str], index: int) -> _CacheKey:
-    return (activity.info().workflow_run_id or '', activity_names[0], index)
+def _key(activity_names: Sequence[str], index: int, run_id: str | None = None) -> _CacheKey:
+    return (run_id or activity.info().workflow_run_id or '', activity_names[0], index)
 
 
-async def _conversation_from_history(index: int, params_type: type[Any], activity_names: Sequence[str]) -> Rebuilt:
-    """Rebuild the conversation (request and response) of the agent's `index`-th model activity from the history."""
+async def _base_conversation(
+    params: DeltaParams, params_type: type[Any], activity_names: Sequence[str], run_id: str
+) -> Rebuilt:
+    """The conversation of the model activity `params` builds on: of this workflow run, or of an earlier one."""
+    assert params.history_base is not None
+    base_run = getattr(params, 'history_run_id', None) or run_id
+    base = _cache_get(_key(activity_names, params.history_base, base_run))
+    if base is None:
+        base = await _conversation_from_history(params.history_base, params_type, activity_names, base_run)
+    return base
+
+
+async def _conversation_from_history(
+    index: int, params_type: type[Any], activity_names: Sequence[str], run_id: str
+) -> Rebuilt:
+    """Rebuild the conversation (request and response) of the agent's `index`-th model activity from a history.
+
+    The history is workflow run `run_id`'s: this run's, or an earlier one's for a base carried over a continue-as-new.
+    """
     info = activity.info()
     workflow_id = info.workflow_id or ''
     client = activity.client()
-    handle = client.get_workflow_handle(workflow_id, run_id=info.workflow_run_id)
+    handle = client.get_workflow_handle(workflow_id, run_id=run_id)
     converter = client.data_converter
     names = set(activity_names)
     positions: dict[int, tuple[int, DeltaParams]] = {}  # scheduled event id -> (position, argument)
@@ -315,13 +380,20 @@ async def _conversation_from_history(index: int, params_type: type[Any], activit
                 continue
             position, params = found
             [response] = await converter.decode(attributes.result.payloads[:1], [ModelResponse])
-            base = conversations.get(params.history_base) if params.history_base is not None else None
+            base: Rebuilt | None
+            if params.history_base is None:
+                base = None
+            elif getattr(params, 'history_run_id', None) not in (None, run_id):
+                # The first activity after a continue-as-new builds on the previous run's conversation.
+                base = await _base_conversation(params, params_type, activity_names, run_id)
+            else:
+                base = conversations.get(params.history_base)
             keep = params.history_keep if base is not None else 0
             request = [*(base.messages[:keep] if base else []), *params.messages]
             added = [*params.messages, with_run_metadata(response, request)]
             conversation = Rebuilt([*request, added[-1]], [*(base.digests[:keep] if base else []), *_digests(added)])
             conversations[position] = conversation
-            _cache_put(_key(activity_names, position), conversation)
+            _cache_put(_key(activity_names, position, run_id), conversation)
             if position == index:
                 return conversation
     raise ApplicationError(

@@ -48,10 +48,11 @@ from durable_kernel import (
 )
 
 from ._config import merge_activity_config
+from ._continue_as_new import ContinueAsNewPolicy, register_model, take_carried_base
 from ._deps_refs import deps_for_activity
 from ._heartbeat import heartbeating
 from ._live_events import workflow_stream_event_handler
-from ._message_history import Delta, WorkflowHistories, rebuild_messages, remember_request
+from ._message_history import Delta, HistoryBase, WorkflowHistories, rebuild_messages, remember_request
 from ._model_errors import classify_model_errors
 from ._run_context import TemporalRunContext, resolve_activity_context
 
@@ -96,6 +97,8 @@ class ModelRequestParams:
     history_keep: int = 0
     # The digest of the reused messages, checked by the activity; absent from what older workers scheduled.
     history_digest: str | None = None
+    # The earlier workflow run whose model activity `history_base` names (the first request after a continue-as-new).
+    history_run_id: str | None = None
 
 
 @dataclass
@@ -175,6 +178,10 @@ class TemporalModel(WrapperModel):
         self._agent = agent
         self._model_key: ContextVar[str | None] = ContextVar('durable_temporal_model_key', default=None)
         self._histories = WorkflowHistories()
+        # The key of this agent's conversation in a hand-over: its first model activity's name (unique per agent).
+        self._history_key = temporal_activity_name_with_prefix(activity_name_prefix, 'model_request')
+        self.continue_as_new: ContinueAsNewPolicy | None = None
+        """When and how the workflow continues as new before a model request (set by the binding)."""
         self._deps_type = deps_type
         names = (
             temporal_activity_name_with_prefix(activity_name_prefix, 'model_request'),
@@ -399,6 +406,7 @@ class TemporalModel(WrapperModel):
                 'A Temporal model needs the run context, which `pydantic_ai.direct.model_request()` does not have: '
                 'use `agent.run()` inside the workflow.'
             )
+        await self._maybe_continue_as_new(ctx)
         params, deps, delta = self._params(messages, model_settings, model_request_parameters, ctx)
         response = await workflow.execute_activity(
             self.request_activity, args=[params, deps], **self._options('request model')
@@ -426,6 +434,7 @@ class TemporalModel(WrapperModel):
                 'A Temporal model needs the run context, which `pydantic_ai.direct.model_request_stream()` does not '
                 'have: set an `event_stream_handler` and use `agent.run()` inside the workflow.'
             )
+        await self._maybe_continue_as_new(run_context)
         params, deps, delta = self._params(messages, model_settings, model_request_parameters, run_context)
         response: ModelResponse = await workflow.execute_activity(
             self.request_stream_activity, args=[params, deps], **self._options('request model', ' (stream)')
@@ -519,11 +528,32 @@ class TemporalModel(WrapperModel):
             model_id=self._model_key.get(),
             telemetry_sensitive_ids=request_telemetry_ids(parameters),
         )
-        delta = self._histories.current().delta(messages, ctx.run_id or '')
+        histories = self._histories.current()
+        register_model(self._history_key, self)
+        carried = take_carried_base(self._history_key)
+        if carried is not None:
+            histories.seed(*carried)
+        delta = histories.delta(messages, ctx.run_id or '')
         params.messages = delta.messages
         params.history_index, params.history_base, params.history_keep = delta.index, delta.base, delta.keep
         params.history_digest = delta.digest
+        params.history_run_id = delta.run_id
         return params, deps, delta
+
+    async def _maybe_continue_as_new(self, ctx: RunContext[Any]) -> None:
+        # Before the request is scheduled: the conversation handed over then ends with it, so the next run sends it
+        # and no completed model or tool call is repeated.
+        policy = self.continue_as_new
+        if policy is not None:
+            await policy.before_model_request(ctx, self, self._histories.current().scheduled)
+
+    def history_base(self) -> HistoryBase | None:
+        """In workflow code: the model activity a later run of this workflow can build its first request on."""
+        return self._histories.current().latest(workflow.info().run_id)
+
+    def resume_from(self, base: HistoryBase, messages: list[ModelMessage]) -> None:
+        """In workflow code: let this run's first model request build on `base`, from the run that continued as new."""
+        self._histories.current().seed(base, messages)
 
     def _sent(self, delta: Delta, messages: list[ModelMessage], response: ModelResponse, ctx: RunContext[Any]) -> None:
         self._histories.current().sent(delta, messages, response, ctx.run_id or '')
