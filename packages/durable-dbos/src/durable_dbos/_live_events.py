@@ -26,8 +26,8 @@ events and the result are dumped and typed again with the kernel's `dump_live_ev
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Generator
-from contextlib import contextmanager
+from collections.abc import AsyncIterable, AsyncIterator
+from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any, cast
@@ -48,6 +48,7 @@ from durable_kernel import (
     dump_live_event,
     dump_live_result,
     is_model_stream_event,
+    scoped_context_value,
 )
 
 __all__ = (
@@ -80,14 +81,9 @@ def require_workflow_streams() -> None:
         )
 
 
-@contextmanager
-def run_event_stream_topic(topic: EventStreamTopic | None) -> Generator[None]:
+def run_event_stream_topic(topic: EventStreamTopic | None) -> AbstractContextManager[None]:
     """Make `topic` the one this agent run publishes to (its model steps read it)."""
-    token = _run_topic.set(topic)
-    try:
-        yield
-    finally:
-        _run_topic.reset(token)
+    return scoped_context_value(_run_topic, topic)
 
 
 def current_event_stream_topic() -> EventStreamTopic | None:
