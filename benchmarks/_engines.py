@@ -151,6 +151,8 @@ async def run_live(
     """
     if not ours_available(engine):
         return {'error': f'our {engine} package is not installed'}
+    if engine == 'temporal' and importlib.util.find_spec('temporalio.contrib.workflow_streams') is None:
+        return {'error': 'temporalio < 1.27.0 has no Workflow Streams, which live events on Temporal need'}
     start = time.perf_counter()
     async with live_target_of(engine, dbos_database=dbos_database) as target:
         if on_ready is not None:

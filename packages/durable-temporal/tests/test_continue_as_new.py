@@ -7,6 +7,7 @@ where each agent's conversation was last sent, so that the next run's first mode
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import time
 import uuid
@@ -128,6 +129,10 @@ bytes_agent = TemporalAgent(
 )
 
 STREAM_TURNS = 12
+HAS_WORKFLOW_STREAMS = importlib.util.find_spec('temporalio.contrib.workflow_streams') is not None
+NEEDS_WORKFLOW_STREAMS = pytest.mark.skipif(
+    not HAS_WORKFLOW_STREAMS, reason='temporalio < 1.27.0 has no Workflow Streams (the event stream the run carries)'
+)
 capability_agent = Agent(
     make_model(STREAM_TURNS),
     name='can_cap',
@@ -136,7 +141,7 @@ capability_agent = Agent(
         TemporalDurability(
             continue_as_new=continue_conversation,
             continue_as_new_after=ContinueAsNewAfter(model_requests=4),
-            event_stream_topic='agent-events',
+            event_stream_topic='agent-events' if HAS_WORKFLOW_STREAMS else None,
         )
     ],
 )
@@ -415,6 +420,7 @@ async def test_continue_as_new_between_agent_runs(client: Client, task_queue: st
         assert len(params['messages']) == 1  # the new prompt only
 
 
+@NEEDS_WORKFLOW_STREAMS
 async def test_continue_as_new_replays(client: Client, task_queue: str) -> None:
     """A run that continued as new, and the run it handed over to, replay without a nondeterminism error."""
     workflow_id = f'can-replay-{uuid.uuid4()}'
@@ -444,6 +450,7 @@ async def test_continue_as_new_replays(client: Client, task_queue: str) -> None:
         assert result.replay_failure is None
 
 
+@NEEDS_WORKFLOW_STREAMS
 async def test_continue_as_new_event_stream_survives(client: Client, task_queue: str) -> None:
     """A consumer subscribed before the hand-overs reads every event of the conversation, offsets continuing."""
     MODEL_CALLS.clear()
