@@ -11,6 +11,7 @@ completed. A first run costs nothing (no query).
 
 from __future__ import annotations
 
+import logging
 import warnings
 from typing import Any
 
@@ -21,9 +22,6 @@ from prefect.client.schemas.filters import (
     FlowRunFilter,
     FlowRunFilterId,
     FlowRunFilterParentFlowRunId,
-    TaskRunFilter,
-    TaskRunFilterState,
-    TaskRunFilterStateType,
 )
 from prefect.client.schemas.objects import StateType
 from prefect.context import FlowRunContext
@@ -53,6 +51,9 @@ AGENT_FLOW_VERSION = _agent_flow_version()
 """The flow version of the agent's `{name} Run` and `{name} Sync Run` flows (this release's code)."""
 
 
+_logger = logging.getLogger(__name__)
+
+
 class UnfinishedForeignAgentRunWarning(UserWarning):
     """A re-run flow run holds an unfinished agent run started by other code: its completed calls run again."""
 
@@ -68,12 +69,11 @@ async def _unfinished_foreign_runs(parent_id: Any, flow_name: str, version: str 
             finished = subflow.state is not None and subflow.state.type == StateType.COMPLETED
             if finished or subflow.flow_version == version:
                 continue  # ours: Prefect takes it over, or its tasks are served from the cache
-            completed = await client.read_task_runs(
-                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[subflow.id])),
-                task_run_filter=TaskRunFilter(
-                    state=TaskRunFilterState(type=TaskRunFilterStateType(any_=[StateType.COMPLETED]))
-                ),
+            # Counted here rather than with a state filter, whose schema differs between Prefect releases.
+            task_runs = await client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[subflow.id]))
             )
+            completed = [run for run in task_runs if run.state is not None and run.state.type == StateType.COMPLETED]
             found.append((subflow, len(completed)))
         return found
 
@@ -109,12 +109,24 @@ async def warn_if_foreign_agent_runs_repeat(flow_name: str, version: str | None)
         version: This code's version of that flow.
     """
     parent = _parent_rerun()
-    if parent is not None:
-        _warn(parent, flow_name, await _unfinished_foreign_runs(parent.id, flow_name, version))
+    if parent is None:
+        return
+    try:
+        found = await _unfinished_foreign_runs(parent.id, flow_name, version)
+    except Exception as error:  # a check that cannot run must not fail the user's flow run
+        _logger.warning('Could not look for unfinished agent runs of other code in flow run %s: %r', parent.id, error)
+        return
+    _warn(parent, flow_name, found)
 
 
 def warn_if_foreign_agent_runs_repeat_sync(flow_name: str, version: str | None) -> None:
     """`warn_if_foreign_agent_runs_repeat` for a synchronous flow (`run_sync`)."""
     parent = _parent_rerun()
-    if parent is not None:
-        _warn(parent, flow_name, run_coro_as_sync(_unfinished_foreign_runs(parent.id, flow_name, version)))
+    if parent is None:
+        return
+    try:
+        found = run_coro_as_sync(_unfinished_foreign_runs(parent.id, flow_name, version))
+    except Exception as error:  # as in the async form
+        _logger.warning('Could not look for unfinished agent runs of other code in flow run %s: %r', parent.id, error)
+        return
+    _warn(parent, flow_name, found or [])
