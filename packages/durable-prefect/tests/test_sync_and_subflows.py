@@ -84,18 +84,6 @@ def _flow_run_that_leaves_a_foreign_agent_run_behind(agent: PrefectAgent[None, s
     return outer()
 
 
-def _prefect_before_3_9() -> bool:
-    import importlib.metadata
-
-    from packaging.version import Version
-
-    return Version(importlib.metadata.version('prefect')) < Version('3.9')
-
-
-@pytest.mark.skipif(
-    _prefect_before_3_9(),
-    reason='on Prefect 3.4 the re-run raises no warning: not investigated yet (docs/migration.md)',
-)
 @pytest.mark.parametrize('sync', [True, False], ids=['run_sync', 'run'])
 def test_a_rerun_that_leaves_another_codes_agent_run_behind_warns(sync: bool) -> None:
     from durable_prefect import UnfinishedForeignAgentRunWarning
