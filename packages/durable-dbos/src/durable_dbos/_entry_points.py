@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Callable, Generator
 from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from contextvars import ContextVar
@@ -33,7 +34,7 @@ from ._step_layout import workflow_step_record
 __all__ = ('DBOSEntryPoints',)
 
 
-class DBOSEntryPoints(DurableWrapperAgent[AgentDepsT, OutputDataT]):
+class DBOSEntryPoints(DurableWrapperAgent[AgentDepsT, OutputDataT], ABC):
     """The run hooks of [`DBOSAgent`][durable_dbos.DBOSAgent]; the attributes below are set by its constructor.
 
     `run`/`run_sync` start the DBOS workflows `{name}.run`/`{name}.run_sync` (child workflows inside a workflow):
@@ -51,14 +52,18 @@ class DBOSEntryPoints(DurableWrapperAgent[AgentDepsT, OutputDataT]):
     _run_workflow: Callable[..., Any]
     _run_sync_workflow: Callable[..., Any]
 
+    # The hooks `DBOSAgent` implements (abstract methods, as `TemporalEntryPoints`' are).
+    @abstractmethod
     def _workflow_inputs(self, arguments: RunArguments[AgentDepsT], *, entry_point: str) -> dict[str, Any]:
-        raise NotImplementedError
+        """The keyword inputs of the run workflow for these run arguments (what DBOS records)."""
 
+    @abstractmethod
     def _durable_run(self, model: Any) -> AbstractContextManager[None]:
-        raise NotImplementedError
+        """For the block: swap in the DBOS model and durable toolsets."""
 
+    @abstractmethod
     def _check_model(self, model: Any, *, where: str) -> None:
-        raise NotImplementedError
+        """Refuse a run-time `model` that is not a `DBOSModel` (a `UserError` naming `where`)."""
 
     async def _run_impl(self, arguments: RunArguments[AgentDepsT]) -> AgentRunResult[Any]:
         inputs = self._workflow_inputs(arguments, entry_point='run')
