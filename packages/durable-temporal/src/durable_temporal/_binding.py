@@ -162,6 +162,7 @@ def build_binding(
 
     temporal_model = TemporalModel(
         agent.model if isinstance(agent.model, Model) else None,
+        default_model_id=agent.model if isinstance(agent.model, str) else None,
         activity_name_prefix=prefix,
         activity_config=merge_activity_config(activity_config, model_activity_config),
         deps_type=deps_type,
