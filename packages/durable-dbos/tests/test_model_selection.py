@@ -137,6 +137,7 @@ async def test_enqueue_inside_a_tool_step_and_an_event_handler_step_is_refused(
     with pytest.raises(UserError, match='enqueued messages would be dropped'):
         await _run(tool_workflow)
     assert (await _run(handler_workflow))[0] == 'success (no tool calls)'
-    assert refusals and all('durable step' in refusal for refusal in refusals)
+    assert refusals
+    assert all('durable step' in refusal for refusal in refusals)
     # Outside a workflow the tool is plain code and the message is delivered.
     assert (await in_step.run('go')).output == '{"enqueue":"done"}'

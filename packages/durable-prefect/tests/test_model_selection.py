@@ -135,4 +135,5 @@ async def test_enqueue_inside_the_event_handler_task_is_refused() -> None:
         return (await agent.run('go')).output
 
     assert await user_flow() == '{"tool":"ok"}'
-    assert refusals and all('durable task' in refusal for refusal in refusals)
+    assert refusals
+    assert all('durable task' in refusal for refusal in refusals)
