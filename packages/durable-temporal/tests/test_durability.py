@@ -234,7 +234,7 @@ async def test_an_unregistered_model_instance_fails_the_workflow(client: Client,
     ):
         with pytest.raises(WorkflowFailureError) as failure:
             await _execute(client, ModelsWorkflow.run, 'unregistered', task_queue)
-    assert 'register it under a key' in str(failure.value.cause)
+    assert 'Register it under a key' in str(failure.value.cause)
 
 
 async def test_outside_a_workflow_the_capability_changes_nothing():

@@ -326,13 +326,17 @@ class TemporalModel(WrapperModel):
             resolved = await resolve_model_id_by_capabilities(self._agent, ctx.deps, key)
             if resolved is not None:
                 return resolved
-        try:
+        if key is None or key in self._registry or (self._provider_factory is not None and ctx is not None):
+            # The user's own `provider_factory` errors reach them unchanged.
             return self._model_for_key(key, ctx)
+        try:
+            return models.infer_model(key)
         except (UserError, ValueError) as error:
             raise UserError(
                 f'The model {key!r} could not be built in the model activity: it is not a `models=` key, no '
-                '`resolve_model_id` capability of the agent resolved it, and `infer_model` cannot build it. Register '
-                'the model under that key, or resolve the string with a `ResolveModelId` capability in every worker.'
+                f'`resolve_model_id` capability of the agent resolved it, and `infer_model` cannot build it ({error}). '
+                'Register the model under that key, or resolve the string with a `ResolveModelId` capability in every '
+                'worker.'
             ) from error
 
     def _current(self) -> Model | str:
