@@ -15,6 +15,7 @@ from dbos import DBOS, SetWorkflowID
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.models.test import TestModel
+from pydantic_ai.toolsets import FunctionToolset
 
 from durable_dbos import DBOSDurability
 from durable_dbos.testing import workflow_step_names_async
@@ -141,3 +142,15 @@ async def test_enqueue_inside_a_tool_step_and_an_event_handler_step_is_refused(
     assert all('durable step' in refusal for refusal in refusals)
     # Outside a workflow the tool is plain code and the message is delivered.
     assert (await in_step.run('go')).output == '{"enqueue":"done"}'
+
+
+def test_two_toolsets_with_one_id_are_refused_when_the_capability_binds(agent_name: str) -> None:
+    with pytest.raises(UserError, match="Two toolsets have the same `id` 'dup'"):
+        DBOSDurability.from_agent(
+            Agent(
+                TestModel(),
+                name=agent_name,
+                toolsets=[FunctionToolset[None](id='dup'), FunctionToolset[None](id='dup')],
+                capabilities=[DBOSDurability()],
+            )
+        )

@@ -14,6 +14,7 @@ from prefect import flow
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.models.test import TestModel
+from pydantic_ai.toolsets import FunctionToolset
 
 from durable_kernel import PYDANTIC_AI_2
 from durable_prefect import PrefectDurability
@@ -137,3 +138,16 @@ async def test_enqueue_inside_the_event_handler_task_is_refused() -> None:
     assert await user_flow() == '{"tool":"ok"}'
     assert refusals
     assert all('durable task' in refusal for refusal in refusals)
+
+
+def test_two_toolsets_with_one_id_are_refused_when_the_capability_binds() -> None:
+    # Their MCP listings would share one cache key, so one toolset's tools would be listed for the other.
+    with pytest.raises(UserError, match="Two toolsets have the same `id` 'dup'"):
+        PrefectDurability.from_agent(
+            Agent(
+                TestModel(),
+                name='sel-dup',
+                toolsets=[FunctionToolset[None](id='dup'), FunctionToolset[None](id='dup')],
+                capabilities=[PrefectDurability()],
+            )
+        )

@@ -98,7 +98,7 @@ from ._tool_call_order import (
     ordered_tool_call_events,
     require_durable_parallel_execution_mode,
 )
-from ._toolsets import leaf_toolsets, replace_leaf_toolsets, require_toolset_id
+from ._toolsets import leaf_toolsets, replace_leaf_toolsets, require_toolset_id, require_unique_toolset_ids
 from ._unit_context import guarded_unit_run_context, unit_run_context
 from ._wrapper_agent import DurableWrapperAgent
 
@@ -194,6 +194,7 @@ __all__ = (
     'replace_leaf_toolsets',
     'require_agent_name',
     'require_toolset_id',
+    'require_unique_toolset_ids',
     'resolve_deps',
     'scoped_context_value',
     'temporal_activity_name',

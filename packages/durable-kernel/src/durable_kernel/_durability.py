@@ -26,6 +26,7 @@ from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.tools import AgentDepsT, RunContext
 
 from ._compat import PYDANTIC_AI_2, agent_root_capability, is_reference_durability, request_model_selection
+from ._toolsets import require_unique_toolset_ids
 
 __all__ = ('DEFAULT_MODEL_KEY', 'DurabilityCapability', 'is_model_stream_event')
 
@@ -137,6 +138,7 @@ class DurabilityCapability(AbstractCapability[AgentDepsT]):
                 f'An agent needs to have a `model` to be used with {type(self).__name__} (the agent {name!r} has none): '
                 'pass one to `Agent(...)`; other models a run may select go in `models=`.'
             )
+        require_unique_toolset_ids(agent.toolsets, engine=self.engine_name)
         bound = copy.copy(self)
         bound.name = name
         bound._agent = agent

@@ -28,6 +28,7 @@ from durable_kernel import (
     EventStreamTopic,
     NonRetryableModelErrors,
     require_toolset_id,
+    require_unique_toolset_ids,
     temporal_activity_name_with_prefix,
     temporal_activity_prefix,
 )
@@ -201,6 +202,8 @@ def build_binding(
         durable_toolsets[toolset_id] = durable
         return durable
 
+    # Activities are named after toolset ids: two toolsets under one id would share them.
+    require_unique_toolset_ids(agent.toolsets, engine='Temporal')
     toolsets = [toolset.visit_and_replace(make_durable) for toolset in agent.toolsets]
     return TemporalBinding(
         prefix=prefix,
