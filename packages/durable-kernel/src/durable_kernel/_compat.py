@@ -90,6 +90,7 @@ __all__ = (
     'request_model_selection',
     'resolve_model_id_by_capabilities',
     'guard_unit_run_context',
+    'refusing_message_queue',
     'CAPABILITY_BINDS_AT_CONSTRUCTION',
 )
 
@@ -538,6 +539,11 @@ class _RefusingQueue(list[Any]):
 
     def append(self, item: Any) -> None:
         raise exceptions.UserError(self._message)
+
+
+def refusing_message_queue(message: str) -> list[Any]:
+    """A stand-in for `RunContext.pending_messages` whose `append` (what `ctx.enqueue()` does) raises `message`."""
+    return _RefusingQueue(message)
 
 
 @functools.cache

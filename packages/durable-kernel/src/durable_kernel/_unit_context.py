@@ -8,6 +8,7 @@ context the unit's code is given and for the ambient one (`get_current_run_conte
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Generator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -15,9 +16,10 @@ from typing import Any, TypeVar
 from pydantic_ai._run_context import set_current_run_context
 from pydantic_ai.tools import RunContext
 
-from ._compat import get_current_run_context, guard_unit_run_context
+from ._compat import get_current_run_context, guard_unit_run_context, refusing_message_queue
+from ._run_context import PartialRunContext
 
-__all__ = ('enqueue_refusal', 'guarded_unit_run_context', 'unit_run_context')
+__all__ = ('enqueue_refusal', 'guard_rebuilt_run_context', 'guarded_unit_run_context', 'unit_run_context')
 
 _ContextT = TypeVar('_ContextT', bound='RunContext[Any] | None')
 _RunContextT = TypeVar('_RunContextT', bound=RunContext[Any])
@@ -83,3 +85,27 @@ def unit_run_context(ctx: _ContextT, *, unit: str, container: str) -> Generator[
     guarded = guarded_unit_run_context(source, unit=unit, container=container)
     with set_current_run_context(guarded):
         yield guarded if ctx is not None else None  # pyright: ignore[reportReturnType]
+
+
+def guard_rebuilt_run_context(ctx: RunContext[Any], *, unit: str, container: str) -> RunContext[Any]:
+    """Make `enqueue()` refuse on a run context rebuilt on the far side of a durable boundary (a Temporal activity).
+
+    Its message queue did not cross (there is no run to deliver to): without this, `enqueue()` would fail with the
+    advice to send the field, which would not help. `cancel()` has no controller there to reach either.
+
+    Args:
+        ctx: The rebuilt context (a [`PartialRunContext`][durable_kernel.PartialRunContext]; others are returned as
+            they are).
+        unit: What the engine calls a unit.
+        container: What it calls the durable container.
+
+    Returns:
+        `ctx`, changed in place.
+    """
+    if isinstance(ctx, PartialRunContext) and 'pending_messages' not in ctx.__dict__:
+        ctx.__dict__['pending_messages'] = refusing_message_queue(enqueue_refusal(unit, container))
+        # Declared on the instance too, so that `dataclasses.replace` (per-tool contexts) keeps the refusal.
+        fields = dict(ctx.__dict__['__dataclass_fields__'])
+        fields['pending_messages'] = {f.name: f for f in dataclasses.fields(RunContext)}['pending_messages']
+        ctx.__dict__['__dataclass_fields__'] = fields
+    return ctx
