@@ -268,7 +268,7 @@ def test_legacy_workflows_bound_after_launch_are_named_in_a_warning(
 
 
 def test_agent_without_model_is_refused(agent_name: str) -> None:
-    with pytest.raises(UserError, match=r'needs a `model` set at construction to be used with DBOSDurability'):
+    with pytest.raises(UserError, match=r'needs to have a `model` to be used with DBOSDurability'):
         DBOSDurability.from_agent(Agent(name=agent_name, capabilities=[DBOSDurability()]))
 
 

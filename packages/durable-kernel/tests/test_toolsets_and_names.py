@@ -19,6 +19,7 @@ from durable_kernel import (
     replace_leaf_toolsets,
     require_agent_name,
     require_toolset_id,
+    require_unique_toolset_ids,
     temporal_activity_name,
 )
 
@@ -112,3 +113,14 @@ def test_dbos_and_prefect_names_match_the_reference():
     # The capability form's own names (pydantic-ai 2.x's `PrefectDurability`).
     assert prefect_task_name('cancel_suspended_response', 'test') == 'Cancel Suspended Response: test'
     assert prefect_task_name('get_mcp_tools', 'echo') == 'Get MCP Tools: echo'
+
+
+def test_two_toolsets_with_one_id_are_refused_and_one_toolset_twice_is_not() -> None:
+    shared = FunctionToolset[None](id='shared')
+    require_unique_toolset_ids([shared, shared, FunctionToolset[None](id='other')], engine='Prefect')
+    with pytest.raises(UserError, match="Two toolsets have the same `id` 'dup'"):
+        require_unique_toolset_ids(
+            [FunctionToolset[None](id='dup'), CombinedToolset([FunctionToolset[None](id='dup')])], engine='Temporal'
+        )
+    # Toolsets without an id are named by value (and by tool name), not by id.
+    require_unique_toolset_ids([FunctionToolset[None](), FunctionToolset[None]()], engine='DBOS')

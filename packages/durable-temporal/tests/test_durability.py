@@ -139,6 +139,25 @@ class ListingWorkflow(PydanticAIWorkflow):
         return (await tool_agent.run(prompt)).output
 
 
+async def enqueue_later(ctx: RunContext[None]) -> str:
+    """Enqueue a message: refused inside the tool's activity, whose result a replayed workflow gets back."""
+    ctx.enqueue('later')
+    return 'enqueued'  # pragma: no cover
+
+
+enqueue_agent = Agent(TestModel(), name='dur_enqueue', tools=[enqueue_later], capabilities=[TemporalDurability()])
+
+
+@workflow.defn
+class EnqueueWorkflow:
+    @workflow.run
+    async def run(self, prompt: str) -> str:
+        try:
+            return (await enqueue_agent.run(prompt)).output
+        except Exception as error:  # the activity's `UserError`, as the workflow sees it
+            return str(getattr(error, 'cause', None) or error)
+
+
 @workflow.defn
 class BindInWorkflow:
     @workflow.run
@@ -234,7 +253,7 @@ async def test_an_unregistered_model_instance_fails_the_workflow(client: Client,
     ):
         with pytest.raises(WorkflowFailureError) as failure:
             await _execute(client, ModelsWorkflow.run, 'unregistered', task_queue)
-    assert 'register it under a key' in str(failure.value.cause)
+    assert 'Register it under a key' in str(failure.value.cause)
 
 
 async def test_outside_a_workflow_the_capability_changes_nothing():
@@ -324,3 +343,12 @@ async def test_binding_inside_a_workflow_is_refused(client: Client, task_queue: 
     async with agent_worker(client, workflows=[BindInWorkflow], task_queue=task_queue):
         output, _ = await _execute(client, BindInWorkflow.run, None, task_queue)
     assert 'must be created outside a Temporal workflow' in output
+
+
+async def test_enqueue_inside_a_tool_activity_is_refused(client: Client, task_queue: str):
+    async with agent_worker(
+        client, workflows=[EnqueueWorkflow], plugins=[AgentPlugin(enqueue_agent)], task_queue=task_queue
+    ):
+        output, names = await _execute(client, EnqueueWorkflow.run, 'go', task_queue)
+    assert 'enqueued messages would be dropped' in output
+    assert names[:2] == ['agent__dur_enqueue__model_request', 'agent__dur_enqueue__toolset__<agent>__call_tool']

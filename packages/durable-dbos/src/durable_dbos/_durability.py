@@ -40,7 +40,7 @@ from durable_kernel import (
 )
 
 from ._config import DBOSParallelExecutionMode, StepConfig, step_options
-from ._context import in_workflow_code
+from ._context import in_workflow_code, step_run_context
 from ._dbos_private import dbos_launched, run_after_launch
 from ._durable import DurableToolsetPlan
 from ._event_stream import single_event_stream
@@ -118,8 +118,10 @@ class DBOSDurability(DurabilityCapability[AgentDepsT]):
         """Configure the DBOS steps of the agents this capability is attached to.
 
         Args:
-            models: Other models a durable run may use, by key: pass the registered instance to `run(model=...)`.
-                The agent's default model needs no entry. An unregistered model instance is refused inside a workflow.
+            models: Other models a durable run may use, by key: pass the key (pydantic-ai 2.x) or the registered
+                instance to `run(model=...)`. The agent's default model needs no entry (`'default'` is reserved).
+                An unregistered model instance is refused inside a workflow; a model name string
+                (`'openai:gpt-5'`) is accepted on pydantic-ai 2.x.
             event_stream_handler: Receives the run's events: a streamed model response's events live inside its
                 model step, every other event in its own `X__event_stream_handler` step. Outside a workflow it sees
                 the events as `ProcessEventStream` would give them.
@@ -210,11 +212,6 @@ class DBOSDurability(DurabilityCapability[AgentDepsT]):
             tool_step_config=self._tool_step_config,
             function_tool_steps=self._function_tool_steps,
         )
-        if agent.model is None:
-            raise UserError(
-                f'An agent needs a `model` set at construction to be used with DBOSDurability (the agent {self.name!r} '
-                'has none): pass `model=...` to `Agent(...)`; other models a run may use go in `models=`.'
-            )
         # The toolset errors a run would hit (an MCP toolset of an unknown class, two id-less toolsets listing one
         # tool), raised where the agent is built.
         self._plan.check(agent.toolsets)
@@ -370,8 +367,9 @@ class DBOSDurability(DurabilityCapability[AgentDepsT]):
         if not self.in_durable_context or isinstance(request_context.model, DBOSModel):
             return await handler(request_context)
         model = request_context.model
-        # Refuses a model that is neither the agent's default nor registered with `models=`.
-        self.model_key(model)
+        # Refuses a model instance that is neither the agent's default nor registered with `models=` (a model selected
+        # by a string is selected again by the same string when the workflow is recovered).
+        self.request_model_key(ctx, request_context)
         # The request's own model (with any instrumentation around it) runs inside the step: steps run in this process.
         request_context.model = _RequestModel(
             model,
@@ -404,7 +402,8 @@ class DBOSDurability(DurabilityCapability[AgentDepsT]):
             if not is_model_stream_event(event):
 
                 async def handle_event(event: AgentStreamEvent = event) -> None:
-                    await handler(ctx, single_event_stream(event))
+                    with step_run_context(ctx) as guarded:
+                        await handler(guarded, single_event_stream(event))
 
                 await DBOS.run_step_async(options, handle_event)
             yield event

@@ -25,7 +25,7 @@ from durable_kernel import (
 )
 
 from ._config import StepConfig, step_options
-from ._context import in_workflow_code
+from ._context import in_workflow_code, step_run_context
 
 __all__ = ('DBOSMCPServer', 'is_mcp_toolset', 'refuse_unknown_mcp_toolset')
 
@@ -159,8 +159,9 @@ class DBOSMCPServer(WrapperToolset[AgentDepsT]):
         if tool_defs is None:
 
             async def get_tools_step() -> dict[str, ToolDefinition]:
-                async with self.wrapped:  # the step's own session
-                    tools = await self.wrapped.get_tools(ctx)
+                with step_run_context(ctx) as guarded:
+                    async with self.wrapped:  # the step's own session
+                        tools = await self.wrapped.get_tools(guarded)
                 # `ToolsetTool` holds a schema validator: record only the definitions and rebuild the tools.
                 return {name: tool.tool_def for name, tool in tools.items()}
 
@@ -179,8 +180,9 @@ class DBOSMCPServer(WrapperToolset[AgentDepsT]):
             return self._run_cache.instructions[0]
 
         async def get_instructions_step() -> _Instructions:
-            async with self.wrapped:
-                return await self.wrapped.get_instructions(ctx)
+            with step_run_context(ctx) as guarded:
+                async with self.wrapped:
+                    return await self.wrapped.get_instructions(guarded)
 
         instructions = await DBOS.run_step_async(self._options('get_instructions'), get_instructions_step)
         if self._cache_tools:
@@ -195,7 +197,8 @@ class DBOSMCPServer(WrapperToolset[AgentDepsT]):
             return await self.wrapped.call_tool(name, tool_args, ctx, tool)
 
         async def call_tool_step() -> ToolOutcome:
-            async with self.wrapped:  # the step's own session
-                return await capture_tool_outcome(self.wrapped.call_tool(name, tool_args, ctx, tool))
+            with step_run_context(ctx) as guarded:
+                async with self.wrapped:  # the step's own session
+                    return await capture_tool_outcome(self.wrapped.call_tool(name, tool_args, guarded, tool))
 
         return unwrap_tool_outcome(await DBOS.run_step_async(self._options('call_tool'), call_tool_step))

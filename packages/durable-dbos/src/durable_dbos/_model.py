@@ -28,7 +28,7 @@ from durable_kernel import (
 )
 
 from ._config import StepConfig, step_options
-from ._context import in_workflow_code
+from ._context import in_workflow_code, step_run_context
 from ._live_events import current_event_stream_topic, model_stream_publisher
 
 __all__ = ('DBOSModel', 'run_event_stream_handler')
@@ -170,9 +170,12 @@ class DBOSModel(WrapperModel):
         if not in_workflow_code():
             return await self.wrapped.request(messages, model_settings, model_request_parameters)
         options = self._step_options(dbos_model_step_name(self.step_name_prefix))
-        return await DBOS.run_step_async(
-            options, self.wrapped.request, messages, model_settings, model_request_parameters
-        )
+
+        async def request_step() -> ModelResponse:
+            with step_run_context(None):
+                return await self.wrapped.request(messages, model_settings, model_request_parameters)
+
+        return await DBOS.run_step_async(options, request_step)
 
     async def compact_messages(
         self,
@@ -189,7 +192,8 @@ class DBOSModel(WrapperModel):
             return await self.wrapped.compact_messages(request_context, instructions=instructions)
 
         async def compact_messages_step() -> ModelResponse:
-            return await self.wrapped.compact_messages(request_context, instructions=instructions)
+            with step_run_context(None):
+                return await self.wrapped.compact_messages(request_context, instructions=instructions)
 
         options = self._step_options(dbos_model_step_name(self.step_name_prefix, operation='compact_messages'))
         return await DBOS.run_step_async(options, compact_messages_step)
@@ -206,7 +210,8 @@ class DBOSModel(WrapperModel):
             return
 
         async def cancel_suspended_response_step() -> None:
-            await cancel_suspended_response(self.wrapped, response)
+            with step_run_context(None):
+                await cancel_suspended_response(self.wrapped, response)
 
         options = self._step_options(dbos_model_step_name(self.step_name_prefix, operation='cancel_suspended_response'))
         await DBOS.run_step_async(options, cancel_suspended_response_step)
@@ -233,15 +238,16 @@ class DBOSModel(WrapperModel):
         step_handler = handler if topic is None else model_stream_publisher(topic, handler)
 
         async def consume_stream() -> ModelResponse:
-            return await consume_model_stream(
-                self.wrapped,
-                messages,
-                model_settings,
-                model_request_parameters,
-                run_context,
-                step_handler,
-                engine='DBOS',
-            )
+            with step_run_context(run_context) as guarded:
+                return await consume_model_stream(
+                    self.wrapped,
+                    messages,
+                    model_settings,
+                    model_request_parameters,
+                    guarded,
+                    step_handler,
+                    engine='DBOS',
+                )
 
         options = self._step_options(dbos_model_step_name(self.step_name_prefix, stream=True))
         response = await DBOS.run_step_async(options, consume_stream)

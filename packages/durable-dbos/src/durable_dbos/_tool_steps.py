@@ -20,7 +20,7 @@ from durable_kernel import (
 )
 
 from ._config import StepConfig, step_options
-from ._context import in_workflow_code
+from ._context import in_workflow_code, step_run_context
 from ._mcp import is_mcp_toolset
 from ._step_layout import tool_call_is_step
 
@@ -128,7 +128,8 @@ class DBOSToolStepToolset(WrapperToolset[AgentDepsT]):
             return await self.wrapped.call_tool(name, tool_args, ctx, tool)
 
         async def call_tool_step() -> ToolOutcome:
-            return await capture_tool_outcome(self.wrapped.call_tool(name, tool_args, ctx, tool))
+            with step_run_context(ctx) as guarded:
+                return await capture_tool_outcome(self.wrapped.call_tool(name, tool_args, guarded, tool))
 
         options = step_options(
             step_name,

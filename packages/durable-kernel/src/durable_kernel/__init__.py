@@ -33,7 +33,9 @@ from ._compat import (
     mcp_toolset_classes,
     prepare_messages,
     record_response_model_id,
+    request_model_selection,
     request_telemetry_ids,
+    resolve_model_id_by_capabilities,
     restore_request_telemetry_ids,
     unknown_mcp_toolset_class,
     wrapper_streamed_response,
@@ -51,7 +53,7 @@ from ._control_flow import (
     unwrap_tool_outcome,
 )
 from ._deps_resolver import DepsResolver, reference_deps, resolve_deps
-from ._durability import DurabilityCapability, is_model_stream_event
+from ._durability import DEFAULT_MODEL_KEY, DurabilityCapability, is_model_stream_event
 from ._event_batches import forward_event_batches
 from ._live_events import (
     DEFAULT_BATCH_INTERVAL,
@@ -96,7 +98,8 @@ from ._tool_call_order import (
     ordered_tool_call_events,
     require_durable_parallel_execution_mode,
 )
-from ._toolsets import leaf_toolsets, replace_leaf_toolsets, require_toolset_id
+from ._toolsets import leaf_toolsets, replace_leaf_toolsets, require_toolset_id, require_unique_toolset_ids
+from ._unit_context import guard_rebuilt_run_context, guarded_unit_run_context, unit_run_context
 from ._wrapper_agent import DurableWrapperAgent
 
 __all__ = (
@@ -112,7 +115,13 @@ __all__ = (
     'dump_live_event',
     'dump_live_result',
     'DurabilityCapability',
+    'DEFAULT_MODEL_KEY',
     'is_model_stream_event',
+    'request_model_selection',
+    'resolve_model_id_by_capabilities',
+    'unit_run_context',
+    'guard_rebuilt_run_context',
+    'guarded_unit_run_context',
     'agent_root_capability',
     'is_reference_durability',
     'CAPABILITY_BINDS_AT_CONSTRUCTION',
@@ -186,6 +195,7 @@ __all__ = (
     'replace_leaf_toolsets',
     'require_agent_name',
     'require_toolset_id',
+    'require_unique_toolset_ids',
     'resolve_deps',
     'scoped_context_value',
     'temporal_activity_name',

@@ -28,6 +28,7 @@ re-exports from `durable_kernel`), or, for attributes, named in the module that 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import importlib.metadata
 import inspect
@@ -86,6 +87,10 @@ __all__ = (
     'check_no_nested_sync_run',
     'REALTIME_SESSION_HOOKS',
     'is_reference_durability',
+    'request_model_selection',
+    'resolve_model_id_by_capabilities',
+    'guard_unit_run_context',
+    'refusing_message_queue',
     'CAPABILITY_BINDS_AT_CONSTRUCTION',
 )
 
@@ -496,3 +501,91 @@ REALTIME_SESSION_HOOKS: bool = hasattr(WrapperAgent, '_open_realtime_session') a
     WrapperAgent, '_resolve_realtime_session'
 )
 """Whether the wrapper chain opens realtime sessions through the private hooks our wrappers override (2.x)."""
+
+
+def request_model_selection(request_context: models.ModelRequestContext) -> str | None:
+    """The string a request's model was selected by (`run(model='key')`, a string default), or `None`.
+
+    pydantic-ai 2.x records it on the request context (`model_id`), so that a durable unit can resolve the same string
+    again; 1.107 resolves strings with `infer_model` before any capability sees them and records nothing.
+    """
+    selection = getattr(request_context, 'model_id', None)
+    return selection if isinstance(selection, str) else None
+
+
+async def resolve_model_id_by_capabilities(
+    agent: AbstractAgent[Any, Any], deps: Any, model_id: str
+) -> models.Model | None:
+    """Ask the agent's capabilities (`resolve_model_id`, pydantic-ai 2.x) for the model a string names.
+
+    Returns:
+        The first capability's answer, or `None` when none claims the string (and always on 1.107, which has no such
+        hook).
+    """
+    if not PYDANTIC_AI_2:
+        return None
+    # 2.x only: looked up by name so that the module imports on 1.107.
+    resolution_type: Any = vars(models)['ModelResolutionContext']
+    resolution_context: Any = resolution_type(agent=agent, deps=deps)
+    resolved = await cast(Any, agent_root_capability(agent)).resolve_model_id(resolution_context, model_id=model_id)
+    return cast('models.Model | None', resolved)
+
+
+class _RefusingQueue(list[Any]):
+    # Stands in for `RunContext.pending_messages` inside a durable unit: `enqueue` appends to it.
+    def __init__(self, message: str) -> None:
+        super().__init__()
+        self._message = message
+
+    def append(self, item: Any) -> None:
+        raise exceptions.UserError(self._message)
+
+
+def refusing_message_queue(message: str) -> list[Any]:
+    """A stand-in for `RunContext.pending_messages` whose `append` (what `ctx.enqueue()` does) raises `message`."""
+    return _RefusingQueue(message)
+
+
+@functools.cache
+def _refusing_cancellation_class() -> type[Any] | None:
+    try:
+        cancel_module = importlib.import_module('pydantic_ai._cancel')
+    except ImportError:  # pragma: no cover - 1.107
+        return None
+    base: type[Any] = cancel_module.RunCancellation
+
+    class _RefusingCancellation(base):
+        def __init__(self, message: str) -> None:
+            super().__init__()  # pyright: ignore[reportUnknownMemberType]
+            self._refusal = message
+
+        def cancel(self, *args: Any, **kwargs: Any) -> None:
+            raise exceptions.UserError(self._refusal)
+
+    return _RefusingCancellation
+
+
+def _refusing_cancellation(message: str) -> Any:
+    cls = _refusing_cancellation_class()
+    return None if cls is None else cls(message)
+
+
+def guard_unit_run_context(ctx: RunContext[Any], *, enqueue_refusal: str, cancel_refusal: str) -> RunContext[Any]:
+    """A copy of a run context for user code inside a durable unit, whose `enqueue()` and (2.x) `cancel()` refuse.
+
+    A unit's recorded result is what a recovered or retried run gets back, without running the unit again: a message
+    enqueued or a cancellation asked for inside it would happen on the first attempt only.
+
+    Args:
+        ctx: The run's context.
+        enqueue_refusal: The `UserError` message of `enqueue()`.
+        cancel_refusal: The `UserError` message of `cancel()`.
+    """
+    changes: dict[str, Any] = {}
+    if any(f.name == 'pending_messages' for f in dataclasses.fields(ctx)):
+        changes['pending_messages'] = _RefusingQueue(enqueue_refusal)
+    if any(f.name == '_cancellation' for f in dataclasses.fields(ctx)):
+        cancellation = _refusing_cancellation(cancel_refusal)
+        if cancellation is not None:
+            changes['_cancellation'] = cancellation
+    return dataclasses.replace(ctx, **changes) if changes else ctx

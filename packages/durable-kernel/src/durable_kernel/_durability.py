@@ -21,13 +21,17 @@ from pydantic_ai import messages as pai_messages
 from pydantic_ai.agent import AbstractAgent, EventStreamHandler
 from pydantic_ai.capabilities import AbstractCapability, CapabilityOrdering, ProcessEventStream, WrapperCapability
 from pydantic_ai.exceptions import UserError
-from pydantic_ai.models import Model
+from pydantic_ai.models import KnownModelName, Model, ModelRequestContext
 from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.tools import AgentDepsT, RunContext
 
-from ._compat import agent_root_capability, is_reference_durability
+from ._compat import PYDANTIC_AI_2, agent_root_capability, is_reference_durability, request_model_selection
+from ._toolsets import require_unique_toolset_ids
 
-__all__ = ('DurabilityCapability', 'is_model_stream_event')
+__all__ = ('DEFAULT_MODEL_KEY', 'DurabilityCapability', 'is_model_stream_event')
+
+DEFAULT_MODEL_KEY = 'default'
+"""The `models=` key reserved for the agent's own model (`run(model='default')` selects it)."""
 
 _MODEL_STREAM_EVENT_TYPES: tuple[type[Any], ...] = (
     pai_messages.PartStartEvent,
@@ -71,6 +75,11 @@ class DurabilityCapability(AbstractCapability[AgentDepsT]):
     ) -> None:
         self.name = name or ''
         self._models: dict[str, Model] = dict(models or {})
+        if DEFAULT_MODEL_KEY in self._models:
+            raise UserError(
+                f"The key {DEFAULT_MODEL_KEY!r} in `{type(self).__name__}(models=...)` names the agent's own model: "
+                'register the model under another key.'
+            )
         self._event_stream_handler = event_stream_handler
         self._agent: AbstractAgent[AgentDepsT, Any] | None = None
         # Shared by the user's instance and all its bound copies (a shallow copy keeps the same dict): one binding per
@@ -122,6 +131,14 @@ class DurabilityCapability(AbstractCapability[AgentDepsT]):
                 f'An agent needs a unique `name`, the same in every deploy, to be used with {type(self).__name__}: its durable '
                 f'{self.unit_plural} are named after it. Pass `name=...` to `Agent(...)` or to `{type(self).__name__}(...)`.'
             )
+        if agent.model is None:
+            # A durable unit must be able to build the model of a run that gave none: the agent's own, fixed when the
+            # agent is built (pydantic-ai 2.x's rule too).
+            raise UserError(
+                f'An agent needs to have a `model` to be used with {type(self).__name__} (the agent {name!r} has none): '
+                'pass one to `Agent(...)`; other models a run may select go in `models=`.'
+            )
+        require_unique_toolset_ids(agent.toolsets, engine=self.engine_name)
         bound = copy.copy(self)
         bound.name = name
         bound._agent = agent
@@ -176,16 +193,50 @@ class DurabilityCapability(AbstractCapability[AgentDepsT]):
 
     # --- models --------------------------------------------------------------------------------------------------
 
+    async def resolve_model_id(self, ctx: Any, *, model_id: KnownModelName | str) -> Model | None:
+        """The registered model a string names (`run(model='key')`, `override(model='key')`, a string default).
+
+        pydantic-ai 2.x asks capabilities this before `infer_model`; a string that is not a key is left to the agent's
+        other capabilities and then to `infer_model` (`'openai:gpt-5'`). pydantic-ai 1.107 has no such hook: there a
+        string is always built by `infer_model`, so a registered model is selected by passing its instance.
+
+        Args:
+            ctx: The resolution context (the agent and the run's deps).
+            model_id: The string given.
+
+        Returns:
+            The registered instance, the agent's own model for `'default'`, or `None` to defer.
+        """
+        if model_id == DEFAULT_MODEL_KEY:
+            return self._default_model_instance()
+        return self._models.get(model_id)
+
+    def request_model_key(self, ctx: RunContext[Any], request_context: ModelRequestContext) -> str | None:
+        """The key that names a model request's model across a durable boundary (see `model_key`).
+
+        A model selected by a string (pydantic-ai 2.x records it on the request) is named by that string while the
+        request still uses the run's model: the same string selects the same model again inside the unit and on
+        recovery, whether it is a `models=` key, a provider model name or an alias another capability resolves.
+
+        Raises:
+            UserError: The model is a model instance that is neither the agent's default nor registered.
+        """
+        selection = request_model_selection(request_context)
+        if selection is not None and _innermost(request_context.model) is _innermost(getattr(ctx, 'model', None)):
+            return None if selection == DEFAULT_MODEL_KEY else selection
+        return self.model_key(request_context.model)
+
     def model_key(self, model: Model) -> str | None:
         """The key that names `model` across a durable boundary: `None` for the agent's default, else its `models=` key.
 
-        A wrapper around a registered model (instrumentation, a fallback layer) is peeled to find it.
+        A wrapper around a registered model (instrumentation, a fallback layer) is peeled to find it; a registered
+        wrapper is found as itself first.
 
         Raises:
             UserError: The model is neither the agent's default nor registered: it could not be rebuilt inside the
                 durable unit (a model instance does not cross; rebuilding it by name could reach another endpoint).
         """
-        default = self._default_model()
+        default = self._default_model_instance()
         candidate: Model | None = model
         while candidate is not None:
             if candidate is default:
@@ -194,10 +245,18 @@ class DurabilityCapability(AbstractCapability[AgentDepsT]):
                 if registered is candidate:
                     return key
             candidate = candidate.wrapped if isinstance(candidate, WrapperModel) else None
+        by_string = (
+            "or select a model by a string (`run(model='openai:gpt-5')`, or an alias a `ResolveModelId` capability "
+            'builds), which is built again inside the unit'
+            if PYDANTIC_AI_2
+            else 'pydantic-ai 1.107 builds a model given as a string before any capability sees it, so a string '
+            'cannot be told from an instance here'
+        )
         raise UserError(
-            f'The model {model.model_name!r} used by the agent {self.name!r} inside a durable run is neither the '
-            f"agent's default model nor registered with {type(self).__name__}(models={{...}}): register it under a key "
-            'and pass that instance to `run(model=...)`.'
+            f'The model instance {model.model_name!r} used by the agent {self.name!r} inside a durable run is neither '
+            f"the agent's default model nor registered with `{type(self).__name__}(models={{...}})`: a model instance "
+            'cannot cross into a durable unit, and rebuilding it from its name could reach another endpoint with other '
+            f'credentials. Register it under a key and pass the key or that instance to `run(model=...)`; {by_string}.'
         )
 
     def model_for_key(self, key: str | None) -> Model:
@@ -207,7 +266,13 @@ class DurabilityCapability(AbstractCapability[AgentDepsT]):
             UserError: `key` is not registered (the worker runs other code than the one that recorded the run).
         """
         if key is None:
-            return self._default_model()
+            default = self._default_model_instance()
+            if default is None:
+                raise UserError(
+                    f'The default model of the agent {self.name!r} is the string {self.default_model_id!r}, which '
+                    f'names no model registered with {type(self).__name__}(models=...): it is built per run.'
+                )
+            return default
         try:
             return self._models[key]
         except KeyError:
@@ -216,15 +281,20 @@ class DurabilityCapability(AbstractCapability[AgentDepsT]):
                 f'{type(self).__name__}(models=...) in this process: register the same models in every process.'
             ) from None
 
-    def _default_model(self) -> Model:
-        agent = self._agent
-        model: object = getattr(agent, 'model', None) if agent is not None else None
-        if not isinstance(model, Model):
-            raise UserError(
-                f'{type(self).__name__} needs the agent {self.name!r} to have a model instance as its default model '
-                "(e.g. `Agent(OpenAIChatModel('gpt-5'), ...)`), or the model registered with `models=`."
-            )
-        return cast('Model', model)
+    @property
+    def default_model_id(self) -> str | None:
+        """The agent's default model when it is given as a string (`Agent('openai:gpt-5')` on pydantic-ai 2.x)."""
+        model: object = getattr(self._agent, 'model', None)
+        return model if isinstance(model, str) else None
+
+    def _default_model_instance(self) -> Model | None:
+        # The agent's model instance, or the registered model its string default names; `None` for a string that is
+        # built per run (pydantic-ai 2.x keeps a string default unresolved until a run, so that a capability can
+        # resolve it with the run's deps).
+        model: object = getattr(self._agent, 'model', None)
+        if isinstance(model, str):
+            return self._models.get(model)
+        return cast('Model', model) if isinstance(model, Model) else None
 
     # --- run hooks -----------------------------------------------------------------------------------------------
 
@@ -274,3 +344,10 @@ class DurabilityCapability(AbstractCapability[AgentDepsT]):
     def get_serialization_name(cls) -> str | None:
         """Not loadable from an agent spec: it takes models and callables."""
         return None
+
+
+def _innermost(model: object) -> object:
+    # The model under every wrapper layer: a request's model may be the run's model instrumented.
+    while isinstance(model, WrapperModel):
+        model = model.wrapped
+    return model

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.toolsets import AbstractToolset
 
-__all__ = ('leaf_toolsets', 'replace_leaf_toolsets', 'require_toolset_id')
+__all__ = ('leaf_toolsets', 'replace_leaf_toolsets', 'require_toolset_id', 'require_unique_toolset_ids')
 
 
 def leaf_toolsets(toolset: AbstractToolset[Any]) -> list[AbstractToolset[Any]]:
@@ -66,3 +66,31 @@ def require_toolset_id(toolset: AbstractToolset[Any], *, engine: str) -> str:
             'or `MCPServerStdio(..., id="my_server")`).'
         )
     return toolset_id
+
+
+def require_unique_toolset_ids(toolsets: Iterable[AbstractToolset[Any]], *, engine: str) -> None:
+    """Refuse two different leaf toolsets with the same id (the same instance twice is one toolset).
+
+    An engine names a toolset's durable units (Temporal activities, Prefect MCP listing keys, DBOS MCP steps) after its
+    id: two toolsets under one id would share them, so one toolset's calls or listing would reach the other.
+
+    Args:
+        toolsets: The agent's toolsets (wrappers are walked through to their leaves).
+        engine: The engine's name, for the message.
+
+    Raises:
+        UserError: Two different leaves have the same id.
+    """
+    seen: dict[str, AbstractToolset[Any]] = {}
+    for toolset in toolsets:
+        for leaf in leaf_toolsets(toolset):
+            toolset_id = leaf.id
+            if not toolset_id:
+                continue
+            known = seen.setdefault(toolset_id, leaf)
+            if known is not leaf:
+                raise UserError(
+                    f'Two toolsets have the same `id` {toolset_id!r} ({known.label} and {leaf.label}): {engine} names '
+                    "a toolset's durable units after its id, so one toolset's calls would reach the other's. Pass a "
+                    'unique `id=` to each toolset.'
+                )

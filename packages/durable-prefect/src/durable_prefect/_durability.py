@@ -78,8 +78,9 @@ class PrefectDurability(DurabilityCapability[AgentDepsT]):
     persisted under cache keys computed by value (as [`PrefectAgent`][durable_prefect.PrefectAgent]'s are), so a
     retried or resumed flow run reuses the tasks it completed. Outside a flow the capability changes nothing.
 
-    The agent needs a name (`Agent(name=...)` or `name=`), and a model instance as its default model; another model
-    used in a flow run must be registered with `models=` and passed as that instance. Per-tool task configs go in the
+    The agent needs a name (`Agent(name=...)` or `name=`) and a default model; another model instance used in a flow
+    run must be registered with `models=` (select it by its key or instance), and on pydantic-ai 2.x a model may also
+    be selected by a string (`run(model='openai:gpt-5')`). Per-tool task configs go in the
     tool's metadata: `metadata={'prefect': TaskConfig(...)}`, or `{'prefect': False}` to run it without a task.
     """
 
@@ -103,7 +104,9 @@ class PrefectDurability(DurabilityCapability[AgentDepsT]):
         """Create the capability; it binds to the agent it is given to (its name, model and toolsets).
 
         Args:
-            models: Other models a flow run may use, by key: pass the registered instance to `run(model=...)`.
+            models: Other models a flow run may use, by key: pass the key (pydantic-ai 2.x) or the registered instance
+                to `run(model=...)`; `'default'` is reserved. A model name string (`'openai:gpt-5'`) is accepted on
+                pydantic-ai 2.x; an unregistered model instance is refused in a flow run.
             event_stream_handler: Receives the run's events: the model's streamed events live inside the model
                 request task, every other event in a `Handle Stream Event` task of its own.
             name: The agent's unique name in Prefect; defaults to the agent's `name`.
@@ -150,13 +153,16 @@ class PrefectDurability(DurabilityCapability[AgentDepsT]):
         """The `PrefectModel` around the model of `key`, built once per binding (it holds the model's tasks)."""
         found = self._durable_models.get(key)
         if found is None:
-            found = self._durable_models[key] = _CapabilityModel(
-                self.model_for_key(key),
-                task_config=self._model_task_config,
-                event_stream_handler=self.event_stream_handler,
-                non_retryable_model_errors=self._non_retryable_model_errors,
-            )
+            found = self._durable_models[key] = self._task_model(self.model_for_key(key))
         return found
+
+    def _task_model(self, model: Model) -> PrefectModel:
+        return _CapabilityModel(
+            model,
+            task_config=self._model_task_config,
+            event_stream_handler=self.event_stream_handler,
+            non_retryable_model_errors=self._non_retryable_model_errors,
+        )
 
     def _prefectify(self, toolset: AbstractToolset[AgentDepsT]) -> AbstractToolset[AgentDepsT]:
         return prefectify_toolset_for_capability(
@@ -249,7 +255,13 @@ class PrefectDurability(DurabilityCapability[AgentDepsT]):
             UserError: The model is neither the agent's default nor registered with `models=`.
         """
         if self.in_durable_context:
-            request_context.model = self._durable_model(self.model_key(request_context.model))
+            key = self.request_model_key(ctx, request_context)
+            if key is None or key in self.models:
+                request_context.model = self._durable_model(key)
+            else:
+                # Selected by a string that is no key (a provider model name, an alias another capability resolves,
+                # possibly per deps): the run's own instance, in a task keyed by its value like any other.
+                request_context.model = self._task_model(request_context.model)
         return await handler(request_context)
 
     async def _durable_event_stream(

@@ -15,6 +15,7 @@ from ._cache_policy import KeyedTaskInput
 from ._canonical import key_by_name
 from ._result_first import agent_task
 from ._task_config import TaskConfig
+from ._unit_context import task_run_context
 
 __all__ = ('event_handler_in_tasks', 'event_task')
 
@@ -41,7 +42,8 @@ async def _handle_event(item: _EventInput) -> None:
         for event in item.events:
             yield event
 
-    await item.handler(item.ctx, batch())
+    with task_run_context(item.ctx) as guarded:
+        await item.handler(guarded, batch())
 
 
 _EVENT_TASK = agent_task(_handle_event)

@@ -15,6 +15,7 @@ from ._cache_policy import KeyedTaskInput
 from ._result_first import agent_task
 from ._task_config import TaskConfig, merge_task_config
 from ._toolset import TOOL_CALL_TASK, PrefectWrapperToolset, ToolCallInput
+from ._unit_context import task_run_context
 
 __all__ = ('PrefectMCPServer', 'PrefectMCPToolset', 'with_capability_names')
 
@@ -31,7 +32,8 @@ class _ListToolsInput(KeyedTaskInput):
 
 
 async def _list_mcp_tools(listing: _ListToolsInput) -> list[ToolDefinition]:
-    tools = await listing.toolset.get_tools(listing.ctx)
+    with task_run_context(listing.ctx) as guarded:
+        tools = await listing.toolset.get_tools(guarded)
     return [tool.tool_def for tool in tools.values()]
 
 

@@ -15,6 +15,7 @@ from durable_kernel import ToolOutcome, capture_tool_outcome
 from ._cache_policy import KeyedTaskInput
 from ._result_first import agent_task
 from ._task_config import TaskConfig, merge_task_config
+from ._unit_context import task_run_context
 
 __all__ = ('PrefectWrapperToolset', 'ToolCallInput', 'run_tool_call')
 
@@ -59,7 +60,8 @@ async def run_tool_call(call: ToolCallInput) -> ToolOutcome:
     Returns:
         The tool's outcome.
     """
-    return await capture_tool_outcome(call.toolset.call_tool(call.name, call.tool_args, call.ctx, call.tool))
+    with task_run_context(call.ctx) as guarded:
+        return await capture_tool_outcome(call.toolset.call_tool(call.name, call.tool_args, guarded, call.tool))
 
 
 TOOL_CALL_TASK = agent_task(run_tool_call)

@@ -28,6 +28,7 @@ from durable_kernel import (
     EventStreamTopic,
     NonRetryableModelErrors,
     require_toolset_id,
+    require_unique_toolset_ids,
     temporal_activity_name_with_prefix,
     temporal_activity_prefix,
 )
@@ -162,6 +163,7 @@ def build_binding(
 
     temporal_model = TemporalModel(
         agent.model if isinstance(agent.model, Model) else None,
+        default_model_id=agent.model if isinstance(agent.model, str) else None,
         activity_name_prefix=prefix,
         activity_config=merge_activity_config(activity_config, model_activity_config),
         deps_type=deps_type,
@@ -200,6 +202,8 @@ def build_binding(
         durable_toolsets[toolset_id] = durable
         return durable
 
+    # Activities are named after toolset ids: two toolsets under one id would share them.
+    require_unique_toolset_ids(agent.toolsets, engine='Temporal')
     toolsets = [toolset.visit_and_replace(make_durable) for toolset in agent.toolsets]
     return TemporalBinding(
         prefix=prefix,

@@ -376,7 +376,9 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
         if not self.in_durable_context:
             return await handler(request_context)
         durable_model = self._bound().model
-        key = self.model_key(request_context.model)
+        # A registry key, `None` for the agent's model instance, or the string the model was selected by (rebuilt by
+        # the same string in the activity).
+        key = self.request_model_key(ctx, request_context)
         with durable_model.using_model(key):
             return await handler(dataclasses.replace(request_context, model=durable_model))
 

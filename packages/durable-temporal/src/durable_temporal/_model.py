@@ -43,6 +43,7 @@ from durable_kernel import (
     prepare_messages,
     record_response_model_id,
     request_telemetry_ids,
+    resolve_model_id_by_capabilities,
     restore_request_telemetry_ids,
     temporal_activity_name_with_prefix,
 )
@@ -138,6 +139,7 @@ class TemporalModel(WrapperModel):
         self,
         model: Model | None,
         *,
+        default_model_id: str | None = None,
         activity_name_prefix: str,
         activity_config: ActivityConfig,
         deps_type: type[Any],
@@ -159,7 +161,12 @@ class TemporalModel(WrapperModel):
                     'register the model under another key.'
                 )
             registry[key] = registered
-        if not registry:
+        # A string default (pydantic-ai 2.x keeps `Agent('openai:gpt-5')` unresolved until a run): sent by that string,
+        # and built in the activity, with the run's deps, as 2.x's capability form does. Its registered model if the
+        # string is a `models=` key; otherwise workflow code only needs its name and profile.
+        if model is None and default_model_id is not None:
+            model = registry.get(default_model_id) or _ModelByName(default_model_id)
+        if not registry and model is None:
             raise UserError(
                 'TemporalAgent needs a model instance: give the wrapped agent a `model`, or pass '
                 '`models={"name": model}` to TemporalAgent. A model cannot be chosen only at run time inside a '
@@ -169,7 +176,9 @@ class TemporalModel(WrapperModel):
         self._registry = registry
         # The key a run without `model=` uses: the agent's own model, else the first entry of `models`, sent by its key
         # so that `run()` and `run(model=<first key>)` schedule the same activities.
-        self._default_key: str | None = None if model is not None else next(iter(registry))
+        self._default_key: str | None = (
+            default_model_id if default_model_id is not None else None if model is not None else next(iter(registry))
+        )
         self.activity_config = merge_activity_config(activity_config)
         self.run_context_type = run_context_type
         self.event_stream_handler = event_stream_handler
@@ -193,7 +202,7 @@ class TemporalModel(WrapperModel):
 
         async def request(params: ModelRequestParams, deps: Any) -> ModelResponse:
             ctx = await self._activity_context(params, deps)
-            chosen = self._model_for_key(params.model_id, ctx)
+            chosen = await self._activity_model(params.model_id, ctx)
             rebuilt = await rebuild_messages(params, ModelRequestParams, names)
             async with heartbeating():
                 response = await chosen.request(
@@ -205,7 +214,7 @@ class TemporalModel(WrapperModel):
 
         async def request_stream(params: ModelRequestParams, deps: Any) -> ModelResponse:
             ctx = await self._activity_context(params, deps)
-            chosen = self._model_for_key(params.model_id, ctx)
+            chosen = await self._activity_model(params.model_id, ctx)
             rebuilt = await rebuild_messages(params, ModelRequestParams, names)
             # The handler sees the live stream here, in the activity, where I/O is allowed; so does the topic.
             handler = self.event_stream_handler
@@ -227,7 +236,7 @@ class TemporalModel(WrapperModel):
 
         async def compact(params: CompactMessagesParams, deps: Any) -> ModelResponse:
             ctx = await self._optional_activity_context(params.serialized_run_context, deps)
-            chosen = self._model_for_key(params.model_id, ctx)
+            chosen = await self._activity_model(params.model_id, ctx)
             restore_request_telemetry_ids(params.model_request_parameters, params.telemetry_sensitive_ids)
             request_context = ModelRequestContext(
                 model=chosen,
@@ -239,7 +248,7 @@ class TemporalModel(WrapperModel):
 
         async def cancel(params: CancelSuspendedResponseParams, deps: Any) -> None:
             ctx = await self._optional_activity_context(params.serialized_run_context, deps)
-            await cancel_suspended_response(self._model_for_key(params.model_id, ctx), params.response)
+            await cancel_suspended_response(await self._activity_model(params.model_id, ctx), params.response)
 
         for fn in (request, request_stream, compact, cancel):
             # `None` as well: payloads recorded before deps were sent carry none.
@@ -310,6 +319,26 @@ class TemporalModel(WrapperModel):
             return models.infer_model(key, provider_factory=functools.partial(self._provider_factory, ctx))
         return models.infer_model(key)
 
+    async def _activity_model(self, key: str | None, ctx: RunContext[Any] | None) -> Model:
+        # Inside a model activity: a string that is no key is first offered to the agent's `resolve_model_id`
+        # capabilities (pydantic-ai 2.x) with the run's deps, as the workflow resolved it, then built by name.
+        if key is not None and key not in self._registry and ctx is not None and self._agent is not None:
+            resolved = await resolve_model_id_by_capabilities(self._agent, ctx.deps, key)
+            if resolved is not None:
+                return resolved
+        if key is None or key in self._registry or (self._provider_factory is not None and ctx is not None):
+            # The user's own `provider_factory` errors reach them unchanged.
+            return self._model_for_key(key, ctx)
+        try:
+            return models.infer_model(key)
+        except (UserError, ValueError) as error:
+            raise UserError(
+                f'The model {key!r} could not be built in the model activity: it is not a `models=` key, no '
+                f'`resolve_model_id` capability of the agent resolved it, and `infer_model` cannot build it ({error}). '
+                'Register the model under that key, or resolve the string with a `ResolveModelId` capability in every '
+                'worker.'
+            ) from error
+
     def _current(self) -> Model | str:
         key = self._model_key.get()
         if key is None:
@@ -351,7 +380,7 @@ class TemporalModel(WrapperModel):
             return current.profile
         try:
             return infer_model_profile(current)
-        except ImportError:
+        except (ImportError, UserError, ValueError):
             # The provider's SDK is only needed where the request runs (the activity, which prepares the request
             # again with the real model); workflow code only uses the profile for capability checks.
             return self.wrapped.profile
@@ -588,3 +617,33 @@ class TemporalModel(WrapperModel):
             deps_type=self._deps_type,
             agent=self._agent,
         )
+
+
+class _ModelByName(Model):
+    """Stands for a default model given as a string in workflow code, where only its name and profile are read.
+
+    Its requests are never made: the workflow sends the string to the model activity, which builds the model.
+    """
+
+    def __init__(self, model_id: str) -> None:
+        super().__init__()
+        self._model_id = model_id
+
+    @property
+    def model_name(self) -> str:
+        """The model's name, parsed from the string."""
+        return parse_model_id(self._model_id)[1]
+
+    @property
+    def system(self) -> str:
+        """The provider's name, parsed from the string."""
+        return parse_model_id(self._model_id)[0] or 'unknown'
+
+    async def request(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+    ) -> ModelResponse:  # pragma: no cover - the activity builds the real model
+        """Never called: the string is built into a model in the activity."""
+        raise UserError(f'The model {self._model_id!r} is built in the model activity, not in workflow code.')

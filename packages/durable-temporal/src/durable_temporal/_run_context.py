@@ -10,7 +10,7 @@ from pydantic_ai.tools import RunContext
 from pydantic_ai.usage import RunUsage
 from typing_extensions import Self, TypeVar
 
-from durable_kernel import PartialRunContext, rebuild_run_context
+from durable_kernel import PartialRunContext, guard_rebuilt_run_context, rebuild_run_context
 
 from ._deps_refs import deps_in_activity
 
@@ -89,7 +89,9 @@ def activity_run_context(
     usage = fields.get('usage')
     if isinstance(usage, Mapping):
         fields['usage'] = _usage_adapter.validate_python(usage)
-    return rebuild_run_context(context_type, fields, deps=deps, agent=agent)
+    ctx = rebuild_run_context(context_type, fields, deps=deps, agent=agent)
+    # An activity's result is what a replayed workflow gets back: a message enqueued inside it would be lost.
+    return guard_rebuilt_run_context(ctx, unit='activity', container='workflow')
 
 
 async def resolve_activity_context(
