@@ -271,12 +271,6 @@ def _cell(cells: dict[str, Any], first: Wrapper, second: Wrapper, unit: Migratio
     return cell
 
 
-def _prefect_at_least(version: str) -> bool:
-    from packaging.version import Version
-
-    return Version(importlib.metadata.version('prefect')) >= Version(version)
-
-
 def _in_phase_order(labels: list[str]) -> list[str]:
     # Tools a and b run in parallel: either may start first.
     assert [PHASES[label] for label in labels] == sorted(PHASES[label] for label in labels), labels
