@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncIterable, Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Generic, Literal
+from dataclasses import dataclass, field
+from typing import Any, Generic
 
 from pydantic import ConfigDict, with_config
 from pydantic_ai import messages as pai_messages
@@ -32,11 +32,11 @@ from durable_kernel import (
     temporal_activity_prefix,
 )
 
-from ._config import merge_activity_config
+from ._config import LocalActivity, LocalScope, ToolActivityConfig, local_activity_config, merge_activity_config
 from ._continue_as_new import ContinueAsNewAfter, ContinueAsNewHandler, continue_as_new_policy
 from ._model import TemporalModel, TemporalProviderFactory
 from ._run_context import TemporalRunContext, resolve_activity_context
-from ._toolset import TemporalWrapperToolset
+from ._toolset import ActivityToolset, TemporalWrapperToolset
 
 __all__ = (
     'EventStreamHandlerParams',
@@ -51,7 +51,7 @@ TemporalizeToolsetFunc = Callable[
         AbstractToolset[AgentDepsT],
         str,
         ActivityConfig,
-        dict[str, ActivityConfig | Literal[False]],
+        dict[str, ToolActivityConfig],
         type[AgentDepsT],
         type[TemporalRunContext[AgentDepsT]],
         AbstractAgent[AgentDepsT, Any] | None,
@@ -89,6 +89,8 @@ class TemporalBinding(Generic[AgentDepsT]):
     """The Temporal twin of each leaf toolset, by toolset id."""
     activities: list[Callable[..., Any]]
     """Every activity, in registration order: event handler, model, then each toolset's."""
+    local: LocalScope = field(default_factory=LocalScope)
+    """Which units run as local activities (the event handler's: `local.events`)."""
 
 
 def _positional_arity(func: Callable[..., Any]) -> int:
@@ -107,7 +109,7 @@ def build_binding(
     activity_config: ActivityConfig,
     model_activity_config: ActivityConfig | None,
     toolset_activity_config: Mapping[str, ActivityConfig] | None,
-    tool_activity_config: Mapping[str, Mapping[str, ActivityConfig | Literal[False]]] | None,
+    tool_activity_config: Mapping[str, Mapping[str, ToolActivityConfig]] | None,
     deps_type: type[Any],
     run_context_type: type[TemporalRunContext[AgentDepsT]],
     temporalize_toolset_func: TemporalizeToolsetFunc[AgentDepsT],
@@ -115,6 +117,7 @@ def build_binding(
     event_stream_topic: EventStreamTopic | None = None,
     continue_as_new: ContinueAsNewHandler[AgentDepsT] | None = None,
     continue_as_new_after: ContinueAsNewAfter | None = None,
+    local: LocalScope | None = None,
 ) -> TemporalBinding[AgentDepsT]:
     """Build the activities, durable model and durable toolsets of `agent`.
 
@@ -136,8 +139,10 @@ def build_binding(
         event_stream_topic: The topic the streamed model activity publishes the live model stream to.
         continue_as_new: Called before a model request when the workflow should continue as new.
         continue_as_new_after: Limits past which it should, besides Temporal's suggestion.
+        local: Which units run as local activities (the same activities, run with `execute_local_activity`).
     """
     policy = continue_as_new_policy(continue_as_new, continue_as_new_after)
+    local = local or LocalScope()
     prefix = temporal_activity_prefix(agent_name)
 
     async def event_stream_handler_activity(params: EventStreamHandlerParams, deps: Any) -> None:
@@ -160,10 +165,13 @@ def build_binding(
     )
     activities: list[Callable[..., Any]] = [event_activity]
 
+    model_config = merge_activity_config(activity_config, model_activity_config)
+    if local.model:
+        local_activity_config(model_config)  # refuses a `task_queue` now rather than in the first workflow
     temporal_model = TemporalModel(
         agent.model if isinstance(agent.model, Model) else None,
         activity_name_prefix=prefix,
-        activity_config=merge_activity_config(activity_config, model_activity_config),
+        activity_config=model_config,
         deps_type=deps_type,
         run_context_type=run_context_type,
         event_stream_handler=model_event_stream_handler,
@@ -172,6 +180,7 @@ def build_binding(
         agent=agent,
         non_retryable_model_errors=non_retryable_model_errors,
         event_stream_topic=event_stream_topic,
+        local=local.model,
     )
     # The rule lives in the durable model's workflow-side request, the one place both forms go through.
     temporal_model.continue_as_new = policy
@@ -184,11 +193,17 @@ def build_binding(
 
     def make_durable(toolset: AbstractToolset[AgentDepsT]) -> AbstractToolset[AgentDepsT]:
         toolset_id = require_toolset_id(toolset, engine='Temporal')
+        toolset_config = merge_activity_config(activity_config, toolset_configs.get(toolset_id))
+        per_tool = dict(tool_configs.get(toolset_id, {}))
+        for tool_config in [*per_tool.values(), *([LocalActivity()] if local.tools else [])]:
+            if isinstance(tool_config, LocalActivity):
+                # Refuses a `task_queue` now rather than in the first workflow.
+                local_activity_config(merge_activity_config(toolset_config, tool_config.config))
         args: list[Any] = [
             toolset,
             prefix,
-            merge_activity_config(activity_config, toolset_configs.get(toolset_id)),
-            dict(tool_configs.get(toolset_id, {})),
+            toolset_config,
+            per_tool,
             deps_type,
             run_context_type,
         ]
@@ -197,6 +212,9 @@ def build_binding(
         durable = temporalize_toolset_func(*args)
         if isinstance(durable, TemporalWrapperToolset):
             activities.extend(durable.temporal_activities)
+        if local.tools and isinstance(durable, ActivityToolset):
+            # An attribute, not an argument: `temporalize_toolset_func`'s signature is public and stays as it is.
+            durable.local_activities = True
         durable_toolsets[toolset_id] = durable
         return durable
 
@@ -208,6 +226,7 @@ def build_binding(
         toolsets=toolsets,
         durable_toolsets=durable_toolsets,
         activities=unique_activities(activities),
+        local=local,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ConfigDict, with_config
 from pydantic_ai.exceptions import UserError
@@ -25,7 +25,7 @@ from durable_kernel import (
     unwrap_tool_outcome,
 )
 
-from ._config import ToolActivityConfig, merge_activity_config
+from ._config import LocalActivity, ToolActivityConfig, execute_unit, merge_activity_config
 from ._deps_refs import deps_for_activity
 from ._run_context import TemporalRunContext, resolve_activity_context
 
@@ -127,6 +127,9 @@ class ActivityToolset(TemporalWrapperToolset[AgentDepsT], ABC):
         self.deps_type = deps_type
         self.run_context_type = run_context_type
         self.agent = agent
+        self.local_activities = False
+        """Whether every activity of this toolset runs as a local activity (set by the agent's `local_activities=`);
+        a tool whose `tool_activity_config` is a `LocalActivity` runs as one either way."""
 
     def refuse_disabled_tool_activities(self, kind: str, reason: str) -> None:
         """Raise a `UserError` if a tool's activity is disabled (`False`) although the tool cannot run in workflow code.
@@ -148,10 +151,45 @@ class ActivityToolset(TemporalWrapperToolset[AgentDepsT], ABC):
         return temporal_activity_name_with_prefix(self.activity_name_prefix, kind, self.id)
 
     def activity_options(self, summary: str, tool_name: str | None = None) -> ActivityConfig:
-        """The config of one activity: this toolset's config, the tool's on top, and a default summary."""
+        """The config of one activity: this toolset's config, the tool's on top, and a default summary.
+
+        For a tool configured with `LocalActivity(config)`, `config` is the tool's layer (local-activity keys, such as
+        `local_retry_threshold`, included: `execute` keeps them).
+        """
         tool_config = self.tool_activity_config.get(tool_name) if tool_name is not None else None
-        config = merge_activity_config(self.activity_config, tool_config or None)
+        layer = tool_config.config if isinstance(tool_config, LocalActivity) else tool_config
+        config = merge_activity_config(self.activity_config, layer or None)
         return ActivityConfig(**merge_config({'summary': summary}, config))
+
+    def runs_locally(self, tool_name: str | None = None) -> bool:
+        """Whether an activity of this toolset (a call of `tool_name`, if given) runs as a local activity."""
+        if self.local_activities:
+            return True
+        return tool_name is not None and isinstance(self.tool_activity_config.get(tool_name), LocalActivity)
+
+    async def execute(
+        self,
+        activity_fn: Callable[..., Any],
+        ctx: RunContext[AgentDepsT],
+        summary: str,
+        *,
+        params: Callable[[Any], Any] = lambda serialized: GetToolsParams(serialized_run_context=serialized),
+        tool_name: str | None = None,
+    ) -> Any:
+        """Run one of this toolset's activities from workflow code, regular or local as configured, and return its result.
+
+        Args:
+            activity_fn: The activity.
+            ctx: The run context, sent with the deps.
+            summary: The activity's summary.
+            params: Builds the activity's first argument from the serialized run context.
+            tool_name: The tool called, whose config applies on top of the toolset's.
+        """
+        local = self.runs_locally(tool_name)
+        serialized, deps = deps_for_activity(self.run_context_type, ctx, local=local)
+        return await execute_unit(
+            activity_fn, [params(serialized), deps], self.activity_options(summary, tool_name), local=local
+        )
 
     async def context_in_activity(self, serialized_run_context: Any, deps: Any) -> RunContext[AgentDepsT]:
         """Rebuild the run context inside an activity (fetching deps that an earlier activity carried)."""
@@ -191,12 +229,14 @@ class ActivityToolset(TemporalWrapperToolset[AgentDepsT], ABC):
         tool_def: ToolDefinition | None,
     ) -> Any:
         """Schedule a call-tool activity and turn its outcome back into a return value or control-flow exception."""
-        serialized, deps = self.activity_arguments(ctx)
-        params = CallToolParams(name=name, tool_args=tool_args, serialized_run_context=serialized, tool_def=tool_def)
-        outcome: ToolOutcome = await workflow.execute_activity(
+        outcome: ToolOutcome = await self.execute(
             activity_fn,
-            args=[params, deps],
-            **self.activity_options(f'call tool: {self.id}:{name}', name),
+            ctx,
+            f'call tool: {self.id}:{name}',
+            params=lambda serialized: CallToolParams(
+                name=name, tool_args=tool_args, serialized_run_context=serialized, tool_def=tool_def
+            ),
+            tool_name=name,
         )
         return unwrap_tool_outcome(outcome)
 
@@ -205,7 +245,7 @@ def temporalize_toolset(
     toolset: AbstractToolset[AgentDepsT],
     activity_name_prefix: str,
     activity_config: ActivityConfig,
-    tool_activity_config: dict[str, ActivityConfig | Literal[False]],
+    tool_activity_config: dict[str, ToolActivityConfig],
     deps_type: type[AgentDepsT],
     run_context_type: type[TemporalRunContext[AgentDepsT]] = TemporalRunContext[AgentDepsT],
     agent: AbstractAgent[AgentDepsT, Any] | None = None,
@@ -220,7 +260,8 @@ def temporalize_toolset(
         toolset: The leaf toolset.
         activity_name_prefix: `agent__{agent name}`.
         activity_config: The activity config for this toolset (base config merged with the toolset's).
-        tool_activity_config: Per-tool configs by tool name; `False` runs an async function tool in the workflow.
+        tool_activity_config: Per-tool configs by tool name; `False` runs an async function tool in the workflow, and
+            `LocalActivity(...)` runs the tool's calls as local activities.
         deps_type: The agent's `deps_type`, used to (de)serialize `deps` for activities.
         run_context_type: The run context type used in activities.
         agent: The agent re-attached as `ctx.agent` inside activities.
