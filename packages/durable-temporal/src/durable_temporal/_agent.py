@@ -43,7 +43,7 @@ from durable_kernel import (
 from ._binding import EventStreamHandlerParams, TemporalizeToolsetFunc, build_binding, serialization_user_error
 from ._config import (
     LocalActivities,
-    ToolActivityConfig,
+    ToolSetting,
     check_local_streaming,
     execute_unit,
     local_scope,
@@ -93,7 +93,7 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
         activity_config: ActivityConfig | None = None,
         model_activity_config: ActivityConfig | None = None,
         toolset_activity_config: dict[str, ActivityConfig] | None = None,
-        tool_activity_config: dict[str, dict[str, ToolActivityConfig]] | None = None,
+        tool_activity_config: Mapping[str, Mapping[str, ToolSetting]] | None = None,
         run_context_type: type[TemporalRunContext[AgentDepsT]] = TemporalRunContext[AgentDepsT],
         temporalize_toolset_func: TemporalizeToolsetFunc[AgentDepsT] = temporalize_toolset,
         non_retryable_model_errors: NonRetryableModelErrors = is_permanent_model_error,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import AsyncIterable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic
+from typing import Any, Generic, Literal, cast
 
 from pydantic import ConfigDict, with_config
 from pydantic_ai import messages as pai_messages
@@ -32,7 +32,14 @@ from durable_kernel import (
     temporal_activity_prefix,
 )
 
-from ._config import LocalActivity, LocalScope, ToolActivityConfig, local_activity_config, merge_activity_config
+from ._config import (
+    LocalActivity,
+    LocalScope,
+    ToolActivityConfig,
+    ToolSetting,
+    local_activity_config,
+    merge_activity_config,
+)
 from ._continue_as_new import ContinueAsNewAfter, ContinueAsNewHandler, continue_as_new_policy
 from ._model import TemporalModel, TemporalProviderFactory
 from ._run_context import TemporalRunContext, resolve_activity_context
@@ -51,7 +58,7 @@ TemporalizeToolsetFunc = Callable[
         AbstractToolset[AgentDepsT],
         str,
         ActivityConfig,
-        dict[str, ToolActivityConfig],
+        dict[str, ActivityConfig | Literal[False]],
         type[AgentDepsT],
         type[TemporalRunContext[AgentDepsT]],
         AbstractAgent[AgentDepsT, Any] | None,
@@ -109,7 +116,7 @@ def build_binding(
     activity_config: ActivityConfig,
     model_activity_config: ActivityConfig | None,
     toolset_activity_config: Mapping[str, ActivityConfig] | None,
-    tool_activity_config: Mapping[str, Mapping[str, ToolActivityConfig]] | None,
+    tool_activity_config: Mapping[str, Mapping[str, ToolSetting]] | None,
     deps_type: type[Any],
     run_context_type: type[TemporalRunContext[AgentDepsT]],
     temporalize_toolset_func: TemporalizeToolsetFunc[AgentDepsT],
@@ -194,11 +201,18 @@ def build_binding(
     def make_durable(toolset: AbstractToolset[AgentDepsT]) -> AbstractToolset[AgentDepsT]:
         toolset_id = require_toolset_id(toolset, engine='Temporal')
         toolset_config = merge_activity_config(activity_config, toolset_configs.get(toolset_id))
-        per_tool = dict(tool_configs.get(toolset_id, {}))
-        for tool_config in [*per_tool.values(), *([LocalActivity()] if local.tools else [])]:
-            if isinstance(tool_config, LocalActivity):
-                # Refuses a `task_queue` now rather than in the first workflow.
-                local_activity_config(merge_activity_config(toolset_config, tool_config.config))
+        if local.tools:
+            local_activity_config(toolset_config)  # refuses a `task_queue` now rather than in the first workflow
+        per_tool: dict[str, ToolActivityConfig] = {}
+        local_tools: set[str] = set()
+        for tool_name, setting in tool_configs.get(toolset_id, {}).items():
+            if isinstance(setting, LocalActivity):
+                local_activity_config(merge_activity_config(toolset_config, setting.config))
+                local_tools.add(tool_name)
+                # The wrapper gets the config alone (its argument's type is unchanged) and the name in `local_tools`.
+                per_tool[tool_name] = cast(ActivityConfig, dict(setting.config or {}))
+            else:
+                per_tool[tool_name] = setting
         args: list[Any] = [
             toolset,
             prefix,
@@ -212,9 +226,16 @@ def build_binding(
         durable = temporalize_toolset_func(*args)
         if isinstance(durable, TemporalWrapperToolset):
             activities.extend(durable.temporal_activities)
-        if local.tools and isinstance(durable, ActivityToolset):
-            # An attribute, not an argument: `temporalize_toolset_func`'s signature is public and stays as it is.
-            durable.local_activities = True
+        if isinstance(durable, ActivityToolset):
+            # Attributes, not arguments: `temporalize_toolset_func`'s signature is public and stays as it is.
+            durable.local_activities = local.tools
+            durable.local_tools = frozenset(local_tools)
+        elif local_tools:
+            raise UserError(
+                f'Toolset {toolset_id!r} is wrapped by a `{type(durable).__name__}`, which does not run tools as local '
+                f'activities: `LocalActivity` in `tool_activity_config` ({", ".join(sorted(local_tools))}) needs a '
+                'toolset wrapped by `temporalize_toolset` (or an `ActivityToolset` subclass).'
+            )
         durable_toolsets[toolset_id] = durable
         return durable
 

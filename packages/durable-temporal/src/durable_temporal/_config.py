@@ -27,6 +27,7 @@ __all__ = (
     'LocalActivity',
     'LocalScope',
     'ToolActivityConfig',
+    'ToolSetting',
     'check_local_streaming',
     'execute_unit',
     'local_activity_config',
@@ -54,9 +55,12 @@ class LocalActivity:
     """Merged on top of the toolset's config, e.g. `{'local_retry_threshold': timedelta(seconds=5)}`."""
 
 
-ToolActivityConfig = ActivityConfig | LocalActivity | Literal[False]
-"""The config of one tool's activity, `LocalActivity(...)` to run it as a local activity, or `False` to run the
-(async) tool in workflow code."""
+ToolActivityConfig = ActivityConfig | Literal[False]
+"""The config of one tool's activity, or `False` to run the (async) tool in workflow code (what a toolset wrapper is
+given: a `LocalActivity` reaches it as its config, the tool then being in `ActivityToolset.local_tools`)."""
+
+ToolSetting = ActivityConfig | LocalActivity | Literal[False]
+"""What `tool_activity_config` takes per tool: a config, `LocalActivity(...)` for a local activity, or `False`."""
 
 LocalActivities = bool | Literal['model', 'tools']
 """Which of an agent's units run as local activities: `True` every one, `'model'` the model requests, `'tools'` the

@@ -42,7 +42,7 @@ from durable_kernel import (
 from ._binding import EventStreamHandlerParams, TemporalBinding, build_binding, serialization_user_error
 from ._config import (
     LocalActivities,
-    ToolActivityConfig,
+    ToolSetting,
     check_local_streaming,
     execute_unit,
     local_scope,
@@ -107,7 +107,7 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
         continue_as_new: ContinueAsNewHandler[AgentDepsT] | None = None,
         non_retryable_model_errors: NonRetryableModelErrors = is_permanent_model_error,
         provider_factory: TemporalProviderFactory | None = None,
-        tool_activity_config: dict[str, dict[str, ToolActivityConfig]] | None = None,
+        tool_activity_config: Mapping[str, Mapping[str, ToolSetting]] | None = None,
         deps_resolver: DepsResolver[AgentDepsT, Any] | None = None,
         continue_as_new_after: ContinueAsNewAfter | None = None,
         local_activities: LocalActivities = False,

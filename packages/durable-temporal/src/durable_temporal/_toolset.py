@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ConfigDict, with_config
 from pydantic_ai.exceptions import UserError
@@ -25,7 +25,7 @@ from durable_kernel import (
     unwrap_tool_outcome,
 )
 
-from ._config import LocalActivity, ToolActivityConfig, execute_unit, merge_activity_config
+from ._config import ToolActivityConfig, execute_unit, merge_activity_config
 from ._deps_refs import deps_for_activity
 from ._run_context import TemporalRunContext, resolve_activity_context
 
@@ -128,8 +128,11 @@ class ActivityToolset(TemporalWrapperToolset[AgentDepsT], ABC):
         self.run_context_type = run_context_type
         self.agent = agent
         self.local_activities = False
-        """Whether every activity of this toolset runs as a local activity (set by the agent's `local_activities=`);
-        a tool whose `tool_activity_config` is a `LocalActivity` runs as one either way."""
+        """Whether every activity of this toolset runs as a local activity (set by the agent's `local_activities=`)."""
+        self.local_tools: frozenset[str] = frozenset()
+        """The tools whose calls run as local activities (`LocalActivity` in the agent's `tool_activity_config`).
+
+        Attributes set by the agent after construction, so that `temporalize_toolset_func`'s signature stays as is."""
 
     def refuse_disabled_tool_activities(self, kind: str, reason: str) -> None:
         """Raise a `UserError` if a tool's activity is disabled (`False`) although the tool cannot run in workflow code.
@@ -153,19 +156,16 @@ class ActivityToolset(TemporalWrapperToolset[AgentDepsT], ABC):
     def activity_options(self, summary: str, tool_name: str | None = None) -> ActivityConfig:
         """The config of one activity: this toolset's config, the tool's on top, and a default summary.
 
-        For a tool configured with `LocalActivity(config)`, `config` is the tool's layer (local-activity keys, such as
+        For a tool in `local_tools`, the tool's layer is its `LocalActivity`'s config (local-activity keys, such as
         `local_retry_threshold`, included: `execute` keeps them).
         """
         tool_config = self.tool_activity_config.get(tool_name) if tool_name is not None else None
-        layer = tool_config.config if isinstance(tool_config, LocalActivity) else tool_config
-        config = merge_activity_config(self.activity_config, layer or None)
+        config = merge_activity_config(self.activity_config, tool_config or None)
         return ActivityConfig(**merge_config({'summary': summary}, config))
 
     def runs_locally(self, tool_name: str | None = None) -> bool:
         """Whether an activity of this toolset (a call of `tool_name`, if given) runs as a local activity."""
-        if self.local_activities:
-            return True
-        return tool_name is not None and isinstance(self.tool_activity_config.get(tool_name), LocalActivity)
+        return self.local_activities or (tool_name is not None and tool_name in self.local_tools)
 
     async def execute(
         self,
@@ -245,7 +245,7 @@ def temporalize_toolset(
     toolset: AbstractToolset[AgentDepsT],
     activity_name_prefix: str,
     activity_config: ActivityConfig,
-    tool_activity_config: dict[str, ToolActivityConfig],
+    tool_activity_config: dict[str, ActivityConfig | Literal[False]],
     deps_type: type[AgentDepsT],
     run_context_type: type[TemporalRunContext[AgentDepsT]] = TemporalRunContext[AgentDepsT],
     agent: AbstractAgent[AgentDepsT, Any] | None = None,
@@ -260,8 +260,7 @@ def temporalize_toolset(
         toolset: The leaf toolset.
         activity_name_prefix: `agent__{agent name}`.
         activity_config: The activity config for this toolset (base config merged with the toolset's).
-        tool_activity_config: Per-tool configs by tool name; `False` runs an async function tool in the workflow, and
-            `LocalActivity(...)` runs the tool's calls as local activities.
+        tool_activity_config: Per-tool configs by tool name; `False` runs an async function tool in the workflow.
         deps_type: The agent's `deps_type`, used to (de)serialize `deps` for activities.
         run_context_type: The run context type used in activities.
         agent: The agent re-attached as `ctx.agent` inside activities.
