@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 import pytest
 from core_helpers import WORKFLOW_TIMEOUT, activity_names
-from crash_agent import DEPS, LocalCrashWorkflow, local_crash_agent
+from crash_agent import DEPS, HAS_WORKFLOW_STREAMS, LocalCrashWorkflow, local_crash_agent
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import AgentStreamEvent, ModelMessage, ModelResponse, TextPart, ToolCallPart
@@ -298,8 +298,9 @@ def test_local_model_requests_are_refused_when_they_would_be_streamed() -> None:
     for local in (True, 'model'):
         with pytest.raises(UserError, match='cannot run as local activities with an `event_stream_handler`'):
             TemporalAgent(agent, event_stream_handler=_ignore, local_activities=local)
-        with pytest.raises(UserError, match='cannot run as local activities with an `event_stream_topic`'):
-            TemporalDurability[None](event_stream_topic='events', local_activities=local)
+        if HAS_WORKFLOW_STREAMS:  # else a topic is refused for the temporalio release first
+            with pytest.raises(UserError, match='cannot run as local activities with an `event_stream_topic`'):
+                TemporalDurability[None](event_stream_topic='events', local_activities=local)
     # Tools only: the model requests stay regular activities, which stream.
     TemporalAgent(agent, event_stream_handler=_ignore, local_activities='tools')
     TemporalDurability[None](event_stream_handler=_ignore, local_activities='tools')
