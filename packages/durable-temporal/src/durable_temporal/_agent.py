@@ -149,7 +149,7 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
                 model requests in this workflow run (see [`ContinueAsNewAfter`][durable_temporal.ContinueAsNewAfter]).
                 Needs `continue_as_new`.
             local_activities: Run units as local activities, under the same names and configs: `'model'` the model
-                requests, `'tools'` the toolsets' activities, `True` every activity (the event handler's too). A local
+                requests, `'tools'` the toolsets' activities, `True` both. A local
                 activity runs on the workflow's worker inside its workflow task and is recorded as a marker: no
                 server round trip per unit, but no heartbeats and retries inside the workflow task (see the
                 "Local activities" section of the Temporal docs). Model requests cannot be local with an

@@ -63,8 +63,8 @@ ToolSetting = ActivityConfig | LocalActivity | Literal[False]
 """What `tool_activity_config` takes per tool: a config, `LocalActivity(...)` for a local activity, or `False`."""
 
 LocalActivities = bool | Literal['model', 'tools']
-"""Which of an agent's units run as local activities: `True` every one, `'model'` the model requests, `'tools'` the
-toolsets' activities (tool calls, dynamic and MCP listings), `False` none."""
+"""Which of an agent's units run as local activities: `'model'` the model requests, `'tools'` the toolsets' activities
+(tool calls, dynamic and MCP listings), `True` both, `False` none."""
 
 _DROPPED_FOR_LOCAL = frozenset({'heartbeat_timeout', 'versioning_intent', 'priority'})
 """`ActivityConfig` keys a local activity has no use for: it never heartbeats and runs on the workflow's worker."""

@@ -151,7 +151,7 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
                 model requests in this workflow run (see [`ContinueAsNewAfter`][durable_temporal.ContinueAsNewAfter]).
                 Needs `continue_as_new`.
             local_activities: Run units as local activities, under the same names and configs: `'model'` the model
-                requests, `'tools'` the toolsets' activities, `True` every activity (the event handler's too); as
+                requests, `'tools'` the toolsets' activities, `True` both; as
                 for [`TemporalAgent`][durable_temporal.TemporalAgent]. Model requests cannot be local with an
                 `event_stream_handler` or `event_stream_topic`.
 
