@@ -23,11 +23,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ._engines import ENGINES, MAX_CONCURRENCY, VARIANTS, engine_variant_names, run_engine, run_live
 from ._harness import Options
 from ._live import LiveOptions
+from ._local_activities import LocalOptions
 from ._report import headline, print_report, write_docs
 from ._workload import Workload
 
 DOCS_PATH = Path(__file__).resolve().parent.parent / 'docs' / 'benchmarks.md'
-SECTIONS = ('main', 'live-events')
+SECTIONS = ('main', 'live-events', 'local-activities')
 _VERSIONED = (
     'pydantic-ai-slim',
     'temporalio',
@@ -82,9 +83,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         '--only',
         choices=SECTIONS,
-        help='run one section only: `main` (the tables above) or `live-events` (delta latency to a consumer outside '
-        'the run, bytes a topic stores); default: both',
+        help='run one section only: `main` (the tables above), `live-events` (delta latency to a consumer outside '
+        'the run, bytes a topic stores) or `local-activities` (Temporal: the main run on regular vs local '
+        'activities); default: all',
     )
+    parser.add_argument(
+        '--local-runs', type=int, help='local activities: timed pairs of runs, regular and local (default 20)'
+    )
+    parser.add_argument('--local-warmup', type=int, help='local activities: warm-up pairs (default 2)')
     parser.add_argument(
         '--live-runs', type=int, help='live events: timed pairs of runs with/without a topic (default 10)'
     )
@@ -128,6 +134,14 @@ def options_from(args: argparse.Namespace) -> Options:
         long_turns=tuple(int(turns) for turns in long_turns.split(',')),
         long_runs=args.long_runs or 1,
         event_runs=args.event_runs if args.event_runs is not None else 1 if quick else 3,
+    )
+
+
+def local_options_from(args: argparse.Namespace) -> LocalOptions:
+    """The local-activities options from the command line (`--quick` changes the defaults, explicit flags win)."""
+    return LocalOptions(
+        runs=args.local_runs or (3 if args.quick else 20),
+        warmup=args.local_warmup if args.local_warmup is not None else 1 if args.quick else 2,
     )
 
 
@@ -259,6 +273,19 @@ async def _live_here(engine: str, args: argparse.Namespace, console: Console) ->
         )
 
 
+async def _local_here(args: argparse.Namespace, options: Options, console: Console) -> dict[str, Any]:
+    from ._local_activities import run_local_activities
+
+    with _progress(console) as progress:
+        task = progress.add_task('starting the temporal server', total=None, engine='temporal')
+        return await run_local_activities(
+            options.workload,
+            local_options_from(args),
+            progress=lambda description, done: progress.update(task, description=description, completed=done),
+            on_ready=lambda total: progress.update(task, total=total, description='running'),
+        )
+
+
 def _run_child(engine: str, argv: list[str], console: Console) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix='bench-') as directory:
         out = Path(directory) / f'{engine}.json'
@@ -301,6 +328,8 @@ def main(argv: list[str] | None = None) -> None:
         console = Console(stderr=True)
         if args.only == 'live-events':
             result = asyncio.run(_live_here(args.child, args, console))
+        elif args.only == 'local-activities':
+            result = asyncio.run(_local_here(args, options, console))
         else:
             result = asyncio.run(_measure_here(args.child, args, options, console))
         args.child_out.write_text(json.dumps(result))
@@ -321,6 +350,7 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     engines: dict[str, Any] = {}
     live: dict[str, Any] = {}
+    local: dict[str, Any] | None = None
     sections = [args.only] if args.only else list(SECTIONS)
     for engine in args.engine or list(ENGINES):
         if 'main' in sections:
@@ -338,6 +368,12 @@ def main(argv: list[str] | None = None) -> None:
                 live[engine] = asyncio.run(_live_here(engine, args, console))
             else:
                 live[engine] = _run_child(engine, [*_strip_outputs(argv), '--only=live-events'], console)
+        if 'local-activities' in sections and engine == 'temporal':
+            console.rule('temporal: regular vs local activities')
+            if args.in_process:
+                local = asyncio.run(_local_here(args, options, console))
+            else:
+                local = _run_child(engine, [*_strip_outputs(argv), '--only=local-activities'], console)
     load_after = _load()
     cores = os.cpu_count() or 1
     report: dict[str, Any] = {
@@ -356,6 +392,9 @@ def main(argv: list[str] | None = None) -> None:
     if live:
         report['live_options'] = dataclasses.asdict(live_options_from(args))
         report['live_events'] = live
+    if local is not None:
+        report['local_options'] = dataclasses.asdict(local_options_from(args))
+        report['local_activities'] = local
     _report_outputs(report, args, console)
     if args.in_process:
         os._exit(0)

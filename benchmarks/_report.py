@@ -16,6 +16,10 @@ DOCS_BEGIN = '<!-- bench:begin -->'
 DOCS_END = '<!-- bench:end -->'
 LIVE_DOCS_BEGIN = '<!-- bench-live:begin -->'
 LIVE_DOCS_END = '<!-- bench-live:end -->'
+LOCAL_DOCS_BEGIN = '<!-- bench-local:begin -->'
+LOCAL_DOCS_END = '<!-- bench-local:end -->'
+LOCAL_WALL_TARGET = 0.4
+"""Issue 17's target: the run on local activities at most this share of its wall time on regular ones."""
 
 # On DBOS the reference as shipped runs tools outside steps; durable units and wall time are judged against the
 # reference with its tools decorated as steps (its durable equivalent).
@@ -247,6 +251,98 @@ def print_report(report: dict[str, Any], console: Console) -> None:
         for name, live in report['live_events'].items():
             for error in live.get('errors', [])[:3]:
                 console.print(f'[red]{name}/live events: {error}[/red]')
+    local = report.get('local_activities')
+    if local:
+        header, rows = local_rows(local)
+        table = Table(title=local_title(local))
+        for column in header:
+            table.add_column(column, justify='left' if column == 'activities' else 'right')
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+        console.print(f'- {local_verdict(local)}', highlight=False)
+        for error in local.get('errors', [])[:3]:
+            console.print(f'[red]local activities: {error}[/red]')
+
+
+def local_title(local: dict[str, Any]) -> str:
+    """The title of the local-activities table: the workload."""
+    if 'workload' not in local:
+        return 'Temporal: regular vs local activities'
+    return (
+        f'Temporal: regular vs local activities, {local["workload"]} ({local["units"]} units), '
+        f'{local["runs"]} runs of each interleaved, one at a time'
+    )
+
+
+def local_rows(local: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the local-activities table (regular, local)."""
+    header = [
+        'activities',
+        'wall median ms',
+        'history bytes',
+        'history events',
+        'scheduled activities',
+        'local markers',
+        'load (1 min) before / after',
+    ]
+    if 'regular' not in local:
+        return header, [['–', *(['–'] * (len(header) - 2)), local.get('error', 'not run')]]
+    load = f'{_one_minute(local["load_before"])} / {_one_minute(local["load_after"])}'
+    rows = [
+        [
+            kind,
+            _fmt(local[kind]['wall_median_ms']),
+            _fmt_bytes(local[kind]['history_bytes']),
+            _fmt(local[kind]['history_events']),
+            _fmt(local[kind]['scheduled_activities']),
+            _fmt(local[kind]['local_markers']),
+            load,
+        ]
+        for kind in ('regular', 'local')
+    ]
+    return header, rows
+
+
+def local_verdict(local: dict[str, Any]) -> str:
+    """The wall and bytes ratios, and whether the wall target is met."""
+    wall = local.get('wall_ratio')
+    if wall is None:
+        return 'no ratio: a side has no timed run'
+    regular_bytes, local_bytes = local['regular']['history_bytes'], local['local']['history_bytes']
+    met = 'met' if wall <= LOCAL_WALL_TARGET else 'missed'
+    return (
+        f'local / regular: wall {wall:.2f}x (target <= {LOCAL_WALL_TARGET}x: {met}), history bytes '
+        f'{local_bytes / regular_bytes:.2f}x'
+    )
+
+
+def local_markdown(report: dict[str, Any]) -> str:
+    """The local-activities section of `docs/benchmarks.md` (without the markers)."""
+    local = report['local_activities']
+    machine = report['machine']
+    parts = [
+        f'Measured {report["started"]} with `{report["command"]}`; load average (1/5/15 min) before: '
+        f'{report["load_before"]}, after: {report["load_after"]}.',
+        '',
+        f'- Machine: {machine["cpu"]}, {machine["cores"]} cores, {machine["memory_gb"]:.1f} GB RAM; Python '
+        f'{machine["python"]}; {", ".join(f"{name} {version}" for name, version in machine["versions"].items())}.',
+        f'- Workload: {local_title(local)}. `durable_temporal.TemporalAgent` with the default activities and with '
+        '`local_activities=True`, one worker for both, same client and converter as the main section.',
+        '- History bytes: the protobuf size of the workflow history (the median run).',
+        '',
+    ]
+    if report.get('noisy'):
+        parts += [
+            '!!! warning "Noisy numbers"',
+            '    These numbers were taken while other jobs were running on the machine (see the load average). '
+            'Re-take them on a quiet machine before quoting them.',
+            '',
+        ]
+    parts += [_markdown_table(*local_rows(local)), '', f'- {local_verdict(local)}', '']
+    if local.get('errors'):
+        parts += ['Errors:', '', *(f'- {error}' for error in local['errors'][:3]), '']
+    return '\n'.join(parts)
 
 
 def live_title(report: dict[str, Any]) -> str:
@@ -537,6 +633,10 @@ def write_docs(report: dict[str, Any], path: Path) -> None:
         _write_section(path, DOCS_BEGIN, DOCS_END, markdown(report))
     if report.get('live_events'):
         _write_section(path, LIVE_DOCS_BEGIN, LIVE_DOCS_END, live_markdown(report), heading='## Live events')
+    if report.get('local_activities'):
+        _write_section(
+            path, LOCAL_DOCS_BEGIN, LOCAL_DOCS_END, local_markdown(report), heading='## Local activities (Temporal)'
+        )
 
 
 def _write_section(path: Path, begin: str, end: str, body: str, heading: str = '') -> None:

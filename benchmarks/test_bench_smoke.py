@@ -106,3 +106,40 @@ def test_smallest_live_events_bench_runs_on_every_engine(tmp_path: Path) -> None
     assert '## Live events\n\n<!-- bench-live:begin -->\nMeasured ' in text
     for name in ('temporal', 'dbos', 'prefect'):
         assert f'| {name} |' in text
+
+
+@pytest.mark.timeout(120)
+def test_smallest_local_activities_bench_compares_regular_and_local(tmp_path: Path) -> None:
+    out = tmp_path / 'bench.json'
+    docs = tmp_path / 'benchmarks.md'
+    docs.write_text('# Benchmarks\n\n<!-- bench:begin -->\nmain tables\n<!-- bench:end -->\n')
+    command = [
+        sys.executable,
+        '-m',
+        'benchmarks',
+        '--engine=temporal',
+        '--only=local-activities',
+        '--turns=2',
+        '--tools=2',
+        '--local-runs=1',
+        '--local-warmup=0',
+        f'--json={out}',
+    ]
+    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=110, check=False)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+
+    report: dict[str, Any] = json.loads(out.read_text())
+    local = report['local_activities']
+    assert local['errors'] == []
+    assert local['units'] == 4
+    # The same units: scheduled activities on one side, local-activity markers on the other.
+    assert (local['regular']['scheduled_activities'], local['regular']['local_markers']) == (4, 0)
+    assert (local['local']['scheduled_activities'], local['local']['local_markers']) == (0, 4)
+    assert local['local']['history_bytes'] < local['regular']['history_bytes']
+    assert local['wall_ratio'] > 0
+
+    rewrite = [sys.executable, '-m', 'benchmarks', f'--from-json={out}', f'--write-docs={docs}']
+    subprocess.run(rewrite, cwd=ROOT, capture_output=True, text=True, timeout=60, check=True)
+    text = docs.read_text()
+    assert '<!-- bench:begin -->\nmain tables\n<!-- bench:end -->' in text
+    assert '## Local activities (Temporal)\n\n<!-- bench-local:begin -->\nMeasured ' in text

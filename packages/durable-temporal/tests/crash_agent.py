@@ -92,6 +92,17 @@ class CrashWorkflow:
         return (await temporal_crash_agent.run('crash me', deps=DEPS)).output
 
 
+# The same agent with every unit a local activity (issue 17): recorded as markers when the workflow task completes.
+local_crash_agent = TemporalAgent(crash_agent, name='crash_local', local_activities=True)
+
+
+@workflow.defn
+class LocalCrashWorkflow:
+    @workflow.run
+    async def run(self) -> str:
+        return (await local_crash_agent.run('crash me', deps=DEPS)).output
+
+
 LIVE_CHUNKS = [f't{index} ' for index in range(30)]
 
 

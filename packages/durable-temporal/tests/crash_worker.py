@@ -14,8 +14,10 @@ async def main(address: str, task_queue: str) -> None:
         CrashWorkflow,
         HeartbeatCrashWorkflow,
         LiveCrashWorkflow,
+        LocalCrashWorkflow,
         heartbeat_crash_agent,
         live_crash_agent,
+        local_crash_agent,
         temporal_crash_agent,
     )
     from temporalio.client import Client
@@ -27,8 +29,13 @@ async def main(address: str, task_queue: str) -> None:
     worker = Worker(
         client,
         task_queue=task_queue,
-        workflows=[CrashWorkflow, LiveCrashWorkflow, HeartbeatCrashWorkflow],
-        plugins=[AgentPlugin(temporal_crash_agent), AgentPlugin(live_crash_agent), AgentPlugin(heartbeat_crash_agent)],
+        workflows=[CrashWorkflow, LiveCrashWorkflow, HeartbeatCrashWorkflow, LocalCrashWorkflow],
+        plugins=[
+            AgentPlugin(temporal_crash_agent),
+            AgentPlugin(live_crash_agent),
+            AgentPlugin(heartbeat_crash_agent),
+            AgentPlugin(local_crash_agent),
+        ],
         # The test kills this process: let the server move the workflow to another worker quickly.
         sticky_queue_schedule_to_start_timeout=timedelta(seconds=1),
     )

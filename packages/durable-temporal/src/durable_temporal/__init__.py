@@ -19,6 +19,7 @@ from durable_kernel import DepsResolver, DurableAgentRunEvents, EventStreamTopic
 from . import _exit_barrier  # pyright: ignore[reportUnusedImport]  # noqa: F401
 from ._agent import TemporalAgent
 from ._claim_check import ClaimCheckCodec, ClaimCheckStore, FileClaimCheckStore
+from ._config import LocalActivities, LocalActivity
 from ._continue_as_new import AgentHandover, ContinueAsNewAfter, ContinueAsNewHandler, continue_as_new_due, hand_over
 from ._durability import TemporalDurability
 from ._live_events import AgentEventStream, WorkflowStreamTopic, stream_agent_events, workflow_stream_event_handler
@@ -42,6 +43,8 @@ __all__ = (
     'DurableAgentRunEvents',
     'EventStreamTopic',
     'FileClaimCheckStore',
+    'LocalActivities',
+    'LocalActivity',
     'LogfirePlugin',
     'PydanticAIPayloadConverter',
     'PydanticAIPlugin',

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Generator, M
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from pydantic_ai import messages as pai_messages
 from pydantic_ai import models
@@ -41,7 +41,14 @@ from durable_kernel import (
 )
 
 from ._binding import EventStreamHandlerParams, TemporalizeToolsetFunc, build_binding, serialization_user_error
-from ._config import merge_activity_config
+from ._config import (
+    LocalActivities,
+    ToolSetting,
+    check_local_streaming,
+    execute_unit,
+    local_scope,
+    merge_activity_config,
+)
 from ._continue_as_new import ContinueAsNewAfter, ContinueAsNewHandler
 from ._deps_refs import deps_for_activity
 from ._entry_points import TemporalEntryPoints
@@ -86,7 +93,7 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
         activity_config: ActivityConfig | None = None,
         model_activity_config: ActivityConfig | None = None,
         toolset_activity_config: dict[str, ActivityConfig] | None = None,
-        tool_activity_config: dict[str, dict[str, ActivityConfig | Literal[False]]] | None = None,
+        tool_activity_config: Mapping[str, Mapping[str, ToolSetting]] | None = None,
         run_context_type: type[TemporalRunContext[AgentDepsT]] = TemporalRunContext[AgentDepsT],
         temporalize_toolset_func: TemporalizeToolsetFunc[AgentDepsT] = temporalize_toolset,
         non_retryable_model_errors: NonRetryableModelErrors = is_permanent_model_error,
@@ -94,6 +101,7 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
         event_stream_topic: str | EventStreamTopic | None = None,
         continue_as_new: ContinueAsNewHandler[AgentDepsT] | None = None,
         continue_as_new_after: ContinueAsNewAfter | None = None,
+        local_activities: LocalActivities = False,
     ) -> None:
         """Wrap an agent for use inside Temporal workflows.
 
@@ -113,6 +121,7 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
             toolset_activity_config: Configs by toolset id, merged on top of the base for that toolset's activities.
             tool_activity_config: Configs by toolset id then tool name, merged on top of the toolset's. `False` runs
                 an `async` function tool in workflow code (no activity); not allowed for sync, dynamic or MCP tools.
+                [`LocalActivity(config)`][durable_temporal.LocalActivity] runs the tool's calls as local activities.
             run_context_type: The `TemporalRunContext` (sub)class that carries the run context into activities.
             temporalize_toolset_func: Wraps each leaf toolset for Temporal; the default handles function, dynamic
                 and MCP toolsets and leaves other toolsets to run in workflow code.
@@ -139,9 +148,18 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
             continue_as_new_after: A size past which `continue_as_new` is called too: history events or bytes, or
                 model requests in this workflow run (see [`ContinueAsNewAfter`][durable_temporal.ContinueAsNewAfter]).
                 Needs `continue_as_new`.
+            local_activities: Run units as local activities, under the same names and configs: `'model'` the model
+                requests, `'tools'` the toolsets' activities, `True` both. A local
+                activity runs on the workflow's worker inside its workflow task and is recorded as a marker: no
+                server round trip per unit, but no heartbeats and retries inside the workflow task (see the
+                "Local activities" section of the Temporal docs). Model requests cannot be local with an
+                `event_stream_handler` or `event_stream_topic` (they are then streamed). Changing it for running
+                workflows is not replay-safe.
 
         Raises:
-            UserError: `continue_as_new_after` is given without `continue_as_new`, the agent has no name, or `event_stream_topic` is given with a temporalio older than 1.27.0.
+            UserError: `continue_as_new_after` is given without `continue_as_new`, the agent has no name,
+                `event_stream_topic` is given with a temporalio older than 1.27.0, or local model requests would be
+                streamed.
         """
         super().__init__(wrapped)
         agent_name = require_agent_name(name or wrapped.name, engine='Temporal')
@@ -154,6 +172,12 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
         run_context_type = with_deps_resolver(run_context_type, deps_resolver)
         self.run_context_type = run_context_type
         self.activity_config = merge_activity_config(activity_config)
+        local = local_scope(local_activities)
+        check_local_streaming(
+            local,
+            event_stream_handler=self._user_event_stream_handler,
+            event_stream_topic=self._event_stream_topic,
+        )
         self._durable_run_active: ContextVar[bool] = ContextVar('durable_temporal_run_active', default=False)
         binding = build_binding(
             wrapped,
@@ -174,7 +198,9 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
             event_stream_topic=self._event_stream_topic,
             continue_as_new=continue_as_new,
             continue_as_new_after=continue_as_new_after,
+            local=local,
         )
+        self._local_events = local.events
         self.event_stream_handler_activity = binding.event_stream_handler_activity
         self._temporal_model = binding.model
         self._toolsets = binding.toolsets
@@ -291,15 +317,16 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
         async def send(events: list[pai_messages.AgentStreamEvent]) -> None:
             kinds = ', '.join(event.event_kind for event in events)
             summary = f'handle event: {kinds}' if len(events) == 1 else f'handle events: {kinds}'
-            serialized, deps = deps_for_activity(self.run_context_type, ctx)
+            serialized, deps = deps_for_activity(self.run_context_type, ctx, local=self._local_events)
             if len(events) == 1 and not batched:
                 params = EventStreamHandlerParams(event=events[0], serialized_run_context=serialized)
             else:
                 params = EventStreamHandlerParams(event=None, serialized_run_context=serialized, events=events)
-            await workflow.execute_activity(
+            await execute_unit(
                 self.event_stream_handler_activity,
-                args=[params, deps],
-                **merge_activity_config({'summary': summary}, self.activity_config),
+                [params, deps],
+                merge_activity_config({'summary': summary}, self.activity_config),
+                local=self._local_events,
             )
 
         if _is_model_request_stream(ctx):

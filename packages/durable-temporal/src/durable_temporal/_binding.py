@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import AsyncIterable, Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Generic, Literal
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, cast
 
 from pydantic import ConfigDict, with_config
 from pydantic_ai import messages as pai_messages
@@ -33,11 +33,18 @@ from durable_kernel import (
     temporal_activity_prefix,
 )
 
-from ._config import merge_activity_config
+from ._config import (
+    LocalActivity,
+    LocalScope,
+    ToolActivityConfig,
+    ToolSetting,
+    local_activity_config,
+    merge_activity_config,
+)
 from ._continue_as_new import ContinueAsNewAfter, ContinueAsNewHandler, continue_as_new_policy
 from ._model import TemporalModel, TemporalProviderFactory
 from ._run_context import TemporalRunContext, resolve_activity_context
-from ._toolset import TemporalWrapperToolset
+from ._toolset import ActivityToolset, TemporalWrapperToolset
 
 __all__ = (
     'EventStreamHandlerParams',
@@ -90,6 +97,8 @@ class TemporalBinding(Generic[AgentDepsT]):
     """The Temporal twin of each leaf toolset, by toolset id."""
     activities: list[Callable[..., Any]]
     """Every activity, in registration order: event handler, model, then each toolset's."""
+    local: LocalScope = field(default_factory=LocalScope)
+    """Which units run as local activities (the event handler's: `local.events`)."""
 
 
 def _positional_arity(func: Callable[..., Any]) -> int:
@@ -108,7 +117,7 @@ def build_binding(
     activity_config: ActivityConfig,
     model_activity_config: ActivityConfig | None,
     toolset_activity_config: Mapping[str, ActivityConfig] | None,
-    tool_activity_config: Mapping[str, Mapping[str, ActivityConfig | Literal[False]]] | None,
+    tool_activity_config: Mapping[str, Mapping[str, ToolSetting]] | None,
     deps_type: type[Any],
     run_context_type: type[TemporalRunContext[AgentDepsT]],
     temporalize_toolset_func: TemporalizeToolsetFunc[AgentDepsT],
@@ -116,6 +125,7 @@ def build_binding(
     event_stream_topic: EventStreamTopic | None = None,
     continue_as_new: ContinueAsNewHandler[AgentDepsT] | None = None,
     continue_as_new_after: ContinueAsNewAfter | None = None,
+    local: LocalScope | None = None,
 ) -> TemporalBinding[AgentDepsT]:
     """Build the activities, durable model and durable toolsets of `agent`.
 
@@ -137,8 +147,10 @@ def build_binding(
         event_stream_topic: The topic the streamed model activity publishes the live model stream to.
         continue_as_new: Called before a model request when the workflow should continue as new.
         continue_as_new_after: Limits past which it should, besides Temporal's suggestion.
+        local: Which units run as local activities (the same activities, run with `execute_local_activity`).
     """
     policy = continue_as_new_policy(continue_as_new, continue_as_new_after)
+    local = local or LocalScope()
     prefix = temporal_activity_prefix(agent_name)
 
     async def event_stream_handler_activity(params: EventStreamHandlerParams, deps: Any) -> None:
@@ -161,11 +173,14 @@ def build_binding(
     )
     activities: list[Callable[..., Any]] = [event_activity]
 
+    model_config = merge_activity_config(activity_config, model_activity_config)
+    if local.model:
+        local_activity_config(model_config)  # refuses a `task_queue` now rather than in the first workflow
     temporal_model = TemporalModel(
         agent.model if isinstance(agent.model, Model) else None,
         default_model_id=agent.model if isinstance(agent.model, str) else None,
         activity_name_prefix=prefix,
-        activity_config=merge_activity_config(activity_config, model_activity_config),
+        activity_config=model_config,
         deps_type=deps_type,
         run_context_type=run_context_type,
         event_stream_handler=model_event_stream_handler,
@@ -174,6 +189,7 @@ def build_binding(
         agent=agent,
         non_retryable_model_errors=non_retryable_model_errors,
         event_stream_topic=event_stream_topic,
+        local=local.model,
     )
     # The rule lives in the durable model's workflow-side request, the one place both forms go through.
     temporal_model.continue_as_new = policy
@@ -186,11 +202,24 @@ def build_binding(
 
     def make_durable(toolset: AbstractToolset[AgentDepsT]) -> AbstractToolset[AgentDepsT]:
         toolset_id = require_toolset_id(toolset, engine='Temporal')
+        toolset_config = merge_activity_config(activity_config, toolset_configs.get(toolset_id))
+        if local.tools:
+            local_activity_config(toolset_config)  # refuses a `task_queue` now rather than in the first workflow
+        per_tool: dict[str, ToolActivityConfig] = {}
+        local_tools: set[str] = set()
+        for tool_name, setting in tool_configs.get(toolset_id, {}).items():
+            if isinstance(setting, LocalActivity):
+                local_activity_config(merge_activity_config(toolset_config, setting.config))
+                local_tools.add(tool_name)
+                # The wrapper gets the config alone (its argument's type is unchanged) and the name in `local_tools`.
+                per_tool[tool_name] = cast(ActivityConfig, dict(setting.config or {}))
+            else:
+                per_tool[tool_name] = setting
         args: list[Any] = [
             toolset,
             prefix,
-            merge_activity_config(activity_config, toolset_configs.get(toolset_id)),
-            dict(tool_configs.get(toolset_id, {})),
+            toolset_config,
+            per_tool,
             deps_type,
             run_context_type,
         ]
@@ -199,6 +228,16 @@ def build_binding(
         durable = temporalize_toolset_func(*args)
         if isinstance(durable, TemporalWrapperToolset):
             activities.extend(durable.temporal_activities)
+        if isinstance(durable, ActivityToolset):
+            # Attributes, not arguments: `temporalize_toolset_func`'s signature is public and stays as it is.
+            durable.local_activities = local.tools
+            durable.local_tools = frozenset(local_tools)
+        elif local_tools:
+            raise UserError(
+                f'Toolset {toolset_id!r} is wrapped by a `{type(durable).__name__}`, which does not run tools as local '
+                f'activities: `LocalActivity` in `tool_activity_config` ({", ".join(sorted(local_tools))}) needs a '
+                'toolset wrapped by `temporalize_toolset` (or an `ActivityToolset` subclass).'
+            )
         durable_toolsets[toolset_id] = durable
         return durable
 
@@ -212,6 +251,7 @@ def build_binding(
         toolsets=toolsets,
         durable_toolsets=durable_toolsets,
         activities=unique_activities(activities),
+        local=local,
     )
 
 

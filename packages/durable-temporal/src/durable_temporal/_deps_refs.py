@@ -54,8 +54,14 @@ _CACHE_SIZE = 128
 _sent_by_workflow: PerWorkflow[set[str]] = PerWorkflow(set)
 
 
-def deps_for_activity(context_type: type[PartialRunContext[Any]], ctx: RunContext[Any]) -> tuple[Any, Any]:
+def deps_for_activity(
+    context_type: type[PartialRunContext[Any]], ctx: RunContext[Any], *, local: bool = False
+) -> tuple[Any, Any]:
     """The serialized run context and the deps argument of an activity about to be scheduled by workflow code.
+
+    A local activity (`local=True`) is always sent its deps inline: its input is not recorded in the history (so
+    inline deps cost no history bytes), and an activity that was sent only a digest finds the deps in the inputs of
+    scheduled activities, which a local activity is not. It also never counts as having carried them.
 
     The deps sent are `context_type.serialize_deps(ctx.deps)`: the reference of the agent's `DepsResolver`, if it
     has one, so that live clients and credentials never reach the history.
@@ -66,7 +72,7 @@ def deps_for_activity(context_type: type[PartialRunContext[Any]], ctx: RunContex
     """
     serialized_run_context: Any = context_type.serialize_run_context(ctx)
     deps = context_type.serialize_deps(ctx.deps)
-    if deps is None or not isinstance(serialized_run_context, Mapping):
+    if local or deps is None or not isinstance(serialized_run_context, Mapping):
         return serialized_run_context, deps
     [payload] = workflow.payload_converter().to_payloads([deps])
     if len(payload.data) <= INLINE_LIMIT:

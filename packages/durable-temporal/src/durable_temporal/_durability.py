@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from contextvars import ContextVar
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any
 
 from pydantic_ai import messages as pai_messages
 from pydantic_ai.agent import AbstractAgent, AgentRunResult, EventStreamHandler
@@ -40,7 +40,14 @@ from durable_kernel import (
 )
 
 from ._binding import EventStreamHandlerParams, TemporalBinding, build_binding, serialization_user_error
-from ._config import merge_activity_config
+from ._config import (
+    LocalActivities,
+    ToolSetting,
+    check_local_streaming,
+    execute_unit,
+    local_scope,
+    merge_activity_config,
+)
 from ._continue_as_new import ContinueAsNewAfter, ContinueAsNewHandler, continue_as_new_policy
 from ._deps_refs import deps_for_activity
 from ._live_events import (
@@ -100,9 +107,10 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
         continue_as_new: ContinueAsNewHandler[AgentDepsT] | None = None,
         non_retryable_model_errors: NonRetryableModelErrors = is_permanent_model_error,
         provider_factory: TemporalProviderFactory | None = None,
-        tool_activity_config: dict[str, dict[str, ActivityConfig | Literal[False]]] | None = None,
+        tool_activity_config: Mapping[str, Mapping[str, ToolSetting]] | None = None,
         deps_resolver: DepsResolver[AgentDepsT, Any] | None = None,
         continue_as_new_after: ContinueAsNewAfter | None = None,
+        local_activities: LocalActivities = False,
     ) -> None:
         """Configure the capability; it is bound to an agent (and its activities built) when attached.
 
@@ -135,16 +143,21 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
             provider_factory: Builds the provider of a model given as a string inside the model activity:
                 `(run_context, provider_name) -> Provider`.
             tool_activity_config: Configs by toolset id then tool name, merged on top of the toolset's. `False` runs
-                an `async` function tool in workflow code (no activity).
+                an `async` function tool in workflow code (no activity);
+                [`LocalActivity(config)`][durable_temporal.LocalActivity] runs the tool's calls as local activities.
             deps_resolver: Sends `deps` to activities as a small reference and rebuilds them in each activity (see
                 [`DepsResolver`][durable_kernel.DepsResolver]).
             continue_as_new_after: A size past which `continue_as_new` is called too: history events or bytes, or
                 model requests in this workflow run (see [`ContinueAsNewAfter`][durable_temporal.ContinueAsNewAfter]).
                 Needs `continue_as_new`.
+            local_activities: Run units as local activities, under the same names and configs: `'model'` the model
+                requests, `'tools'` the toolsets' activities, `True` both; as
+                for [`TemporalAgent`][durable_temporal.TemporalAgent]. Model requests cannot be local with an
+                `event_stream_handler` or `event_stream_topic`.
 
         Raises:
-            UserError: `continue_as_new_after` is given without `continue_as_new`, or `event_stream_topic` is given
-                with a temporalio older than 1.27.0.
+            UserError: `continue_as_new_after` is given without `continue_as_new`, `event_stream_topic` is given
+                with a temporalio older than 1.27.0, or local model requests would be streamed.
         """
         # Checked here, at construction, as in the wrapper form (the binding is built later).
         continue_as_new_policy(continue_as_new, continue_as_new_after)
@@ -168,6 +181,10 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
         self._tool_activity_config = dict(tool_activity_config or {})
         self._non_retryable_model_errors = non_retryable_model_errors
         self._provider_factory = provider_factory
+        self._local = local_scope(local_activities)
+        check_local_streaming(
+            self._local, event_stream_handler=event_stream_handler, event_stream_topic=self._event_stream_topic
+        )
         self._binding: TemporalBinding[AgentDepsT] | None = None
 
     # --- binding -------------------------------------------------------------------------------------------------
@@ -228,6 +245,7 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
             event_stream_topic=self._event_stream_topic,
             continue_as_new=self.continue_as_new,
             continue_as_new_after=self.continue_as_new_after,
+            local=self._local,
         )
         return self._binding
 
@@ -398,13 +416,15 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
             # A model's streamed events already reached the handler live, inside the streamed model activity: what
             # workflow code sees of them is the completed response replayed.
             if not is_model_stream_event(event):
-                serialized, deps = deps_for_activity(self.run_context_type, ctx)
+                local = self._local.events
+                serialized, deps = deps_for_activity(self.run_context_type, ctx, local=local)
                 params = EventStreamHandlerParams(event=event, serialized_run_context=serialized)
-                await workflow.execute_activity(
+                await execute_unit(
                     event_activity,
-                    args=[params, deps],
-                    **merge_activity_config(
+                    [params, deps],
+                    merge_activity_config(
                         {'summary': f'handle event: {event.event_kind}'}, self._event_activity_config
                     ),
+                    local=local,
                 )
             yield event

@@ -130,11 +130,7 @@ class TemporalDynamicToolset(ActivityToolset[AgentDepsT]):
             return await super().get_tools(ctx)
         infos = self._run_listing
         if infos is None or not patched(PER_RUN_LISTING_PATCH):
-            infos = await workflow.execute_activity(
-                self.get_tools_activity,
-                args=self._get_tools_arguments(ctx),
-                **self.activity_options(f'get tools: {self.id}'),
-            )
+            infos = await self.execute(self.get_tools_activity, ctx, f'get tools: {self.id}')
             if not self._per_run_step:
                 self._run_listing = infos
         self._listed_instructions = next((info.toolset_instructions for info in infos.values()), None)

@@ -151,11 +151,7 @@ class TemporalMCPToolset(ActivityToolset[AgentDepsT]):
             return await super().get_instructions(ctx)
         if not getattr(self.wrapped, 'include_instructions', False):
             return None
-        return await workflow.execute_activity(
-            self.get_instructions_activity,
-            args=self._get_tools_arguments(ctx),
-            **self.activity_options(f'get instructions: {self.id}'),
-        )
+        return await self.execute(self.get_instructions_activity, ctx, f'get instructions: {self.id}')
 
     async def get_tools(self, ctx: RunContext[AgentDepsT]) -> dict[str, ToolsetTool[AgentDepsT]]:
         """List the server's tools in an activity (once per run when the server caches tools)."""
@@ -163,11 +159,7 @@ class TemporalMCPToolset(ActivityToolset[AgentDepsT]):
             return await super().get_tools(ctx)
         tool_defs = self._run_tool_defs
         if tool_defs is None or not self._cache_tools:
-            tool_defs = await workflow.execute_activity(
-                self.get_tools_activity,
-                args=self._get_tools_arguments(ctx),
-                **self.activity_options(f'get tools: {self.id}'),
-            )
+            tool_defs = await self.execute(self.get_tools_activity, ctx, f'get tools: {self.id}')
             self._run_tool_defs = tool_defs
         # Built from the recorded definitions without I/O (the server was asked in the activity).
         return {

@@ -48,7 +48,7 @@ from durable_kernel import (
     temporal_activity_name_with_prefix,
 )
 
-from ._config import merge_activity_config
+from ._config import execute_unit, merge_activity_config
 from ._continue_as_new import ContinueAsNewPolicy, register_model, take_carried_base
 from ._deps_refs import deps_for_activity
 from ._heartbeat import heartbeating
@@ -150,6 +150,7 @@ class TemporalModel(WrapperModel):
         agent: AbstractAgent[Any, Any] | None,
         non_retryable_model_errors: NonRetryableModelErrors = is_permanent_model_error,
         event_stream_topic: EventStreamTopic | None = None,
+        local: bool = False,
     ) -> None:
         registry: dict[str, Model] = {}
         if model is not None:
@@ -183,6 +184,8 @@ class TemporalModel(WrapperModel):
         self.run_context_type = run_context_type
         self.event_stream_handler = event_stream_handler
         self.event_stream_topic = event_stream_topic
+        self.local = local
+        """Whether the model activities run as local activities (`local_activities=`)."""
         self._provider_factory = provider_factory
         self._agent = agent
         self._model_key: ContextVar[str | None] = ContextVar('durable_temporal_model_key', default=None)
@@ -437,8 +440,8 @@ class TemporalModel(WrapperModel):
             )
         await self._maybe_continue_as_new(ctx)
         params, deps, delta = self._params(messages, model_settings, model_request_parameters, ctx)
-        response = await workflow.execute_activity(
-            self.request_activity, args=[params, deps], **self._options('request model')
+        response: ModelResponse = await execute_unit(
+            self.request_activity, [params, deps], self._options('request model'), local=self.local
         )
         self._sent(delta, messages, response, ctx)
         return response
@@ -462,6 +465,15 @@ class TemporalModel(WrapperModel):
             raise UserError(
                 'A Temporal model needs the run context, which `pydantic_ai.direct.model_request_stream()` does not '
                 'have: set an `event_stream_handler` and use `agent.run()` inside the workflow.'
+            )
+        if self.local:
+            # Refused, not run as a regular activity instead: the history would then hold both kinds of unit for
+            # the same agent depending on how a run was started. See `check_local_streaming` for the why.
+            raise UserError(
+                'A streamed model request cannot run as a local activity (`local_activities=True` or `"model"`): '
+                "it needs heartbeats, so that Temporal retries a dead worker's request, which only a regular activity "
+                'has. Run the agent without an event stream handler (or `run_stream`) inside the workflow, or use '
+                '`local_activities="tools"`.'
             )
         await self._maybe_continue_as_new(run_context)
         params, deps, delta = self._params(messages, model_settings, model_request_parameters, run_context)
@@ -512,8 +524,8 @@ class TemporalModel(WrapperModel):
             model_id=self._model_key.get(),
             telemetry_sensitive_ids=request_telemetry_ids(parameters),
         )
-        return await workflow.execute_activity(
-            self.compact_messages_activity, args=[params, deps], **self._options('compact messages')
+        return await execute_unit(
+            self.compact_messages_activity, [params, deps], self._options('compact messages'), local=self.local
         )
 
     async def cancel_suspended_response(self, response: ModelResponse) -> None:
@@ -529,10 +541,11 @@ class TemporalModel(WrapperModel):
         params = CancelSuspendedResponseParams(
             response=response, serialized_run_context=serialized, model_id=self._model_key.get()
         )
-        await workflow.execute_activity(
+        await execute_unit(
             self.cancel_suspended_response_activity,
-            args=[params, deps],
-            **self._options('cancel suspended response'),
+            [params, deps],
+            self._options('cancel suspended response'),
+            local=self.local,
         )
 
     def _params(
@@ -541,14 +554,17 @@ class TemporalModel(WrapperModel):
         model_settings: ModelSettings | None,
         parameters: ModelRequestParameters,
         ctx: RunContext[Any],
-    ) -> tuple[ModelRequestParams, Any, Delta]:
-        """The activity arguments (messages as a delta on earlier model activities; large deps only once)."""
+    ) -> tuple[ModelRequestParams, Any, Delta | None]:
+        """The activity arguments (messages as a delta on earlier model activities; large deps only once).
+
+        For local activities: the whole conversation and the deps inline, and no delta.
+        """
         if parameters.allow_image_output:
             raise UserError(
                 'Image output cannot be used inside a Temporal workflow: generated images exceed the 2 MB payload '
                 'limit of activity results. Generate images in an activity of your own, or outside the workflow.'
             )
-        serialized, deps = deps_for_activity(self.run_context_type, ctx)
+        serialized, deps = deps_for_activity(self.run_context_type, ctx, local=self.local)
         params = ModelRequestParams(
             messages=messages,
             model_settings=cast(dict[str, Any] | None, model_settings),
@@ -557,6 +573,11 @@ class TemporalModel(WrapperModel):
             model_id=self._model_key.get(),
             telemetry_sensitive_ids=request_telemetry_ids(parameters),
         )
+        if self.local:
+            # A local activity's input is not recorded in the history (only its result, in a marker): sending the
+            # whole conversation costs no history bytes, and a delta could not be rebuilt by another worker, which
+            # finds no scheduled model activities in the history to rebuild it from.
+            return params, deps, None
         histories = self._histories.current()
         register_model(self._history_key, self)
         carried = take_carried_base(self._history_key)
@@ -584,7 +605,11 @@ class TemporalModel(WrapperModel):
         """In workflow code: let this run's first model request build on `base`, from the run that continued as new."""
         self._histories.current().seed(base, messages)
 
-    def _sent(self, delta: Delta, messages: list[ModelMessage], response: ModelResponse, ctx: RunContext[Any]) -> None:
+    def _sent(
+        self, delta: Delta | None, messages: list[ModelMessage], response: ModelResponse, ctx: RunContext[Any]
+    ) -> None:
+        if delta is None:
+            return
         self._histories.current().sent(delta, messages, response, ctx.run_id or '')
 
     def _options(self, operation: str, suffix: str = '') -> ActivityConfig:
@@ -595,7 +620,7 @@ class TemporalModel(WrapperModel):
     def _optional_activity_arguments(self, ctx: RunContext[Any] | None) -> tuple[Any, Any]:
         if ctx is None:
             return None, None
-        return deps_for_activity(self.run_context_type, ctx)
+        return deps_for_activity(self.run_context_type, ctx, local=self.local)
 
     async def _optional_activity_context(self, serialized_run_context: Any, deps: Any) -> RunContext[Any] | None:
         if serialized_run_context is None:

@@ -25,7 +25,7 @@ from durable_kernel import (
     unwrap_tool_outcome,
 )
 
-from ._config import ToolActivityConfig, merge_activity_config
+from ._config import ToolActivityConfig, execute_unit, merge_activity_config
 from ._deps_refs import deps_for_activity
 from ._run_context import TemporalRunContext, resolve_activity_context
 
@@ -127,6 +127,12 @@ class ActivityToolset(TemporalWrapperToolset[AgentDepsT], ABC):
         self.deps_type = deps_type
         self.run_context_type = run_context_type
         self.agent = agent
+        self.local_activities = False
+        """Whether every activity of this toolset runs as a local activity (set by the agent's `local_activities=`)."""
+        self.local_tools: frozenset[str] = frozenset()
+        """The tools whose calls run as local activities (`LocalActivity` in the agent's `tool_activity_config`).
+
+        Attributes set by the agent after construction, so that `temporalize_toolset_func`'s signature stays as is."""
 
     def refuse_disabled_tool_activities(self, kind: str, reason: str) -> None:
         """Raise a `UserError` if a tool's activity is disabled (`False`) although the tool cannot run in workflow code.
@@ -148,10 +154,42 @@ class ActivityToolset(TemporalWrapperToolset[AgentDepsT], ABC):
         return temporal_activity_name_with_prefix(self.activity_name_prefix, kind, self.id)
 
     def activity_options(self, summary: str, tool_name: str | None = None) -> ActivityConfig:
-        """The config of one activity: this toolset's config, the tool's on top, and a default summary."""
+        """The config of one activity: this toolset's config, the tool's on top, and a default summary.
+
+        For a tool in `local_tools`, the tool's layer is its `LocalActivity`'s config (local-activity keys, such as
+        `local_retry_threshold`, included: `execute` keeps them).
+        """
         tool_config = self.tool_activity_config.get(tool_name) if tool_name is not None else None
         config = merge_activity_config(self.activity_config, tool_config or None)
         return ActivityConfig(**merge_config({'summary': summary}, config))
+
+    def runs_locally(self, tool_name: str | None = None) -> bool:
+        """Whether an activity of this toolset (a call of `tool_name`, if given) runs as a local activity."""
+        return self.local_activities or (tool_name is not None and tool_name in self.local_tools)
+
+    async def execute(
+        self,
+        activity_fn: Callable[..., Any],
+        ctx: RunContext[AgentDepsT],
+        summary: str,
+        *,
+        params: Callable[[Any], Any] = lambda serialized: GetToolsParams(serialized_run_context=serialized),
+        tool_name: str | None = None,
+    ) -> Any:
+        """Run one of this toolset's activities from workflow code, regular or local as configured, and return its result.
+
+        Args:
+            activity_fn: The activity.
+            ctx: The run context, sent with the deps.
+            summary: The activity's summary.
+            params: Builds the activity's first argument from the serialized run context.
+            tool_name: The tool called, whose config applies on top of the toolset's.
+        """
+        local = self.runs_locally(tool_name)
+        serialized, deps = deps_for_activity(self.run_context_type, ctx, local=local)
+        return await execute_unit(
+            activity_fn, [params(serialized), deps], self.activity_options(summary, tool_name), local=local
+        )
 
     async def context_in_activity(self, serialized_run_context: Any, deps: Any) -> RunContext[AgentDepsT]:
         """Rebuild the run context inside an activity (fetching deps that an earlier activity carried)."""
@@ -191,12 +229,14 @@ class ActivityToolset(TemporalWrapperToolset[AgentDepsT], ABC):
         tool_def: ToolDefinition | None,
     ) -> Any:
         """Schedule a call-tool activity and turn its outcome back into a return value or control-flow exception."""
-        serialized, deps = self.activity_arguments(ctx)
-        params = CallToolParams(name=name, tool_args=tool_args, serialized_run_context=serialized, tool_def=tool_def)
-        outcome: ToolOutcome = await workflow.execute_activity(
+        outcome: ToolOutcome = await self.execute(
             activity_fn,
-            args=[params, deps],
-            **self.activity_options(f'call tool: {self.id}:{name}', name),
+            ctx,
+            f'call tool: {self.id}:{name}',
+            params=lambda serialized: CallToolParams(
+                name=name, tool_args=tool_args, serialized_run_context=serialized, tool_def=tool_def
+            ),
+            tool_name=name,
         )
         return unwrap_tool_outcome(outcome)
 
