@@ -7,7 +7,9 @@ usage and, for scenarios with an event stream handler, the same events in the sa
 from __future__ import annotations
 
 import time
+import uuid
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -272,3 +274,96 @@ async def test_stream_out_killed_worker_gives_consumers_a_complete_ordered_strea
         # The reconnecting consumer stopped inside the dead attempt: the retry is announced after its offset too.
         assert len(crash.reconnecting[:RECONNECT_AFTER]) == RECONNECT_AFTER
         assert any(isinstance(event, UnitRetryEvent) for _, event in crash.reconnecting[RECONNECT_AFTER:])
+
+
+@pytest.mark.parametrize('engine', [pytest.param('temporal', id='temporal', marks=pytest.mark.xdist_group('temporal'))])
+@pytest.mark.parametrize('form', ['wrapper', 'capability'])
+async def test_continue_as_new_conversation_streams_across_hand_overs(harness: EngineHarness, form: str) -> None:
+    """Temporal only (the other engines have no continue-as-new): a conversation continues as new twice.
+
+    Live events are consumed across both hand-overs, by a consumer subscribed from the start and by one that stops
+    in the first run and reconnects from its offset in a later one: both receive the plain agent's events, in order,
+    once each; the output and usage are the plain run's; no model request or tool call ran twice.
+    """
+    import anyio
+    from harness.temporal_continue_as_new import (
+        CALLS,
+        CAN_EXPECTED_OUTPUT,
+        CAN_FORMS,
+        CAN_PROMPT,
+        CAN_TURNS,
+        CanInput,
+        can_plain_agent,
+    )
+    from harness.temporal_engine import HAS_WORKFLOW_STREAMS, harness_passthrough_runner
+
+    from durable_temporal import AgentPlugin, TemporalDurability
+    from durable_temporal.testing import agent_worker
+
+    if not HAS_WORKFLOW_STREAMS:
+        pytest.skip('temporalio < 1.27.0 has no Workflow Streams, which live events on Temporal need')
+    client = cast('Any', harness).client  # the Temporal harness's client (the sync `harness` fixture resolved it)
+    take_events()
+    plain = await can_plain_agent.run(CAN_PROMPT, event_stream_handler=record_events)
+    plain_events = comparable_events(take_events())
+    assert plain.output == CAN_EXPECTED_OUTPUT
+    CALLS.clear()
+
+    workflow_cls, agent = CAN_FORMS[form]
+    reader = agent if form == 'wrapper' else TemporalDurability.from_agent(agent)
+    workflow_id = f'conformance-can-{form}-{uuid.uuid4().hex}'
+    stop_after = 3  # inside the first run (it holds two model requests and a tool call)
+    async with agent_worker(
+        client, workflows=[workflow_cls], plugins=[AgentPlugin(agent)], workflow_runner=harness_passthrough_runner()
+    ) as worker:
+        handle = await client.start_workflow(
+            f'conformance_can_{form}',
+            CanInput(CAN_PROMPT),
+            result_type=str,
+            id=workflow_id,
+            task_queue=worker.task_queue,
+            execution_timeout=timedelta(minutes=3),
+        )
+
+        def open_events(offset: int) -> Any:
+            return reader.stream_agent_events(
+                client, handle, output_type=str, from_offset=offset, poll_cooldown=timedelta(milliseconds=50)
+            )
+
+        live: list[tuple[int, Any]] = []
+        reconnecting: list[tuple[int, Any]] = []
+
+        async def read(into: list[tuple[int, Any]], from_offset: int = 0, stop: int | None = None) -> None:
+            async with open_events(from_offset) as events:
+                async for event in events:
+                    into.append((events.offset, event))
+                    if stop is not None and len(into) == stop:
+                        return
+
+        with anyio.fail_after(180):
+            async with anyio.create_task_group() as group:
+                group.start_soon(read, live)
+                await read(reconnecting, stop=stop_after)
+                # Reconnect once the conversation has moved on to a later run (the third turn's call is in it).
+                while not any(getattr(e, 'tool_call_id', None) == 'call-2' for _, e in live):
+                    await anyio.sleep(0.02)
+                await read(reconnecting, from_offset=reconnecting[-1][0] + 1)
+            output = await handle.result()
+        runs = 0
+        for _ in range(100):  # visibility catches up with the runs a little later
+            runs = len([execution async for execution in client.list_workflows(f'WorkflowId = "{workflow_id}"')])
+            if runs >= 3:
+                break
+            await anyio.sleep(0.1)
+
+    assert output == f'{CAN_EXPECTED_OUTPUT} ({CAN_TURNS + 1} requests)'
+    assert runs >= 3, 'the conversation should have continued as new at least twice'
+    for consumer in (live, reconnecting):
+        offsets = [offset for offset, _ in consumer]
+        assert offsets == sorted(set(offsets))
+        events = [event for _, event in consumer]
+        assert isinstance(events[-1], AgentRunResultEvent)
+        assert cast('AgentRunResultEvent[str]', events[-1]).result.output == CAN_EXPECTED_OUTPUT
+        assert comparable_events(events[:-1]) == plain_events
+    expected_calls = {f'model-{n}': 1 for n in range(CAN_TURNS + 1)} | {f'tool-{n}': 1 for n in range(CAN_TURNS)}
+    assert dict(CALLS) == expected_calls
