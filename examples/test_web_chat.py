@@ -41,8 +41,8 @@ TOKEN_DELAY = 0.12
 
 pytestmark = pytest.mark.timeout(600)
 
-AVAILABLE_ENGINES = ('dbos', 'prefect')
-"""The engines the web chat runs on today (Temporal's live events are not merged yet)."""
+AVAILABLE_ENGINES = ('dbos', 'temporal', 'prefect')
+"""The engines the web chat runs on."""
 
 
 def _require_chromium() -> None:
@@ -80,9 +80,9 @@ def _stop(pid: int, timeout: float = 30) -> None:
     params=[pytest.param(engine, marks=[pytest.mark.xdist_group(name=engine)]) for engine in AVAILABLE_ENGINES],
 )
 def web_chat(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The web chat on a free port (DBOS on SQLite; Prefect with a local server): yields its URL.
+    """The web chat on a free port (DBOS on SQLite; Temporal and Prefect with a local server): yields its URL.
 
-    Stops the server (which stops its worker and the Prefect server) and any worker left, by PID.
+    Stops the server (which stops its worker and the engine's server) and any worker left, by PID.
     """
     engine: str = request.param
     workdir = tmp_path_factory.mktemp(f'web_chat_{engine}')
@@ -241,16 +241,3 @@ def test_sse_resumes_after_last_event_id(web_chat: str) -> None:
     for cut in (0, 2, len(everything) // 2, len(everything) - 2):
         resumed = [(i, m) for i, m in _sse_messages(events_url, everything[cut][0]) if i is not None]
         assert resumed == everything[cut + 1 :], cut
-
-
-def test_engines_without_live_events_say_so() -> None:
-    result = subprocess.run(
-        [sys.executable, '-m', 'examples.web_chat', '--engine', 'temporal', '--port', '0'],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 2, result.stderr
-    assert 'The web chat on temporal is not available yet' in result.stderr

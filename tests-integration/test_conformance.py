@@ -7,7 +7,11 @@ usage and, for scenarios with an event stream handler, the same events in the sa
 from __future__ import annotations
 
 import time
-from typing import Any
+import uuid
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from harness import (
@@ -25,11 +29,22 @@ from harness import (
     comparable_events,
     describe_error,
     engine_params,
+    record_events,
     run_plain,
     take_events,
 )
+from harness.crash_agent import CrashDeps
+from harness.stream_crash_agent import (
+    STREAM_CRASH_EXPECTED_OUTPUT,
+    STREAM_CRASH_KILL_POINTS,
+    STREAM_CRASH_PROMPT,
+    stream_crash_agent,
+)
 from pydantic_ai import Agent
 from pydantic_ai.exceptions import UsageLimitExceeded
+from pydantic_ai.run import AgentRunResultEvent
+
+from durable_kernel import UnitRetryEvent, is_model_stream_event
 
 pytestmark = pytest.mark.anyio
 
@@ -179,3 +194,176 @@ async def test_stream_out_consumer_sees_what_the_handler_sees(
     assert durable.comparable() == plain.comparable()
     assert handled == plain_events
     assert comparable_events(consumed) == plain_events
+
+
+def _as_a_page_shows_it(events: list[Any]) -> list[Any]:
+    """What a consumer shows: on a `UnitRetryEvent` it drops the partial model response it showed, as documented."""
+    shown: list[Any] = []
+    for event in events:
+        if isinstance(event, UnitRetryEvent):
+            while shown and is_model_stream_event(shown[-1]):
+                shown.pop()
+        else:
+            shown.append(event)
+    return shown
+
+
+@pytest.fixture
+def stream_crash_runner(engine: str, request: pytest.FixtureRequest) -> Any:
+    """The crash suite's zygote for `engine`, and the engine's client (resolved here: an async test cannot)."""
+    from harness.stream_out_crash import stream_out_zygote
+
+    prefect_home = request.getfixturevalue('prefect_home') if engine == 'prefect' else None
+    client = request.getfixturevalue('temporal_harness').client if engine == 'temporal' else None
+    return stream_out_zygote(engine, prefect_home), client
+
+
+@pytest.mark.parametrize('engine', engine_params())
+@pytest.mark.parametrize('kill_point', list(STREAM_CRASH_KILL_POINTS))
+async def test_stream_out_killed_worker_gives_consumers_a_complete_ordered_stream(
+    engine: str, kill_point: str, stream_crash_runner: Any, tmp_path: Path
+) -> None:
+    """SIGKILL the worker mid model stream or mid tool; a new worker finishes the run; the consumers see it all.
+
+    One consumer was subscribed before the kill and reads through it; another stopped inside the first model
+    request's first attempt and reconnects from its last offset after the kill. Each receives every event once, in
+    order, except the events of the unit the kill interrupted: those repeat after a `UnitRetryEvent`. Dropping the
+    partial response at the marker gives the plain agent's events exactly; units completed before the crash are
+    never repeated (no marker for them, their calls ran once).
+    """
+    from harness.stream_out_crash import RECONNECT_AFTER, stream_out_crash
+
+    if engine == 'temporal':
+        from harness.temporal_engine import HAS_WORKFLOW_STREAMS
+
+        if not HAS_WORKFLOW_STREAMS:
+            pytest.skip('temporalio < 1.27.0 has no Workflow Streams, which live events on Temporal need')
+    take_events()
+    with Agent.parallel_tool_call_execution_mode('parallel_ordered_events'):
+        plain = await stream_crash_agent.run(STREAM_CRASH_PROMPT, deps=CrashDeps(), event_stream_handler=record_events)
+    plain_events = comparable_events(take_events())
+    assert plain.output == STREAM_CRASH_EXPECTED_OUTPUT
+
+    zygote_context, client = stream_crash_runner
+    async with zygote_context as zygote:
+        crash = await stream_out_crash(
+            engine, zygote, STREAM_CRASH_KILL_POINTS[kill_point], tmp_path, temporal_client=client
+        )
+
+    assert crash.killed
+    assert crash.output == STREAM_CRASH_EXPECTED_OUTPUT
+    starts = Counter(call.label for call in crash.calls if call.kind == 'start')
+    for consumer in (crash.live, crash.reconnecting):
+        offsets = [offset for offset, _ in consumer]
+        assert offsets == sorted(set(offsets)), 'every offset once, in order'
+        events = [event for _, event in consumer]
+        terminal = events[-1]
+        assert isinstance(terminal, AgentRunResultEvent)
+        assert cast('AgentRunResultEvent[str]', terminal).result.output == STREAM_CRASH_EXPECTED_OUTPUT
+        assert comparable_events(_as_a_page_shows_it(events[:-1])) == plain_events
+        retries = [event for event in events if isinstance(event, UnitRetryEvent)]
+        assert all(retry.unit == 'model_request' and retry.attempt >= 2 for retry in retries), retries
+        if kill_point == 'mid_tool':
+            # The model request completed before the crash: its events once, no marker; the tool ran again.
+            assert not retries
+            assert starts == {'model-1': 1, 'call-a': 2, 'model-2': 1}
+        else:
+            assert retries
+            assert starts == {'model-1': 2, 'call-a': 1, 'model-2': 1}
+    if kill_point == 'mid_model_stream':
+        # The reconnecting consumer stopped inside the dead attempt: the retry is announced after its offset too.
+        assert len(crash.reconnecting[:RECONNECT_AFTER]) == RECONNECT_AFTER
+        assert any(isinstance(event, UnitRetryEvent) for _, event in crash.reconnecting[RECONNECT_AFTER:])
+
+
+@pytest.mark.parametrize('engine', [pytest.param('temporal', id='temporal', marks=pytest.mark.xdist_group('temporal'))])
+@pytest.mark.parametrize('form', ['wrapper', 'capability'])
+async def test_continue_as_new_conversation_streams_across_hand_overs(harness: EngineHarness, form: str) -> None:
+    """Temporal only (the other engines have no continue-as-new): a conversation continues as new twice.
+
+    Live events are consumed across both hand-overs, by a consumer subscribed from the start and by one that stops
+    in the first run and reconnects from its offset in a later one: both receive the plain agent's events, in order,
+    once each; the output and usage are the plain run's; no model request or tool call ran twice.
+    """
+    import anyio
+    from harness.temporal_continue_as_new import (
+        CALLS,
+        CAN_EXPECTED_OUTPUT,
+        CAN_FORMS,
+        CAN_PROMPT,
+        CAN_TURNS,
+        CanInput,
+        can_plain_agent,
+    )
+    from harness.temporal_engine import HAS_WORKFLOW_STREAMS, harness_passthrough_runner
+
+    from durable_temporal import AgentPlugin, TemporalDurability
+    from durable_temporal.testing import agent_worker
+
+    if not HAS_WORKFLOW_STREAMS:
+        pytest.skip('temporalio < 1.27.0 has no Workflow Streams, which live events on Temporal need')
+    client = cast('Any', harness).client  # the Temporal harness's client (the sync `harness` fixture resolved it)
+    take_events()
+    plain = await can_plain_agent.run(CAN_PROMPT, event_stream_handler=record_events)
+    plain_events = comparable_events(take_events())
+    assert plain.output == CAN_EXPECTED_OUTPUT
+    CALLS.clear()
+
+    workflow_cls, agent = CAN_FORMS[form]
+    reader = agent if form == 'wrapper' else TemporalDurability.from_agent(agent)
+    workflow_id = f'conformance-can-{form}-{uuid.uuid4().hex}'
+    stop_after = 3  # inside the first run (it holds two model requests and a tool call)
+    async with agent_worker(
+        client, workflows=[workflow_cls], plugins=[AgentPlugin(agent)], workflow_runner=harness_passthrough_runner()
+    ) as worker:
+        handle = await client.start_workflow(
+            f'conformance_can_{form}',
+            CanInput(CAN_PROMPT),
+            result_type=str,
+            id=workflow_id,
+            task_queue=worker.task_queue,
+            execution_timeout=timedelta(minutes=3),
+        )
+
+        def open_events(offset: int) -> Any:
+            return reader.stream_agent_events(
+                client, handle, output_type=str, from_offset=offset, poll_cooldown=timedelta(milliseconds=50)
+            )
+
+        live: list[tuple[int, Any]] = []
+        reconnecting: list[tuple[int, Any]] = []
+
+        async def read(into: list[tuple[int, Any]], from_offset: int = 0, stop: int | None = None) -> None:
+            async with open_events(from_offset) as events:
+                async for event in events:
+                    into.append((events.offset, event))
+                    if stop is not None and len(into) == stop:
+                        return
+
+        with anyio.fail_after(180):
+            async with anyio.create_task_group() as group:
+                group.start_soon(read, live)
+                await read(reconnecting, stop=stop_after)
+                # Reconnect once the conversation has moved on to a later run (the third turn's call is in it).
+                while not any(getattr(e, 'tool_call_id', None) == 'call-2' for _, e in live):
+                    await anyio.sleep(0.02)
+                await read(reconnecting, from_offset=reconnecting[-1][0] + 1)
+            output = await handle.result()
+        runs = 0
+        for _ in range(100):  # visibility catches up with the runs a little later
+            runs = len([execution async for execution in client.list_workflows(f'WorkflowId = "{workflow_id}"')])
+            if runs >= 3:
+                break
+            await anyio.sleep(0.1)
+
+    assert output == f'{CAN_EXPECTED_OUTPUT} ({CAN_TURNS + 1} requests)'
+    assert runs >= 3, 'the conversation should have continued as new at least twice'
+    for consumer in (live, reconnecting):
+        offsets = [offset for offset, _ in consumer]
+        assert offsets == sorted(set(offsets))
+        events = [event for _, event in consumer]
+        assert isinstance(events[-1], AgentRunResultEvent)
+        assert cast('AgentRunResultEvent[str]', events[-1]).result.output == CAN_EXPECTED_OUTPUT
+        assert comparable_events(events[:-1]) == plain_events
+    expected_calls = {f'model-{n}': 1 for n in range(CAN_TURNS + 1)} | {f'tool-{n}': 1 for n in range(CAN_TURNS)}
+    assert dict(CALLS) == expected_calls

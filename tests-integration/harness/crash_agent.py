@@ -44,6 +44,7 @@ __all__ = (
     'crash_prompt',
     'read_calls',
     'side_channel',
+    'side_channel_line',
 )
 
 LOG_ENV = 'DURABLE_CRASH_LOG'
@@ -87,6 +88,11 @@ def side_channel(label: str, run: str = '') -> Generator[None]:
     _append('start', label, run)
     yield
     _append('done', label, run)
+
+
+def side_channel_line(kind: str, label: str, run: str = '') -> None:
+    """Record one `<kind> <label>` line (it may be the kill point), e.g. `mid model-1` inside a model stream."""
+    _append(kind, label, run)
 
 
 def _append(kind: str, label: str, run: str) -> None:

@@ -185,6 +185,16 @@ async def _stop(process: WorkerProcess) -> None:
             return
 
 
+async def wait_worker(process: WorkerProcess, timeout: float = WAIT_SECONDS) -> int:
+    """Wait for a worker's exit status (`-signal` if killed); stop it and raise `TimeoutError` after `timeout`."""
+    return await _wait(process, timeout)
+
+
+async def stop_worker(process: WorkerProcess) -> None:
+    """Stop a worker if it still runs: SIGTERM, then SIGKILL."""
+    await _stop(process)
+
+
 def _analyse(result: CrashResult, log: Path, first_pid: int) -> CrashResult:
     calls = read_calls(log)
     committed = committed_calls([call for call in calls if call.pid == first_pid])

@@ -3,9 +3,10 @@
 
 - `temporal --address A --task-queue Q`: poll until SIGTERM (the test starts the workflow and waits for it).
 - `dbos --db URL --workflow-id ID --result F [--recover] [--wrapper ours|reference] [--function-tool-steps on|off]
-  [--app-version V|computed]`: start the agent's workflow with that id, or (with `--recover`) let `DBOS.launch()`
-  recover it; write its output (or its error) to F. `--wrapper reference` runs pydantic-ai's own `DBOSAgent`.
-- `prefect --flow-run-id ID --result F [--recover]`: run that flow run (created by the test); with `--recover`,
+  [--app-version V|computed] [--stream-out]`: start the agent's workflow with that id, or (with `--recover`) let `DBOS.launch()`
+  recover it; write its output (or its error) to F. `--wrapper reference` runs pydantic-ai's own `DBOSAgent`; `--stream-out` the stream crash agent
+  (`harness/stream_crash_agent.py`), which publishes live events.
+- `prefect --flow-run-id ID --result F [--recover] [--stream-out]`: run that flow run (created by the test); with `--recover`,
   reschedule the crashed flow run first, so that its completed tasks are served from their cache.
 - `dbos-many` / `prefect-many` `... --run TAG=ID ... --results DIR [--recover]`: the same for several runs at once in
   one process (the random-kill suite, `harness/kill_run.py`); run TAG's prompt is `crash_prompt(TAG)`, its output goes
@@ -40,7 +41,7 @@ async def _temporal(args: argparse.Namespace) -> None:
 
     from durable_temporal import PydanticAIPlugin
 
-    from .temporal_crash import CrashWorkflow
+    from .temporal_crash import CrashWorkflow, StreamCrashWorkflow
     from .temporal_engine import harness_passthrough_runner
 
     client = await Client.connect(args.address, namespace=args.namespace, plugins=[PydanticAIPlugin()])
@@ -53,7 +54,7 @@ async def _temporal(args: argparse.Namespace) -> None:
     worker = Worker(
         client,
         task_queue=args.task_queue,
-        workflows=[CrashWorkflow],
+        workflows=[CrashWorkflow, StreamCrashWorkflow],
         max_cached_workflows=0,
         workflow_runner=harness_passthrough_runner(),
     )
@@ -74,7 +75,13 @@ async def _dbos(args: argparse.Namespace) -> None:
     config: Any = {'application_version': version} if args.app_version else None
     with dbos_session(args.db, app_name='durable-crash', reset=False, config=config) as launch:
         dbos_agent: Any
-        if args.wrapper == 'reference':  # pydantic-ai's own wrapper: the migration tests start or finish runs on it
+        prompt = CRASH_PROMPT
+        if args.stream_out:  # the stream-out kill scenarios: the agent publishes live events
+            from .stream_crash_agent import STREAM_CRASH_PROMPT, STREAM_CRASH_TOPIC, stream_crash_agent
+
+            dbos_agent = DBOSAgent(stream_crash_agent, event_stream_topic=STREAM_CRASH_TOPIC)
+            prompt = STREAM_CRASH_PROMPT
+        elif args.wrapper == 'reference':  # pydantic-ai's own wrapper: the migration tests start or finish runs on it
             from .reference_dbos import reference_dbos_agent
 
             dbos_agent = reference_dbos_agent(crash_agent)
@@ -87,7 +94,7 @@ async def _dbos(args: argparse.Namespace) -> None:
             output = (await handle.get_result()).output
         else:
             with SetWorkflowID(args.workflow_id):
-                output = (await dbos_agent.run(CRASH_PROMPT, deps=CrashDeps())).output
+                output = (await dbos_agent.run(prompt, deps=CrashDeps())).output
         _write_result(args.result, output)
 
 
@@ -98,15 +105,17 @@ async def _prefect(args: argparse.Namespace) -> None:
     from prefect.flow_engine import run_flow_async
     from prefect.states import Scheduled
 
-    from .prefect_crash import crash_flow
+    from .prefect_crash import crash_flow, stream_crash_flow
+    from .stream_crash_agent import STREAM_CRASH_PROMPT
 
+    run_flow, prompt = (stream_crash_flow, STREAM_CRASH_PROMPT) if args.stream_out else (crash_flow, CRASH_PROMPT)
     flow_run_id = UUID(args.flow_run_id)
     async with get_client() as client:
         if args.recover:
             # The killed process left the flow run Running: put it back in the queue as a worker's retry would.
             await client.set_flow_run_state(flow_run_id, Scheduled(), force=True)
         flow_run = await client.read_flow_run(flow_run_id)
-    output = await run_flow_async(crash_flow, flow_run=flow_run, parameters={'prompt': CRASH_PROMPT, 'factor': 7})
+    output = await run_flow_async(run_flow, flow_run=flow_run, parameters={'prompt': prompt, 'factor': 7})
     _write_result(args.result, str(output))
 
 
@@ -213,10 +222,12 @@ def main() -> None:
     dbos.add_argument('--wrapper', choices=['ours', 'reference'], default='ours')
     dbos.add_argument('--function-tool-steps', choices=['on', 'off'], default='on')
     dbos.add_argument('--app-version', default='', help="`computed`, a version, or empty for the tests' fixed one")
+    dbos.add_argument('--stream-out', action='store_true', help='run the stream crash agent (live events)')
     prefect = sub.add_parser('prefect')
     prefect.add_argument('--flow-run-id', required=True)
     prefect.add_argument('--result', required=True)
     prefect.add_argument('--recover', action='store_true')
+    prefect.add_argument('--stream-out', action='store_true', help='run the stream crash flow (live events)')
     for name in ('dbos-many', 'prefect-many'):
         many = sub.add_parser(name)
         if name == 'dbos-many':

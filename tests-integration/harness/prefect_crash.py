@@ -11,8 +11,9 @@ from prefect import flow
 from durable_prefect import PrefectAgent
 
 from .crash_agent import CrashDeps, crash_agent
+from .stream_crash_agent import STREAM_CRASH_TOPIC, stream_crash_agent
 
-__all__ = ('crash_flow', 'prefect_crash_agent')
+__all__ = ('crash_flow', 'prefect_crash_agent', 'prefect_stream_crash_agent', 'stream_crash_flow')
 
 prefect_crash_agent = PrefectAgent(crash_agent)
 
@@ -21,4 +22,14 @@ prefect_crash_agent = PrefectAgent(crash_agent)
 async def crash_flow(prompt: str, factor: int) -> str:
     """Run the crash agent in a subflow and return its output."""
     result = await prefect_crash_agent.run(prompt, deps=CrashDeps(factor=factor))
+    return result.output
+
+
+prefect_stream_crash_agent = PrefectAgent(stream_crash_agent, event_stream_topic=STREAM_CRASH_TOPIC)
+
+
+@flow(name='stream crash agent durable run', persist_result=True)
+async def stream_crash_flow(prompt: str, factor: int) -> str:
+    """Run the stream crash agent in a subflow; its events go to this flow run's channel."""
+    result = await prefect_stream_crash_agent.run(prompt, deps=CrashDeps(factor=factor))
     return result.output

@@ -146,3 +146,39 @@ def test_an_output_spec_is_decoded_as_its_types() -> None:
     pending = DeferredToolRequests(approvals=[ToolCallPart('refund', {'order_id': 'A-17'}, tool_call_id='r1')])
     data = dump_live_result(AgentRunResult(pending))
     assert LiveEventDecoder([str, DeferredToolRequests]).result(data).result.output == pending
+
+
+async def test_a_consumer_resuming_inside_an_earlier_attempt_is_told_of_the_retry() -> None:
+    """The engine passes the unit events before `from_offset`: the retry after it is announced, once."""
+    first = PartDeltaEvent(index=0, delta=TextPartDelta('Hel'))
+    more = PartDeltaEvent(index=0, delta=TextPartDelta('lo'))
+    again = PartDeltaEvent(index=0, delta=TextPartDelta('Hello'))
+
+    def items(from_offset: int) -> AsyncIterator[tuple[int, Any]]:
+        async def all_items() -> AsyncIterator[tuple[int, Any]]:
+            # Offsets as an engine gives them: the one before an attempt's first event is no event's own.
+            for offset, item in (
+                (1, UnitEvent(unit='3', seq=0, event=first)),
+                (2, UnitEvent(unit='3', seq=1, event=more)),
+                (4, UnitEvent(unit='3', seq=0, event=again)),  # the step ran again after its worker died
+                (5, AgentRunResultEvent(AgentRunResult(output='done'))),
+            ):
+                if offset >= from_offset or isinstance(item, UnitEvent):
+                    yield offset, item
+
+        return all_items()
+
+    # Resumed after the first event of the first attempt: the rest of it, the marker, the new attempt.
+    resumed = DurableAgentRunEvents[str](items(2), from_offset=2)
+    seen = [event async for event in resumed]
+    assert seen[:3] == [more, UnitRetryEvent(unit='model_request', attempt=2), again]
+    assert isinstance(seen[3], AgentRunResultEvent)
+
+    # A consumer that stopped right after the marker resumes at its offset + 1: the new attempt's first event, and
+    # no second marker.
+    stopped = DurableAgentRunEvents[str](items(2), from_offset=2)
+    assert [await anext(stopped), await anext(stopped)] == [more, UnitRetryEvent(unit='model_request', attempt=2)]
+    after_marker = DurableAgentRunEvents[str](items(stopped.offset + 1), from_offset=stopped.offset + 1)
+    seen = [event async for event in after_marker]
+    assert seen[0] == again
+    assert isinstance(seen[1], AgentRunResultEvent)

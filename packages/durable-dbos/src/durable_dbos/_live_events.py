@@ -15,8 +15,10 @@ Two writers, with DBOS's two guarantees:
   the repetition with a `UnitRetryEvent`.
 
 Offsets: a stream row holds one batch, so the offset a consumer sees is `row * ROW_SPAN + index in the row`: it
-increases, and `offset + 1` resumes right after an event, also in the middle of a batch. A resumed consumer reads the
-rows before its offset as well (without yielding them), to count the attempts of the model steps there.
+increases, and `offset + 1` resumes right after an event, also in the middle of a batch. The offset before a row's
+first event is never an event's own (a row holds fewer than `ROW_SPAN` events), the gap the kernel's retry marker
+needs. A resumed consumer reads the rows before its offset as well: the kernel counts the attempts the model steps
+began there (`DurableAgentRunEvents(from_offset=...)`).
 
 Wire format (JSON-able, written with DBOS's serializer): `{'kind': 'event', 'event': ...}`,
 `{'kind': 'unit', 'unit': ..., 'label': ..., 'seq': ..., 'events': [...]}` and `{'kind': 'result', 'event': ...}`;
@@ -44,7 +46,6 @@ from durable_kernel import (
     EventStreamTopic,
     LiveEventDecoder,
     UnitEvent,
-    UnitRetryEvent,
     dump_live_event,
     dump_live_result,
     is_model_stream_event,
@@ -187,30 +188,6 @@ def _decode_row(value: Any, decoder: LiveEventDecoder) -> list[Any]:
     raise UserError(f'The DBOS stream holds a live-event row of an unknown kind {kind!r}: upgrade `durable-dbos`.')
 
 
-def _count_attempt(value: Any, attempts: dict[str, int]) -> None:
-    row: dict[str, Any] = cast(dict[str, Any], value) if isinstance(value, dict) else {}
-    if row.get('kind') == 'unit' and row.get('seq') == 0:
-        attempts[row['unit']] = attempts.get(row['unit'], 0) + 1
-
-
-def _continued_unit(
-    offset: int, item: UnitEvent, attempts: dict[str, int], *, from_offset: int
-) -> list[tuple[int, Any]]:
-    """The event of a unit whose earlier attempts came before the consumer's `from_offset` (the kernel never saw them).
-
-    A new attempt is announced here, as the kernel announces the ones it sees: the marker takes the offset before
-    the event (never an event's: a row holds fewer than `ROW_SPAN` events), so a consumer that resumes at the
-    attempt's first event has had the marker already.
-    """
-    announced: list[tuple[int, Any]] = []
-    if item.seq == 0:
-        attempts[item.unit] += 1
-        if offset != from_offset:
-            announced.append((offset - 1, UnitRetryEvent(unit=item.label, attempt=attempts[item.unit])))
-    announced.append((offset, item.event))
-    return announced
-
-
 def configured_topic(
     passed: str | EventStreamTopic | None, configured: EventStreamTopic | None, *, owner: str
 ) -> str | EventStreamTopic:
@@ -275,31 +252,20 @@ def stream_agent_events(
     first_row = from_offset // ROW_SPAN
 
     async def items() -> AsyncIterator[tuple[int, Any]]:
-        # A resumed consumer reads the rows before `from_offset` too, without yielding them: only to count the
-        # attempts the model steps made there, so that a step's retry after `from_offset` is still announced.
+        # A resumed consumer reads the rows before `from_offset` too: the kernel counts the attempts the model steps
+        # began there (without yielding their events), so that a step's retry after `from_offset` is announced.
         if client is not None:
             rows = client.read_stream_async(workflow_id, name, polling_interval_sec=interval)
         else:
             rows = DBOS.read_stream_async(workflow_id, name, polling_interval_sec=interval)
-        earlier: dict[str, int] = {}
         try:
             row = 0
             async for value in rows:
-                if row < first_row:
-                    _count_attempt(value, earlier)
-                else:
-                    for index, item in enumerate(_decode_row(value, decoder)):
-                        offset = row * ROW_SPAN + index
-                        if offset < from_offset:
-                            if isinstance(item, UnitEvent) and item.seq == 0:
-                                earlier[item.unit] = earlier.get(item.unit, 0) + 1
-                        elif isinstance(item, UnitEvent) and item.unit in earlier:
-                            for announced in _continued_unit(offset, item, earlier, from_offset=from_offset):
-                                yield announced
-                        else:
-                            yield offset, item
+                for index, item in enumerate(_decode_row(value, decoder)):
+                    if row >= first_row or isinstance(item, UnitEvent):
+                        yield row * ROW_SPAN + index, item
                 row += 1
         finally:
             await rows.aclose()
 
-    return DurableAgentRunEvents(items())
+    return DurableAgentRunEvents(items(), from_offset=from_offset)

@@ -214,12 +214,19 @@ class DurableAgentRunEvents(Generic[OutputDataT], AsyncIterator[Any]):
     It yields the run's `AgentStreamEvent`s in order (and a `UnitRetryEvent` before the events of a unit that runs
     again), ending with the `AgentRunResultEvent` that carries the result. A consumer that stops early and comes back
     passes `from_offset=events.offset + 1` and continues exactly where it left off.
+
+    A unit's retry is announced also to a consumer that resumes in the middle of the unit's earlier attempt: the
+    engine passes the unit events before `from_offset` too (they are counted, not yielded). The marker takes the
+    offset just before the repeated attempt's first event, so an engine that envelops events in `UnitEvent` must
+    leave that offset to no event of its own (a gap): then a consumer resuming at the attempt's first event is one
+    that has had the marker, and any other consumer resumes before it and gets it.
     """
 
     def __init__(
         self,
         items: AsyncIterator[tuple[int, Any]],
         *,
+        from_offset: int = 0,
         on_result: Callable[[AgentRunResultEvent[Any]], Awaitable[None]] | None = None,
         close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
@@ -228,12 +235,16 @@ class DurableAgentRunEvents(Generic[OutputDataT], AsyncIterator[Any]):
         Args:
             items: `(offset, event)` pairs in channel order, decoded; the terminal event is an `AgentRunResultEvent`
                 (or a subclass of it carrying engine data). Ends when the channel ends without one (the run failed
-                or was cancelled: the engine's own result says which).
+                or was cancelled: the engine's own result says which). Items at offsets below `from_offset` are
+                not yielded: an engine passes the `UnitEvent`s there (or all it read) so that a retry of a unit
+                whose earlier attempt began before `from_offset` is announced.
+            from_offset: The offset the consumer resumes at (`0` for a new consumer).
             on_result: Called once with the terminal event before it is yielded (Temporal acknowledges it, so the
                 workflow can finish).
             close: Stops the subscription when the consumer stops early.
         """
         self._items = items
+        self._from_offset = from_offset
         self._on_result = on_result
         self._close = close
         self._offset = -1
@@ -261,17 +272,24 @@ class DurableAgentRunEvents(Generic[OutputDataT], AsyncIterator[Any]):
             return event
         if self._terminal.done:
             raise StopAsyncIteration
-        try:
-            offset, event = await anext(self._items)
-        except StopAsyncIteration:
-            self._terminal.done = True
-            raise
+        while True:
+            try:
+                offset, event = await anext(self._items)
+            except StopAsyncIteration:
+                self._terminal.done = True
+                raise
+            if offset >= self._from_offset:
+                break
+            # Before the consumer's offset: it had these already; only the attempts they began are counted.
+            if isinstance(event, UnitEvent) and event.seq == 0:
+                self._attempts[event.unit] = self._attempts.get(event.unit, 0) + 1
         self._offset = offset
         if isinstance(event, UnitEvent):
             if event.seq == 0:
                 attempt = self._attempts.get(event.unit, 0) + 1
                 self._attempts[event.unit] = attempt
-                if attempt > 1:
+                # At `from_offset` itself the consumer resumes right after the marker it received (see the class).
+                if attempt > 1 and offset != self._from_offset:
                     # The unit runs again: say so first, then give its first event on the next call. The marker
                     # keeps the offset before that event, so a consumer that resumes after it misses nothing.
                     self._held = (offset, event.event)

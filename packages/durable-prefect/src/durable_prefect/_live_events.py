@@ -141,6 +141,10 @@ class LiveEventsChannel:
         )
 
     async def _write(self, client: PrefectClient, items: list[Any]) -> None:
+        if _begins_attempt(items[0]):
+            # The offset before an attempt's first event stays empty: the kernel's retry marker takes it, so a
+            # consumer resuming right after the marker is told apart from one resuming right after the event before.
+            self.next_seq += 1
         record = {'v': 1, 'first': self.next_seq, 'flow_published': self._flow_items(), 'items': items}
         task_ctx = TaskRunContext.get()
         await client.create_artifact(
@@ -288,6 +292,14 @@ def model_stream_publisher(
     return publish_model_stream
 
 
+def _begins_attempt(item: Any) -> bool:
+    """Whether a published item is the first event of a model-request task's attempt (its offset follows a gap)."""
+    if not isinstance(item, dict):
+        return False
+    fields = cast('dict[str, Any]', item)
+    return fields.get('kind') == 'unit' and fields.get('seq') == 0
+
+
 # --- consumer -------------------------------------------------------------------------------------------------------
 
 
@@ -382,20 +394,28 @@ def stream_agent_events(
     decoder = LiveEventDecoder(output_type)
 
     async def items() -> AsyncIterator[tuple[int, Any]]:
-        next_seq = from_offset
+        # A resumed consumer reads from the start too: the kernel counts the attempts the model tasks began before
+        # `from_offset` (without yielding their events), so that a task's retry after it is announced.
+        next_seq = 0
         pending: dict[int, Any] = {}
         state_checked = time.monotonic()
         async with get_client() as client:
             while True:
                 pending.update(await _new_items(client, run_id, name, next_seq))
                 delivered = False
-                while next_seq in pending:
-                    item = _decode(pending.pop(next_seq), decoder)
-                    delivered = True
-                    yield next_seq, item
+                while True:
+                    if next_seq not in pending and _begins_attempt(pending.get(next_seq + 1)):
+                        next_seq += 1  # the gap before an attempt (see `LiveEventsChannel._write`)
+                    if next_seq not in pending:
+                        break
+                    raw = pending.pop(next_seq)
+                    if next_seq >= from_offset or _begins_attempt(raw):
+                        item = _decode(raw, decoder)
+                        delivered = True
+                        yield next_seq, item
+                        if isinstance(item, AgentRunResultEvent):
+                            return
                     next_seq += 1
-                    if isinstance(item, AgentRunResultEvent):
-                        return
                 if not delivered and time.monotonic() - state_checked >= 1.0:
                     # Quiet for a while: a flow run that ended without a terminal event will publish nothing more.
                     state_checked = time.monotonic()
@@ -407,4 +427,4 @@ def stream_agent_events(
                         continue
                 await asyncio.sleep(interval)
 
-    return DurableAgentRunEvents(items())
+    return DurableAgentRunEvents(items(), from_offset=from_offset)
