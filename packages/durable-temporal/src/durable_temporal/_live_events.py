@@ -42,7 +42,7 @@ from pydantic_ai.run import AgentRunResult, AgentRunResultEvent
 from pydantic_ai.tools import AgentDepsT, RunContext
 from temporalio import activity, workflow
 from temporalio.client import Client, WorkflowHandle
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from durable_kernel import (
     DurableAgentRunEvents,
@@ -394,6 +394,8 @@ def stream_agent_events(
         try:
             await acknowledge.signal(DRAINED_SIGNAL, token)
         except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                return  # the workflow has finished (another consumer acknowledged first): nothing waits for this one
             # The consumer has the result: a failed acknowledgment only makes the workflow wait its drain timeout.
             warnings.warn(
                 f'The terminal agent event could not be acknowledged; the workflow waits its `drain_timeout`: {error}',
