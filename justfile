@@ -16,7 +16,7 @@ default:
 test *args:
     @bash scripts/test.sh "$@"
 
-# Run the tests in one cell of the version matrix: `just test-matrix pai2` (lock|pai2|pai2-first|lowest|py310), then the `just test` arguments.
+# Run the tests in one cell of the version matrix: `just test-matrix pai2` (lock|pai2|pai2-newest|pai2-first|lowest|py310), then the `just test` arguments.
 test-matrix cell *args:
     @bash scripts/test_matrix.sh "$@"
 
