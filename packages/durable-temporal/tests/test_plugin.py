@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from pydantic_ai.exceptions import UnexpectedModelBehavior, UsageLimitExceeded, UserError
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart
+from sandbox_http_workflow import Httpx2ModuleWorkflow
 from temporalio import workflow
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, WorkflowFailureError
@@ -166,6 +167,19 @@ async def test_replayer_gets_the_converter_and_passthrough(client: Client, task_
     replayer = Replayer(workflows=[EchoMessagesWorkflow], plugins=[PydanticAIPlugin()])
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None
+
+
+async def test_a_workflow_module_importing_httpx2_is_valid(client: Client, task_queue: str):
+    """pydantic-ai 2.x's HTTP stack (`httpx2`, `httpcore2`, `truststore`) passes through the sandbox.
+
+    Re-imported in the sandbox, `httpx2`'s cookie module subclasses the restricted `urllib.request.Request` and the
+    workflow's module fails validation (`__mro_entries__`), as pydantic-ai's own 2.33 test module did on ours.
+    """
+    async with agent_worker(client, workflows=[Httpx2ModuleWorkflow], task_queue=task_queue):
+        host = await client.execute_workflow(
+            Httpx2ModuleWorkflow.run, 'https://example.com/x', id=unique_task_queue('httpx2'), task_queue=task_queue
+        )
+    assert host == 'example.com'
 
 
 async def test_without_the_plugin_the_sandbox_rejects_pydantic_ai(client: Client, task_queue: str):

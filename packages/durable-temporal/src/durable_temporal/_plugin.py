@@ -30,6 +30,8 @@ SANDBOX_PASSTHROUGH_MODULES: tuple[str, ...] = (
     'pydantic',
     'pydantic_core',
     'pydantic_graph',
+    # pydantic-ai 2.x's code-mode interpreter: a PyO3 extension, which can be initialised once per process only.
+    'pydantic_monty',
     'typing_inspection',
     'annotated_types',
     'genai_prices',
@@ -41,6 +43,11 @@ SANDBOX_PASSTHROUGH_MODULES: tuple[str, ...] = (
     'httpx',
     'httpcore',
     'h11',
+    # pydantic-ai 2.x's HTTP stack: re-imported in the sandbox, `httpx2`'s cookie jar subclasses
+    # `urllib.request.Request`, which the sandbox restricts, so any workflow module importing it fails validation.
+    'httpx2',
+    'httpcore2',
+    'truststore',
     'anyio',
     'sniffio',
     'certifi',
