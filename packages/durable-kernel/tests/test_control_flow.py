@@ -5,12 +5,14 @@ from typing import Any
 
 import pytest
 from pydantic import TypeAdapter
-from pydantic_ai.exceptions import ApprovalRequired, CallDeferred, ModelRetry
+from pydantic_ai import exceptions as pydantic_ai_exceptions
+from pydantic_ai.exceptions import ApprovalRequired, CallDeferred, ModelRetry, UserError
 from pydantic_ai.messages import BinaryContent, ToolReturn
 
 from durable_kernel import (
     ToolApprovalRequired,
     ToolCallDeferred,
+    ToolFailureReported,
     ToolOutcome,
     ToolRetryRequested,
     ToolReturned,
@@ -93,3 +95,25 @@ def test_payload_shape_matches_the_reference_wire_format():
     # A payload written before `is_tool_return` existed: a mapping tagged `tool-return` is a ToolReturn.
     legacy = OUTCOMES.validate_python({'kind': 'tool_return', 'result': {'kind': 'tool-return', 'return_value': 5}})
     assert unwrap_tool_outcome(legacy) == ToolReturn(return_value=5)
+
+
+TOOL_FAILED: Any = getattr(pydantic_ai_exceptions, 'ToolFailed', None)
+
+
+@pytest.mark.skipif(TOOL_FAILED is None, reason='ToolFailed is a pydantic-ai 2.x exception')
+async def test_tool_failed_becomes_data_and_back():
+    """A tool's `ToolFailed` is a result the model sees, not a unit failure the engine would retry."""
+    outcome = await capture_tool_outcome(_raise(TOOL_FAILED('Disk full')))
+    assert outcome == ToolFailureReported(message='Disk full')
+    # The reference's Temporal payload shape for it.
+    assert OUTCOMES.dump_python(outcome, mode='json') == {'message': 'Disk full', 'kind': 'tool_failed'}
+    for decoded in (OUTCOMES.validate_json(OUTCOMES.dump_json(outcome)), pickle.loads(pickle.dumps(outcome))):
+        with pytest.raises(TOOL_FAILED) as raised:
+            unwrap_tool_outcome(decoded)
+        assert raised.value == TOOL_FAILED('Disk full')
+
+
+@pytest.mark.skipif(TOOL_FAILED is not None, reason='pydantic-ai 1.107 has no ToolFailed')
+def test_a_recorded_tool_failed_on_1107_names_the_version_it_needs():
+    with pytest.raises(UserError, match=r'resume this run with pydantic-ai 2\.x'):
+        unwrap_tool_outcome(OUTCOMES.validate_python({'message': 'Disk full', 'kind': 'tool_failed'}))

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
 import warnings
 import zlib
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from pydantic_ai.exceptions import UnexpectedModelBehavior, UsageLimitExceeded, UserError
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart
+from sandbox_http_workflow import Httpx2ModuleWorkflow
 from temporalio import workflow
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, WorkflowFailureError
@@ -19,6 +22,7 @@ from temporalio.converter import DataConverter, DefaultPayloadConverter, Payload
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Replayer, Worker
 
+from durable_kernel import PYDANTIC_AI_2
 from durable_temporal import PydanticAIPayloadConverter, PydanticAIPlugin
 from durable_temporal.testing import agent_worker, unique_task_queue
 
@@ -45,6 +49,31 @@ class RaisingWorkflow:
         if kind == 'model':
             raise UnexpectedModelBehavior('Exceeded maximum retries (1) for output validation')
         raise UserError('Bad configuration: do something else')
+
+
+def _sync_graph() -> Any:
+    # pydantic-graph 2.x's builder API, reached through `Any` so that the module type-checks on both lines.
+    graph_module: Any = importlib.import_module('pydantic_graph')
+    builder = graph_module.GraphBuilder(name='sync_graph', input_type=str, output_type=str)
+
+    @builder.step
+    async def echo(ctx: Any) -> str:  # pragma: no cover - the graph never runs
+        return ctx.inputs
+
+    builder.add(builder.edge_from(builder.start_node).to(echo), builder.edge_from(echo).to(builder.end_node))
+    return builder.build()
+
+
+SYNC_GRAPH: Any = _sync_graph() if PYDANTIC_AI_2 else None
+
+
+@workflow.defn
+class GraphRunSyncWorkflow:
+    """Calls a pydantic-graph graph's `run_sync()`, which Temporal's event loop cannot drive."""
+
+    @workflow.run
+    async def run(self) -> str:
+        return SYNC_GRAPH.run_sync(inputs='hello')
 
 
 class NotPydanticConverter(DefaultPayloadConverter):
@@ -156,6 +185,25 @@ async def test_agent_loop_errors_fail_the_workflow(client: Client, task_queue: s
     assert cause.type == error_type
 
 
+@pytest.mark.skipif(not PYDANTIC_AI_2, reason="pydantic-graph's UnsupportedEventLoopError is a 2.x type")
+async def test_a_graph_run_sync_in_workflow_code_fails_the_workflow(client: Client, task_queue: str):
+    """pydantic-graph raises `UnsupportedEventLoopError` itself (not pydantic-ai's `UserError`): it failed the task,
+    which Temporal retried forever, so the caller hung."""
+    async with agent_worker(client, workflows=[GraphRunSyncWorkflow], task_queue=task_queue):
+        with pytest.raises(WorkflowFailureError) as failure:
+            await client.execute_workflow(
+                GraphRunSyncWorkflow.run,
+                id=unique_task_queue('graph-sync'),
+                task_queue=task_queue,
+                # A regression would hang; this turns it into a timeout failure, which the asserts below reject.
+                execution_timeout=timedelta(seconds=30),
+            )
+    cause = failure.value.cause
+    assert isinstance(cause, ApplicationError)
+    assert cause.type == 'UnsupportedEventLoopError'
+    assert 'run_until_complete()' in str(cause)
+
+
 async def test_replayer_gets_the_converter_and_passthrough(client: Client, task_queue: str):
     async with agent_worker(client, workflows=[EchoMessagesWorkflow], task_queue=task_queue):
         handle = await client.start_workflow(
@@ -166,6 +214,19 @@ async def test_replayer_gets_the_converter_and_passthrough(client: Client, task_
     replayer = Replayer(workflows=[EchoMessagesWorkflow], plugins=[PydanticAIPlugin()])
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None
+
+
+async def test_a_workflow_module_importing_httpx2_is_valid(client: Client, task_queue: str):
+    """pydantic-ai 2.x's HTTP stack (`httpx2`, `httpcore2`, `truststore`) passes through the sandbox.
+
+    Re-imported in the sandbox, `httpx2`'s cookie module subclasses the restricted `urllib.request.Request` and the
+    workflow's module fails validation (`__mro_entries__`), as pydantic-ai's own 2.33 test module did on ours.
+    """
+    async with agent_worker(client, workflows=[Httpx2ModuleWorkflow], task_queue=task_queue):
+        host = await client.execute_workflow(
+            Httpx2ModuleWorkflow.run, 'https://example.com/x', id=unique_task_queue('httpx2'), task_queue=task_queue
+        )
+    assert host == 'example.com'
 
 
 async def test_without_the_plugin_the_sandbox_rejects_pydantic_ai(client: Client, task_queue: str):

@@ -1,7 +1,12 @@
-"""TemporalRunContext: exactly the spec's fields cross into activities, `ctx.agent` is re-attached, subclassable."""
+"""TemporalRunContext: exactly the spec's fields cross into activities, `ctx.agent` is re-attached, subclassable.
+
+The serialized context is `Any` in the activity payload, so the JSON converter hands sets back as lists and
+dataclasses as dicts; the tests below send it through the real converter and check what the activity gets.
+"""
 
 from __future__ import annotations
 
+import importlib
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -11,12 +16,14 @@ from core_helpers import WORKFLOW_TIMEOUT
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.models.test import TestModel
+from pydantic_ai.tools import ToolDefinition
 from pydantic_ai.usage import RunUsage
 from temporalio import workflow
 from temporalio.client import Client
+from temporalio.converter import DataConverter
 
 from durable_kernel import PYDANTIC_AI_2
-from durable_temporal import TemporalAgent, TemporalRunContext
+from durable_temporal import PydanticAIPlugin, TemporalAgent, TemporalRunContext
 from durable_temporal.testing import agent_worker
 
 pytestmark = pytest.mark.anyio
@@ -39,6 +46,11 @@ SPEC_FIELDS = {
     'discovered_tool_names',
     # Renamed by pydantic-ai 2.x.
     'capability_active' if PYDANTIC_AI_2 else 'capability_loaded',
+    'conversation_id',
+    'trace_include_content',
+    'instrumentation_version',
+    # pydantic-ai 2.x only.
+    *(('usage_limits', '_anchored_evidence') if PYDANTIC_AI_2 else ()),
 }
 
 
@@ -137,3 +149,109 @@ def test_serialize_and_deserialize_carry_exactly_the_spec_fields() -> None:
     from dataclasses import replace
 
     assert replace(rebuilt, retry=2).retry == 2
+
+
+async def _across_the_converter(data: dict[str, Any]) -> dict[str, Any]:
+    # What an activity receives: the serialized context inside an `Any`-typed payload, decoded without a type.
+    config: Any = {'data_converter': DataConverter()}
+    converter: DataConverter = PydanticAIPlugin().configure_client(config)['data_converter']
+    (decoded,) = await converter.decode(await converter.encode([data]), [dict[str, Any]])
+    return decoded
+
+
+async def test_sets_and_usage_arrive_as_what_they_were() -> None:
+    """Sets arrived as lists: `available_tool_names` raised `TypeError` (`set | list`), `.add()` an `AttributeError`."""
+    ctx = RunContext[None](
+        deps=None,
+        model=TestModel(),
+        usage=RunUsage(input_tokens=3),
+        run_id='run-1',
+        conversation_id='conv-1',
+        discovered_tool_names={'searched_tool'},
+        loaded_capability_ids={'cap'},
+        trace_include_content=True,
+        instrumentation_version=2,
+    )
+    wire = await _across_the_converter(TemporalRunContext.serialize_run_context(ctx))
+    assert wire['discovered_tool_names'] == ['searched_tool']
+    assert isinstance(wire['usage'], dict)
+
+    rebuilt = TemporalRunContext[None].deserialize_run_context(wire, deps=None)
+    assert rebuilt.discovered_tool_names == {'searched_tool'}
+    rebuilt.loaded_capability_ids.add('loaded_in_activity')
+    assert rebuilt.loaded_capability_ids == {'cap', 'loaded_in_activity'}
+    assert rebuilt.usage == RunUsage(input_tokens=3)
+    assert (rebuilt.conversation_id, rebuilt.trace_include_content, rebuilt.instrumentation_version) == (
+        'conv-1',
+        True,
+        2,
+    )
+    # Live tool state stays behind: `tool_manager` is `None`, and availability answers from the carried names.
+    assert rebuilt.tool_manager is None
+    assert rebuilt.available_tool_names == {'searched_tool'}
+
+
+@pytest.mark.skipif(
+    not PYDANTIC_AI_2, reason='usage_limits and the anchored reveal evidence are pydantic-ai 2.x fields'
+)
+async def test_usage_limits_and_anchored_evidence_cross_on_pydantic_ai_2() -> None:
+    # Names of pydantic-ai 2.x only, reached through `Any` so that the module type-checks on both lines.
+    evidence_type: Any = importlib.import_module('pydantic_ai._run_context').AnchoredEvidence
+    limits_type: Any = importlib.import_module('pydantic_ai.usage').UsageLimits
+    tool_def_type: Any = ToolDefinition
+
+    evidence = evidence_type(discovered_tool_names=frozenset({'deferred_tool'}))
+    new_fields: dict[str, Any] = {'usage_limits': limits_type(request_limit=7), '_anchored_evidence': evidence}
+    ctx = RunContext[None](deps=None, model=TestModel(), usage=RunUsage(), **new_fields)
+    wire = await _across_the_converter(TemporalRunContext.serialize_run_context(ctx))
+    rebuilt: Any = TemporalRunContext[None].deserialize_run_context(wire, deps=None)
+    assert rebuilt.usage_limits == limits_type(request_limit=7)
+    assert rebuilt._anchored_evidence == evidence
+
+    # A payload made by an older `serialize_run_context` override, without the evidence, still answers.
+    older = {k: v for k, v in wire.items() if k != '_anchored_evidence'}
+    rebuilt = TemporalRunContext[None].deserialize_run_context(older, deps=None)
+    assert rebuilt.is_tool_available(tool_def_type(name='hidden', defer_loading=True)) is False
+
+
+conversation_agent = Agent(TestModel(call_tools=['report_conversation']), name='ctx_conversation')
+
+
+@conversation_agent.tool
+async def report_conversation(ctx: RunContext[None]) -> dict[str, Any]:
+    return {
+        'conversation_id': ctx.conversation_id,
+        'discovered_type': type(ctx.discovered_tool_names).__name__,
+        'available': sorted(ctx.available_tool_names),
+    }
+
+
+temporal_conversation_agent = TemporalAgent(conversation_agent)
+
+
+@workflow.defn
+class ConversationWorkflow:
+    @workflow.run
+    async def run(self) -> list[Any]:
+        result = await temporal_conversation_agent.run('hi')
+        returns = [
+            part.content
+            for message in result.all_messages()
+            for part in message.parts
+            if part.part_kind == 'tool-return'
+        ]
+        return [returns[0], result.conversation_id if PYDANTIC_AI_2 else None]
+
+
+async def test_a_tool_in_an_activity_sees_the_conversation_and_its_tools(client: Client, task_queue: str) -> None:
+    async with agent_worker(
+        client, workflows=[ConversationWorkflow], agents=[temporal_conversation_agent], task_queue=task_queue
+    ):
+        report, conversation_id = await client.execute_workflow(
+            ConversationWorkflow.run, id=str(uuid.uuid4()), task_queue=task_queue, execution_timeout=WORKFLOW_TIMEOUT
+        )
+    assert report['conversation_id']
+    if PYDANTIC_AI_2:
+        assert report['conversation_id'] == conversation_id
+    assert report['discovered_type'] == 'set'
+    assert report['available'] == []

@@ -8,9 +8,11 @@ from typing import Any, cast
 import pytest
 from core_helpers import WORKFLOW_TIMEOUT, activity_names, scheduled_activities
 from pydantic_ai import Agent, FunctionToolset, RunContext
+from pydantic_ai import exceptions as pydantic_ai_exceptions
 from pydantic_ai.exceptions import ApprovalRequired, CallDeferred, ModelRetry, UserError
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
+from pydantic_ai.models.test import TestModel
 from pydantic_ai.tools import DeferredToolApprovalResult, DeferredToolRequests, DeferredToolResults
 from pydantic_ai.toolsets import AbstractToolset
 from temporalio import workflow
@@ -314,3 +316,41 @@ def test_custom_temporalize_toolset_func_and_activity_order() -> None:
 def test_dynamic_toolset_tool_cannot_disable_its_activity() -> None:
     with pytest.raises(UserError, match=r"Tool 'lookup' of dynamic toolset 'by_tenant'.*only built inside activities"):
         TemporalAgent(dynamic_agent, name='dynamic_no_activity', tool_activity_config={'by_tenant': {'lookup': False}})
+
+
+TOOL_FAILED: Any = getattr(pydantic_ai_exceptions, 'ToolFailed', None)
+
+tool_failed_agent = Agent(TestModel(call_tools=['failing_tool']), name='tool_failed_agent')
+
+
+@tool_failed_agent.tool_plain
+async def failing_tool() -> str:
+    raise TOOL_FAILED('Disk full')
+
+
+temporal_tool_failed_agent = TemporalAgent(tool_failed_agent)
+
+
+@workflow.defn
+class ToolFailedWorkflow:
+    @workflow.run
+    async def run(self) -> list[list[Any]]:
+        result = await temporal_tool_failed_agent.run('Call the failing tool')
+        return [
+            [part.tool_name, part.content, cast(Any, part).outcome]
+            for message in result.all_messages()
+            for part in message.parts
+            if isinstance(part, ToolReturnPart)
+        ]
+
+
+@pytest.mark.skipif(TOOL_FAILED is None, reason='ToolFailed is a pydantic-ai 2.x exception')
+async def test_a_tool_raising_tool_failed_in_its_activity_returns_a_failed_result(client: Client, task_queue: str):
+    """`ToolFailed` raised in the activity failed the workflow; the model must see a failed tool result instead."""
+    async with agent_worker(
+        client, workflows=[ToolFailedWorkflow], agents=[temporal_tool_failed_agent], task_queue=task_queue
+    ):
+        returns = await client.execute_workflow(
+            ToolFailedWorkflow.run, id=str(uuid.uuid4()), task_queue=task_queue, execution_timeout=WORKFLOW_TIMEOUT
+        )
+    assert returns == [['failing_tool', 'Disk full', 'failed']]

@@ -45,6 +45,7 @@ from ._context_values import scoped_context_value
 from ._control_flow import (
     ToolApprovalRequired,
     ToolCallDeferred,
+    ToolFailureReported,
     ToolOutcome,
     ToolRetryRequested,
     ToolReturned,
@@ -168,6 +169,7 @@ __all__ = (
     'TemporalActivityKind',
     'ToolApprovalRequired',
     'ToolCallDeferred',
+    'ToolFailureReported',
     'ToolOutcome',
     'ToolRetryRequested',
     'ToolReturned',

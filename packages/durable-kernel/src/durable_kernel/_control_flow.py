@@ -1,6 +1,6 @@
-"""Tool control flow (`ModelRetry`, `ApprovalRequired`, `CallDeferred`) carried across a durable boundary as data.
+"""Tool control flow (`ModelRetry`, `ApprovalRequired`, `CallDeferred`, 2.x's `ToolFailed`) carried across a durable boundary as data.
 
-An engine retries a step/activity/task that raises. These three exceptions are not failures but instructions to
+An engine retries a step/activity/task that raises. These exceptions are not failures of the unit but instructions to
 the agent loop, so they must never reach the engine as errors (a retry would run the tool body again). The tool
 call is wrapped with [`capture_tool_outcome`][durable_kernel.capture_tool_outcome] inside the durable unit, the
 resulting [`ToolOutcome`][durable_kernel.ToolOutcome] is recorded by the engine like any other result, and the
@@ -19,7 +19,8 @@ from typing import Annotated, Any, ClassVar, Literal, TypeAlias, cast
 
 import pydantic
 from pydantic import Discriminator, Tag
-from pydantic_ai.exceptions import ApprovalRequired, CallDeferred, ModelRetry
+from pydantic_ai import exceptions as _exceptions
+from pydantic_ai.exceptions import ApprovalRequired, CallDeferred, ModelRetry, UserError
 from pydantic_ai.messages import ToolReturn, ToolReturnContent
 
 from ._compat import RecordsContentFiles
@@ -27,6 +28,7 @@ from ._compat import RecordsContentFiles
 __all__ = (
     'ToolApprovalRequired',
     'ToolCallDeferred',
+    'ToolFailureReported',
     'ToolOutcome',
     'ToolRetryRequested',
     'ToolReturned',
@@ -58,6 +60,25 @@ class ToolCallDeferred:
 
     metadata: dict[str, Any] | None = None
     kind: Literal['call_deferred'] = 'call_deferred'
+
+
+@dataclass
+class ToolFailureReported:
+    """The tool raised pydantic-ai 2.x's `ToolFailed`: a terminal failure the model sees as a failed tool result."""
+
+    message: str
+    kind: Literal['tool_failed'] = 'tool_failed'
+
+
+_TOOL_FAILED: type[Exception] | None = getattr(_exceptions, 'ToolFailed', None)
+# pydantic-ai 2.x's `ToolFailed` (absent from 1.107). Raised in a unit, it would fail the unit (and be retried) instead
+# of reaching the agent loop, which turns it into a failed tool result.
+_CONTROL_FLOW: tuple[type[Exception], ...] = (
+    ModelRetry,
+    ApprovalRequired,
+    CallDeferred,
+    *((_TOOL_FAILED,) if _TOOL_FAILED is not None else ()),
+)
 
 
 # While a `ToolReturned` is validated, whether its payload says the result is a `ToolReturn` (True), plain content
@@ -114,26 +135,30 @@ class ToolReturned(RecordsContentFiles):
 
 
 ToolOutcome: TypeAlias = Annotated[
-    ToolReturned | ToolRetryRequested | ToolApprovalRequired | ToolCallDeferred,
+    ToolReturned | ToolRetryRequested | ToolApprovalRequired | ToolCallDeferred | ToolFailureReported,
     Discriminator('kind'),
 ]
 """What a tool call produced, as data: serializable by pydantic and by pickle."""
 
 
-def outcome_from_exception(error: ModelRetry | ApprovalRequired | CallDeferred) -> ToolOutcome:
+def outcome_from_exception(error: Exception) -> ToolOutcome:
     """Turn a control-flow exception into its data form.
 
     Args:
-        error: The exception the tool raised.
+        error: The exception the tool raised: `ModelRetry`, `ApprovalRequired`, `CallDeferred` or (2.x) `ToolFailed`.
 
     Returns:
         The matching outcome.
     """
+    if _TOOL_FAILED is not None and isinstance(error, _TOOL_FAILED):
+        return ToolFailureReported(message=cast(Any, error).message)
     if isinstance(error, ModelRetry):
         return ToolRetryRequested(message=error.message)
     if isinstance(error, ApprovalRequired):
         return ToolApprovalRequired(metadata=error.metadata)
-    return ToolCallDeferred(metadata=error.metadata)
+    if isinstance(error, CallDeferred):
+        return ToolCallDeferred(metadata=error.metadata)
+    raise TypeError(f'not a tool control-flow exception: {error!r}')
 
 
 async def capture_tool_outcome(call: Awaitable[Any]) -> ToolOutcome:
@@ -149,7 +174,7 @@ async def capture_tool_outcome(call: Awaitable[Any]) -> ToolOutcome:
     """
     try:
         result = await call
-    except (ModelRetry, ApprovalRequired, CallDeferred) as error:
+    except _CONTROL_FLOW as error:
         return outcome_from_exception(error)
     return ToolReturned(result=result)
 
@@ -167,6 +192,7 @@ def unwrap_tool_outcome(outcome: ToolOutcome) -> Any:
         ModelRetry: The tool asked the model to retry.
         ApprovalRequired: The tool call needs approval.
         CallDeferred: The tool call is deferred.
+        ToolFailed: The tool failed terminally (pydantic-ai 2.x).
     """
     if isinstance(outcome, ToolReturned):
         return outcome.result
@@ -174,4 +200,11 @@ def unwrap_tool_outcome(outcome: ToolOutcome) -> Any:
         raise ModelRetry(outcome.message)
     if isinstance(outcome, ToolApprovalRequired):
         raise ApprovalRequired(metadata=outcome.metadata)
+    if isinstance(outcome, ToolFailureReported):
+        if _TOOL_FAILED is None:
+            raise UserError(
+                f'A tool failed with `ToolFailed` ({outcome.message!r}) in a run recorded by pydantic-ai 2.x; '
+                'pydantic-ai 1.107 has no `ToolFailed`: resume this run with pydantic-ai 2.x.'
+            )
+        raise _TOOL_FAILED(outcome.message)
     raise CallDeferred(metadata=outcome.metadata)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import fields
 from typing import TYPE_CHECKING, Any, ClassVar, cast, get_origin
 
@@ -38,16 +38,64 @@ RUN_CONTEXT_FIELDS: tuple[str, ...] = (
     'loaded_capability_ids',
     'discovered_tool_names',
     CAPABILITY_STATE_FIELD,
+    # Fields of newer pydantic-ai releases, sent where the installed line has them (see `_LINE_FIELDS`).
+    *(
+        name
+        for name in (
+            'conversation_id',
+            'trace_include_content',
+            'instrumentation_version',
+            'usage_limits',
+            '_anchored_evidence',
+        )
+        if name in {f.name for f in fields(RunContext)}
+    ),
 )
 """The [`RunContext`][pydantic_ai.tools.RunContext] fields that cross a durable boundary by default (`deps` travels separately).
 
 These are plain data. Live objects (the model, the tracer, the tool manager, the capability registry, the
 message list) are left behind: they cannot be serialized, and the work on the other side does not need them.
-The last one is `capability_loaded` on pydantic-ai 1.107 and `capability_active` on 2.x (its successor); a context
-recorded on one line is read on the other under the installed line's name.
+`capability_loaded` is `capability_active` on pydantic-ai 2.x (its successor); a context recorded on one line is read
+on the other under the installed line's name. `conversation_id`, `trace_include_content`, `instrumentation_version`,
+`usage_limits` and `_anchored_evidence` (the reveal evidence `is_tool_available` reads) are sent where the installed
+pydantic-ai has them.
 """
 
 _ALL_FIELDS = {f.name: f for f in fields(RunContext)}
+
+_NONE_UNLESS_ATTACHED: tuple[str, ...] = tuple(
+    name for name in ('agent', 'tool_manager', 'realtime_session') if name in _ALL_FIELDS
+)
+# Live objects that never cross, read as `None` on the other side rather than raising: `agent` is re-attached by
+# `rebuild_run_context`; `None` is what pydantic-ai itself documents for `tool_manager` outside the agent loop (then
+# `available_tool_names` and `is_tool_available` answer from `discovered_tool_names`) and for `realtime_session`.
+
+
+def _rehydrators() -> tuple[tuple[str, type[Any], Callable[[Any], Any]], ...]:
+    # An engine whose converter has no type to decode against (Temporal's JSON: the serialized context is `Any`)
+    # hands sets back as lists and dataclasses as dicts. Rebuilt here, so that code on the other side gets what it
+    # would get in a run that is not durable (`ctx.loaded_capability_ids.add(...)`, `set | frozenset`, usage checks).
+    from pydantic import TypeAdapter
+    from pydantic_ai.usage import RunUsage
+
+    str_set: TypeAdapter[set[str]] = TypeAdapter(set[str])
+    out: list[tuple[str, type[Any], Callable[[Any], Any]]] = [
+        ('usage', dict, TypeAdapter(RunUsage).validate_python),
+        ('loaded_capability_ids', list, str_set.validate_python),
+        ('discovered_tool_names', list, str_set.validate_python),
+    ]
+    if 'usage_limits' in _ALL_FIELDS:
+        from pydantic_ai.usage import UsageLimits
+
+        out.append(('usage_limits', dict, TypeAdapter(UsageLimits).validate_python))
+    anchored = _ALL_FIELDS.get('_anchored_evidence')
+    if anchored is not None:
+        evidence_type: type[Any] = type(field_default(anchored))  # pyright: ignore[reportUnknownVariableType]
+        out.append(('_anchored_evidence', dict, TypeAdapter(evidence_type).validate_python))
+    return tuple(out)
+
+
+_REHYDRATORS = _rehydrators()
 # Public fields must have been sent to be read. Private ones (pydantic-ai 2.x has a dozen, `_tool_name_path`, ...) are
 # pydantic-ai's own bookkeeping, which its tool path reads: an unsent one reads as its default, as on a new context.
 _RUN_CONTEXT_FIELD_NAMES: frozenset[str] = frozenset(name for name in _ALL_FIELDS if not name.startswith('_'))
@@ -84,12 +132,18 @@ class PartialRunContext(RunContext[AgentDepsT]):
     def __init__(self, deps: AgentDepsT, **values: Any) -> None:
         # Deliberately not calling the dataclass __init__: only the fields that crossed the boundary exist, so that
         # reading any other one fails loudly (see __getattr__) instead of silently returning a default.
-        self.__dict__.update(translate_run_context_fields(values))
+        values = translate_run_context_fields(values)
+        for name, wire_type, rebuild in _REHYDRATORS:
+            value = values.get(name)
+            if isinstance(value, wire_type):
+                values = {**values, name: rebuild(value)}
+        self.__dict__.update(values)
         for name, private in _PRIVATE_DEFAULTS.items():
             if name not in self.__dict__:
                 self.__dict__[name] = field_default(private)
         self.__dict__['deps'] = deps
-        self.__dict__.setdefault('agent', None)
+        for name in _NONE_UNLESS_ATTACHED:
+            self.__dict__.setdefault(name, None)
         # `dataclasses.replace(ctx, ...)` (toolsets use it to derive per-tool contexts) copies every declared field:
         # declare, on this instance, only the fields that crossed, so the copy never reads an unavailable one.
         self.__dict__['__dataclass_fields__'] = {

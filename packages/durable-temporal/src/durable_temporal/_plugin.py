@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, cast
@@ -30,6 +31,8 @@ SANDBOX_PASSTHROUGH_MODULES: tuple[str, ...] = (
     'pydantic',
     'pydantic_core',
     'pydantic_graph',
+    # pydantic-ai 2.x's code-mode interpreter: a PyO3 extension, which can be initialised once per process only.
+    'pydantic_monty',
     'typing_inspection',
     'annotated_types',
     'genai_prices',
@@ -41,6 +44,11 @@ SANDBOX_PASSTHROUGH_MODULES: tuple[str, ...] = (
     'httpx',
     'httpcore',
     'h11',
+    # pydantic-ai 2.x's HTTP stack: re-imported in the sandbox, `httpx2`'s cookie jar subclasses
+    # `urllib.request.Request`, which the sandbox restricts, so any workflow module importing it fails validation.
+    'httpx2',
+    'httpcore2',
+    'truststore',
     'anyio',
     'sniffio',
     'certifi',
@@ -66,12 +74,27 @@ They are pydantic-ai, this package and their dependencies: deterministic in what
 too expensive (or, for some, impossible: they touch the file system at import time) to re-import in the sandbox.
 """
 
-WORKFLOW_FAILURE_EXCEPTION_TYPES: tuple[type[BaseException], ...] = (UserError, PydanticUserError, AgentRunError)
+
+def _graph_sync_error_types() -> tuple[type[BaseException], ...]:
+    # pydantic-graph 2.x raises this from its sync entry points (`Graph.run_sync()`) on Temporal's event loop, which
+    # cannot be driven by the caller; pydantic-ai turns it into a `UserError`, a graph called directly does not.
+    # Older pydantic-graph releases lack it (their `run_sync` fails otherwise).
+    error_type: Any = getattr(importlib.import_module('pydantic_graph.exceptions'), 'UnsupportedEventLoopError', None)
+    return () if error_type is None else (cast('type[BaseException]', error_type),)
+
+
+WORKFLOW_FAILURE_EXCEPTION_TYPES: tuple[type[BaseException], ...] = (
+    UserError,
+    PydanticUserError,
+    AgentRunError,
+    *_graph_sync_error_types(),
+)
 """Exceptions that fail the workflow when the agent loop raises them in workflow code.
 
 Without this, Temporal treats them as a bug in the workflow task and retries the task forever: a run that exceeds
 its usage limits (`UsageLimitExceeded`) or gets an unusable model response (`UnexpectedModelBehavior`) would hang
-instead of failing with its error visible to the caller.
+instead of failing with its error visible to the caller. On pydantic-ai 2.x this includes pydantic-graph's
+`UnsupportedEventLoopError` (a graph's `run_sync()` called in workflow code).
 """
 
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pydantic import TypeAdapter
 from pydantic_ai.tools import RunContext
-from pydantic_ai.usage import RunUsage
 from typing_extensions import Self, TypeVar
 
 from durable_kernel import PartialRunContext, guard_rebuilt_run_context, rebuild_run_context
@@ -21,18 +19,17 @@ __all__ = ('TemporalRunContext', 'activity_run_context')
 
 AgentDepsT = TypeVar('AgentDepsT', default=None, covariant=True)
 
-_usage_adapter: TypeAdapter[RunUsage] = TypeAdapter(RunUsage)
-
 
 class TemporalRunContext(PartialRunContext[AgentDepsT]):
     """The [`RunContext`][pydantic_ai.tools.RunContext] an activity sees: the fields that crossed the boundary.
 
     By default `deps`, `run_id`, `metadata`, `retries`, `tool_call_id`, `tool_name`, `tool_call_approved`,
     `tool_call_metadata`, `retry`, `max_retries`, `run_step`, `usage`, `partial_output`, `loaded_capability_ids`,
-    `discovered_tool_names` and `capability_loaded` (`capability_active` on pydantic-ai 2.x) are available, and
-    `agent` is re-attached inside the activity.
-    The `capabilities` registry stays behind (it holds live objects), so `available_capability_ids` is unavailable
-    while `available_tool_names` works through `discovered_tool_names`.
+    `discovered_tool_names`, `capability_loaded` (`capability_active` on pydantic-ai 2.x), `conversation_id`,
+    `trace_include_content` and `instrumentation_version` (and, on pydantic-ai 2.x, `usage_limits`) are available, and
+    `agent` is re-attached inside the activity. Sets and usage arrive as the objects they were.
+    The `capabilities` registry stays behind (it holds live objects), so `available_capability_ids` is unavailable;
+    `tool_manager` is `None`, so `available_tool_names` and `is_tool_available` answer from `discovered_tool_names`.
 
     Reading another `RunContext` attribute raises a [`UserError`][pydantic_ai.exceptions.UserError]. To make one
     available, subclass this class, override
@@ -81,14 +78,10 @@ def activity_run_context(
 ) -> RunContext[Any]:
     """Rebuild the run context inside an activity from its payload and re-attach the agent.
 
-    The payload converter decodes the serialized context as plain JSON data, so `usage` arrives as a dict: it is
-    turned back into a [`RunUsage`][pydantic_ai.usage.RunUsage] before the (possibly user-defined) context type sees
-    it.
+    The payload converter decodes the serialized context as plain JSON data (sets as lists, dataclasses as dicts):
+    [`PartialRunContext`][durable_kernel.PartialRunContext] rebuilds those fields.
     """
     fields: dict[str, Any] = dict(data) if isinstance(data, Mapping) else {}  # pyright: ignore[reportUnknownArgumentType]
-    usage = fields.get('usage')
-    if isinstance(usage, Mapping):
-        fields['usage'] = _usage_adapter.validate_python(usage)
     ctx = rebuild_run_context(context_type, fields, deps=deps, agent=agent)
     # An activity's result is what a replayed workflow gets back: a message enqueued inside it would be lost.
     return guard_rebuilt_run_context(ctx, unit='activity', container='workflow')
