@@ -120,9 +120,9 @@ if PYDANTIC_AI_2 and PYDANTIC_AI_VERSION < FIRST_SUPPORTED_2X:
         f'{".".join(map(str, PYDANTIC_AI_VERSION))} is installed: upgrade it (`pip install -U pydantic-ai-slim`).'
     )
 
-RUN_KEYWORDS_2: tuple[str, ...] = ('conversation', 'run_id', 'cancellation_token', 'timeout', 'workspace')
-"""Keyword arguments of the run entry points that pydantic-ai 2.x added: engines carry each into the durable run or
-refuse it with a `UserError`, never drop it."""
+RUN_KEYWORDS_2: tuple[str, ...] = ('conversation', 'run_id', 'cancellation_token', 'timeout', 'workspace', 'compact')
+"""Keyword arguments of the run entry points that pydantic-ai 2.x added (`compact` in 2.78): engines carry each into
+the durable run or refuse it with a `UserError`, never drop it."""
 
 
 # Told by the field itself, not by the line: 2.x releases before the rename (2.33) still have `capability_loaded`.
