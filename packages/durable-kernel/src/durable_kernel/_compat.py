@@ -531,14 +531,31 @@ async def resolve_model_id_by_capabilities(
     return cast('models.Model | None', resolved)
 
 
-class _RefusingQueue(list[Any]):
+def _enqueue_guard_base() -> type[list[Any]]:
+    # pydantic-ai 2.78+ checks `isinstance(ctx.pending_messages, EnqueueGuard)` first thing in `enqueue()` (and in
+    # `dequeue()`/`set_enqueue_priority()`), before it reads fields such as `tool_manager` that a context rebuilt on
+    # the far side of a durable boundary does not have: only a subclass gets our refusal in before that read fails.
+    # Told by the class itself, not by the version: earlier releases have no guard and just `append`.
+    try:
+        guard: Any = importlib.import_module('pydantic_ai._enqueue').EnqueueGuard
+    except (ImportError, AttributeError):
+        return list[Any]
+    return cast('type[list[Any]]', guard) if isinstance(guard, type) and issubclass(guard, list) else list[Any]
+
+
+class _RefusingQueue(_enqueue_guard_base()):
     # Stands in for `RunContext.pending_messages` inside a durable unit: `enqueue` appends to it.
     def __init__(self, message: str) -> None:
-        super().__init__()
+        list[Any].__init__(self)  # not the guard's `__init__`, whose arguments are its own wording's nouns
         self._message = message
 
     def append(self, item: Any) -> None:
         raise exceptions.UserError(self._message)
+
+    def change_error(self, method: str) -> exceptions.UserError:
+        # pydantic-ai 2.78+: `ctx.dequeue()` / `ctx.set_enqueue_priority()` raise what this returns; the change would
+        # be lost for the same reason an enqueued message would be dropped.
+        return exceptions.UserError(self._message.replace('`ctx.enqueue()`', f'`ctx.{method}()`', 1))
 
 
 def refusing_message_queue(message: str) -> list[Any]:
