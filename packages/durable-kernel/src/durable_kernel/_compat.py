@@ -27,13 +27,14 @@ re-exports from `durable_kernel`), or, for attributes, named in the module that 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import importlib
 import importlib.metadata
 import inspect
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from pydantic_ai import _instructions, _utils, exceptions, models
@@ -606,3 +607,30 @@ def guard_unit_run_context(ctx: RunContext[Any], *, enqueue_refusal: str, cancel
         if cancellation is not None:
             changes['_cancellation'] = cancellation
     return dataclasses.replace(ctx, **changes) if changes else ctx
+
+
+@contextlib.contextmanager
+def refusing_external_events(message: str) -> Generator[None]:
+    """Make `pydantic_ai.external_events.wait_for_external_event` raise `message` (a `UserError`) inside.
+
+    pydantic-ai 2.78 added waits for external events; without a waiter of the engine's, a wait runs in process, which
+    a durable run would neither record nor survive (a replay would ask again, a restart would lose the wait). Our
+    engines do not record such waits yet, so their durable runs refuse them. Feature-detected: on releases without
+    external events this does nothing.
+
+    Args:
+        message: Why the wait is refused and what to do instead.
+    """
+    try:
+        external_events: Any = importlib.import_module('pydantic_ai.external_events')
+    except ImportError:
+        yield
+        return
+    base: type[Any] = external_events.ExternalEventWaiter
+
+    class _RefusingWaiter(base):
+        async def wait(self, name: str, *, ask: Any, timeout: Any) -> Any:
+            raise exceptions.UserError(message)
+
+    with external_events.external_event_scope(_RefusingWaiter()):
+        yield
