@@ -20,8 +20,9 @@ __all__ = (
     'outcome_from_result',
 )
 
-# Fields that legitimately differ between two executions of the same script.
-_VOLATILE_KEYS = frozenset({'timestamp', 'run_id', 'conversation_id'})
+# Fields that legitimately differ between two executions of the same script. pydantic-ai 2.78 stamps model responses
+# with when the request was sent and how long it took (`request_timestamp`, `duration`): wall-clock, like `timestamp`.
+_VOLATILE_KEYS = frozenset({'timestamp', 'run_id', 'conversation_id', 'request_timestamp', 'duration'})
 
 _events_adapter: TypeAdapter[list[AgentStreamEvent]] = TypeAdapter(list[AgentStreamEvent])
 
