@@ -204,7 +204,7 @@ def test_override_routes_every_argument() -> None:
     }
     # `metadata`: 1.107 and 2.x; `workspace`: 2.x only; `capabilities`: 2.78+.
     declared = inspect.signature(Agent.override).parameters
-    optional = [('metadata', {'k': 'v'}), ('workspace', object()), ('capabilities', [])]
+    optional: list[tuple[str, Any]] = [('metadata', {'k': 'v'}), ('workspace', object()), ('capabilities', [])]
     given |= {name: value for name, value in optional if name in declared}
     with cast(Any, agent).override(**_aliases('override'), **given):
         pass
