@@ -202,8 +202,10 @@ def test_override_routes_every_argument() -> None:
         'retries': 2,
         'spec': {'name': 'spec'},
     }
-    declared = inspect.signature(Agent.override).parameters  # `metadata`: 1.107 and 2.x; `workspace`: 2.x only
-    given |= {name: value for name, value in [('metadata', {'k': 'v'}), ('workspace', object())] if name in declared}
+    # `metadata`: 1.107 and 2.x; `workspace`: 2.x only; `capabilities`: 2.78+.
+    declared = inspect.signature(Agent.override).parameters
+    optional: list[tuple[str, Any]] = [('metadata', {'k': 'v'}), ('workspace', object()), ('capabilities', [])]
+    given |= {name: value for name, value in optional if name in declared}
     with cast(Any, agent).override(**_aliases('override'), **given):
         pass
     [(name, recorded)] = agent.calls

@@ -42,6 +42,11 @@ _TIMEOUT = timedelta(seconds=120)
 NOT_OURS = {'agent__compat_cap__toolset__<agent>__validate_args'}
 """2.68 validates function-tool arguments in an activity; ours (wrapper and capability) in workflow code."""
 
+NOT_BUILT = {'agent__compat_cap__external_event_ask', 'agent__compat_cap__model_count_tokens'}
+"""Units of later 2.x releases that ours does not implement yet (docs/capability-form.md, "Not built yet"): 2.78's
+external events (`pydantic_ai.external_events`, asked in an activity), which our durable runs refuse with a `UserError`
+(see `test_durability.py`), and token counting as an activity, which ours refuses in workflow code."""
+
 
 def shout(text: str) -> str:
     """Upper-case `text`."""
@@ -78,8 +83,12 @@ def test_activity_names_equal_the_reference_capability_form():
     ours = TemporalDurability.from_agent(agent)
     assert ours is not None
     reference = _reference_names()
-    assert reference == PINNED_2_68
-    assert _names(ours.temporal_activities) == [name for name in reference if name not in NOT_OURS]
+    # Later releases may add units (2.78: external events), but never drop or rename 2.68's: those names are persisted.
+    assert set(PINNED_2_68) <= set(reference)
+    lacking = sorted(set(reference) - set(PINNED_2_68) - NOT_BUILT)
+    assert not lacking, f'the reference registers units ours neither implements nor lists as not built: {lacking}'
+    expected = [name for name in reference if name not in NOT_OURS and name not in NOT_BUILT]
+    assert _names(ours.temporal_activities) == expected
 
 
 # --- a run of pydantic-ai 2.x's `TemporalDurability` goes on with ours ---------------------------------------------

@@ -33,6 +33,7 @@ from durable_kernel import (
     coerce_event_stream_topic,
     dbos_event_stream_handler_step_name,
     dbos_workflow_name,
+    external_events_refused,
     get_event_loop,
     is_model_stream_event,
     is_permanent_model_error,
@@ -328,6 +329,7 @@ class DBOSDurability(DurabilityCapability[AgentDepsT]):
             stack.enter_context(workflow_step_record())
             stack.enter_context(run_event_stream_handler(self._effective_event_stream_handler()))
             stack.enter_context(run_event_stream_topic(topic))
+            stack.enter_context(external_events_refused('a DBOS workflow'))
             result = await handler()
             if topic is not None:
                 # Not closed: the workflow may run the agent again on the same topic, and a consumer stops at this

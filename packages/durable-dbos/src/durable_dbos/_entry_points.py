@@ -43,7 +43,7 @@ class DBOSEntryPoints(DurableWrapperAgent[AgentDepsT, OutputDataT], ABC):
     are made durable like the agent's own. `iter` runs with the DBOS model and durable toolsets: inside a workflow
     model requests and tool calls are its steps, outside one they are plain calls. `run_stream` works outside
     workflows only (not durable) and `run_stream_events` is refused: use an `event_stream_handler` with `run`.
-    Of the run keywords pydantic-ai 2.x added, `conversation` and `run_id` are recorded with the workflow's inputs;
+    Of the run keywords pydantic-ai 2.x added, `conversation`, `run_id` and `compact` are recorded with the workflow's inputs;
     `cancellation_token`, `timeout` and `workspace` are refused by `run`, `run_sync`, and `iter` inside a workflow.
     """
 

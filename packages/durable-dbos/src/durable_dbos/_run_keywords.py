@@ -31,8 +31,9 @@ _REFUSED: dict[str, str] = {
     ),
 }
 
-# The 2.x keywords a workflow records with its inputs.
-_CARRIED = frozenset({'conversation', 'run_id'})
+# The 2.x keywords a workflow records with its inputs. `compact` (2.78: `True` or a dict) only asks the capabilities'
+# compaction hooks to run before the first model request; the model work they do (`compact_messages`) is a step.
+_CARRIED = frozenset({'conversation', 'run_id', 'compact'})
 
 
 def refuse_unrecordable_keywords(arguments: RunArguments[Any], *, entry_point: str) -> None:

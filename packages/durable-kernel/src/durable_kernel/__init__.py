@@ -100,7 +100,12 @@ from ._tool_call_order import (
     require_durable_parallel_execution_mode,
 )
 from ._toolsets import leaf_toolsets, replace_leaf_toolsets, require_toolset_id, require_unique_toolset_ids
-from ._unit_context import guard_rebuilt_run_context, guarded_unit_run_context, unit_run_context
+from ._unit_context import (
+    external_events_refused,
+    guard_rebuilt_run_context,
+    guarded_unit_run_context,
+    unit_run_context,
+)
 from ._wrapper_agent import DurableWrapperAgent
 
 __all__ = (
@@ -121,6 +126,7 @@ __all__ = (
     'request_model_selection',
     'resolve_model_id_by_capabilities',
     'unit_run_context',
+    'external_events_refused',
     'guard_rebuilt_run_context',
     'guarded_unit_run_context',
     'agent_root_capability',

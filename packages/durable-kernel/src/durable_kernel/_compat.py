@@ -27,13 +27,14 @@ re-exports from `durable_kernel`), or, for attributes, named in the module that 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import importlib
 import importlib.metadata
 import inspect
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from pydantic_ai import _instructions, _utils, exceptions, models
@@ -120,9 +121,9 @@ if PYDANTIC_AI_2 and PYDANTIC_AI_VERSION < FIRST_SUPPORTED_2X:
         f'{".".join(map(str, PYDANTIC_AI_VERSION))} is installed: upgrade it (`pip install -U pydantic-ai-slim`).'
     )
 
-RUN_KEYWORDS_2: tuple[str, ...] = ('conversation', 'run_id', 'cancellation_token', 'timeout', 'workspace')
-"""Keyword arguments of the run entry points that pydantic-ai 2.x added: engines carry each into the durable run or
-refuse it with a `UserError`, never drop it."""
+RUN_KEYWORDS_2: tuple[str, ...] = ('conversation', 'run_id', 'cancellation_token', 'timeout', 'workspace', 'compact')
+"""Keyword arguments of the run entry points that pydantic-ai 2.x added (`compact` in 2.78): engines carry each into
+the durable run or refuse it with a `UserError`, never drop it."""
 
 
 # Told by the field itself, not by the line: 2.x releases before the rename (2.33) still have `capability_loaded`.
@@ -531,14 +532,31 @@ async def resolve_model_id_by_capabilities(
     return cast('models.Model | None', resolved)
 
 
-class _RefusingQueue(list[Any]):
+def _enqueue_guard_base() -> type[list[Any]]:
+    # pydantic-ai 2.78+ checks `isinstance(ctx.pending_messages, EnqueueGuard)` first thing in `enqueue()` (and in
+    # `dequeue()`/`set_enqueue_priority()`), before it reads fields such as `tool_manager` that a context rebuilt on
+    # the far side of a durable boundary does not have: only a subclass gets our refusal in before that read fails.
+    # Told by the class itself, not by the version: earlier releases have no guard and just `append`.
+    try:
+        guard: Any = importlib.import_module('pydantic_ai._enqueue').EnqueueGuard
+    except (ImportError, AttributeError):
+        return list[Any]
+    return cast('type[list[Any]]', guard) if isinstance(guard, type) and issubclass(guard, list) else list[Any]
+
+
+class _RefusingQueue(_enqueue_guard_base()):
     # Stands in for `RunContext.pending_messages` inside a durable unit: `enqueue` appends to it.
     def __init__(self, message: str) -> None:
-        super().__init__()
+        list[Any].__init__(self)  # not the guard's `__init__`, whose arguments are its own wording's nouns
         self._message = message
 
     def append(self, item: Any) -> None:
         raise exceptions.UserError(self._message)
+
+    def change_error(self, method: str) -> exceptions.UserError:
+        # pydantic-ai 2.78+: `ctx.dequeue()` / `ctx.set_enqueue_priority()` raise what this returns; the change would
+        # be lost for the same reason an enqueued message would be dropped.
+        return exceptions.UserError(self._message.replace('`ctx.enqueue()`', f'`ctx.{method}()`', 1))
 
 
 def refusing_message_queue(message: str) -> list[Any]:
@@ -589,3 +607,30 @@ def guard_unit_run_context(ctx: RunContext[Any], *, enqueue_refusal: str, cancel
         if cancellation is not None:
             changes['_cancellation'] = cancellation
     return dataclasses.replace(ctx, **changes) if changes else ctx
+
+
+@contextlib.contextmanager
+def refusing_external_events(message: str) -> Generator[None]:
+    """Make `pydantic_ai.external_events.wait_for_external_event` raise `message` (a `UserError`) inside.
+
+    pydantic-ai 2.78 added waits for external events; without a waiter of the engine's, a wait runs in process, which
+    a durable run would neither record nor survive (a replay would ask again, a restart would lose the wait). Our
+    engines do not record such waits yet, so their durable runs refuse them. Feature-detected: on releases without
+    external events this does nothing.
+
+    Args:
+        message: Why the wait is refused and what to do instead.
+    """
+    try:
+        external_events: Any = importlib.import_module('pydantic_ai.external_events')
+    except ImportError:
+        yield
+        return
+    base: type[Any] = external_events.ExternalEventWaiter
+
+    class _RefusingWaiter(base):
+        async def wait(self, name: str, *, ask: Any, timeout: Any) -> Any:
+            raise exceptions.UserError(message)
+
+    with external_events.external_event_scope(_RefusingWaiter()):
+        yield

@@ -48,8 +48,9 @@ class RunArguments(Generic[AgentDepsT]):
 
     Field names and defaults are those of the keyword arguments of
     [`AbstractAgent.run`][pydantic_ai.agent.AbstractAgent.run] on either pydantic-ai line: the keywords that 2.x
-    added (`conversation`, `run_id`, `cancellation_token`, `timeout`, `workspace`) are typed `Any` here because their
-    types do not exist on 1.107, where they are always `None`. `event_stream_handler` is always `None` for the entry
+    added (`conversation`, `run_id`, `cancellation_token`, `timeout`, `workspace`, `compact`) are typed `Any` here
+    because their types do not exist on 1.107 (or on 2.x before 2.78, for `compact`), where they keep their defaults:
+    `None`, and `False` for `compact`. `event_stream_handler` is always `None` for the entry
     points that do not take it (`iter`, `run_stream_events`); `deps` has no default because its type is generic.
     Keyword arguments the signature does not name (the agent's deprecated aliases) are kept, untouched, in
     `deprecated_kwargs`.
@@ -78,6 +79,7 @@ class RunArguments(Generic[AgentDepsT]):
     capabilities: Sequence[AgentCapability[AgentDepsT]] | None = None
     workspace: Any = None
     spec: dict[str, Any] | AgentSpec | None = None
+    compact: Any = False
     deprecated_kwargs: dict[str, Any] = field(default_factory=dict[str, Any])
 
     def refuse_run_keywords(self, *, carried: Collection[str], refused: Mapping[str, str], where: str) -> None:
@@ -102,15 +104,15 @@ class RunArguments(Generic[AgentDepsT]):
             raise UserError(f'`{keyword}=` cannot be passed to {where}: {reason}')
 
     def given_keywords(self, names: Iterable[str]) -> list[str]:
-        """Which of the named keyword arguments this call gave a value other than `None`.
+        """Which of the named keyword arguments this call gave a value other than its default.
 
         Args:
             names: Field names, for example [`RUN_KEYWORDS_2`][durable_kernel.RUN_KEYWORDS_2].
 
         Returns:
-            The names whose value is not `None`, in the order given.
+            The names whose value is not the field's default (`None`; `False` for `compact`), in the order given.
         """
-        return [name for name in names if getattr(self, name) is not None]
+        return [name for name in names if getattr(self, name) != _FIELD_DEFAULTS.get(name)]
 
     @classmethod
     def from_kwargs(cls, user_prompt: UserPrompt, kwargs: Mapping[str, Any]) -> RunArguments[Any]:
@@ -158,7 +160,7 @@ class OverrideArguments(Generic[AgentDepsT]):
     """Every argument of one call of [`override`][pydantic_ai.agent.AbstractAgent.override].
 
     An argument that was not given is `pydantic_ai.UNSET` (`spec`: `None`), exactly as in the signature;
-    `metadata` and `workspace` exist on pydantic-ai 2.x only (on 1.107 they stay unset).
+    `metadata` and `workspace` exist on pydantic-ai 2.x only (on 1.107 they stay unset), `capabilities` on 2.78+ only.
     """
 
     name: str | Unset = UNSET
@@ -173,6 +175,7 @@ class OverrideArguments(Generic[AgentDepsT]):
     metadata: Any = UNSET
     spec: dict[str, Any] | AgentSpec | None = None
     workspace: Any = UNSET
+    capabilities: Any = UNSET
     deprecated_kwargs: dict[str, Any] = field(default_factory=dict[str, Any])
 
     def kwargs(self) -> dict[str, Any]:
@@ -196,3 +199,10 @@ class OverrideArguments(Generic[AgentDepsT]):
             for name, value in self.kwargs().items()
             if is_set(value) and not (name == 'spec' and value is None)
         }
+
+
+# The defaults of the run keywords, by name: `given_keywords` compares with them (`compact` defaults to `False`, the
+# others to `None`), so an explicit `compact=False` counts as not given, as the plain agent treats it.
+_FIELD_DEFAULTS: dict[str, Any] = {
+    f.name: f.default for f in dataclasses.fields(RunArguments) if f.default is not dataclasses.MISSING
+}

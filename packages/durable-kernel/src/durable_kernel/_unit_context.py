@@ -16,10 +16,21 @@ from typing import Any, TypeVar
 from pydantic_ai._run_context import set_current_run_context
 from pydantic_ai.tools import RunContext
 
-from ._compat import get_current_run_context, guard_unit_run_context, refusing_message_queue
+from ._compat import (
+    get_current_run_context,
+    guard_unit_run_context,
+    refusing_external_events,
+    refusing_message_queue,
+)
 from ._run_context import PartialRunContext
 
-__all__ = ('enqueue_refusal', 'guard_rebuilt_run_context', 'guarded_unit_run_context', 'unit_run_context')
+__all__ = (
+    'enqueue_refusal',
+    'external_events_refused',
+    'guard_rebuilt_run_context',
+    'guarded_unit_run_context',
+    'unit_run_context',
+)
 
 _ContextT = TypeVar('_ContextT', bound='RunContext[Any] | None')
 _RunContextT = TypeVar('_RunContextT', bound=RunContext[Any])
@@ -37,6 +48,31 @@ def enqueue_refusal(unit: str, container: str) -> str:
         f"{unit}'s recorded result back without running it again, so the enqueued messages would be dropped. "
         f'Enqueue messages from {container} code (another tool, a capability hook) instead.'
     )
+
+
+def external_events_refusal(container: str) -> str:
+    """The message of `wait_for_external_event()` (pydantic-ai 2.78+) inside one of our durable runs.
+
+    Args:
+        container: Where the run is (`'a Temporal workflow'`, ...).
+    """
+    return (
+        f'`wait_for_external_event()` (external events, such as a resume token handed to `ask`) is not supported '
+        f'inside {container} by this package yet: the wait would happen in this process, so the engine would neither '
+        'record it nor keep it across a restart, and a replay or retry would ask again. End the run with '
+        '`DeferredToolRequests` output and start a new run with the results instead.'
+    )
+
+
+@contextmanager
+def external_events_refused(container: str) -> Generator[None]:
+    """Refuse pydantic-ai 2.78's `wait_for_external_event()` inside a durable run in `container` (no-op before 2.78).
+
+    Args:
+        container: Where the run is (`'a Temporal workflow'`, ...), for the message.
+    """
+    with refusing_external_events(external_events_refusal(container)):
+        yield
 
 
 def cancel_refusal(unit: str, container: str) -> str:

@@ -28,6 +28,7 @@ from pydantic_ai.tools import AgentDepsT
 
 from ._compat import REALTIME_SESSION_HOOKS, check_no_nested_sync_run
 from ._run_arguments import OverrideArguments, RunArguments
+from ._unit_context import external_events_refused
 
 __all__ = ('DurableWrapperAgent',)
 
@@ -113,7 +114,11 @@ class DurableWrapperAgent(WrapperAgent[AgentDepsT, OutputDataT]):
 
     async def _agent_run(self, arguments: RunArguments[AgentDepsT]) -> AgentRunResult[Any]:
         """The agent loop of [`AbstractAgent.run`][pydantic_ai.agent.AbstractAgent.run], which drives `self.iter`."""
-        return await super().run(arguments.user_prompt, **arguments.run_kwargs())
+        container = self._durable_container()
+        if container is None:
+            return await super().run(arguments.user_prompt, **arguments.run_kwargs())
+        with external_events_refused(container):
+            return await super().run(arguments.user_prompt, **arguments.run_kwargs())
 
     async def _run_impl(self, arguments: RunArguments[AgentDepsT]) -> AgentRunResult[Any]:
         """What `run` does; by default the agent loop. Engines start their durable unit here."""

@@ -43,8 +43,11 @@ from ._key_text import Fragment, History, MessageKeyCache, key_text
 
 __all__ = ('Canonicalizer', 'KeyAs', 'KeyedTaskInput', 'canonical_value', 'key_by_name')
 
-_VOLATILE_MESSAGE_FIELDS = frozenset({'timestamp', 'run_id', 'conversation_id'})
-"""Fields of pydantic-ai messages that differ between two attempts at the same work, so they never enter a key."""
+_VOLATILE_MESSAGE_FIELDS = frozenset({'timestamp', 'run_id', 'conversation_id', 'request_timestamp', 'duration'})
+"""Fields of pydantic-ai messages that differ between two attempts at the same work, so they never enter a key.
+
+pydantic-ai 2.78 stamps a model response with when its request was sent and how long it took (`request_timestamp`,
+`duration`): wall-clock, so a retried flow run that asks the model again gets other values for the same work."""
 
 _MAX_DEPTH = 100
 """Values nested deeper than this are keyed by identity (`__deep__`): it keeps the walk within Python's recursion

@@ -29,6 +29,7 @@ from durable_kernel import (
     PrefectTaskKind,
     coerce_event_stream_topic,
     completed_streamed_response,
+    external_events_refused,
     is_model_stream_event,
     is_permanent_model_error,
     ordered_tool_call_events,
@@ -179,7 +180,12 @@ class PrefectDurability(DurabilityCapability[AgentDepsT]):
         """
         if not self.in_durable_context:
             return await handler()
-        with ordered_tool_call_events(), message_key_cache(), run_channel(self.event_stream_topic):
+        with (
+            ordered_tool_call_events(),
+            message_key_cache(),
+            run_channel(self.event_stream_topic),
+            external_events_refused('a Prefect flow'),
+        ):
             result = await handler()
             channel = current_channel()
             if channel is not None:

@@ -28,7 +28,7 @@ class PrefectEntryPoints(PrefectAgentBase[AgentDepsT, OutputDataT]):
     `'parallel_ordered_events'` mode: started together, their events reported in call order, the same on every run.
     A `model` given at run time must be a [`PrefectModel`][durable_prefect.PrefectModel]; run-time `toolsets` are
     wrapped for Prefect too. `run_stream` and `run_stream_events` work outside a flow only: a flow cannot stream to
-    its caller. On pydantic-ai 2.x, `conversation` and `run_id` are carried into the flow run, while
+    its caller. On pydantic-ai 2.x, `conversation`, `run_id` and `compact` are carried into the flow run, while
     `cancellation_token`, `timeout` and `workspace` are refused there with a `UserError` that says why.
     """
 

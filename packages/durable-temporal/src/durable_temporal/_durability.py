@@ -33,6 +33,7 @@ from durable_kernel import (
     NonRetryableModelErrors,
     coerce_event_stream_topic,
     disable_threads,
+    external_events_refused,
     is_model_stream_event,
     is_permanent_model_error,
     scoped_context_value,
@@ -297,7 +298,7 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
         topic = self._event_stream_topic
         if topic is not None:
             check_hosted_stream()  # before any activity: a missing stream is a setup error
-        with disable_threads():
+        with disable_threads(), external_events_refused('a Temporal workflow'):
             result = await handler()
         if topic is not None:
             # Published here, once the run is done: workflow code, so exactly once (a replay rebuilds the log).

@@ -28,8 +28,10 @@ _USE_RUN = 'Set an `event_stream_handler` on the TemporalAgent and use `await ag
 # Why each run keyword of pydantic-ai 2.x (`durable_kernel.RUN_KEYWORDS_2`) that cannot be carried into a durable run
 # is refused inside a workflow. `conversation` (plain data standing for `message_history`, `usage` and
 # `conversation_id`) and `run_id` (a string) are carried: the loop runs in workflow code with them, and the run context
-# that activities receive holds the `run_id`.
-_CARRIED_RUN_KEYWORDS = frozenset({'conversation', 'run_id'})
+# that activities receive holds the `run_id`. So is `compact` (2.78: `True` or a dict): it only asks the capabilities'
+# compaction hooks to run before the first model request, and the model work they do (`compact_messages`) is an
+# activity like any model request.
+_CARRIED_RUN_KEYWORDS = frozenset({'conversation', 'run_id', 'compact'})
 _REFUSED_RUN_KEYWORDS: dict[str, str] = {
     'cancellation_token': (
         'a cancellation token is a live object of the calling process: it cannot cross into activities, and a '
@@ -67,8 +69,9 @@ class TemporalEntryPoints(DurableWrapperAgent[AgentDepsT, OutputDataT], ABC):
     to its model). Inside one, only `run` may be used: model requests and tool I/O run as activities, the model must
     be the wrapped agent's, a model registered with `models=` (instance or key) or a provider string, `deps` must be
     serializable by pydantic, and `event_stream_handler` and `toolsets` cannot be given at run time (set them when
-    creating the agent, so their activities exist). Of the keywords pydantic-ai 2.x added, `conversation` and `run_id`
-    are carried into the durable run; `cancellation_token`, `timeout` and `workspace` are refused with a `UserError`.
+    creating the agent, so their activities exist). Of the keywords pydantic-ai 2.x added, `conversation`, `run_id`
+    and `compact` are carried into the durable run; `cancellation_token`, `timeout` and `workspace` are refused with a
+    `UserError`.
     """
 
     @abstractmethod
