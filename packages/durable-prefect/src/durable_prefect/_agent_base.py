@@ -38,11 +38,9 @@ from ._task_config import TaskConfig, merge_task_config
 
 __all__ = ('PrefectAgentBase', 'PrefectifyToolsetFunc')
 
-_CARRIED_RUN_KEYWORDS = frozenset({'conversation', 'run_id', 'compact'})
+_CARRIED_RUN_KEYWORDS = frozenset({'conversation', 'run_id'})
 """pydantic-ai 2.x run keywords carried into the flow run: plain data; a conversation's messages enter the cache keys as
-any message history does, and run ids never do (they are per attempt, not per work). `compact` (2.78) only asks the
-capabilities' compaction hooks to run before the first model request; their model work (`compact_messages`) is a
-task."""
+any message history does, and run ids never do (they are per attempt, not per work)."""
 
 _REFUSED_RUN_KEYWORDS: dict[str, str] = {
     'cancellation_token': (

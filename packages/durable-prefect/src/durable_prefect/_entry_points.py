@@ -15,10 +15,19 @@ from pydantic_ai.tools import AgentDepsT
 
 from durable_kernel import RunArguments, ordered_tool_call_events
 
-from ._agent_base import PrefectAgentBase
+from ._agent_base import (
+    _CARRIED_RUN_KEYWORDS,  # pyright: ignore[reportPrivateUsage]
+    _REFUSED_RUN_KEYWORDS,  # pyright: ignore[reportPrivateUsage]
+    PrefectAgentBase,
+)
 from ._key_text import message_key_cache
 
 __all__ = ('PrefectEntryPoints',)
+
+# `compact` (pydantic-ai 2.78) is carried too: it only asks the capabilities' compaction hooks to run before the first
+# model request, and their model work (`compact_messages`) is a task. Added here, not in `_agent_base.py`, whose text
+# must not change: Prefect keys the agent's flows by that file (see `PrefectAgent._run_in_flow`).
+_CARRIED = _CARRIED_RUN_KEYWORDS | {'compact'}
 
 
 class PrefectEntryPoints(PrefectAgentBase[AgentDepsT, OutputDataT]):
@@ -31,6 +40,13 @@ class PrefectEntryPoints(PrefectAgentBase[AgentDepsT, OutputDataT]):
     its caller. On pydantic-ai 2.x, `conversation`, `run_id` and `compact` are carried into the flow run, while
     `cancellation_token`, `timeout` and `workspace` are refused there with a `UserError` that says why.
     """
+
+    def _refuse_run_keywords(self, arguments: RunArguments[AgentDepsT], entry_point: str) -> None:
+        arguments.refuse_run_keywords(
+            carried=_CARRIED,
+            refused=_REFUSED_RUN_KEYWORDS,
+            where=f'`{entry_point}()` of the PrefectAgent {self._name!r}, whose runs are durable Prefect flow runs',
+        )
 
     async def _run_impl(self, arguments: RunArguments[AgentDepsT]) -> AgentRunResult[Any]:
         return await self._run_in_flow(self._durable_run_arguments(arguments, 'run'))

@@ -15,7 +15,6 @@ from ._cache_policy import KeyedTaskInput
 from ._canonical import key_by_name
 from ._result_first import agent_task
 from ._task_config import TaskConfig
-from ._unit_context import task_run_context
 
 __all__ = ('event_handler_in_tasks', 'event_task')
 
@@ -42,11 +41,10 @@ async def _handle_event(item: _EventInput) -> None:
         for event in item.events:
             yield event
 
-    with task_run_context(item.ctx) as guarded:
-        await item.handler(guarded, batch())
+    await item.handler(item.ctx, batch())
 
 
-_EVENT_TASK = agent_task(_handle_event)
+_EVENT_TASK = agent_task(_handle_event, context='ctx')
 
 
 def event_task(

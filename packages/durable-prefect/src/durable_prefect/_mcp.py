@@ -15,7 +15,6 @@ from ._cache_policy import KeyedTaskInput
 from ._result_first import agent_task
 from ._task_config import TaskConfig, merge_task_config
 from ._toolset import TOOL_CALL_TASK, PrefectWrapperToolset, ToolCallInput
-from ._unit_context import task_run_context
 
 __all__ = ('PrefectMCPServer', 'PrefectMCPToolset', 'with_capability_names')
 
@@ -32,12 +31,11 @@ class _ListToolsInput(KeyedTaskInput):
 
 
 async def _list_mcp_tools(listing: _ListToolsInput) -> list[ToolDefinition]:
-    with task_run_context(listing.ctx) as guarded:
-        tools = await listing.toolset.get_tools(guarded)
+    tools = await listing.toolset.get_tools(listing.ctx)
     return [tool.tool_def for tool in tools.values()]
 
 
-_LIST_TOOLS_TASK = agent_task(_list_mcp_tools)
+_LIST_TOOLS_TASK = agent_task(_list_mcp_tools, context='ctx')
 
 
 @dataclass

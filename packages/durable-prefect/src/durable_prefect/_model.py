@@ -33,7 +33,6 @@ from ._canonical import key_by_name
 from ._live_events import current_channel, model_stream_publisher
 from ._result_first import agent_task
 from ._task_config import TaskConfig, merge_task_config, with_model_error_retry_condition
-from ._unit_context import task_run_context
 
 __all__ = ('PrefectModel', 'stream_handler_override')
 
@@ -76,21 +75,19 @@ class _ModelRequest(KeyedTaskInput):
 
 
 async def _request_model(request: _ModelRequest) -> ModelResponse:
-    with task_run_context(None):
-        return await request.model.request(request.messages, request.model_settings, request.model_request_parameters)
+    return await request.model.request(request.messages, request.model_settings, request.model_request_parameters)
 
 
 async def _request_model_streaming(request: _ModelRequest) -> ModelResponse:
-    with task_run_context(request.run_context) as guarded:
-        return await consume_model_stream(
-            request.model,
-            request.messages,
-            request.model_settings,
-            request.model_request_parameters,
-            guarded,
-            request.handler,
-            engine='Prefect',
-        )
+    return await consume_model_stream(
+        request.model,
+        request.messages,
+        request.model_settings,
+        request.model_request_parameters,
+        request.run_context,
+        request.handler,
+        engine='Prefect',
+    )
 
 
 class _CompactMessages(KeyedTaskInput):
@@ -121,17 +118,15 @@ class _SuspendedResponse(KeyedTaskInput):
 
 
 async def _compact_messages(call: _CompactMessages) -> ModelResponse:
-    with task_run_context(None):
-        return await call.model.compact_messages(call.request_context, instructions=call.instructions)
+    return await call.model.compact_messages(call.request_context, instructions=call.instructions)
 
 
 async def _cancel_suspended_response(call: _SuspendedResponse) -> None:
-    with task_run_context(None):
-        await cancel_suspended_response(call.model, call.response)
+    await cancel_suspended_response(call.model, call.response)
 
 
 _REQUEST_TASK = agent_task(_request_model)
-_STREAM_TASK = agent_task(_request_model_streaming)
+_STREAM_TASK = agent_task(_request_model_streaming, context='run_context')
 _COMPACT_TASK = agent_task(_compact_messages)
 _CANCEL_TASK = agent_task(_cancel_suspended_response)
 

@@ -19,6 +19,7 @@ not persisted), and under `SERIALIZABLE` isolation (the record's lock belongs to
 
 from __future__ import annotations
 
+import copy
 import functools
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
@@ -29,10 +30,13 @@ from prefect.context import TaskRunContext
 from prefect.transactions import BaseTransaction, CommitMode, IsolationLevel, get_transaction
 from typing_extensions import ParamSpec
 
+from ._unit_context import task_run_context
+
 __all__ = ('agent_task', 'result_first')
 
 P = ParamSpec('P')
 R = TypeVar('R')
+T = TypeVar('T')
 
 
 def result_first(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
@@ -57,18 +61,42 @@ def result_first(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
     return run
 
 
-def agent_task(fn: Callable[P, Awaitable[R]]) -> Task[P, Awaitable[R]]:
+def in_unit_context(fn: Callable[[T], Awaitable[R]], context: str | None) -> Callable[[T], Awaitable[R]]:
+    """`fn`, run with its input's run context (attribute `context`) and the ambient one refusing `enqueue()`/`cancel()`.
+
+    Applied here rather than in the task functions: their source is part of every task's cache key (`TASK_SOURCE`),
+    so editing them would make the runs in flight at an upgrade repeat their calls. The wrapper keeps `fn`'s source
+    (`functools.wraps`), and the guarded context is a copy given to `fn`, after Prefect computed the key.
+    """
+
+    @functools.wraps(fn)
+    async def run(*args: Any, **kwargs: Any) -> R:
+        # Prefect calls a task's function with its parameters by name (bound through `fn`'s signature).
+        (item,) = (*args, *kwargs.values())
+        ctx = getattr(item, context) if context is not None else None
+        with task_run_context(ctx) as guarded:
+            if context is not None:
+                item = copy.copy(item)
+                setattr(item, context, guarded)
+            return await fn(item)
+
+    return run
+
+
+def agent_task(fn: Callable[[T], Awaitable[R]], *, context: str | None = None) -> Task[[T], Awaitable[R]]:
     """The Prefect task of a durable agent's unit: `fn` as a task whose result is stored before it reports `Completed`.
 
-    Every task our agents create is made here, so that none can miss the early write (see the module).
+    Every task our agents create is made here, so that none can miss the early write (see the module), and none runs
+    user code with a run context that could enqueue messages.
 
     Args:
-        fn: The async function of the task.
+        fn: The async function of the task, taking one input.
+        context: The attribute of that input holding the run context user code gets, if any.
 
     Returns:
         The task (its options are set per call with `with_options`).
     """
-    return task(result_first(fn))
+    return task(result_first(in_unit_context(fn, context)))
 
 
 async def _store(result: Any) -> None:

@@ -15,7 +15,6 @@ from durable_kernel import ToolOutcome, capture_tool_outcome
 from ._cache_policy import KeyedTaskInput
 from ._result_first import agent_task
 from ._task_config import TaskConfig, merge_task_config
-from ._unit_context import task_run_context
 
 __all__ = ('PrefectWrapperToolset', 'ToolCallInput', 'run_tool_call')
 
@@ -60,11 +59,10 @@ async def run_tool_call(call: ToolCallInput) -> ToolOutcome:
     Returns:
         The tool's outcome.
     """
-    with task_run_context(call.ctx) as guarded:
-        return await capture_tool_outcome(call.toolset.call_tool(call.name, call.tool_args, guarded, call.tool))
+    return await capture_tool_outcome(call.toolset.call_tool(call.name, call.tool_args, call.ctx, call.tool))
 
 
-TOOL_CALL_TASK = agent_task(run_tool_call)
+TOOL_CALL_TASK = agent_task(run_tool_call, context='ctx')
 
 
 @dataclass
