@@ -152,3 +152,36 @@ def test_a_message_changed_after_it_was_keyed_is_keyed_again() -> None:
 def value_key_afresh(value: Any) -> str:
     text = json.dumps(canonical_value(value), sort_keys=True, separators=(',', ':'))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def test_the_task_functions_source_is_pinned() -> None:
+    """Prefect's `TASK_SOURCE` (part of every task's cache key) hashes the source of each task function: editing one
+    makes every flow run in flight at the upgrade repeat that unit's calls (a model request paid again;
+    tests-integration/test_upgrade.py::test_prefect_run_recorded_on_1107_resumes_from_its_cache). Put new behaviour
+    around them (`agent_task`) instead; change one only on purpose, say so in the changelog, and update its hash."""
+    import importlib
+    import inspect
+
+    def task(module: str, name: str) -> Any:
+        return getattr(importlib.import_module(f'durable_prefect.{module}'), name)
+
+    tasks = {
+        'model request': task('_model', '_REQUEST_TASK'),
+        'streamed model request': task('_model', '_STREAM_TASK'),
+        'compact messages': task('_model', '_COMPACT_TASK'),
+        'cancel suspended response': task('_model', '_CANCEL_TASK'),
+        'tool call': task('_toolset', 'TOOL_CALL_TASK'),
+        'MCP tool listing': task('_mcp', '_LIST_TOOLS_TASK'),
+        'event handler': task('_event_handler', '_EVENT_TASK'),
+    }
+    # As Prefect reads it: `inspect.getsource` of the task, which unwraps to the task function.
+    hashes = {name: hashlib.sha256(inspect.getsource(fn).encode()).hexdigest()[:16] for name, fn in tasks.items()}
+    assert hashes == {
+        'model request': 'cdc5c35efc30daeb',
+        'streamed model request': 'b31559377c8a6363',
+        'compact messages': '44e129794a1e2494',
+        'cancel suspended response': '24d35bb7c7fe0843',
+        'tool call': 'fd10e440b6aa0f8f',
+        'MCP tool listing': 'da3ca90c6f8a5f71',
+        'event handler': '86bb1902720bc057',
+    }
