@@ -286,6 +286,10 @@ async def test_continue_as_new_conversation_streams_across_hand_overs(harness: E
     once each; the output and usage are the plain run's; no model request or tool call ran twice.
     """
     import anyio
+    from harness.temporal_engine import HAS_WORKFLOW_STREAMS
+
+    if not HAS_WORKFLOW_STREAMS:  # before the harness module, whose agents are built with a topic
+        pytest.skip('temporalio < 1.27.0 has no Workflow Streams, which live events on Temporal need')
     from harness.temporal_continue_as_new import (
         CALLS,
         CAN_EXPECTED_OUTPUT,
@@ -295,13 +299,11 @@ async def test_continue_as_new_conversation_streams_across_hand_overs(harness: E
         CanInput,
         can_plain_agent,
     )
-    from harness.temporal_engine import HAS_WORKFLOW_STREAMS, harness_passthrough_runner
+    from harness.temporal_engine import harness_passthrough_runner
 
     from durable_temporal import AgentPlugin, TemporalDurability
     from durable_temporal.testing import agent_worker
 
-    if not HAS_WORKFLOW_STREAMS:
-        pytest.skip('temporalio < 1.27.0 has no Workflow Streams, which live events on Temporal need')
     client = cast('Any', harness).client  # the Temporal harness's client (the sync `harness` fixture resolved it)
     take_events()
     plain = await can_plain_agent.run(CAN_PROMPT, event_stream_handler=record_events)

@@ -41,8 +41,14 @@ async def _temporal(args: argparse.Namespace) -> None:
 
     from durable_temporal import PydanticAIPlugin
 
-    from .temporal_crash import CrashWorkflow, StreamCrashWorkflow
-    from .temporal_engine import harness_passthrough_runner
+    from .temporal_crash import CrashWorkflow
+    from .temporal_engine import HAS_WORKFLOW_STREAMS, harness_passthrough_runner
+
+    workflows: list[type] = [CrashWorkflow]
+    if HAS_WORKFLOW_STREAMS:  # the stream-out kill scenarios' workflow (temporalio >= 1.27.0)
+        from .temporal_stream_crash import StreamCrashWorkflow
+
+        workflows.append(StreamCrashWorkflow)
 
     client = await Client.connect(args.address, namespace=args.namespace, plugins=[PydanticAIPlugin()])
     stop = asyncio.Event()
@@ -54,7 +60,7 @@ async def _temporal(args: argparse.Namespace) -> None:
     worker = Worker(
         client,
         task_queue=args.task_queue,
-        workflows=[CrashWorkflow, StreamCrashWorkflow],
+        workflows=workflows,
         max_cached_workflows=0,
         workflow_runner=harness_passthrough_runner(),
     )

@@ -150,7 +150,7 @@ async def stream_out_crash(
                 return zygote.spawn([*args, '--recover'], workdir, log, None)
 
         elif engine == 'temporal':
-            from .temporal_crash import STREAM_CRASH_WORKFLOW_NAME, temporal_stream_crash_agent
+            from .temporal_stream_crash import STREAM_CRASH_WORKFLOW_NAME, temporal_stream_crash_agent
 
             task_queue = f'stream-crash-{uuid.uuid4().hex}'
             handle = await temporal_client.start_workflow(
