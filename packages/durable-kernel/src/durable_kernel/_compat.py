@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from pydantic_ai import _instructions, _utils, exceptions, models
 from pydantic_ai import messages as _messages
-from pydantic_ai._run_context import get_current_run_context
+from pydantic_ai._run_context import get_current_run_context, set_current_run_context
 from pydantic_ai.agent import AbstractAgent, Agent, WrapperAgent
 from pydantic_ai.capabilities import AbstractCapability, CombinedCapability
 from pydantic_ai.models import ModelRequestParameters
@@ -48,6 +48,7 @@ from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
 from pydantic_ai.toolsets._dynamic import DynamicToolset
 
 __all__ = (
+    'set_current_run_context',
     'is_mcp_toolset',
     'mcp_toolset_class_names',
     'mcp_toolset_classes',

@@ -19,7 +19,7 @@ from typing import Annotated, Any, ClassVar, Literal, TypeAlias, cast
 
 import pydantic
 from pydantic import Discriminator, Tag
-from pydantic_ai import exceptions as _exceptions
+from pydantic_ai import exceptions as pai_exceptions
 from pydantic_ai.exceptions import ApprovalRequired, CallDeferred, ModelRetry, UserError
 from pydantic_ai.messages import ToolReturn, ToolReturnContent
 
@@ -70,7 +70,7 @@ class ToolFailureReported:
     kind: Literal['tool_failed'] = 'tool_failed'
 
 
-_TOOL_FAILED: type[Exception] | None = getattr(_exceptions, 'ToolFailed', None)
+_TOOL_FAILED: type[Exception] | None = getattr(pai_exceptions, 'ToolFailed', None)
 # pydantic-ai 2.x's `ToolFailed` (absent from 1.107). Raised in a unit, it would fail the unit (and be retried) instead
 # of reaching the agent loop, which turns it into a failed tool result.
 _CONTROL_FLOW: tuple[type[Exception], ...] = (

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Generic
 
 from pydantic_ai import messages as pai_messages
 from pydantic_ai import models
-from pydantic_ai import usage as _usage
+from pydantic_ai import usage as pai_usage
 from pydantic_ai.agent import EventStreamHandler
 from pydantic_ai.agent.abstract import AgentMetadata, AgentModelSettings, AgentRetries
 from pydantic_ai.capabilities import AgentCapability
@@ -67,10 +67,10 @@ class RunArguments(Generic[AgentDepsT]):
     instructions: AgentInstructions[AgentDepsT] = None
     deps: AgentDepsT
     model_settings: AgentModelSettings[AgentDepsT] | None = None
-    usage_limits: _usage.UsageLimits | None = None
+    usage_limits: pai_usage.UsageLimits | None = None
     cancellation_token: Any = None
     timeout: float | None = None
-    usage: _usage.RunUsage | None = None
+    usage: pai_usage.RunUsage | None = None
     metadata: AgentMetadata[AgentDepsT] | None = None
     retries: int | AgentRetries | None = None
     infer_name: bool = True

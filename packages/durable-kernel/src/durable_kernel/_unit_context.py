@@ -13,7 +13,6 @@ from collections.abc import Generator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from pydantic_ai._run_context import set_current_run_context
 from pydantic_ai.tools import RunContext
 
 from ._compat import (
@@ -21,6 +20,7 @@ from ._compat import (
     guard_unit_run_context,
     refusing_external_events,
     refusing_message_queue,
+    set_current_run_context,
 )
 from ._run_context import PartialRunContext
 
