@@ -16,7 +16,7 @@ from pydantic_ai.toolsets import AbstractToolset, ExternalToolset, ToolsetTool
 from pydantic_core import SchemaValidator, core_schema
 
 from durable_kernel import PYDANTIC_AI_2
-from durable_prefect import PrefectAgent, PrefectFunctionToolset, PrefectModel
+from durable_prefect import PrefectAgent, PrefectDurability, PrefectFunctionToolset, PrefectModel
 
 from ._helpers import flow_runs_named, task_runs_of
 
@@ -101,6 +101,7 @@ async def test_streaming_entry_points_are_refused_inside_a_flow() -> None:
     assert '`run_stream_events()` cannot be used inside a Prefect flow' in errors[1]
 
 
+@pytest.mark.usefixtures('prefect_server')
 async def test_realtime_sessions_are_refused_inside_a_flow() -> None:
     """2.x's realtime sessions are live connections a flow cannot record; 1.107 has none."""
     agent = PrefectAgent(Agent(TestModel(), name='no-realtime'))
@@ -118,6 +119,46 @@ async def test_realtime_sessions_are_refused_inside_a_flow() -> None:
         return 'not refused'  # pragma: no cover
 
     assert '`agent.realtime(...).session()` cannot be used inside a Prefect flow' in await opens_a_session()
+
+
+try:  # pydantic-ai 2.78+ only
+    from pydantic_ai.external_events import wait_for_external_event  # pyright: ignore[reportMissingImports, reportUnknownVariableType]
+except ImportError:  # pragma: no cover - older releases
+    wait_for_external_event = None
+
+
+async def _wait_for_approval() -> str:
+    """Instructions that wait for an external event: in flow code, where the wait could not be recorded."""
+    assert wait_for_external_event is not None
+    answer = await wait_for_external_event('approval', ask=lambda token: 'approved')  # pyright: ignore[reportUnknownVariableType, reportUnknownLambdaType]
+    return f'approval: {answer}'  # pragma: no cover - refused before the wait
+
+
+@pytest.mark.skipif(wait_for_external_event is None, reason='external events exist from pydantic-ai 2.78')
+@pytest.mark.parametrize('form', ['capability', 'wrapper'])
+@pytest.mark.usefixtures('prefect_server')
+async def test_waiting_for_an_external_event_in_a_flow_is_refused(form: str) -> None:
+    name = f'external-event-{form}'
+    if form == 'capability':
+        agent: Any = Agent(TestModel(), name=name, instructions=_wait_for_approval, capabilities=[PrefectDurability()])
+    else:
+        agent = PrefectAgent(Agent(TestModel(), name=name, instructions=_wait_for_approval))
+
+    @flow(name=f'{name}-flow')
+    async def waits() -> str:
+        try:
+            return (await agent.run('go')).output
+        except UserError as error:
+            return str(error)
+
+    output = await waits()
+    assert '`wait_for_external_event()`' in output
+    assert 'not supported inside a Prefect flow' in output
+    # Refused before the first model task (the wrapper form runs the agent in a subflow, `<name> Run`).
+    runs = [*await flow_runs_named(f'{name}-flow'), *await flow_runs_named(f'{name} Run')]
+    assert len(runs) == (1 if form == 'capability' else 2)
+    tasks = await task_runs_of([run.id for run in runs])
+    assert not [task.name for task in tasks if 'model' in task.name.lower()]
 
 
 async def test_streaming_outside_a_flow_behaves_like_the_plain_agent() -> None:

@@ -33,7 +33,6 @@ from durable_kernel import (
     coerce_event_stream_topic,
     dbos_event_stream_handler_step_name,
     dbos_workflow_name,
-    external_events_refused,
     get_event_loop,
     is_model_stream_event,
     is_permanent_model_error,
@@ -98,6 +97,7 @@ class DBOSDurability(DurabilityCapability[AgentDepsT]):
     """
 
     engine_name = 'DBOS'
+    container_name = 'a DBOS workflow'
     unit_plural = 'steps'
 
     def __init__(
@@ -319,17 +319,14 @@ class DBOSDurability(DurabilityCapability[AgentDepsT]):
 
     # --- run hooks -----------------------------------------------------------------------------------------------
 
-    async def wrap_run(self, ctx: RunContext[AgentDepsT], *, handler: WrapRunHandler) -> AgentRunResult[Any]:
+    async def _wrap_durable_run(self, ctx: RunContext[AgentDepsT], *, handler: WrapRunHandler) -> AgentRunResult[Any]:
         """Inside a workflow: the durable tool-call mode, and the workflow's recorded step layout for tool calls."""
-        if not self.in_durable_context:
-            return await handler()
         topic = self._run_topic()
         with ExitStack() as stack:
             stack.enter_context(AbstractAgent.parallel_tool_call_execution_mode(self._parallel_execution_mode))
             stack.enter_context(workflow_step_record())
             stack.enter_context(run_event_stream_handler(self._effective_event_stream_handler()))
             stack.enter_context(run_event_stream_topic(topic))
-            stack.enter_context(external_events_refused('a DBOS workflow'))
             result = await handler()
             if topic is not None:
                 # Not closed: the workflow may run the agent again on the same topic, and a consumer stops at this

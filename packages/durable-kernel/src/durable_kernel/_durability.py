@@ -18,8 +18,9 @@ from collections.abc import AsyncIterable, Mapping
 from typing import Any, ClassVar, cast
 
 from pydantic_ai import messages as pai_messages
-from pydantic_ai.agent import AbstractAgent, EventStreamHandler
+from pydantic_ai.agent import AbstractAgent, AgentRunResult, EventStreamHandler
 from pydantic_ai.capabilities import AbstractCapability, CapabilityOrdering, ProcessEventStream, WrapperCapability
+from pydantic_ai.capabilities.abstract import WrapRunHandler
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.models import KnownModelName, Model, ModelRequestContext
 from pydantic_ai.models.wrapper import WrapperModel
@@ -27,6 +28,7 @@ from pydantic_ai.tools import AgentDepsT, RunContext
 
 from ._compat import PYDANTIC_AI_2, agent_root_capability, is_reference_durability, request_model_selection
 from ._toolsets import require_unique_toolset_ids
+from ._unit_context import external_events_refused
 
 __all__ = ('DEFAULT_MODEL_KEY', 'DurabilityCapability', 'is_model_stream_event')
 
@@ -53,8 +55,9 @@ def is_model_stream_event(event: pai_messages.AgentStreamEvent) -> bool:
 class DurabilityCapability(AbstractCapability[AgentDepsT]):
     """Base of `TemporalDurability`, `DBOSDurability` and `PrefectDurability`: binding, model registry, pass-through.
 
-    Engines implement `in_durable_context` and `_bind_to_agent` (build the engine state on the bound copy), and
-    override the run hooks they need, calling `super()` (or returning the handler's result) outside a durable context.
+    Engines implement `in_durable_context` and `_bind_to_agent` (build the engine state on the bound copy), set up a
+    durable run in `_wrap_durable_run`, and override the other run hooks they need, calling `super()` (or returning
+    the handler's result) outside a durable context.
     """
 
     engine_name: ClassVar[str] = 'a durable engine'
@@ -62,6 +65,9 @@ class DurabilityCapability(AbstractCapability[AgentDepsT]):
 
     unit_plural: ClassVar[str] = 'units'
     """What the engine calls its durable units, in error messages (`'activities'`, `'steps'`, `'tasks'`)."""
+
+    container_name: ClassVar[str] = 'a durable run'
+    """Where a durable run happens, in error messages (`'a Temporal workflow'`, `'a DBOS workflow'`, ...)."""
 
     name: str
     """The name that prefixes the agent's durable unit names: `name=`, else the agent's name (set when bound)."""
@@ -297,6 +303,21 @@ class DurabilityCapability(AbstractCapability[AgentDepsT]):
         return cast('Model', model) if isinstance(model, Model) else None
 
     # --- run hooks -----------------------------------------------------------------------------------------------
+
+    async def wrap_run(self, ctx: RunContext[AgentDepsT], *, handler: WrapRunHandler) -> AgentRunResult[Any]:
+        """Outside a durable context: the run as it is; inside: the engine's run set-up, with external events refused.
+
+        Refused here once for every engine (as the wrapper form does in `DurableWrapperAgent`): a run waiting for an
+        external event would wait in the worker's memory, unrecorded.
+        """
+        if not self.in_durable_context:
+            return await handler()
+        with external_events_refused(self.container_name):
+            return await self._wrap_durable_run(ctx, handler=handler)
+
+    async def _wrap_durable_run(self, ctx: RunContext[AgentDepsT], *, handler: WrapRunHandler) -> AgentRunResult[Any]:
+        """Run `handler` inside the engine's durable container, with what the engine sets up around a run."""
+        return await handler()
 
     def _effective_event_stream_handler(self) -> EventStreamHandler[AgentDepsT] | None:
         """The handler of the current run: `event_stream_handler=`, unless an engine substitutes one for this run.

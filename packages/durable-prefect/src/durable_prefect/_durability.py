@@ -29,7 +29,6 @@ from durable_kernel import (
     PrefectTaskKind,
     coerce_event_stream_topic,
     completed_streamed_response,
-    external_events_refused,
     is_model_stream_event,
     is_permanent_model_error,
     ordered_tool_call_events,
@@ -86,6 +85,7 @@ class PrefectDurability(DurabilityCapability[AgentDepsT]):
     """
 
     engine_name = 'Prefect'
+    container_name = 'a Prefect flow'
     unit_plural = 'tasks'
 
     def __init__(
@@ -172,20 +172,13 @@ class PrefectDurability(DurabilityCapability[AgentDepsT]):
 
     # --- run hooks: each passes through outside a flow run ---------------------------------------------------------
 
-    async def wrap_run(self, ctx: RunContext[AgentDepsT], *, handler: WrapRunHandler) -> AgentRunResult[Any]:
+    async def _wrap_durable_run(self, ctx: RunContext[AgentDepsT], *, handler: WrapRunHandler) -> AgentRunResult[Any]:
         """In a flow run: parallel tool calls report their events in call order, and the run's keys share a cache.
 
         The order makes the run dispatch the same events in the same order on every attempt of the flow run, which is
         what lets a retried attempt find each event's task again (see `_durable_event_stream`).
         """
-        if not self.in_durable_context:
-            return await handler()
-        with (
-            ordered_tool_call_events(),
-            message_key_cache(),
-            run_channel(self.event_stream_topic),
-            external_events_refused('a Prefect flow'),
-        ):
+        with ordered_tool_call_events(), message_key_cache(), run_channel(self.event_stream_topic):
             result = await handler()
             channel = current_channel()
             if channel is not None:

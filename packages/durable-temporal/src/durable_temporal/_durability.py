@@ -33,7 +33,6 @@ from durable_kernel import (
     NonRetryableModelErrors,
     coerce_event_stream_topic,
     disable_threads,
-    external_events_refused,
     is_model_stream_event,
     is_permanent_model_error,
     scoped_context_value,
@@ -90,6 +89,7 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
     """
 
     engine_name = 'Temporal'
+    container_name = 'a Temporal workflow'
     unit_plural = 'activities'
 
     def __init__(
@@ -284,10 +284,8 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
             return None
         return f'{workflow.info().run_id}:{workflow.uuid4()}'
 
-    async def wrap_run(self, ctx: RunContext[AgentDepsT], *, handler: WrapRunHandler) -> AgentRunResult[Any]:
+    async def _wrap_durable_run(self, ctx: RunContext[AgentDepsT], *, handler: WrapRunHandler) -> AgentRunResult[Any]:
         """In a workflow: sync callbacks run inline (the sandbox forbids threads), replayed work starts no spans."""
-        if not self.in_durable_context:
-            return await handler()
         if not HAS_DEFAULT_RUN_ID_HOOK:
             # pydantic-ai 1.107 never asks for a default run id (`get_default_run_id`), so the patch is asked for here,
             # at the start of the run as there: a run's history then replays on either line and on pydantic-ai 2.x's
@@ -298,7 +296,7 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
         topic = self._event_stream_topic
         if topic is not None:
             check_hosted_stream()  # before any activity: a missing stream is a setup error
-        with disable_threads(), external_events_refused('a Temporal workflow'):
+        with disable_threads():
             result = await handler()
         if topic is not None:
             # Published here, once the run is done: workflow code, so exactly once (a replay rebuilds the log).
