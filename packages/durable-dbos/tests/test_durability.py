@@ -6,6 +6,7 @@ Step names are pydantic-ai 2.x's for the capability form (persisted data): `X__m
 
 from __future__ import annotations
 
+import inspect
 import logging
 import subprocess
 import sys
@@ -418,3 +419,32 @@ def test_dbos_agent_workflow_recovers_with_legacy_workflows(database_url: str, t
         f'{name}__toolset__<agent>.call_tool.add',
         f'{name}__model.request',
     ]
+
+
+@pytest.mark.skipif(
+    'capabilities' not in inspect.signature(Agent.override).parameters,
+    reason='`override(capabilities=...)` exists from pydantic-ai 2.78',
+)
+async def test_an_override_that_drops_the_durability_is_refused(agent_name: str, dbos_launch: Callable[[], None]):
+    calls: list[str] = []
+    agent = weather_agent(agent_name, calls)
+    workflow = run_workflow(agent_name, agent)
+    dbos_launch()
+    root: Any = cast(Any, agent).root_capability
+
+    with (
+        pytest.raises(UserError, match=r"leaves out the agent's `DBOSDurability`: runs inside the block would not"),
+        cast(Any, agent).override(capabilities=[]),
+    ):
+        pass  # pragma: no cover
+    with (
+        pytest.raises(UserError, match=r"leaves out the agent's `DBOSDurability`"),
+        cast(Any, agent).override(capabilities=[DBOSDurability()]),
+    ):
+        pass  # pragma: no cover
+
+    # Keeping the agent's own capabilities (entered outside the workflow, carried into it): still durable.
+    with cast(Any, agent).override(capabilities=[*root.capabilities]):
+        output, steps = await run_in_workflow(workflow, 'weather?')
+    assert output == '{"get_weather":"sunny in a"}'
+    assert steps == [f'{agent_name}__model.request', f'{agent_name}__model.request']

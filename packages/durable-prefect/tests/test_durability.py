@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterable, Awaitable, Callable
 from typing import Any
 from uuid import UUID
@@ -390,3 +391,27 @@ async def test_mcp_listing_and_calls_are_tasks_with_the_capability_form_names() 
         'Get MCP Tools: echo',
         'Model Request: test',
     ]
+
+
+@in_prefect
+@pytest.mark.skipif(
+    'capabilities' not in inspect.signature(Agent.override).parameters,
+    reason='`override(capabilities=...)` exists from pydantic-ai 2.78',
+)
+async def test_an_override_that_drops_the_durability_is_refused() -> None:
+    agent: Any = Agent(TestModel(custom_output_text='hi'), name='cap-override', capabilities=[PrefectDurability()])
+    with (
+        pytest.raises(UserError, match=r"leaves out the agent's `PrefectDurability`: runs inside the block would"),
+        agent.override(capabilities=[]),
+    ):
+        pass  # pragma: no cover
+    with (
+        pytest.raises(UserError, match=r"leaves out the agent's `PrefectDurability`"),
+        agent.override(capabilities=[PrefectDurability()]),
+    ):
+        pass  # pragma: no cover
+    # Keeping the agent's own capabilities (entered outside the flow, carried into it): still durable.
+    with agent.override(capabilities=[*agent.root_capability.capabilities]):
+        output, flow_run_id = await _run_in_flow(lambda: agent.run('hello'))
+    assert output.output == 'hi'
+    assert await _task_names(flow_run_id, expected=1) == ['Model Request: test']

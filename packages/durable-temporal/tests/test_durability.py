@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 import uuid
 from collections.abc import AsyncIterable, Callable
@@ -399,3 +400,40 @@ async def test_waiting_for_an_external_event_in_a_workflow_is_refused(client: Cl
     assert '`wait_for_external_event()`' in output
     assert 'not supported inside a Temporal workflow' in output
     assert names == []
+
+
+override_agent = Agent(TestModel(), name='dur_override', capabilities=[TemporalDurability()])
+
+
+@workflow.defn
+class OverrideWorkflow:
+    @workflow.run
+    async def run(self, prompt: str) -> str:
+        return (await override_agent.run(prompt)).output
+
+
+@pytest.mark.skipif(
+    'capabilities' not in inspect.signature(Agent.override).parameters,
+    reason='`override(capabilities=...)` exists from pydantic-ai 2.78',
+)
+async def test_an_override_that_drops_the_durability_is_refused(client: Client, task_queue: str):
+    agent: Any = override_agent
+    with (
+        pytest.raises(UserError, match=r"leaves out the agent's `TemporalDurability`: runs inside the block"),
+        agent.override(capabilities=[]),
+    ):
+        pass  # pragma: no cover
+    with (
+        pytest.raises(UserError, match=r"leaves out the agent's `TemporalDurability`"),
+        agent.override(capabilities=[TemporalDurability()]),
+    ):
+        pass  # pragma: no cover
+    # The agent's own list is accepted and changes nothing in the workflow.
+    with agent.override(capabilities=[*agent.root_capability.capabilities]):
+        pass
+    async with agent_worker(
+        client, workflows=[OverrideWorkflow], plugins=[AgentPlugin(override_agent)], task_queue=task_queue
+    ):
+        output, names = await _execute(client, OverrideWorkflow.run, 'hello', task_queue)
+    assert output == 'success (no tool calls)'
+    assert names == ['agent__dur_override__model_request']

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import inspect
 import uuid
 from typing import Any, cast
 
@@ -80,9 +81,11 @@ class KeywordWorkflow:
             conversation = cast(Any, pydantic_ai).Conversation(messages=earlier, conversation_id='conversation-1')
             result = await agent.run('now', run_id='run-1', conversation=conversation)
             return f'{result.output} | {result.run_id} | {result.conversation_id}'
-        if case == 'override_workspace':
+        if case.startswith('override_'):
+            keyword = case.removeprefix('override_')
+            value = 'new' if keyword == 'workspace' else list(keyword_agent.root_capability.capabilities)
             try:
-                with agent.override(workspace='new'):
+                with agent.override(**{keyword: value}):
                     pass
             except UserError as error:
                 return str(error)
@@ -138,15 +141,20 @@ async def test_keywords_that_cannot_be_durable_are_refused(client: Client, task_
     assert await activity_names(client, handle) == []
 
 
-async def test_workspace_cannot_be_overridden_in_a_workflow(client: Client, task_queue: str) -> None:
+@pytest.mark.parametrize('keyword', ['workspace', 'capabilities'])
+async def test_workspace_and_capabilities_cannot_be_overridden_in_a_workflow(
+    client: Client, task_queue: str, keyword: str
+) -> None:
+    if keyword not in inspect.signature(Agent.override).parameters:
+        pytest.skip(f'`override({keyword}=...)` exists from a later pydantic-ai 2.x')
     async with agent_worker(
         client, workflows=[KeywordWorkflow], agents=[temporal_keyword_agent], task_queue=task_queue
     ):
         message = await client.execute_workflow(
             KeywordWorkflow.run,
-            'override_workspace',
+            f'override_{keyword}',
             id=str(uuid.uuid4()),
             task_queue=task_queue,
             execution_timeout=WORKFLOW_TIMEOUT,
         )
-    assert message.startswith('`workspace` cannot be overridden inside a Temporal workflow')
+    assert message.startswith(f'`{keyword}` cannot be overridden inside a Temporal workflow')

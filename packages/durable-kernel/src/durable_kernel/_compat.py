@@ -20,6 +20,7 @@ re-exports from `durable_kernel`), or, for attributes, named in the module that 
 | `pydantic_ai.toolsets._dynamic.DynamicToolset` | recognising `@agent.toolset` toolsets, which have no public class | 1.107, 2.x |
 | `ModelRequestParameters._telemetry_mcp_url_ids` | carrying the MCP ids telemetry masks into a model unit | 2.x |
 | `pydantic_ai.messages._RecordsContentFiles` | a tool result that crossed a boundary keeps its file items, and only those, as files (base class of `ToolReturned`; a plain base where a release lacks it) | 1.107, 2.x |
+| `AbstractCapability._validate_override_capabilities` | overridden by `DurabilityCapability` to refuse an `override(capabilities=...)` list without it (the hook pydantic-ai calls) | 2.78+ |
 | `Agent._root_capability` | finding a durability capability on an agent (1.107 has no public `root_capability`) | 1.107 |
 | `RunContext` fields starting with `_` | given their defaults in a rebuilt run context (pydantic-ai reads them) | 2.x |
 | `StreamedResponse._parts_manager` | replaying a recorded response's parts as events in workflow code (`completed_streamed_response(replay_parts=True)`) | 1.107 |

@@ -14,7 +14,7 @@ from __future__ import annotations
 import copy
 import weakref
 from abc import abstractmethod
-from collections.abc import AsyncIterable, Mapping
+from collections.abc import AsyncIterable, Mapping, Sequence
 from typing import Any, ClassVar, cast
 
 from pydantic_ai import messages as pai_messages
@@ -166,6 +166,28 @@ class DurabilityCapability(AbstractCapability[AgentDepsT]):
         if agent is None:  # pragma: no cover - pydantic-ai always sets the run's agent
             return self
         return self._bind(agent)
+
+    def _validate_override_capabilities(self, capabilities: Sequence[AbstractCapability[Any]]) -> None:
+        """Refuse an `agent.override(capabilities=...)` list that leaves this bound copy out (pydantic-ai 2.78+ hook).
+
+        pydantic-ai calls it on the agent's own capabilities with the leaves the override list keeps unchanged from
+        `agent.root_capability.capabilities`. Without this copy, runs in the block would not be durable at all (the
+        workflow or flow would call the model and tools directly, unrecorded); a new instance in its place would be
+        bound again, under units the worker never registered. Checked outside a durable context too: DBOS and Prefect
+        carry an override entered outside a workflow or flow into it.
+        """
+        for capability in capabilities:
+            while isinstance(capability, WrapperCapability):
+                capability = capability.wrapped
+            if capability is self:
+                return
+        name = type(self).__name__
+        raise UserError(
+            f"`agent.override(capabilities=...)` replaces all of the agent's capabilities, and this list leaves out "
+            f"the agent's `{name}`: runs inside the block would not be durable (a new `{name}` would not do either: "
+            f"its {self.unit_plural} are registered with the one the agent was built with). Keep the agent's own "
+            'capabilities in the list: `agent.override(capabilities=[*agent.root_capability.capabilities, extra])`.'
+        )
 
     @classmethod
     def from_agent(cls, agent: AbstractAgent[Any, Any]) -> Any:

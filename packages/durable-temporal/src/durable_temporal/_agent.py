@@ -383,7 +383,7 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
     @contextmanager
     def _override_impl(self, arguments: OverrideArguments[AgentDepsT]) -> Generator[None]:
         # Inside a workflow `model`, `toolsets`, `tools` and `native_tools` cannot be overridden: the activities are
-        # fixed when the worker starts. Neither can 2.x's `workspace` (always unset on 1.107).
+        # fixed when the worker starts. Neither can 2.x's `workspace` and 2.78's `capabilities` (unset on 1.107).
         if workflow.in_workflow():
             refused = [
                 label
@@ -400,6 +400,13 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
                     f'`{refused[0]}` cannot be overridden inside a Temporal workflow: activities and models are fixed '
                     'when the worker starts. Set it on the agent before wrapping it in `TemporalAgent(...)` (or, for '
                     'models, register them with `models=` and pass `run(model=...)`).'
+                )
+            if is_set(arguments.capabilities):
+                raise UserError(
+                    '`capabilities` cannot be overridden inside a Temporal workflow: the toolsets a capability brings '
+                    'need activities registered when the worker starts, and its hooks would run in workflow code. '
+                    'Give the agent its capabilities before wrapping it in `TemporalAgent(...)`, or override them '
+                    'outside the workflow.'
                 )
             if is_set(arguments.workspace):
                 raise UserError(
