@@ -12,6 +12,7 @@ from typing import Any
 
 from ._harness import Options, ProgressCallback, Variant, measure
 from ._live import LiveOptions, LiveTarget, measure_live
+from ._stats import load_average
 
 ENGINES = ('temporal', 'dbos', 'prefect')
 
@@ -22,6 +23,8 @@ Prefect's ephemeral test server (one process on SQLite) answers `503 Service Una
 concurrent flow runs on 2 cores, and takes minutes to get through them: the throughput would measure the test
 server's overload, not the agents.
 """
+
+
 VARIANTS = ('ours', 'reference', 'reference+steps', 'floor', 'plain')
 
 
@@ -93,11 +96,11 @@ async def run_engine(
         on_ready: Called with the number of progress steps once the server is up.
     """
     cap = MAX_CONCURRENCY.get(engine)
-    if cap is not None and options.concurrency > cap:
+    if cap is not None and max(options.concurrency) > cap:
         options = dataclasses.replace(
             options,
-            concurrency=cap,
-            concurrent_runs=min(options.concurrent_runs, 2 * cap),
+            concurrency=tuple(sorted({min(level, cap) for level in options.concurrency})),
+            concurrent_runs=min(options.concurrent_runs, 2 * cap) if options.concurrent_runs else 2 * cap,
         )
     factory, store_metric = variants_of(engine, names, dbos_database=dbos_database)
     start = time.perf_counter()
@@ -106,11 +109,16 @@ async def run_engine(
     async with context as variants:
         if on_ready is not None:
             on_ready(options.total_steps(len(variants)))
+        # Per engine: the engines run one after the other, and the machine's load may change in between.
+        load_before = load_average()
         results = await measure(variants, options, progress)
+        load_after = load_average()
     return {
         'store_metric': store_metric,
-        'concurrency': options.concurrency,
+        'concurrency': list(options.concurrency),
         'variants': [result.to_json() for result in results],
+        'load_before': load_before,
+        'load_after': load_after,
         'elapsed_s': time.perf_counter() - start,
     }
 
