@@ -44,7 +44,7 @@ def _profile_thread() -> None:
     profiler.enable()
 
 
-async def _profile(variant: str, concurrency: int, runs: int, warmup: int) -> dict[str, Any]:
+async def _profile(variant: str, concurrency: int, runs: int, warmup: int, profile: bool = True) -> dict[str, Any]:
     from temporalio.worker import Worker
 
     from ._temporal import _floor_plan, dev_server, ours_client  # pyright: ignore[reportPrivateUsage]
@@ -53,9 +53,13 @@ async def _profile(variant: str, concurrency: int, runs: int, warmup: int) -> di
 
     workload = Workload()
     workflow: Any = OursWorkflow if variant == 'ours' else FloorWorkflow
-    argument: Any = workload.prompt() if variant == 'ours' else _floor_plan(workload)
+    if variant == 'ours-shared':
+        from ._temporal_ours_shared import OursSharedWorkflow
+
+        workflow = OursSharedWorkflow
+    argument: Any = _floor_plan(workload) if variant == 'floor' else workload.prompt()
     executor = concurrent.futures.ThreadPoolExecutor(
-        max_workers=4, thread_name_prefix='profiled_workflow_', initializer=_profile_thread
+        max_workers=4, thread_name_prefix='profiled_workflow_', initializer=_profile_thread if profile else None
     )
     async with AsyncExitStack() as stack:
         client = ours_client(await stack.enter_async_context(dev_server()))
@@ -81,7 +85,8 @@ async def _profile(variant: str, concurrency: int, runs: int, warmup: int) -> di
             for profiler in _PROFILERS:
                 profiler.clear()
         cpu, wall = time.process_time(), time.perf_counter()
-        main.enable()
+        if profile:
+            main.enable()
         await asyncio.gather(*(one() for _ in range(runs)))
         main.disable()
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
@@ -94,8 +99,8 @@ async def _profile(variant: str, concurrency: int, runs: int, warmup: int) -> di
     return {
         'cpu_ms_per_run': cpu * 1000 / runs,
         'runs_per_s': runs / wall,
-        'workflow': pstats.Stats(*workflow_profilers) if workflow_profilers else None,  # pyright: ignore[reportArgumentType]
-        'main': pstats.Stats(main),
+        'workflow': pstats.Stats(*workflow_profilers) if profile and workflow_profilers else None,
+        'main': pstats.Stats(main) if profile else None,
     }
 
 
@@ -113,19 +118,23 @@ def _top(stats: pstats.Stats | None, key: str, limit: int) -> str:
 def main() -> None:
     """Entry point of `python -m benchmarks.profile_temporal`."""
     parser = argparse.ArgumentParser(prog='python -m benchmarks.profile_temporal', description=__doc__)
-    parser.add_argument('--variant', choices=('ours', 'floor'), default='ours')
+    parser.add_argument('--variant', choices=('ours', 'ours-shared', 'floor'), default='ours')
     parser.add_argument('--concurrency', type=int, default=50)
     parser.add_argument('--runs', type=int, default=100)
     parser.add_argument('--warmup', type=int, default=10)
     parser.add_argument('--limit', type=int, default=30, help='functions listed per table')
+    parser.add_argument(
+        '--no-profile', action='store_true', help='measure the CPU per run only, without the profilers (no overhead)'
+    )
     parser.add_argument('--dump', type=Path, help='also write the merged workflow-thread stats here (pstats format)')
     args = parser.parse_args()
-    result = asyncio.run(_profile(args.variant, args.concurrency, args.runs, args.warmup))
+    profile = not args.no_profile
+    result = asyncio.run(_profile(args.variant, args.concurrency, args.runs, args.warmup, profile))
     print(
         f'{args.variant}: {args.runs} runs, {args.concurrency} in flight: {result["cpu_ms_per_run"]:.1f} ms CPU per '
         f'run, {result["runs_per_s"]:.1f} runs/s (load {os.getloadavg()[0]:.2f})'
     )
-    for thread in ('workflow', 'main'):
+    for thread in ('workflow', 'main') if profile else ():
         for key in ('tottime', 'cumulative'):
             print(f'\n=== {thread} thread(s), by {key} ===')
             print(_top(result[thread], key, args.limit))
