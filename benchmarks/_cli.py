@@ -82,6 +82,13 @@ def _parser() -> argparse.ArgumentParser:
         help='runs in flight on Prefect at most (default 10: its ephemeral test server sheds load at 50)',
     )
     parser.add_argument(
+        '--workflow-threads',
+        type=int,
+        default=0,
+        help='Temporal: threads each worker runs workflow activations on, the same for every variant (default: the '
+        "SDK's, up to 500 at once)",
+    )
+    parser.add_argument(
         '--dbos-database', choices=('sqlite', 'postgres'), default='sqlite', help='DBOS system database'
     )
     parser.add_argument(
@@ -255,6 +262,7 @@ async def _measure_here(engine: str, args: argparse.Namespace, options: Options,
             options,
             names,
             dbos_database=args.dbos_database,
+            workflow_threads=args.workflow_threads,
             progress=on_progress,
             on_ready=lambda total: progress.update(task, total=total, description='running'),
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import sys
 import sysconfig
 import uuid
@@ -131,8 +132,14 @@ def ours_client(env: WorkflowEnvironment) -> Client:
 
 
 @asynccontextmanager
-async def temporal_variants(names: Sequence[str]) -> AsyncGenerator[list[Variant]]:
-    """Start one dev server, a worker per requested variant, and yield the variants; stop all on exit."""
+async def temporal_variants(names: Sequence[str], workflow_threads: int = 0) -> AsyncGenerator[list[Variant]]:
+    """Start one dev server, a worker per requested variant, and yield the variants; stop all on exit.
+
+    Args:
+        names: The variants to run.
+        workflow_threads: Threads each worker runs workflow activations on (0: the SDK's default, up to 500). The
+            same for every variant.
+    """
     from pydantic_ai.durable_exec.temporal import PydanticAIPlugin as ReferencePlugin  # the reference: the yardstick
 
     from ._engines import ours_available
@@ -147,6 +154,13 @@ async def temporal_variants(names: Sequence[str]) -> AsyncGenerator[list[Variant
 
         async def start_worker(client: Client, **kwargs: Any) -> str:
             task_queue = f'bench-{uuid.uuid4().hex}'
+            if workflow_threads:
+                # The SDK's default runs up to 500 activations at once, each on its own thread: under the GIL, with
+                # hundreds of runs in flight, each activation's wall time stretches past the deadlock detector's 2 s
+                # and the task fails and is replayed (`--workflow-threads`: the same bound for every variant).
+                executor = concurrent.futures.ThreadPoolExecutor(workflow_threads, thread_name_prefix='bench_workflow_')
+                stack.callback(executor.shutdown, wait=False)
+                kwargs['workflow_task_executor'] = executor
             await stack.enter_async_context(Worker(client, task_queue=task_queue, **kwargs))
             return task_queue
 

@@ -44,8 +44,10 @@ def _profile_thread() -> None:
     profiler.enable()
 
 
-async def _profile(variant: str, concurrency: int, runs: int, warmup: int, profile: bool = True) -> dict[str, Any]:
-    from temporalio.worker import Worker
+async def _profile(
+    variant: str, concurrency: int, runs: int, warmup: int, profile: bool = True, sandboxed: bool = True
+) -> dict[str, Any]:
+    from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
     from ._temporal import _floor_plan, dev_server, ours_client  # pyright: ignore[reportPrivateUsage]
     from ._temporal_floor import FloorWorkflow, floor_model, floor_tool
@@ -64,13 +66,19 @@ async def _profile(variant: str, concurrency: int, runs: int, warmup: int, profi
     async with AsyncExitStack() as stack:
         client = ours_client(await stack.enter_async_context(dev_server()))
         task_queue = f'profile-{uuid.uuid4().hex}'
+        options: dict[str, Any] = {}
+        if not sandboxed:
+            # Without the sandbox: what its import hooks and builtins cost (a worker option in Temporal).
+            options['workflow_runner'] = UnsandboxedWorkflowRunner()
         await stack.enter_async_context(
             Worker(
                 client,
                 task_queue=task_queue,
                 workflows=[workflow],
                 activities=[floor_model, floor_tool] if variant == 'floor' else [],
+                # A few threads: as many as run Python at once under the GIL, and the profilers' threads.
                 workflow_task_executor=executor,
+                **options,
             )
         )
         semaphore = asyncio.Semaphore(concurrency)
@@ -126,12 +134,17 @@ def main() -> None:
     parser.add_argument(
         '--no-profile', action='store_true', help='measure the CPU per run only, without the profilers (no overhead)'
     )
+    parser.add_argument(
+        '--unsandboxed', action='store_true', help="run the workflows outside Temporal's sandbox (what it costs)"
+    )
     parser.add_argument('--dump', type=Path, help='also write the merged workflow-thread stats here (pstats format)')
     args = parser.parse_args()
     profile = not args.no_profile
-    result = asyncio.run(_profile(args.variant, args.concurrency, args.runs, args.warmup, profile))
+    result = asyncio.run(
+        _profile(args.variant, args.concurrency, args.runs, args.warmup, profile, not args.unsandboxed)
+    )
     print(
-        f'{args.variant}: {args.runs} runs, {args.concurrency} in flight: {result["cpu_ms_per_run"]:.1f} ms CPU per '
+        f'{args.variant}{" (unsandboxed)" if args.unsandboxed else ""}: {args.runs} runs, {args.concurrency} in flight: {result["cpu_ms_per_run"]:.1f} ms CPU per '
         f'run, {result["runs_per_s"]:.1f} runs/s (load {os.getloadavg()[0]:.2f})'
     )
     for thread in ('workflow', 'main') if profile else ():
