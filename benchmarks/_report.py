@@ -714,6 +714,15 @@ def markdown(report: dict[str, Any]) -> str:
         parts += [f'### {name}', '']
         if 'load_before' in engine:
             parts += [f'Load average while measured: before {engine["load_before"]}, after {engine["load_after"]}.', '']
+        if name == 'temporal' and 'workflow_threads' in engine:
+            threads = engine['workflow_threads']
+            parts += [
+                f'Each worker runs workflow activations on {threads} threads (`--workflow-threads {threads}`), the same '
+                'for every variant.'
+                if threads
+                else "Each worker runs workflow activations on the SDK's default thread pool (up to 500 at once).",
+                '',
+            ]
         parts += [f'- `{variant["name"]}`: {variant["description"]}' for variant in engine['variants']]
         if engine.get('headline'):
             parts += ['', _markdown_table(*comparison_rows(name, engine))]
