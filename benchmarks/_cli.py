@@ -25,6 +25,7 @@ from ._harness import Options
 from ._live import LiveOptions
 from ._local_activities import LocalOptions
 from ._report import headline, print_report, write_docs
+from ._stats import load_average
 from ._workload import Workload
 
 DOCS_PATH = Path(__file__).resolve().parent.parent / 'docs' / 'benchmarks.md'
@@ -61,9 +62,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--result-bytes', type=int, help='size of each tool result (default 100)')
     parser.add_argument('--runs', type=int, help='timed runs per variant after warm-up (default 10)')
     parser.add_argument('--warmup', type=int, help='warm-up runs per variant (default 2)')
-    parser.add_argument('--concurrency', type=int, help='runs in flight for the throughput measurement (default 50)')
     parser.add_argument(
-        '--concurrent-runs', type=int, help='runs in the throughput measurement (default: the concurrency)'
+        '--concurrency',
+        help='comma-separated runs in flight, one throughput measurement each besides one at a time (default 50,200)',
+    )
+    parser.add_argument(
+        '--concurrent-runs', type=int, help='runs in each throughput measurement (default: as many as in flight)'
     )
     parser.add_argument(
         '--long-turns', help='comma-separated turn counts of the long conversation (default 5,10,20,40)'
@@ -76,6 +80,13 @@ def _parser() -> argparse.ArgumentParser:
         '--prefect-concurrency',
         type=int,
         help='runs in flight on Prefect at most (default 10: its ephemeral test server sheds load at 50)',
+    )
+    parser.add_argument(
+        '--workflow-threads',
+        type=int,
+        default=0,
+        help='Temporal: threads each worker runs workflow activations on, the same for every variant (default: the '
+        "SDK's, up to 500 at once)",
     )
     parser.add_argument(
         '--dbos-database', choices=('sqlite', 'postgres'), default='sqlite', help='DBOS system database'
@@ -123,14 +134,14 @@ def _parser() -> argparse.ArgumentParser:
 def options_from(args: argparse.Namespace) -> Options:
     """The measurement options from the command line (`--quick` changes the defaults, explicit flags win)."""
     quick = bool(args.quick)
-    concurrency = args.concurrency or (5 if quick else 50)
+    concurrency = tuple(int(level) for level in (args.concurrency or ('5' if quick else '50,200')).split(','))
     long_turns = args.long_turns or ('5,10' if quick else '5,10,20,40')
     return Options(
         workload=Workload(turns=args.turns or 5, tools=args.tools or 2, result_bytes=args.result_bytes or 100),
         runs=args.runs or (3 if quick else 10),
         warmup=args.warmup if args.warmup is not None else 1 if quick else 2,
         concurrency=concurrency,
-        concurrent_runs=args.concurrent_runs or concurrency,
+        concurrent_runs=args.concurrent_runs,
         long_turns=tuple(int(turns) for turns in long_turns.split(',')),
         long_runs=args.long_runs or 1,
         event_runs=args.event_runs if args.event_runs is not None else 1 if quick else 3,
@@ -162,7 +173,7 @@ def _options_json(options: Options) -> dict[str, Any]:
         'result_bytes': options.workload.result_bytes,
         'runs': options.runs,
         'warmup': options.warmup,
-        'concurrency': options.concurrency,
+        'concurrency': list(options.concurrency),
         'concurrent_runs': options.concurrent_runs,
         'long_turns': list(options.long_turns),
         'long_result_bytes': options.long_result_bytes,
@@ -200,10 +211,6 @@ def machine() -> dict[str, Any]:
         'python': platform.python_version(),
         'versions': versions,
     }
-
-
-def _load() -> str:
-    return ' / '.join(f'{value:.2f}' for value in os.getloadavg())
 
 
 QUIET_LOAD_PER_CORE = 0.25
@@ -255,6 +262,7 @@ async def _measure_here(engine: str, args: argparse.Namespace, options: Options,
             options,
             names,
             dbos_database=args.dbos_database,
+            workflow_threads=args.workflow_threads,
             progress=on_progress,
             on_ready=lambda total: progress.update(task, total=total, description='running'),
         )
@@ -346,7 +354,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.write_docs:
         _wait_for_quiet(console)
     started = datetime.datetime.now(datetime.timezone.utc)
-    load_before = _load()
+    load_before = load_average()
     start = time.perf_counter()
     engines: dict[str, Any] = {}
     live: dict[str, Any] = {}
@@ -374,7 +382,7 @@ def main(argv: list[str] | None = None) -> None:
                 local = asyncio.run(_local_here(args, options, console))
             else:
                 local = _run_child(engine, [*_strip_outputs(argv), '--only=local-activities'], console)
-    load_after = _load()
+    load_after = load_average()
     cores = os.cpu_count() or 1
     report: dict[str, Any] = {
         # The report outputs do not change what is measured: leave them out of the recorded command.

@@ -12,6 +12,7 @@ from typing import Any
 
 from ._harness import Options, ProgressCallback, Variant, measure
 from ._live import LiveOptions, LiveTarget, measure_live
+from ._stats import load_average
 
 ENGINES = ('temporal', 'dbos', 'prefect')
 
@@ -22,6 +23,8 @@ Prefect's ephemeral test server (one process on SQLite) answers `503 Service Una
 concurrent flow runs on 2 cores, and takes minutes to get through them: the throughput would measure the test
 server's overload, not the agents.
 """
+
+
 VARIANTS = ('ours', 'reference', 'reference+steps', 'floor', 'plain')
 
 
@@ -55,13 +58,13 @@ def ours_available(engine: str) -> bool:
 
 
 def variants_of(
-    engine: str, names: Sequence[str], *, dbos_database: str = 'sqlite'
+    engine: str, names: Sequence[str], *, dbos_database: str = 'sqlite', workflow_threads: int = 0
 ) -> tuple[Callable[[], AbstractAsyncContextManager[list[Variant]]], str | None]:
     """A factory of the engine's variants (server started on entry, stopped on exit) and its stored-bytes metric."""
     if engine == 'temporal':
         from ._temporal import STORE_METRIC, temporal_variants
 
-        return lambda: temporal_variants(names), STORE_METRIC
+        return lambda: temporal_variants(names, workflow_threads), STORE_METRIC
     if engine == 'dbos':
         from ._dbos import STORE_METRIC, dbos_variants
 
@@ -79,6 +82,7 @@ async def run_engine(
     names: Sequence[str],
     *,
     dbos_database: str = 'sqlite',
+    workflow_threads: int = 0,
     progress: ProgressCallback | None = None,
     on_ready: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
@@ -89,28 +93,35 @@ async def run_engine(
         options: What to measure.
         names: Variants to run (see [`engine_variant_names`][benchmarks._engines.engine_variant_names]).
         dbos_database: `sqlite` or `postgres` (DBOS only).
+        workflow_threads: Threads per worker for workflow activations, 0 for the SDK's default (Temporal only).
         progress: Called as runs complete.
         on_ready: Called with the number of progress steps once the server is up.
     """
     cap = MAX_CONCURRENCY.get(engine)
-    if cap is not None and options.concurrency > cap:
+    if cap is not None and max(options.concurrency) > cap:
         options = dataclasses.replace(
             options,
-            concurrency=cap,
-            concurrent_runs=min(options.concurrent_runs, 2 * cap),
+            concurrency=tuple(sorted({min(level, cap) for level in options.concurrency})),
+            concurrent_runs=min(options.concurrent_runs, 2 * cap) if options.concurrent_runs else 2 * cap,
         )
-    factory, store_metric = variants_of(engine, names, dbos_database=dbos_database)
+    factory, store_metric = variants_of(engine, names, dbos_database=dbos_database, workflow_threads=workflow_threads)
     start = time.perf_counter()
     context = factory()
     variants: list[Variant]
     async with context as variants:
         if on_ready is not None:
             on_ready(options.total_steps(len(variants)))
+        # Per engine: the engines run one after the other, and the machine's load may change in between.
+        load_before = load_average()
         results = await measure(variants, options, progress)
+        load_after = load_average()
     return {
         'store_metric': store_metric,
-        'concurrency': options.concurrency,
+        'concurrency': list(options.concurrency),
+        'workflow_threads': workflow_threads if engine == 'temporal' else None,
         'variants': [result.to_json() for result in results],
+        'load_before': load_before,
+        'load_after': load_after,
         'elapsed_s': time.perf_counter() - start,
     }
 

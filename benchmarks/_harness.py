@@ -36,8 +36,8 @@ class Options:
         workload: The main workload (T turns, K tools per turn).
         runs: Timed sequential runs per variant (after warm-up).
         warmup: Untimed runs per variant before the timed ones.
-        concurrency: In-flight runs for the throughput measurement (besides concurrency 1).
-        concurrent_runs: Runs started in the throughput measurement (at most `concurrency` in flight).
+        concurrency: In-flight runs of each throughput measurement (besides concurrency 1), e.g. 50 and 200.
+        concurrent_runs: Runs started in each throughput measurement; `None`: as many as may be in flight.
         long_turns: Turn counts of the long conversation (one tool call per turn).
         long_result_bytes: Size of the one tool result per turn in the long conversation.
         long_runs: Timed runs per turn count in the long conversation.
@@ -47,8 +47,8 @@ class Options:
     workload: Workload = Workload()
     runs: int = 10
     warmup: int = 2
-    concurrency: int = 50
-    concurrent_runs: int = 50
+    concurrency: tuple[int, ...] = (50, 200)
+    concurrent_runs: int | None = None
     long_turns: tuple[int, ...] = (5, 10, 20, 40)
     long_result_bytes: int = 2048
     long_runs: int = 1
@@ -58,10 +58,18 @@ class Options:
         """The long-conversation workloads, one per turn count."""
         return [Workload(turns=turns, tools=1, result_bytes=self.long_result_bytes) for turns in self.long_turns]
 
+    def runs_at(self, concurrency: int) -> int:
+        """Runs started in the throughput measurement with `concurrency` in flight."""
+        return self.concurrent_runs or concurrency
+
     def total_steps(self, variants: int) -> int:
         """Progress steps for one engine with `variants` variants."""
         per_variant = (
-            self.warmup + self.runs + self.event_runs + self.concurrent_runs + len(self.long_turns) * self.long_runs
+            self.warmup
+            + self.runs
+            + self.event_runs
+            + sum(self.runs_at(level) for level in self.concurrency)
+            + len(self.long_turns) * self.long_runs
         )
         return per_variant * variants
 
@@ -111,11 +119,13 @@ class VariantResult:
     name: str
     description: str
     wall_ms: list[float] = field(default_factory=list[float])
+    cpu_ms: list[float] = field(default_factory=list[float])
     units: list[int] = field(default_factory=list[int])
     store_bytes: list[int] = field(default_factory=list[int])
     export_bytes: list[int] = field(default_factory=list[int])
     expected_units: int = 0
     runs_per_s: dict[int, float] = field(default_factory=dict[int, float])
+    cpu_ms_per_run: dict[int, float] = field(default_factory=dict[int, float])
     long: dict[int, dict[str, float | int | None]] = field(default_factory=dict[int, dict[str, float | int | None]])
     events: dict[str, float | int | None] = field(default_factory=dict[str, float | int | None])
     errors: list[str] = field(default_factory=list[str])
@@ -129,12 +139,14 @@ class VariantResult:
         return {
             'median_ms': median(self.wall_ms),
             'p90_ms': percentile(self.wall_ms, 0.9),
+            'cpu_ms': median(self.cpu_ms),
             'units': max(set(self.units), key=self.units.count) if self.units else None,
             'units_consistent': len(set(self.units)) <= 1,
             'expected_units': self.expected_units,
             'store_bytes': int(median(self.store_bytes)) if self.store_bytes else None,
             'export_bytes': int(median(self.export_bytes)) if self.export_bytes else None,
             'runs_per_s': {str(key): value for key, value in self.runs_per_s.items()},
+            'cpu_ms_per_run': {str(key): value for key, value in self.cpu_ms_per_run.items()},
             'long': {str(key): value for key, value in self.long.items()},
             'events': self.events,
             'store_growth_exponent': growth_exponent(long_bytes),
@@ -148,6 +160,7 @@ class VariantResult:
             'name': self.name,
             'description': self.description,
             'wall_ms': self.wall_ms,
+            'cpu_ms_per_sequential_run': self.cpu_ms,
             'units_per_run': self.units,
             'store_bytes_per_run': self.store_bytes,
             **self.summary(),
@@ -160,20 +173,24 @@ def _run_id(variant: Variant) -> str:
 
 async def _timed(variant: Variant, workload: Workload, result: VariantResult) -> str | None:
     run_id = _run_id(variant)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     try:
         await asyncio.wait_for(variant.run(workload, run_id), RUN_TIMEOUT_S)
     except Exception as error:  # a failed variant is reported, the others still run
         result.errors.append(f'{type(error).__name__}: {error}'[:500])
         return None
+    # The CPU of this whole process (every thread: the worker's Python and its Rust core, the client, DBOS's
+    # database work): only this run is in flight, and the other variants' idle workers cost next to nothing.
+    # Less sensitive to other jobs on the machine than the wall clock, which measures their time slices too.
+    result.cpu_ms.append((time.process_time() - cpu_start) * 1000)
     result.wall_ms.append((time.perf_counter() - start) * 1000)
     return run_id
 
 
 async def _run_concurrently(
     variant: Variant, workload: Workload, concurrency: int, count: int, on_done: Callable[[], None]
-) -> tuple[list[str], float]:
-    """Start `count` runs with at most `concurrency` in flight; return their errors and the elapsed seconds."""
+) -> tuple[list[str], float, float]:
+    """Start `count` runs with at most `concurrency` in flight; return their errors, elapsed and CPU seconds."""
     semaphore = asyncio.Semaphore(concurrency)
     failures: list[str] = []
 
@@ -185,9 +202,9 @@ async def _run_concurrently(
                 failures.append(f'{type(error).__name__}: {error}'[:500])
             on_done()
 
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     await asyncio.gather(*(one() for _ in range(count)))
-    return failures, time.perf_counter() - start
+    return failures, time.perf_counter() - start, time.process_time() - cpu_start
 
 
 async def _measure_events(
@@ -260,16 +277,28 @@ async def measure(
 
     for variant in variants:
         result = results[variant.name]
-        # At concurrency 1 the timed sequential runs give the throughput.
+        # At concurrency 1 the timed sequential runs give the throughput and the CPU per run.
         if result.wall_ms:
             result.runs_per_s[1] = len(result.wall_ms) / (sum(result.wall_ms) / 1000)
-        concurrency, count = options.concurrency, options.concurrent_runs
-        failures, elapsed = await _run_concurrently(
-            variant, workload, concurrency, count, functools.partial(step, f'concurrency {concurrency} {variant.name}')
-        )
-        if failures:
-            result.errors.append(f'{len(failures)}/{count} runs failed at concurrency {concurrency}: {failures[0]}')
-        result.runs_per_s[concurrency] = (count - len(failures)) / elapsed
+            result.cpu_ms_per_run[1] = sum(result.cpu_ms) / len(result.cpu_ms)
+    for position, concurrency in enumerate(options.concurrency):
+        count = options.runs_at(concurrency)
+        # One batch per variant, back to back; the order flips from one level to the next so that neither the
+        # first nor the last variant always meets the machine's state (or the server's backlog) alone.
+        for variant in variants if position % 2 == 0 else list(reversed(variants)):
+            result = results[variant.name]
+            failures, elapsed, cpu = await _run_concurrently(
+                variant,
+                workload,
+                concurrency,
+                count,
+                functools.partial(step, f'concurrency {concurrency} {variant.name}'),
+            )
+            if failures:
+                result.errors.append(f'{len(failures)}/{count} runs failed at concurrency {concurrency}: {failures[0]}')
+            result.runs_per_s[concurrency] = (count - len(failures)) / elapsed
+            if count > len(failures):
+                result.cpu_ms_per_run[concurrency] = cpu * 1000 / (count - len(failures))
 
     for long_workload in options.long_workloads():
         samples: dict[str, VariantResult] = {variant.name: VariantResult(variant.name, '') for variant in variants}

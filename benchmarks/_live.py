@@ -11,7 +11,6 @@ adds per run are the median with minus the median without.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 import uuid
 from abc import ABC, abstractmethod
@@ -20,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._live_workload import SENT, LiveWorkload, delta_indexes
-from ._stats import median, percentile
+from ._stats import load_average, median, percentile
 
 LIVE_RUN_TIMEOUT_S = 300.0
 """A streamed run that takes longer is recorded as an error."""
@@ -81,10 +80,6 @@ class _Samples:
     errors: list[str] = field(default_factory=list[str])
 
 
-def _load() -> str:
-    return ' / '.join(f'{value:.2f}' for value in os.getloadavg())
-
-
 async def _one(target: LiveTarget, options: LiveOptions, topic: bool, samples: _Samples | None) -> None:
     run_id = f'bench-live-{"topic" if topic else "quiet"}-{uuid.uuid4().hex[:12]}'
     workload = LiveWorkload(run_id, options.deltas, options.pause_ms)
@@ -127,7 +122,7 @@ async def measure_live(
     """Measure `target`: warm-up pairs, then timed pairs alternating which of the two runs goes first."""
     samples = _Samples()
     done = 0
-    load_before = _load()
+    load_before = load_average()
     for index in range(options.warmup + options.runs):
         timed = index >= options.warmup
         for topic in (True, False) if index % 2 else (False, True):
@@ -135,7 +130,7 @@ async def measure_live(
             done += 1
             if progress is not None:
                 progress(f'live events {"with" if topic else "without"} topic', done)
-    load_after = _load()
+    load_after = load_average()
     with_bytes, without_bytes = samples.stored[True], samples.stored[False]
     extra = median(with_bytes) - median(without_bytes) if with_bytes and without_bytes else None
     return {

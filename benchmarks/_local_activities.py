@@ -9,7 +9,6 @@ events, scheduled activities and local-activity markers.
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import AsyncGenerator, Callable
@@ -17,7 +16,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._stats import median
+from ._stats import load_average, median
 from ._workload import Workload
 
 LOCAL_MARKER = 'core_local_activity'
@@ -50,36 +49,17 @@ class _Samples:
     markers: list[int] = field(default_factory=list[int])
 
 
-def _load() -> str:
-    return ' / '.join(f'{value:.2f}' for value in os.getloadavg())
-
-
 @asynccontextmanager
 async def _worker() -> AsyncGenerator[tuple[Any, str]]:
     """A dev server and one worker polling for both workflows; yields the client and the task queue."""
-    from temporalio.client import Client
-    from temporalio.contrib.pydantic import pydantic_data_converter
-    from temporalio.testing import WorkflowEnvironment
     from temporalio.worker import Worker
 
-    from durable_temporal import PydanticAIPlugin
-
-    from ._temporal import _quiet_runtime, _temporal_cli  # pyright: ignore[reportPrivateUsage]
+    from ._temporal import dev_server, ours_client
     from ._temporal_local import LocalActivitiesWorkflow, RegularActivitiesWorkflow
 
-    _quiet_runtime()
     async with AsyncExitStack() as stack:
-        env = await WorkflowEnvironment.start_local(  # pyright: ignore[reportUnknownMemberType]
-            dev_server_existing_path=_temporal_cli(),
-            dev_server_extra_args=['--dynamic-config-value', 'frontend.enableServerVersionCheck=false'],
-            dev_server_log_level='error',
-            data_converter=pydantic_data_converter,
-        )
-        await stack.enter_async_context(env)
         # The same client, converter and worker settings as the main section's `ours`.
-        config = env.client.config()
-        config['plugins'] = [PydanticAIPlugin()]
-        client = Client(**config)
+        client = ours_client(await stack.enter_async_context(dev_server()))
         task_queue = f'bench-local-{uuid.uuid4().hex}'
         await stack.enter_async_context(
             Worker(client, task_queue=task_queue, workflows=[RegularActivitiesWorkflow, LocalActivitiesWorkflow])
@@ -140,7 +120,7 @@ async def run_local_activities(
     async with _worker() as (client, task_queue):
         if on_ready is not None:
             on_ready(options.total_steps())
-        load_before = _load()
+        load_before = load_average()
         done = 0
         for index in range(options.warmup + options.runs):
             timed = index >= options.warmup
@@ -154,7 +134,7 @@ async def run_local_activities(
                 done += 1
                 if progress is not None:
                     progress(f'{"local" if is_local else "regular"} activities', done)
-        load_after = _load()
+        load_after = load_average()
     regular_summary, local_summary = _summary(regular), _summary(local)
     wall_ratio = (
         local_summary['wall_median_ms'] / regular_summary['wall_median_ms']

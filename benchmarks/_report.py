@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -51,25 +53,88 @@ def _throughput(variant: dict[str, Any] | None, concurrency: int) -> float | Non
     return float(value) if value is not None else None
 
 
-def headline(engine_name: str, engine: dict[str, Any]) -> dict[str, Any]:
-    """Ratios ours/reference and ours/floor for one engine, and whether each target is met."""
+def _cpu(variant: dict[str, Any] | None, concurrency: int = 1) -> float | None:
+    """CPU ms of the measuring process per run, with `concurrency` runs in flight (1: the sequential runs)."""
+    if variant is None:
+        return None
+    value = variant.get('cpu_ms_per_run', {}).get(str(concurrency))
+    return float(value) if value is not None else None
+
+
+def levels(engine: dict[str, Any]) -> list[int]:
+    """The in-flight levels of the engine's throughput measurements, besides 1 (older reports: one int)."""
     concurrency = engine['concurrency']
+    return [concurrency] if isinstance(concurrency, int) else list(concurrency)
+
+
+Getter = Callable[[dict[str, Any] | None], float | None]
+"""Reads one metric of a variant's results."""
+
+
+def _metrics(engine: dict[str, Any]) -> list[tuple[str, str, Getter]]:
+    """Key, label and getter of every metric compared between variants, in the order of issue 17's table."""
+    in_flight = levels(engine)
+    return [
+        ('wall_median', 'wall median ms, one run at a time', partial(_get, key='median_ms')),
+        ('cpu_per_run', 'CPU ms per run, one at a time', partial(_cpu, concurrency=1)),
+        *(
+            (f'cpu_per_run_c{level}', f'CPU ms per run, {level} in flight', partial(_cpu, concurrency=level))
+            for level in in_flight
+        ),
+        ('runs_per_s_c1', 'runs/s, one at a time', partial(_throughput, concurrency=1)),
+        *(
+            (f'runs_per_s_c{level}', f'runs/s, {level} in flight', partial(_throughput, concurrency=level))
+            for level in in_flight
+        ),
+        ('units', 'durable units per run', partial(_get, key='units')),
+        ('store_bytes', f'{engine["store_metric"] or "stored bytes"} per run', partial(_get, key='store_bytes')),
+    ]
+
+
+FLOOR_TARGETS: dict[str, dict[str, float]] = {
+    'temporal': {'wall_median': 1.3, 'cpu_per_run': 1.1, 'runs_per_s': 0.9},
+    'dbos': {'wall_median': 1.1, 'runs_per_s_max': 0.9},
+    'prefect': {'wall_median': 1.05},
+}
+"""Issue 17's targets against the floor: wall and CPU at most, runs/s (every level, or the highest) at least."""
+
+
+def _floor_targets(engine_name: str, engine: dict[str, Any], vs_floor: dict[str, float | None]) -> dict[str, Any]:
+    limits = FLOOR_TARGETS.get(engine_name, {'wall_median': 1.3})
+    targets: dict[str, bool | None] = {}
+    if 'wall_median' in limits:
+        targets[f'ours/floor wall <= {limits["wall_median"]:g}'] = _at_most(
+            vs_floor['wall_median'], limits['wall_median']
+        )
+    if 'cpu_per_run' in limits:
+        targets[f'ours/floor CPU per run <= {limits["cpu_per_run"]:g}'] = _at_most(
+            vs_floor['cpu_per_run'], limits['cpu_per_run']
+        )
+    floor_levels = (
+        levels(engine) if 'runs_per_s' in limits else levels(engine)[-1:] if 'runs_per_s_max' in limits else []
+    )
+    least = limits.get('runs_per_s', limits.get('runs_per_s_max', 0.0))
+    for level in floor_levels:
+        value = vs_floor[f'runs_per_s_c{level}']
+        targets[f'ours/floor runs/s c{level} >= {least:g}'] = None if value is None else value >= least
+    return targets
+
+
+def headline(engine_name: str, engine: dict[str, Any]) -> dict[str, Any]:
+    """Ratios ours/reference and ours/floor of every metric for one engine, and whether each target is met.
+
+    Every ratio is ours' value over the other's: below 1 is cheaper for times, CPU, units and bytes, above 1 is
+    faster for runs/s.
+    """
     ours = _variant(engine, 'ours')
     baseline_name = _BASELINE.get(engine_name, 'reference')
     baseline = _variant(engine, baseline_name) or _variant(engine, 'reference')
     shipped = _variant(engine, 'reference')
     floor = _variant(engine, 'floor')
+    metrics = _metrics(engine)
     result: dict[str, Any] = {
         'baseline': baseline['name'] if baseline else None,
-        'ours_vs_reference': {
-            'wall_median': ratio(_get(ours, 'median_ms'), _get(baseline, 'median_ms')),
-            'wall_p90': ratio(_get(ours, 'p90_ms'), _get(baseline, 'p90_ms')),
-            'units': ratio(_get(ours, 'units'), _get(baseline, 'units')),
-            'store_bytes': ratio(_get(ours, 'store_bytes'), _get(baseline, 'store_bytes')),
-            # Throughput is inverted so that, like the other ratios, below 1 means ours is cheaper.
-            'time_per_run_c1': ratio(_throughput(baseline, 1), _throughput(ours, 1)),
-            'time_per_run_cmax': ratio(_throughput(baseline, concurrency), _throughput(ours, concurrency)),
-        },
+        'ours_vs_reference': {key: ratio(get(ours), get(baseline)) for key, _, get in metrics},
         'ours_vs_reference_with_events': {
             'wall_median': ratio(_event(ours, 'median_ms'), _event(baseline, 'median_ms')),
             'units': ratio(_event(ours, 'units'), _event(baseline, 'units')),
@@ -78,21 +143,16 @@ def headline(engine_name: str, engine: dict[str, Any]) -> dict[str, Any]:
             'wall_median': ratio(_get(ours, 'median_ms'), _get(shipped, 'median_ms')),
             'units': ratio(_get(ours, 'units'), _get(shipped, 'units')),
         },
-        'ours_vs_floor': {
-            'wall_median': ratio(_get(ours, 'median_ms'), _get(floor, 'median_ms')),
-            'units': ratio(_get(ours, 'units'), _get(floor, 'units')),
-            'store_bytes': ratio(_get(ours, 'store_bytes'), _get(floor, 'store_bytes')),
-        },
+        'ours_vs_floor': {key: ratio(get(ours), get(floor)) for key, _, get in metrics},
         'store_growth_exponent': {
             name: variant['store_growth_exponent'] for variant in engine['variants'] if (name := variant['name'])
         },
     }
-    vs_ref, vs_floor = result['ours_vs_reference'], result['ours_vs_floor']
+    vs_ref = result['ours_vs_reference']
     growth = result['store_growth_exponent']
     targets: dict[str, bool | None] = {
         'ours/reference wall <= 1.0': _at_most(vs_ref['wall_median'], 1.0),
         'ours/reference units <= 1.0': _at_most(vs_ref['units'], 1.0),
-        'ours/floor wall <= 1.3': _at_most(vs_floor['wall_median'], 1.3),
     }
     # Units the reference spends on events (beyond the run without a handler) are units it does not need.
     if (_event(baseline, 'units') or 0) > (_get(baseline, 'units') or 0):
@@ -108,6 +168,7 @@ def headline(engine_name: str, engine: dict[str, Any]) -> dict[str, Any]:
         targets['history growth exponent ours <= reference'] = (
             None if ours_growth is None or reference_growth is None else ours_growth <= reference_growth + 0.05
         )
+    targets.update(_floor_targets(engine_name, engine, result['ours_vs_floor']))
     result['targets'] = targets
     return result
 
@@ -138,15 +199,41 @@ def _fmt_bytes(value: float | None) -> str:
     return f'{value / 1024:.1f} KB'
 
 
+def comparison_rows(engine_name: str, engine: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of one engine's comparison: each metric for the reference, ours and the floor, and the ratios.
+
+    The shape of issue 17's table, from one interleaved run.
+    """
+    head = engine['headline']
+    baseline_name = head['baseline'] or 'reference'
+    ours, baseline, floor = (_variant(engine, name) for name in ('ours', baseline_name, 'floor'))
+    header = ['metric', baseline_name, 'ours', 'floor', f'ours/{baseline_name}', 'ours/floor']
+    rows: list[list[str]] = []
+    for key, label, get in _metrics(engine):
+        show = _fmt_bytes if key == 'store_bytes' else _fmt
+        rows.append(
+            [
+                label,
+                show(get(baseline)),
+                show(get(ours)),
+                show(get(floor)),
+                _fmt(head['ours_vs_reference'].get(key), 2),
+                _fmt(head['ours_vs_floor'].get(key), 2),
+            ]
+        )
+    return header, rows
+
+
 def variant_rows(engine: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Header and rows of one engine's per-variant table (main workload)."""
-    concurrency = engine['concurrency']
+    in_flight = levels(engine)
     header = [
         'variant',
         'median ms',
         'p90 ms',
+        'CPU ms/run',
         'runs/s c1',
-        f'runs/s c{concurrency}',
+        *(f'runs/s c{level}' for level in in_flight),
         'units/run (expected)',
         f'{engine["store_metric"] or "stored bytes"}/run',
         'with event handler: ms, units',
@@ -159,8 +246,9 @@ def variant_rows(engine: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
                 variant['name'] + (' (errors)' if variant['errors'] else ''),
                 _fmt(variant['median_ms']),
                 _fmt(variant['p90_ms']),
+                _fmt(_cpu(variant, 1)),
                 _fmt(_throughput(variant, 1)),
-                _fmt(_throughput(variant, concurrency)),
+                *(_fmt(_throughput(variant, level)) for level in in_flight),
                 f'{units if units is not None else "–"} ({variant["expected_units"]})'
                 + ('' if variant['units_consistent'] else ' varies'),
                 _fmt_bytes(variant['store_bytes']) + _export(variant.get('export_bytes')),
@@ -194,17 +282,24 @@ def long_rows(engine: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def _per_level(ratios: dict[str, float | None], engine: dict[str, Any]) -> str:
+    return ' / '.join(_fmt(ratios.get(f'runs_per_s_c{level}'), 2) for level in levels(engine))
+
+
 def headline_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the headline table (one row per engine)."""
     header = [
         'engine',
         'ours/ref wall',
-        'ours/ref units',
+        'ours/ref CPU per run',
+        'ours/ref runs/s, many in flight',
         'ours/ref units, event handler',
-        'ours/ref time per run, many in flight',
         'ours/floor wall',
+        'ours/floor CPU per run',
+        'ours/floor runs/s, many in flight',
         'ours/floor units',
         'bytes growth ours vs ref',
+        'load (1 min) before / after',
         'targets missed',
     ]
     rows: list[list[str]] = []
@@ -218,20 +313,40 @@ def headline_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         missed = [target for target, met in head['targets'].items() if met is False]
         unknown = [target for target, met in head['targets'].items() if met is None]
         baseline = '' if head['baseline'] == 'reference' else f' (vs {head["baseline"]})'
+        in_flight = '/'.join(f'c{level}' for level in levels(engine))
+        load = (
+            f'{_one_minute(engine["load_before"])} / {_one_minute(engine["load_after"])}'
+            if 'load_before' in engine
+            else '–'
+        )
         rows.append(
             [
                 name + baseline,
                 _fmt(vs_ref['wall_median'], 2),
-                _fmt(vs_ref['units'], 2),
+                _fmt(vs_ref.get('cpu_per_run'), 2),
+                f'{_per_level(vs_ref, engine)} ({in_flight})',
                 _fmt(head['ours_vs_reference_with_events']['units'], 2),
-                _fmt(vs_ref['time_per_run_cmax'], 2),
                 _fmt(vs_floor['wall_median'], 2),
+                _fmt(vs_floor.get('cpu_per_run'), 2),
+                f'{_per_level(vs_floor, engine)} ({in_flight})',
                 _fmt(vs_floor['units'], 2),
                 f'{_fmt(growth.get("ours"), 2)} vs {_fmt(growth.get("reference"), 2)}',
+                load,
                 ', '.join(missed) or ('none' if not unknown else f'none (not measured: {len(unknown)})'),
             ]
         )
     return header, rows
+
+
+def _print_table(console: Console, title: str, table_rows: tuple[list[str], list[list[str]]], left: str) -> None:
+    """Print one table; the column named `left` is left-aligned, the others (numbers) right-aligned."""
+    header, rows = table_rows
+    table = Table(title=title)
+    for column in header:
+        table.add_column(column, justify='left' if column == left else 'right')
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
 
 
 def print_report(report: dict[str, Any], console: Console) -> None:
@@ -239,13 +354,7 @@ def print_report(report: dict[str, Any], console: Console) -> None:
     if report['engines']:
         _print_main(report, console)
     if report.get('live_events'):
-        header, rows = live_rows(report)
-        table = Table(title=live_title(report))
-        for column in header:
-            table.add_column(column, justify='left' if column == 'engine' else 'right')
-        for row in rows:
-            table.add_row(*row)
-        console.print(table)
+        _print_table(console, live_title(report), live_rows(report), left='engine')
         for note in live_notes(report):
             console.print(f'- {note}', highlight=False)
         for name, live in report['live_events'].items():
@@ -253,13 +362,7 @@ def print_report(report: dict[str, Any], console: Console) -> None:
                 console.print(f'[red]{name}/live events: {error}[/red]')
     local = report.get('local_activities')
     if local:
-        header, rows = local_rows(local)
-        table = Table(title=local_title(local))
-        for column in header:
-            table.add_column(column, justify='left' if column == 'activities' else 'right')
-        for row in rows:
-            table.add_row(*row)
-        console.print(table)
+        _print_table(console, local_title(local), local_rows(local), left='activities')
         console.print(f'- {local_verdict(local)}', highlight=False)
         for error in local.get('errors', [])[:3]:
             console.print(f'[red]local activities: {error}[/red]')
@@ -317,19 +420,21 @@ def local_verdict(local: dict[str, Any]) -> str:
     )
 
 
-def local_markdown(report: dict[str, Any]) -> str:
-    """The local-activities section of `docs/benchmarks.md` (without the markers)."""
-    local = report['local_activities']
-    machine = report['machine']
+def _machine_line(machine: dict[str, Any]) -> str:
+    return (
+        f'- Machine: {machine["cpu"]}, {machine["cores"]} cores, {machine["memory_gb"]:.1f} GB RAM; Python '
+        f'{machine["python"]}; {", ".join(f"{name} {version}" for name, version in machine["versions"].items())}.'
+    )
+
+
+def _preamble(report: dict[str, Any], measured: str, bullets: list[str]) -> list[str]:
+    """The head every docs section shares: when and how it was measured, the load, the machine, the noise warning."""
     parts = [
-        f'Measured {report["started"]} with `{report["command"]}`; load average (1/5/15 min) before: '
+        f'Measured {report["started"]} with `{report["command"]}`{measured}; load average (1/5/15 min) before: '
         f'{report["load_before"]}, after: {report["load_after"]}.',
         '',
-        f'- Machine: {machine["cpu"]}, {machine["cores"]} cores, {machine["memory_gb"]:.1f} GB RAM; Python '
-        f'{machine["python"]}; {", ".join(f"{name} {version}" for name, version in machine["versions"].items())}.',
-        f'- Workload: {local_title(local)}. `durable_temporal.TemporalAgent` with the default activities and with '
-        '`local_activities=True`, one worker for both, same client and converter as the main section.',
-        '- History bytes: the protobuf size of the workflow history (the median run).',
+        _machine_line(report['machine']),
+        *bullets,
         '',
     ]
     if report.get('noisy'):
@@ -339,10 +444,27 @@ def local_markdown(report: dict[str, Any]) -> str:
             'Re-take them on a quiet machine before quoting them.',
             '',
         ]
+    return parts
+
+
+def _errors(errors: list[str]) -> list[str]:
+    return ['Errors:', '', *(f'- {error}' for error in errors[:3]), ''] if errors else []
+
+
+def local_markdown(report: dict[str, Any]) -> str:
+    """The local-activities section of `docs/benchmarks.md` (without the markers)."""
+    local = report['local_activities']
+    parts = _preamble(
+        report,
+        '',
+        [
+            f'- Workload: {local_title(local)}. `durable_temporal.TemporalAgent` with the default activities and with '
+            '`local_activities=True`, one worker for both, same client and converter as the main section.',
+            '- History bytes: the protobuf size of the workflow history (the median run).',
+        ],
+    )
     parts += [_markdown_table(*local_rows(local)), '', f'- {local_verdict(local)}', '']
-    if local.get('errors'):
-        parts += ['Errors:', '', *(f'- {error}' for error in local['errors'][:3]), '']
-    return '\n'.join(parts)
+    return '\n'.join(parts + _errors(local.get('errors', [])))
 
 
 def live_title(report: dict[str, Any]) -> str:
@@ -413,29 +535,19 @@ def _print_main(report: dict[str, Any], console: Console) -> None:
         if 'variants' not in engine:
             console.print(f'[red]{name}: {engine.get("error", "not run")}[/red]')
             continue
-        for title, (header, rows) in (
-            (
-                f'{name}: T={report["options"]["turns"]} K={report["options"]["tools"]}',
-                variant_rows(engine),
-            ),
-            (f'{name}: long conversation (ms, durable units, bytes per run)', long_rows(engine)),
-        ):
-            table = Table(title=title)
-            for column in header:
-                table.add_column(column, justify='left' if column == 'variant' else 'right')
-            for row in rows:
-                table.add_row(*row)
-            console.print(table)
+        workload = f'T={report["options"]["turns"]} K={report["options"]["tools"]}'
+        if engine.get('headline'):
+            _print_table(
+                console, f'{name}: {workload}, ours against the others', comparison_rows(name, engine), 'metric'
+            )
+        _print_table(console, f'{name}: {workload}, every variant', variant_rows(engine), 'variant')
+        _print_table(
+            console, f'{name}: long conversation (ms, durable units, bytes per run)', long_rows(engine), 'variant'
+        )
         for variant in engine['variants']:
             for error in variant['errors'][:3]:
                 console.print(f'[red]{name}/{variant["name"]}: {error}[/red]')
-    header, rows = headline_rows(report)
-    table = Table(title='Headline: below 1.0 means ours is cheaper')
-    for column in header:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*row)
-    console.print(table)
+    _print_table(console, 'Headline: ours/other of each metric', headline_rows(report), 'engine')
     for name, engine in report['engines'].items():
         for note in notes(name, engine):
             console.print(f'- {note}', highlight=False)
@@ -484,7 +596,8 @@ def notes(engine_name: str, engine: dict[str, Any]) -> list[str]:
                 f'units per run ({_fmt(extra, 0)} of them only to hand events to the handler, one per event) and ours '
                 f'{_fmt(_event(ours, "units"), 0)}.'
             )
-    if targets.get('ours/floor wall <= 1.3') is False:
+    wall_target = next((target for target in targets if target.startswith('ours/floor wall')), None)
+    if wall_target is not None and targets[wall_target] is False:
         sentence = (
             f"{engine_name}: ours takes {_fmt(head['ours_vs_floor']['wall_median'], 2)}x the floor's wall time with "
             f'{_fmt(head["ours_vs_floor"]["units"], 2)}x its units'
@@ -509,6 +622,27 @@ def notes(engine_name: str, engine: dict[str, Any]) -> list[str]:
         if head['ours_vs_floor']['store_bytes'] is not None:
             sentence += f"; it stores {_fmt(head['ours_vs_floor']['store_bytes'], 1)}x the floor's bytes per run"
         found.append(sentence + '.')
+    floor = _variant(engine, 'floor')
+    cpu_target = next((target for target in targets if target.startswith('ours/floor CPU')), None)
+    if cpu_target is not None and targets[cpu_target] is False:
+        ours_cpu, floor_cpu, units = _cpu(ours), _cpu(floor), _get(ours, 'units')
+        if ours_cpu is not None and floor_cpu is not None and units:
+            found.append(
+                f"{engine_name}: ours spends {_fmt(ours_cpu)} ms of CPU per run against the floor's {_fmt(floor_cpu)} ms "
+                f'({_fmt(1000 * (ours_cpu - floor_cpu) / units, 0)} us per unit more): the pydantic-ai agent graph, '
+                'the run context and messages (de)serialized into and out of every unit; where it goes: '
+                '"Where the CPU goes" below.'
+            )
+    slow = [target for target in targets if target.startswith('ours/floor runs/s') and targets[target] is False]
+    if slow:
+        found.append(
+            f'{engine_name}: ours/floor runs/s '
+            + ', '.join(
+                f'{_fmt(head["ours_vs_floor"][key], 2)} at {key.removeprefix("runs_per_s_c")} in flight'
+                for key in (f'runs_per_s_{target.split()[2]}' for target in slow)
+            )
+            + ': with many runs in flight one worker process is CPU-bound, so the runs/s follow the CPU per run.'
+        )
     ours_growth = head['store_growth_exponent'].get('ours')
     floor_growth = head['store_growth_exponent'].get('floor')
     if ours_growth is not None and ours_growth > 1.3:
@@ -524,38 +658,42 @@ def notes(engine_name: str, engine: dict[str, Any]) -> list[str]:
 def markdown(report: dict[str, Any]) -> str:
     """The numbers section of `docs/benchmarks.md` (without the markers)."""
     options = report['options']
-    machine = report['machine']
-    concurrency = ', '.join(
-        f'{engine["concurrency"]} on {name}' for name, engine in report['engines'].items() if 'concurrency' in engine
+    concurrency = '; '.join(
+        f'{name}: {", ".join(str(level) for level in levels(engine))}'
+        for name, engine in report['engines'].items()
+        if 'concurrency' in engine
     )
-    parts = [
-        f'Measured {report["started"]} with `{report["command"]}` ({report["elapsed_s"]:.0f} s in all).',
-        '',
-        f'- Machine: {machine["cpu"]}, {machine["cores"]} cores, {machine["memory_gb"]:.1f} GB RAM, '
-        f'{machine["os"]}; Python {machine["python"]}.',
-        f'- Versions: {", ".join(f"{name} {version}" for name, version in machine["versions"].items())}.',
-        f'- Load average (1/5/15 min) before: {report["load_before"]}; after: {report["load_after"]} (the run itself keeps about one core busy).',
-        f'- Workload: T={options["turns"]} model turns, K={options["tools"]} parallel tool calls per turn, '
-        f'{options["result_bytes"]} B per tool result; {options["runs"]} timed runs per variant after '
-        f'{_count(options["warmup"], "warm-up run")}, interleaved round-robin; '
-        f'{_count(options["event_runs"], "run")} with an event stream handler; throughput with as many runs as '
-        f'may be in flight at once on one worker ({concurrency}), besides the sequential runs; long conversation T={options["long_turns"]} with one '
-        f'{options["long_result_bytes"]} B tool result per turn ({_count(options["long_runs"], "run")} each).',
-        '- Durable units: activities scheduled in the workflow history (Temporal), rows recorded in '
-        '`operation_outputs` (DBOS steps), task runs of the flow run (Prefect). Stored bytes: the protobuf size of the '
-        'history events, what the Temporal server keeps and its history limits count (JSON: the history exported with '
-        "`WorkflowHistory.to_json()`, the form the reference's published sizes use); every value of the DBOS "
-        "system-database rows keyed by the run's workflow id; the files of the results the Prefect tasks persisted.",
+    parts = _preamble(
+        report,
+        f' ({report["elapsed_s"]:.0f} s in all)',
+        [
+            f'- Workload: T={options["turns"]} model turns, K={options["tools"]} parallel tool calls per turn, '
+            f'{options["result_bytes"]} B per tool result; {options["runs"]} timed runs per variant after '
+            f'{_count(options["warmup"], "warm-up run")}, interleaved round-robin; '
+            f'{_count(options["event_runs"], "run")} with an event stream handler; throughput with that many runs in '
+            f'flight at once on one worker ({concurrency}; as many runs as in flight, one batch per variant, the '
+            'order of the variants flipped from one level to the next), besides the sequential runs; long '
+            f'conversation T={options["long_turns"]} with one {options["long_result_bytes"]} B tool result per turn '
+            f'({_count(options["long_runs"], "run")} each).',
+            '- CPU per run: the CPU time (`time.process_time()`, every thread) of the process that runs the workers '
+            'and clients, over the sequential runs (one at a time) or over a whole batch divided by its runs; the '
+            "engine's server is another process and is not counted (Temporal's dev server, Prefect's ephemeral "
+            "server; DBOS has none, its database work is in the process). Less sensitive to other jobs' load than "
+            'the wall time.',
+            '- Durable units: activities scheduled in the workflow history (Temporal), rows recorded in '
+            '`operation_outputs` (DBOS steps), task runs of the flow run (Prefect). Stored bytes: the protobuf size of '
+            'the history events, what the Temporal server keeps and its history limits count (JSON: the history '
+            "exported with `WorkflowHistory.to_json()`, the form the reference's published sizes use); every value "
+            "of the DBOS system-database rows keyed by the run's workflow id; the files of the results the Prefect "
+            'tasks persisted.',
+        ],
+    )
+    parts += ['### Headline', '', _markdown_table(*headline_rows(report)), '']
+    parts += [
+        'Every ratio is ours over the other: below 1.0 ours is cheaper in wall time, CPU, units and bytes; above 1.0 '
+        'ours makes more runs per second.',
         '',
     ]
-    if report.get('noisy'):
-        parts += [
-            '!!! warning "Noisy numbers"',
-            '    These numbers were taken while other jobs were running on the machine (see the load average). '
-            'Re-take them on a quiet machine before quoting them.',
-            '',
-        ]
-    parts += ['### Headline', '', _markdown_table(*headline_rows(report)), '']
     for name, engine in report['engines'].items():
         head = engine.get('headline')
         if head and head['baseline'] not in (None, 'reference'):
@@ -574,53 +712,59 @@ def markdown(report: dict[str, Any]) -> str:
             parts += [f'### {name}', '', f'Not run: {engine.get("error", "unknown error")}', '']
             continue
         parts += [f'### {name}', '']
+        if 'load_before' in engine:
+            parts += [f'Load average while measured: before {engine["load_before"]}, after {engine["load_after"]}.', '']
+        if name == 'temporal' and 'workflow_threads' in engine:
+            threads = engine['workflow_threads']
+            parts += [
+                f'Each worker runs workflow activations on {threads} threads (`--workflow-threads {threads}`), the same '
+                'for every variant.'
+                if threads
+                else "Each worker runs workflow activations on the SDK's default thread pool (up to 500 at once).",
+                '',
+            ]
         parts += [f'- `{variant["name"]}`: {variant["description"]}' for variant in engine['variants']]
+        if engine.get('headline'):
+            parts += ['', _markdown_table(*comparison_rows(name, engine))]
         parts += ['', _markdown_table(*variant_rows(engine)), '']
         parts += ['Long conversation (median ms, durable units, bytes per run):', '']
         parts += [_markdown_table(*long_rows(engine)), '']
-        errors = [f'`{variant["name"]}`: {variant["errors"][0]}' for variant in engine['variants'] if variant['errors']]
-        if errors:
-            parts += ['Errors:', '', *(f'- {error}' for error in errors), '']
+        parts += _errors(
+            [f'`{variant["name"]}`: {variant["errors"][0]}' for variant in engine['variants'] if variant['errors']]
+        )
     return '\n'.join(parts)
 
 
 def live_markdown(report: dict[str, Any]) -> str:
     """The live-events section of `docs/benchmarks.md` (without the markers)."""
-    machine = report['machine']
     consumers = '; '.join(
         f'{name}: {live["description"]}, consumer `{live["consumer"]}`'
         for name, live in report['live_events'].items()
         if 'consumer' in live
     )
-    parts = [
-        f'Measured {report["started"]} with `{report["command"]}`; load average (1/5/15 min) before: '
-        f'{report["load_before"]}, after: {report["load_after"]} (per engine in the table).',
+    parts = _preamble(
+        report,
         '',
-        f'- Machine: {machine["cpu"]}, {machine["cores"]} cores, {machine["memory_gb"]:.1f} GB RAM; Python '
-        f'{machine["python"]}; {", ".join(f"{name} {version}" for name, version in machine["versions"].items())}.',
-        f'- Workload: {live_title(report)[len("Live events: ") :]}. The model stamps each delta with '
-        '`time.perf_counter()` as it yields it; the consumer, `stream_agent_events` in the same process, stamps it '
-        'when it receives it. Latency is per delta, over every delta of every run.',
-        f'- {consumers}. The model task publishes in batches (100 ms by default).',
-        '- Stored bytes: the protobuf size of the workflow history (Temporal); every value of the system-database '
-        "rows keyed by the run's workflow id, stream rows included (DBOS); the JSON size of the data of the flow "
-        "run's artifacts (Prefect). Extra bytes per run: the median with a topic minus the median without.",
-        '',
-    ]
-    if report.get('noisy'):
-        parts += [
-            '!!! warning "Noisy numbers"',
-            '    These numbers were taken while other jobs were running on the machine (see the load average). '
-            'Re-take them on a quiet machine before quoting them.',
-            '',
-        ]
+        [
+            f'- Workload: {live_title(report)[len("Live events: ") :]}. The model stamps each delta with '
+            '`time.perf_counter()` as it yields it; the consumer, `stream_agent_events` in the same process, stamps '
+            'it when it receives it. Latency is per delta, over every delta of every run.',
+            f'- {consumers}. The model task publishes in batches (100 ms by default).',
+            '- Stored bytes: the protobuf size of the workflow history (Temporal); every value of the system-database '
+            "rows keyed by the run's workflow id, stream rows included (DBOS); the JSON size of the data of the flow "
+            "run's artifacts (Prefect). Extra bytes per run: the median with a topic minus the median without. Load "
+            'per engine in the table.',
+        ],
+    )
     parts += [_markdown_table(*live_rows(report)), '']
     parts += [f'- {note}' for note in live_notes(report)]
     parts += [''] if live_notes(report) else []
-    errors = [f'`{name}`: {live["errors"][0]}' for name, live in report['live_events'].items() if live.get('errors')]
-    if errors:
-        parts += ['Errors:', '', *(f'- {error}' for error in errors), '']
-    return '\n'.join(parts)
+    return '\n'.join(
+        parts
+        + _errors(
+            [f'`{name}`: {live["errors"][0]}' for name, live in report['live_events'].items() if live.get('errors')]
+        )
+    )
 
 
 def write_docs(report: dict[str, Any], path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import statistics
 from collections.abc import Sequence
 
@@ -49,3 +50,8 @@ def ratio(numerator: float | None, denominator: float | None) -> float | None:
     if denominator == 0:
         return None
     return numerator / denominator
+
+
+def load_average() -> str:
+    """The machine's load average over 1, 5 and 15 minutes, as `1.23 / 1.10 / 0.98`."""
+    return ' / '.join(f'{value:.2f}' for value in os.getloadavg())

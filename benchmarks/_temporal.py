@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import sys
 import sysconfig
 import uuid
@@ -99,38 +100,72 @@ def _floor_plan(workload: Workload) -> list[Any]:
 
 
 @asynccontextmanager
-async def temporal_variants(names: Sequence[str]) -> AsyncGenerator[list[Variant]]:
-    """Start one dev server, a worker per requested variant, and yield the variants; stop all on exit."""
+async def dev_server() -> AsyncGenerator[WorkflowEnvironment]:
+    """A local Temporal dev server (offline, quiet), stopped on exit: the one every section of the bench uses."""
+    _quiet_runtime()
+    env = await WorkflowEnvironment.start_local(  # pyright: ignore[reportUnknownMemberType]
+        dev_server_existing_path=_temporal_cli(),
+        dev_server_extra_args=['--dynamic-config-value', 'frontend.enableServerVersionCheck=false'],
+        dev_server_log_level='error',
+        data_converter=pydantic_data_converter,
+    )
+    async with env:
+        yield env
+
+
+def client_with(env: WorkflowEnvironment, plugins: Sequence[ClientPlugin]) -> Client:
+    """A client of `env`'s server with `plugins` (workers built on it inherit them)."""
+    config = env.client.config()
+    config['plugins'] = list(plugins)
+    return Client(**config)
+
+
+def ours_client(env: WorkflowEnvironment) -> Client:
+    """The client of `ours`, and of every variant that must be measured with ours' settings (the floor).
+
+    Its plugin sets the data converter (pydantic payload converter), the workflow sandbox's passthrough modules and
+    the interceptors; a floor on a bare client would run under other settings and measure them too.
+    """
+    from durable_temporal import PydanticAIPlugin
+
+    return client_with(env, [PydanticAIPlugin()])
+
+
+@asynccontextmanager
+async def temporal_variants(names: Sequence[str], workflow_threads: int = 0) -> AsyncGenerator[list[Variant]]:
+    """Start one dev server, a worker per requested variant, and yield the variants; stop all on exit.
+
+    Args:
+        names: The variants to run.
+        workflow_threads: Threads each worker runs workflow activations on (0: the SDK's default, up to 500). The
+            same for every variant.
+    """
     from pydantic_ai.durable_exec.temporal import PydanticAIPlugin as ReferencePlugin  # the reference: the yardstick
 
+    from ._engines import ours_available
     from ._temporal_floor import FloorWorkflow, floor_model, floor_tool
     from ._temporal_reference import ReferenceEventsWorkflow, ReferenceWorkflow
 
-    _quiet_runtime()
     async with AsyncExitStack() as stack:
-        env = await WorkflowEnvironment.start_local(  # pyright: ignore[reportUnknownMemberType]
-            dev_server_existing_path=_temporal_cli(),
-            dev_server_extra_args=['--dynamic-config-value', 'frontend.enableServerVersionCheck=false'],
-            dev_server_log_level='error',
-            data_converter=pydantic_data_converter,
-        )
-        await stack.enter_async_context(env)
-
-        def client_with(plugins: Sequence[ClientPlugin]) -> Client:
-            config = env.client.config()
-            config['plugins'] = list(plugins)
-            return Client(**config)
+        env = await stack.enter_async_context(dev_server())
+        # One client for ours and the floor: the same converter, sandbox and interceptors (only the workflow differs).
+        # Without our package (an environment holding the reference only) the floor falls back to a bare client.
+        shared_client = ours_client(env) if ours_available('temporal') else client_with(env, [])
 
         async def start_worker(client: Client, **kwargs: Any) -> str:
             task_queue = f'bench-{uuid.uuid4().hex}'
+            if workflow_threads:
+                # The SDK's default runs up to 500 activations at once, each on its own thread: under the GIL, with
+                # hundreds of runs in flight, each activation's wall time stretches past the deadlock detector's 2 s
+                # and the task fails and is replayed (`--workflow-threads`: the same bound for every variant).
+                executor = concurrent.futures.ThreadPoolExecutor(workflow_threads, thread_name_prefix='bench_workflow_')
+                stack.callback(executor.shutdown, wait=False)
+                kwargs['workflow_task_executor'] = executor
             await stack.enter_async_context(Worker(client, task_queue=task_queue, **kwargs))
             return task_queue
 
-        def agent_variant(
-            name: str, description: str, plugin: ClientPlugin, workflows: tuple[type, type]
-        ) -> WorkflowVariant:
+        def agent_variant(name: str, description: str, client: Client, workflows: tuple[type, type]) -> WorkflowVariant:
             """A variant running `workflows[0]`; `workflows[1]` runs the same agent with an event handler."""
-            client = client_with([plugin])
             variant = WorkflowVariant(name, description, client, workflows[0], Workload.prompt)
             variant.events = WorkflowVariant(f'{name}+events', description, client, workflows[1], Workload.prompt)
             return variant
@@ -139,32 +174,32 @@ async def temporal_variants(names: Sequence[str]) -> AsyncGenerator[list[Variant
         for name in names:
             variant: WorkflowVariant | None = None
             if name == 'ours':
-                from durable_temporal import PydanticAIPlugin as OursPlugin
-
                 from ._temporal_ours import OursEventsWorkflow, OursWorkflow
 
                 variant = agent_variant(
-                    'ours', 'durable_temporal.TemporalAgent', OursPlugin(), (OursWorkflow, OursEventsWorkflow)
+                    'ours', 'durable_temporal.TemporalAgent', shared_client, (OursWorkflow, OursEventsWorkflow)
                 )
             elif name == 'reference':
                 variant = agent_variant(
                     'reference',
                     'pydantic_ai.durable_exec.temporal.TemporalAgent',
-                    ReferencePlugin(),
+                    client_with(env, [ReferencePlugin()]),
                     (ReferenceWorkflow, ReferenceEventsWorkflow),
                 )
             elif name == 'floor':
                 variant = WorkflowVariant(
                     'floor',
-                    'bare workflow: same activities and payload sizes, no pydantic-ai',
-                    client_with([]),
+                    "bare workflow: same activities and payload sizes, no pydantic-ai; ours' client, converter, "
+                    'sandbox and worker settings',
+                    shared_client,
                     FloorWorkflow,
                     _floor_plan,
                 )
             elif name == 'plain':
                 variants.append(PlainVariant())
             if variant is not None:
-                # One worker per variant, polling one task queue for all of the variant's workflows.
+                # One worker per variant (default settings for all), polling one task queue for all of the
+                # variant's workflows.
                 events = variant.events if isinstance(variant.events, WorkflowVariant) else None
                 workflows = [variant.workflow_class, *([events.workflow_class] if events else [])]
                 activities = [floor_model, floor_tool] if name == 'floor' else []
@@ -228,22 +263,10 @@ class TemporalLiveTarget(LiveTarget):
 @asynccontextmanager
 async def temporal_live() -> AsyncGenerator[LiveTarget]:
     """Start one dev server and a worker for the live-events workflows; yield the target; stop both on exit."""
-    from durable_temporal import PydanticAIPlugin
-
     from ._temporal_live import LiveWorkflow, QuietWorkflow
 
-    _quiet_runtime()
     async with AsyncExitStack() as stack:
-        env = await WorkflowEnvironment.start_local(  # pyright: ignore[reportUnknownMemberType]
-            dev_server_existing_path=_temporal_cli(),
-            dev_server_extra_args=['--dynamic-config-value', 'frontend.enableServerVersionCheck=false'],
-            dev_server_log_level='error',
-            data_converter=pydantic_data_converter,
-        )
-        await stack.enter_async_context(env)
-        config = env.client.config()
-        config['plugins'] = [PydanticAIPlugin()]
-        client = Client(**config)
+        client = ours_client(await stack.enter_async_context(dev_server()))
         task_queue = f'bench-live-{uuid.uuid4().hex}'
         await stack.enter_async_context(Worker(client, task_queue=task_queue, workflows=[LiveWorkflow, QuietWorkflow]))
         yield TemporalLiveTarget(client, task_queue)

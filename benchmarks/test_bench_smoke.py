@@ -49,6 +49,9 @@ def test_smallest_bench_runs_every_variant(tmp_path: Path) -> None:
         assert variant['errors'] == [], name
         assert len(variant['wall_ms']) == 1, name
         assert variant['runs_per_s'].keys() == {'1', '2'}, name
+        # CPU per run of the process, one at a time and per run of the batch in flight.
+        assert variant['cpu_ms_per_run'].keys() == {'1', '2'}, name
+        assert all(cpu > 0 for cpu in variant['cpu_ms_per_run'].values()), name
         assert variant['units_per_run'] == [variant['expected_units']], name
         for turns, row in variant['long'].items():
             assert row['units'] == row['expected_units'], (name, turns)
@@ -61,7 +64,13 @@ def test_smallest_bench_runs_every_variant(tmp_path: Path) -> None:
         assert variants[name]['events']['units'] is not None, name
     assert variants['reference']['events']['units'] >= 4
     assert variants['ours']['store_bytes'] > 0
-    assert engine['headline']['targets'].keys() >= {'ours/reference units <= 1.0'}
+    assert engine['headline']['targets'].keys() >= {'ours/reference units <= 1.0', 'ours/floor CPU per run <= 1.1'}
+    # Every metric has its ratios to the reference and to the floor, from the same run.
+    for ratios in (engine['headline']['ours_vs_reference'], engine['headline']['ours_vs_floor']):
+        assert ratios.keys() >= {'wall_median', 'cpu_per_run', 'cpu_per_run_c2', 'runs_per_s_c2', 'store_bytes'}
+        assert ratios['cpu_per_run'] is not None
+    assert engine['load_before']
+    assert engine['load_after']
 
 
 @pytest.mark.timeout(150)

@@ -40,6 +40,7 @@ from durable_kernel import (
     with_deps_resolver,
 )
 
+from ._async_library import asyncio_named_for_anyio
 from ._binding import EventStreamHandlerParams, TemporalizeToolsetFunc, build_binding, serialization_user_error
 from ._config import (
     LocalActivities,
@@ -360,6 +361,7 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
                 scoped_context_value(self._durable_run_active, True),
                 self._durable_overrides(model),
                 disable_threads(),
+                asyncio_named_for_anyio(),
             ):
                 yield
         except PydanticSerializationError as error:

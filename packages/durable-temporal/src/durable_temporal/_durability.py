@@ -39,6 +39,7 @@ from durable_kernel import (
     with_deps_resolver,
 )
 
+from ._async_library import asyncio_named_for_anyio
 from ._binding import EventStreamHandlerParams, TemporalBinding, build_binding, serialization_user_error
 from ._config import (
     LocalActivities,
@@ -296,7 +297,7 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
         topic = self._event_stream_topic
         if topic is not None:
             check_hosted_stream()  # before any activity: a missing stream is a setup error
-        with disable_threads():
+        with disable_threads(), asyncio_named_for_anyio():
             result = await handler()
         if topic is not None:
             # Published here, once the run is done: workflow code, so exactly once (a replay rebuilds the log).
