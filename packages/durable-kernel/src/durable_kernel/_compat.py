@@ -22,6 +22,7 @@ re-exports from `durable_kernel`), or, for attributes, named in the module that 
 | `pydantic_ai.messages._RecordsContentFiles` | a tool result that crossed a boundary keeps its file items, and only those, as files (base class of `ToolReturned`; a plain base where a release lacks it) | 1.107, 2.x |
 | `Agent._root_capability` | finding a durability capability on an agent (1.107 has no public `root_capability`) | 1.107 |
 | `RunContext` fields starting with `_` | given their defaults in a rebuilt run context (pydantic-ai reads them) | 2.x |
+| `RunContext._cancellation` (`RunCancellation.has_token`) | whether a run was given a `cancellation_token` (DBOS refuses one inside a workflow, where it does not survive recovery) | 2.x |
 | `StreamedResponse._parts_manager` | replaying a recorded response's parts as events in workflow code (`completed_streamed_response(replay_parts=True)`) | 1.107 |
 """
 
@@ -92,6 +93,7 @@ __all__ = (
     'request_model_selection',
     'resolve_model_id_by_capabilities',
     'guard_unit_run_context',
+    'run_has_cancellation_token',
     'refusing_message_queue',
     'CAPABILITY_BINDS_AT_CONSTRUCTION',
 )
@@ -587,6 +589,16 @@ def _refusing_cancellation_class() -> type[Any] | None:
 def _refusing_cancellation(message: str) -> Any:
     cls = _refusing_cancellation_class()
     return None if cls is None else cls(message)
+
+
+def run_has_cancellation_token(ctx: RunContext[Any]) -> bool:
+    """Whether the run was given a `cancellation_token=` (pydantic-ai 2.x; always `False` on 1.107).
+
+    pydantic-ai attaches the token to the run's cancellation controller before the capabilities' run hooks. Read
+    through `__dict__`: a rebuilt run context may refuse attribute access to fields it does not carry.
+    """
+    cancellation = ctx.__dict__.get('_cancellation')
+    return bool(getattr(cancellation, 'has_token', False))
 
 
 def guard_unit_run_context(ctx: RunContext[Any], *, enqueue_refusal: str, cancel_refusal: str) -> RunContext[Any]:

@@ -13,6 +13,7 @@ from pydantic_ai.exceptions import UserError
 __all__ = (
     'PrefectTaskKind',
     'TemporalActivityKind',
+    'dbos_dynamic_toolset_step_name',
     'dbos_event_stream_handler_step_name',
     'dbos_mcp_step_name',
     'dbos_model_step_name',
@@ -134,6 +135,18 @@ def dbos_mcp_step_name(
     """The DBOS step name of an MCP operation: `{agent}__mcp_server__{id}.{operation}` (no `__{id}` without an id)."""
     base = f'{agent_name}__mcp_server__{toolset_id}' if toolset_id else f'{agent_name}__mcp_server'
     return f'{base}.{operation}'
+
+
+def dbos_dynamic_toolset_step_name(
+    agent_name: str, toolset_id: str, operation: Literal['get_tools', 'call_tool']
+) -> str:
+    """The DBOS step name of a dynamic toolset's operation: `{agent}__dynamic_toolset__{id}.{operation}`.
+
+    Only the capability form (`DBOSDurability`) records these, as pydantic-ai 2.x's `DBOSDurability` names them: one
+    step builds the toolset and lists its tools (and instructions), one per call builds it again and calls the tool.
+    A dynamic capability's toolset is such a toolset, with the capability's id.
+    """
+    return f'{agent_name}__dynamic_toolset__{toolset_id}.{operation}'
 
 
 def dbos_event_stream_handler_step_name(agent_name: str) -> str:
