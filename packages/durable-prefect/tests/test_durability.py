@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import AsyncIterable, Awaitable, Callable
 from typing import Any
 from uuid import UUID
@@ -31,6 +32,7 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.models.test import TestModel
 from pydantic_ai.toolsets import FunctionToolset
 
+from durable_kernel import PYDANTIC_AI_2, DynamicToolset
 from durable_prefect import PrefectAgent, PrefectDurability, TaskConfig
 
 from ._helpers import flow_runs_named, task_runs_of
@@ -303,6 +305,70 @@ async def test_tool_metadata_configures_or_skips_the_tool_task() -> None:
         'Model Request: test',
         'Model Request: test',
     ]
+
+
+@in_prefect
+async def test_tool_metadata_configures_the_tools_of_a_dynamic_toolset() -> None:
+    """A dynamic toolset is built anew for each run: its tools keep the metadata rules of the capability form."""
+
+    def build(ctx: RunContext[None]) -> FunctionToolset[None]:
+        toolset = FunctionToolset[None]()
+
+        @toolset.tool_plain(metadata={'prefect': False})
+        def in_flow() -> str:
+            assert TaskRunContext.get() is None
+            return 'flow'
+
+        @toolset.tool_plain
+        def in_task() -> str:
+            assert TaskRunContext.get() is not None
+            return 'task'
+
+        return toolset
+
+    agent = Agent(
+        TestModel(),
+        name='cap-dynamic-metadata',
+        toolsets=[DynamicToolset(build, id='built')],
+        capabilities=[PrefectDurability()],
+    )
+    result, flow_run_id = await _run_in_flow(lambda: agent.run('go'))
+    assert result.output == '{"in_flow":"flow","in_task":"task"}'
+    assert sorted(await _task_names(flow_run_id, expected=3)) == [
+        'Call Tool: in_task',
+        'Model Request: test',
+        'Model Request: test',
+    ]
+
+
+@pytest.mark.skipif(not PYDANTIC_AI_2, reason="pydantic-ai 2.x's `DynamicCapability` brings its tools as a toolset")
+@in_prefect
+async def test_a_dynamic_capability_tool_opts_out_of_its_task_with_metadata() -> None:
+    capabilities: Any = importlib.import_module('pydantic_ai.capabilities')
+    task_runs: list[object] = []
+    factory_calls: list[int] = []
+
+    def dynamic_tool() -> str:
+        task_runs.append(TaskRunContext.get())
+        return 'dynamic result'
+
+    def factory(ctx: RunContext[None]) -> Any:
+        factory_calls.append(1)
+        toolset = FunctionToolset[None]()
+        toolset.add_function(dynamic_tool, metadata={'prefect': False})
+        return capabilities.Capability(toolsets=[toolset])
+
+    agent = Agent(
+        TestModel(),
+        name='cap-dynamic-capability-inline',
+        capabilities=[capabilities.DynamicCapability(factory, id='dyn_inline'), PrefectDurability()],
+    )
+    result, flow_run_id = await _run_in_flow(lambda: agent.run('go'))
+    assert result.output == '{"dynamic_tool":"dynamic result"}'
+    assert task_runs == [None]
+    # The factory runs once per run: listing and the call in the flow reuse the capability the run resolved.
+    assert factory_calls == [1]
+    assert sorted(await _task_names(flow_run_id, expected=2)) == ['Model Request: test', 'Model Request: test']
 
 
 @in_prefect
