@@ -15,7 +15,7 @@ from typing import Any, cast
 import pytest
 from dbos import DBOS, SetWorkflowID
 from pydantic_ai import Agent, RunContext
-from pydantic_ai.exceptions import UserError
+from pydantic_ai.exceptions import ModelRetry, UserError
 from pydantic_ai.messages import ModelMessage, ModelResponse
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.models.test import TestModel
@@ -25,7 +25,7 @@ from durable_dbos import DBOSDurability
 from durable_dbos.testing import workflow_step_names_async
 from durable_kernel import PYDANTIC_AI_2, DynamicToolset
 
-from .helpers import call, respond
+from .helpers import call, respond, scripted_model
 from .test_mcp import RecordingModel, make_server
 
 pytestmark = pytest.mark.anyio
@@ -97,6 +97,40 @@ async def test_a_dynamic_toolset_is_built_listed_and_called_in_steps(
     assert built == ['True', 'True', 'True']
     # The toolset's instructions, listed in its step, reached the model.
     assert seen_instructions == ['Shout when asked.', 'Shout when asked.']
+
+
+async def test_a_dynamic_tools_args_validator_runs_in_its_call_step(
+    agent_name: str, dbos_launch: Callable[[], None]
+) -> None:
+    """The validator exists only where the toolset is built: it runs in the call step, and its retry is recorded."""
+    checked: list[tuple[int, bool]] = []
+
+    def positive(ctx: RunContext[None], n: int) -> None:
+        checked.append((n, DBOS.step_id is not None))
+        if n < 0:
+            raise ModelRetry('n must be positive')
+
+    def double(n: int) -> int:
+        return 2 * n
+
+    def factory(ctx: RunContext[None]) -> FunctionToolset[None]:
+        toolset = FunctionToolset[None]()
+        toolset.add_function(double, args_validator=positive)
+        return toolset
+
+    agent = Agent(
+        scripted_model(respond(call('double', {'n': -1})), respond(call('double', {'n': 2}, 'c2')), respond('done')),
+        name=agent_name,
+        toolsets=[DynamicToolset(factory, id='checked')],
+        capabilities=[DBOSDurability()],
+    )
+    workflow = user_workflow(agent_name, agent)
+    dbos_launch()
+    output, steps = await run_in_workflow(workflow, 'go')
+
+    assert output == 'done'
+    assert checked == [(-1, True), (2, True)]
+    assert steps.count(f'{agent_name}__dynamic_toolset__checked.call_tool') == 2
 
 
 async def test_outside_a_workflow_the_dynamic_toolset_is_plain(

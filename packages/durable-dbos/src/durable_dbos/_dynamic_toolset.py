@@ -8,6 +8,7 @@ it again and calls the tool there. A recovered workflow gets both results back w
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,6 +69,12 @@ async def _validate_and_call(
         args = tool.args_validator.validate_python(tool_args)
     except ValidationError as error:
         raise ModelRetry(f'Invalid arguments for tool {name!r}: {error}') from error
+    if tool.args_validator_func is not None:
+        # The tool's own `args_validator` (a `ModelRetry` from it asks the model to retry). pydantic-ai 2.68 runs it
+        # in a step of its own (`.validate_args`); here it runs in the call step, before the call.
+        validated = tool.args_validator_func(ctx, **args)
+        if inspect.isawaitable(validated):
+            await validated
     return await toolset.call_tool(name, args, ctx, tool)
 
 
