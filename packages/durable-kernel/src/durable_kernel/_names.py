@@ -185,6 +185,7 @@ PrefectTaskKind = Literal[
     'handle_event',
     'cancel_suspended_response',
     'get_mcp_tools',
+    'get_mcp_instructions',
 ]
 
 _PREFECT_TASK_TEMPLATES: dict[str, str] = {
@@ -198,10 +199,11 @@ _PREFECT_TASK_TEMPLATES: dict[str, str] = {
     'call_mcp_tool': 'Call MCP Tool: {}',
     'list_mcp_tools': 'List MCP Tools: {}',
     'handle_event': 'Handle Stream Event',
-    # The capability form (`PrefectDurability`) names these two as pydantic-ai 2.x's `PrefectDurability` does; its
+    # The capability form (`PrefectDurability`) names these three as pydantic-ai 2.x's `PrefectDurability` does; its
     # other tasks share the wrapper's names.
     'cancel_suspended_response': 'Cancel Suspended Response: {}',
     'get_mcp_tools': 'Get MCP Tools: {}',
+    'get_mcp_instructions': 'Get MCP Instructions: {}',
 }
 
 
