@@ -438,6 +438,35 @@ async def test_both_forms_make_the_same_tasks_for_the_same_agent() -> None:
 
 
 @in_prefect
+async def test_mcp_instructions_are_read_in_a_task_when_the_toolset_includes_them() -> None:
+    server: FastMCP[Any] = FastMCP('echo-in-process', instructions='Shout politely.')
+
+    @server.tool
+    def shout(text: str) -> str:
+        return text.upper()
+
+    seen: list[str | None] = []
+
+    def answer(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        seen.append(info.instructions)
+        if any(isinstance(message, ModelResponse) for message in messages):
+            return ModelResponse(parts=[TextPart('done')])
+        return ModelResponse(parts=[ToolCallPart('shout', {'text': 'a'}, tool_call_id='c1')])
+
+    toolset: MCPToolset[None] = MCPToolset(server, id='echo', init_timeout=60.0, include_instructions=True)
+    agent = Agent(
+        FunctionModel(answer), name='cap-mcp-instructions', toolsets=[toolset], capabilities=[PrefectDurability()]
+    )
+    result, flow_run_id = await _run_in_flow(lambda: agent.run('shout'))
+    assert result.output == 'done'
+    names = await _task_names(flow_run_id, expected=7)
+    assert names.count('Get MCP Instructions: echo') == 2
+    assert names.count('Get MCP Tools: echo') == 2
+    assert len(seen) == 2
+    assert all(instructions is not None and 'Shout politely.' in instructions for instructions in seen)
+
+
+@in_prefect
 async def test_mcp_listing_and_calls_are_tasks_with_the_capability_form_names() -> None:
     server: FastMCP[Any] = FastMCP('echo-in-process')
 
