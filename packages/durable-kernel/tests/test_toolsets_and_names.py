@@ -9,6 +9,7 @@ from pydantic_ai.models.test import TestModel
 from pydantic_ai.toolsets import AbstractToolset, CombinedToolset, WrapperToolset
 
 from durable_kernel import (
+    dbos_dynamic_toolset_step_name,
     dbos_mcp_step_name,
     dbos_model_step_name,
     dbos_tool_step_name,
@@ -98,6 +99,8 @@ def test_dbos_and_prefect_names_match_the_reference():
     assert dbos_model_step_name('n', operation='cancel_suspended_response') == 'n__model.cancel_suspended_response'
     assert dbos_mcp_step_name('n', 'm', 'call_tool') == 'n__mcp_server__m.call_tool'
     assert dbos_mcp_step_name('n', None, 'get_tools') == 'n__mcp_server.get_tools'
+    assert dbos_dynamic_toolset_step_name('n', 'd', 'get_tools') == 'n__dynamic_toolset__d.get_tools'
+    assert dbos_dynamic_toolset_step_name('n', 'd', 'call_tool') == 'n__dynamic_toolset__d.call_tool'
     assert dbos_tool_step_name('n', '<agent>', 'add') == 'n__toolset__<agent>.call_tool.add'
     assert dbos_tool_step_name('n', None, 'add') == 'n__toolset.call_tool.add'
     assert prefect_flow_name('n', 'run') == 'n Run'
@@ -113,6 +116,7 @@ def test_dbos_and_prefect_names_match_the_reference():
     # The capability form's own names (pydantic-ai 2.x's `PrefectDurability`).
     assert prefect_task_name('cancel_suspended_response', 'test') == 'Cancel Suspended Response: test'
     assert prefect_task_name('get_mcp_tools', 'echo') == 'Get MCP Tools: echo'
+    assert prefect_task_name('get_mcp_instructions', 'echo') == 'Get MCP Instructions: echo'
 
 
 def test_two_toolsets_with_one_id_are_refused_and_one_toolset_twice_is_not() -> None:

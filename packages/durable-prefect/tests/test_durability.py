@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import AsyncIterable, Awaitable, Callable
 from typing import Any
@@ -32,6 +33,7 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.models.test import TestModel
 from pydantic_ai.toolsets import FunctionToolset
 
+from durable_kernel import PYDANTIC_AI_2, DynamicToolset
 from durable_prefect import PrefectAgent, PrefectDurability, TaskConfig
 
 from ._helpers import flow_runs_named, task_runs_of
@@ -307,6 +309,70 @@ async def test_tool_metadata_configures_or_skips_the_tool_task() -> None:
 
 
 @in_prefect
+async def test_tool_metadata_configures_the_tools_of_a_dynamic_toolset() -> None:
+    """A dynamic toolset is built anew for each run: its tools keep the metadata rules of the capability form."""
+
+    def build(ctx: RunContext[None]) -> FunctionToolset[None]:
+        toolset = FunctionToolset[None]()
+
+        @toolset.tool_plain(metadata={'prefect': False})
+        def in_flow() -> str:
+            assert TaskRunContext.get() is None
+            return 'flow'
+
+        @toolset.tool_plain
+        def in_task() -> str:
+            assert TaskRunContext.get() is not None
+            return 'task'
+
+        return toolset
+
+    agent = Agent(
+        TestModel(),
+        name='cap-dynamic-metadata',
+        toolsets=[DynamicToolset(build, id='built')],
+        capabilities=[PrefectDurability()],
+    )
+    result, flow_run_id = await _run_in_flow(lambda: agent.run('go'))
+    assert result.output == '{"in_flow":"flow","in_task":"task"}'
+    assert sorted(await _task_names(flow_run_id, expected=3)) == [
+        'Call Tool: in_task',
+        'Model Request: test',
+        'Model Request: test',
+    ]
+
+
+@pytest.mark.skipif(not PYDANTIC_AI_2, reason="pydantic-ai 2.x's `DynamicCapability` brings its tools as a toolset")
+@in_prefect
+async def test_a_dynamic_capability_tool_opts_out_of_its_task_with_metadata() -> None:
+    capabilities: Any = importlib.import_module('pydantic_ai.capabilities')
+    task_runs: list[object] = []
+    factory_calls: list[int] = []
+
+    def dynamic_tool() -> str:
+        task_runs.append(TaskRunContext.get())
+        return 'dynamic result'
+
+    def factory(ctx: RunContext[None]) -> Any:
+        factory_calls.append(1)
+        toolset = FunctionToolset[None]()
+        toolset.add_function(dynamic_tool, metadata={'prefect': False})
+        return capabilities.Capability(toolsets=[toolset])
+
+    agent = Agent(
+        TestModel(),
+        name='cap-dynamic-capability-inline',
+        capabilities=[capabilities.DynamicCapability(factory, id='dyn_inline'), PrefectDurability()],
+    )
+    result, flow_run_id = await _run_in_flow(lambda: agent.run('go'))
+    assert result.output == '{"dynamic_tool":"dynamic result"}'
+    assert task_runs == [None]
+    # The factory runs once per run: listing and the call in the flow reuse the capability the run resolved.
+    assert factory_calls == [1]
+    assert sorted(await _task_names(flow_run_id, expected=2)) == ['Model Request: test', 'Model Request: test']
+
+
+@in_prefect
 async def test_a_tool_metadata_value_that_is_no_task_config_is_refused() -> None:
     toolset = FunctionToolset[None]()
 
@@ -370,6 +436,35 @@ async def test_both_forms_make_the_same_tasks_for_the_same_agent() -> None:
     [wrapper_run] = await flow_runs_named('wrapper-vs-cap Run')
     assert wrapper_run.parent_task_run_id is not None  # the wrapper's run is a subflow of the user's flow
     assert await _task_names(wrapper_run.id, expected=3) == capability_names
+
+
+@in_prefect
+async def test_mcp_instructions_are_read_in_a_task_when_the_toolset_includes_them() -> None:
+    server: FastMCP[Any] = FastMCP('echo-in-process', instructions='Shout politely.')
+
+    @server.tool
+    def shout(text: str) -> str:
+        return text.upper()
+
+    seen: list[str | None] = []
+
+    def answer(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        seen.append(info.instructions)
+        if any(isinstance(message, ModelResponse) for message in messages):
+            return ModelResponse(parts=[TextPart('done')])
+        return ModelResponse(parts=[ToolCallPart('shout', {'text': 'a'}, tool_call_id='c1')])
+
+    toolset: MCPToolset[None] = MCPToolset(server, id='echo', init_timeout=60.0, include_instructions=True)
+    agent = Agent(
+        FunctionModel(answer), name='cap-mcp-instructions', toolsets=[toolset], capabilities=[PrefectDurability()]
+    )
+    result, flow_run_id = await _run_in_flow(lambda: agent.run('shout'))
+    assert result.output == 'done'
+    names = await _task_names(flow_run_id, expected=7)
+    assert names.count('Get MCP Instructions: echo') == 2
+    assert names.count('Get MCP Tools: echo') == 2
+    assert len(seen) == 2
+    assert all(instructions is not None and 'Shout politely.' in instructions for instructions in seen)
 
 
 @in_prefect

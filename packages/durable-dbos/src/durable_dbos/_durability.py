@@ -12,6 +12,7 @@ import logging
 from collections.abc import AsyncIterable, AsyncIterator, Mapping
 from contextlib import ExitStack
 from contextvars import ContextVar
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -37,6 +38,7 @@ from durable_kernel import (
     is_model_stream_event,
     is_permanent_model_error,
     require_durable_parallel_execution_mode,
+    run_has_cancellation_token,
 )
 
 from ._config import DBOSParallelExecutionMode, StepConfig, step_options
@@ -212,6 +214,7 @@ class DBOSDurability(DurabilityCapability[AgentDepsT]):
             mcp_step_config=self._mcp_step_config,
             tool_step_config=self._tool_step_config,
             function_tool_steps=self._function_tool_steps,
+            dynamic_toolset_steps=True,
         )
         # The toolset errors a run would hit (an MCP toolset of an unknown class, two id-less toolsets listing one
         # tool), raised where the agent is built.
@@ -319,6 +322,20 @@ class DBOSDurability(DurabilityCapability[AgentDepsT]):
 
     # --- run hooks -----------------------------------------------------------------------------------------------
 
+    async def before_run(self, ctx: RunContext[AgentDepsT]) -> None:
+        """Inside a workflow: refuse a `cancellation_token=` (pydantic-ai 2.x) with a `UserError` that says why.
+
+        Outside a workflow the capability changes nothing, so a token works there as in any run.
+        """
+        if self.in_durable_context and run_has_cancellation_token(ctx):
+            raise UserError(
+                '`cancellation_token` cannot be used with DBOS durable execution inside a workflow: the token is a '
+                'live object of this process, so a workflow recovered after a crash (or in another process) would '
+                'run without it and could no longer be cancelled by it. Cancel the workflow instead: '
+                '`DBOS.cancel_workflow(workflow_id)` (choose the ID with `SetWorkflowID`).'
+            )
+        await super().before_run(ctx)
+
     async def _wrap_durable_run(self, ctx: RunContext[AgentDepsT], *, handler: WrapRunHandler) -> AgentRunResult[Any]:
         """Inside a workflow: the durable tool-call mode, and the workflow's recorded step layout for tool calls."""
         topic = self._run_topic()
@@ -353,7 +370,11 @@ class DBOSDurability(DurabilityCapability[AgentDepsT]):
         """Inside a workflow: the run's toolset with MCP toolsets (and tool calls, if asked) as DBOS steps."""
         if not self.in_durable_context:
             return None
-        return self._require_plan().wrap(toolset)
+        plan = self._require_plan()
+        if self._in_legacy_workflow.get():
+            # A `DBOSAgent` workflow recorded its dynamic toolsets' tools as workflow code (or, ours, as tool steps).
+            plan = replace(plan, dynamic_toolset_steps=False)
+        return plan.wrap(toolset)
 
     async def wrap_model_request(
         self,

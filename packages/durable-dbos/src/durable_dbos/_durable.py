@@ -12,7 +12,10 @@ from pydantic_ai.exceptions import UserError
 from pydantic_ai.toolsets import AbstractToolset
 from pydantic_ai.toolsets.external import ExternalToolset
 
+from durable_kernel import DynamicToolset
+
 from ._config import StepConfig
+from ._dynamic_toolset import DBOSDynamicToolset
 from ._mcp import DBOSMCPServer, is_mcp_toolset, refuse_unknown_mcp_toolset
 from ._tool_steps import DBOSToolStepToolset, UnnamedToolsetTools
 
@@ -28,6 +31,8 @@ class DurableToolsetPlan:
     tool_step_config: StepConfig | None = None
     tool_step_config_by_name: Mapping[str, StepConfig | None] = field(default_factory=dict[str, 'StepConfig | None'])
     function_tool_steps: bool = True
+    dynamic_toolset_steps: bool = False
+    """Whether dynamic toolsets with an id are built, listed and called in steps (`DBOSDurability`, as 2.x does)."""
 
     def wrap_leaf(self, toolset: AbstractToolset[Any], unnamed_tools: UnnamedToolsetTools) -> AbstractToolset[Any]:
         """The durable replacement of one leaf toolset (a fresh MCP wrapper, hence a fresh per-run cache, each call).
@@ -37,8 +42,12 @@ class DurableToolsetPlan:
         """
         if isinstance(toolset, DBOSMCPServer):
             return toolset.for_new_run()
-        if isinstance(toolset, DBOSToolStepToolset):
+        if isinstance(toolset, (DBOSToolStepToolset, DBOSDynamicToolset)):
             return toolset
+        if self.dynamic_toolset_steps and isinstance(toolset, DynamicToolset) and toolset.id:
+            # Its function may do I/O (connect to an MCP server, read a database): it runs only inside steps. Without
+            # an id the toolset keeps the layout below (its tools listed in workflow code), as ids name the steps.
+            return DBOSDynamicToolset(toolset, agent_name=self.agent_name, step_config=self.mcp_step_config)
         if is_mcp_toolset(toolset):
             return DBOSMCPServer(toolset, step_name_prefix=self.agent_name, step_config=self.mcp_step_config)
         refuse_unknown_mcp_toolset(toolset)

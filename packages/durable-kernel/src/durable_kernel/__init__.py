@@ -37,6 +37,7 @@ from ._compat import (
     request_telemetry_ids,
     resolve_model_id_by_capabilities,
     restore_request_telemetry_ids,
+    run_has_cancellation_token,
     unknown_mcp_toolset_class,
     wrapper_streamed_response,
 )
@@ -79,6 +80,7 @@ from ._model_stream import consume_model_stream
 from ._names import (
     PrefectTaskKind,
     TemporalActivityKind,
+    dbos_dynamic_toolset_step_name,
     dbos_event_stream_handler_step_name,
     dbos_mcp_step_name,
     dbos_model_step_name,
@@ -161,6 +163,7 @@ __all__ = (
     'record_response_model_id',
     'request_telemetry_ids',
     'restore_request_telemetry_ids',
+    'run_has_cancellation_token',
     'DEFAULT_PARALLEL_EXECUTION_MODE',
     'DurableParallelExecutionMode',
     'ordered_tool_call_events',
@@ -187,6 +190,7 @@ __all__ = (
     'model_error_retry_predicate',
     'retry_after_seconds',
     'dbos_event_stream_handler_step_name',
+    'dbos_dynamic_toolset_step_name',
     'dbos_mcp_step_name',
     'dbos_model_step_name',
     'dbos_tool_step_name',

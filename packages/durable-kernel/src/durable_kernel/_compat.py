@@ -23,6 +23,7 @@ re-exports from `durable_kernel`), or, for attributes, named in the module that 
 | `AbstractCapability._validate_override_capabilities` | overridden by `DurabilityCapability` to refuse an `override(capabilities=...)` list without it (the hook pydantic-ai calls) | 2.78+ |
 | `Agent._root_capability` | finding a durability capability on an agent (1.107 has no public `root_capability`) | 1.107 |
 | `RunContext` fields starting with `_` | given their defaults in a rebuilt run context (pydantic-ai reads them) | 2.x |
+| `RunContext._cancellation` (`RunCancellation.has_token`) | whether a run was given a `cancellation_token` (DBOS refuses one inside a workflow, where it does not survive recovery) | 2.x |
 | `StreamedResponse._parts_manager` | replaying a recorded response's parts as events in workflow code (`completed_streamed_response(replay_parts=True)`) | 1.107 |
 """
 
@@ -93,6 +94,7 @@ __all__ = (
     'request_model_selection',
     'resolve_model_id_by_capabilities',
     'guard_unit_run_context',
+    'run_has_cancellation_token',
     'refusing_message_queue',
     'CAPABILITY_BINDS_AT_CONSTRUCTION',
 )
@@ -588,6 +590,16 @@ def _refusing_cancellation_class() -> type[Any] | None:
 def _refusing_cancellation(message: str) -> Any:
     cls = _refusing_cancellation_class()
     return None if cls is None else cls(message)
+
+
+def run_has_cancellation_token(ctx: RunContext[Any]) -> bool:
+    """Whether the run was given a `cancellation_token=` (pydantic-ai 2.x; always `False` on 1.107).
+
+    pydantic-ai attaches the token to the run's cancellation controller before the capabilities' run hooks. Read
+    through `__dict__`: a rebuilt run context may refuse attribute access to fields it does not carry.
+    """
+    cancellation = ctx.__dict__.get('_cancellation')
+    return bool(getattr(cancellation, 'has_token', False))
 
 
 def guard_unit_run_context(ctx: RunContext[Any], *, enqueue_refusal: str, cancel_refusal: str) -> RunContext[Any]:

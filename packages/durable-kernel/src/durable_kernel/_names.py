@@ -13,6 +13,7 @@ from pydantic_ai.exceptions import UserError
 __all__ = (
     'PrefectTaskKind',
     'TemporalActivityKind',
+    'dbos_dynamic_toolset_step_name',
     'dbos_event_stream_handler_step_name',
     'dbos_mcp_step_name',
     'dbos_model_step_name',
@@ -136,6 +137,18 @@ def dbos_mcp_step_name(
     return f'{base}.{operation}'
 
 
+def dbos_dynamic_toolset_step_name(
+    agent_name: str, toolset_id: str, operation: Literal['get_tools', 'call_tool']
+) -> str:
+    """The DBOS step name of a dynamic toolset's operation: `{agent}__dynamic_toolset__{id}.{operation}`.
+
+    Only the capability form (`DBOSDurability`) records these, as pydantic-ai 2.x's `DBOSDurability` names them: one
+    step builds the toolset and lists its tools (and instructions), one per call builds it again and calls the tool.
+    A dynamic capability's toolset is such a toolset, with the capability's id.
+    """
+    return f'{agent_name}__dynamic_toolset__{toolset_id}.{operation}'
+
+
 def dbos_event_stream_handler_step_name(agent_name: str) -> str:
     """The DBOS step of one workflow-side event handed to the event stream handler: `{agent}__event_stream_handler`.
 
@@ -172,6 +185,7 @@ PrefectTaskKind = Literal[
     'handle_event',
     'cancel_suspended_response',
     'get_mcp_tools',
+    'get_mcp_instructions',
 ]
 
 _PREFECT_TASK_TEMPLATES: dict[str, str] = {
@@ -185,10 +199,11 @@ _PREFECT_TASK_TEMPLATES: dict[str, str] = {
     'call_mcp_tool': 'Call MCP Tool: {}',
     'list_mcp_tools': 'List MCP Tools: {}',
     'handle_event': 'Handle Stream Event',
-    # The capability form (`PrefectDurability`) names these two as pydantic-ai 2.x's `PrefectDurability` does; its
+    # The capability form (`PrefectDurability`) names these three as pydantic-ai 2.x's `PrefectDurability` does; its
     # other tasks share the wrapper's names.
     'cancel_suspended_response': 'Cancel Suspended Response: {}',
     'get_mcp_tools': 'Get MCP Tools: {}',
+    'get_mcp_instructions': 'Get MCP Instructions: {}',
 }
 
 

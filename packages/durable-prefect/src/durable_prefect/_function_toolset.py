@@ -8,7 +8,7 @@ from typing import Any, cast
 from prefect.context import FlowRunContext
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.tools import AgentDepsT, RunContext
-from pydantic_ai.toolsets import ToolsetTool
+from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
 
 from durable_kernel import prefect_task_name, unwrap_tool_outcome
 
@@ -40,6 +40,22 @@ class PrefectFunctionToolset(PrefectWrapperToolset[AgentDepsT]):
 
     def __post_init__(self) -> None:
         self.task_config = merge_task_config(self.task_config)
+
+    async def for_run(self, ctx: RunContext[AgentDepsT]) -> AbstractToolset[AgentDepsT]:
+        """The per-run copy (a dynamic toolset's is new), still reading tool metadata if this one does."""
+        return self._same_rules(await super().for_run(ctx))
+
+    async def for_run_step(self, ctx: RunContext[AgentDepsT]) -> AbstractToolset[AgentDepsT]:
+        """The per-step copy, still reading tool metadata if this one does."""
+        return self._same_rules(await super().for_run_step(ctx))
+
+    def _same_rules(self, toolset: AbstractToolset[AgentDepsT]) -> AbstractToolset[AgentDepsT]:
+        # `dataclasses.replace` (how a wrapper makes its per-run copy) leaves out fields that are not `__init__`
+        # arguments: without this a dynamic toolset's tools (a new wrapped toolset per run) would lose their
+        # `metadata['prefect']` rules, and a tool opted out with `False` would run in a task all the same.
+        if isinstance(toolset, PrefectFunctionToolset) and toolset is not self:
+            toolset._reads_tool_metadata = self._reads_tool_metadata
+        return toolset
 
     def _tool_config(self, name: str, tool: ToolsetTool[AgentDepsT]) -> TaskConfig | None:
         """The tool's task config: `tool_task_config[name]`, else its metadata (capability form), else `task_config`."""

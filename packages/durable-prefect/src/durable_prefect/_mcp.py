@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from prefect.context import FlowRunContext
+from pydantic_ai.messages import InstructionPart
 from pydantic_ai.tools import AgentDepsT, RunContext, ToolDefinition
 from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
 
@@ -38,11 +40,22 @@ async def _list_mcp_tools(listing: _ListToolsInput) -> list[ToolDefinition]:
 _LIST_TOOLS_TASK = agent_task(_list_mcp_tools, context='ctx')
 
 
+async def _get_mcp_instructions(listing: _ListToolsInput) -> Any:
+    return await listing.toolset.get_instructions(listing.ctx)
+
+
+# The capability form's `Get MCP Instructions: {id}` task (a task of its own: its source keys its cache apart from the
+# listing's, which has the same input).
+_INSTRUCTIONS_TASK = agent_task(_get_mcp_instructions, context='ctx')
+
+
 @dataclass
 class _PrefectMCPBase(PrefectWrapperToolset[AgentDepsT]):
     task_config: TaskConfig = field(default_factory=lambda: merge_task_config())
     # `with_capability_names` (the capability form) lists tools in `Get MCP Tools: {id}` tasks, as pydantic-ai 2.x.
     _list_tools_kind: PrefectTaskKind = field(default='list_mcp_tools', init=False, repr=False, compare=False)
+    # ... and reads the server's instructions in a `Get MCP Instructions: {id}` task (the wrapper: in flow code).
+    _instructions_in_task: bool = field(default=False, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.task_config = merge_task_config(self.task_config)
@@ -68,6 +81,21 @@ class _PrefectMCPBase(PrefectWrapperToolset[AgentDepsT]):
         tool_defs: list[ToolDefinition] = await list_task(_ListToolsInput(self.wrapped, ctx))
         # The task recorded definitions only (tools hold live objects): the toolset rebuilds each tool without I/O.
         return {tool_def.name: await mcp_tool_for_tool_def(self.wrapped, tool_def, ctx) for tool_def in tool_defs}
+
+    async def get_instructions(
+        self, ctx: RunContext[AgentDepsT]
+    ) -> str | InstructionPart | Sequence[str | InstructionPart] | None:
+        """The server's instructions: in the capability form inside a flow, read in a `Get MCP Instructions: {id}` task.
+
+        Only when the toolset includes them (`include_instructions=True`), as pydantic-ai 2.68 does; otherwise, and in
+        the wrapper form, as the wrapped toolset reads them.
+        """
+        if not self._instructions_in_task or FlowRunContext.get() is None or not _includes_instructions(self.wrapped):
+            return await super().get_instructions(ctx)
+        instructions_task = self._task(
+            _INSTRUCTIONS_TASK, prefect_task_name('get_mcp_instructions', self._label), self.task_config
+        )
+        return await instructions_task(_ListToolsInput(self.wrapped, ctx))
 
     async def call_tool(
         self,
@@ -95,9 +123,15 @@ class _PrefectMCPBase(PrefectWrapperToolset[AgentDepsT]):
 
 
 def with_capability_names(toolset: _PrefectMCPBase[AgentDepsT]) -> _PrefectMCPBase[AgentDepsT]:
-    """`toolset`, naming its tool listing as the capability form does: `Get MCP Tools: {id}`."""
+    """`toolset` with the capability form's MCP tasks: `Get MCP Tools: {id}` and `Get MCP Instructions: {id}`."""
     toolset._list_tools_kind = 'get_mcp_tools'  # pyright: ignore[reportPrivateUsage]
+    toolset._instructions_in_task = True  # pyright: ignore[reportPrivateUsage]
     return toolset
+
+
+def _includes_instructions(toolset: AbstractToolset[Any]) -> bool:
+    # `MCPToolset`, 1.107's `MCPServer` classes and `FastMCPToolset` all have the flag (default: off).
+    return bool(getattr(toolset, 'include_instructions', False))
 
 
 @dataclass

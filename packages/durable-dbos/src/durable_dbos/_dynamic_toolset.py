@@ -1,0 +1,206 @@
+"""Dynamic toolsets (`DynamicToolset`, `@agent.toolset(id=...)`, a dynamic capability's tools) as DBOS steps.
+
+Only the capability form (`DBOSDurability`) does this, as pydantic-ai 2.x's `DBOSDurability` does: the toolset's
+function is user code that may do I/O (open an MCP connection, read a database), so it runs inside steps, never in
+workflow code. One step builds the toolset and lists its tools and instructions; each tool call is a step that builds
+it again and calls the tool there. A recovered workflow gets both results back without calling the function again.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from dbos import DBOS
+from pydantic import ValidationError
+from pydantic_ai.exceptions import ModelRetry, UserError
+from pydantic_ai.messages import InstructionPart
+from pydantic_ai.tools import AgentDepsT, RunContext, ToolDefinition
+from pydantic_ai.toolsets import AbstractToolset, ToolsetTool, WrapperToolset
+from pydantic_ai.toolsets.external import TOOL_SCHEMA_VALIDATOR
+
+from durable_kernel import (
+    ToolOutcome,
+    capture_tool_outcome,
+    dbos_dynamic_toolset_step_name,
+    unwrap_tool_outcome,
+)
+
+from ._config import StepConfig, step_options
+from ._context import in_workflow_code, step_run_context
+
+__all__ = ('DBOSDynamicToolset', 'ListedDynamicTools')
+
+Instructions = str | InstructionPart | list[str | InstructionPart] | None
+
+
+@dataclass
+class ListedDynamicTool:
+    """One tool as the listing step recorded it: what the workflow needs to offer it to the model."""
+
+    tool_def: ToolDefinition
+    max_retries: int
+
+
+@dataclass
+class ListedDynamicTools:
+    """The recorded result of a dynamic toolset's listing step: its tools and its instructions, from one build.
+
+    The attribute names are those of pydantic-ai 2.x's own listing result, so a workflow it recorded is read the same
+    way (DBOS unpickles the recorded object with its own class).
+    """
+
+    tools: dict[str, ListedDynamicTool]
+    instructions: Instructions = None
+
+
+async def _validate_and_call(
+    toolset: AbstractToolset[AgentDepsT],
+    name: str,
+    tool_args: dict[str, Any],
+    ctx: RunContext[AgentDepsT],
+    tool: ToolsetTool[AgentDepsT],
+) -> Any:
+    # The workflow only parsed the arguments (the real tool exists only in the step): validated here, and invalid
+    # ones ask the model to retry, recorded as the step's result, as a plain run would (the agent counts the retry).
+    try:
+        args = tool.args_validator.validate_python(tool_args)
+    except ValidationError as error:
+        raise ModelRetry(f'Invalid arguments for tool {name!r}: {error}') from error
+    if tool.args_validator_func is not None:
+        # The tool's own `args_validator` (a `ModelRetry` from it asks the model to retry). pydantic-ai 2.68 runs it
+        # in a step of its own (`.validate_args`); here it runs in the call step, before the call.
+        validated = tool.args_validator_func(ctx, **args)
+        if inspect.isawaitable(validated):
+            await validated
+    return await toolset.call_tool(name, args, ctx, tool)
+
+
+def _as_instructions(value: str | InstructionPart | Sequence[str | InstructionPart] | None) -> Instructions:
+    if value is None or isinstance(value, (str, InstructionPart)):
+        return value
+    return list(value)
+
+
+@dataclass
+class DBOSDynamicToolset(WrapperToolset[AgentDepsT]):
+    """Runs a dynamic toolset inside DBOS steps: `{agent}__dynamic_toolset__{id}.get_tools` and `.call_tool`.
+
+    In workflow code the toolset's function is never called: the listing step builds the toolset (and enters it, so
+    an MCP toolset connects there), lists its tools and instructions, and exits it; each call step builds and enters
+    it again, validates the arguments against the real tool and calls it. The run context the function and the tools
+    get refuses `ctx.enqueue()` and `ctx.cancel()` (a recovered workflow would not repeat them). `ModelRetry`,
+    `ApprovalRequired` and `CallDeferred` are recorded as the call step's result, not as its error.
+
+    Outside workflow code it is the dynamic toolset itself (steps there would be plain calls anyway).
+    """
+
+    agent_name: str = ''
+    step_config: StepConfig | None = None
+    _listed_instructions: Instructions = field(default=None, init=False, repr=False)
+
+    @property
+    def id(self) -> str | None:
+        return self.wrapped.id
+
+    def _step_name(self, operation: Any) -> str:
+        toolset_id = self.wrapped.id
+        if toolset_id is None:  # pragma: no cover - `DurableToolsetPlan` only wraps dynamic toolsets with an id
+            raise UserError('A dynamic toolset needs an `id` to run in DBOS steps.')
+        return dbos_dynamic_toolset_step_name(self.agent_name, toolset_id, operation)
+
+    def visit_and_replace(
+        self, visitor: Callable[[AbstractToolset[AgentDepsT]], AbstractToolset[AgentDepsT]]
+    ) -> AbstractToolset[AgentDepsT]:
+        # Already durable: offered to the visitor as a leaf, never wrapped twice.
+        return visitor(self)
+
+    async def for_run(self, ctx: RunContext[AgentDepsT]) -> AbstractToolset[AgentDepsT]:
+        """In workflow code a fresh copy (the instructions listed in one run never reach another), unbuilt."""
+        if not in_workflow_code():
+            return await self.wrapped.for_run(ctx)
+        # `replace` does not copy the listed instructions (not an init field): the copy starts without any.
+        return DBOSDynamicToolset(self.wrapped, agent_name=self.agent_name, step_config=self.step_config)
+
+    async def for_run_step(self, ctx: RunContext[AgentDepsT]) -> AbstractToolset[AgentDepsT]:
+        # The dynamic toolset's own `for_run_step` would call its function here, in workflow code.
+        if not in_workflow_code():  # pragma: no cover - outside workflow code `for_run` returned the toolset itself
+            return await super().for_run_step(ctx)
+        return self
+
+    async def __aenter__(self) -> DBOSDynamicToolset[AgentDepsT]:
+        # Nothing is built in workflow code, so there is nothing to enter: each step enters what it builds.
+        return self
+
+    async def __aexit__(self, *args: Any) -> bool | None:
+        return None
+
+    async def get_tools(self, ctx: RunContext[AgentDepsT]) -> dict[str, ToolsetTool[AgentDepsT]]:
+        """List the tools (and keep the instructions) in the listing step, at every step of the run."""
+        if not in_workflow_code():  # pragma: no cover - see `for_run`
+            return await super().get_tools(ctx)
+        toolset = self.wrapped
+
+        async def get_tools_step() -> ListedDynamicTools:
+            with step_run_context(ctx) as guarded:
+                built = await toolset.for_run(guarded)
+                async with built:
+                    built = await built.for_run_step(guarded)
+                    tools = await built.get_tools(guarded)
+                    instructions = _as_instructions(await built.get_instructions(guarded))
+            return ListedDynamicTools(
+                tools={
+                    name: ListedDynamicTool(tool_def=tool.tool_def, max_retries=tool.max_retries)
+                    for name, tool in tools.items()
+                },
+                instructions=instructions,
+            )
+
+        listed = await DBOS.run_step_async(step_options(self._step_name('get_tools'), self.step_config), get_tools_step)
+        self._listed_instructions = listed.instructions
+        return {
+            name: ToolsetTool(
+                toolset=self,
+                tool_def=info.tool_def,
+                max_retries=info.max_retries,
+                # Only parsed here: the call step validates the arguments against the real tool.
+                args_validator=TOOL_SCHEMA_VALIDATOR,
+            )
+            for name, info in listed.tools.items()
+        }
+
+    async def get_instructions(
+        self, ctx: RunContext[AgentDepsT]
+    ) -> str | InstructionPart | Sequence[str | InstructionPart] | None:
+        """The instructions the listing step of this run step recorded (the agent lists tools first)."""
+        if not in_workflow_code():  # pragma: no cover - see `for_run`
+            return await super().get_instructions(ctx)
+        return self._listed_instructions
+
+    async def call_tool(
+        self, name: str, tool_args: dict[str, Any], ctx: RunContext[AgentDepsT], tool: ToolsetTool[AgentDepsT]
+    ) -> Any:
+        """Call the tool in a call step that builds the toolset again."""
+        if not in_workflow_code():  # pragma: no cover - see `for_run`
+            return await super().call_tool(name, tool_args, ctx, tool)
+        toolset = self.wrapped
+
+        async def call_tool_step() -> ToolOutcome:
+            with step_run_context(ctx) as guarded:
+                built = await toolset.for_run(guarded)
+                async with built:
+                    built = await built.for_run_step(guarded)
+                    real_tool = (await built.get_tools(guarded)).get(name)
+                    if real_tool is None:
+                        raise UserError(
+                            f'Tool {name!r} is not in dynamic toolset {toolset.id!r} when it is built again in its '
+                            'call step: the toolset function must return the same tools for the same run context.'
+                        )
+                    return await capture_tool_outcome(_validate_and_call(built, name, tool_args, guarded, real_tool))
+
+        outcome = await DBOS.run_step_async(
+            step_options(self._step_name('call_tool'), self.step_config), call_tool_step
+        )
+        return unwrap_tool_outcome(outcome)
