@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import dataclasses
 import datetime
 import json
 import math
@@ -36,8 +38,8 @@ from ._workload import Workload
 ROOT = Path(__file__).resolve().parent.parent
 DOCS_PATH = ROOT / 'docs' / 'scaling.md'
 BEGIN, END = '<!-- bench-scale:begin -->', '<!-- bench-scale:end -->'
-ENGINES = ('temporal', 'dbos')
-READY_TIMEOUT_S = 120.0
+ENGINES = ('temporal', 'dbos', 'prefect')
+READY_TIMEOUT_S = 300.0
 """How long a worker process may take to import, connect and start taking work (a loaded 2-core machine is slow)."""
 STOP_TIMEOUT_S = 20.0
 """How long a worker may take to shut down after SIGTERM before it is killed."""
@@ -133,7 +135,8 @@ def _cpu_s(pid: int) -> float:
         fields = Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+    # utime + stime, and cutime + cstime: the children a worker waited for (Prefect's flow-run subprocesses).
+    return sum(int(value) for value in fields[11:15]) / _CLOCK_TICKS
 
 
 def _descendants(roots: set[int]) -> set[int]:
@@ -185,7 +188,7 @@ class WorkerProcesses:
         """The workers' process ids."""
         return [process.pid for process in self.processes]
 
-    async def start(self, argv_list: Sequence[Sequence[str]]) -> None:
+    async def start(self, argv_list: Sequence[Sequence[str]], env: dict[str, str] | None = None) -> None:
         """Start one worker per argument list, the first alone (it may create the database), and wait until each is
         ready."""
         for index, argv in enumerate(argv_list):
@@ -196,6 +199,7 @@ class WorkerProcesses:
                 stdout=subprocess.PIPE,
                 stderr=None,
                 text=True,
+                env=env,
             )
             self.processes.append(process)
             if index == 0:
@@ -205,22 +209,31 @@ class WorkerProcesses:
     async def _wait_ready(self, processes: Sequence[subprocess.Popen[str]]) -> None:
         async def one(process: subprocess.Popen[str]) -> None:
             assert process.stdout is not None
-            line = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), READY_TIMEOUT_S)
+            try:
+                line = await asyncio.wait_for(asyncio.to_thread(process.stdout.readline), READY_TIMEOUT_S)
+            except TimeoutError:
+                raise RuntimeError(f'worker process {process.pid} not ready after {READY_TIMEOUT_S:.0f} s') from None
             if line.strip() != 'ready':
                 raise RuntimeError(f'worker process {process.pid} exited before it was ready (code {process.poll()})')
 
         await asyncio.gather(*(one(process) for process in processes))
 
+    def all_pids(self) -> set[int]:
+        """The workers and their child processes (Prefect runs each flow run in a subprocess of its runner)."""
+        return set(self.pids) | _descendants(set(self.pids))
+
     def rss_kb(self) -> int:
-        """The workers' resident memory, summed."""
-        return sum(_rss_kb(pid) for pid in self.pids)
+        """The resident memory of the workers and their child processes, summed."""
+        return sum(_rss_kb(pid) for pid in self.all_pids())
 
     def cpu_s(self) -> float:
-        """The workers' CPU time so far, summed."""
+        """The workers' CPU time so far, with that of their children that have exited, summed."""
         return sum(_cpu_s(pid) for pid in self.pids)
 
     async def stop(self) -> None:
-        """SIGTERM each worker by PID, wait for it, SIGKILL the ones still there after `STOP_TIMEOUT_S`."""
+        """SIGTERM each worker by PID, wait for it, SIGKILL the ones still there after `STOP_TIMEOUT_S`, and any
+        child process a worker left behind."""
+        children = _descendants(set(self.pids))
         for process in self.processes:
             if process.poll() is None:
                 os.kill(process.pid, signal.SIGTERM)
@@ -234,6 +247,9 @@ class WorkerProcesses:
             for stream in (process.stdin, process.stdout):
                 if stream is not None:
                     stream.close()
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):  # it ended with its worker, as it should
+                os.kill(pid, signal.SIGKILL)
         self.processes = []
 
 
@@ -280,6 +296,10 @@ class ScaleTarget(ABC):
     def worker_argvs(self, processes: int, runs: int) -> list[list[str]]:
         """The `_scale_worker` arguments of each of `processes` workers of a new measurement."""
 
+    def worker_env(self) -> dict[str, str] | None:
+        """The workers' environment (`None`: this process's)."""
+        return None
+
     @abstractmethod
     async def run_all(self, prompt: str, count: int, prefix: str, timeout_s: float) -> tuple[list[str], float]:
         """Start `count` runs at once (ids starting with `prefix`), wait for all; return outputs and elapsed s."""
@@ -318,7 +338,10 @@ class TemporalScale(ScaleTarget):
                 for index in range(count)
             )
         )
-        outputs = await asyncio.wait_for(asyncio.gather(*(handle.result() for handle in handles)), timeout_s)
+        try:
+            outputs = await asyncio.wait_for(asyncio.gather(*(handle.result() for handle in handles)), timeout_s)
+        except TimeoutError:
+            raise RuntimeError(f'the {count} Temporal runs were not all done after {timeout_s:.0f} s') from None
         return list(outputs), time.perf_counter() - start
 
 
@@ -332,11 +355,12 @@ async def temporal_scale() -> AsyncGenerator[ScaleTarget]:
 
     from ._temporal import _temporal_cli  # pyright: ignore[reportPrivateUsage]  # the bench's own helper
 
-    async with await WorkflowEnvironment.start_local(  # pyright: ignore[reportUnknownMemberType]
+    environment = WorkflowEnvironment.start_local(  # pyright: ignore[reportUnknownMemberType]
         dev_server_existing_path=_temporal_cli(),
         dev_server_extra_args=['--dynamic-config-value', 'frontend.enableServerVersionCheck=false'],
         dev_server_log_level='error',
-    ) as env:
+    )
+    async with await environment as env:
         config = env.client.config()
         config['plugins'] = [PydanticAIPlugin()]
         client = Client(**config)
@@ -399,7 +423,7 @@ class DBOSScale(ScaleTarget):
             if len(finished) == count:
                 break
             if time.perf_counter() - start > timeout_s:
-                raise TimeoutError(f'{count - len(finished)} of {count} DBOS runs not done after {timeout_s:.0f} s')
+                raise RuntimeError(f'{count - len(finished)} of {count} DBOS runs not done after {timeout_s:.0f} s')
             await asyncio.sleep(0.05)
         # The last run's completion time as DBOS recorded it (the poll above only bounds it).
         last_ms = max(status.updated_at or 0 for status in finished)
@@ -428,7 +452,84 @@ async def dbos_scale() -> AsyncGenerator[ScaleTarget]:
         yield DBOSScale(url, directory)
 
 
-_TARGETS = {'temporal': temporal_scale, 'dbos': dbos_scale}
+class PrefectScale(ScaleTarget):
+    """One Prefect server; N processes serve one deployment (each flow run in a subprocess); the client triggers
+    runs with `run_deployment`."""
+
+    engine = 'prefect'
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self._env = env
+
+    def worker_env(self) -> dict[str, str] | None:
+        return self._env
+
+    def worker_argvs(self, processes: int, runs: int) -> list[list[str]]:
+        # Each runner takes at most its share of the runs, so all of them are in flight at once, spread evenly.
+        share = str(math.ceil(runs / processes))
+        tag = uuid.uuid4().hex[:6]
+        return [['prefect', '--runner-name', f'scale-{tag}-{index}', '--limit', share] for index in range(processes)]
+
+    async def run_all(self, prompt: str, count: int, prefix: str, timeout_s: float) -> tuple[list[str], float]:
+        from prefect.client.orchestration import get_client
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+        from prefect.deployments.flow_runs import arun_deployment
+
+        from ._scale_prefect import DEPLOYMENT
+
+        start_epoch = time.time()
+        start = time.perf_counter()
+        flow_runs = await asyncio.gather(
+            *(
+                arun_deployment(
+                    f'bench_scale_served/{DEPLOYMENT}',
+                    parameters={'prompt': prompt},
+                    flow_run_name=f'{prefix}{index}',
+                    timeout=0,
+                    as_subflow=False,
+                )
+                for index in range(count)
+            )
+        )
+        ids = [flow_run.id for flow_run in flow_runs]
+        async with get_client() as client:
+            while True:
+                runs = await client.read_flow_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=ids)))
+                finished = [run for run in runs if run.state is not None and run.state.is_final()]
+                if len(finished) == count:
+                    break
+                if time.perf_counter() - start > timeout_s:
+                    raise RuntimeError(f'{count - len(finished)} of {count} Prefect runs not done after {timeout_s} s')
+                await asyncio.sleep(0.2)
+        ends = [run.end_time.timestamp() for run in finished if run.end_time is not None]
+        elapsed = max(ends) - start_epoch if len(ends) == count else time.perf_counter() - start
+        outputs: list[str] = []
+        for run in finished:
+            assert run.state is not None
+            outputs.append(await run.state.result() if run.state.is_completed() else repr(run.state))
+        return outputs, elapsed
+
+
+@asynccontextmanager
+async def prefect_scale() -> AsyncGenerator[ScaleTarget]:
+    """Start a private Prefect server (stopped on exit) and yield the Prefect scale target."""
+    from durable_prefect.testing import prefect_test_server
+
+    with prefect_test_server() as home:
+        from prefect.settings import PREFECT_API_URL
+
+        # The serving processes (and their flow-run subprocesses) reach the server, and store results, as this one.
+        env = {
+            **os.environ,
+            'PREFECT_API_URL': str(PREFECT_API_URL.value()),
+            'PREFECT_HOME': str(home),
+            'PREFECT_LOCAL_STORAGE_PATH': str(home / 'storage'),
+            'PREFECT_LOGGING_LEVEL': 'WARNING',
+        }
+        yield PrefectScale(env)
+
+
+_TARGETS = {'temporal': temporal_scale, 'dbos': dbos_scale, 'prefect': prefect_scale}
 
 
 # --- the measurement ----------------------------------------------------------------------------------------------
@@ -436,6 +537,7 @@ _TARGETS = {'temporal': temporal_scale, 'dbos': dbos_scale}
 
 async def measure_engine(engine: str, options: ScaleOptions, log: Callable[[str], None] = print) -> list[ScaleResult]:
     """Start `engine`'s server, measure each process count of `options` on fresh workers, stop everything."""
+    log(f'--- {engine}: {", ".join(map(str, options.processes))} worker processes, {options.runs} runs at once')
     expected = f'done after {options.workload.turns} turns'
     prompt = options.workload.prompt()
     results: list[ScaleResult] = []
@@ -446,7 +548,7 @@ async def measure_engine(engine: str, options: ScaleOptions, log: Callable[[str]
             results.append(result)
             workers = WorkerProcesses()
             try:
-                await workers.start(target.worker_argvs(processes, options.runs))
+                await workers.start(target.worker_argvs(processes, options.runs), target.worker_env())
                 # The servers: whatever this process started besides the workers (dev server, PostgreSQL).
                 servers = server_pids(target.server_marker, set(workers.pids))
                 if options.warmup:
@@ -513,28 +615,35 @@ def markdown(report: dict[str, Any]) -> str:
     """The results as markdown: how they were measured, then one table row per engine and process count."""
     machine = report['machine']
     options = report['options']
+    cores = machine['cores']
     lines = [
         f'Measured {report["started"]} with `{report["command"]}` ({report["elapsed_s"]:.0f} s in all).',
         '',
-        f'- Machine: {machine["cpu"]}, {machine["cores"]} cores, {machine["memory_gb"]:.1f} GB RAM; '
-        f'Python {machine["python"]}.',
+        f'- Machine: {machine["cpu"]}, {cores} cores, {machine["memory_gb"]:.1f} GB RAM; Python {machine["python"]}.',
         '- Versions: ' + ', '.join(f'{name} {version}' for name, version in machine['versions'].items()) + '.',
-        f'- Load average (1/5/15 min) before: {report["load_before"]}; after: {report["load_after"]}.',
-        f'- Workload: {options["runs"]} runs of T={options["turns"]} K={options["tools"]} '
-        f'({options["units"]} durable units each) started at once by one client after {options["warmup"]} warm-up '
-        'runs; every output checked. Each row is a fresh set of worker processes on the same server.',
-        f'- On {machine["cores"]} cores, more worker processes than cores cannot scale linearly: the workers, the '
-        'engine server and the client share the same cores (load in the last column).',
+        f"- Load average (1/5/15 min) before: {report['load_before']}; after: {report['load_after']}; each row's "
+        '1-minute load before and after its timed runs is in the last column.',
+        f'- Workload: T={options["turns"]} K={options["tools"]} ({options["units"]} durable units per run); all the '
+        f'runs of a row started at once by one client after {options["warmup"]} warm-up runs (fewer on Prefect), '
+        'every output checked. Each row is a fresh set of worker processes on the same server.',
+        f'- On {cores} cores, more worker processes than cores cannot scale linearly: the workers, the engine '
+        'server and the client share the same cores. Efficiency is runs/s at N / (N x runs/s at 1).',
+        '- Memory: worker RSS is summed over the worker processes (and, on Prefect, the flow-run subprocesses they '
+        'start), sampled every 0.25 s; per run in flight = peak / runs; added per run = (peak - idle) / runs. '
+        'Server RSS sums the server processes (PostgreSQL: each backend counts the shared buffers it touched).',
         '',
-        '| engine | worker processes | runs/s | scaling efficiency | worker RSS per run in flight | worker RSS idle '
-        '-> peak | RSS added per run | worker CPU per run | server RSS | runs per worker | load 1 min before -> after |',
-        '|---|---|---|---|---|---|---|---|---|---|---|',
+        '| engine | worker processes | runs at once | runs/s | scaling efficiency | worker RSS per run in flight | '
+        'worker RSS idle -> peak | RSS added per run | worker CPU per run | server RSS | runs per worker | '
+        'load 1 min before -> after |',
+        '|---|---|---|---|---|---|---|---|---|---|---|---|',
     ]
+    blank = ' |' * 9
     for engine, rows in report['engines'].items():
         single = next((row for row in rows if row['processes'] == 1), None)
         for row in rows:
+            head = f'| {engine} | {row["processes"]} | {row["runs"]} |'
             if row['errors'] and not row['completed']:
-                lines.append(f'| {engine} | {row["processes"]} | failed: {row["errors"][0][:120]} |' + ' |' * 8)
+                lines.append(f'{head} failed: {row["errors"][0][:120]}' + blank)
                 continue
             eff = (
                 row['runs_per_s'] / (row['processes'] * single['runs_per_s'])
@@ -544,14 +653,14 @@ def markdown(report: dict[str, Any]) -> str:
             cpu = row['cpu_ms_per_run']
             spread = ' / '.join(str(count) for count in row['runs_per_worker']) or 'n/a'
             lines.append(
-                f'| {engine} | {row["processes"]} | {row["runs_per_s"]:.1f} | '
-                f'{"—" if eff is None else f"{eff:.2f}"} | {row["rss_per_run_kb"]:.0f} KB | '
-                f'{row["rss_idle_mb"]:.0f} -> {row["rss_peak_mb"]:.0f} MB | {row["rss_growth_per_run_kb"]:.0f} KB | '
-                f'{"—" if cpu is None else f"{cpu:.0f} ms"} | {row["server_rss_mb"]:.0f} MB | {spread} | '
+                f'{head} {row["runs_per_s"]:.1f} | {"n/a" if eff is None else f"{eff:.2f}"} | '
+                f'{row["rss_per_run_kb"]:.0f} KB | {row["rss_idle_mb"]:.0f} -> {row["rss_peak_mb"]:.0f} MB | '
+                f'{row["rss_growth_per_run_kb"]:.0f} KB | {"n/a" if cpu is None else f"{cpu:.0f} ms"} | '
+                f'{row["server_rss_mb"]:.0f} MB | {spread} | '
                 f'{row["load_before"].split(" / ")[0]} -> {row["load_after"].split(" / ")[0]} |'
             )
             if row['errors']:
-                lines.append(f'| {engine} | {row["processes"]} | errors: {row["errors"][0][:160]} |' + ' |' * 8)
+                lines.append(f'{head} errors: {row["errors"][0][:160]}' + blank)
     return '\n'.join(lines)
 
 
@@ -576,6 +685,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('--processes', default='1,2,4', help='comma-separated worker-process counts (default 1,2,4)')
     parser.add_argument('--runs', type=int, default=200, help='runs started at once per measurement (default 200)')
     parser.add_argument('--warmup', type=int, default=20, help='warm-up runs before each measurement (default 20)')
+    parser.add_argument(
+        '--prefect-processes',
+        default='1,2',
+        help='serving-process counts on Prefect (default 1,2: each flow run is a subprocess of its own there)',
+    )
+    parser.add_argument('--prefect-runs', type=int, default=10, help='runs started at once on Prefect (default 10)')
     parser.add_argument('--turns', type=int, default=5, help='model turns per run, T (default 5)')
     parser.add_argument('--tools', type=int, default=2, help='parallel tool calls per turn, K (default 2)')
     parser.add_argument('--timeout', type=float, default=600.0, help='seconds a measurement may take (default 600)')
@@ -626,10 +741,18 @@ async def run(argv: list[str]) -> dict[str, Any]:
     start = time.perf_counter()
     engines: dict[str, Any] = {}
     for engine in args.engine or list(ENGINES):
-        print(
-            f'--- {engine}: {", ".join(map(str, options.processes))} worker processes, {options.runs} runs', flush=True
-        )
-        results = await measure_engine(engine, options, log=_log)
+        if engine == 'prefect':
+            # A flow run of a served deployment is a new Python process importing Prefect and pydantic-ai: 200 of
+            # them at once would measure process start-up on 2 cores, not the engine.
+            engine_options = dataclasses.replace(
+                options,
+                processes=tuple(int(count) for count in args.prefect_processes.split(',')),
+                runs=args.prefect_runs,
+                warmup=min(options.warmup, args.prefect_runs // 4),
+            )
+        else:
+            engine_options = options
+        results = await measure_engine(engine, engine_options, log=_log)
         engines[engine] = [result.to_json() for result in results]
     return {
         'command': ' '.join(['uv run just bench-scale', *_strip_outputs(argv)]),
@@ -642,6 +765,8 @@ async def run(argv: list[str]) -> dict[str, Any]:
             'processes': list(options.processes),
             'runs': options.runs,
             'warmup': options.warmup,
+            'prefect_processes': args.prefect_processes,
+            'prefect_runs': args.prefect_runs,
             'turns': workload.turns,
             'tools': workload.tools,
             'units': workload.units,

@@ -2,6 +2,7 @@
 
     python -m benchmarks._scale_worker temporal --address HOST:PORT --task-queue QUEUE
     python -m benchmarks._scale_worker dbos --database-url URL --executor-id ID --worker-concurrency N
+    python -m benchmarks._scale_worker prefect --runner-name NAME --limit N   # PREFECT_API_URL set by the caller
 
 The process prints `ready` on stdout once it takes work, and shuts down cleanly on SIGTERM (or when its stdin closes,
 so that a dead benchmark never leaves workers behind).
@@ -101,6 +102,33 @@ async def _dbos(args: argparse.Namespace) -> None:
         DBOS.destroy()
 
 
+async def _prefect(args: argparse.Namespace) -> None:
+    from prefect.runner import Runner
+
+    from ._scale_prefect import DEPLOYMENT, served_flow
+
+    # What `served_flow.serve()` does, with the knobs the benchmark needs: a runner polling every `--poll` seconds
+    # (Prefect's default is 10 s) and running at most `--limit` flow runs at once, each in a subprocess of its own.
+    runner = Runner(
+        name=args.runner_name,
+        query_seconds=args.poll,
+        limit=args.limit,
+        pause_on_shutdown=False,
+        heartbeat_seconds=None,
+    )
+    await runner.aadd_flow(served_flow, name=DEPLOYMENT)
+    stop = asyncio.ensure_future(_stop_event().wait())
+    serving = asyncio.ensure_future(runner.start())
+    while not runner.started and not serving.done():
+        await asyncio.sleep(0.05)
+    _ready()
+    await asyncio.wait([serving, stop], return_when=asyncio.FIRST_COMPLETED)
+    # On SIGTERM the runner's own handler (installed by `start`) may already be stopping it.
+    if not serving.done() and runner.started:
+        await runner.astop()
+    await asyncio.wait_for(serving, 15)
+
+
 def main() -> None:
     """Entry point: serve until SIGTERM, then leave without the interpreter's teardown."""
     parser = argparse.ArgumentParser(prog='python -m benchmarks._scale_worker')
@@ -114,8 +142,12 @@ def main() -> None:
     dbos.add_argument('--executor-id', required=True)
     dbos.add_argument('--worker-concurrency', type=int, required=True)
     dbos.add_argument('--polling-interval', type=float, default=0.1)
+    prefect = engines.add_parser('prefect')
+    prefect.add_argument('--runner-name', required=True)
+    prefect.add_argument('--limit', type=int, required=True)
+    prefect.add_argument('--poll', type=float, default=1.0)
     args = parser.parse_args()
-    runner = {'temporal': _temporal, 'dbos': _dbos}[args.engine]
+    runner = {'temporal': _temporal, 'dbos': _dbos, 'prefect': _prefect}[args.engine]
     code = 0
     try:
         asyncio.run(runner(args))
