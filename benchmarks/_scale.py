@@ -87,6 +87,8 @@ class ScaleResult:
     load_after: str = ''
     runs_per_worker: list[int] = field(default_factory=list[int])
     """Runs each worker process executed (DBOS records the executor of each workflow; empty when not known)."""
+    worker_pids: list[int] = field(default_factory=list[int])
+    """The worker processes' ids (all stopped by the time the result is reported)."""
     errors: list[str] = field(default_factory=list[str])
 
     @property
@@ -549,6 +551,7 @@ async def measure_engine(engine: str, options: ScaleOptions, log: Callable[[str]
             workers = WorkerProcesses()
             try:
                 await workers.start(target.worker_argvs(processes, options.runs), target.worker_env())
+                result.worker_pids = workers.pids
                 # The servers: whatever this process started besides the workers (dev server, PostgreSQL).
                 servers = server_pids(target.server_marker, set(workers.pids))
                 if options.warmup:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -143,3 +144,49 @@ def test_smallest_local_activities_bench_compares_regular_and_local(tmp_path: Pa
     text = docs.read_text()
     assert '<!-- bench:begin -->\nmain tables\n<!-- bench:end -->' in text
     assert '## Local activities (Temporal)\n\n<!-- bench-local:begin -->\nMeasured ' in text
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0] != 'Z'
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize('engine', ['temporal', 'dbos', 'prefect'])
+def test_scale_out_bench_completes_every_run_on_two_worker_processes(engine: str, tmp_path: Path) -> None:
+    out = tmp_path / 'scale.json'
+    command = [
+        sys.executable,
+        '-m',
+        'benchmarks._scale',
+        f'--engine={engine}',
+        '--processes=2',
+        '--prefect-processes=2',
+        '--runs=6',
+        '--prefect-runs=6',
+        '--warmup=0',
+        '--turns=2',
+        f'--json={out}',
+    ]
+    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=280, check=False)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+
+    report: dict[str, Any] = json.loads(out.read_text())
+    (row,) = report['engines'][engine]
+    assert row['errors'] == [], completed.stdout[-3000:] + completed.stderr[-3000:]
+    assert (row['processes'], row['runs']) == (2, 6)
+    # Every run finished with the agent's real output (`done after 2 turns`), none with another one.
+    assert (row['completed'], row['wrong_outputs']) == (6, 0)
+    assert row['runs_per_s'] > 0
+    assert row['rss_peak_mb'] > 0
+    if engine == 'dbos':
+        # Both processes took runs from the shared queue (each at most 3 at a time: `worker_concurrency`).
+        assert sum(row['runs_per_worker']) == 6
+        assert all(row['runs_per_worker']), row['runs_per_worker']
+    # Both workers were separate processes, and both were stopped by PID before the report.
+    assert len(set(row['worker_pids'])) == 2
+    assert not any(_alive(pid) for pid in row['worker_pids'])
+    assert f'| {engine} | 2 | 6 |' in completed.stdout
