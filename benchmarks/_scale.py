@@ -306,8 +306,8 @@ class ScaleTarget(ABC):
     async def run_all(self, prompt: str, count: int, prefix: str, timeout_s: float) -> tuple[list[str], float]:
         """Start `count` runs at once (ids starting with `prefix`), wait for all; return outputs and elapsed s."""
 
-    async def runs_per_worker(self, prefix: str, processes: int) -> list[int]:
-        """Runs each worker executed, when the engine records it (else empty)."""
+    async def runs_per_worker(self, prefix: str, count: int, pids: list[int]) -> list[int]:
+        """Runs each worker (by process id) executed, when the engine records it (else empty)."""
         return []
 
     async def close_measurement(self) -> None:  # noqa: B027  (a hook: most engines need nothing)
@@ -345,6 +345,22 @@ class TemporalScale(ScaleTarget):
         except TimeoutError:
             raise RuntimeError(f'the {count} Temporal runs were not all done after {timeout_s:.0f} s') from None
         return list(outputs), time.perf_counter() - start
+
+    async def runs_per_worker(self, prefix: str, count: int, pids: list[int]) -> list[int]:
+        from temporalio.api.enums.v1 import EventType
+
+        # A worker's default identity is `{pid}@{host}`: the one that started a run's first workflow task ran it (the
+        # run then stays in that worker's cache).
+        async def first_worker(workflow_id: str) -> int | None:
+            history = await self._client.get_workflow_handle(workflow_id).fetch_history()
+            for event in history.events:
+                if event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+                    pid = event.workflow_task_started_event_attributes.identity.split('@', 1)[0]
+                    return int(pid) if pid.isdigit() else None
+            return None
+
+        owners = await asyncio.gather(*(first_worker(f'{prefix}{index}') for index in range(count)))
+        return [owners.count(pid) for pid in pids]
 
 
 @asynccontextmanager
@@ -433,11 +449,11 @@ class DBOSScale(ScaleTarget):
         statuses = await client.list_workflows_async(workflow_id_prefix=prefix, load_input=False, load_output=True)
         return [getattr(status.output, 'output', repr(status.error)) for status in statuses], elapsed
 
-    async def runs_per_worker(self, prefix: str, processes: int) -> list[int]:
+    async def runs_per_worker(self, prefix: str, count: int, pids: list[int]) -> list[int]:
         statuses = await self._dbos_client().list_workflows_async(
             workflow_id_prefix=prefix, load_input=False, load_output=False
         )
-        return [sum(status.executor_id == f'scale-{index}' for status in statuses) for index in range(processes)]
+        return [sum(status.executor_id == f'scale-{index}' for status in statuses) for index in range(len(pids))]
 
     async def close_measurement(self) -> None:
         if self._client is not None:
@@ -575,7 +591,7 @@ async def measure_engine(engine: str, options: ScaleOptions, log: Callable[[str]
                     wrong = next(output for output in outputs if output != expected)
                     result.errors.append(f'{result.wrong_outputs} wrong outputs, e.g. {wrong!r}')
                 result.runs_per_s = result.completed / result.elapsed_s if result.elapsed_s else 0.0
-                result.runs_per_worker = await target.runs_per_worker(prefix, processes)
+                result.runs_per_worker = await target.runs_per_worker(prefix, options.runs, workers.pids)
             except Exception as error:  # one failed measurement is reported; the next process count still runs
                 result.errors.append(f'{type(error).__name__}: {error}'[:500])
             finally:

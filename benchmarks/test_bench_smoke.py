@@ -182,9 +182,10 @@ def test_scale_out_bench_completes_every_run_on_two_worker_processes(engine: str
     assert (row['completed'], row['wrong_outputs']) == (6, 0)
     assert row['runs_per_s'] > 0
     assert row['rss_peak_mb'] > 0
+    if engine != 'prefect':  # DBOS records each run's executor, Temporal the identity of its workers
+        assert sum(row['runs_per_worker']) == 6, row['runs_per_worker']
     if engine == 'dbos':
-        # Both processes took runs from the shared queue (each at most 3 at a time: `worker_concurrency`).
-        assert sum(row['runs_per_worker']) == 6
+        # Both processes took runs from the shared queue: each takes 3 at most at a time (`worker_concurrency`).
         assert all(row['runs_per_worker']), row['runs_per_worker']
     # Both workers were separate processes, and both were stopped by PID before the report.
     assert len(set(row['worker_pids'])) == 2
