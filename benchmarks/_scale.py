@@ -81,6 +81,8 @@ class ScaleResult:
     """Highest sum of the workers' RSS sampled while the timed runs were in flight."""
     worker_cpu_s: float = 0.0
     """CPU seconds (user + system) the workers spent during the timed runs, all processes together."""
+    server_cpu_s: float = 0.0
+    """CPU seconds the engine server's processes spent during the timed runs."""
     server_rss_mb: float = 0.0
     """Highest RSS of the engine server's processes (dev server; PostgreSQL and its backends) during the timed runs."""
     load_before: str = ''
@@ -108,6 +110,7 @@ class ScaleResult:
             'rss_per_run_kb': self.rss_per_run_kb,
             'rss_growth_per_run_kb': self.rss_growth_per_run_kb,
             'cpu_ms_per_run': self.worker_cpu_s * 1000 / self.completed if self.completed else None,
+            'server_cpu_ms_per_run': self.server_cpu_s * 1000 / self.completed if self.completed else None,
         }
 
 
@@ -578,10 +581,12 @@ async def measure_engine(engine: str, options: ScaleOptions, log: Callable[[str]
                 result.rss_idle_mb = workers.rss_kb() / 1024
                 result.load_before = _load()
                 cpu_before = workers.cpu_s()
+                server_cpu_before = sum(_cpu_s(pid) for pid in servers)
                 prefix = _prefix('run')
                 with _Sampler(workers, servers) as sampler:
                     outputs, result.elapsed_s = await target.run_all(prompt, options.runs, prefix, options.timeout_s)
                 result.worker_cpu_s = workers.cpu_s() - cpu_before
+                result.server_cpu_s = sum(_cpu_s(pid) for pid in servers) - server_cpu_before
                 result.load_after = _load()
                 result.rss_peak_mb = sampler.peak_kb / 1024
                 result.server_rss_mb = sampler.server_peak_kb / 1024
@@ -652,7 +657,7 @@ def markdown(report: dict[str, Any]) -> str:
         'Server RSS sums the server processes (PostgreSQL: each backend counts the shared buffers it touched).',
         '',
         '| engine | worker processes | runs at once | runs/s | scaling efficiency | worker RSS per run in flight | '
-        'worker RSS idle -> peak | RSS added per run | worker CPU per run | server RSS | runs per worker | '
+        'worker RSS idle -> peak | RSS added per run | CPU per run: workers / server | server RSS | runs per worker | '
         'load 1 min before -> after |',
         '|---|---|---|---|---|---|---|---|---|---|---|---|',
     ]
@@ -670,11 +675,12 @@ def markdown(report: dict[str, Any]) -> str:
                 else None
             )
             cpu = row['cpu_ms_per_run']
+            server_cpu = row.get('server_cpu_ms_per_run')
             spread = ' / '.join(str(count) for count in row['runs_per_worker']) or 'n/a'
             lines.append(
                 f'{head} {row["runs_per_s"]:.1f} | {"n/a" if eff is None else f"{eff:.2f}"} | '
                 f'{row["rss_per_run_kb"]:.0f} KB | {row["rss_idle_mb"]:.0f} -> {row["rss_peak_mb"]:.0f} MB | '
-                f'{row["rss_growth_per_run_kb"]:.0f} KB | {"n/a" if cpu is None else f"{cpu:.0f} ms"} | '
+                f'{row["rss_growth_per_run_kb"]:.0f} KB | {"n/a" if cpu is None else f"{cpu:.0f}"} / {"n/a" if server_cpu is None else f"{server_cpu:.0f}"} ms | '
                 f'{row["server_rss_mb"]:.0f} MB | {spread} | '
                 f'{row["load_before"].split(" / ")[0]} -> {row["load_after"].split(" / ")[0]} |'
             )
