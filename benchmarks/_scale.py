@@ -494,15 +494,17 @@ class PrefectScale(ScaleTarget):
     async def run_all(self, prompt: str, count: int, prefix: str, timeout_s: float) -> tuple[list[str], float]:
         from prefect.client.orchestration import get_client
         from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-        from prefect.deployments.flow_runs import arun_deployment
+        from prefect.deployments import run_deployment
 
         from ._scale_prefect import DEPLOYMENT
 
         start_epoch = time.time()
         start = time.perf_counter()
+        # Awaitable from async code on every Prefect 3 (`sync_compatible` before 3.5, `async_dispatch` after).
+        trigger: Any = run_deployment
         flow_runs = await asyncio.gather(
             *(
-                arun_deployment(
+                trigger(
                     f'bench_scale_served/{DEPLOYMENT}',
                     parameters={'prompt': prompt},
                     flow_run_name=f'{prefix}{index}',

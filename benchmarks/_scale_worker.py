@@ -15,6 +15,7 @@ import asyncio
 import os
 import signal
 import sys
+from typing import Any
 
 DBOS_APP = 'durable-bench-scale'
 """The application name and version every DBOS worker process launches with: DBOS hands a queued workflow only to
@@ -116,7 +117,10 @@ async def _prefect(args: argparse.Namespace) -> None:
         pause_on_shutdown=False,
         heartbeat_seconds=None,
     )
-    await runner.aadd_flow(served_flow, name=DEPLOYMENT)
+    # `aadd_flow`/`astop` since Prefect 3.5 or so; before, `add_flow`/`stop` are awaitable in async code.
+    add_flow: Any = getattr(runner, 'aadd_flow', None) or runner.add_flow
+    stop_runner: Any = getattr(runner, 'astop', None) or runner.stop
+    await add_flow(served_flow, name=DEPLOYMENT)
     stop = asyncio.ensure_future(_stop_event().wait())
     serving = asyncio.ensure_future(runner.start())
     while not runner.started and not serving.done():
@@ -125,7 +129,7 @@ async def _prefect(args: argparse.Namespace) -> None:
     await asyncio.wait([serving, stop], return_when=asyncio.FIRST_COMPLETED)
     # On SIGTERM the runner's own handler (installed by `start`) may already be stopping it.
     if not serving.done() and runner.started:
-        await runner.astop()
+        await stop_runner()
     await asyncio.wait_for(serving, 15)
 
 
