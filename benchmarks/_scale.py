@@ -502,18 +502,19 @@ class PrefectScale(ScaleTarget):
         start = time.perf_counter()
         # Awaitable from async code on every Prefect 3 (`sync_compatible` before 3.5, `async_dispatch` after).
         trigger: Any = run_deployment
-        flow_runs = await asyncio.gather(
-            *(
-                trigger(
+        # One after the other: creating them all in one burst gets `503 Service Unavailable` from the local server on
+        # a busy machine. Each takes milliseconds, against seconds for a flow run: the runs are still all in flight.
+        flow_runs: list[Any] = []
+        for index in range(count):
+            flow_runs.append(
+                await trigger(
                     f'bench_scale_served/{DEPLOYMENT}',
                     parameters={'prompt': prompt},
                     flow_run_name=f'{prefix}{index}',
                     timeout=0,
                     as_subflow=False,
                 )
-                for index in range(count)
             )
-        )
         ids = [flow_run.id for flow_run in flow_runs]
         async with get_client() as client:
             while True:
@@ -755,6 +756,11 @@ async def run(argv: list[str]) -> dict[str, Any]:
     from ._cli import machine
 
     args = _parser().parse_args(argv)
+    # SIGTERM (a test's timeout, Ctrl-C in a CI runner) cancels the measurement: the workers and the servers are
+    # stopped on the way out instead of being left behind.
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     workload = Workload(turns=args.turns, tools=args.tools)
     options = ScaleOptions(
         processes=tuple(int(count) for count in args.processes.split(',')),
