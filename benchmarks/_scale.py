@@ -731,7 +731,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar='PATH',
         help=f'write the table between the scale-out markers of a markdown file (default {DOCS_PATH.name})',
     )
-    parser.add_argument('--from-json', type=Path, metavar='PATH', help='measure nothing: report an earlier --json')
+    parser.add_argument(
+        '--from-json',
+        type=Path,
+        action='append',
+        metavar='PATH',
+        help='measure nothing: report an earlier --json (repeat to join runs of different engines)',
+    )
     return parser
 
 
@@ -808,12 +814,29 @@ async def run(argv: list[str]) -> dict[str, Any]:
     }
 
 
+def _joined(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """One report of several (each engine from the last report that measured it; commands and loads listed)."""
+    if len(reports) == 1:
+        return reports[0]
+    joined = dict(reports[0])
+    engines: dict[str, Any] = {}
+    for report in reports:
+        engines.update(report['engines'])
+    joined['engines'] = engines
+    joined['command'] = '` then `'.join(report['command'] for report in reports)
+    joined['started'] = ' and '.join(report['started'] for report in reports)
+    joined['elapsed_s'] = sum(report['elapsed_s'] for report in reports)
+    joined['load_before'] = ' and '.join(report['load_before'] for report in reports)
+    joined['load_after'] = ' and '.join(report['load_after'] for report in reports)
+    return joined
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of `python -m benchmarks._scale`."""
     argv = sys.argv[1:] if argv is None else argv
     args = _parser().parse_args(argv)
     if args.from_json:
-        report = json.loads(args.from_json.read_text())
+        report = _joined([json.loads(path.read_text()) for path in args.from_json])
     else:
         os.environ.setdefault('PREFECT_LOGGING_LEVEL', 'WARNING')
         report = asyncio.run(run(argv))
