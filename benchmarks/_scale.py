@@ -574,8 +574,6 @@ async def measure_engine(engine: str, options: ScaleOptions, log: Callable[[str]
             try:
                 await workers.start(target.worker_argvs(processes, options.runs), target.worker_env())
                 result.worker_pids = workers.pids
-                # The servers: whatever this process started besides the workers (dev server, PostgreSQL).
-                servers = server_pids(target.server_marker, set(workers.pids))
                 if options.warmup:
                     outputs, _ = await target.run_all(prompt, options.warmup, _prefix('warm'), options.timeout_s)
                     if any(output != expected for output in outputs):
@@ -584,12 +582,17 @@ async def measure_engine(engine: str, options: ScaleOptions, log: Callable[[str]
                 result.rss_idle_mb = workers.rss_kb() / 1024
                 result.load_before = _load()
                 cpu_before = workers.cpu_s()
-                server_cpu_before = sum(_cpu_s(pid) for pid in servers)
+                # The servers: whatever this process started besides the workers (dev server, PostgreSQL and the
+                # backends of the connections opened so far; the warm-up opened the pools' connections).
+                servers = server_pids(target.server_marker, set(workers.all_pids()))
+                server_cpu_before = {pid: _cpu_s(pid) for pid in servers}
                 prefix = _prefix('run')
                 with _Sampler(workers, servers) as sampler:
                     outputs, result.elapsed_s = await target.run_all(prompt, options.runs, prefix, options.timeout_s)
                 result.worker_cpu_s = workers.cpu_s() - cpu_before
-                result.server_cpu_s = sum(_cpu_s(pid) for pid in servers) - server_cpu_before
+                # Server processes that appeared during the timed runs (new connections) count from zero.
+                servers_after = server_pids(target.server_marker, set(workers.all_pids()))
+                result.server_cpu_s = sum(_cpu_s(pid) - server_cpu_before.get(pid, 0.0) for pid in servers_after)
                 result.load_after = _load()
                 result.rss_peak_mb = sampler.peak_kb / 1024
                 result.server_rss_mb = sampler.server_peak_kb / 1024
@@ -681,7 +684,8 @@ def markdown(report: dict[str, Any]) -> str:
             server_cpu = row.get('server_cpu_ms_per_run')
             spread = ' / '.join(str(count) for count in row['runs_per_worker']) or 'n/a'
             lines.append(
-                f'{head} {row["runs_per_s"]:.1f} | {"n/a" if eff is None else f"{eff:.2f}"} | '
+                f'{head} {row["runs_per_s"]:.{1 if row["runs_per_s"] >= 1 else 2}f} | '
+                f'{"n/a" if eff is None else f"{eff:.2f}"} | '
                 f'{row["rss_per_run_kb"]:.0f} KB | {row["rss_idle_mb"]:.0f} -> {row["rss_peak_mb"]:.0f} MB | '
                 f'{row["rss_growth_per_run_kb"]:.0f} KB | {"n/a" if cpu is None else f"{cpu:.0f}"} / {"n/a" if server_cpu is None else f"{server_cpu:.0f}"} ms | '
                 f'{row["server_rss_mb"]:.0f} MB | {spread} | '
