@@ -60,6 +60,10 @@ demo *args:
 bench *args:
     uv run python -m benchmarks "$@"
 
+# Scale-out: runs/s with 1, 2 and 4 worker processes against one engine server: `just bench-scale --engine dbos --write-docs`.
+bench-scale *args:
+    uv run python -m benchmarks._scale "$@"
+
 # The cost of one Prefect cache key at 100, 1,000 and 3,000 messages: `just bench-prefect-keys --compare main`.
 bench-prefect-keys *args:
     uv run python -m benchmarks.prefect_key_cost "$@"

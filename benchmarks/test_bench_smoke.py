@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -152,3 +153,68 @@ def test_smallest_local_activities_bench_compares_regular_and_local(tmp_path: Pa
     text = docs.read_text()
     assert '<!-- bench:begin -->\nmain tables\n<!-- bench:end -->' in text
     assert '## Local activities (Temporal)\n\n<!-- bench-local:begin -->\nMeasured ' in text
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0] != 'Z'
+
+
+def _run_politely(command: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run `command`; past `timeout`, SIGTERM it (it then stops its workers and servers) before failing."""
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.terminate()
+        try:
+            stdout, stderr = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            stdout, stderr = process.communicate()
+        pytest.fail(f'the scale-out bench took more than {timeout:.0f} s:\n{stdout[-3000:]}{stderr[-3000:]}')
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize('engine', ['temporal', 'dbos', 'prefect'])
+def test_scale_out_bench_completes_every_run_on_two_worker_processes(engine: str, tmp_path: Path) -> None:
+    out = tmp_path / 'scale.json'
+    # A Prefect flow run is a new process (imports included): fewer of them keep the test short.
+    runs = 4 if engine == 'prefect' else 6
+    command = [
+        sys.executable,
+        '-m',
+        'benchmarks._scale',
+        f'--engine={engine}',
+        '--processes=2',
+        '--prefect-processes=2',
+        f'--runs={runs}',
+        f'--prefect-runs={runs}',
+        '--warmup=0',
+        '--turns=2',
+        f'--json={out}',
+    ]
+    completed = _run_politely(command, timeout=280)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+
+    report: dict[str, Any] = json.loads(out.read_text())
+    (row,) = report['engines'][engine]
+    assert row['errors'] == [], completed.stdout[-3000:] + completed.stderr[-3000:]
+    assert (row['processes'], row['runs']) == (2, runs)
+    # Every run finished with the agent's real output (`done after 2 turns`), none with another one.
+    assert (row['completed'], row['wrong_outputs']) == (runs, 0)
+    assert row['runs_per_s'] > 0
+    assert row['rss_peak_mb'] > 0
+    if engine != 'prefect':  # DBOS records each run's executor, Temporal the identity of its workers
+        assert sum(row['runs_per_worker']) == runs, row['runs_per_worker']
+    if engine == 'dbos':
+        # Both processes took runs from the shared queue: each takes 3 at most at a time (`worker_concurrency`).
+        assert all(row['runs_per_worker']), row['runs_per_worker']
+    # Both workers were separate processes, and both were stopped by PID before the report.
+    assert len(set(row['worker_pids'])) == 2
+    assert not any(_alive(pid) for pid in row['worker_pids'])
+    assert f'| {engine} | 2 | {runs} |' in completed.stdout
