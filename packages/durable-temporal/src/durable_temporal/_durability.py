@@ -67,6 +67,9 @@ from ._toolset import TemporalWrapperToolset, temporalize_toolset
 
 __all__ = ('TemporalDurability',)
 
+DEFAULT_MODEL_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
+"""The `heartbeat_timeout` of the capability form's model activities when no config sets one (pydantic-ai 2.x's)."""
+
 STABLE_DEFAULT_RUN_ID_PATCH = 'pydantic_ai:stable_default_run_id'
 """The patch under which pydantic-ai 2.x's `TemporalDurability` gives a run a workflow-derived `run_id`: ours asks for
 the same patch at the same point, so that the two record (and replay) the same marker."""
@@ -184,8 +187,12 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
         """The context type carrying the run context into activities."""
         self.deps_resolver = deps_resolver
         self._deps_type = deps_type
-        # Merged now, as pydantic-ai 2.x's capability does, so that these are the configs the activities get.
-        self._model_activity_config = merge_activity_config(self.activity_config, configs.model_activity_config)
+        # Merged now, as pydantic-ai 2.x's capability does, so that these are the configs the activities get. Model
+        # requests heartbeat (see `heartbeating`), so by default a dead worker's request is retried after 30 s rather
+        # than at its start-to-close timeout; `heartbeat_timeout` in either config replaces it (`None` turns it off).
+        self._model_activity_config = merge_activity_config(
+            {'heartbeat_timeout': DEFAULT_MODEL_HEARTBEAT_TIMEOUT}, self.activity_config, configs.model_activity_config
+        )
         self._event_stream_handler_activity_config = merge_activity_config(
             self.activity_config, configs.event_stream_handler_activity_config
         )

@@ -18,6 +18,7 @@ from temporalio.workflow import ActivityConfig
 from durable_kernel import DynamicToolset, ToolOutcome
 
 from ._config import ToolActivityConfig
+from ._heartbeat import heartbeating_activity
 from ._run_context import TemporalRunContext
 from ._toolset import ActivityToolset, CallToolParams, GetToolsParams
 from ._versioning import PER_RUN_LISTING_PATCH, patched
@@ -104,8 +105,12 @@ class TemporalDynamicToolset(ActivityToolset[AgentDepsT]):
 
         get_tools.__annotations__['deps'] = deps_type
         call_tool.__annotations__['deps'] = deps_type
-        self.get_tools_activity = activity.defn(name=self.activity_name('dynamic_toolset_get_tools'))(get_tools)
-        self.call_tool_activity = activity.defn(name=self.activity_name('dynamic_toolset_call_tool'))(call_tool)
+        self.get_tools_activity = activity.defn(name=self.activity_name('dynamic_toolset_get_tools'))(
+            heartbeating_activity(get_tools)
+        )
+        self.call_tool_activity = activity.defn(name=self.activity_name('dynamic_toolset_call_tool'))(
+            heartbeating_activity(call_tool)
+        )
 
     @property
     def temporal_activities(self) -> list[Callable[..., Any]]:

@@ -15,6 +15,7 @@ from temporalio.workflow import ActivityConfig
 from durable_kernel import ToolOutcome
 
 from ._config import ToolActivityConfig
+from ._heartbeat import heartbeating_activity
 from ._run_context import TemporalRunContext
 from ._toolset import ActivityToolset, CallToolParams
 
@@ -71,7 +72,9 @@ class TemporalFunctionToolset(ActivityToolset[AgentDepsT]):
             return await self.call_tool_outcome(toolset, params.name, params.tool_args, ctx, tool)
 
         call_tool.__annotations__['deps'] = deps_type
-        self.call_tool_activity = activity.defn(name=self.activity_name('toolset_call_tool'))(call_tool)
+        self.call_tool_activity = activity.defn(name=self.activity_name('toolset_call_tool'))(
+            heartbeating_activity(call_tool)
+        )
 
     @property
     def temporal_activities(self) -> list[Callable[..., Any]]:
