@@ -9,7 +9,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib.metadata
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal, cast, get_type_hints
@@ -20,6 +21,7 @@ from pydantic.errors import PydanticUserError
 from pydantic_ai.exceptions import FallbackExceptionGroup, UnexpectedModelBehavior, UserError
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import ActivityConfig, LocalActivityConfig
 
 from durable_kernel import PYDANTIC_AI_2, merge_config, merge_unique
@@ -27,6 +29,7 @@ from durable_kernel import PYDANTIC_AI_2, merge_config, merge_unique
 __all__ = (
     'DEFAULT_START_TO_CLOSE_TIMEOUT',
     'NON_RETRYABLE_ERROR_TYPES',
+    'PAYLOAD_TOO_LARGE_ERROR_TYPE',
     'LocalActivities',
     'LocalActivity',
     'LocalScope',
@@ -61,6 +64,11 @@ SDK raised a private error its failure converter named `PayloadSizeError`. Our o
 (`PydanticAIPlugin(payload_size_limit=...)`) usually fails the activity first; this one is what is left when it is off
 or set above the server's limit.
 """
+
+PAYLOAD_TOO_LARGE_ERROR_TYPE = 'DurablePayloadTooLarge'
+"""The `ApplicationError.type` of an activity whose result is over the limit (see `PayloadLimitInterceptor`)."""
+
+_OVER_LIMIT_ERROR_TYPES = frozenset({PAYLOAD_TOO_LARGE_ERROR_TYPE, 'PayloadSizeError', 'PayloadsTooLarge'})
 
 NON_RETRYABLE_ERROR_TYPES: tuple[str, ...] = (
     (
@@ -173,6 +181,30 @@ def local_activity_config(config: Mapping[str, Any]) -> LocalActivityConfig:
     )
 
 
+@contextmanager
+def over_limit_results_fail_the_workflow() -> Generator[None]:
+    """In workflow code: an activity whose result was over the payload size limit raises a `UserError` here.
+
+    The activity failed with our `DurablePayloadTooLarge` (or temporalio's own over-limit failure), which says what
+    was too large and what to do. Raised again as a `UserError` in workflow code, the workflow fails with an error of
+    the type a misconfiguration gets (as in pydantic-ai 2.x), the activity's failure kept as its cause. Only the
+    failure payload of the workflow changes, not its commands: replay-safe.
+    """
+    try:
+        yield
+    except ActivityError as error:
+        cause = error.cause
+        if not isinstance(cause, ApplicationError) or cause.type not in _OVER_LIMIT_ERROR_TYPES:
+            raise
+        message = cause.message
+        if cause.type != PAYLOAD_TOO_LARGE_ERROR_TYPE:  # temporalio's own check: its message names no activity
+            message = (
+                f'The result of the activity {error.activity_type!r} is over the payload size limit of the Temporal '
+                f'server: {message}'
+            )
+        raise UserError(message) from error
+
+
 async def execute_unit(
     activity_fn: Callable[..., Any], args: Sequence[Any], config: Mapping[str, Any], *, local: bool
 ) -> Any:
@@ -184,9 +216,10 @@ async def execute_unit(
         config: The merged activity config (with a summary).
         local: Whether to run it as a local activity.
     """
-    if local:
-        return await workflow.execute_local_activity(activity_fn, args=args, **local_activity_config(config))
-    return await workflow.execute_activity(activity_fn, args=args, **cast(ActivityConfig, config))
+    with over_limit_results_fail_the_workflow():
+        if local:
+            return await workflow.execute_local_activity(activity_fn, args=args, **local_activity_config(config))
+        return await workflow.execute_activity(activity_fn, args=args, **cast(ActivityConfig, config))
 
 
 @functools.cache
