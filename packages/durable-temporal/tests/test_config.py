@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 from core_helpers import WORKFLOW_TIMEOUT
 from pydantic_ai import Agent, FunctionToolset
+from pydantic_ai.exceptions import UserError
 from pydantic_ai.models.test import TestModel
 from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
@@ -18,8 +20,9 @@ from temporalio.client import Client
 from temporalio.common import RetryPolicy
 from temporalio.workflow import ActivityConfig
 
-from durable_temporal import TemporalAgent
-from durable_temporal._config import merge_activity_config
+from durable_kernel import PYDANTIC_AI_2
+from durable_temporal import AgentPlugin, TemporalAgent, TemporalDurability
+from durable_temporal._config import NON_RETRYABLE_ERROR_TYPES, merge_activity_config
 from durable_temporal.testing import agent_worker
 
 pytestmark = pytest.mark.anyio
@@ -128,13 +131,13 @@ async def test_merged_configs_reach_the_scheduled_activities(client: Client, tas
     assert other.start_to_close_timeout.ToTimedelta() == timedelta(seconds=30)
     for attrs in scheduled.values():
         # A narrower retry policy keeps UserError and PydanticUserError non-retryable.
-        assert list(attrs.retry_policy.non_retryable_error_types) == ['UserError', 'PydanticUserError']
+        assert list(attrs.retry_policy.non_retryable_error_types) == list(NON_RETRYABLE_ERROR_TYPES)
 
     for event in (await default_handle.fetch_history()).events:
         if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             attrs = event.activity_task_scheduled_event_attributes
             assert attrs.start_to_close_timeout.ToTimedelta() == timedelta(seconds=60)
-            assert list(attrs.retry_policy.non_retryable_error_types) == ['UserError', 'PydanticUserError']
+            assert list(attrs.retry_policy.non_retryable_error_types) == list(NON_RETRYABLE_ERROR_TYPES)
 
 
 def test_merge_activity_config_layers_without_mutation() -> None:
@@ -146,7 +149,108 @@ def test_merge_activity_config_layers_without_mutation() -> None:
     merged_policy = merged.get('retry_policy')
     assert merged_policy is not None
     assert merged_policy is not policy
-    assert merged_policy.non_retryable_error_types == ['MyError', 'UserError', 'PydanticUserError']
+    assert merged_policy.non_retryable_error_types == ['MyError', *NON_RETRYABLE_ERROR_TYPES]
     assert policy.non_retryable_error_types == ['MyError']
     assert merged.get('summary') == 'narrower'
     assert merge_activity_config(None).get('start_to_close_timeout') == timedelta(seconds=60)
+
+
+def test_non_retryable_error_types_of_each_line() -> None:
+    """On pydantic-ai 2.x a retry policy also stops on what 2.x's own Temporal integration stops on; 1.107 as 1.107."""
+    if PYDANTIC_AI_2:
+        assert NON_RETRYABLE_ERROR_TYPES[:4] == (
+            'UserError',
+            'PydanticUserError',
+            'UnexpectedModelBehavior',
+            'FallbackExceptionGroup',
+        )
+        # The over-limit payload failure, under the name the installed temporalio gives it.
+        assert NON_RETRYABLE_ERROR_TYPES[4] in {'PayloadSizeError', 'PayloadsTooLarge'}
+        assert len(NON_RETRYABLE_ERROR_TYPES) == 5
+    else:
+        assert NON_RETRYABLE_ERROR_TYPES == ('UserError', 'PydanticUserError')
+    for config in (
+        TemporalDurability(activity_config={'retry_policy': RetryPolicy(non_retryable_error_types=['Mine'])}),
+        TemporalAgent(Agent(TestModel(), name='config_errors_probe')),
+    ):
+        policy = config.activity_config.get('retry_policy')
+        assert policy is not None
+        names = list(policy.non_retryable_error_types or [])
+        assert names[-len(NON_RETRYABLE_ERROR_TYPES) :] == list(NON_RETRYABLE_ERROR_TYPES)
+
+
+@pytest.mark.parametrize(
+    ('kwargs', 'where'),
+    [
+        ({'activity_config': {'timeout': timedelta(seconds=1)}}, '`activity_config`'),
+        ({'model_activity_config': {'start_to_close': timedelta(seconds=1)}}, '`model_activity_config`'),
+        ({'model_activity_config': {'start_to_close_timeout': 'five minutes'}}, '`model_activity_config`'),
+        # A per-tool map given as a toolset's config (it belongs in `tool_activity_config`).
+        ({'toolset_activity_config': {'tools': {'slow_tool': False}}}, "`toolset_activity_config['tools']`"),
+        (
+            {'tool_activity_config': {'tools': {'slow_tool': {'retry': 3}}}},
+            "`tool_activity_config['tools']['slow_tool']`",
+        ),
+    ],
+)
+@pytest.mark.parametrize('form', ['wrapper', 'capability'])
+def test_invalid_activity_configs_are_refused_at_construction(kwargs: dict[str, Any], where: str, form: str) -> None:
+    """A key temporalio does not know, or a value it cannot use, fails when the agent is made durable.
+
+    Left alone it would fail only when workflow code schedules the activity, as a workflow *task* failure that
+    Temporal retries forever.
+    """
+
+    def make_durable() -> object:
+        if form == 'wrapper':
+            return TemporalAgent(Agent(TestModel(), name='config_refused'), **kwargs)
+        return TemporalDurability(**kwargs)
+
+    with pytest.raises(UserError, match=re.escape(f'Invalid Temporal `ActivityConfig` in {where}')):
+        make_durable()
+
+
+# As a config comes back from JSON (a file, an environment variable): ISO-8601 durations and a retry policy as a dict.
+JSON_BASE: dict[str, Any] = {'start_to_close_timeout': 'PT50S', 'retry_policy': {'maximum_attempts': 4}}
+JSON_TOOLSET: dict[str, Any] = {'json_tools': {'start_to_close_timeout': 'PT1M10S'}}
+json_config_agent = Agent(
+    TestModel(),
+    name='config_json',
+    toolsets=[FunctionToolset([other_tool], id='json_tools')],
+    capabilities=[
+        TemporalDurability(
+            activity_config=JSON_BASE,  # pyright: ignore[reportArgumentType]
+            toolset_activity_config=JSON_TOOLSET,
+        )
+    ],
+)
+
+
+@workflow.defn
+class JsonConfigWorkflow:
+    @workflow.run
+    async def run(self) -> str:
+        return (await json_config_agent.run('go')).output
+
+
+async def test_configs_from_json_are_coerced_for_the_scheduled_activities(client: Client, task_queue: str) -> None:
+    """Durations given as ISO-8601 strings and a retry policy given as a dict reach Temporal as its own types."""
+    assert JSON_BASE == {'start_to_close_timeout': 'PT50S', 'retry_policy': {'maximum_attempts': 4}}
+    async with agent_worker(
+        client, workflows=[JsonConfigWorkflow], plugins=[AgentPlugin(json_config_agent)], task_queue=task_queue
+    ):
+        handle = await client.start_workflow(
+            JsonConfigWorkflow.run, id=str(uuid.uuid4()), task_queue=task_queue, execution_timeout=WORKFLOW_TIMEOUT
+        )
+        assert 'other done' in await handle.result()
+    timeouts: dict[str, timedelta] = {}
+    for event in (await handle.fetch_history()).events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            attrs = event.activity_task_scheduled_event_attributes
+            timeouts[attrs.activity_type.name] = attrs.start_to_close_timeout.ToTimedelta()
+            assert attrs.retry_policy.maximum_attempts == 4
+            assert list(attrs.retry_policy.non_retryable_error_types) == list(NON_RETRYABLE_ERROR_TYPES)
+    assert timeouts == {
+        'agent__config_json__model_request': timedelta(seconds=50),
+        'agent__config_json__toolset__json_tools__call_tool': timedelta(seconds=70),
+    }

@@ -25,6 +25,7 @@ from temporalio import workflow
 from temporalio.api.common.v1 import Payload
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.converter import DataConverter, PayloadCodec
+from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.service import RPCError
 
 from durable_temporal import ClaimCheckCodec, FileClaimCheckStore, PydanticAIPlugin, PydanticAIWorkflow, TemporalAgent
@@ -126,6 +127,10 @@ async def test_an_oversized_tool_result_fails_the_run_within_seconds(client: Cli
     outcome = run.result
 
     assert isinstance(outcome, WorkflowFailureError)
+    # A `UserError` in workflow code (as pydantic-ai 2.x fails it), caused by the activity's failure.
+    assert isinstance(outcome.cause, ApplicationError)
+    assert outcome.cause.type == 'UserError'
+    assert isinstance(outcome.cause.cause, ActivityError)
     message = _messages(outcome)
     assert "The result of tool 'produce'" in message
     assert 'agent__payloads__toolset__<agent>__call_tool' in message

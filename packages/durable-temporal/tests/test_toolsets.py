@@ -20,7 +20,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.worker import Replayer
 
-from durable_temporal import PydanticAIPlugin, TemporalAgent, temporalize_toolset
+from durable_temporal import AgentPlugin, PydanticAIPlugin, TemporalAgent, TemporalDurability, temporalize_toolset
 from durable_temporal.testing import agent_worker
 
 pytestmark = pytest.mark.anyio
@@ -269,6 +269,54 @@ async def test_dynamic_toolset_built_once_per_run_is_listed_once_per_run(client:
     assert len(markers) == 1
     replayer = Replayer(workflows=[DynamicOnceWorkflow], plugins=[PydanticAIPlugin()])
     assert (await replayer.replay_workflow(history, raise_on_replay_failure=False)).replay_failure is None
+
+
+def echo_instructions(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    request = messages[-1]
+    assert isinstance(request, ModelRequest)
+    return ModelResponse(parts=[TextPart(request.instructions or '<no instructions>')])
+
+
+def instruct_only(ctx: RunContext[Any]) -> AbstractToolset[Any]:
+    # A toolset that only contributes instructions: the listing has no tool to carry them on.
+    return FunctionToolset(instructions=f'Only instructions, step {ctx.run_step}.')
+
+
+instructing_agent = Agent(FunctionModel(echo_instructions), name='instruct_only_wrapped')
+instructing_agent.toolset(id='instructs', per_run_step=False)(instruct_only)
+temporal_instructing_agent = TemporalAgent(instructing_agent)
+instructing_capability_agent = Agent(
+    FunctionModel(echo_instructions), name='instruct_only_capability', capabilities=[TemporalDurability()]
+)
+instructing_capability_agent.toolset(id='instructs')(instruct_only)
+INSTRUCTING: dict[str, Any] = {'wrapper': temporal_instructing_agent, 'capability': instructing_capability_agent}
+
+
+@workflow.defn
+class InstructOnlyWorkflow:
+    @workflow.run
+    async def run(self, which: str) -> str:
+        return (await INSTRUCTING[which].run('hello')).output
+
+
+@pytest.mark.parametrize('which', ['wrapper', 'capability'])
+async def test_a_dynamic_toolset_without_tools_still_gives_its_instructions(
+    client: Client, task_queue: str, which: str
+) -> None:
+    async with agent_worker(
+        client,
+        workflows=[InstructOnlyWorkflow],
+        plugins=[AgentPlugin(agent) for agent in INSTRUCTING.values()],
+        task_queue=task_queue,
+    ):
+        output = await client.execute_workflow(
+            InstructOnlyWorkflow.run,
+            which,
+            id=str(uuid.uuid4()),
+            task_queue=task_queue,
+            execution_timeout=WORKFLOW_TIMEOUT,
+        )
+    assert output == 'Only instructions, step 1.'
 
 
 # --- custom temporalize_toolset_func ------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ from ._config import (
     execute_unit,
     local_scope,
     merge_activity_config,
+    validated_activity_configs,
 )
 from ._continue_as_new import ContinueAsNewAfter, ContinueAsNewHandler
 from ._deps_refs import deps_for_activity
@@ -172,7 +173,13 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
         # resolver to it reaches them all (custom `temporalize_toolset_func` wrappers included).
         run_context_type = with_deps_resolver(run_context_type, deps_resolver)
         self.run_context_type = run_context_type
-        self.activity_config = merge_activity_config(activity_config)
+        configs = validated_activity_configs(
+            activity_config=activity_config,
+            model_activity_config=model_activity_config,
+            toolset_activity_config=toolset_activity_config,
+            tool_activity_config=tool_activity_config,
+        )
+        self.activity_config = merge_activity_config(configs.activity_config)
         local = local_scope(local_activities)
         check_local_streaming(
             local,
@@ -188,9 +195,9 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
             models=models,
             provider_factory=provider_factory,
             activity_config=self.activity_config,
-            model_activity_config=model_activity_config,
-            toolset_activity_config=toolset_activity_config,
-            tool_activity_config=tool_activity_config,
+            model_activity_config=configs.model_activity_config,
+            toolset_activity_config=configs.toolset_activity_config,
+            tool_activity_config=configs.tool_activity_config,
             # What activities receive (and decode) as their `deps` argument: the reference, when there is a resolver.
             deps_type=self.deps_type if deps_resolver is None else deps_resolver.wire_type(),
             run_context_type=run_context_type,

@@ -42,6 +42,7 @@ from ._config import (
     merge_activity_config,
 )
 from ._continue_as_new import ContinueAsNewAfter, ContinueAsNewHandler, continue_as_new_policy
+from ._heartbeat import heartbeating_activity
 from ._model import TemporalModel, TemporalProviderFactory
 from ._run_context import TemporalRunContext, resolve_activity_context
 from ._toolset import ActivityToolset, TemporalWrapperToolset
@@ -169,7 +170,7 @@ def build_binding(
 
     event_stream_handler_activity.__annotations__['deps'] = deps_type
     event_activity = activity.defn(name=temporal_activity_name_with_prefix(prefix, 'event_stream_handler'))(
-        event_stream_handler_activity
+        heartbeating_activity(event_stream_handler_activity)
     )
     activities: list[Callable[..., Any]] = [event_activity]
 

@@ -7,22 +7,29 @@ a local activity under the same name (`local_activities=`, `LocalActivity`).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+import functools
+import importlib.metadata
+from collections.abc import Callable, Generator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Literal, cast
+from typing import Any, Literal, cast, get_type_hints
 
+import typing_extensions
+from pydantic import ConfigDict, TypeAdapter, ValidationError, with_config
 from pydantic.errors import PydanticUserError
-from pydantic_ai.exceptions import UserError
+from pydantic_ai.exceptions import FallbackExceptionGroup, UnexpectedModelBehavior, UserError
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.workflow import ActivityConfig, LocalActivityConfig
 
-from durable_kernel import merge_config, merge_unique
+from durable_kernel import PYDANTIC_AI_2, merge_config, merge_unique
 
 __all__ = (
     'DEFAULT_START_TO_CLOSE_TIMEOUT',
     'NON_RETRYABLE_ERROR_TYPES',
+    'PAYLOAD_TOO_LARGE_ERROR_TYPE',
     'LocalActivities',
     'LocalActivity',
     'LocalScope',
@@ -33,13 +40,52 @@ __all__ = (
     'local_activity_config',
     'local_scope',
     'merge_activity_config',
+    'ValidatedActivityConfigs',
+    'validate_activity_config',
+    'validated_activity_configs',
 )
 
 DEFAULT_START_TO_CLOSE_TIMEOUT = timedelta(seconds=60)
 """The start-to-close timeout used when no layer sets a start-to-close or schedule-to-close timeout."""
 
-NON_RETRYABLE_ERROR_TYPES: tuple[str, ...] = (UserError.__name__, PydanticUserError.__name__)
-"""Errors that retrying cannot fix (a misconfiguration): every activity's retry policy lists them as non-retryable."""
+
+def _temporalio_version() -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in importlib.metadata.version('temporalio').split('.')[:2])
+    except (importlib.metadata.PackageNotFoundError, ValueError):  # pragma: no cover - a source build
+        return (0, 0)
+
+
+PAYLOAD_SIZE_ERROR_TYPE = 'PayloadsTooLarge' if _temporalio_version() >= (1, 31) else 'PayloadSizeError'
+"""The failure type temporalio gives an activity whose result is over the server's blob size limit.
+
+temporalio 1.31 moved that check into its Rust core, which names the failure `PayloadsTooLarge`; up to 1.30 the Python
+SDK raised a private error its failure converter named `PayloadSizeError`. Our own result check
+(`PydanticAIPlugin(payload_size_limit=...)`) usually fails the activity first; this one is what is left when it is off
+or set above the server's limit.
+"""
+
+PAYLOAD_TOO_LARGE_ERROR_TYPE = 'DurablePayloadTooLarge'
+"""The `ApplicationError.type` of an activity whose result is over the limit (see `PayloadLimitInterceptor`)."""
+
+_OVER_LIMIT_ERROR_TYPES = frozenset({PAYLOAD_TOO_LARGE_ERROR_TYPE, 'PayloadSizeError', 'PayloadsTooLarge'})
+
+NON_RETRYABLE_ERROR_TYPES: tuple[str, ...] = (
+    (
+        UserError.__name__,
+        PydanticUserError.__name__,
+        UnexpectedModelBehavior.__name__,
+        FallbackExceptionGroup.__name__,
+        PAYLOAD_SIZE_ERROR_TYPE,
+    )
+    # pydantic-ai 2.x lists these in every retry policy, in this order: a model that keeps misbehaving, a fallback
+    # chain whose models all failed and an over-limit result come back the same on every attempt, and each attempt
+    # of a model request is paid for. On 1.107 the list stays the two errors its own wrappers record, so that the
+    # activities scheduled stay the same as the ones 1.107's `pydantic_ai.durable_exec` schedules.
+    if PYDANTIC_AI_2
+    else (UserError.__name__, PydanticUserError.__name__)
+)
+"""Errors that retrying cannot fix: every activity's retry policy lists them as non-retryable."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +181,30 @@ def local_activity_config(config: Mapping[str, Any]) -> LocalActivityConfig:
     )
 
 
+@contextmanager
+def over_limit_results_fail_the_workflow() -> Generator[None]:
+    """In workflow code: an activity whose result was over the payload size limit raises a `UserError` here.
+
+    The activity failed with our `DurablePayloadTooLarge` (or temporalio's own over-limit failure), which says what
+    was too large and what to do. Raised again as a `UserError` in workflow code, the workflow fails with an error of
+    the type a misconfiguration gets (as in pydantic-ai 2.x), the activity's failure kept as its cause. Only the
+    failure payload of the workflow changes, not its commands: replay-safe.
+    """
+    try:
+        yield
+    except ActivityError as error:
+        cause = error.cause
+        if not isinstance(cause, ApplicationError) or cause.type not in _OVER_LIMIT_ERROR_TYPES:
+            raise
+        message = cause.message
+        if cause.type != PAYLOAD_TOO_LARGE_ERROR_TYPE:  # temporalio's own check: its message names no activity
+            message = (
+                f'The result of the activity {error.activity_type!r} is over the payload size limit of the Temporal '
+                f'server: {message}'
+            )
+        raise UserError(message) from error
+
+
 async def execute_unit(
     activity_fn: Callable[..., Any], args: Sequence[Any], config: Mapping[str, Any], *, local: bool
 ) -> Any:
@@ -146,9 +216,105 @@ async def execute_unit(
         config: The merged activity config (with a summary).
         local: Whether to run it as a local activity.
     """
-    if local:
-        return await workflow.execute_local_activity(activity_fn, args=args, **local_activity_config(config))
-    return await workflow.execute_activity(activity_fn, args=args, **cast(ActivityConfig, config))
+    with over_limit_results_fail_the_workflow():
+        if local:
+            return await workflow.execute_local_activity(activity_fn, args=args, **local_activity_config(config))
+        return await workflow.execute_activity(activity_fn, args=args, **cast(ActivityConfig, config))
+
+
+@functools.cache
+def _activity_config_adapter() -> TypeAdapter[ActivityConfig]:
+    # A copy of temporalio's own `ActivityConfig` with unknown keys forbidden, derived from its annotations so that keys
+    # added by newer temporalio releases are accepted. `typing_extensions.TypedDict`: pydantic needs it before 3.12.
+    fields = get_type_hints(ActivityConfig, include_extras=True)
+    checked = typing_extensions.TypedDict(  # pyright: ignore[reportGeneralTypeIssues, reportArgumentType]
+        'ActivityConfig', fields, total=ActivityConfig.__total__
+    )
+    config = ConfigDict(extra='forbid', arbitrary_types_allowed=True)
+    return cast('TypeAdapter[ActivityConfig]', TypeAdapter(with_config(config)(checked)))
+
+
+def validate_activity_config(config: Mapping[str, Any] | None, source: str) -> ActivityConfig | None:
+    """Check an activity config given by the user, and return it with its values coerced to temporalio's types.
+
+    `ActivityConfig` is a `TypedDict`, so a misspelt key or a value of the wrong type passes unnoticed until workflow
+    code hands the config to `workflow.execute_activity()`, where the `TypeError` fails the workflow *task*, which
+    Temporal retries forever. Checked when the agent is made durable, the mistake fails there instead. Values that
+    came back from JSON are coerced (`'PT5M'` becomes a `timedelta`, a dict a `RetryPolicy`); the caller's dict is not
+    changed.
+
+    Args:
+        config: The config (or `None`, returned as is).
+        source: Where it was given, for the error, e.g. ``"`model_activity_config`"``.
+
+    Returns:
+        A new dict with the coerced values, or `None`.
+
+    Raises:
+        UserError: A key temporalio does not know, or a value it cannot use.
+    """
+    if config is None:
+        return None
+    try:
+        return _activity_config_adapter().validate_python(dict(config))
+    except ValidationError as error:
+        raise UserError(
+            f'Invalid Temporal `ActivityConfig` in {source}: {error}\nThe keys and types of '
+            '`temporalio.workflow.ActivityConfig` are accepted (a per-tool config goes in `tool_activity_config` or '
+            "the tool's `metadata`, not in a toolset's config)."
+        ) from error
+
+
+@dataclass(frozen=True)
+class ValidatedActivityConfigs:
+    """The activity configs of one durable agent, checked and coerced (see `validated_activity_configs`)."""
+
+    activity_config: ActivityConfig | None
+    model_activity_config: ActivityConfig | None
+    event_stream_handler_activity_config: ActivityConfig | None
+    toolset_activity_config: dict[str, ActivityConfig]
+    tool_activity_config: dict[str, dict[str, ToolSetting]]
+
+
+def validated_activity_configs(
+    *,
+    activity_config: Mapping[str, Any] | None = None,
+    model_activity_config: Mapping[str, Any] | None = None,
+    event_stream_handler_activity_config: Mapping[str, Any] | None = None,
+    toolset_activity_config: Mapping[str, Mapping[str, Any]] | None = None,
+    tool_activity_config: Mapping[str, Mapping[str, ToolSetting]] | None = None,
+) -> ValidatedActivityConfigs:
+    """Check every activity config given to `TemporalAgent` or `TemporalDurability` (see `validate_activity_config`).
+
+    Raises:
+        UserError: One of them has a key temporalio does not know or a value it cannot use; the message names it.
+    """
+    tools: dict[str, dict[str, ToolSetting]] = {}
+    for toolset_id, settings in (tool_activity_config or {}).items():
+        tools[toolset_id] = {
+            # `False` and `LocalActivity(...)` are not configs; a plain dict is checked like the others.
+            tool: setting
+            if setting is False or isinstance(setting, LocalActivity)
+            else cast(
+                ActivityConfig,
+                validate_activity_config(setting, f'`tool_activity_config[{toolset_id!r}][{tool!r}]`'),
+            )
+            for tool, setting in settings.items()
+        }
+    return ValidatedActivityConfigs(
+        activity_config=validate_activity_config(activity_config, '`activity_config`'),
+        model_activity_config=validate_activity_config(model_activity_config, '`model_activity_config`'),
+        event_stream_handler_activity_config=validate_activity_config(
+            event_stream_handler_activity_config, '`event_stream_handler_activity_config`'
+        ),
+        toolset_activity_config={
+            toolset_id: cast(
+                ActivityConfig, validate_activity_config(config, f'`toolset_activity_config[{toolset_id!r}]`')
+            )
+            for toolset_id, config in (toolset_activity_config or {}).items()
+        },
+        tool_activity_config=tools,
+    )
 
 
 def merge_activity_config(*layers: Mapping[str, Any] | None) -> ActivityConfig:

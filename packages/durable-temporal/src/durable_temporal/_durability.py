@@ -48,6 +48,7 @@ from ._config import (
     execute_unit,
     local_scope,
     merge_activity_config,
+    validated_activity_configs,
 )
 from ._continue_as_new import ContinueAsNewAfter, ContinueAsNewHandler, continue_as_new_policy
 from ._deps_refs import deps_for_activity
@@ -65,6 +66,9 @@ from ._run_context import TemporalRunContext
 from ._toolset import TemporalWrapperToolset, temporalize_toolset
 
 __all__ = ('TemporalDurability',)
+
+DEFAULT_MODEL_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
+"""The `heartbeat_timeout` of the capability form's model activities when no config sets one (pydantic-ai 2.x's)."""
 
 STABLE_DEFAULT_RUN_ID_PATCH = 'pydantic_ai:stable_default_run_id'
 """The patch under which pydantic-ai 2.x's `TemporalDurability` gives a run a workflow-derived `run_id`: ours asks for
@@ -169,7 +173,14 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
         """The limits past which `continue_as_new` is called, besides Temporal's suggestion."""
         self._event_stream_topic = require_event_stream_topic(event_stream_topic)
         super().__init__(models=models, event_stream_handler=event_stream_handler, name=name)
-        self.activity_config: ActivityConfig = merge_activity_config(activity_config)
+        configs = validated_activity_configs(
+            activity_config=activity_config,
+            model_activity_config=model_activity_config,
+            event_stream_handler_activity_config=event_stream_handler_activity_config,
+            toolset_activity_config=toolset_activity_config,
+            tool_activity_config=tool_activity_config,
+        )
+        self.activity_config: ActivityConfig = merge_activity_config(configs.activity_config)
         """The base config of every activity (ours merged with `activity_config=`)."""
         self.run_context_type: type[TemporalRunContext[AgentDepsT]] = with_deps_resolver(
             run_context_type, deps_resolver
@@ -177,10 +188,17 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
         """The context type carrying the run context into activities."""
         self.deps_resolver = deps_resolver
         self._deps_type = deps_type
-        self._model_activity_config = model_activity_config
-        self._event_activity_config = merge_activity_config(self.activity_config, event_stream_handler_activity_config)
-        self._toolset_activity_config = dict(toolset_activity_config or {})
-        self._tool_activity_config = dict(tool_activity_config or {})
+        # Merged now, as pydantic-ai 2.x's capability does, so that these are the configs the activities get. Model
+        # requests heartbeat (see `heartbeating`), so by default a dead worker's request is retried after 30 s rather
+        # than at its start-to-close timeout; `heartbeat_timeout` in either config replaces it (`None` turns it off).
+        self._model_activity_config = merge_activity_config(
+            {'heartbeat_timeout': DEFAULT_MODEL_HEARTBEAT_TIMEOUT}, self.activity_config, configs.model_activity_config
+        )
+        self._event_stream_handler_activity_config = merge_activity_config(
+            self.activity_config, configs.event_stream_handler_activity_config
+        )
+        self._toolset_activity_config = configs.toolset_activity_config
+        self._tool_activity_config = configs.tool_activity_config
         self._non_retryable_model_errors = non_retryable_model_errors
         self._provider_factory = provider_factory
         self._local = local_scope(local_activities)
@@ -423,7 +441,7 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
                     event_activity,
                     [params, deps],
                     merge_activity_config(
-                        {'summary': f'handle event: {event.event_kind}'}, self._event_activity_config
+                        {'summary': f'handle event: {event.event_kind}'}, self._event_stream_handler_activity_config
                     ),
                     local=local,
                 )

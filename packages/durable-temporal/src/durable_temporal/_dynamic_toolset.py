@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import InstructionPart
@@ -18,6 +18,7 @@ from temporalio.workflow import ActivityConfig
 from durable_kernel import DynamicToolset, ToolOutcome
 
 from ._config import ToolActivityConfig
+from ._heartbeat import heartbeating_activity
 from ._run_context import TemporalRunContext
 from ._toolset import ActivityToolset, CallToolParams, GetToolsParams
 from ._versioning import PER_RUN_LISTING_PATCH, patched
@@ -25,7 +26,7 @@ from ._versioning import PER_RUN_LISTING_PATCH, patched
 if TYPE_CHECKING:
     from pydantic_ai.agent import AbstractAgent
 
-__all__ = ('TemporalDynamicToolset', 'ToolInfo')
+__all__ = ('DynamicToolsListing', 'TemporalDynamicToolset', 'ToolInfo')
 
 Instructions = str | InstructionPart | list[str | InstructionPart] | None
 
@@ -38,6 +39,19 @@ class ToolInfo:
     max_retries: int
     toolset_instructions: Instructions = None
     """The toolset's instructions at listing time, repeated on every tool (older readers ignore the field)."""
+
+
+@dataclass
+class DynamicToolsListing:
+    """A listing as pydantic-ai 2.x's get-tools activity returns it: the tools, and the toolset's instructions once.
+
+    Ours returns it only for a toolset that has instructions but no tools (they have no `ToolInfo` to ride on);
+    every other listing keeps the `{name: ToolInfo}` shape that earlier releases and 1.107's reference read. It is
+    also how a get-tools result recorded by pydantic-ai 2.x's own integration is read back.
+    """
+
+    tools: dict[str, ToolInfo]
+    instructions: Instructions = None
 
 
 def _as_instructions(value: str | InstructionPart | Sequence[str | InstructionPart] | None) -> Instructions:
@@ -75,15 +89,18 @@ class TemporalDynamicToolset(ActivityToolset[AgentDepsT]):
         )
         self._listed_instructions: Instructions = None
         self._per_run_step = toolset.per_run_step
-        self._run_listing: dict[str, ToolInfo] | None = None
+        self._run_listing: dict[str, ToolInfo] | DynamicToolsListing | None = None
 
-        async def get_tools(params: GetToolsParams, deps: Any) -> dict[str, ToolInfo]:
+        async def get_tools(params: GetToolsParams, deps: Any) -> dict[str, ToolInfo] | DynamicToolsListing:
             ctx = await self.context_in_activity(params.serialized_run_context, deps)
             run_toolset = await toolset.for_run(ctx)
             async with run_toolset:
                 run_toolset = await run_toolset.for_run_step(ctx)
                 tools = await run_toolset.get_tools(ctx)
                 instructions = _as_instructions(await run_toolset.get_instructions(ctx))
+            if not tools and instructions is not None:
+                # Instructions without tools (a toolset that only instructs): nothing to repeat them on.
+                return DynamicToolsListing(tools={}, instructions=instructions)
             return {
                 name: ToolInfo(tool_def=tool.tool_def, max_retries=tool.max_retries, toolset_instructions=instructions)
                 for name, tool in tools.items()
@@ -104,8 +121,12 @@ class TemporalDynamicToolset(ActivityToolset[AgentDepsT]):
 
         get_tools.__annotations__['deps'] = deps_type
         call_tool.__annotations__['deps'] = deps_type
-        self.get_tools_activity = activity.defn(name=self.activity_name('dynamic_toolset_get_tools'))(get_tools)
-        self.call_tool_activity = activity.defn(name=self.activity_name('dynamic_toolset_call_tool'))(call_tool)
+        self.get_tools_activity = activity.defn(name=self.activity_name('dynamic_toolset_get_tools'))(
+            heartbeating_activity(get_tools)
+        )
+        self.call_tool_activity = activity.defn(name=self.activity_name('dynamic_toolset_call_tool'))(
+            heartbeating_activity(call_tool)
+        )
 
     @property
     def temporal_activities(self) -> list[Callable[..., Any]]:
@@ -128,12 +149,20 @@ class TemporalDynamicToolset(ActivityToolset[AgentDepsT]):
         """
         if not workflow.in_workflow():
             return await super().get_tools(ctx)
-        infos = self._run_listing
-        if infos is None or not patched(PER_RUN_LISTING_PATCH):
-            infos = await self.execute(self.get_tools_activity, ctx, f'get tools: {self.id}')
+        listing = self._run_listing
+        if listing is None or not patched(PER_RUN_LISTING_PATCH):
+            listing = cast(
+                'dict[str, ToolInfo] | DynamicToolsListing',
+                await self.execute(self.get_tools_activity, ctx, f'get tools: {self.id}'),
+            )
             if not self._per_run_step:
-                self._run_listing = infos
-        self._listed_instructions = next((info.toolset_instructions for info in infos.values()), None)
+                self._run_listing = listing
+        if isinstance(listing, DynamicToolsListing):
+            infos = listing.tools
+            self._listed_instructions = listing.instructions
+        else:
+            infos = listing
+            self._listed_instructions = next((info.toolset_instructions for info in infos.values()), None)
         return {
             name: ToolsetTool(
                 toolset=self,

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic_ai.exceptions import UserError
-from pydantic_ai.tools import AgentDepsT, RunContext
+from pydantic_ai.tools import AgentDepsT, RunContext, ToolDefinition
 from pydantic_ai.toolsets import FunctionToolset, ToolsetTool
 from pydantic_ai.toolsets.function import FunctionToolsetTool
 from temporalio import activity, workflow
@@ -15,6 +16,7 @@ from temporalio.workflow import ActivityConfig
 from durable_kernel import ToolOutcome
 
 from ._config import ToolActivityConfig
+from ._heartbeat import heartbeating_activity
 from ._run_context import TemporalRunContext
 from ._toolset import ActivityToolset, CallToolParams
 
@@ -30,6 +32,35 @@ def _sync_tool_error(tool_name: str, toolset_id: str) -> UserError:
         '(`tool_activity_config` is `False`), but it is a sync function: sync tools run in threads, which workflow '
         'code cannot use. Make the tool function `async`, or give it an activity config instead of `False`.'
     )
+
+
+async def _tool_as_prepared_in_workflow(
+    toolset: FunctionToolset[AgentDepsT], tool_def: ToolDefinition, ctx: RunContext[AgentDepsT]
+) -> ToolsetTool[AgentDepsT] | None:
+    """The tool to call in the activity, built from the definition workflow code prepared (and the model saw).
+
+    A tool's `prepare` function runs in workflow code, once per step, like the rest of the listing. Listing the tools
+    again in the activity would run it a second time, against the activity's run context, and the definition it
+    returns there (a timeout, a description) could differ from the one the call was made with. `None` when the tool
+    is not held under the definition's name (a `prepare` that renamed it): then the activity lists the tools.
+    """
+    source = toolset.tools.get(tool_def.name)
+    if source is None:
+        return None
+    build = getattr(toolset, 'tool_for_tool_def', None)  # pydantic-ai 2.x releases that build it themselves
+    if build is not None:
+        return cast('ToolsetTool[AgentDepsT]', build(tool_def, ctx=ctx))
+
+    async def as_prepared(ctx: RunContext[AgentDepsT], _: ToolDefinition) -> ToolDefinition:
+        return tool_def
+
+    # Listed by the toolset itself (retries, timeout, validators as it builds them), with this one tool whose
+    # `prepare` returns the workflow's definition instead of running the user's function again.
+    fixed = copy.copy(source)
+    fixed.prepare = as_prepared
+    one_tool = copy.copy(toolset)
+    one_tool.tools = {tool_def.name: fixed}
+    return (await one_tool.get_tools(ctx)).get(tool_def.name)
 
 
 class TemporalFunctionToolset(ActivityToolset[AgentDepsT]):
@@ -62,7 +93,11 @@ class TemporalFunctionToolset(ActivityToolset[AgentDepsT]):
 
         async def call_tool(params: CallToolParams, deps: Any) -> ToolOutcome:
             ctx = await self.context_in_activity(params.serialized_run_context, deps)
-            tool = (await toolset.get_tools(ctx)).get(params.name)
+            tool = None
+            if params.tool_def is not None:
+                tool = await _tool_as_prepared_in_workflow(toolset, params.tool_def, ctx)
+            if tool is None:  # scheduled without a definition (an earlier release, the reference), or renamed
+                tool = (await toolset.get_tools(ctx)).get(params.name)
             if tool is None:
                 raise UserError(
                     f'Tool {params.name!r} is not in toolset {self.id!r} on this worker. Tools cannot be removed or '
@@ -71,7 +106,9 @@ class TemporalFunctionToolset(ActivityToolset[AgentDepsT]):
             return await self.call_tool_outcome(toolset, params.name, params.tool_args, ctx, tool)
 
         call_tool.__annotations__['deps'] = deps_type
-        self.call_tool_activity = activity.defn(name=self.activity_name('toolset_call_tool'))(call_tool)
+        self.call_tool_activity = activity.defn(name=self.activity_name('toolset_call_tool'))(
+            heartbeating_activity(call_tool)
+        )
 
     @property
     def temporal_activities(self) -> list[Callable[..., Any]]:
@@ -88,4 +125,4 @@ class TemporalFunctionToolset(ActivityToolset[AgentDepsT]):
             if isinstance(tool, FunctionToolsetTool) and not tool.is_async:
                 raise _sync_tool_error(name, self.id)
             return await super().call_tool(name, tool_args, ctx, tool)
-        return await self.call_tool_activity_from_workflow(self.call_tool_activity, name, tool_args, ctx, None)
+        return await self.call_tool_activity_from_workflow(self.call_tool_activity, name, tool_args, ctx, tool.tool_def)

@@ -27,6 +27,7 @@ from durable_kernel import (
 )
 
 from ._config import ToolActivityConfig
+from ._heartbeat import heartbeating_activity
 from ._run_context import TemporalRunContext
 from ._toolset import ActivityToolset, CallToolParams, GetToolsParams
 
@@ -121,10 +122,14 @@ class TemporalMCPToolset(ActivityToolset[AgentDepsT]):
         for fn in (get_instructions, get_tools, call_tool):
             fn.__annotations__['deps'] = deps_type
         self.get_instructions_activity = activity.defn(name=self.activity_name('mcp_server_get_instructions'))(
-            get_instructions
+            heartbeating_activity(get_instructions)
         )
-        self.get_tools_activity = activity.defn(name=self.activity_name('mcp_server_get_tools'))(get_tools)
-        self.call_tool_activity = activity.defn(name=self.activity_name('mcp_server_call_tool'))(call_tool)
+        self.get_tools_activity = activity.defn(name=self.activity_name('mcp_server_get_tools'))(
+            heartbeating_activity(get_tools)
+        )
+        self.call_tool_activity = activity.defn(name=self.activity_name('mcp_server_call_tool'))(
+            heartbeating_activity(call_tool)
+        )
 
     @property
     def _cache_tools(self) -> bool:

@@ -48,7 +48,7 @@ from durable_kernel import (
     temporal_activity_name_with_prefix,
 )
 
-from ._config import execute_unit, merge_activity_config
+from ._config import execute_unit, merge_activity_config, over_limit_results_fail_the_workflow
 from ._continue_as_new import ContinueAsNewPolicy, register_model, take_carried_base
 from ._deps_refs import deps_for_activity
 from ._heartbeat import heartbeating
@@ -477,9 +477,10 @@ class TemporalModel(WrapperModel):
             )
         await self._maybe_continue_as_new(run_context)
         params, deps, delta = self._params(messages, model_settings, model_request_parameters, run_context)
-        response: ModelResponse = await workflow.execute_activity(
-            self.request_stream_activity, args=[params, deps], **self._options('request model', ' (stream)')
-        )
+        with over_limit_results_fail_the_workflow():
+            response: ModelResponse = await workflow.execute_activity(
+                self.request_stream_activity, args=[params, deps], **self._options('request model', ' (stream)')
+            )
         self._sent(delta, messages, response, run_context)
         yield completed_streamed_response(response, model_request_parameters)
 

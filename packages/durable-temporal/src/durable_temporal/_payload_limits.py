@@ -42,6 +42,7 @@ from temporalio.worker import (
 )
 
 from ._binding import EventStreamHandlerParams
+from ._config import PAYLOAD_TOO_LARGE_ERROR_TYPE
 from ._model import CancelSuspendedResponseParams, CompactMessagesParams, ModelRequestParams
 from ._toolset import CallToolParams, GetToolsParams
 
@@ -55,8 +56,6 @@ __all__ = (
 DEFAULT_PAYLOAD_SIZE_LIMIT = 2 * 1024 * 1024
 """Temporal's default blob size limit (`limit.blobSize.error` of the server, and of Temporal Cloud): 2 MiB."""
 
-PAYLOAD_TOO_LARGE_ERROR_TYPE = 'DurablePayloadTooLarge'
-"""The `ApplicationError.type` of an activity whose result is over the limit."""
 
 _ADVICE = (
     'Keep large data out of what crosses the activity boundary: return or pass a reference instead (a file path, '
