@@ -6,6 +6,7 @@ usage and, for scenarios with an event stream handler, the same events in the sa
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections import Counter
@@ -44,7 +45,7 @@ from pydantic_ai import Agent
 from pydantic_ai.exceptions import UsageLimitExceeded
 from pydantic_ai.run import AgentRunResultEvent
 
-from durable_kernel import UnitRetryEvent, is_model_stream_event
+from durable_kernel import HAS_RESPONSE_ORIGIN, UnitRetryEvent, is_model_stream_event
 
 pytestmark = pytest.mark.anyio
 
@@ -196,6 +197,28 @@ async def test_stream_out_consumer_sees_what_the_handler_sees(
     assert comparable_events(consumed) == plain_events
 
 
+def _as_first_executions(events: list[Any]) -> list[Any]:
+    """The events with their origin's `execution_attempt` (pydantic-ai 2.78+) set back to 1, as the plain agent's.
+
+    A unit the engine ran again streams its events under its own execution attempt; the plain agent ran everything
+    once.
+    """
+    return [
+        dataclasses.replace(event, origin=dataclasses.replace(event.origin, execution_attempt=1))
+        if getattr(event, 'origin', None) is not None
+        else event
+        for event in events
+    ]
+
+
+def _without_run_steps(dumped: Any) -> Any:
+    """Dumped events with their origin's `run_step` left out (a Temporal hand-over starts a new agent run)."""
+    return [
+        {**event, 'origin': {**event['origin'], 'run_step': '<per run>'}} if event.get('origin') else event
+        for event in dumped
+    ]
+
+
 def _as_a_page_shows_it(events: list[Any]) -> list[Any]:
     """What a consumer shows: on a `UnitRetryEvent` it drops the partial model response it showed, as documented."""
     shown: list[Any] = []
@@ -260,7 +283,16 @@ async def test_stream_out_killed_worker_gives_consumers_a_complete_ordered_strea
         terminal = events[-1]
         assert isinstance(terminal, AgentRunResultEvent)
         assert cast('AgentRunResultEvent[str]', terminal).result.output == STREAM_CRASH_EXPECTED_OUTPUT
-        assert comparable_events(_as_a_page_shows_it(events[:-1])) == plain_events
+        shown = _as_a_page_shows_it(events[:-1])
+        if HAS_RESPONSE_ORIGIN and engine == 'temporal' and kill_point == 'mid_model_stream':
+            # The retried activity's events say which execution they are: their origin supersedes the dead one's.
+            # DBOS and Prefect count the engine's retries of the unit, not its re-run after a crash (as pydantic-ai's
+            # own DBOS and Prefect do): there the `UnitRetryEvent` tells a consumer.
+            dead = next(event for event in events if is_model_stream_event(event))
+            again = [e for e in shown if is_model_stream_event(e) and e.origin.run_step == dead.origin.run_step]
+            assert again
+            assert all(e.origin.supersedes(dead.origin) for e in again)
+        assert comparable_events(_as_first_executions(shown)) == plain_events
         retries = [event for event in events if isinstance(event, UnitRetryEvent)]
         assert all(retry.unit == 'model_request' and retry.attempt >= 2 for retry in retries), retries
         if kill_point == 'mid_tool':
@@ -366,6 +398,15 @@ async def test_continue_as_new_conversation_streams_across_hand_overs(harness: E
         events = [event for _, event in consumer]
         assert isinstance(events[-1], AgentRunResultEvent)
         assert cast('AgentRunResultEvent[str]', events[-1]).result.output == CAN_EXPECTED_OUTPUT
-        assert comparable_events(events[:-1]) == plain_events
+        if HAS_RESPONSE_ORIGIN:
+            # Each hand-over continues the conversation in a new agent run: its events' origin names that run, whose
+            # run steps count from 1 again (the plain agent's one run counts on).
+            run_steps: dict[str, list[int]] = {}
+            for event in events[:-1]:
+                if getattr(event, 'origin', None) is not None:
+                    run_steps.setdefault(event.origin.run_id, []).append(event.origin.run_step)
+            assert len(run_steps) >= 3
+            assert all(steps[0] == 1 and steps == sorted(steps) for steps in run_steps.values()), run_steps
+        assert _without_run_steps(comparable_events(events[:-1])) == _without_run_steps(plain_events)
     expected_calls = {f'model-{n}': 1 for n in range(CAN_TURNS + 1)} | {f'tool-{n}': 1 for n in range(CAN_TURNS)}
     assert dict(CALLS) == expected_calls

@@ -51,6 +51,7 @@ from durable_dbos import (
     stream_agent_events,
 )
 from durable_dbos.testing import dbos_session, workflow_step_names_async
+from durable_kernel import HAS_RESPONSE_ORIGIN
 
 from . import live_events_app
 from .conftest import both_backends
@@ -396,6 +397,17 @@ async def test_a_retried_model_step_is_announced_before_its_repeated_events(
     assert text_of(received[:marker]) == 'a0 a1 a2 a3 a4 a5 b0 b1 b2 b3 '
     assert text_of(received[marker + 1 :]) == result.output == 'b0 b1 b2 b3 b4 b5 '
     assert terminal_output(received[-1]) == result.output
+
+    if HAS_RESPONSE_ORIGIN:
+        # pydantic-ai 2.78's `origin`: the repeated step streams under its next execution attempt, which
+        # supersedes the failed one's; everything before the marker is the first execution.
+        before = [e.origin for e in received[:marker] if getattr(e, 'origin', None) is not None]
+        after = [e.origin for e in received[marker + 1 :] if getattr(e, 'origin', None) is not None]
+        assert before
+        assert after
+        assert {origin.execution_attempt for origin in before} == {1}
+        assert {origin.execution_attempt for origin in after} == {2}
+        assert after[0].supersedes(before[-1])
 
     # A consumer that stopped inside the failed attempt and resumes is told of the retry all the same.
     everything = await read_all(consume(run))

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
 import pytest
 from prefect import flow
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.direct import model_request
-from pydantic_ai.messages import AgentStreamEvent, ModelRequest
+from pydantic_ai.messages import AgentStreamEvent, ModelMessage, ModelRequest
+from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.models.test import TestModel
 
+from durable_kernel import HAS_RESPONSE_ORIGIN
 from durable_prefect import PrefectAgent, PrefectModel
 
 from ._helpers import flow_runs_named, task_runs_of
@@ -101,3 +103,48 @@ async def test_a_node_streamed_in_flow_code_without_a_handler_yields_the_text() 
 
     assert ''.join(await iterates()) == 'streamed text'
     assert await _names('iter-stream-caller', expected=1) == ['Model Request (Streaming): test']
+
+
+class _FailsMidStreamOnce:
+    """Streams `a0 a1 ` and fails, once; then streams `b0 b1 `."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def stream(self, messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str]:
+        self.calls += 1
+        prefix = 'a' if self.calls == 1 else 'b'
+        for index in range(2):
+            yield f'{prefix}{index} '
+        if self.calls == 1:
+            raise RuntimeError('the stream broke')
+
+
+@pytest.mark.skipif(not HAS_RESPONSE_ORIGIN, reason='pydantic-ai < 2.78 stamps no origin on model-stream events')
+@pytest.mark.usefixtures('prefect_server')
+async def test_a_retried_model_task_streams_under_its_next_execution_attempt() -> None:
+    """pydantic-ai 2.78's `origin`: the plain agent's, with the task run's attempt as `execution_attempt`."""
+    events: list[Any] = []
+
+    async def record(ctx: RunContext[Any], stream: AsyncIterable[AgentStreamEvent]) -> None:
+        async for event in stream:
+            events.append(event)
+
+    model = _FailsMidStreamOnce()
+    agent = Agent(FunctionModel(stream_function=model.stream), name='origin-retried')
+    prefect_agent = PrefectAgent(
+        agent, event_stream_handler=record, model_task_config={'retries': 1, 'retry_delay_seconds': 0}
+    )
+    result = await prefect_agent.run('go')
+    assert result.output == 'b0 b1 '
+    assert model.calls == 2
+    origins = [(event.origin.run_step, event.origin.attempt, event.origin.execution_attempt) for event in events]
+    assert {event.origin.run_id for event in events} == {result.run_id}
+    first = [origin for origin in origins if origin[2] == 1]
+    again = [origin for origin in origins if origin[2] == 2]
+    assert first
+    assert again
+    assert len(first) + len(again) == len(origins)
+    assert set(first) == {(1, 1, 1)}
+    assert set(again) == {(1, 1, 2)}
+    assert events[-1].origin.supersedes(events[0].origin)

@@ -40,6 +40,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker
 
+from durable_kernel import HAS_RESPONSE_ORIGIN
 from durable_temporal import (
     AgentEventStream,
     AgentPlugin,
@@ -355,6 +356,17 @@ async def test_a_retried_model_activity_is_announced(client: Client, task_queue:
     assert 'w0 ' + _text(events[: retries[0]]) == 'w0 w1 w2 w3 w4 '
     assert 'w0 ' + _text(events[retries[0] :]) == output
     assert isinstance(events[-1], AgentRunResultEvent)
+
+    if HAS_RESPONSE_ORIGIN:
+        # pydantic-ai 2.78's `origin`: the repeated activity streams under its next execution attempt, which
+        # supersedes the failed one's; everything before the marker is the first execution.
+        before = [e.origin for e in events[: retries[0]] if getattr(e, 'origin', None) is not None]
+        after = [e.origin for e in events[retries[0] + 1 :] if getattr(e, 'origin', None) is not None]
+        assert before
+        assert after
+        assert {origin.execution_attempt for origin in before} == {1}
+        assert {origin.execution_attempt for origin in after} == {2}
+        assert after[0].supersedes(before[-1])
 
 
 @pytest.mark.parametrize('form', FORMS)

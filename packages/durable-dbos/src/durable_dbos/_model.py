@@ -21,6 +21,7 @@ from durable_kernel import (
     NonRetryableModelErrors,
     cancel_suspended_response,
     consume_model_stream,
+    current_request_attempt,
     dbos_model_step_name,
     is_permanent_model_error,
     model_error_retry_predicate,
@@ -237,6 +238,8 @@ class DBOSModel(WrapperModel):
         # With a topic, the step publishes the live stream too (and still feeds the handler).
         step_handler = handler if topic is None else model_stream_publisher(topic, handler)
 
+        attempt = current_request_attempt()
+
         async def consume_stream() -> ModelResponse:
             with step_run_context(run_context) as guarded:
                 return await consume_model_stream(
@@ -247,8 +250,16 @@ class DBOSModel(WrapperModel):
                     guarded,
                     step_handler,
                     engine='DBOS',
+                    attempt=attempt,
+                    execution_attempt=_step_execution_attempt(),
                 )
 
         options = self._step_options(dbos_model_step_name(self.step_name_prefix, stream=True))
         response = await DBOS.run_step_async(options, consume_stream)
         yield wrapper_streamed_response(response, model_request_parameters, handler_saw_events=handler is not None)
+
+
+def _step_execution_attempt() -> int:
+    """Which execution of the running step this is, from 1: DBOS's own retry attempt of it (zero-based there)."""
+    status = DBOS.step_status
+    return 1 if status is None or status.current_attempt is None else status.current_attempt + 1

@@ -8,6 +8,7 @@ from ._compat import (
     CAPABILITY_BINDS_AT_CONSTRUCTION,
     DERIVED_FIELDS_2,
     HAS_DEFAULT_RUN_ID_HOOK,
+    HAS_RESPONSE_ORIGIN,
     PYDANTIC_AI_2,
     PYDANTIC_AI_VERSION,
     RUN_KEYWORDS_2,
@@ -18,6 +19,7 @@ from ._compat import (
     agent_root_capability,
     cancel_suspended_response,
     completed_streamed_response,
+    current_request_attempt,
     disable_threads,
     fastmcp_toolset_class,
     field_default,
@@ -76,7 +78,7 @@ from ._model_errors import (
     model_error_retry_predicate,
     retry_after_seconds,
 )
-from ._model_stream import consume_model_stream
+from ._model_stream import consume_model_stream, unit_execution_attempt
 from ._names import (
     PrefectTaskKind,
     TemporalActivityKind,
@@ -135,6 +137,8 @@ __all__ = (
     'is_reference_durability',
     'CAPABILITY_BINDS_AT_CONSTRUCTION',
     'HAS_DEFAULT_RUN_ID_HOOK',
+    'HAS_RESPONSE_ORIGIN',
+    'current_request_attempt',
     'field_default',
     'is_mcp_toolset',
     'mcp_toolset_class_names',
@@ -185,6 +189,7 @@ __all__ = (
     'UserPrompt',
     'capture_tool_outcome',
     'consume_model_stream',
+    'unit_execution_attempt',
     'NonRetryableModelErrors',
     'is_permanent_model_error',
     'model_error_retry_predicate',

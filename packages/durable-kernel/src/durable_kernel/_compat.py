@@ -25,6 +25,7 @@ re-exports from `durable_kernel`), or, for attributes, named in the module that 
 | `RunContext` fields starting with `_` | given their defaults in a rebuilt run context (pydantic-ai reads them) | 2.x |
 | `RunContext._cancellation` (`RunCancellation.has_token`) | whether a run was given a `cancellation_token` (DBOS refuses one inside a workflow, where it does not survive recovery) | 2.x |
 | `StreamedResponse._parts_manager` | replaying a recorded response's parts as events in workflow code (`completed_streamed_response(replay_parts=True)`) | 1.107 |
+| `pydantic_ai._run_context.get_current_request_attempt` | the attempt at the request step a model unit streams, for its events' `origin` | 2.78+ |
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ import re
 from collections.abc import Generator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from pydantic_ai import _instructions, _utils, exceptions, models
+from pydantic_ai import _instructions, _run_context, _utils, exceptions, models
 from pydantic_ai import messages as _messages
 from pydantic_ai._run_context import get_current_run_context, set_current_run_context
 from pydantic_ai.agent import AbstractAgent, Agent, WrapperAgent
@@ -97,6 +98,10 @@ __all__ = (
     'run_has_cancellation_token',
     'refusing_message_queue',
     'CAPABILITY_BINDS_AT_CONSTRUCTION',
+    'HAS_RESPONSE_ORIGIN',
+    'current_request_attempt',
+    'response_origin',
+    'with_response_origin',
 )
 
 
@@ -648,3 +653,53 @@ def refusing_external_events(message: str) -> Generator[None]:
 
     with external_events.external_event_scope(_RefusingWaiter()):
         yield
+
+
+# pydantic-ai 2.78 stamps an `origin` (`ModelResponseOrigin`) on an agent run's model-stream events. Told by the class
+# and the private getter themselves, not by the version: 1.107 and 2.x releases before 2.78 have neither.
+_RESPONSE_ORIGIN_CLASS: type[Any] | None = getattr(_messages, 'ModelResponseOrigin', None)
+
+HAS_RESPONSE_ORIGIN: bool = _RESPONSE_ORIGIN_CLASS is not None
+"""Whether the installed pydantic-ai stamps an `origin` on model-stream events (2.78+)."""
+
+
+def current_request_attempt() -> int:
+    """The attempt at the request step the model is being called for (`ModelRequestContext.attempt`), `1` where unknown.
+
+    pydantic-ai 2.78's agent graph sets it around calling a model, for durable models that carry it into their unit;
+    earlier releases have no such attempt (every request step is attempt `1`).
+    """
+    getter: Any = getattr(_run_context, 'get_current_request_attempt', None)
+    return 1 if getter is None else int(getter())
+
+
+def response_origin(run_context: RunContext[Any] | None, *, attempt: int, execution_attempt: int) -> Any | None:
+    """The `ModelResponseOrigin` of the events a durable model unit streams, or `None`.
+
+    `None` where pydantic-ai has no origin (before 2.78) or the unit has no run id to name (a run context without
+    one, or none at all): the events then go out unstamped, as a model's own stream outside a run does.
+
+    Args:
+        run_context: The run context the unit got.
+        attempt: The attempt at the request step (`ModelRequestContext.attempt`), as the workflow side saw it.
+        execution_attempt: Which execution of the unit this is (the engine's attempt), starting at 1.
+    """
+    if _RESPONSE_ORIGIN_CLASS is None or run_context is None or run_context.run_id is None:
+        return None
+    return _RESPONSE_ORIGIN_CLASS(
+        run_id=run_context.run_id,
+        run_step=run_context.run_step,
+        attempt=attempt,
+        execution_attempt=execution_attempt,
+    )
+
+
+def with_response_origin(event: Any, origin: Any | None) -> Any:
+    """`event` with `origin` set (a copy), or `event` itself when there is no origin or the event has no such field.
+
+    An event that already carries an origin keeps it: a response replayed from a recording keeps the origin it was
+    recorded with.
+    """
+    if origin is None or not hasattr(event, 'origin') or event.origin is not None:
+        return event
+    return dataclasses.replace(event, origin=origin)

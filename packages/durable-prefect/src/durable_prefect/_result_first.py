@@ -30,6 +30,8 @@ from prefect.context import TaskRunContext
 from prefect.transactions import BaseTransaction, CommitMode, IsolationLevel, get_transaction
 from typing_extensions import ParamSpec
 
+from durable_kernel import unit_execution_attempt
+
 from ._unit_context import task_run_context
 
 __all__ = ('agent_task', 'result_first')
@@ -64,6 +66,8 @@ def result_first(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
 def in_unit_context(fn: Callable[[T], Awaitable[R]], context: str | None) -> Callable[[T], Awaitable[R]]:
     """`fn`, run with its input's run context (attribute `context`) and the ambient one refusing `enqueue()`/`cancel()`.
 
+    It also declares the task run's attempt as the unit's execution attempt (`durable_kernel.unit_execution_attempt`).
+
     Applied here rather than in the task functions: their source is part of every task's cache key (`TASK_SOURCE`),
     so editing them would make the runs in flight at an upgrade repeat their calls. The wrapper keeps `fn`'s source
     (`functools.wraps`), and the guarded context is a copy given to `fn`, after Prefect computed the key.
@@ -74,7 +78,11 @@ def in_unit_context(fn: Callable[[T], Awaitable[R]], context: str | None) -> Cal
         # Prefect calls a task's function with its parameters by name (bound through `fn`'s signature).
         (item,) = (*args, *kwargs.values())
         ctx = getattr(item, context) if context is not None else None
-        with task_run_context(ctx) as guarded:
+        task_ctx = TaskRunContext.get()
+        # Which execution of the task this is, for the `origin` of a streamed request's events (pydantic-ai 2.78+):
+        # the task functions cannot take it (their source keys the task), the kernel reads it from here.
+        execution = task_ctx.task_run.run_count if task_ctx is not None else 1
+        with task_run_context(ctx) as guarded, unit_execution_attempt(max(execution, 1)):
             if context is not None:
                 item = copy.copy(item)
                 setattr(item, context, guarded)

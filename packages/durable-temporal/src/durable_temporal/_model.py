@@ -37,6 +37,7 @@ from durable_kernel import (
     cancel_suspended_response,
     completed_streamed_response,
     consume_model_stream,
+    current_request_attempt,
     get_current_run_context,
     is_permanent_model_error,
     model_error_retry_predicate,
@@ -100,6 +101,9 @@ class ModelRequestParams:
     history_digest: str | None = None
     # The earlier workflow run whose model activity `history_base` names (the first request after a continue-as-new).
     history_run_id: str | None = None
+    # The attempt at the request step (pydantic-ai 2.78's `ModelRequestContext.attempt`; 1 before it), which the
+    # streamed events' `origin` records; the name is 2.78's own activity argument's. Absent from older payloads.
+    attempt: int = 1
 
 
 @dataclass
@@ -232,6 +236,9 @@ class TemporalModel(WrapperModel):
                     ctx,
                     handler,
                     engine='Temporal',
+                    attempt=params.attempt,
+                    # A retried activity streams the same response again: its events' origin says which execution.
+                    execution_attempt=activity.info().attempt,
                 )
             response = record_response_model_id(response, self._model_id_for_key(params.model_id))
             remember_request(params, names, rebuilt, response)
@@ -573,6 +580,7 @@ class TemporalModel(WrapperModel):
             serialized_run_context=serialized,
             model_id=self._model_key.get(),
             telemetry_sensitive_ids=request_telemetry_ids(parameters),
+            attempt=current_request_attempt(),
         )
         if self.local:
             # A local activity's input is not recorded in the history (only its result, in a marker): sending the
