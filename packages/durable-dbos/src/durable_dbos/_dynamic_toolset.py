@@ -19,12 +19,12 @@ from pydantic_ai.exceptions import ModelRetry, UserError
 from pydantic_ai.messages import InstructionPart
 from pydantic_ai.tools import AgentDepsT, RunContext, ToolDefinition
 from pydantic_ai.toolsets import AbstractToolset, ToolsetTool, WrapperToolset
-from pydantic_ai.toolsets.external import TOOL_SCHEMA_VALIDATOR
 
 from durable_kernel import (
     ToolOutcome,
     capture_tool_outcome,
     dbos_dynamic_toolset_step_name,
+    listed_toolset_tools,
     unwrap_tool_outcome,
 )
 
@@ -160,16 +160,7 @@ class DBOSDynamicToolset(WrapperToolset[AgentDepsT]):
 
         listed = await DBOS.run_step_async(step_options(self._step_name('get_tools'), self.step_config), get_tools_step)
         self._listed_instructions = listed.instructions
-        return {
-            name: ToolsetTool(
-                toolset=self,
-                tool_def=info.tool_def,
-                max_retries=info.max_retries,
-                # Only parsed here: the call step validates the arguments against the real tool.
-                args_validator=TOOL_SCHEMA_VALIDATOR,
-            )
-            for name, info in listed.tools.items()
-        }
+        return listed_toolset_tools(self, listed.tools)
 
     async def get_instructions(
         self, ctx: RunContext[AgentDepsT]

@@ -103,7 +103,14 @@ from ._tool_call_order import (
     ordered_tool_call_events,
     require_durable_parallel_execution_mode,
 )
-from ._toolsets import leaf_toolsets, replace_leaf_toolsets, require_toolset_id, require_unique_toolset_ids
+from ._toolsets import (
+    ListedTool,
+    leaf_toolsets,
+    listed_toolset_tools,
+    replace_leaf_toolsets,
+    require_toolset_id,
+    require_unique_toolset_ids,
+)
 from ._unit_context import (
     external_events_refused,
     guard_rebuilt_run_context,
@@ -213,6 +220,8 @@ __all__ = (
     'require_agent_name',
     'require_toolset_id',
     'require_unique_toolset_ids',
+    'ListedTool',
+    'listed_toolset_tools',
     'resolve_deps',
     'scoped_context_value',
     'temporal_activity_name',

@@ -2,13 +2,55 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
 
 from pydantic_ai.exceptions import UserError
-from pydantic_ai.toolsets import AbstractToolset
+from pydantic_ai.tools import ToolDefinition
+from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
+from pydantic_ai.toolsets.external import TOOL_SCHEMA_VALIDATOR
 
-__all__ = ('leaf_toolsets', 'replace_leaf_toolsets', 'require_toolset_id', 'require_unique_toolset_ids')
+__all__ = (
+    'ListedTool',
+    'leaf_toolsets',
+    'listed_toolset_tools',
+    'replace_leaf_toolsets',
+    'require_toolset_id',
+    'require_unique_toolset_ids',
+)
+
+
+class ListedTool(Protocol):
+    """What a durable listing unit records of one tool: its definition and its retry budget."""
+
+    @property
+    def tool_def(self) -> ToolDefinition: ...
+
+    @property
+    def max_retries(self) -> int: ...
+
+
+def listed_toolset_tools(
+    toolset: AbstractToolset[Any], listed: Mapping[str, ListedTool]
+) -> dict[str, ToolsetTool[Any]]:
+    """The tools of `toolset` as a durable listing unit recorded them, for the run in workflow or flow code.
+
+    The arguments are only parsed against the JSON schema here: the call unit validates them against the real tool,
+    where it exists (the engine rebuilt it there).
+
+    Args:
+        toolset: The durable toolset the tools belong to (its `call_tool` runs the call unit).
+        listed: The recorded tools, by name.
+
+    Returns:
+        The tools, by name.
+    """
+    return {
+        name: ToolsetTool(
+            toolset=toolset, tool_def=info.tool_def, max_retries=info.max_retries, args_validator=TOOL_SCHEMA_VALIDATOR
+        )
+        for name, info in listed.items()
+    }
 
 
 def leaf_toolsets(toolset: AbstractToolset[Any]) -> list[AbstractToolset[Any]]:

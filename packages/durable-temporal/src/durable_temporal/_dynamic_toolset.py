@@ -11,11 +11,10 @@ from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import InstructionPart
 from pydantic_ai.tools import AgentDepsT, RunContext, ToolDefinition
 from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
-from pydantic_ai.toolsets.external import TOOL_SCHEMA_VALIDATOR
 from temporalio import activity, workflow
 from temporalio.workflow import ActivityConfig
 
-from durable_kernel import DynamicToolset, ToolOutcome
+from durable_kernel import DynamicToolset, ToolOutcome, listed_toolset_tools
 
 from ._config import ToolActivityConfig
 from ._heartbeat import heartbeating_activity
@@ -163,16 +162,7 @@ class TemporalDynamicToolset(ActivityToolset[AgentDepsT]):
         else:
             infos = listing
             self._listed_instructions = next((info.toolset_instructions for info in infos.values()), None)
-        return {
-            name: ToolsetTool(
-                toolset=self,
-                tool_def=info.tool_def,
-                max_retries=info.max_retries,
-                # The arguments are validated against the real tool inside the call-tool activity.
-                args_validator=TOOL_SCHEMA_VALIDATOR,
-            )
-            for name, info in infos.items()
-        }
+        return listed_toolset_tools(self, infos)
 
     async def get_instructions(
         self, ctx: RunContext[AgentDepsT]
