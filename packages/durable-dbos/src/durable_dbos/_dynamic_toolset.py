@@ -9,7 +9,8 @@ it again and calls the tool there. A recovered workflow gets both results back w
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +55,14 @@ class ListedDynamicTools:
 
     tools: dict[str, ListedDynamicTool]
     instructions: Instructions = None
+
+
+@asynccontextmanager
+async def _built(toolset: AbstractToolset[Any], ctx: RunContext[Any]) -> AsyncGenerator[AbstractToolset[Any]]:
+    """The dynamic toolset built for this run and run step, entered (inside a step: its function may do I/O)."""
+    built = await toolset.for_run(ctx)
+    async with built:
+        yield await built.for_run_step(ctx)
 
 
 async def _validate_and_call(
@@ -145,9 +154,7 @@ class DBOSDynamicToolset(WrapperToolset[AgentDepsT]):
 
         async def get_tools_step() -> ListedDynamicTools:
             with step_run_context(ctx) as guarded:
-                built = await toolset.for_run(guarded)
-                async with built:
-                    built = await built.for_run_step(guarded)
+                async with _built(toolset, guarded) as built:
                     tools = await built.get_tools(guarded)
                     instructions = _as_instructions(await built.get_instructions(guarded))
             return ListedDynamicTools(
@@ -180,9 +187,7 @@ class DBOSDynamicToolset(WrapperToolset[AgentDepsT]):
 
         async def call_tool_step() -> ToolOutcome:
             with step_run_context(ctx) as guarded:
-                built = await toolset.for_run(guarded)
-                async with built:
-                    built = await built.for_run_step(guarded)
+                async with _built(toolset, guarded) as built:
                     real_tool = (await built.get_tools(guarded)).get(name)
                     if real_tool is None:
                         raise UserError(

@@ -49,7 +49,7 @@ from durable_kernel import (
     temporal_activity_name_with_prefix,
 )
 
-from ._config import execute_unit, merge_activity_config, over_limit_results_fail_the_workflow
+from ._config import execute_unit, merge_activity_config
 from ._continue_as_new import ContinueAsNewPolicy, register_model, take_carried_base
 from ._deps_refs import deps_for_activity
 from ._heartbeat import heartbeating
@@ -484,10 +484,9 @@ class TemporalModel(WrapperModel):
             )
         await self._maybe_continue_as_new(run_context)
         params, deps, delta = self._params(messages, model_settings, model_request_parameters, run_context)
-        with over_limit_results_fail_the_workflow():
-            response: ModelResponse = await workflow.execute_activity(
-                self.request_stream_activity, args=[params, deps], **self._options('request model', ' (stream)')
-            )
+        response: ModelResponse = await execute_unit(
+            self.request_stream_activity, [params, deps], self._options('request model', ' (stream)'), local=False
+        )
         self._sent(delta, messages, response, run_context)
         yield completed_streamed_response(response, model_request_parameters)
 
