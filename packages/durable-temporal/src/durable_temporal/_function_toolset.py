@@ -125,4 +125,8 @@ class TemporalFunctionToolset(ActivityToolset[AgentDepsT]):
             if isinstance(tool, FunctionToolsetTool) and not tool.is_async:
                 raise _sync_tool_error(name, self.id)
             return await super().call_tool(name, tool_args, ctx, tool)
-        return await self.call_tool_activity_from_workflow(self.call_tool_activity, name, tool_args, ctx, tool.tool_def)
+        # The definition crosses only for a tool with its own `prepare`: listing again in the activity would run that
+        # function a second time; any other tool lists there exactly as here, and the history stays smaller.
+        source = cast('FunctionToolset[AgentDepsT]', self.wrapped).tools.get(name)
+        tool_def = tool.tool_def if source is not None and source.prepare is not None else None
+        return await self.call_tool_activity_from_workflow(self.call_tool_activity, name, tool_args, ctx, tool_def)
