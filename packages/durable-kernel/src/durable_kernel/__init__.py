@@ -5,7 +5,6 @@ merged and ordered; each engine package binds those rules to its own primitives.
 """
 
 from ._compat import (
-    CAPABILITY_BINDS_AT_CONSTRUCTION,
     DERIVED_FIELDS_2,
     HAS_DEFAULT_RUN_ID_HOOK,
     HAS_RESPONSE_ORIGIN,
@@ -13,10 +12,8 @@ from ._compat import (
     PYDANTIC_AI_VERSION,
     RUN_KEYWORDS_2,
     UNSET,
-    AgentInstructions,
     DynamicToolset,
     Unset,
-    agent_root_capability,
     cancel_suspended_response,
     completed_streamed_response,
     current_request_attempt,
@@ -26,16 +23,13 @@ from ._compat import (
     get_current_run_context,
     get_event_loop,
     is_mcp_toolset,
-    is_reference_durability,
     is_set,
     mcp_server_classes,
     mcp_tool_for_tool_def,
     mcp_tool_for_tool_def_sync,
     mcp_toolset_class_names,
-    mcp_toolset_classes,
     prepare_messages,
     record_response_model_id,
-    request_model_selection,
     request_telemetry_ids,
     resolve_model_id_by_capabilities,
     restore_request_telemetry_ids,
@@ -53,14 +47,12 @@ from ._control_flow import (
     ToolRetryRequested,
     ToolReturned,
     capture_tool_outcome,
-    outcome_from_exception,
     unwrap_tool_outcome,
 )
 from ._deps_resolver import DepsResolver, reference_deps, resolve_deps
 from ._durability import DEFAULT_MODEL_KEY, DurabilityCapability, is_model_stream_event
 from ._event_batches import forward_event_batches
 from ._live_events import (
-    DEFAULT_BATCH_INTERVAL,
     DurableAgentRunEvents,
     EventBatcher,
     EventStreamTopic,
@@ -104,7 +96,6 @@ from ._tool_call_order import (
     require_durable_parallel_execution_mode,
 )
 from ._toolsets import (
-    ListedTool,
     leaf_toolsets,
     listed_toolset_tools,
     replace_leaf_toolsets,
@@ -112,15 +103,12 @@ from ._toolsets import (
     require_unique_toolset_ids,
 )
 from ._unit_context import (
-    external_events_refused,
     guard_rebuilt_run_context,
-    guarded_unit_run_context,
     unit_run_context,
 )
 from ._wrapper_agent import DurableWrapperAgent
 
 __all__ = (
-    'DEFAULT_BATCH_INTERVAL',
     'DurableAgentRunEvents',
     'EventBatcher',
     'EventStreamTopic',
@@ -134,24 +122,16 @@ __all__ = (
     'DurabilityCapability',
     'DEFAULT_MODEL_KEY',
     'is_model_stream_event',
-    'request_model_selection',
     'resolve_model_id_by_capabilities',
     'unit_run_context',
-    'external_events_refused',
     'guard_rebuilt_run_context',
-    'guarded_unit_run_context',
-    'agent_root_capability',
-    'is_reference_durability',
-    'CAPABILITY_BINDS_AT_CONSTRUCTION',
     'HAS_DEFAULT_RUN_ID_HOOK',
     'HAS_RESPONSE_ORIGIN',
     'current_request_attempt',
     'field_default',
     'is_mcp_toolset',
     'mcp_toolset_class_names',
-    'mcp_toolset_classes',
     'UNSET',
-    'AgentInstructions',
     'DynamicToolset',
     'Unset',
     'disable_threads',
@@ -211,7 +191,6 @@ __all__ = (
     'leaf_toolsets',
     'merge_config',
     'merge_unique',
-    'outcome_from_exception',
     'prefect_flow_name',
     'prefect_task_name',
     'rebuild_run_context',
@@ -220,7 +199,6 @@ __all__ = (
     'require_agent_name',
     'require_toolset_id',
     'require_unique_toolset_ids',
-    'ListedTool',
     'listed_toolset_tools',
     'resolve_deps',
     'scoped_context_value',

@@ -97,7 +97,6 @@ __all__ = (
     'guard_unit_run_context',
     'run_has_cancellation_token',
     'refusing_message_queue',
-    'CAPABILITY_BINDS_AT_CONSTRUCTION',
     'HAS_RESPONSE_ORIGIN',
     'current_request_attempt',
     'response_origin',
@@ -249,7 +248,7 @@ def mcp_toolset_classes() -> tuple[type[AbstractToolset[Any]], ...]:
 
 
 def is_mcp_toolset(toolset: AbstractToolset[Any]) -> bool:
-    """Whether the toolset is of one of [`mcp_toolset_classes`][durable_kernel.mcp_toolset_classes]."""
+    """Whether the toolset is of one of `mcp_toolset_classes()`."""
     return isinstance(toolset, mcp_toolset_classes())
 
 
@@ -469,10 +468,6 @@ def model_error_headers(error: BaseException) -> Mapping[str, str] | None:
     )
     return cast(Mapping[str, str], headers) if isinstance(headers, Mapping) else None
 
-
-CAPABILITY_BINDS_AT_CONSTRUCTION: bool = hasattr(AbstractCapability, 'for_agent')
-"""Whether `Agent(...)` binds its capabilities (`for_agent`, pydantic-ai 2.x); on 1.107 durability capabilities bind
-lazily, when a registration helper or the first run asks."""
 
 HAS_DEFAULT_RUN_ID_HOOK: bool = hasattr(AbstractCapability, 'get_default_run_id')
 """Whether pydantic-ai asks capabilities for a run's default `run_id` (`get_default_run_id`, 2.x); 1.107 does not."""
