@@ -1,6 +1,6 @@
 """A DBOS app whose agent carries `DBOSDurability`, for the capability's crash-recovery test.
 
-`python durability_app.py URL LOG NAME WORKFLOW_ID ours|reference [dynamic]` starts the user's workflow on a fresh database and
+`python durability_app.py URL LOG NAME WORKFLOW_ID ours|reference [function|dynamic|mcp]` starts the user's workflow on a fresh database and
 dies (`os._exit(17)`) inside the second model request; the test process recovers it with the same agent and workflow
 (`build(name, log, crash=False)`), always with ours. `reference` records the workflow with pydantic-ai 2.x's own
 `DBOSDurability` instead (on the pai2 line only; it is imported here, in the test app, never by the package).
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dbos import DBOS, SetWorkflowID
+from fastmcp.client.transports import StdioTransport
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.messages import AgentStreamEvent, ModelMessage, ToolReturnPart
 from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls, FunctionModel
@@ -32,12 +33,13 @@ def note(log: Path, line: str) -> None:
 
 
 def build(
-    name: str, log: Path, crash: bool, durability_class: type[Any] = DBOSDurability, dynamic: bool = False
+    name: str, log: Path, crash: bool, durability_class: type[Any] = DBOSDurability, tools: str = 'function'
 ) -> tuple[Agent[None, str], Callable[[str], Any]]:
     """The agent and the user's workflow (registered under `{name}.user_workflow`).
 
-    With `dynamic`, the `add` tool comes from a dynamic toolset (`@agent.toolset`, id `adders`), which the durability
-    lists and calls in steps of its own; each build of the toolset appends a line to LOG.
+    `tools` says where the `add` tool comes from: `function` (a function tool), `dynamic` (a dynamic toolset, id
+    `adders`, which the durability lists and calls in steps of its own; each build of the toolset appends a line to
+    LOG) or `mcp` (tests/mcp_server.py over stdio, id `calc`, whose calls append to LOG through the server).
     """
 
     async def stream(messages: list[ModelMessage], info: AgentInfo) -> AsyncIterator[str | DeltaToolCalls]:
@@ -64,7 +66,18 @@ def build(
         return a + b
 
     toolsets: list[Any] = []
-    if dynamic:
+    if tools == 'mcp':
+        import sys as _sys
+
+        from pydantic_ai.mcp import MCPToolset
+
+        server = str(Path(__file__).with_name('mcp_server.py'))
+        # The server process appends `tool add A B` to LOG, as the function tool does.
+        transport = StdioTransport(
+            command=_sys.executable, args=[server], env={**os.environ, 'MCP_SERVER_CALL_LOG': str(log)}
+        )
+        toolsets.append(MCPToolset(transport, id='calc', init_timeout=60, read_timeout=60))
+    if tools == 'dynamic':
         # Given to the constructor: pydantic-ai 2.x refuses a dynamic toolset added after the agent is built.
         from durable_kernel import DynamicToolset
 
@@ -81,7 +94,7 @@ def build(
         capabilities=[durability_class(event_stream_handler=handler)],
     )
 
-    if not dynamic:
+    if tools == 'function':
         agent.tool_plain(add)
 
     @DBOS.workflow(name=f'{name}.user_workflow')
@@ -93,14 +106,14 @@ def build(
 
 def main() -> None:
     url, log, name, workflow_id, impl = sys.argv[1:6]
-    dynamic = sys.argv[6:7] == ['dynamic']
+    tools = (sys.argv[6:7] or ['function'])[0]
     durability_class: type[Any] = DBOSDurability
     if impl == 'reference':
         import importlib
 
         durability_class = importlib.import_module('pydantic_ai.durable_exec.dbos').DBOSDurability
     with dbos_session(url) as launch:
-        _, workflow = build(name, Path(log), crash=True, durability_class=durability_class, dynamic=dynamic)
+        _, workflow = build(name, Path(log), crash=True, durability_class=durability_class, tools=tools)
         launch()
         with SetWorkflowID(workflow_id):
             asyncio.run(workflow('add things'))
