@@ -101,6 +101,7 @@ from ._toolsets import (
     replace_leaf_toolsets,
     require_toolset_id,
     require_unique_toolset_ids,
+    tool_unit_setting,
 )
 from ._unit_context import (
     guard_rebuilt_run_context,
@@ -200,6 +201,7 @@ __all__ = (
     'require_toolset_id',
     'require_unique_toolset_ids',
     'listed_toolset_tools',
+    'tool_unit_setting',
     'resolve_deps',
     'scoped_context_value',
     'temporal_activity_name',

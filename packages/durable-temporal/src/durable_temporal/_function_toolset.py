@@ -13,9 +13,9 @@ from pydantic_ai.toolsets.function import FunctionToolsetTool
 from temporalio import activity, workflow
 from temporalio.workflow import ActivityConfig
 
-from durable_kernel import ToolOutcome
+from durable_kernel import ToolOutcome, tool_unit_setting
 
-from ._config import ToolActivityConfig
+from ._config import ToolActivityConfig, validate_activity_config
 from ._heartbeat import heartbeating_activity
 from ._run_context import TemporalRunContext
 from ._toolset import ActivityToolset, CallToolParams
@@ -121,12 +121,23 @@ class TemporalFunctionToolset(ActivityToolset[AgentDepsT]):
         """Call the tool in its activity (or inline in the workflow when its activity is disabled)."""
         if not workflow.in_workflow():
             return await super().call_tool(name, tool_args, ctx, tool)
-        if self.tool_activity_config.get(name) is False:
+        setting = self.tool_activity_config.get(name)
+        # Below the agent's `tool_activity_config`, a tool may say it itself (pydantic-ai 2.78): its
+        # `metadata={'temporal': ActivityConfig | False}`, or `durable=False` to run in workflow code.
+        own = (
+            None
+            if name in self.tool_activity_config
+            else tool_unit_setting(tool.tool_def, 'temporal', config_label='ActivityConfig')
+        )
+        if setting is False or own is False:
             if isinstance(tool, FunctionToolsetTool) and not tool.is_async:
                 raise _sync_tool_error(name, self.id)
             return await super().call_tool(name, tool_args, ctx, tool)
+        tool_config = validate_activity_config(own, f"the tool {name!r}'s `metadata['temporal']`") if own else None
         # The definition crosses only for a tool with its own `prepare`: listing again in the activity would run that
         # function a second time; any other tool lists there exactly as here, and the history stays smaller.
         source = cast('FunctionToolset[AgentDepsT]', self.wrapped).tools.get(name)
         tool_def = tool.tool_def if source is not None and source.prepare is not None else None
-        return await self.call_tool_activity_from_workflow(self.call_tool_activity, name, tool_args, ctx, tool_def)
+        return await self.call_tool_activity_from_workflow(
+            self.call_tool_activity, name, tool_args, ctx, tool_def, tool_config=tool_config
+        )
