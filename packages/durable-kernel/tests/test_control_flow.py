@@ -17,6 +17,7 @@ from durable_kernel import (
     ToolRetryRequested,
     ToolReturned,
     capture_tool_outcome,
+    unwrap_recorded_tool_result,
     unwrap_tool_outcome,
 )
 
@@ -187,3 +188,26 @@ async def test_outcomes_recorded_by_pydantic_ai_2_unwrap_as_its_own_agent_would(
 def test_a_result_of_unknown_shape_is_refused_with_what_to_do():
     with pytest.raises(UserError, match='unknown shape'):
         unwrap_tool_outcome(object())  # pyright: ignore[reportArgumentType]
+
+
+@pytest.mark.parametrize('case', [*REFERENCE_CALLS])
+async def test_a_recorded_result_is_read_whatever_recorded_it(case: str):
+    """Ours' outcomes, pydantic-ai 2.x's, and a result recorded as itself (1.107's DBOS MCP steps) all read back."""
+    reference = _reference_toolset_module()
+    recorded = pickle.loads(pickle.dumps(await reference.wrap_tool_call_result(REFERENCE_CALLS[case]())))
+
+    def outcome_of(unwrap: Any, value: Any) -> tuple[str, Any]:
+        try:
+            return 'returned', unwrap(value)
+        except ValidationError as error:
+            return type(error).__name__, error.errors(include_url=False)
+        except Exception as error:
+            return type(error).__name__, str(error)
+
+    expected = outcome_of(reference.unwrap_tool_call_result, recorded)
+    assert outcome_of(unwrap_recorded_tool_result, recorded) == expected
+    if case != 'validation_error':  # ours validates arguments before the unit: a `ValidationError` never reaches it
+        ours = await capture_tool_outcome(REFERENCE_CALLS[case]())
+        assert outcome_of(unwrap_recorded_tool_result, ours) == expected
+    if expected[0] == 'returned':
+        assert unwrap_recorded_tool_result(expected[1]) == expected[1]  # the result recorded as itself

@@ -47,6 +47,7 @@ from ._control_flow import (
     ToolRetryRequested,
     ToolReturned,
     capture_tool_outcome,
+    unwrap_recorded_tool_result,
     unwrap_tool_outcome,
 )
 from ._deps_resolver import DepsResolver, reference_deps, resolve_deps
@@ -207,6 +208,7 @@ __all__ = (
     'temporal_activity_name',
     'temporal_activity_name_with_prefix',
     'temporal_activity_prefix',
+    'unwrap_recorded_tool_result',
     'unwrap_tool_outcome',
     'with_deps_resolver',
 )

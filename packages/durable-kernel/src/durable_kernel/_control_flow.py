@@ -35,6 +35,7 @@ __all__ = (
     'ToolReturned',
     'capture_tool_outcome',
     'outcome_from_exception',
+    'unwrap_recorded_tool_result',
     'unwrap_tool_outcome',
 )
 
@@ -215,6 +216,48 @@ def unwrap_tool_outcome(outcome: ToolOutcome) -> Any:
     return _unwrap_recorded_by_pydantic_ai(recorded)
 
 
+def unwrap_recorded_tool_result(recorded: object) -> Any:
+    """A tool call's recorded unit output, read whatever recorded it: the tool's result, or its control flow raised.
+
+    Where a unit records a tool's result as the result itself (as pydantic-ai 1.107's own DBOS MCP steps do), its
+    output is either that result or an outcome: ours, or one of pydantic-ai 2.x's own durability (recognised by its
+    `kind`). An outcome is unwrapped as by [`unwrap_tool_outcome`][durable_kernel.unwrap_tool_outcome]; anything else
+    is the result.
+
+    Args:
+        recorded: The unit's recorded output.
+
+    Returns:
+        The tool's result.
+    """
+    if isinstance(recorded, _OUR_OUTCOMES) or _recorded_kind(recorded) in _RECORDED_KINDS:
+        return unwrap_tool_outcome(cast(ToolOutcome, recorded))
+    return recorded
+
+
+_OUR_OUTCOMES = (ToolReturned, ToolRetryRequested, ToolApprovalRequired, ToolCallDeferred, ToolFailureReported)
+
+_RECORDED_KINDS = frozenset(
+    {
+        'tool_return',
+        'tool_content_result',
+        'tool_return_with_raw_content',
+        'model_retry',
+        'approval_required',
+        'call_deferred',
+        'tool_failed',
+        'validation_error',
+        'run_cancelled',
+    }
+)
+"""The `kind`s of the tool outcomes pydantic-ai 2.x's own durability records."""
+
+
+def _recorded_kind(recorded: object) -> str | None:
+    kind = getattr(recorded, 'kind', None) if is_dataclass(recorded) and not isinstance(recorded, type) else None
+    return kind if isinstance(kind, str) else None
+
+
 def _unwrap_recorded_by_pydantic_ai(outcome: object) -> Any:
     """A tool outcome pydantic-ai 2.x's own durability recorded, read by ours.
 
@@ -223,7 +266,7 @@ def _unwrap_recorded_by_pydantic_ai(outcome: object) -> Any:
     the `kind` and field names its dataclasses share with ours (the shapes the Temporal payloads of both carry), and
     the same exception is raised, or the same result returned, as 2.x's own agent would.
     """
-    kind = getattr(outcome, 'kind', None) if is_dataclass(outcome) else None
+    kind = _recorded_kind(outcome)
     recorded = cast(Any, outcome)
     if kind in ('tool_return', 'tool_content_result'):
         return recorded.result
