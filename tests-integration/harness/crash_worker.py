@@ -3,9 +3,10 @@
 
 - `temporal --address A --task-queue Q`: poll until SIGTERM (the test starts the workflow and waits for it).
 - `dbos --db URL --workflow-id ID --result F [--recover] [--wrapper ours|reference] [--function-tool-steps on|off]
-  [--app-version V|computed] [--stream-out]`: start the agent's workflow with that id, or (with `--recover`) let `DBOS.launch()`
+  [--app-version V|computed] [--stream-out] [--agent crash|mcp]`: start the agent's workflow with that id, or (with `--recover`) let `DBOS.launch()`
   recover it; write its output (or its error) to F. `--wrapper reference` runs pydantic-ai's own `DBOSAgent`; `--stream-out` the stream crash agent
-  (`harness/stream_crash_agent.py`), which publishes live events.
+  (`harness/stream_crash_agent.py`), which publishes live events; `--agent mcp` the MCP crash agent
+  (`harness/mcp_crash_agent.py`).
 - `prefect --flow-run-id ID --result F [--recover] [--stream-out]`: run that flow run (created by the test); with `--recover`,
   reschedule the crashed flow run first, so that its completed tasks are served from their cache.
 - `dbos-many` / `prefect-many` `... --run TAG=ID ... --results DIR [--recover]`: the same for several runs at once in
@@ -87,12 +88,18 @@ async def _dbos(args: argparse.Namespace) -> None:
 
             dbos_agent = DBOSAgent(stream_crash_agent, event_stream_topic=STREAM_CRASH_TOPIC)
             prompt = STREAM_CRASH_PROMPT
-        elif args.wrapper == 'reference':  # pydantic-ai's own wrapper: the migration tests start or finish runs on it
-            from .reference_dbos import reference_dbos_agent
-
-            dbos_agent = reference_dbos_agent(crash_agent)
         else:
-            dbos_agent = DBOSAgent(crash_agent, function_tool_steps=args.function_tool_steps == 'on')
+            agent: Any = crash_agent
+            if args.agent == 'mcp':  # the migration tests' kill in an MCP unit
+                from .mcp_crash_agent import mcp_crash_agent
+
+                agent = mcp_crash_agent
+            if args.wrapper == 'reference':  # pydantic-ai's own wrapper: the migration tests start or finish runs on it
+                from .reference_dbos import reference_dbos_agent
+
+                dbos_agent = reference_dbos_agent(agent)
+            else:
+                dbos_agent = DBOSAgent(agent, function_tool_steps=args.function_tool_steps == 'on')
         launch()
         if args.recover:
             # `DBOS.launch()` has already resumed the pending workflow; wait for it.
@@ -229,6 +236,7 @@ def main() -> None:
     dbos.add_argument('--function-tool-steps', choices=['on', 'off'], default='on')
     dbos.add_argument('--app-version', default='', help="`computed`, a version, or empty for the tests' fixed one")
     dbos.add_argument('--stream-out', action='store_true', help='run the stream crash agent (live events)')
+    dbos.add_argument('--agent', choices=['crash', 'mcp'], default='crash', help='`mcp`: the MCP crash agent')
     prefect = sub.add_parser('prefect')
     prefect.add_argument('--flow-run-id', required=True)
     prefect.add_argument('--result', required=True)
