@@ -9,6 +9,7 @@ may run, and the output must be the one a run that never crashed gives. (Tempora
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import fcntl
 import importlib.metadata
@@ -17,16 +18,21 @@ import os
 import shutil
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
+import uuid
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 from harness.crash_agent import EXPECTED_OUTPUT, PHASES, read_calls
 from harness.crash_run import prefect_worker_env
+from harness.mcp_crash_agent import MCP_PHASES
 from harness.prefect_migration import (
     SubflowRecord,
     Wrapper,
@@ -345,8 +351,9 @@ def _cell(request: pytest.FixtureRequest, first: Wrapper, second: Wrapper, unit:
 
 def _in_phase_order(labels: list[str]) -> list[str]:
     # Tools a and b run in parallel: either may start first.
-    assert [PHASES[label] for label in labels] == sorted(PHASES[label] for label in labels), labels
-    return sorted(labels, key=lambda label: (PHASES[label], label))
+    phases = PHASES | MCP_PHASES
+    assert [phases[label] for label in labels] == sorted(phases[label] for label in labels), labels
+    return sorted(labels, key=lambda label: (phases[label], label))
 
 
 def _by_task(labels: list[str], unit: MigrationUnit) -> dict[str, int]:
@@ -417,3 +424,118 @@ def test_prefect_run_started_on_the_reference_reuses_its_stable_keys_on_the_refe
     reused = [label for label in ALL_CALLS[unit] if label not in again]
     finished = SubflowRecord('Completed', executed=_by_task(again, unit), cached=_by_task(reused, unit))
     assert cell.subflows == ([finished] if reattached else [SubflowRecord('Running'), finished])
+
+
+# Temporal: a workflow started by the reference's worker (the installed line's `TemporalAgent`), killed in a model
+# request, a tool call or an MCP tool call, taken over by a worker running ours (`harness/temporal_migration.py`).
+# Temporal replays what the reference recorded; the activity in flight is retried on ours' worker with the inputs the
+# reference scheduled. The committed 1.107 histories say the same piece by piece (`packages/durable-temporal/tests/
+# test_compat_reference.py`, `test_compat_activities.py`); this is the whole move, MCP activities included.
+TEMPORAL_AGAIN: dict[MigrationUnit, list[str]] = {
+    'model': ['model-2', 'call-c', 'model-3'],
+    'tool': ['call-c', 'model-3'],
+    'mcp': ['mcp-c', 'model-3'],
+}
+
+
+async def _temporal_worker(
+    wrapper: Wrapper, address: str, task_queue: str, workdir: Path, log: Path, kill_at: int
+) -> subprocess.Popen[bytes]:
+    from harness.crash_agent import KILL_AT_ENV, LOG_ENV
+
+    ready = workdir / f'{wrapper}.ready'
+    env = {**os.environ, 'PYTHONPATH': str(Path(__file__).parent), LOG_ENV: str(log), KILL_AT_ENV: str(kill_at)}
+    args = ['temporal', '--address', address, '--task-queue', task_queue, '--ready', str(ready), '--migration', wrapper]
+    with (workdir / f'{wrapper}.out').open('w', encoding='utf-8') as output:
+        return subprocess.Popen(
+            [sys.executable, '-m', 'harness.crash_worker', *args],
+            env=env,
+            cwd=Path(__file__).parent,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+async def _exit_code(process: subprocess.Popen[bytes], timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    while (code := process.poll()) is None:
+        if time.monotonic() > deadline:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            raise TimeoutError(f'worker {process.pid} did not exit in {timeout} s')
+        await asyncio.sleep(0.05)
+    return code
+
+
+async def _stop_worker(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):  # killed whole by `_exit_code`
+            await _exit_code(process, 20)
+
+
+async def _temporal_migration(workdir: Path) -> dict[str, dict[str, Any]]:
+    from harness.crash_agent import CRASH_PROMPT, CrashDeps
+    from harness.temporal_migration import MIGRATION_WORKFLOW_NAME
+    from temporalio.client import WorkflowHandle
+
+    from durable_temporal.testing import dev_server
+
+    async with dev_server() as env:
+        client = env.client
+        address = client.service_client.config.target_host
+
+        async def one(unit: MigrationUnit) -> dict[str, Any]:
+            unit_dir, task_queue = workdir / unit, f'migration-{unit}-{uuid.uuid4().hex}'
+            unit_dir.mkdir()
+            log = unit_dir / 'calls.jsonl'
+            handle: WorkflowHandle[Any, str] = await client.start_workflow(
+                MIGRATION_WORKFLOW_NAME,
+                args=[migration_agent(unit), CRASH_PROMPT, CrashDeps()],
+                id=task_queue,
+                task_queue=task_queue,
+                result_type=str,
+                task_timeout=timedelta(seconds=2),  # a workflow task lost with the killed worker is retried then
+            )
+            first = await _temporal_worker('reference', address, task_queue, unit_dir, log, MIGRATION_KILL_AT[unit])
+            try:
+                killed = await _exit_code(first, 180)
+            finally:
+                await _stop_worker(first)
+            second = await _temporal_worker('ours', address, task_queue, unit_dir, log, 0)
+            try:
+                output = await asyncio.wait_for(handle.result(), 240)
+            finally:
+                await _stop_worker(second)
+            calls = [call for call in read_calls(log) if call.kind == 'start']
+            return {
+                'killed': killed,
+                'output': output,
+                'first_started': [call.label for call in calls if call.pid == first.pid],
+                'started_again': [call.label for call in calls if call.pid != first.pid],
+            }
+
+        measured = await asyncio.gather(*(one(unit) for unit in MIGRATION_UNITS))
+    return dict(zip(MIGRATION_UNITS, measured, strict=True))
+
+
+@pytest.fixture(scope='module')
+def temporal_migration(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Every unit's move from the reference to ours on Temporal, measured once per test session: unit -> cell."""
+    return _measured_once(
+        'temporal-migration', tmp_path_factory, lambda workdir: _run_async(_temporal_migration, workdir)
+    )
+
+
+@pytest.mark.xdist_group('temporal')
+@pytest.mark.parametrize('unit', MIGRATION_UNITS)
+def test_temporal_run_started_on_the_reference_finishes_on_ours(
+    temporal_migration: dict[str, Any], unit: MigrationUnit
+) -> None:
+    cell = temporal_migration[unit]
+    assert cell['killed'] == -signal.SIGKILL
+    assert cell['first_started'] == FIRST_STARTED[unit]
+    assert cell['output'] == migration_output(unit)
+    # Only the activity in flight runs again (on ours, from the reference's inputs), then what was never started.
+    assert cell['started_again'] == TEMPORAL_AGAIN[unit]

@@ -53,18 +53,8 @@ CRASH_PROMPT = 'Crunch the numbers'
 SERVER_ERROR_RERUN_LINE = 'flow run failed by a server error, run again:'
 """Starts the worker-log line of a Prefect flow run that the server failed (a 5xx, no kill) and the worker re-ran."""
 
-# Phase of each call label: the model requests and the tool calls they make (mcp-a and mcp-c: the MCP crash agent's,
-# `mcp_crash_agent.py`, in the phases of the calls they stand for).
-PHASES: dict[str, int] = {
-    'model-1': 0,
-    'call-a': 1,
-    'call-b': 1,
-    'mcp-a': 1,
-    'model-2': 2,
-    'call-c': 3,
-    'mcp-c': 3,
-    'model-3': 4,
-}
+# Phase of each call label: the model requests and the tool calls they make.
+PHASES: dict[str, int] = {'model-1': 0, 'call-a': 1, 'call-b': 1, 'model-2': 2, 'call-c': 3, 'model-3': 4}
 TOOL_DELAYS: dict[str, float] = {'call-a': 0.02, 'call-b': 0.25, 'call-c': 0.05}
 
 

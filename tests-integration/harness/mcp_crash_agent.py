@@ -3,8 +3,9 @@ mcp-a), model request 2 calls it again (call mcp-c), model request 3 answers.
 
 The tool runs on a stdio MCP server (`mcp_crash_server.py`); the side channel is written by the toolset's
 `process_tool_call` hook, which runs inside the engine's MCP unit (DBOS step, Prefect task, Temporal activity) in the
-worker process, so the kill at `start mcp-c` (line 7) kills the worker in the middle of an MCP tool call. The phases
-and run tags are the crash agent's (`crash_agent.PHASES`, `crash_prompt`).
+worker process, so the kill at `start mcp-c` (line 7) kills the worker in the middle of an MCP tool call. The run
+tags are the crash agent's (`crash_prompt`); its phases are `MCP_PHASES` (the crash agent's `PHASES` name that agent's
+calls only: the crash suite counts a run's units from it).
 
 The toolset is what each line offers for a stdio server: `MCPServerStdio` on pydantic-ai 1.107 (the only MCP class
 the 1.107 reference `PrefectAgent` makes tasks of), `MCPToolset` with the same `id` on 2.x (which removed
@@ -26,11 +27,13 @@ from durable_kernel import PYDANTIC_AI_2
 from ._scripted import calls, prompt_text, scripted_model, text, turn
 from .crash_agent import RUN_TAG_PREFIX, TOOL_RUN_SEPARATOR, CrashDeps, side_channel
 
-__all__ = ('MCP_CRASH_SERVER', 'MCP_EXPECTED_OUTPUT', 'MCP_TOOLSET_ID', 'mcp_crash_agent')
+__all__ = ('MCP_CRASH_SERVER', 'MCP_EXPECTED_OUTPUT', 'MCP_PHASES', 'MCP_TOOLSET_ID', 'mcp_crash_agent')
 
 MCP_CRASH_SERVER = Path(__file__).with_name('mcp_crash_server.py')
 MCP_TOOLSET_ID = 'crashmcp'
 MCP_EXPECTED_OUTPUT = 'done after 3 requests, tool results mcp-a=42+mcp-c=42'
+MCP_PHASES: dict[str, int] = {'model-1': 0, 'mcp-a': 1, 'model-2': 2, 'mcp-c': 3, 'model-3': 4}
+"""Phase of each call label, as the crash agent's `PHASES`."""
 
 
 def _model(messages: list[ModelMessage], info: Any) -> ModelResponse:

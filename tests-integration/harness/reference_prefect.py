@@ -1,6 +1,6 @@
 """pydantic-ai's own `PrefectAgent` (the reference) running the crash agents, for the migration tests only: flow runs
-started on it are re-run on ours, and the reverse (see `harness/prefect_migration.py`). Besides `reference_dbos.py`,
-the only harness module allowed to import `pydantic_ai.durable_exec`."""
+started on it are re-run on ours, and the reverse (see `harness/prefect_migration.py`). Besides `reference_dbos.py` and
+`reference_temporal.py`, the only harness module allowed to import `pydantic_ai.durable_exec`."""
 
 from __future__ import annotations
 
