@@ -62,7 +62,7 @@ async def _record_call(ctx: RunContext[Any], call_tool: Any, name: str, tool_arg
     # Runs in the worker, inside the engine's MCP tool unit: the side channel's start line may kill the worker there.
     label, _, run = str(tool_args.get('label', name)).partition(TOOL_RUN_SEPARATOR)
     with side_channel(label, run):
-        return await call_tool(name, tool_args, None)
+        return await call_tool(name, tool_args)
 
 
 def _toolset() -> Any:

@@ -7,11 +7,17 @@ engine had stored at that moment is committed under `histories/upgrade/`:
 - DBOS: the SQLite system database (`dbos-1.107.sqlite`), its write-ahead log folded in. Beside it, the migration
   fixtures `dbos-reference-1.107-{model,tool}.sqlite`: the same run started by pydantic-ai 1.107's own `DBOSAgent`
   (the reference, tool calls as workflow code) under DBOS's computed application version, killed in model request 2
-  (line 7) or in tool call c (line 9); `test_upgrade.py` finishes them on ours.
+  (line 7) or in tool call c (line 9), and `dbos-reference-1.107-mcp.sqlite`, the MCP crash agent's run
+  (`mcp_crash_agent.py`) killed in its second MCP call (line 7); `test_upgrade.py` finishes them on ours.
 - Prefect: the server's SQLite database and the result storage (`prefect-1.107/`): the flow run of the crash flow
   (its id in `run.json`), its subflow and task runs, and the cached results of the recorded calls. Resuming it is
   what a Prefect worker does with a crashed flow run: reschedule it and run it again; the calls recorded on 1.107 must
   then be served from their cache, which holds only if the cache keys are the same on the installed line.
+- Prefect, the migration fixture (`prefect-reference-1.107/`): one flow run per kind of unit, started by pydantic-ai
+  1.107.10's own `PrefectAgent` with `prefect_migration.py`'s flows and killed in that unit (their ids and what each
+  started in `run.json`). Recorded on the lowest supported Prefect (3.4.3, the `lowest` cell's venv: `.venvs/lowest/
+  bin/python record_upgrade_fixtures.py prefect-reference`), whose database every later Prefect server migrates and
+  opens; `test_upgrade.py` re-runs them on ours in every cell (`prefect-reference-migrate`).
 
 The Prefect steps run in a subprocess of their own (`python -m harness.upgrade prefect-record|prefect-resume ...`):
 they start a Prefect server on a database of their choosing, which must not meet the test process's own server.
