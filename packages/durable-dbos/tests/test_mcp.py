@@ -153,8 +153,9 @@ async def test_mcp_listing_instructions_and_calls_are_steps(
         *([f'{prefix}.get_instructions'] if kind == 'FastMCPToolset' else []),
         f'{agent_name}__model.request',
     ]
+    # A result is recorded as itself (pydantic-ai's own `DBOSMCPServer` reads it after a rollback), control flow as data.
     assert [type(s['output']).__name__ for s in steps if s['function_name'].endswith('call_tool')] == [
-        'ToolReturned',
+        'int',
         'ToolRetryRequested',
     ]
 
@@ -306,3 +307,17 @@ async def test_tool_for_tool_def_rebuilds_a_listed_tool_that_a_step_can_call(
     else:
         # 1.107's tool is built from the definition alone, as the reference's `tool_for_tool_def(tool_def)` is.
         assert server.tool_for_tool_def(tool.tool_def).tool_def == tool.tool_def
+
+
+def test_a_recorded_mcp_call_is_read_in_every_format_it_was_recorded_in() -> None:
+    """Ours records a result as itself; earlier releases of ours recorded a `ToolReturned`; the reference, the result."""
+    from pydantic_ai.exceptions import ModelRetry
+
+    from durable_dbos._mcp import _recorded_result  # pyright: ignore[reportPrivateUsage]
+    from durable_kernel import ToolRetryRequested, ToolReturned
+
+    assert _recorded_result(42) == 42
+    assert _recorded_result({'kind': 'tool_return', 'result': 1}) == {'kind': 'tool_return', 'result': 1}
+    assert _recorded_result(ToolReturned(result=42)) == 42
+    with pytest.raises(ModelRetry, match='again'):
+        _recorded_result(ToolRetryRequested(message='again'))

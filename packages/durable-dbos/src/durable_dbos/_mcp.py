@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from dbos import DBOS
 from pydantic_ai.exceptions import UserError
@@ -15,6 +15,7 @@ from typing_extensions import Self
 
 from durable_kernel import (
     ToolOutcome,
+    ToolReturned,
     capture_tool_outcome,
     dbos_mcp_step_name,
     is_mcp_toolset,
@@ -51,6 +52,20 @@ def refuse_unknown_mcp_toolset(toolset: AbstractToolset[Any]) -> None:
         f'pydantic-ai line are: {mcp_toolset_class_names()}. Connect to the server with `pydantic_ai.mcp.MCPToolset` '
         '(`DBOSAgent` wraps it in a `DBOSMCPServer` itself).'
     )
+
+
+_OUTCOME_TYPES = get_args(get_args(ToolOutcome)[0])
+"""The classes of a `ToolOutcome` (the union inside its `Annotated`)."""
+
+
+def _recorded_result(recorded: Any) -> Any:
+    # A step holds the tool's result itself when it returned (recorded so by ours, and by pydantic-ai's own
+    # `DBOSMCPServer` in a workflow started before the switch of import, whose control flow left the step as an
+    # exception that DBOS raises again), or an outcome: no tool returns one of our outcome classes. Steps recorded by
+    # ours before results were recorded as themselves hold a `ToolReturned`.
+    if isinstance(recorded, _OUTCOME_TYPES):
+        return unwrap_tool_outcome(recorded)
+    return recorded
 
 
 @dataclass
@@ -196,9 +211,13 @@ class DBOSMCPServer(WrapperToolset[AgentDepsT]):
         if not in_workflow_code():
             return await self.wrapped.call_tool(name, tool_args, ctx, tool)
 
-        async def call_tool_step() -> ToolOutcome:
+        async def call_tool_step() -> Any:
             with step_run_context(ctx) as guarded:
                 async with self.wrapped:  # the step's own session
-                    return await capture_tool_outcome(self.wrapped.call_tool(name, tool_args, guarded, tool))
+                    outcome = await capture_tool_outcome(self.wrapped.call_tool(name, tool_args, guarded, tool))
+            # A result is recorded as itself, as pydantic-ai's own `DBOSMCPServer` records it: a workflow rolled back
+            # to the reference reads it as the tool's result (an outcome object would reach its model as the result).
+            # Control flow stays an outcome, recorded as data (the reference would have raised it out of the step).
+            return outcome.result if isinstance(outcome, ToolReturned) else outcome
 
-        return unwrap_tool_outcome(await DBOS.run_step_async(self._options('call_tool'), call_tool_step))
+        return _recorded_result(await DBOS.run_step_async(self._options('call_tool'), call_tool_step))
