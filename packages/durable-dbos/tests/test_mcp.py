@@ -307,17 +307,3 @@ async def test_tool_for_tool_def_rebuilds_a_listed_tool_that_a_step_can_call(
     else:
         # 1.107's tool is built from the definition alone, as the reference's `tool_for_tool_def(tool_def)` is.
         assert server.tool_for_tool_def(tool.tool_def).tool_def == tool.tool_def
-
-
-def test_a_recorded_mcp_call_is_read_in_every_format_it_was_recorded_in() -> None:
-    """Ours records a result as itself; earlier releases of ours recorded a `ToolReturned`; the reference, the result."""
-    from pydantic_ai.exceptions import ModelRetry
-
-    from durable_dbos._mcp import _recorded_result  # pyright: ignore[reportPrivateUsage]
-    from durable_kernel import ToolRetryRequested, ToolReturned
-
-    assert _recorded_result(42) == 42
-    assert _recorded_result({'kind': 'tool_return', 'result': 1}) == {'kind': 'tool_return', 'result': 1}
-    assert _recorded_result(ToolReturned(result=42)) == 42
-    with pytest.raises(ModelRetry, match='again'):
-        _recorded_result(ToolRetryRequested(message='again'))

@@ -211,3 +211,12 @@ async def test_a_recorded_result_is_read_whatever_recorded_it(case: str):
         assert outcome_of(unwrap_recorded_tool_result, ours) == expected
     if expected[0] == 'returned':
         assert unwrap_recorded_tool_result(expected[1]) == expected[1]  # the result recorded as itself
+
+
+def test_a_result_recorded_as_itself_or_as_an_outcome_of_ours_reads_back():
+    """DBOS MCP steps record a result as itself (as pydantic-ai 1.107's do); earlier releases of ours a `ToolReturned`."""
+    assert unwrap_recorded_tool_result(42) == 42
+    assert unwrap_recorded_tool_result({'kind': 'tool_return', 'result': 1}) == {'kind': 'tool_return', 'result': 1}
+    assert unwrap_recorded_tool_result(ToolReturned(result=42)) == 42
+    with pytest.raises(ModelRetry, match='again'):
+        unwrap_recorded_tool_result(ToolRetryRequested(message='again'))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from dbos import DBOS
 from pydantic_ai.exceptions import UserError
@@ -14,7 +14,6 @@ from pydantic_ai.toolsets import AbstractToolset, ToolsetTool, WrapperToolset
 from typing_extensions import Self
 
 from durable_kernel import (
-    ToolOutcome,
     ToolReturned,
     capture_tool_outcome,
     dbos_mcp_step_name,
@@ -22,7 +21,7 @@ from durable_kernel import (
     mcp_tool_for_tool_def_sync,
     mcp_toolset_class_names,
     unknown_mcp_toolset_class,
-    unwrap_tool_outcome,
+    unwrap_recorded_tool_result,
 )
 
 from ._config import StepConfig, step_options
@@ -52,20 +51,6 @@ def refuse_unknown_mcp_toolset(toolset: AbstractToolset[Any]) -> None:
         f'pydantic-ai line are: {mcp_toolset_class_names()}. Connect to the server with `pydantic_ai.mcp.MCPToolset` '
         '(`DBOSAgent` wraps it in a `DBOSMCPServer` itself).'
     )
-
-
-_OUTCOME_TYPES = get_args(get_args(ToolOutcome)[0])
-"""The classes of a `ToolOutcome` (the union inside its `Annotated`)."""
-
-
-def _recorded_result(recorded: Any) -> Any:
-    # A step holds the tool's result itself when it returned (recorded so by ours, and by pydantic-ai's own
-    # `DBOSMCPServer` in a workflow started before the switch of import, whose control flow left the step as an
-    # exception that DBOS raises again), or an outcome: no tool returns one of our outcome classes. Steps recorded by
-    # ours before results were recorded as themselves hold a `ToolReturned`.
-    if isinstance(recorded, _OUTCOME_TYPES):
-        return unwrap_tool_outcome(recorded)
-    return recorded
 
 
 @dataclass
@@ -220,4 +205,6 @@ class DBOSMCPServer(WrapperToolset[AgentDepsT]):
             # Control flow stays an outcome, recorded as data (the reference would have raised it out of the step).
             return outcome.result if isinstance(outcome, ToolReturned) else outcome
 
-        return _recorded_result(await DBOS.run_step_async(self._options('call_tool'), call_tool_step))
+        # The step holds the result itself (ours, and pydantic-ai 1.107's own `DBOSMCPServer`), an outcome of ours
+        # (control flow, or a result recorded by an earlier release as a `ToolReturned`), or pydantic-ai 2.x's outcome.
+        return unwrap_recorded_tool_result(await DBOS.run_step_async(self._options('call_tool'), call_tool_step))
