@@ -137,10 +137,13 @@ async def _profile(
     measured = {name: _Measured() for name in names}
     unavailable = _ServiceUnavailable()
     httpx_logger = logging.getLogger('httpx')
+    level, propagate = httpx_logger.level, httpx_logger.propagate
     if engine == 'prefect':
-        # httpx logs every response at INFO: counting the 503s there needs no change to Prefect's client.
+        # httpx logs every response at INFO: counting the 503s there needs no change to Prefect's client. Only
+        # counted: not passed on to Prefect's console handler, whose formatting would cost every variant CPU.
         httpx_logger.addHandler(unavailable)
         httpx_logger.setLevel(logging.INFO)
+        httpx_logger.propagate = False
     if profile:
         profile_new_threads()
     main_profiler = profile_main_thread() if profile else None
@@ -179,6 +182,8 @@ async def _profile(
         if main_profiler is not None:
             main_profiler.disable()
     httpx_logger.removeHandler(unavailable)
+    httpx_logger.setLevel(level)
+    httpx_logger.propagate = propagate
     return measured
 
 
