@@ -4,8 +4,8 @@
 (`benchmarks/_dbos.py`, `benchmarks/_prefect.py`: the same workload, agents, floor and engine settings as `just
 bench`), warms them up, then runs `--rounds` batches of `--runs` runs of each variant, interleaved (the order flipped
 from one round to the next), with `--concurrency` runs in flight. Every Python thread started from then on gets its
-own cProfile timed by its CPU clock (DBOS's executor threads, asyncio's `to_thread` pool, Prefect's API client loop
-thread, the `aiosqlite` connection threads), the main thread (the event loop) too. It prints, per variant:
+own cProfile timed by its CPU clock (DBOS's executor and background threads, AnyIO's worker threads, Prefect's global
+event loop, events worker and log worker threads), the main thread (the event loop) too. It prints, per variant:
 
 - wall time per run (median and p90, one run in flight) or runs/s (many in flight), the process's CPU per run, and
   (Prefect) the CPU per run of the ephemeral server, another process that no profiler sees;
@@ -15,7 +15,7 @@ thread, the `aiosqlite` connection threads), the main thread (the event loop) to
   the async runtime), and the time spent in and under ours' frames;
 - (Prefect) how many runs met an HTTP 503 from the server, the cause of Prefect's ~2 s runs: the server's SQLite
   answers `database is locked` when `POST /flow_runs/` overlaps the task-run recorder's bulk write, the server
-  turns that into a 503, and Prefect's client retries after 2 s (docs/benchmarks.md, "Reading the numbers");
+  turns that into a 503, and Prefect's client retries after 2 s (docs/benchmarks.md, "Where the CPU goes (Prefect)");
 - with `--top N`, the top functions by own and cumulative time per variant and thread group.
 
 Profiles charge CPU, not waiting, so a loaded machine disturbs them little; the load average is printed beside them.
