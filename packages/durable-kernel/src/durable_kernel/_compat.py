@@ -197,10 +197,12 @@ else:
     RecordsContentFiles = getattr(_messages, '_RecordsContentFiles', object)
 
 
+@functools.cache
 def mcp_server_classes() -> tuple[type[AbstractToolset[Any]], ...]:
     """The MCP toolset classes of the installed line, most specific first; empty when the `mcp` extra is missing.
 
-    1.107 has `MCPServer` (stdio, SSE, streamable HTTP) and `MCPToolset`; 2.x has only `MCPToolset`.
+    1.107 has `MCPServer` (stdio, SSE, streamable HTTP) and `MCPToolset`; 2.x has only `MCPToolset`. Looked up once
+    per process: the durable toolsets ask on every tool listing of a run.
     """
     try:
         module = importlib.import_module('pydantic_ai.mcp')
@@ -227,6 +229,7 @@ def unknown_mcp_toolset_class(toolset: AbstractToolset[Any]) -> type[Any] | None
     return next((cls for cls in type(toolset).__mro__ if cls.__module__.startswith(_MCP_MODULE_PREFIXES)), None)
 
 
+@functools.cache
 def fastmcp_toolset_class() -> type[AbstractToolset[Any]] | None:
     """`FastMCPToolset` where the installed line has it (1.107 with the `fastmcp` extra), else `None`.
 
@@ -241,6 +244,7 @@ def fastmcp_toolset_class() -> type[AbstractToolset[Any]] | None:
     return module.FastMCPToolset
 
 
+@functools.cache
 def mcp_toolset_classes() -> tuple[type[AbstractToolset[Any]], ...]:
     """Every MCP client toolset class of the installed line that the engines make durable (MCP and FastMCP)."""
     fastmcp = fastmcp_toolset_class()
@@ -602,6 +606,13 @@ def run_has_cancellation_token(ctx: RunContext[Any]) -> bool:
     return bool(getattr(cancellation, 'has_token', False))
 
 
+@functools.cache
+def _field_names(cls: type[Any]) -> frozenset[str]:
+    # Once per run-context class: `dataclasses.fields` walks the class's ~30 fields, and a durable unit asks on every
+    # model request and tool call (measured with `benchmarks.profile_engines`).
+    return frozenset(field.name for field in dataclasses.fields(cls))
+
+
 def guard_unit_run_context(ctx: RunContext[Any], *, enqueue_refusal: str, cancel_refusal: str) -> RunContext[Any]:
     """A copy of a run context for user code inside a durable unit, whose `enqueue()` and (2.x) `cancel()` refuse.
 
@@ -614,9 +625,10 @@ def guard_unit_run_context(ctx: RunContext[Any], *, enqueue_refusal: str, cancel
         cancel_refusal: The `UserError` message of `cancel()`.
     """
     changes: dict[str, Any] = {}
-    if any(f.name == 'pending_messages' for f in dataclasses.fields(ctx)):
+    fields = _field_names(type(ctx))
+    if 'pending_messages' in fields:
         changes['pending_messages'] = _RefusingQueue(enqueue_refusal)
-    if any(f.name == '_cancellation' for f in dataclasses.fields(ctx)):
+    if '_cancellation' in fields:
         cancellation = _refusing_cancellation(cancel_refusal)
         if cancellation is not None:
             changes['_cancellation'] = cancellation
