@@ -96,7 +96,13 @@ from ._names import (
     temporal_activity_prefix,
 )
 from ._run_arguments import OverrideArguments, RunArguments, UserPrompt
-from ._run_context import RUN_CONTEXT_FIELDS, PartialRunContext, rebuild_run_context, with_deps_resolver
+from ._run_context import (
+    AVAILABILITY_SNAPSHOTS,
+    RUN_CONTEXT_FIELDS,
+    PartialRunContext,
+    rebuild_run_context,
+    with_deps_resolver,
+)
 from ._tool_call_order import (
     DEFAULT_PARALLEL_EXECUTION_MODE,
     DurableParallelExecutionMode,
@@ -179,6 +185,7 @@ __all__ = (
     'DurableParallelExecutionMode',
     'ordered_tool_call_events',
     'require_durable_parallel_execution_mode',
+    'AVAILABILITY_SNAPSHOTS',
     'RUN_CONTEXT_FIELDS',
     'DepsResolver',
     'DurableWrapperAgent',

@@ -65,6 +65,7 @@ __all__ = (
     'is_set',
     'RecordsContentFiles',
     'DERIVED_FIELDS_2',
+    'ACTIVE_CAPABILITIES_SNAPSHOT',
     'CAPABILITY_STATE_FIELD',
     'field_default',
     'translate_run_context_fields',
@@ -149,16 +150,38 @@ _OTHER_CAPABILITY_STATE_FIELD = (
 )
 
 
+# Told by the property itself: 2.33 (like 1.107) has `available_capability_ids`; later 2.x releases renamed it
+# `active_capability_ids` and kept the old name as a deprecated alias that warns on every read.
+ACTIVE_CAPABILITIES_SNAPSHOT: str = (
+    'active_capability_ids' if hasattr(RunContext, 'active_capability_ids') else 'available_capability_ids'
+)
+"""The name under which a run context's set of active capability ids crosses a durable boundary (the installed
+line's property, and the key pydantic-ai's own Temporal integration of that line sends)."""
+
+_OTHER_ACTIVE_CAPABILITIES_SNAPSHOT = (
+    'available_capability_ids' if ACTIVE_CAPABILITIES_SNAPSHOT == 'active_capability_ids' else 'active_capability_ids'
+)
+
+_RENAMED_ON_THE_OTHER_LINE: tuple[tuple[str, str], ...] = (
+    (_OTHER_CAPABILITY_STATE_FIELD, CAPABILITY_STATE_FIELD),
+    (_OTHER_ACTIVE_CAPABILITIES_SNAPSHOT, ACTIVE_CAPABILITIES_SNAPSHOT),
+)
+
+
 def translate_run_context_fields(values: dict[str, Any]) -> dict[str, Any]:
     """Serialized run-context fields with the other line's names renamed to the installed line's.
 
-    A run recorded on 1.107 (`capability_loaded`) and resumed on 2.x (`capability_active`), or back, keeps the value.
+    A run recorded on 1.107 (`capability_loaded`) and resumed on 2.x (`capability_active`), or back, keeps the value;
+    likewise the active-capabilities snapshot (`available_capability_ids` on 1.107 and 2.33, `active_capability_ids`
+    later).
     """
-    if _OTHER_CAPABILITY_STATE_FIELD not in values:
+    if not any(old in values for old, _ in _RENAMED_ON_THE_OTHER_LINE):
         return values
     translated = dict(values)
-    translated.setdefault(CAPABILITY_STATE_FIELD, translated.pop(_OTHER_CAPABILITY_STATE_FIELD))
-    translated.pop(_OTHER_CAPABILITY_STATE_FIELD, None)
+    for old, new in _RENAMED_ON_THE_OTHER_LINE:
+        if old in translated:
+            translated.setdefault(new, translated.pop(old))
+            translated.pop(old, None)
     return translated
 
 
