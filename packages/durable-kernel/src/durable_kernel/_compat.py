@@ -81,6 +81,7 @@ __all__ = (
     'mcp_tool_for_tool_def_sync',
     'unknown_mcp_toolset_class',
     'prepare_messages',
+    'prepare_messages_in_unit',
     'request_telemetry_ids',
     'restore_request_telemetry_ids',
     'cancel_suspended_response',
@@ -293,6 +294,45 @@ def prepare_messages(
     if PYDANTIC_AI_2:
         return list(prepare(list(messages), model_request_parameters))
     return list(prepare(list(messages)))
+
+
+def prepare_messages_in_unit(
+    model: models.Model,
+    messages: Sequence[_messages.ModelMessage],
+    model_request_parameters: ModelRequestParameters,
+) -> list[_messages.ModelMessage]:
+    """What pydantic-ai's agent graph does to a history before a request, for a model that exists only in the unit.
+
+    A model selected by a string is built where the request runs (a Temporal activity), so the run's code cannot
+    prepare the history for it: its preparation depends on the concrete model's profile (how a tool revealed during
+    the run is told, system prompts inside the conversation), which a profile inferred from the string can get wrong,
+    and it is lossy. The unit prepares the history it was sent, then normalizes it again as the agent graph does when
+    preparation reshaped it (two requests in a row are merged).
+
+    Args:
+        model: The concrete model the unit requests.
+        messages: The history as the run has it, unprepared.
+        model_request_parameters: The request's parameters.
+
+    Returns:
+        The history to send to `model`.
+    """
+    listed = list(messages)
+    prepare: Any = getattr(model, 'prepare_messages', None)
+    if prepare is None:
+        return listed
+    prepared: list[_messages.ModelMessage] = (
+        prepare(listed, model_request_parameters) if PYDANTIC_AI_2 else prepare(listed)
+    )
+    if prepared is listed:
+        return listed
+    repair: Any = getattr(_messages, 'repair_messages', None)  # pydantic-ai 2.68+
+    if repair is not None:
+        return list(repair(prepared, repair_last_response=True))
+    clean: Any = importlib.import_module('pydantic_ai._agent_graph')._clean_message_history
+    if 'repair_last_response' in inspect.signature(clean).parameters:  # 2.x before `repair_messages`
+        return list(clean(prepared, repair_last_response=True))
+    return list(clean(prepared))
 
 
 def completed_streamed_response(
