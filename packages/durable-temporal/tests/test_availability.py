@@ -11,12 +11,21 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 from core_helpers import WORKFLOW_TIMEOUT
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.capabilities import Capability
-from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
+from pydantic_ai.messages import (
+    ModelMessage,
+    ModelMessagesTypeAdapter,
+    ModelResponse,
+    TextPart,
+    ToolCallPart,
+    ToolReturnPart,
+)
+from pydantic_ai.models import Model, infer_model
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.toolsets import FunctionToolset
 from temporalio import workflow
@@ -141,3 +150,112 @@ async def test_a_revealed_tool_and_a_loaded_capability_are_available_in_the_acti
     deltas = [content for kind, _, content in parts if kind == 'tool-availability-delta']
     assert deltas == [['refund'], ['hidden']]
     assert returns['hidden'] == 'secret'
+
+
+# --- a model selected by a string gets the history prepared for it, in its activity ---------------------------------
+
+ANNOUNCED = '<system>The following tool(s) are now available: `cross_refund`</system>'
+
+
+def _kind(part: Any) -> str:
+    return part.part_kind  # 2.x kinds too (1.107's literal type lacks them)
+
+
+def _secondary(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    # A model without a native way to be told of new tools: it is told in words, and never sees the delta part.
+    parts = [part for message in messages for part in message.parts]
+    assert not any(_kind(part) == 'tool-availability-delta' for part in parts)
+    assert any(getattr(part, 'content', None) == ANNOUNCED for part in parts), parts
+    if not any(isinstance(part, ToolReturnPart) and part.tool_name == 'cross_refund' for part in parts):
+        return ModelResponse(parts=[ToolCallPart('cross_refund', {}, tool_call_id='refund')])
+    return ModelResponse(parts=[TextPart('refund complete')])
+
+
+def _primary(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    # A model that takes the delta itself: it must get the part, or it would load the capability again.
+    deltas = [part for message in messages for part in message.parts if _kind(part) == 'tool-availability-delta']
+    if not deltas:
+        return ModelResponse(parts=[ToolCallPart('load_capability', {'id': 'cross-billing'}, tool_call_id='load')])
+    return ModelResponse(parts=[TextPart('capability loaded')])
+
+
+def _string_models() -> dict[str, Model]:
+    from pydantic_ai.profiles import ModelProfile
+
+    profile: Any = ModelProfile
+    return {
+        'openai:cross-secondary': FunctionModel(_secondary, model_name='cross-secondary', profile=profile()),
+        'anthropic:cross-primary': FunctionModel(
+            _primary,
+            model_name='cross-primary',
+            profile=profile(tool_addition_mode='by_reference', tool_deferral_mode='standalone'),
+        ),
+    }
+
+
+async def cross_refund(ctx: RunContext[None]) -> str:
+    live: Any = ctx
+    return f'refund available in its activity: {live.is_tool_available("cross_refund")}'
+
+
+def _cross_agent() -> TemporalAgent[None, str]:
+    cross_billing = Capability[None](
+        id='cross-billing', defer_loading=True, toolsets=[FunctionToolset([cross_refund], id='cross_billing')]
+    )
+    base = Agent(
+        FunctionModel(_secondary, model_name='cross-secondary'),
+        name='avail_cross',
+        deps_type=type(None),
+        capabilities=[cross_billing],
+    )
+    return TemporalAgent(base)
+
+
+cross_agent = _cross_agent()
+
+
+@workflow.defn
+class CrossModelWorkflow:
+    @workflow.run
+    async def run(self, prompt: str, model: str, history: list[ModelMessage] | None) -> list[Any]:
+        result = await cross_agent.run(prompt, model=model, message_history=history)
+        return [result.output, result.all_messages()]
+
+
+@pytest.mark.skipif(
+    not PYDANTIC_AI_2, reason='tool availability deltas (`ToolAvailabilityDeltaPart`) are pydantic-ai 2.x'
+)
+async def test_a_string_model_gets_the_history_prepared_for_it_in_its_activity(client: Client, task_queue: str) -> None:
+    models = _string_models()
+    real_infer = infer_model
+
+    def infer(model: Any, *args: Any, **kwargs: Any) -> Model:
+        # The activity builds the string's model: these two stand for real providers.
+        return models.get(str(model)) or real_infer(model, *args, **kwargs)
+
+    with patch('pydantic_ai.models.infer_model', side_effect=infer):
+        async with agent_worker(client, workflows=[CrossModelWorkflow], agents=[cross_agent], task_queue=task_queue):
+            first = await client.execute_workflow(
+                CrossModelWorkflow.run,
+                args=['load the refund capability', 'anthropic:cross-primary', None],
+                id=str(uuid.uuid4()),
+                task_queue=task_queue,
+                execution_timeout=WORKFLOW_TIMEOUT,
+            )
+            history = ModelMessagesTypeAdapter.validate_python(first[1])
+            second = await client.execute_workflow(
+                CrossModelWorkflow.run,
+                args=['issue the refund', 'openai:cross-secondary', history],
+                id=str(uuid.uuid4()),
+                task_queue=task_queue,
+                execution_timeout=WORKFLOW_TIMEOUT,
+            )
+    assert first[0] == 'capability loaded'
+    assert second[0] == 'refund complete'
+    returns = [
+        part['content']
+        for message in second[1]
+        for part in message['parts']
+        if part.get('part_kind') == 'tool-return' and part.get('tool_name') == 'cross_refund'
+    ]
+    assert returns == ['refund available in its activity: True']
