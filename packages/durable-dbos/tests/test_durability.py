@@ -577,3 +577,48 @@ async def test_an_override_that_drops_the_durability_is_refused(agent_name: str,
         output, steps = await run_in_workflow(workflow, 'weather?')
     assert output == '{"get_weather":"sunny in a"}'
     assert steps == [f'{agent_name}__model.request', f'{agent_name}__model.request']
+
+
+async def test_a_capability_loaded_in_the_run_is_available_in_the_tool_step_after(
+    agent_name: str, dbos_launch: Callable[[], None]
+) -> None:
+    # A step runs in the workflow's process with the live run context: the availability the run computes (the tools
+    # revealed, the capabilities loaded) is what the tool reads, with no snapshot to send (Temporal's case).
+    from pydantic_ai.capabilities import Capability
+    from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
+    from pydantic_ai.models.function import AgentInfo, FunctionModel
+    from pydantic_ai.toolsets import FunctionToolset
+
+    def script(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        returned = {p.tool_name for m in messages for p in m.parts if isinstance(p, ToolReturnPart)}
+        if 'load_capability' not in returned:
+            return ModelResponse(parts=[ToolCallPart('load_capability', {'id': 'billing'})])
+        if 'refund' not in returned:
+            return ModelResponse(parts=[ToolCallPart('refund', {})])
+        return ModelResponse(parts=[TextPart('done')])
+
+    seen: dict[str, Any] = {}
+
+    async def refund(ctx: RunContext[None]) -> str:
+        seen['tools'] = set(ctx.available_tool_names)
+        live: Any = ctx
+        seen['capabilities'] = set(live.active_capability_ids if PYDANTIC_AI_2 else live.available_capability_ids)
+        return 'refunded'
+
+    billing = Capability[None](
+        id='billing', defer_loading=True, toolsets=[FunctionToolset([refund], id=f'{agent_name}_billing')]
+    )
+    agent = Agent(
+        FunctionModel(script),
+        name=agent_name,
+        capabilities=[billing, DBOSDurability(function_tool_steps=True)],
+    )
+    workflow = run_workflow(agent_name, agent)
+    dbos_launch()
+
+    output, steps = await run_in_workflow(workflow, 'refund')
+
+    assert output == 'done'
+    assert f'{agent_name}__toolset__{agent_name}_billing.call_tool.refund' in steps
+    assert {'refund', 'load_capability'} <= seen['tools']
+    assert 'billing' in seen['capabilities']

@@ -539,3 +539,35 @@ async def test_an_override_that_drops_the_durability_is_refused() -> None:
         output, flow_run_id = await _run_in_flow(lambda: agent.run('hello'))
     assert output.output == 'hi'
     assert await _task_names(flow_run_id, expected=1) == ['Model Request: test']
+
+
+@in_prefect
+async def test_a_capability_loaded_in_the_run_is_available_in_the_tool_task_after() -> None:
+    # A task runs in the flow's process with the live run context: the availability the run computes (the tools
+    # revealed, the capabilities loaded) is what the tool reads, with no snapshot to send (Temporal's case).
+    from pydantic_ai.capabilities import Capability
+
+    def script(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+        returned = {p.tool_name for m in messages for p in m.parts if isinstance(p, ToolReturnPart)}
+        if 'load_capability' not in returned:
+            return ModelResponse(parts=[ToolCallPart('load_capability', {'id': 'billing'})])
+        if 'refund' not in returned:
+            return ModelResponse(parts=[ToolCallPart('refund', {})])
+        return ModelResponse(parts=[TextPart('done')])
+
+    seen: dict[str, Any] = {}
+
+    async def refund(ctx: RunContext[None]) -> str:
+        seen['tools'] = set(ctx.available_tool_names)
+        live: Any = ctx
+        seen['capabilities'] = set(live.active_capability_ids if PYDANTIC_AI_2 else live.available_capability_ids)
+        seen['in_task'] = TaskRunContext.get() is not None
+        return 'refunded'
+
+    billing = Capability[None](defer_loading=True, id='billing', toolsets=[FunctionToolset([refund], id='billing')])
+    agent = Agent(FunctionModel(script), name='cap-availability', capabilities=[billing, PrefectDurability()])
+    result, _ = await _run_in_flow(lambda: agent.run('refund'))
+    assert result.output == 'done'
+    assert seen['in_task'] is True
+    assert {'refund', 'load_capability'} <= seen['tools']
+    assert 'billing' in seen['capabilities']

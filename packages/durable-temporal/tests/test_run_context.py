@@ -22,7 +22,7 @@ from temporalio import workflow
 from temporalio.client import Client
 from temporalio.converter import DataConverter
 
-from durable_kernel import PYDANTIC_AI_2
+from durable_kernel import AVAILABILITY_SNAPSHOTS, PYDANTIC_AI_2
 from durable_temporal import PydanticAIPlugin, TemporalAgent, TemporalRunContext
 from durable_temporal.testing import agent_worker
 
@@ -51,6 +51,8 @@ SPEC_FIELDS = {
     'instrumentation_version',
     # pydantic-ai 2.x only.
     *(('usage_limits', '_anchored_evidence') if PYDANTIC_AI_2 else ()),
+    # Availability sent as computed at dispatch (kernel `AVAILABILITY_SNAPSHOTS`; 2.68 renamed the capability ids).
+    *AVAILABILITY_SNAPSHOTS,
 }
 
 
@@ -254,4 +256,5 @@ async def test_a_tool_in_an_activity_sees_the_conversation_and_its_tools(client:
     if PYDANTIC_AI_2:
         assert report['conversation_id'] == conversation_id
     assert report['discovered_type'] == 'set'
-    assert report['available'] == []
+    # The workflow's answer, sent at dispatch: the always-visible tool itself (it was `[]`, from the discovered names).
+    assert report['available'] == ['report_conversation']

@@ -29,6 +29,7 @@ from ._compat import (
     mcp_tool_for_tool_def_sync,
     mcp_toolset_class_names,
     prepare_messages,
+    prepare_messages_in_unit,
     record_response_model_id,
     request_telemetry_ids,
     resolve_model_id_by_capabilities,
@@ -89,7 +90,13 @@ from ._names import (
     temporal_activity_prefix,
 )
 from ._run_arguments import OverrideArguments, RunArguments, UserPrompt
-from ._run_context import RUN_CONTEXT_FIELDS, PartialRunContext, rebuild_run_context, with_deps_resolver
+from ._run_context import (
+    AVAILABILITY_SNAPSHOTS,
+    RUN_CONTEXT_FIELDS,
+    PartialRunContext,
+    rebuild_run_context,
+    with_deps_resolver,
+)
 from ._tool_call_order import (
     DEFAULT_PARALLEL_EXECUTION_MODE,
     DurableParallelExecutionMode,
@@ -153,6 +160,7 @@ __all__ = (
     'mcp_tool_for_tool_def_sync',
     'unknown_mcp_toolset_class',
     'prepare_messages',
+    'prepare_messages_in_unit',
     'record_response_model_id',
     'request_telemetry_ids',
     'restore_request_telemetry_ids',
@@ -161,6 +169,7 @@ __all__ = (
     'DurableParallelExecutionMode',
     'ordered_tool_call_events',
     'require_durable_parallel_execution_mode',
+    'AVAILABILITY_SNAPSHOTS',
     'RUN_CONTEXT_FIELDS',
     'DepsResolver',
     'DurableWrapperAgent',

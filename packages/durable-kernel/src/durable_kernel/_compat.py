@@ -65,6 +65,7 @@ __all__ = (
     'is_set',
     'RecordsContentFiles',
     'DERIVED_FIELDS_2',
+    'ACTIVE_CAPABILITIES_SNAPSHOT',
     'CAPABILITY_STATE_FIELD',
     'field_default',
     'translate_run_context_fields',
@@ -80,6 +81,7 @@ __all__ = (
     'mcp_tool_for_tool_def_sync',
     'unknown_mcp_toolset_class',
     'prepare_messages',
+    'prepare_messages_in_unit',
     'request_telemetry_ids',
     'restore_request_telemetry_ids',
     'cancel_suspended_response',
@@ -148,16 +150,38 @@ _OTHER_CAPABILITY_STATE_FIELD = (
 )
 
 
+# Told by the property itself: 2.33 (like 1.107) has `available_capability_ids`; later 2.x releases renamed it
+# `active_capability_ids` and kept the old name as a deprecated alias that warns on every read.
+ACTIVE_CAPABILITIES_SNAPSHOT: str = (
+    'active_capability_ids' if hasattr(RunContext, 'active_capability_ids') else 'available_capability_ids'
+)
+"""The name under which a run context's set of active capability ids crosses a durable boundary (the installed
+line's property, and the key pydantic-ai's own Temporal integration of that line sends)."""
+
+_OTHER_ACTIVE_CAPABILITIES_SNAPSHOT = (
+    'available_capability_ids' if ACTIVE_CAPABILITIES_SNAPSHOT == 'active_capability_ids' else 'active_capability_ids'
+)
+
+_RENAMED_ON_THE_OTHER_LINE: tuple[tuple[str, str], ...] = (
+    (_OTHER_CAPABILITY_STATE_FIELD, CAPABILITY_STATE_FIELD),
+    (_OTHER_ACTIVE_CAPABILITIES_SNAPSHOT, ACTIVE_CAPABILITIES_SNAPSHOT),
+)
+
+
 def translate_run_context_fields(values: dict[str, Any]) -> dict[str, Any]:
     """Serialized run-context fields with the other line's names renamed to the installed line's.
 
-    A run recorded on 1.107 (`capability_loaded`) and resumed on 2.x (`capability_active`), or back, keeps the value.
+    A run recorded on 1.107 (`capability_loaded`) and resumed on 2.x (`capability_active`), or back, keeps the value;
+    likewise the active-capabilities snapshot (`available_capability_ids` on 1.107 and 2.33, `active_capability_ids`
+    later).
     """
-    if _OTHER_CAPABILITY_STATE_FIELD not in values:
+    if not any(old in values for old, _ in _RENAMED_ON_THE_OTHER_LINE):
         return values
     translated = dict(values)
-    translated.setdefault(CAPABILITY_STATE_FIELD, translated.pop(_OTHER_CAPABILITY_STATE_FIELD))
-    translated.pop(_OTHER_CAPABILITY_STATE_FIELD, None)
+    for old, new in _RENAMED_ON_THE_OTHER_LINE:
+        if old in translated:
+            translated.setdefault(new, translated.pop(old))
+            translated.pop(old, None)
     return translated
 
 
@@ -273,6 +297,45 @@ def prepare_messages(
     if PYDANTIC_AI_2:
         return list(prepare(list(messages), model_request_parameters))
     return list(prepare(list(messages)))
+
+
+def prepare_messages_in_unit(
+    model: models.Model,
+    messages: Sequence[_messages.ModelMessage],
+    model_request_parameters: ModelRequestParameters,
+) -> list[_messages.ModelMessage]:
+    """What pydantic-ai's agent graph does to a history before a request, for a model that exists only in the unit.
+
+    A model selected by a string is built where the request runs (a Temporal activity), so the run's code cannot
+    prepare the history for it: its preparation depends on the concrete model's profile (how a tool revealed during
+    the run is told, system prompts inside the conversation), which a profile inferred from the string can get wrong,
+    and it is lossy. The unit prepares the history it was sent, then normalizes it again as the agent graph does when
+    preparation reshaped it (two requests in a row are merged).
+
+    Args:
+        model: The concrete model the unit requests.
+        messages: The history as the run has it, unprepared.
+        model_request_parameters: The request's parameters.
+
+    Returns:
+        The history to send to `model`.
+    """
+    listed = list(messages)
+    prepare: Any = getattr(model, 'prepare_messages', None)
+    if prepare is None:
+        return listed
+    prepared: list[_messages.ModelMessage] = (
+        prepare(listed, model_request_parameters) if PYDANTIC_AI_2 else prepare(listed)
+    )
+    if prepared is listed:
+        return listed
+    repair: Any = getattr(_messages, 'repair_messages', None)  # pydantic-ai 2.68+
+    if repair is not None:
+        return list(repair(prepared, repair_last_response=True))
+    clean: Any = importlib.import_module('pydantic_ai._agent_graph')._clean_message_history
+    if 'repair_last_response' in inspect.signature(clean).parameters:  # 2.x before `repair_messages`
+        return list(clean(prepared, repair_last_response=True))
+    return list(clean(prepared))
 
 
 def completed_streamed_response(

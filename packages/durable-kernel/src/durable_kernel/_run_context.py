@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import types
 from collections.abc import Callable, Mapping
 from dataclasses import fields
@@ -11,16 +12,38 @@ from pydantic_ai.exceptions import UserError
 from pydantic_ai.tools import RunContext
 from typing_extensions import Self, TypeVar
 
-from ._compat import CAPABILITY_STATE_FIELD, field_default, translate_run_context_fields
+from ._compat import ACTIVE_CAPABILITIES_SNAPSHOT, CAPABILITY_STATE_FIELD, field_default, translate_run_context_fields
 from ._deps_resolver import DepsResolver, reference_deps, resolve_deps
 
 if TYPE_CHECKING:
     from pydantic_ai.agent import AbstractAgent
 
-__all__ = ('RUN_CONTEXT_FIELDS', 'PartialRunContext', 'rebuild_run_context', 'with_deps_resolver')
+__all__ = (
+    'AVAILABILITY_SNAPSHOTS',
+    'RUN_CONTEXT_FIELDS',
+    'PartialRunContext',
+    'rebuild_run_context',
+    'with_deps_resolver',
+)
 
 AgentDepsT = TypeVar('AgentDepsT', default=None, covariant=True)
 ContextT = TypeVar('ContextT', bound='PartialRunContext[Any]')
+
+AVAILABILITY_SNAPSHOTS: tuple[str, ...] = tuple(
+    name
+    for name in ('available_tool_names', ACTIVE_CAPABILITIES_SNAPSHOT, '_deferred_capability_ids')
+    if hasattr(RunContext, name)
+)
+"""Run-context properties whose value, computed where the run is, crosses a durable boundary (where the installed
+pydantic-ai has them): `available_tool_names`, `available_capability_ids` (`active_capability_ids` from pydantic-ai
+2.68) and, on 2.x, the private `_deferred_capability_ids`.
+
+They are answers, not data: the run computes them from live state that stays behind (the tool manager and the
+capability registry), so the unit on the other side reads what they were when it was dispatched. Without them a tool
+revealed during the run would read as unavailable there (`available_tool_names` falls back to
+`discovered_tool_names`, which misses always-visible tools) and `available_capability_ids` (hence `is_tool_available`
+for a capability's tool) would raise. The keys are those pydantic-ai's own Temporal integration sends.
+"""
 
 RUN_CONTEXT_FIELDS: tuple[str, ...] = (
     'run_id',
@@ -50,6 +73,7 @@ RUN_CONTEXT_FIELDS: tuple[str, ...] = (
         )
         if name in {f.name for f in fields(RunContext)}
     ),
+    *AVAILABILITY_SNAPSHOTS,
 )
 """The [`RunContext`][pydantic_ai.tools.RunContext] fields that cross a durable boundary by default (`deps` travels separately).
 
@@ -58,7 +82,8 @@ message list) are left behind: they cannot be serialized, and the work on the ot
 `capability_loaded` is `capability_active` on pydantic-ai 2.x (its successor); a context recorded on one line is read
 on the other under the installed line's name. `conversation_id`, `trace_include_content`, `instrumentation_version`,
 `usage_limits` and `_anchored_evidence` (the reveal evidence `is_tool_available` reads) are sent where the installed
-pydantic-ai has them.
+pydantic-ai has them. The [`AVAILABILITY_SNAPSHOTS`][durable_kernel.AVAILABILITY_SNAPSHOTS] close the tuple: properties
+whose value at dispatch time is sent.
 """
 
 _ALL_FIELDS = {f.name: f for f in fields(RunContext)}
@@ -83,6 +108,7 @@ def _rehydrators() -> tuple[tuple[str, type[Any], Callable[[Any], Any]], ...]:
         ('usage', dict, TypeAdapter(RunUsage).validate_python),
         ('loaded_capability_ids', list, str_set.validate_python),
         ('discovered_tool_names', list, str_set.validate_python),
+        *((name, list, str_set.validate_python) for name in AVAILABILITY_SNAPSHOTS),
     ]
     if 'usage_limits' in _ALL_FIELDS:
         from pydantic_ai.usage import UsageLimits
@@ -96,12 +122,37 @@ def _rehydrators() -> tuple[tuple[str, type[Any], Callable[[Any], Any]], ...]:
 
 
 _REHYDRATORS = _rehydrators()
+
+# `dataclasses.replace(ctx, ...)` (toolsets derive per-tool contexts with it) copies the declared fields only: the
+# snapshots are declared too (see `PartialRunContext.__init__`), so that a copy made inside the unit keeps them.
+_SNAPSHOT_FIELDS: dict[str, dataclasses.Field[Any]] = {
+    f.name: f
+    for f in dataclasses.fields(
+        dataclasses.make_dataclass(
+            '_AvailabilitySnapshots', [(name, Any, dataclasses.field(default=None)) for name in AVAILABILITY_SNAPSHOTS]
+        )
+    )
+}
 # Public fields must have been sent to be read. Private ones (pydantic-ai 2.x has a dozen, `_tool_name_path`, ...) are
 # pydantic-ai's own bookkeeping, which its tool path reads: an unsent one reads as its default, as on a new context.
 _RUN_CONTEXT_FIELD_NAMES: frozenset[str] = frozenset(name for name in _ALL_FIELDS if not name.startswith('_'))
 _PRIVATE_DEFAULTS = {
     name: f for name, f in _ALL_FIELDS.items() if name.startswith('_') and name not in _RUN_CONTEXT_FIELD_NAMES
 }
+
+
+_UNREADABLE = object()
+
+
+def _read(ctx: RunContext[Any], name: str) -> Any:
+    if name not in _SNAPSHOT_FIELDS:
+        return getattr(ctx, name)
+    try:
+        return getattr(ctx, name)
+    except UserError:
+        # A snapshot is computed from live state: a context that was itself rebuilt without it (a unit handing its
+        # context on) sends none, and the next side falls back as pydantic-ai does without a tool manager.
+        return _UNREADABLE
 
 
 class PartialRunContext(RunContext[AgentDepsT]):
@@ -147,8 +198,56 @@ class PartialRunContext(RunContext[AgentDepsT]):
         # `dataclasses.replace(ctx, ...)` (toolsets use it to derive per-tool contexts) copies every declared field:
         # declare, on this instance, only the fields that crossed, so the copy never reads an unavailable one.
         self.__dict__['__dataclass_fields__'] = {
-            name: f for name, f in RunContext.__dataclass_fields__.items() if name in self.__dict__
+            name: f for name, f in (RunContext.__dataclass_fields__ | _SNAPSHOT_FIELDS).items() if name in self.__dict__
         }
+
+    def _snapshot(self, name: str) -> Any:
+        # The value sent at dispatch, else pydantic-ai's own answer from what did cross (a context sent by a custom
+        # `serialize_run_context`, or by an older release, that lacks it): `available_tool_names` then answers from
+        # `discovered_tool_names`, and the capability sets raise, naming the `capabilities` registry.
+        snapshot = self.__dict__.get(name)
+        if snapshot is not None:
+            return snapshot
+        return getattr(super(), name)
+
+    @property
+    def available_tool_names(self) -> set[str]:
+        """The names of the tools available to the model, as they were when the unit was dispatched.
+
+        The tool manager stays behind, so the run's answer is sent with the context (see
+        [`AVAILABILITY_SNAPSHOTS`][durable_kernel.AVAILABILITY_SNAPSHOTS]).
+        """
+        return self._snapshot('available_tool_names')
+
+    if ACTIVE_CAPABILITIES_SNAPSHOT == 'active_capability_ids':
+
+        @property
+        def active_capability_ids(self) -> set[str]:
+            """The ids of the capabilities active in the run, as they were when the unit was dispatched.
+
+            The capability registry stays behind (it holds live objects), so the run's answer is sent with the
+            context. `available_capability_ids`, pydantic-ai's deprecated name, reads this.
+            """
+            return self._snapshot('active_capability_ids')
+
+    else:
+
+        @property
+        def available_capability_ids(self) -> set[str]:
+            """The ids of the capabilities available in the run, as they were when the unit was dispatched.
+
+            The capability registry stays behind (it holds live objects), so the run's answer is sent with the
+            context.
+            """
+            return self._snapshot('available_capability_ids')
+
+    if '_deferred_capability_ids' in AVAILABILITY_SNAPSHOTS:
+
+        @property
+        def _deferred_capability_ids(self) -> set[str]:
+            # pydantic-ai 2.x's `is_tool_available` reads which capabilities load on demand from the registry,
+            # which stays behind: the run's answer is sent with the context.
+            return self._snapshot('_deferred_capability_ids')
 
     def __getattribute__(self, name: str) -> Any:
         # `RunContext` fields with plain defaults (`retry = 0`, ...) are class attributes, so a missing one would
@@ -178,7 +277,7 @@ class PartialRunContext(RunContext[AgentDepsT]):
         Returns:
             The fields named by [`serialized_fields`][durable_kernel.PartialRunContext.serialized_fields].
         """
-        return {name: getattr(ctx, name) for name in cls.serialized_fields}
+        return {name: value for name in cls.serialized_fields if (value := _read(ctx, name)) is not _UNREADABLE}
 
     @classmethod
     def serialize_deps(cls, deps: Any) -> Any:

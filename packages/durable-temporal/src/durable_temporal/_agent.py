@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Generator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import AsyncIterable, Callable, Generator, Mapping, Sequence
+from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -34,7 +34,6 @@ from durable_kernel import (
     forward_event_batches,
     is_permanent_model_error,
     is_set,
-    ordered_tool_call_events,
     require_agent_name,
     scoped_context_value,
     with_deps_resolver,
@@ -54,6 +53,7 @@ from ._config import (
 from ._continue_as_new import ContinueAsNewAfter, ContinueAsNewHandler
 from ._deps_refs import deps_for_activity
 from ._entry_points import TemporalEntryPoints
+from ._event_dispatch import is_model_request_stream, tool_event_order, with_first_event_pulled
 from ._live_events import (
     check_hosted_stream,
     publish_agent_result,
@@ -65,7 +65,7 @@ from ._model import TemporalProviderFactory
 from ._replay_tracing import skip_spans_on_replay
 from ._run_context import TemporalRunContext
 from ._toolset import temporalize_toolset
-from ._versioning import EVENT_BATCHES_PATCH, ORDERED_TOOL_EVENTS_PATCH, patched
+from ._versioning import EVENT_BATCHES_PATCH, patched
 
 if TYPE_CHECKING:
     pass
@@ -337,12 +337,12 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
                 local=self._local_events,
             )
 
-        if _is_model_request_stream(ctx):
+        if is_model_request_stream(ctx):
             # pydantic-ai 2.x hands over a model request's stream before requesting the model, 1.107 once the request
             # is done: the request (its activity) comes first either way, then the patch marker, as recorded on 1.107.
-            stream = await _with_first_event_pulled(stream)
+            stream = await with_first_event_pulled(stream)
         # The tool calls of this stream's node are started (and the mode read) while the stream is pulled.
-        with _tool_event_order(ctx):
+        with tool_event_order(ctx, patched):
             batched = patched(EVENT_BATCHES_PATCH)
             if batched:
                 await forward_event_batches(stream, send)
@@ -425,42 +425,3 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
                 )
         with super()._override_impl(arguments):
             yield
-
-
-def _is_model_request_stream(ctx: RunContext[Any]) -> bool:
-    """Whether the handler is given a model request's events (the run's latest message is the request), not tools'."""
-    return bool(ctx.messages) and isinstance(ctx.messages[-1], pai_messages.ModelRequest)
-
-
-async def _with_first_event_pulled(
-    stream: AsyncIterable[pai_messages.AgentStreamEvent],
-) -> AsyncIterable[pai_messages.AgentStreamEvent]:
-    """`stream` with its first event (or its end) already awaited, and the same events to iterate."""
-    events = aiter(stream)
-    try:
-        first = await anext(events)
-    except StopAsyncIteration:
-        return _no_events()
-
-    async def replayed() -> AsyncIterator[pai_messages.AgentStreamEvent]:
-        yield first
-        async for event in events:
-            yield event
-
-    return replayed()
-
-
-async def _no_events() -> AsyncIterator[pai_messages.AgentStreamEvent]:
-    return
-    yield
-
-
-def _tool_event_order(ctx: RunContext[Any]) -> AbstractContextManager[None]:
-    """Call order for the events of the latest model response's tool calls, if it has several.
-
-    Not when replaying a history from before `ORDERED_TOOL_EVENTS_PATCH`, nor while that patch is switched off.
-    """
-    last = ctx.messages[-1] if ctx.messages else None
-    if not isinstance(last, pai_messages.ModelResponse) or len(last.tool_calls) < 2:
-        return nullcontext()
-    return ordered_tool_call_events() if patched(ORDERED_TOOL_EVENTS_PATCH) else nullcontext()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from contextvars import ContextVar
 from datetime import timedelta
@@ -33,6 +34,7 @@ from durable_kernel import (
     NonRetryableModelErrors,
     coerce_event_stream_topic,
     disable_threads,
+    forward_event_batches,
     is_model_stream_event,
     is_permanent_model_error,
     scoped_context_value,
@@ -52,6 +54,7 @@ from ._config import (
 )
 from ._continue_as_new import ContinueAsNewAfter, ContinueAsNewHandler, continue_as_new_policy
 from ._deps_refs import deps_for_activity
+from ._event_dispatch import is_model_request_stream, tool_event_order, with_first_event_pulled
 from ._live_events import (
     ANY_OUTPUT,
     check_hosted_stream,
@@ -64,6 +67,7 @@ from ._model import TemporalProviderFactory
 from ._replay_tracing import skip_spans_on_replay
 from ._run_context import TemporalRunContext
 from ._toolset import TemporalWrapperToolset, temporalize_toolset
+from ._versioning import EVENT_BATCHES_PATCH, recorded
 
 __all__ = ('TemporalDurability',)
 
@@ -430,19 +434,45 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
         self, ctx: RunContext[AgentDepsT], stream: AsyncIterable[pai_messages.AgentStreamEvent]
     ) -> AsyncIterator[pai_messages.AgentStreamEvent]:
         event_activity = self._bound().event_stream_handler_activity
-        async for event in stream:
-            # A model's streamed events already reached the handler live, inside the streamed model activity: what
-            # workflow code sees of them is the completed response replayed.
-            if not is_model_stream_event(event):
-                local = self._local.events
-                serialized, deps = deps_for_activity(self.run_context_type, ctx, local=local)
-                params = EventStreamHandlerParams(event=event, serialized_run_context=serialized)
-                await execute_unit(
-                    event_activity,
-                    [params, deps],
-                    merge_activity_config(
-                        {'summary': f'handle event: {event.event_kind}'}, self._event_stream_handler_activity_config
-                    ),
-                    local=local,
-                )
-            yield event
+        local = self._local.events
+
+        async def send(events: list[pai_messages.AgentStreamEvent], *, batched: bool) -> None:
+            kinds = ', '.join(event.event_kind for event in events)
+            serialized, deps = deps_for_activity(self.run_context_type, ctx, local=local)
+            if batched:
+                params = EventStreamHandlerParams(event=None, serialized_run_context=serialized, events=events)
+            else:
+                params = EventStreamHandlerParams(event=events[0], serialized_run_context=serialized)
+            summary = f'handle event: {kinds}' if len(events) == 1 else f'handle events: {kinds}'
+            await execute_unit(
+                event_activity,
+                [params, deps],
+                merge_activity_config({'summary': summary}, self._event_stream_handler_activity_config),
+                local=local,
+            )
+
+        # The points where `TemporalAgent` decides its event behaviours, in its order, so that a workflow it started
+        # (its markers are in the history) finishes on the capability; a new execution takes none of them.
+        if is_model_request_stream(ctx):
+            stream = await with_first_event_pulled(stream)
+        with tool_event_order(ctx, recorded):
+            if recorded(EVENT_BATCHES_PATCH):
+                # As the wrapper's handler: the node's events in batches, sent while the node runs.
+                seen: list[pai_messages.AgentStreamEvent] = []
+
+                async def handled() -> AsyncIterator[pai_messages.AgentStreamEvent]:
+                    async for event in stream:
+                        seen.append(event)
+                        if not is_model_stream_event(event):
+                            yield event
+
+                await forward_event_batches(handled(), functools.partial(send, batched=True))
+                for event in seen:
+                    yield event
+                return
+            async for event in stream:
+                # A model's streamed events already reached the handler live, inside the streamed model activity: what
+                # workflow code sees of them is the completed response replayed.
+                if not is_model_stream_event(event):
+                    await send([event], batched=False)
+                yield event

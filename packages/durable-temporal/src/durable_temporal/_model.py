@@ -42,6 +42,7 @@ from durable_kernel import (
     is_permanent_model_error,
     model_error_retry_predicate,
     prepare_messages,
+    prepare_messages_in_unit,
     record_response_model_id,
     request_telemetry_ids,
     resolve_model_id_by_capabilities,
@@ -213,7 +214,9 @@ class TemporalModel(WrapperModel):
             rebuilt = await rebuild_messages(params, ModelRequestParams, names)
             async with heartbeating():
                 response = await chosen.request(
-                    rebuilt.messages, cast(ModelSettings | None, params.model_settings), params.model_request_parameters
+                    self._unit_messages(params, chosen, rebuilt.messages),
+                    cast(ModelSettings | None, params.model_settings),
+                    params.model_request_parameters,
                 )
             response = record_response_model_id(response, self._model_id_for_key(params.model_id))
             remember_request(params, names, rebuilt, response)
@@ -230,7 +233,7 @@ class TemporalModel(WrapperModel):
             async with heartbeating():  # with a heartbeat timeout, a dead worker's stream is retried within it
                 response = await consume_model_stream(
                     chosen,
-                    rebuilt.messages,
+                    self._unit_messages(params, chosen, rebuilt.messages),
                     cast(ModelSettings | None, params.model_settings),
                     params.model_request_parameters,
                     ctx,
@@ -349,6 +352,15 @@ class TemporalModel(WrapperModel):
                 'worker.'
             ) from error
 
+    def _unit_messages(
+        self, params: ModelRequestParams, chosen: Model, messages: list[ModelMessage]
+    ) -> list[ModelMessage]:
+        # In the model activity: a model selected by a string (not a `models=` key) is the one workflow code could not
+        # prepare the history for (see `prepare_messages`), so it is prepared here, with the concrete model.
+        if params.model_id is None or params.model_id in self._registry:
+            return messages
+        return prepare_messages_in_unit(chosen, messages, params.model_request_parameters)
+
     def _current(self) -> Model | str:
         key = self._model_key.get()
         if key is None:
@@ -420,10 +432,11 @@ class TemporalModel(WrapperModel):
         alone).
         """
         current = self._current()
-        if isinstance(current, str):
-            # Our `profile` is the string's inferred one, which `Model.prepare_messages` reads from `self` (on 2.x
-            # without the parameters' framing announcement, which only the activity's concrete model could honour).
-            return Model.prepare_messages(self, messages)
+        if isinstance(current, (str, _ModelByName)):
+            # A model selected by a string exists only in the activity, which prepares the history for it (see
+            # `_unit_messages`): preparing it here would decide from a profile inferred from the string, and lossily
+            # (a tool revealed during the run would be announced here as one model needs, not as the one requested).
+            return messages
         if model_request_parameters is None:
             return current.prepare_messages(messages)
         return prepare_messages(current, messages, model_request_parameters)

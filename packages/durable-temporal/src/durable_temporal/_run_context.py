@@ -28,8 +28,10 @@ class TemporalRunContext(PartialRunContext[AgentDepsT]):
     `discovered_tool_names`, `capability_loaded` (`capability_active` on pydantic-ai 2.x), `conversation_id`,
     `trace_include_content` and `instrumentation_version` (and, on pydantic-ai 2.x, `usage_limits`) are available, and
     `agent` is re-attached inside the activity. Sets and usage arrive as the objects they were.
-    The `capabilities` registry stays behind (it holds live objects), so `available_capability_ids` is unavailable;
-    `tool_manager` is `None`, so `available_tool_names` and `is_tool_available` answer from `discovered_tool_names`.
+    The `capabilities` registry and the tool manager stay behind (they hold live objects; `tool_manager` reads as
+    `None`), so `available_tool_names` and the active capability ids (`available_capability_ids`,
+    `active_capability_ids` from pydantic-ai 2.68) are sent as the workflow computed them at dispatch
+    ([`AVAILABILITY_SNAPSHOTS`][durable_kernel.AVAILABILITY_SNAPSHOTS]): `is_tool_available` answers from them.
 
     Reading another `RunContext` attribute raises a [`UserError`][pydantic_ai.exceptions.UserError]. To make one
     available, subclass this class, override

@@ -44,6 +44,7 @@ __all__ = (
     'PER_RUN_LISTING_PATCH',
     'PatchSwitchInterceptor',
     'patched',
+    'recorded',
     'patch_switches',
 )
 
@@ -102,6 +103,21 @@ def patched(patch_id: str) -> bool:
             decided = workflow.patched(patch_id)
         else:
             decided = False
+        state.decided[patch_id] = decided
+    return decided
+
+
+def recorded(patch_id: str) -> bool:
+    """Whether the workflow run being replayed took the behaviour of `patch_id`; in a new execution, `False`.
+
+    Never records a marker. For `TemporalDurability`, which schedules as pydantic-ai 2.x's capability does (none of
+    these behaviours), but must finish a workflow that our `TemporalAgent` started: the wrapper's markers are then in
+    the history, at the points where the capability asks. The first answer holds for the rest of the workflow run.
+    """
+    state = _states.current()
+    decided = state.decided.get(patch_id)
+    if decided is None:
+        decided = workflow.patched(patch_id) if workflow.unsafe.is_replaying() else False
         state.decided[patch_id] = decided
     return decided
 
