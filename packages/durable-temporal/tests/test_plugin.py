@@ -7,7 +7,7 @@ import warnings
 import zlib
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from pydantic_ai.exceptions import UnexpectedModelBehavior, UsageLimitExceeded, UserError
@@ -21,6 +21,7 @@ from temporalio.contrib.pydantic import PydanticPayloadConverter, pydantic_data_
 from temporalio.converter import DataConverter, DefaultPayloadConverter, PayloadCodec
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Replayer, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from durable_kernel import PYDANTIC_AI_2
 from durable_temporal import PydanticAIPayloadConverter, PydanticAIPlugin
@@ -241,3 +242,38 @@ async def test_plugin_on_a_worker_whose_client_lacks_it_is_refused(client: Clien
     bare = _client_with(client, [])
     with pytest.raises(UserError, match=r'Pass the plugin to the client instead'):
         Worker(bare, task_queue=task_queue, workflows=[EchoMessagesWorkflow], plugins=[PydanticAIPlugin()])
+
+
+def test_stock_pydantic_converter_is_upgraded_without_warning():
+    """As in the reference: the stock pydantic converter becomes ours silently; only a non-pydantic one warns."""
+    codec = ZlibCodec()
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        config = PydanticAIPlugin().configure_client(
+            {'data_converter': DataConverter(payload_converter_class=PydanticPayloadConverter, payload_codec=codec)}  # pyright: ignore[reportArgumentType]
+        )
+    assert config['data_converter'].payload_converter_class is PydanticAIPayloadConverter
+    assert config['data_converter'].payload_codec is codec
+
+
+def test_a_worker_config_without_a_client_is_configured():
+    """A worker config built by hand has no `client` (a `Worker` always passes its own).
+
+    `SimplePlugin` looked up the client's interceptors there, so the plugin failed with `KeyError: 'client'`
+    (pydantic-ai's `test_pydantic_ai_plugin_passes_pydantic_monty_through_sandbox` builds such a config).
+    """
+    plugin = PydanticAIPlugin()
+    # SDK typing: `WorkerConfig` has bare `Callable`s, which pyright reports on every read; read it as a dict.
+    config: dict[str, Any] = dict(plugin.configure_worker(cast(Any, {'workflow_runner': SandboxedWorkflowRunner()})))
+    runner = config['workflow_runner']
+    assert isinstance(runner, SandboxedWorkflowRunner)
+    assert {'pydantic_monty', 'pydantic_ai', 'durable_temporal'} <= set(runner.restrictions.passthrough_modules)
+    assert config['interceptors'] == list(plugin.worker_interceptors)
+    # Applied again (the plugin given to the client and to the worker), the interceptors are not added twice.
+    assert dict(plugin.configure_worker(cast(Any, config)))['interceptors'] == list(plugin.worker_interceptors)
+
+
+def test_the_replayer_gets_the_worker_interceptors():
+    plugin = PydanticAIPlugin()
+    config: dict[str, Any] = dict(plugin.configure_replayer(cast(Any, {'interceptors': []})))
+    assert config['interceptors'] == list(plugin.worker_interceptors)

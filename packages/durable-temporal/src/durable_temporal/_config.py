@@ -26,6 +26,8 @@ from temporalio.workflow import ActivityConfig, LocalActivityConfig
 
 from durable_kernel import PYDANTIC_AI_2, merge_config, merge_unique
 
+from ._cancellation import await_activity
+
 __all__ = (
     'DEFAULT_START_TO_CLOSE_TIMEOUT',
     'NON_RETRYABLE_ERROR_TYPES',
@@ -217,9 +219,13 @@ async def execute_unit(
         local: Whether to run it as a local activity.
     """
     with over_limit_results_fail_the_workflow():
+        # Started, then awaited by `await_activity`: cancelling the caller (`asyncio.wait_for`, a cancelled workflow)
+        # then ends as asyncio cancellation does, instead of livelocking or failing the workflow.
         if local:
-            return await workflow.execute_local_activity(activity_fn, args=args, **local_activity_config(config))
-        return await workflow.execute_activity(activity_fn, args=args, **cast(ActivityConfig, config))
+            handle = workflow.start_local_activity(activity_fn, args=args, **local_activity_config(config))
+        else:
+            handle = workflow.start_activity(activity_fn, args=args, **cast(ActivityConfig, config))
+        return await await_activity(handle)
 
 
 @functools.cache

@@ -13,7 +13,7 @@ from temporalio import activity
 from temporalio.contrib.pydantic import PydanticPayloadConverter
 from temporalio.converter import DataConverter, DefaultPayloadConverter
 from temporalio.plugin import SimplePlugin
-from temporalio.worker import WorkerConfig, WorkflowRunner
+from temporalio.worker import Interceptor, ReplayerConfig, WorkerConfig, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from ._activation_lock import SerializedActivationRunner, serialize_activations
@@ -143,6 +143,13 @@ def _with_sandbox_passthrough(runner: WorkflowRunner | None) -> WorkflowRunner:
     # (An unsandboxed runner imports nothing again: there is nothing to pass through.) Either way, an eviction after
     # a deadlock-detector timeout must not run beside the interrupted activation: see `_activation_lock`.
     return serialize_activations(runner)
+
+
+def _with_interceptors(existing: Sequence[Interceptor] | None, added: Sequence[Interceptor]) -> list[Interceptor]:
+    # The same plugin instance may configure a worker twice (given to the client and to the worker): add ours once.
+    merged = list(existing or ())
+    merged.extend(interceptor for interceptor in added if interceptor not in merged)
+    return merged
 
 
 def _activity_name(fn: Callable[..., Any]) -> str:
@@ -297,12 +304,20 @@ class PydanticAIPlugin(SimplePlugin):
             data_converter=data_converter,
             workflow_runner=_with_sandbox_passthrough,
             workflow_failure_exception_types=list(WORKFLOW_FAILURE_EXCEPTION_TYPES),
-            interceptors=[PayloadLimitInterceptor(self.payload_limits), PatchSwitchInterceptor(self.patches)],
+        )
+        # Added by `configure_worker` and `configure_replayer` below rather than given to `SimplePlugin`, whose
+        # `configure_worker` reads them against `config["client"]` and fails with a `KeyError` on a worker config
+        # built by hand (a `Worker` always passes its client). They are worker interceptors only: a client has none
+        # of them to skip.
+        self.worker_interceptors: tuple[Interceptor, ...] = (
+            PayloadLimitInterceptor(self.payload_limits),
+            PatchSwitchInterceptor(self.patches),
         )
 
     def configure_worker(self, config: WorkerConfig) -> WorkerConfig:
         """Apply the plugin to a worker and register the activities of its workflows' agents."""
         config = super().configure_worker(config)
+        config['interceptors'] = _with_interceptors(config.get('interceptors'), self.worker_interceptors)  # pyright: ignore[reportUnknownMemberType]  # SDK: bare `Callable`s in WorkerConfig
         client = config.get('client')  # pyright: ignore[reportUnknownMemberType]  # SDK: bare `Callable`s in WorkerConfig
         if client is not None and not issubclass(
             client.data_converter.payload_converter_class, PydanticPayloadConverter
@@ -321,6 +336,12 @@ class PydanticAIPlugin(SimplePlugin):
             if agents is not None:
                 activities = merge_activities(activities, _agent_activities(agents, owner=workflow_class.__qualname__))
         config['activities'] = activities
+        return config
+
+    def configure_replayer(self, config: ReplayerConfig) -> ReplayerConfig:
+        """Apply the plugin to a replayer."""
+        config = super().configure_replayer(config)
+        config['interceptors'] = _with_interceptors(config.get('interceptors'), self.worker_interceptors)
         return config
 
 
