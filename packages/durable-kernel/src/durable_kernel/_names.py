@@ -142,13 +142,14 @@ def dbos_mcp_step_name(
 
 
 def dbos_dynamic_toolset_step_name(
-    agent_name: str, toolset_id: str, operation: Literal['get_tools', 'call_tool']
+    agent_name: str, toolset_id: str, operation: Literal['get_tools', 'validate_args', 'call_tool']
 ) -> str:
     """The DBOS step name of a dynamic toolset's operation: `{agent}__dynamic_toolset__{id}.{operation}`.
 
     Only the capability form (`DBOSDurability`) records these, as pydantic-ai 2.x's `DBOSDurability` names them: one
     step builds the toolset and lists its tools (and instructions), one per call builds it again and calls the tool.
-    A dynamic capability's toolset is such a toolset, with the capability's id.
+    A dynamic capability's toolset is such a toolset, with the capability's id. Where the installed pydantic-ai does
+    (`ARGS_VALIDATOR_UNITS`), a tool's `args_validator` runs in a `validate_args` step of its own before the call.
     """
     return f'{agent_name}__dynamic_toolset__{toolset_id}.{operation}'
 
