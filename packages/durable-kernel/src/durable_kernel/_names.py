@@ -185,6 +185,7 @@ PrefectTaskKind = Literal[
     'model_cancel_suspended_response',
     'model_compact_messages',
     'call_tool',
+    'validate_args',
     'call_mcp_tool',
     'list_mcp_tools',
     'handle_event',
@@ -201,6 +202,8 @@ _PREFECT_TASK_TEMPLATES: dict[str, str] = {
     'model_cancel_suspended_response': 'Model Cancel Suspended Response: {}',
     'model_compact_messages': 'Compact Messages: {}',
     'call_tool': 'Call Tool: {}',
+    # Where the installed pydantic-ai validates a tool's arguments in a task of its own (`ARGS_VALIDATOR_UNITS`).
+    'validate_args': 'Validate Tool Args: {}',
     'call_mcp_tool': 'Call MCP Tool: {}',
     'list_mcp_tools': 'List MCP Tools: {}',
     'handle_event': 'Handle Stream Event',
