@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from core_helpers import WORKFLOW_TIMEOUT, activity_names
-from pydantic_ai import Agent, RunContext, Tool
+from pydantic_ai import Agent, DeferredToolRequests, RunContext, Tool
 from pydantic_ai.exceptions import ModelRetry
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
@@ -72,6 +72,15 @@ def checked_tools(ctx: RunContext[None]) -> FunctionToolset[None]:
     return toolset
 
 
+approval_agent = Agent(
+    FunctionModel(negative_then_positive),
+    name='va_approve',
+    tools=[Tool(double, args_validator=positive, requires_approval=True)],
+    output_type=[str, DeferredToolRequests],
+    capabilities=[TemporalDurability()],
+)
+
+
 wrapped_agent = TemporalAgent(
     Agent(FunctionModel(negative_then_positive), name='va_wrap', tools=[Tool(double, args_validator=positive)])
 )
@@ -89,6 +98,15 @@ class DynamicWorkflow:
     @workflow.run
     async def run(self, prompt: str) -> str:
         return (await dynamic_agent.run(prompt)).output
+
+
+@workflow.defn
+class ApprovalWorkflow:
+    @workflow.run
+    async def run(self, prompt: str) -> list[str]:
+        output = (await approval_agent.run(prompt)).output
+        assert isinstance(output, DeferredToolRequests)
+        return [call.tool_call_id for call in output.approvals]
 
 
 @workflow.defn
@@ -190,3 +208,22 @@ async def test_the_wrapper_validates_function_tools_in_workflow_code(client: Cli
         'agent__va_wrap__model_request',
     ]
     assert VALIDATED_IN_ACTIVITIES == []
+
+
+async def test_the_validator_runs_before_the_approval_gate(client: Client, task_queue: str):
+    # Refused arguments ask the model again; only valid ones reach the approval request (no call activity at all).
+    VALIDATED_IN_ACTIVITIES.clear()
+    async with agent_worker(
+        client, workflows=[ApprovalWorkflow], plugins=[AgentPlugin(approval_agent)], task_queue=task_queue
+    ):
+        handle = await client.start_workflow(
+            ApprovalWorkflow.run, 'go', id=str(uuid.uuid4()), task_queue=task_queue, execution_timeout=WORKFLOW_TIMEOUT
+        )
+        assert await handle.result() == ['c2']
+        names = await activity_names(client, handle)
+    if ARGS_VALIDATOR_UNITS:
+        validate = 'agent__va_approve__toolset__<agent>__validate_args'
+        assert names == ['agent__va_approve__model_request', validate, 'agent__va_approve__model_request', validate]
+        assert VALIDATED_IN_ACTIVITIES == [-1, 2]
+    else:
+        assert names == ['agent__va_approve__model_request', 'agent__va_approve__model_request']
