@@ -64,6 +64,10 @@ bench *args:
 bench-scale *args:
     uv run python -m benchmarks._scale "$@"
 
+# Where DBOS's or Prefect's CPU goes, ours vs floor vs plain, per thread (cProfile, thread CPU clocks): `just bench-profile --engine prefect --no-profile`.
+bench-profile *args:
+    uv run python -m benchmarks.profile_engines "$@"
+
 # The cost of one Prefect cache key at 100, 1,000 and 3,000 messages: `just bench-prefect-keys --compare main`.
 bench-prefect-keys *args:
     uv run python -m benchmarks.prefect_key_cost "$@"

@@ -621,7 +621,7 @@ def notes(engine_name: str, engine: dict[str, Any]) -> list[str]:
             )
         if head['ours_vs_floor']['store_bytes'] is not None:
             sentence += f"; it stores {_fmt(head['ours_vs_floor']['store_bytes'], 1)}x the floor's bytes per run"
-        found.append(sentence + '.')
+        found.append(sentence + _profile_pointer(engine_name) + '.')
     floor = _variant(engine, 'floor')
     cpu_target = next((target for target in targets if target.startswith('ours/floor CPU')), None)
     if cpu_target is not None and targets[cpu_target] is False:
@@ -641,7 +641,9 @@ def notes(engine_name: str, engine: dict[str, Any]) -> list[str]:
                 f'{_fmt(head["ours_vs_floor"][key], 2)} at {key.removeprefix("runs_per_s_c")} in flight'
                 for key in (f'runs_per_s_{target.split()[2]}' for target in slow)
             )
-            + ': with many runs in flight one worker process is CPU-bound, so the runs/s follow the CPU per run.'
+            + ': with many runs in flight one worker process is CPU-bound, so the runs/s follow the CPU per run'
+            + _profile_pointer(engine_name)
+            + '.'
         )
     ours_growth = head['store_growth_exponent'].get('ours')
     floor_growth = head['store_growth_exponent'].get('floor')
@@ -653,6 +655,15 @@ def notes(engine_name: str, engine: dict[str, Any]) -> list[str]:
             'conversation grows quadratically.'
         )
     return found
+
+
+def _profile_pointer(engine_name: str) -> str:
+    # The profile sections of docs/benchmarks.md (`benchmarks.profile_engines`) say where the CPU of DBOS and Prefect
+    # goes; Temporal's sentence already names its own section.
+    for engine, title in (('dbos', 'DBOS'), ('prefect', 'Prefect')):
+        if engine_name.startswith(engine):
+            return f'; the profile: "Where the CPU goes ({title})" below'
+    return ''
 
 
 def markdown(report: dict[str, Any]) -> str:

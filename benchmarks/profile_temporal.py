@@ -5,7 +5,8 @@ worker (the main section's client, converter and worker settings), runs the benc
 `--concurrency` in flight, and prints the top functions by own time and by cumulative time, separately for the
 workflow threads (the sandboxed workflow code: the agent graph, the run context, unit inputs and outputs) and for the
 event-loop thread (activities, the client, the SDK's bridge to its Rust core). The profiler is stdlib cProfile, one
-per thread, timed by the thread's CPU clock: the SDK runs workflow activations on a thread pool, which a profiler of the main thread would not see.
+per thread, timed by the thread's CPU clock (`benchmarks/_profiling.py`, shared with `profile_engines`): the SDK runs
+workflow activations on a thread pool, which a profiler of the main thread would not see.
 """
 
 from __future__ import annotations
@@ -13,35 +14,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
-import cProfile
-import io
 import os
 import pstats
-import threading
 import time
 import uuid
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
+from ._profiling import cpu_profiler, profile_this_thread, thread_profilers, top
 from ._workload import Workload
-
-_PROFILERS: list[cProfile.Profile] = []
-_LOCK = threading.Lock()
-
-
-def _cpu_profiler() -> cProfile.Profile:
-    # The thread's CPU time, not the wall clock: on a loaded machine, and with threads taking turns at the GIL, a
-    # wall-clock profile charges a function for the time its thread waited.
-    return cProfile.Profile(time.thread_time_ns, 1e-9)
-
-
-def _profile_thread() -> None:
-    # Runs once in each thread of the workflow task executor: that thread's profiler records from then on.
-    profiler = _cpu_profiler()
-    with _LOCK:
-        _PROFILERS.append(profiler)
-    profiler.enable()
 
 
 async def _profile(
@@ -61,7 +43,7 @@ async def _profile(
         workflow = OursSharedWorkflow
     argument: Any = _floor_plan(workload) if variant == 'floor' else workload.prompt()
     executor = concurrent.futures.ThreadPoolExecutor(
-        max_workers=4, thread_name_prefix='profiled_workflow_', initializer=_profile_thread if profile else None
+        max_workers=4, thread_name_prefix='profiled_workflow_', initializer=profile_this_thread if profile else None
     )
     async with AsyncExitStack() as stack:
         client = ours_client(await stack.enter_async_context(dev_server()))
@@ -88,18 +70,17 @@ async def _profile(
                 await client.execute_workflow(workflow.run, argument, id=f'p-{uuid.uuid4().hex}', task_queue=task_queue)
 
         await asyncio.gather(*(one() for _ in range(warmup)))
-        main = _cpu_profiler()
-        with _LOCK:
-            for profiler in _PROFILERS:
-                profiler.clear()
+        main = cpu_profiler()
+        # Drop what the warm-up recorded (profile_engines diffs snapshots instead, for threads busy at that moment).
+        for _, profiler in thread_profilers():
+            profiler.clear()
         cpu, wall = time.process_time(), time.perf_counter()
         if profile:
             main.enable()
         await asyncio.gather(*(one() for _ in range(runs)))
         main.disable()
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-        with _LOCK:
-            workflow_profilers = list(_PROFILERS)
+        workflow_profilers = [profiler for _, profiler in thread_profilers()]
         for profiler in workflow_profilers:
             profiler.create_stats()
         main.create_stats()
@@ -110,17 +91,6 @@ async def _profile(
         'workflow': pstats.Stats(*workflow_profilers) if profile and workflow_profilers else None,
         'main': pstats.Stats(main) if profile else None,
     }
-
-
-def _top(stats: pstats.Stats | None, key: str, limit: int) -> str:
-    if stats is None:
-        return '(no samples)\n'
-    out = io.StringIO()
-    stats.stream = out  # pyright: ignore[reportAttributeAccessIssue]
-    stats.sort_stats(key).print_stats(limit)
-    # Drop pstats' preamble (file list, totals line stays) to keep the listing short.
-    text = out.getvalue()
-    return text[text.find('   ncalls') :] if '   ncalls' in text else text
 
 
 def main() -> None:
@@ -150,7 +120,7 @@ def main() -> None:
     for thread in ('workflow', 'main') if profile else ():
         for key in ('tottime', 'cumulative'):
             print(f'\n=== {thread} thread(s), by {key} ===')
-            print(_top(result[thread], key, args.limit))
+            print(top(result[thread], key, args.limit))
     if args.dump and result['workflow'] is not None:
         result['workflow'].dump_stats(str(args.dump))
     # The Temporal SDK can abort at interpreter exit after a worker ran: everything is shut down, so leave now.

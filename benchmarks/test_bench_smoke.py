@@ -75,6 +75,32 @@ def test_smallest_bench_runs_every_variant(tmp_path: Path) -> None:
 
 
 @pytest.mark.timeout(150)
+def test_engine_profiler_profiles_ours_floor_and_plain_per_thread_on_dbos(tmp_path: Path) -> None:
+    command = [
+        sys.executable,
+        '-m',
+        'benchmarks.profile_engines',
+        '--engine=dbos',
+        '--runs=2',
+        '--rounds=2',
+        '--warmup=1',
+        f'--dump={tmp_path}',
+    ]
+    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=140, check=False)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    out = completed.stdout
+    assert '| metric | ours | floor | plain |' in out
+    assert '| runs | 4 | 4 | 4 |' in out
+    # The event loop's thread and DBOS's executor threads are told apart, and the own time is split by area.
+    assert '| thread CPU ms/run: MainThread |' in out
+    assert '| thread CPU ms/run: dbos-executor' in out
+    assert '| ours (durable_*) |' in out
+    assert '| engine: dbos |' in out
+    assert (tmp_path / 'dbos-ours-c1.pstats').is_file()
+    assert (tmp_path / 'dbos-ours-c1-MainThread.pstats').is_file()
+
+
+@pytest.mark.timeout(150)
 def test_smallest_live_events_bench_runs_on_every_engine(tmp_path: Path) -> None:
     out = tmp_path / 'bench.json'
     docs = tmp_path / 'benchmarks.md'

@@ -1,6 +1,6 @@
 """Record the pydantic-ai upgrade fixtures (`tests-integration/histories/upgrade/`), on the lock (pydantic-ai 1.107).
 
-    uv run python tests-integration/record_upgrade_fixtures.py [dbos-reference]
+    uv run python tests-integration/record_upgrade_fixtures.py [dbos-reference|dbos-reference-UNIT|dbos|prefect|prefect-reference ...]
 
 Each engine's crash worker is killed in the middle of the crash agent's run and what the engine stored is kept; see
 `harness/upgrade.py`. Re-record only on purpose: the point of the fixtures is that they were made by an older line.
@@ -27,7 +27,9 @@ from harness.upgrade import (  # noqa: E402
     dbos_fixture,
     dbos_reference_fixture,
     fold_wal,
+    migration_agent,
     prefect_fixture,
+    prefect_reference_fixture,
     run_dbos_worker,
     run_prefect_step,
 )
@@ -59,6 +61,7 @@ def _record_dbos_reference(workdir: Path, unit: MigrationUnit) -> Path:
         workflow_id=MIGRATION_WORKFLOW_ID,
         wrapper='reference',
         app_version='computed',
+        agent=migration_agent(unit),
     )
     assert code == -9, f'the worker should have killed itself at line {kill_at}, exit code {code}'
     assert len(read_calls(log)) == kill_at
@@ -68,19 +71,29 @@ def _record_dbos_reference(workdir: Path, unit: MigrationUnit) -> Path:
 
 
 def main() -> None:
-    """Record every engine's fixture (`dbos-reference` only: `python record_upgrade_fixtures.py dbos-reference`)."""
+    """Record the fixtures named on the command line, or all of them.
+
+    `dbos-reference` (the DBOS migration fixtures of every unit), `dbos-reference-UNIT` (one of them),
+    `prefect-reference` (the Prefect migration fixture), `dbos`, `prefect` (the upgrade fixtures).
+    """
     if PYDANTIC_AI_2:
         sys.exit(f'record on pydantic-ai 1.107 (the lock), not {PYDANTIC_AI_VERSION}')
+    targets = sys.argv[1:] or ['dbos-reference', 'dbos', 'prefect', 'prefect-reference']
     for unit in MIGRATION_KILL_AT:
+        if 'dbos-reference' in targets or f'dbos-reference-{unit}' in targets:
+            with tempfile.TemporaryDirectory(prefix='durable-upgrade-') as workdir:
+                print(_record_dbos_reference(Path(workdir), unit).relative_to(HERE.parent))
+    if 'dbos' in targets:
         with tempfile.TemporaryDirectory(prefix='durable-upgrade-') as workdir:
-            print(_record_dbos_reference(Path(workdir), unit).relative_to(HERE.parent))
-    if sys.argv[1:] == ['dbos-reference']:
-        return
-    with tempfile.TemporaryDirectory(prefix='durable-upgrade-') as workdir:
-        print(_record_dbos(Path(workdir)).relative_to(HERE.parent))
-    with tempfile.TemporaryDirectory(prefix='durable-upgrade-') as workdir:
-        assert run_prefect_step('prefect-record', prefect_fixture(), Path(workdir)) == 0
-        print(prefect_fixture().relative_to(HERE.parent))
+            print(_record_dbos(Path(workdir)).relative_to(HERE.parent))
+    if 'prefect' in targets:
+        with tempfile.TemporaryDirectory(prefix='durable-upgrade-') as workdir:
+            assert run_prefect_step('prefect-record', prefect_fixture(), Path(workdir)) == 0
+            print(prefect_fixture().relative_to(HERE.parent))
+    if 'prefect-reference' in targets:
+        with tempfile.TemporaryDirectory(prefix='durable-upgrade-') as workdir:
+            assert run_prefect_step('prefect-reference-record', prefect_reference_fixture(), Path(workdir)) == 0
+            print(prefect_reference_fixture().relative_to(HERE.parent))
 
 
 if __name__ == '__main__':

@@ -9,6 +9,7 @@ may run, and the output must be the one a run that never crashed gives. (Tempora
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import fcntl
 import importlib.metadata
@@ -17,16 +18,21 @@ import os
 import shutil
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
+import uuid
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 from harness.crash_agent import EXPECTED_OUTPUT, PHASES, read_calls
 from harness.crash_run import prefect_worker_env
+from harness.mcp_crash_agent import MCP_PHASES
 from harness.prefect_migration import (
     SubflowRecord,
     Wrapper,
@@ -41,8 +47,13 @@ from harness.upgrade import (
     dbos_fixture,
     dbos_recorded_version,
     dbos_reference_fixture,
+    migration_agent,
+    migration_output,
     prefect_fixture,
     prefect_fixture_needs,
+    prefect_reference_fixture,
+    prefect_reference_fixture_needs,
+    prefect_reference_tag,
     run_dbos_worker,
     run_prefect_step,
 )
@@ -63,17 +74,23 @@ def test_dbos_run_recorded_on_1107_recovers_without_repeating_calls(tmp_path: Pa
     assert started == ['call-c', 'model-3']  # model-1, call-a, call-b and model-2 came from the 1.107 records
 
 
-MIGRATION_UNITS: list[MigrationUnit] = ['model', 'tool']
+MIGRATION_UNITS: list[MigrationUnit] = ['model', 'tool', 'mcp']
 T = TypeVar('T')
-# What a recovery starts, by where the first process was killed (`start model-2` or `start call-c`), when the tool
-# calls of the recorded part were workflow code (the reference's layout, or ours with `function_tool_steps=False`):
-# they run again, every recorded model request is replayed.
+# What a recovery starts, by where the first process was killed (`start model-2`, `start call-c`, or the MCP crash
+# agent's `start mcp-c`), when the function-tool calls of the recorded part were workflow code (the reference's layout,
+# or ours with `function_tool_steps=False`): they run again, every recorded model request and MCP call is replayed
+# (MCP calls are steps on both), and only the MCP call in flight runs again.
 AFTER_CODE_TOOLS: dict[MigrationUnit, list[str]] = {
     'model': ['call-a', 'call-b', 'model-2', 'call-c', 'model-3'],
     'tool': ['call-a', 'call-b', 'call-c', 'model-3'],
+    'mcp': ['mcp-c', 'model-3'],
 }
 MODEL_STEP = 'crash_agent__model.request'
 TOOL_STEP = 'crash_agent__toolset__<agent>.call_tool.crunch'
+MCP_MODEL_STEP, MCP_STEP = 'mcp_crash_agent__model.request', 'mcp_crash_agent__mcp_server__crashmcp'
+# The MCP crash agent's steps, on the reference and on ours: the tools are listed once per run (the reference caches
+# them on its wrapper, ours per run; both in a step whose record a recovery reads), each MCP call is a step.
+MCP_STEPS = [f'{MCP_STEP}.get_tools', *[MCP_MODEL_STEP, f'{MCP_STEP}.call_tool'] * 2, MCP_MODEL_STEP]
 
 
 def _started(log: Path) -> list[str]:
@@ -111,16 +128,21 @@ def test_dbos_run_started_on_the_reference_finishes_on_ours(
         workflow_id=MIGRATION_WORKFLOW_ID,
         function_tool_steps=tool_steps,
         app_version=version,
+        agent=migration_agent(unit),
     )
 
     assert code == 0, result.read_text(encoding='utf-8') if result.exists() else code
-    assert json.loads(result.read_text(encoding='utf-8')) == {'output': EXPECTED_OUTPUT}
+    assert json.loads(result.read_text(encoding='utf-8')) == {'output': migration_output(unit)}
     # The reference ran the first tools as workflow code (not recorded, so they run again); model requests are never
     # repeated. Whatever `function_tool_steps` says, the run keeps the reference's layout where its record reached
     # past a tool call (killed in call-c) and never fails on it; new work after a shorter record follows the setting.
+    # MCP calls are steps on both: ours reads the reference's records (the tool list, each call's result as the
+    # reference recorded it) and runs only the MCP call in flight again.
     assert _started(log) == AFTER_CODE_TOOLS[unit]
     steps = _step_names(database, MIGRATION_WORKFLOW_ID)
-    if unit == 'model' and tool_steps:
+    if unit == 'mcp':
+        assert steps == MCP_STEPS
+    elif unit == 'model' and tool_steps:
         assert steps == [MODEL_STEP, TOOL_STEP, TOOL_STEP, MODEL_STEP, TOOL_STEP, MODEL_STEP]
     else:
         assert steps == [MODEL_STEP] * 3
@@ -135,16 +157,33 @@ def test_dbos_run_started_on_ours_finishes_on_the_reference_only_without_tool_st
     # Rolling back: started on ours, killed, recovered by the reference (the installed line's) on the same version.
     database, log, result = tmp_path / 'dbos.sqlite', tmp_path / 'calls.log', tmp_path / 'result.json'
     kill_at = MIGRATION_KILL_AT[unit]
+    agent = migration_agent(unit)
     started_on_ours = run_dbos_worker(
-        database, log, result, recover=False, kill_at=kill_at, workflow_id='rollback', function_tool_steps=tool_steps
+        database,
+        log,
+        result,
+        recover=False,
+        kill_at=kill_at,
+        workflow_id='rollback',
+        function_tool_steps=tool_steps,
+        agent=agent,
     )
     assert started_on_ours == -9
     recorded = len(read_calls(log))
 
-    code = run_dbos_worker(database, log, result, recover=True, workflow_id='rollback', wrapper='reference')
+    code = run_dbos_worker(
+        database, log, result, recover=True, workflow_id='rollback', wrapper='reference', agent=agent
+    )
 
     again = [call.label for call in read_calls(log)[recorded:] if call.kind == 'start']
-    if tool_steps:
+    if unit == 'mcp':
+        # No function tools: the same steps on both (ours records an MCP call's result as the reference does), so the
+        # reference replays every recorded one and runs only the MCP call in flight again.
+        assert code == 0, result.read_text(encoding='utf-8') if result.exists() else code
+        assert json.loads(result.read_text(encoding='utf-8')) == {'output': migration_output(unit)}
+        assert again == AFTER_CODE_TOOLS[unit]
+        assert _step_names(database, 'rollback') == MCP_STEPS
+    elif tool_steps:
         # The reference runs tool calls as workflow code, so it cannot replay ours' tool steps: it makes calls a and
         # b again, then meets our tool step where it expects model request 2, and fails the run for good. Drain such
         # runs on ours (or start them with `function_tool_steps=False`) before rolling back; the docs say so.
@@ -172,15 +211,26 @@ def test_prefect_run_recorded_on_1107_resumes_from_its_cache(tmp_path: Path) -> 
     assert started == ['call-c', 'model-3']
 
 
-# Prefect: a flow run started on one wrapper, killed in a model request or a tool call, re-run on the other (or on the
-# same one: the baselines). Every cell runs in the same two worker processes (`harness/prefect_migration.py`).
-MIGRATION_CELLS: list[tuple[Wrapper, Wrapper]] = [
-    ('reference', 'ours'),
-    ('ours', 'reference'),
-    ('reference', 'reference'),
-]
-ALL_CALLS = ['model-1', 'call-a', 'call-b', 'model-2', 'call-c', 'model-3']
-MODEL_TASK, TOOL_TASK = 'Model Request: crash', 'Call Tool: crunch'
+# Prefect: a flow run started on one wrapper, killed in a model request, a tool call or an MCP tool call, re-run on the
+# other (or on the same one: the baselines). Started on the reference and finished on ours: the runs of the committed
+# fixture `prefect-reference-1.107/`, started by pydantic-ai 1.107.10's own `PrefectAgent` (`record_upgrade_fixtures.py
+# prefect-reference`), re-run on ours in every cell. The cells that finish on the reference run it live, the installed
+# line's: every such cell runs in the same two worker processes (`harness/prefect_migration.py`).
+LIVE_CELLS: list[tuple[Wrapper, Wrapper]] = [('ours', 'reference'), ('reference', 'reference')]
+ALL_CALLS: dict[MigrationUnit, list[str]] = {
+    'model': ['model-1', 'call-a', 'call-b', 'model-2', 'call-c', 'model-3'],
+    'tool': ['model-1', 'call-a', 'call-b', 'model-2', 'call-c', 'model-3'],
+    'mcp': ['model-1', 'mcp-a', 'model-2', 'mcp-c', 'model-3'],
+}
+# What the first process started before the side channel killed it (in model-2, in call-c, in mcp-c).
+FIRST_STARTED: dict[MigrationUnit, list[str]] = {
+    'model': ALL_CALLS['model'][:4],
+    'tool': ALL_CALLS['tool'][:5],
+    'mcp': ALL_CALLS['mcp'][:4],
+}
+TOOL_TASK, MCP_TASK = 'Call Tool: crunch', 'Call MCP Tool: add'
+MCP_LISTING_TASK = 'List MCP Tools: crashmcp'
+"""Ours lists an MCP server's tools in a task (the 1.107 reference lists them outside any task)."""
 
 
 @dataclass
@@ -207,9 +257,9 @@ def _run_async(function: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T
         return pool.submit(context.run, lambda: asyncio.run(function(*args))).result()
 
 
-def _measure_prefect_migration(prefect_home: Path, results: Path) -> dict[str, PrefectMigrationCell]:
+def _measure_prefect_migration(prefect_home: Path, results: Path) -> dict[str, dict[str, Any]]:
     tags: dict[str, tuple[Wrapper, Wrapper, MigrationUnit]] = {
-        _tag(a, b, unit): (a, b, unit) for a, b in MIGRATION_CELLS for unit in MIGRATION_UNITS
+        _tag(a, b, unit): (a, b, unit) for a, b in LIVE_CELLS for unit in MIGRATION_UNITS
     }
     flow_runs = _run_async(create_migration_runs, list(tags))
     env = prefect_worker_env(prefect_home)
@@ -223,58 +273,97 @@ def _measure_prefect_migration(prefect_home: Path, results: Path) -> dict[str, P
     assert code == 0, (results / 'recover.out').read_text(encoding='utf-8')
     again = read_calls(results / 'recover.calls.jsonl')
     warned = json.loads((results / 'recover.warnings.json').read_text(encoding='utf-8'))
-    return {
+    cells = {
         tag: PrefectMigrationCell(
             json.loads((results / f'{tag}.json').read_text(encoding='utf-8')),
             [call.label for call in read_calls(results / f'{tag}.calls.jsonl') if call.kind == 'start'],
             [call.label for call in again if call.kind == 'start' and call.run == tag],
-            _run_async(read_subflows, flow_runs[tag], rerun_since, len(ALL_CALLS)),
+            _run_async(read_subflows, flow_runs[tag], rerun_since, len(ALL_CALLS[unit])),
             [message for message in warned if flow_runs[tag] in message],
         )
-        for tag in tags
+        for tag, (_, _, unit) in tags.items()
     }
+    return {tag: asdict(cell) for tag, cell in cells.items()}
+
+
+def _measure_prefect_reference_fixture(workdir: Path) -> dict[str, dict[str, Any]]:
+    # In a subprocess of its own (as the upgrade fixture's resume): its Prefect server runs on a copy of the fixture.
+    assert run_prefect_step('prefect-reference-migrate', prefect_reference_fixture(), workdir) == 0
+    measured: dict[str, dict[str, Any]] = json.loads((workdir / 'measured.json').read_text(encoding='utf-8'))
+    return measured
+
+
+def _measured_once(name: str, tmp_path_factory: pytest.TempPathFactory, measure: Callable[[Path], Any]) -> Any:
+    """`measure(workdir)` once per test session, shared with every xdist worker of the session through a file."""
+    run_id = os.environ.get('PYTEST_XDIST_TESTRUNUID')
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if run_id else base) / f'{name}-{run_id or "local"}.json'
+    with (shared.with_suffix('.lock')).open('w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not shared.exists():
+            shared.write_text(json.dumps(measure(tmp_path_factory.mktemp(name))), encoding='utf-8')
+    return json.loads(shared.read_text(encoding='utf-8'))
 
 
 @pytest.fixture(scope='module')
 def prefect_migration(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """Every cell measured once per test session: tag -> `PrefectMigrationCell` (as a dict).
+    """Every live cell measured once per test session: tag -> `PrefectMigrationCell` (as a dict).
 
     The xdist workers of a session share the measurement through a file (by the session's run id), so that the
     cells' tests cost two worker processes wherever they are scheduled.
     """
-    run_id = os.environ.get('PYTEST_XDIST_TESTRUNUID')
-    base = tmp_path_factory.getbasetemp()
-    shared = (base.parent if run_id else base) / f'prefect-migration-{run_id or "local"}.json'
-    with (shared.with_suffix('.lock')).open('w') as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not shared.exists():
-            prefect_home: Path = request.getfixturevalue('prefect_home')
-            cells = _measure_prefect_migration(prefect_home, tmp_path_factory.mktemp('prefect-migration'))
-            shared.write_text(json.dumps({tag: asdict(cell) for tag, cell in cells.items()}), encoding='utf-8')
-    return json.loads(shared.read_text(encoding='utf-8'))
+
+    def measure(workdir: Path) -> dict[str, dict[str, Any]]:
+        return _measure_prefect_migration(request.getfixturevalue('prefect_home'), workdir)
+
+    return _measured_once('prefect-migration', tmp_path_factory, measure)
 
 
-def _cell(cells: dict[str, Any], first: Wrapper, second: Wrapper, unit: MigrationUnit) -> PrefectMigrationCell:
-    cell = cells[_tag(first, second, unit)]
+@pytest.fixture(scope='module')
+def prefect_reference_migration(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The committed fixture's runs, started by pydantic-ai 1.107.10's `PrefectAgent`, re-run on ours: tag -> cell."""
+    if (reason := prefect_reference_fixture_needs()) is not None:
+        pytest.skip(reason)
+    return _measured_once('prefect-reference-migration', tmp_path_factory, _measure_prefect_reference_fixture)
+
+
+def _cell(request: pytest.FixtureRequest, first: Wrapper, second: Wrapper, unit: MigrationUnit) -> PrefectMigrationCell:
+    if (first, second) == ('reference', 'ours'):
+        cells: dict[str, Any] = request.getfixturevalue('prefect_reference_migration')
+        cell = dict(cells[prefect_reference_tag(unit)])
+    else:
+        cells = request.getfixturevalue('prefect_migration')
+        cell = dict(cells[_tag(first, second, unit)])
     subflows = [SubflowRecord(**subflow) for subflow in cell.pop('subflows')]
-    cell = PrefectMigrationCell(**cell, subflows=subflows)
+    measured = PrefectMigrationCell(**cell, subflows=subflows)
     # Ours says so when it leaves the reference's unfinished agent run behind (its recorded calls repeat); the
     # reference says nothing, and re-running on the same wrapper leaves nothing behind that ours would not reuse.
     if (first, second) == ('reference', 'ours'):
-        [warning] = cell.warnings
+        [warning] = measured.warnings
         assert 'unfinished agent run' in warning
         assert 'will run again' in warning
-    elif (first, second) != ('reference', 'ours'):
-        assert cell.warnings == []
-    assert cell.result == {'output': EXPECTED_OUTPUT}
-    assert cell.first_started == ALL_CALLS[: 4 if unit == 'model' else 5]  # killed in model-2 or in call-c
-    return cell
+    else:
+        assert measured.warnings == []
+    assert measured.result == {'output': migration_output(unit)}
+    assert measured.first_started == FIRST_STARTED[unit]
+    return measured
 
 
 def _in_phase_order(labels: list[str]) -> list[str]:
     # Tools a and b run in parallel: either may start first.
-    assert [PHASES[label] for label in labels] == sorted(PHASES[label] for label in labels), labels
-    return sorted(labels, key=lambda label: (PHASES[label], label))
+    phases = PHASES | MCP_PHASES
+    assert [phases[label] for label in labels] == sorted(phases[label] for label in labels), labels
+    return sorted(labels, key=lambda label: (phases[label], label))
+
+
+def _by_task(labels: list[str], unit: MigrationUnit) -> dict[str, int]:
+    model_task = 'Model Request: mcp_crash' if unit == 'mcp' else 'Model Request: crash'
+    counts = {
+        model_task: sum(label.startswith('model') for label in labels),
+        TOOL_TASK: sum(label.startswith('call') for label in labels),
+        MCP_TASK: sum(label.startswith('mcp') for label in labels),
+    }
+    return {task: count for task, count in counts.items() if count}
 
 
 @pytest.mark.xdist_group('prefect')
@@ -283,19 +372,22 @@ def _in_phase_order(labels: list[str]) -> list[str]:
     ('first', 'second'), [('reference', 'ours'), ('ours', 'reference')], ids=['reference-to-ours', 'ours-to-reference']
 )
 def test_prefect_run_moved_between_the_reference_and_ours_repeats_every_call(
-    prefect_migration: dict[str, Any], first: Wrapper, second: Wrapper, unit: MigrationUnit
+    request: pytest.FixtureRequest, first: Wrapper, second: Wrapper, unit: MigrationUnit
 ) -> None:
     # Prefect reattaches a crashed subflow by the task key of its flow function, a hash of that function's code: the
     # other wrapper is other code, so it gets a subflow run of its own, and the first one is left Running (nobody ends
     # it). The reference's task keys hash its own task source and subflow run id: ours cannot compute them without the
     # reference's code, and the reference cannot compute ours, so nothing is read from the other's cache (not even
     # tools a and b, which the reference re-run on itself reuses). No setting of either package changes this: drain
-    # runs before switching, either way.
-    cell = _cell(prefect_migration, first, second, unit)
-    assert _in_phase_order(cell.started_again) == ALL_CALLS
+    # runs before switching, either way. The same holds for a kill in an MCP tool call.
+    cell = _cell(request, first, second, unit)
+    assert _in_phase_order(cell.started_again) == ALL_CALLS[unit]
     [abandoned, finished] = cell.subflows
     assert abandoned == SubflowRecord('Running')
-    assert finished == SubflowRecord('Completed', executed={MODEL_TASK: 3, TOOL_TASK: 3}, cached={})
+    executed = _by_task(ALL_CALLS[unit], unit)
+    if unit == 'mcp' and second == 'ours':
+        executed[MCP_LISTING_TASK] = 3  # before each model request (a task keyed by the run step, cached on a re-run)
+    assert finished == SubflowRecord('Completed', executed=executed, cached={})
 
 
 # What the reference's own re-run repeats (the baseline: the calls whose recorded results a re-run could reuse at all),
@@ -304,33 +396,146 @@ def test_prefect_run_moved_between_the_reference_and_ours_repeats_every_call(
 # `conversation_id`, new on every run: its model requests all run again and only the tool calls it recorded are cache
 # hits. 2.x's keys are stable: only the call in flight runs again.
 REFERENCE_AGAIN: dict[MigrationUnit, list[str]] = (
-    {'model': ['model-2', 'call-c', 'model-3'], 'tool': ['call-c', 'model-3']}
+    {'model': ['model-2', 'call-c', 'model-3'], 'tool': ['call-c', 'model-3'], 'mcp': ['mcp-c', 'model-3']}
     if PYDANTIC_AI_2
-    else {'model': ['model-1', 'model-2', 'call-c', 'model-3'], 'tool': ['model-1', 'model-2', 'call-c', 'model-3']}
+    else {
+        'model': ['model-1', 'model-2', 'call-c', 'model-3'],
+        'tool': ['model-1', 'model-2', 'call-c', 'model-3'],
+        'mcp': ['model-1', 'model-2', 'mcp-c', 'model-3'],
+    }
 )
 
 
 @pytest.mark.xdist_group('prefect')
 @pytest.mark.parametrize('unit', MIGRATION_UNITS)
 def test_prefect_run_started_on_the_reference_reuses_its_stable_keys_on_the_reference(
-    prefect_migration: dict[str, Any], unit: MigrationUnit
+    request: pytest.FixtureRequest, unit: MigrationUnit
 ) -> None:
     # The baseline: re-run on the reference itself, every call whose key is stable is a cache hit if the subflow run is
     # reattached; ours, on the same runs, reused none of them.
     from packaging.version import Version
 
-    cell = _cell(prefect_migration, 'reference', 'reference', unit)
+    cell = _cell(request, 'reference', 'reference', unit)
     reattached = len(cell.subflows) == 1
     if Version(importlib.metadata.version('prefect')) >= Version('3.9'):
         assert reattached, cell.subflows
-    again = REFERENCE_AGAIN[unit] if reattached else ALL_CALLS
+    again = REFERENCE_AGAIN[unit] if reattached else ALL_CALLS[unit]
     assert _in_phase_order(cell.started_again) == again
-    reused = [label for label in ALL_CALLS if label not in again]
-    finished = SubflowRecord('Completed', executed=_by_task(again), cached=_by_task(reused))
+    reused = [label for label in ALL_CALLS[unit] if label not in again]
+    finished = SubflowRecord('Completed', executed=_by_task(again, unit), cached=_by_task(reused, unit))
     assert cell.subflows == ([finished] if reattached else [SubflowRecord('Running'), finished])
 
 
-def _by_task(labels: list[str]) -> dict[str, int]:
-    models = sum(label.startswith('model') for label in labels)
-    counts = {MODEL_TASK: models, TOOL_TASK: len(labels) - models}
-    return {task: count for task, count in counts.items() if count}
+# Temporal: a workflow started by the reference's worker (the installed line's `TemporalAgent`), killed in a model
+# request, a tool call or an MCP tool call, taken over by a worker running ours (`harness/temporal_migration.py`).
+# Temporal replays what the reference recorded; the activity in flight is retried on ours' worker with the inputs the
+# reference scheduled. The committed 1.107 histories say the same piece by piece (`packages/durable-temporal/tests/
+# test_compat_reference.py`, `test_compat_activities.py`); this is the whole move, MCP activities included.
+TEMPORAL_AGAIN: dict[MigrationUnit, list[str]] = {
+    'model': ['model-2', 'call-c', 'model-3'],
+    'tool': ['call-c', 'model-3'],
+    'mcp': ['mcp-c', 'model-3'],
+}
+
+
+async def _temporal_worker(
+    wrapper: Wrapper, address: str, task_queue: str, workdir: Path, log: Path, kill_at: int
+) -> subprocess.Popen[bytes]:
+    from harness.crash_agent import KILL_AT_ENV, LOG_ENV
+
+    ready = workdir / f'{wrapper}.ready'
+    env = {**os.environ, 'PYTHONPATH': str(Path(__file__).parent), LOG_ENV: str(log), KILL_AT_ENV: str(kill_at)}
+    args = ['temporal', '--address', address, '--task-queue', task_queue, '--ready', str(ready), '--migration', wrapper]
+    with (workdir / f'{wrapper}.out').open('w', encoding='utf-8') as output:
+        return subprocess.Popen(
+            [sys.executable, '-m', 'harness.crash_worker', *args],
+            env=env,
+            cwd=Path(__file__).parent,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+async def _exit_code(process: subprocess.Popen[bytes], timeout: float) -> int:
+    deadline = time.monotonic() + timeout
+    while (code := process.poll()) is None:
+        if time.monotonic() > deadline:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            raise TimeoutError(f'worker {process.pid} did not exit in {timeout} s')
+        await asyncio.sleep(0.05)
+    return code
+
+
+async def _stop_worker(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):  # killed whole by `_exit_code`
+            await _exit_code(process, 20)
+
+
+async def _temporal_migration(workdir: Path) -> dict[str, dict[str, Any]]:
+    from harness.crash_agent import CRASH_PROMPT, CrashDeps
+    from harness.temporal_migration import MIGRATION_WORKFLOW_NAME
+    from temporalio.client import WorkflowHandle
+
+    from durable_temporal.testing import dev_server
+
+    async with dev_server() as env:
+        client = env.client
+        address = client.service_client.config.target_host
+
+        async def one(unit: MigrationUnit) -> dict[str, Any]:
+            unit_dir, task_queue = workdir / unit, f'migration-{unit}-{uuid.uuid4().hex}'
+            unit_dir.mkdir()
+            log = unit_dir / 'calls.jsonl'
+            handle: WorkflowHandle[Any, str] = await client.start_workflow(
+                MIGRATION_WORKFLOW_NAME,
+                args=[migration_agent(unit), CRASH_PROMPT, CrashDeps()],
+                id=task_queue,
+                task_queue=task_queue,
+                result_type=str,
+                task_timeout=timedelta(seconds=2),  # a workflow task lost with the killed worker is retried then
+            )
+            first = await _temporal_worker('reference', address, task_queue, unit_dir, log, MIGRATION_KILL_AT[unit])
+            try:
+                killed = await _exit_code(first, 180)
+            finally:
+                await _stop_worker(first)
+            second = await _temporal_worker('ours', address, task_queue, unit_dir, log, 0)
+            try:
+                output = await asyncio.wait_for(handle.result(), 240)
+            finally:
+                await _stop_worker(second)
+            calls = [call for call in read_calls(log) if call.kind == 'start']
+            return {
+                'killed': killed,
+                'output': output,
+                'first_started': [call.label for call in calls if call.pid == first.pid],
+                'started_again': [call.label for call in calls if call.pid != first.pid],
+            }
+
+        measured = await asyncio.gather(*(one(unit) for unit in MIGRATION_UNITS))
+    return dict(zip(MIGRATION_UNITS, measured, strict=True))
+
+
+@pytest.fixture(scope='module')
+def temporal_migration(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """Every unit's move from the reference to ours on Temporal, measured once per test session: unit -> cell."""
+    return _measured_once(
+        'temporal-migration', tmp_path_factory, lambda workdir: _run_async(_temporal_migration, workdir)
+    )
+
+
+@pytest.mark.xdist_group('temporal')
+@pytest.mark.parametrize('unit', MIGRATION_UNITS)
+def test_temporal_run_started_on_the_reference_finishes_on_ours(
+    temporal_migration: dict[str, Any], unit: MigrationUnit
+) -> None:
+    cell = temporal_migration[unit]
+    assert cell['killed'] == -signal.SIGKILL
+    assert cell['first_started'] == FIRST_STARTED[unit]
+    assert cell['output'] == migration_output(unit)
+    # Only the activity in flight runs again (on ours, from the reference's inputs), then what was never started.
+    assert cell['started_again'] == TEMPORAL_AGAIN[unit]

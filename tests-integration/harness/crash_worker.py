@@ -1,11 +1,14 @@
 """A worker process of the crash suite: `python -m harness.crash_worker <engine> ...` (with `tests-integration` on
 `PYTHONPATH`). The side channel (`DURABLE_CRASH_LOG`) may kill it at any model request or tool call.
 
-- `temporal --address A --task-queue Q`: poll until SIGTERM (the test starts the workflow and waits for it).
+- `temporal --address A --task-queue Q [--migration ours|reference]`: poll until SIGTERM (the test starts the workflow
+  and waits for it); `--migration` registers only the migration workflow (`harness/temporal_migration.py`) on ours or
+  on pydantic-ai's own `TemporalAgent`.
 - `dbos --db URL --workflow-id ID --result F [--recover] [--wrapper ours|reference] [--function-tool-steps on|off]
-  [--app-version V|computed] [--stream-out]`: start the agent's workflow with that id, or (with `--recover`) let `DBOS.launch()`
+  [--app-version V|computed] [--stream-out] [--agent crash|mcp]`: start the agent's workflow with that id, or (with `--recover`) let `DBOS.launch()`
   recover it; write its output (or its error) to F. `--wrapper reference` runs pydantic-ai's own `DBOSAgent`; `--stream-out` the stream crash agent
-  (`harness/stream_crash_agent.py`), which publishes live events.
+  (`harness/stream_crash_agent.py`), which publishes live events; `--agent mcp` the MCP crash agent
+  (`harness/mcp_crash_agent.py`).
 - `prefect --flow-run-id ID --result F [--recover] [--stream-out]`: run that flow run (created by the test); with `--recover`,
   reschedule the crashed flow run first, so that its completed tasks are served from their cache.
 - `dbos-many` / `prefect-many` `... --run TAG=ID ... --results DIR [--recover]`: the same for several runs at once in
@@ -45,23 +48,36 @@ async def _temporal(args: argparse.Namespace) -> None:
     from .temporal_engine import HAS_WORKFLOW_STREAMS, harness_passthrough_runner
 
     workflows: list[type] = [CrashWorkflow]
-    if HAS_WORKFLOW_STREAMS:  # the stream-out kill scenarios' workflow (temporalio >= 1.27.0)
+    plugin: Any = PydanticAIPlugin()
+    if args.migration == 'ours':  # the migration tests: the workflow a reference worker started, on ours
+        from .temporal_migration import MigrationWorkflow
+
+        workflows = [MigrationWorkflow]
+    elif args.migration == 'reference':  # ... and the reference's worker that starts it
+        from .reference_temporal import PydanticAIPlugin as ReferencePlugin
+        from .reference_temporal import ReferenceMigrationWorkflow
+
+        workflows, plugin = [ReferenceMigrationWorkflow], ReferencePlugin()
+    elif HAS_WORKFLOW_STREAMS:  # the stream-out kill scenarios' workflow (temporalio >= 1.27.0)
         from .temporal_stream_crash import StreamCrashWorkflow
 
         workflows.append(StreamCrashWorkflow)
 
-    client = await Client.connect(args.address, namespace=args.namespace, plugins=[PydanticAIPlugin()])
+    client = await Client.connect(args.address, namespace=args.namespace, plugins=[plugin])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     # No workflow cache, hence no sticky queue: the next workflow task of a killed worker goes to the shared queue
     # at once instead of waiting for the sticky queue's timeout; every task replays the history from the start.
     # The test's own modules pass through the sandbox so that replays do not re-import them each time (CPU).
+    # The reference's worker keeps its cache, as its users run it: the reference caches an MCP server's tool list on
+    # its wrapper, so a replay of its own MCP workflow in the same process skips the listing it recorded and fails as
+    # non-deterministic (its defect, fixed here): without a cache every workflow task would be such a replay.
     worker = Worker(
         client,
         task_queue=args.task_queue,
         workflows=workflows,
-        max_cached_workflows=0,
+        max_cached_workflows=1000 if args.migration == 'reference' else 0,  # 1000: temporalio's default
         workflow_runner=harness_passthrough_runner(),
     )
     async with worker:
@@ -87,12 +103,18 @@ async def _dbos(args: argparse.Namespace) -> None:
 
             dbos_agent = DBOSAgent(stream_crash_agent, event_stream_topic=STREAM_CRASH_TOPIC)
             prompt = STREAM_CRASH_PROMPT
-        elif args.wrapper == 'reference':  # pydantic-ai's own wrapper: the migration tests start or finish runs on it
-            from .reference_dbos import reference_dbos_agent
-
-            dbos_agent = reference_dbos_agent(crash_agent)
         else:
-            dbos_agent = DBOSAgent(crash_agent, function_tool_steps=args.function_tool_steps == 'on')
+            agent: Any = crash_agent
+            if args.agent == 'mcp':  # the migration tests' kill in an MCP unit
+                from .mcp_crash_agent import mcp_crash_agent
+
+                agent = mcp_crash_agent
+            if args.wrapper == 'reference':  # pydantic-ai's own wrapper: the migration tests start or finish runs on it
+                from .reference_dbos import reference_dbos_agent
+
+                dbos_agent = reference_dbos_agent(agent)
+            else:
+                dbos_agent = DBOSAgent(agent, function_tool_steps=args.function_tool_steps == 'on')
         launch()
         if args.recover:
             # `DBOS.launch()` has already resumed the pending workflow; wait for it.
@@ -220,6 +242,9 @@ def main() -> None:
     temporal.add_argument('--namespace', default='default')
     temporal.add_argument('--task-queue', required=True)
     temporal.add_argument('--ready', required=True)
+    temporal.add_argument(
+        '--migration', choices=['ours', 'reference'], help='run only the migration workflow, on this wrapper'
+    )
     dbos = sub.add_parser('dbos')
     dbos.add_argument('--db', required=True)
     dbos.add_argument('--workflow-id', required=True)
@@ -229,6 +254,7 @@ def main() -> None:
     dbos.add_argument('--function-tool-steps', choices=['on', 'off'], default='on')
     dbos.add_argument('--app-version', default='', help="`computed`, a version, or empty for the tests' fixed one")
     dbos.add_argument('--stream-out', action='store_true', help='run the stream crash agent (live events)')
+    dbos.add_argument('--agent', choices=['crash', 'mcp'], default='crash', help='`mcp`: the MCP crash agent')
     prefect = sub.add_parser('prefect')
     prefect.add_argument('--flow-run-id', required=True)
     prefect.add_argument('--result', required=True)

@@ -1,6 +1,7 @@
 """Switching between pydantic-ai's `PrefectAgent` (the reference) and ours with a flow run in flight, on Prefect.
 
-A user's flow runs the crash agent (`crash_agent.py`): three model requests, tools a and b in parallel, then tool c.
+A user's flow runs the crash agent (`crash_agent.py`): three model requests, tools a and b in parallel, then tool c
+(or, for the runs killed in an MCP unit, whose tags end in `-mcp`, the MCP crash agent of `mcp_crash_agent.py`).
 The flow is the same for both wrappers but for the import, as after a migration (or a rollback). A first process
 runs it on one wrapper and is killed by the side channel inside a model request (`start model-2`) or a tool call
 (`start call-c`); a second process puts the crashed flow run back in the queue, as a Prefect worker's retry would, and
@@ -37,7 +38,10 @@ from typing import Any, Literal, cast
 from .crash_agent import KILL_AT_ENV, LOG_ENV, CrashDeps, crash_agent, crash_prompt
 
 __all__ = (
+    'MCP_MIGRATION_FLOW_NAME',
     'MIGRATION_FLOW_NAME',
+    'AgentKind',
+    'agent_kind',
     'SubflowRecord',
     'Wrapper',
     'create_migration_runs',
@@ -52,27 +56,42 @@ MIGRATION_FLOW_NAME = 'crash agent migration run'
 WORKER_TIMEOUT = 240.0
 
 
-def _agent(wrapper: Wrapper) -> Any:
-    if wrapper == 'reference':
-        from .reference_prefect import reference_crash_agent
+AgentKind = Literal['crash', 'mcp']
+MCP_MIGRATION_FLOW_NAME = 'mcp crash agent migration run'
 
-        return reference_crash_agent()
+
+def agent_kind(tag: str) -> AgentKind:
+    """The agent of run `tag`: the MCP crash agent for the runs killed in an MCP unit (tags ending in `-mcp`)."""
+    return 'mcp' if tag.endswith('-mcp') else 'crash'
+
+
+def _agent(wrapper: Wrapper, kind: AgentKind) -> Any:
+    agent: Any = crash_agent
+    if kind == 'mcp':
+        from .mcp_crash_agent import mcp_crash_agent
+
+        agent = mcp_crash_agent
+    if wrapper == 'reference':
+        from .reference_prefect import reference_prefect_agent
+
+        return reference_prefect_agent(agent)
     from durable_prefect import PrefectAgent
 
-    return PrefectAgent(crash_agent)
+    return PrefectAgent(agent)
 
 
-def migration_flow(wrapper: Wrapper) -> Any:
-    """The user's flow, its crash agent wrapped by `wrapper`: the same name and parameters on both."""
+def migration_flow(wrapper: Wrapper, kind: AgentKind = 'crash') -> Any:
+    """The user's flow, its agent (`kind`) wrapped by `wrapper`: the same name and parameters on both."""
     from prefect import flow
 
-    agent = _agent(wrapper)
+    agent = _agent(wrapper, kind)
 
     async def crash_agent_migration_run(prompt: str, factor: int) -> str:
         result = await agent.run(prompt, deps=CrashDeps(factor=factor))
         return str(result.output)
 
-    return flow(name=MIGRATION_FLOW_NAME, persist_result=True)(crash_agent_migration_run)
+    name = MCP_MIGRATION_FLOW_NAME if kind == 'mcp' else MIGRATION_FLOW_NAME
+    return flow(name=name, persist_result=True)(crash_agent_migration_run)
 
 
 def _parameters(tag: str) -> dict[str, Any]:
@@ -83,9 +102,14 @@ async def create_migration_runs(tags: list[str]) -> dict[str, str]:
     """Create one flow run of the migration flow per tag (on the server of the current settings): tag -> id."""
     from prefect.client.orchestration import get_client
 
-    flow = migration_flow('ours')  # only its name and parameters are used: the same for both wrappers
+    # Only the flows' names and parameters are used: the same for both wrappers.
+    kinds: set[AgentKind] = {agent_kind(tag) for tag in tags}
+    flows = {kind: migration_flow('ours', kind) for kind in kinds}
     async with get_client() as client:
-        return {tag: str((await client.create_flow_run(flow, parameters=_parameters(tag))).id) for tag in tags}
+        return {
+            tag: str((await client.create_flow_run(flows[agent_kind(tag)], parameters=_parameters(tag))).id)
+            for tag in tags
+        }
 
 
 def run_migration_step(
@@ -200,11 +224,11 @@ async def _run_one(flow: Any, tag: str, flow_run_id: str, results: Path, *, resc
         _write(results / f'{tag}.json', {'output': str(output)})
 
 
-def _kill(flows: dict[str, Any], runs: dict[str, str], results: Path) -> None:
+def _kill(flows: dict[tuple[str, AgentKind], Any], runs: dict[str, str], results: Path) -> None:
     children: dict[int, str] = {}
     for tag, run in runs.items():
         wrapper, flow_run_id, kill_at = run.split(':')
-        flow = flows[wrapper]
+        flow = flows[wrapper, agent_kind(tag)]
         pid = os.fork()
         if pid == 0:  # pragma: no cover - the child ends in os._exit
             os.environ[LOG_ENV] = str(results / f'{tag}.calls.jsonl')
@@ -228,7 +252,7 @@ def _in_child(run: Callable[[], Coroutine[Any, Any, None]]) -> int:
     return 0
 
 
-async def _recover(flows: dict[str, Any], runs: dict[str, str], results: Path) -> None:
+async def _recover(flows: dict[tuple[str, AgentKind], Any], runs: dict[str, str], results: Path) -> None:
     from durable_prefect import UnfinishedForeignAgentRunWarning
 
     os.environ[LOG_ENV] = str(results / 'recover.calls.jsonl')
@@ -239,7 +263,7 @@ async def _recover(flows: dict[str, Any], runs: dict[str, str], results: Path) -
         warnings.simplefilter('always', UnfinishedForeignAgentRunWarning)
         await asyncio.gather(
             *(
-                _run_one(flows[wrapper], tag, flow_run_id, results, reschedule=True)
+                _run_one(flows[wrapper, agent_kind(tag)], tag, flow_run_id, results, reschedule=True)
                 for tag, (wrapper, flow_run_id) in ((tag, run.split(':')) for tag, run in runs.items())
             )
         )
@@ -264,9 +288,11 @@ def main() -> None:
     args = parser.parse_args()
     runs = {tag: run for tag, _, run in (item.partition('=') for item in args.run)}
     results = Path(args.results)
-    # Both wrappers wrap the crash agent in this one process (nothing registers it globally), as each flow needs.
-    wrappers: set[str] = {run.split(':')[0] for run in runs.values()}
-    flows = {wrapper: migration_flow(cast(Wrapper, wrapper)) for wrapper in sorted(wrappers)}
+    # Both wrappers wrap the agents in this one process (nothing registers them globally), as each flow needs.
+    needed: set[tuple[str, AgentKind]] = {(run.split(':')[0], agent_kind(tag)) for tag, run in runs.items()}
+    flows: dict[tuple[str, AgentKind], Any] = {
+        (wrapper, kind): migration_flow(cast(Wrapper, wrapper), kind) for wrapper, kind in sorted(needed)
+    }
     code = 0
     try:
         if args.step == 'kill':

@@ -1,5 +1,6 @@
 """pydantic-ai's own `DBOSAgent` (the reference), for the migration tests only: runs started on it finish on ours, and
-the reverse (see `test_upgrade.py`). The only harness module allowed to import `pydantic_ai.durable_exec`."""
+the reverse (see `test_upgrade.py`). With `reference_prefect.py` and `reference_temporal.py`, the only harness modules allowed to import
+`pydantic_ai.durable_exec`."""
 
 from __future__ import annotations
 

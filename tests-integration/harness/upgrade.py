@@ -7,11 +7,17 @@ engine had stored at that moment is committed under `histories/upgrade/`:
 - DBOS: the SQLite system database (`dbos-1.107.sqlite`), its write-ahead log folded in. Beside it, the migration
   fixtures `dbos-reference-1.107-{model,tool}.sqlite`: the same run started by pydantic-ai 1.107's own `DBOSAgent`
   (the reference, tool calls as workflow code) under DBOS's computed application version, killed in model request 2
-  (line 7) or in tool call c (line 9); `test_upgrade.py` finishes them on ours.
+  (line 7) or in tool call c (line 9), and `dbos-reference-1.107-mcp.sqlite`, the MCP crash agent's run
+  (`mcp_crash_agent.py`) killed in its second MCP call (line 7); `test_upgrade.py` finishes them on ours.
 - Prefect: the server's SQLite database and the result storage (`prefect-1.107/`): the flow run of the crash flow
   (its id in `run.json`), its subflow and task runs, and the cached results of the recorded calls. Resuming it is
   what a Prefect worker does with a crashed flow run: reschedule it and run it again; the calls recorded on 1.107 must
   then be served from their cache, which holds only if the cache keys are the same on the installed line.
+- Prefect, the migration fixture (`prefect-reference-1.107/`): one flow run per kind of unit, started by pydantic-ai
+  1.107.10's own `PrefectAgent` with `prefect_migration.py`'s flows and killed in that unit (their ids and what each
+  started in `run.json`). Recorded on the lowest supported Prefect (3.4.3, the `lowest` cell's venv: `.venvs/lowest/
+  bin/python record_upgrade_fixtures.py prefect-reference`), whose database every later Prefect server migrates and
+  opens; `test_upgrade.py` re-runs them on ours in every cell (`prefect-reference-migrate`).
 
 The Prefect steps run in a subprocess of their own (`python -m harness.upgrade prefect-record|prefect-resume ...`):
 they start a Prefect server on a database of their choosing, which must not meet the test process's own server.
@@ -22,6 +28,7 @@ line is installed and checks that nothing recorded runs again.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import json
 import os
@@ -49,6 +56,11 @@ __all__ = (
     'fold_wal',
     'prefect_fixture',
     'prefect_fixture_needs',
+    'prefect_reference_fixture',
+    'prefect_reference_fixture_needs',
+    'prefect_reference_tag',
+    'migration_agent',
+    'migration_output',
     'run_dbos_worker',
     'run_prefect_step',
 )
@@ -58,12 +70,26 @@ UPGRADE_DIR = HERE.parent / 'histories' / 'upgrade'
 UPGRADE_WORKFLOW_ID = 'upgrade-from-1.107'
 KILL_AT = 9  # `start call-c`: model-1, call-a, call-b and model-2 are recorded
 
-MigrationUnit = Literal['model', 'tool']
+MigrationUnit = Literal['model', 'tool', 'mcp']
 MIGRATION_KILL_AT: dict[MigrationUnit, int] = {
     'model': 7,  # `start model-2`: killed in a model request (after the first tool calls)
     'tool': 9,  # `start call-c`: killed in a tool call (after model-2)
+    'mcp': 7,  # the MCP crash agent's `start mcp-c`: killed in an MCP tool call (after model-1, mcp-a and model-2)
 }
 MIGRATION_WORKFLOW_ID = 'migration-from-reference-1.107'
+
+
+def migration_agent(unit: MigrationUnit) -> Literal['crash', 'mcp']:
+    """The agent a migration run killed in `unit` runs: the MCP crash agent for a kill in an MCP unit."""
+    return 'mcp' if unit == 'mcp' else 'crash'
+
+
+def migration_output(unit: MigrationUnit) -> str:
+    """The output of a migration run killed in `unit`, once finished: what a run that never crashed gives."""
+    from .crash_agent import EXPECTED_OUTPUT
+    from .mcp_crash_agent import MCP_EXPECTED_OUTPUT
+
+    return MCP_EXPECTED_OUTPUT if unit == 'mcp' else EXPECTED_OUTPUT
 
 
 def dbos_fixture() -> Path:
@@ -73,9 +99,13 @@ def dbos_fixture() -> Path:
 
 def prefect_fixture_needs() -> str | None:
     """Why the Prefect fixture cannot be resumed here, or `None`: a Prefect server cannot open a newer one's database."""
+    return _prefect_version_needs(prefect_fixture())
+
+
+def _prefect_version_needs(fixture: Path) -> str | None:
     from packaging.version import Version
 
-    recorded = json.loads((prefect_fixture() / 'run.json').read_text(encoding='utf-8'))['prefect_version']
+    recorded = json.loads((fixture / 'run.json').read_text(encoding='utf-8'))['prefect_version']
     installed = importlib.metadata.version('prefect')
     if Version(installed) < Version(recorded):
         return f'the fixture database was written by Prefect {recorded}; Prefect {installed} cannot open it'
@@ -120,15 +150,17 @@ def run_dbos_worker(
     wrapper: Literal['ours', 'reference'] = 'ours',
     function_tool_steps: bool = True,
     app_version: str = '',
+    agent: Literal['crash', 'mcp'] = 'crash',
 ) -> int:
     """Run the crash agent's DBOS worker in a subprocess on `database`; its exit code (-9 when it killed itself).
 
     `wrapper='reference'` runs pydantic-ai's own `DBOSAgent`; `app_version` is `''` (the tests' fixed version),
-    `'computed'` (DBOS's hash of the workflows' source) or a version.
+    `'computed'` (DBOS's hash of the workflows' source) or a version; `agent='mcp'` runs the MCP crash agent.
     """
     args = ['dbos', '--db', f'sqlite:///{database}', '--workflow-id', workflow_id, '--result', str(result)]
     args += ['--wrapper', wrapper, '--function-tool-steps', 'on' if function_tool_steps else 'off']
     args += ['--app-version', app_version] if app_version else []
+    args += ['--agent', agent]
     return _crash_worker([*args, *(['--recover'] if recover else [])], log, kill_at)
 
 
@@ -233,12 +265,116 @@ def _prefect_resume(fixture: Path, workdir: Path) -> None:
         assert code == 0, f'the resumed worker failed with exit code {code}'
 
 
+def prefect_reference_fixture() -> Path:
+    """The committed Prefect server database and result storage of flow runs started by pydantic-ai 1.107's own
+    `PrefectAgent` and killed in each kind of unit (`harness/prefect_migration.py`'s migration flows)."""
+    return UPGRADE_DIR / 'prefect-reference-1.107'
+
+
+def prefect_reference_tag(unit: MigrationUnit) -> str:
+    """The tag (prompt suffix, side-channel run) of the reference's fixture run killed in `unit`."""
+    return f'reference-to-ours-{unit}'
+
+
+def prefect_reference_fixture_needs() -> str | None:
+    """Why the Prefect migration fixture cannot be resumed here, or `None` (see `prefect_fixture_needs`)."""
+    return _prefect_version_needs(prefect_reference_fixture())
+
+
+def _prefect_reference_record(fixture: Path, workdir: Path) -> None:
+    # One Prefect database holds one flow run per kind of unit, each started by the reference in a process of its own
+    # and killed in that unit (the migration harness's `kill` step): what a user's crashed runs leave behind.
+    import anyio
+
+    from .crash_agent import read_calls
+    from .prefect_migration import create_migration_runs, run_migration_step
+
+    database, home, results = workdir / 'prefect.db', workdir / 'home', workdir / 'results'
+    results.mkdir(parents=True)
+    tags: dict[str, MigrationUnit] = {prefect_reference_tag(unit): unit for unit in MIGRATION_KILL_AT}
+    with _prefect_server(database, home) as env:
+        flow_runs = anyio.run(create_migration_runs, list(tags))
+        kill = {tag: f'reference:{flow_runs[tag]}:{MIGRATION_KILL_AT[unit]}' for tag, unit in tags.items()}
+        code = run_migration_step('kill', kill, results, env)
+        output = (results / 'kill.out').read_text(encoding='utf-8')
+        assert code == 0, output
+        killed = json.loads((results / 'kill.json').read_text(encoding='utf-8'))
+        assert killed == dict.fromkeys(tags, -signal.SIGKILL), output
+    fold_wal(database)
+    shutil.rmtree(fixture, ignore_errors=True)
+    fixture.mkdir(parents=True)
+    shutil.copyfile(database, fixture / 'prefect.db')
+    shutil.copytree(home / 'storage', fixture / 'storage')
+    recorded = {
+        'flow_runs': flow_runs,
+        'first_started': {
+            tag: [call.label for call in read_calls(results / f'{tag}.calls.jsonl') if call.kind == 'start']
+            for tag in tags
+        },
+        'prefect_version': importlib.metadata.version('prefect'),
+        'pydantic_ai_version': importlib.metadata.version('pydantic-ai-slim'),
+    }
+    (fixture / 'run.json').write_text(json.dumps(recorded, indent=1) + '\n', encoding='utf-8')
+
+
+def _prefect_reference_migrate(fixture: Path, workdir: Path) -> None:
+    # The user's worker after the switch: every crashed flow run of the fixture is rescheduled and re-run on ours (the
+    # migration harness's `recover` step); what each re-run started and what Prefect recorded go to `measured.json`.
+    import time
+
+    import anyio
+
+    from .crash_agent import read_calls
+    from .prefect_migration import agent_kind, read_subflows, run_migration_step
+
+    database, home, results = workdir / 'prefect.db', workdir / 'home', workdir / 'results'
+    results.mkdir(parents=True)
+    shutil.copyfile(fixture / 'prefect.db', database)
+    shutil.copytree(fixture / 'storage', home / 'storage')
+    recorded = json.loads((fixture / 'run.json').read_text(encoding='utf-8'))
+    flow_runs: dict[str, str] = recorded['flow_runs']
+    with _prefect_server(database, home) as env:
+        rerun_since = time.time()
+        code = run_migration_step('recover', {tag: f'ours:{run}' for tag, run in flow_runs.items()}, results, env)
+        assert code == 0, (results / 'recover.out').read_text(encoding='utf-8')
+        again = read_calls(results / 'recover.calls.jsonl')
+        warned = json.loads((results / 'recover.warnings.json').read_text(encoding='utf-8'))
+        measured = {
+            tag: {
+                'result': json.loads((results / f'{tag}.json').read_text(encoding='utf-8')),
+                'first_started': recorded['first_started'][tag],
+                'started_again': [call.label for call in again if call.kind == 'start' and call.run == tag],
+                'subflows': [
+                    dataclasses.asdict(subflow)
+                    for subflow in anyio.run(read_subflows, flow_run_id, rerun_since, _CALLS[agent_kind(tag)])
+                ],
+                'warnings': [message for message in warned if flow_run_id in message],
+            }
+            for tag, flow_run_id in flow_runs.items()
+        }
+    (workdir / 'measured.json').write_text(json.dumps(measured), encoding='utf-8')
+
+
+_CALLS = {'crash': 6, 'mcp': 5}
+"""Model requests and tool calls of a migration run, by agent: what a re-run that repeats every call records."""
+
+
 def main() -> None:
-    """`python -m harness.upgrade prefect-record|prefect-resume FIXTURE WORKDIR`."""
+    """`python -m harness.upgrade STEP FIXTURE WORKDIR`.
+
+    STEP is `prefect-record` or `prefect-resume` (the upgrade fixture), `prefect-reference-record` or
+    `prefect-reference-migrate` (the migration fixture; the latter writes `WORKDIR/measured.json`).
+    """
     step, fixture, workdir = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
     os.environ.setdefault('PREFECT_SERVER_ANALYTICS_ENABLED', 'false')
     os.environ.setdefault('DO_NOT_TRACK', '1')
-    {'prefect-record': _prefect_record, 'prefect-resume': _prefect_resume}[step](fixture, workdir)
+    steps = {
+        'prefect-record': _prefect_record,
+        'prefect-resume': _prefect_resume,
+        'prefect-reference-record': _prefect_reference_record,
+        'prefect-reference-migrate': _prefect_reference_migrate,
+    }
+    steps[step](fixture, workdir)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)  # no interpreter teardown: Prefect's background threads can abort it (see ENGINES.md)

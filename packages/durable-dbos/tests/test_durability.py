@@ -364,6 +364,135 @@ def test_workflow_recorded_by_pydantic_ai_2_68_recovers_on_ours(tmp_path: Path) 
     ]
 
 
+RECORDED_DYNAMIC_BY_2_78 = (
+    Path(__file__).with_name('fixtures') / 'durability-dynamic-recorded-by-pydantic-ai-2.78.0.sqlite'
+)
+"""A workflow started by pydantic-ai 2.78.0's own `DBOSDurability` whose `add` tool comes from a dynamic toolset
+(durability_app.py with `dynamic`, agent `dyn_recorded`, workflow `dynamic-recorded-by-pydantic-ai-2`), killed in its
+second model request: the toolset's two listings (one per run step), both tool calls, the first model request and the
+handler's four event steps were recorded. Recorded with
+`durability_app.py sqlite:///FILE LOG dyn_recorded dynamic-recorded-by-pydantic-ai-2 reference dynamic` in the
+pai2-newest cell (pydantic-ai 2.78.0)."""
+
+DYNAMIC_RECORDED_STEPS = [
+    'dynamic_toolset__adders.get_tools',
+    'model.request_stream',
+    *['event_stream_handler'] * 2,
+    *['dynamic_toolset__adders.call_tool'] * 2,
+    *['event_stream_handler'] * 2,
+    'dynamic_toolset__adders.get_tools',
+]
+
+
+@pytest.mark.skipif(not PYDANTIC_AI_2, reason='the step outputs are pydantic-ai 2.x objects')
+def test_dynamic_toolset_steps_recorded_by_pydantic_ai_2_78_recover_on_ours(tmp_path: Path) -> None:
+    """A dynamic toolset's listing and tool-call steps recorded by 2.78 are read by ours: nothing recorded runs again.
+
+    2.78 records the listing as its own `DynamicToolsResult` object (DBOS pickles step outputs), which ours reads by
+    its attributes (`tools`, each tool's `tool_def` and `max_retries`, `instructions`).
+    """
+    import shutil
+
+    database = tmp_path / 'dbos.sqlite'
+    shutil.copyfile(RECORDED_DYNAMIC_BY_2_78, database)
+    log = tmp_path / 'calls.log'
+    workflow_id = 'dynamic-recorded-by-pydantic-ai-2'
+    with dbos_session(f'sqlite:///{database}', reset=False) as launch:
+        durability_app.build('dyn_recorded', log, crash=False, tools='dynamic')
+        launch()  # recovers the recorded workflow
+        output = cast(str, DBOS.retrieve_workflow(workflow_id).get_result())
+        steps = workflow_step_names(workflow_id)
+
+    assert output == '3 7'
+    # Only the request the worker died in runs again: the toolset is not built again (its listings and calls were
+    # recorded), and no tool runs again.
+    assert log.read_text().splitlines() == ['model 2']
+    assert steps == [f'dyn_recorded__{step}' for step in [*DYNAMIC_RECORDED_STEPS, 'model.request_stream']]
+
+
+@pytest.mark.skipif(not PYDANTIC_AI_2, reason="pydantic-ai 2.x's own `DBOSDurability` records the workflow")
+def test_dynamic_toolset_workflow_recorded_by_pydantic_ai_durability_recovers_on_ours(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The same with the installed pydantic-ai 2.x's `DBOSDurability` recording the workflow, and ours resuming it."""
+    log = tmp_path / 'calls.log'
+    name = f'dyn_{uuid.uuid4().hex[:6]}'
+    workflow_id = str(uuid.uuid4())
+    app = Path(__file__).with_name('durability_app.py')
+    _crash(app, database_url, str(log), name, workflow_id, 'reference', 'dynamic')
+    before = log.read_text().splitlines()
+    assert before[-1] == 'model 2'
+    assert sorted(line for line in before if line.startswith('tool add')) == ['tool add 1 2', 'tool add 3 4']
+
+    with dbos_session(database_url, reset=False) as launch:
+        durability_app.build(name, log, crash=False, tools='dynamic')
+        launch()  # recovers the killed workflow
+        output = cast(str, DBOS.retrieve_workflow(workflow_id).get_result())
+        steps = workflow_step_names(workflow_id)
+
+    assert output == '3 7'
+    assert log.read_text().splitlines()[len(before) :] == ['model 2']
+    assert steps == [f'{name}__{step}' for step in [*DYNAMIC_RECORDED_STEPS, 'model.request_stream']]
+
+
+RECORDED_MCP_BY_2_78 = Path(__file__).with_name('fixtures') / 'durability-mcp-recorded-by-pydantic-ai-2.78.0.sqlite'
+"""A workflow started by pydantic-ai 2.78.0's own `DBOSDurability` whose `add` tool is on an MCP server (tests/
+mcp_server.py over stdio, id `calc`), killed in its second model request: the server's listing, both tool calls, the
+first model request and the handler's four event steps were recorded. Recorded with
+`durability_app.py sqlite:///FILE LOG mcp_recorded mcp-recorded-by-pydantic-ai-2 reference mcp` in the pai2-newest
+cell (pydantic-ai 2.78.0)."""
+
+MCP_RECORDED_STEPS = [
+    'mcp_server__calc.get_tools',
+    'model.request_stream',
+    *['event_stream_handler'] * 2,
+    *['mcp_server__calc.call_tool'] * 2,
+    *['event_stream_handler'] * 2,
+]
+
+
+@pytest.mark.skipif(not PYDANTIC_AI_2, reason='the step outputs are pydantic-ai 2.x objects')
+def test_mcp_steps_recorded_by_pydantic_ai_2_78_recover_on_ours(tmp_path: Path) -> None:
+    """An MCP server's listing and tool-call steps recorded by 2.78 are read by ours: the server is not called again."""
+    import shutil
+
+    database = tmp_path / 'dbos.sqlite'
+    shutil.copyfile(RECORDED_MCP_BY_2_78, database)
+    log = tmp_path / 'calls.log'
+    workflow_id = 'mcp-recorded-by-pydantic-ai-2'
+    with dbos_session(f'sqlite:///{database}', reset=False) as launch:
+        durability_app.build('mcp_recorded', log, crash=False, tools='mcp')
+        launch()  # recovers the recorded workflow
+        output = cast(str, DBOS.retrieve_workflow(workflow_id).get_result())
+        steps = workflow_step_names(workflow_id)
+
+    assert output == '3 7'
+    assert log.read_text().splitlines() == ['model 2']  # no `add` reached the server again
+    assert steps == [f'mcp_recorded__{step}' for step in [*MCP_RECORDED_STEPS, 'model.request_stream']]
+
+
+@pytest.mark.skipif(not PYDANTIC_AI_2, reason="pydantic-ai 2.x's own `DBOSDurability` records the workflow")
+def test_mcp_workflow_recorded_by_pydantic_ai_durability_recovers_on_ours(database_url: str, tmp_path: Path) -> None:
+    """The same with the installed pydantic-ai 2.x's `DBOSDurability` recording the workflow, and ours resuming it."""
+    log = tmp_path / 'calls.log'
+    name = f'mcp_{uuid.uuid4().hex[:6]}'
+    workflow_id = str(uuid.uuid4())
+    _crash(Path(__file__).with_name('durability_app.py'), database_url, str(log), name, workflow_id, 'reference', 'mcp')
+    before = log.read_text().splitlines()
+    assert before[-1] == 'model 2'
+    assert sorted(line for line in before if line.startswith('add')) == ['add 1 2', 'add 3 4']
+
+    with dbos_session(database_url, reset=False) as launch:
+        durability_app.build(name, log, crash=False, tools='mcp')
+        launch()  # recovers the killed workflow
+        output = cast(str, DBOS.retrieve_workflow(workflow_id).get_result())
+        steps = workflow_step_names(workflow_id)
+
+    assert output == '3 7'
+    assert log.read_text().splitlines()[len(before) :] == ['model 2']
+    assert steps == [f'{name}__{step}' for step in [*MCP_RECORDED_STEPS, 'model.request_stream']]
+
+
 def _crash_and_recover(database_url: str, tmp_path: Path, impl: str) -> None:
     log = tmp_path / 'calls.log'
     name = f'durability_{uuid.uuid4().hex[:6]}'

@@ -153,8 +153,9 @@ async def test_mcp_listing_instructions_and_calls_are_steps(
         *([f'{prefix}.get_instructions'] if kind == 'FastMCPToolset' else []),
         f'{agent_name}__model.request',
     ]
+    # A result is recorded as itself (pydantic-ai's own `DBOSMCPServer` reads it after a rollback), control flow as data.
     assert [type(s['output']).__name__ for s in steps if s['function_name'].endswith('call_tool')] == [
-        'ToolReturned',
+        'int',
         'ToolRetryRequested',
     ]
 

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import inspect
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from dbos import SetWorkflowID
-from pydantic_ai import Agent, RunContext
+from pydantic_ai import Agent, RunContext, Tool
 from pydantic_ai.exceptions import ApprovalRequired, CallDeferred, ModelRetry
 from pydantic_ai.messages import ToolReturnPart
 from pydantic_ai.models.test import TestModel
@@ -140,6 +142,39 @@ async def test_tool_can_opt_out_of_being_a_step(agent_name: str, dbos_launch: Ca
     assert await workflow_step_names_async(workflow_id) == [
         f'{agent_name}__model.request',
         f'{agent_name}__toolset__<agent>.call_tool.effect',
+        f'{agent_name}__model.request',
+    ]
+
+
+@pytest.mark.skipif(
+    'durable' not in inspect.signature(Tool).parameters, reason="`Tool(..., durable=False)` is pydantic-ai 2.78's"
+)
+async def test_a_tool_that_says_durable_false_is_no_step(agent_name: str, dbos_launch: Callable[[], None]) -> None:
+    """pydantic-ai 2.78's `durable=False` opts a tool out of its step; the agent's per-tool setting still wins."""
+    model = scripted_model(
+        respond(call('pure', {}), call('effect', {}, call_id='c2'), call('forced', {}, call_id='c3')), respond('done')
+    )
+    opted_out: dict[str, Any] = {'durable': False}
+
+    def pure() -> int:
+        return 1
+
+    def effect() -> int:
+        return 2
+
+    def forced() -> int:
+        return 3
+
+    agent = Agent(model, name=agent_name, tools=[Tool(pure, **opted_out), Tool(effect), Tool(forced, **opted_out)])
+    dbos_agent = DBOSAgent(agent, tool_step_config_by_name={'forced': {}})
+    dbos_launch()
+    workflow_id = str(uuid.uuid4())
+    with SetWorkflowID(workflow_id):
+        await dbos_agent.run('go')
+    assert await workflow_step_names_async(workflow_id) == [
+        f'{agent_name}__model.request',
+        f'{agent_name}__toolset__<agent>.call_tool.effect',
+        f'{agent_name}__toolset__<agent>.call_tool.forced',
         f'{agent_name}__model.request',
     ]
 

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import pytest
 from pydantic_ai import Agent, FunctionToolset
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.models.test import TestModel
+from pydantic_ai.tools import ToolDefinition
 from pydantic_ai.toolsets import AbstractToolset, CombinedToolset, WrapperToolset
 
 from durable_kernel import (
@@ -128,3 +130,27 @@ def test_two_toolsets_with_one_id_are_refused_and_one_toolset_twice_is_not() -> 
         )
     # Toolsets without an id are named by value (and by tool name), not by id.
     require_unique_toolset_ids([FunctionToolset[None](), FunctionToolset[None]()], engine='DBOS')
+
+
+def test_what_a_tool_says_of_its_own_unit():
+    from pydantic_ai import Tool
+
+    from durable_kernel import tool_unit_setting
+
+    def f() -> None: ...
+
+    def definition(**kwargs: Any) -> ToolDefinition:
+        return Tool(f, **kwargs).tool_def
+
+    assert tool_unit_setting(definition(), 'temporal') is None
+    assert tool_unit_setting(definition(metadata={'temporal': False}), 'temporal') is False
+    assert tool_unit_setting(definition(metadata={'temporal': {'a': 1}}), 'temporal') == {'a': 1}
+    assert tool_unit_setting(definition(metadata={'prefect': False}), 'temporal') is None  # another engine's key
+    with pytest.raises(UserError, match=r"metadata=\{'temporal': 'fast'\}.*must be a mapping of `ActivityConfig`"):
+        tool_unit_setting(definition(metadata={'temporal': 'fast'}), 'temporal', config_label='ActivityConfig')
+    if 'durable' in inspect.signature(Tool).parameters:  # pydantic-ai 2.78's `durable=`
+        opted_out: dict[str, Any] = {'durable': False}
+        assert tool_unit_setting(definition(**opted_out), 'temporal') is False
+        assert tool_unit_setting(definition(**opted_out), None) is False
+        # The engine's own key wins over `durable=False`.
+        assert tool_unit_setting(definition(metadata={'temporal': {'a': 1}}, **opted_out), 'temporal') == {'a': 1}

@@ -15,7 +15,7 @@ from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext, TaskRunContext
 from prefect.flow_engine import run_flow
 from prefect.states import Pending
-from pydantic_ai import Agent, RunContext
+from pydantic_ai import Agent, RunContext, Tool
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.mcp import MCPToolset
 from pydantic_ai.messages import (
@@ -309,6 +309,35 @@ async def test_tool_metadata_configures_or_skips_the_tool_task() -> None:
 
 
 @in_prefect
+@pytest.mark.skipif(
+    'durable' not in inspect.signature(Tool).parameters, reason="`Tool(..., durable=False)` is pydantic-ai 2.78's"
+)
+async def test_a_tool_that_says_durable_false_runs_without_a_task() -> None:
+    """pydantic-ai 2.78's `durable=False`: no task for the tool; its `metadata['prefect']` would win over it."""
+    opted_out: dict[str, Any] = {'durable': False}
+
+    def in_flow() -> str:
+        assert TaskRunContext.get() is None
+        return 'flow'
+
+    def in_task() -> str:
+        assert TaskRunContext.get() is not None
+        return 'task'
+
+    toolset = FunctionToolset[None](
+        [Tool(in_flow, **opted_out), Tool(in_task, metadata={'prefect': TaskConfig(retries=1)}, **opted_out)]
+    )
+    agent = Agent(TestModel(), name='cap-durable-false', toolsets=[toolset], capabilities=[PrefectDurability()])
+    result, flow_run_id = await _run_in_flow(lambda: agent.run('go'))
+    assert result.output == '{"in_flow":"flow","in_task":"task"}'
+    assert sorted(await _task_names(flow_run_id, expected=3)) == [
+        'Call Tool: in_task',
+        'Model Request: test',
+        'Model Request: test',
+    ]
+
+
+@in_prefect
 async def test_tool_metadata_configures_the_tools_of_a_dynamic_toolset() -> None:
     """A dynamic toolset is built anew for each run: its tools keep the metadata rules of the capability form."""
 
@@ -381,7 +410,7 @@ async def test_a_tool_metadata_value_that_is_no_task_config_is_refused() -> None
         return 'odd'  # pragma: no cover - refused before it runs
 
     agent = Agent(TestModel(), name='cap-odd-metadata', toolsets=[toolset], capabilities=[PrefectDurability()])
-    with pytest.raises(UserError, match=r'must be a `TaskConfig`.*or `False`'):
+    with pytest.raises(UserError, match=r'must be a mapping of `TaskConfig` options, or `False`'):
         await _run_in_flow(lambda: agent.run('go'))
 
 

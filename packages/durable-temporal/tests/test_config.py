@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import re
 import uuid
 from datetime import timedelta
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 from core_helpers import WORKFLOW_TIMEOUT
-from pydantic_ai import Agent, FunctionToolset
+from pydantic_ai import Agent, FunctionToolset, Tool
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.models.test import TestModel
 from temporalio import workflow
@@ -254,3 +255,80 @@ async def test_configs_from_json_are_coerced_for_the_scheduled_activities(client
         'agent__config_json__model_request': timedelta(seconds=50),
         'agent__config_json__toolset__json_tools__call_tool': timedelta(seconds=70),
     }
+
+
+# --- what a tool says of itself (pydantic-ai 2.78: `metadata={'temporal': ...}`, `durable=False`) ---------------------
+
+TOOL_SAYS_DURABLE = 'durable' in inspect.signature(Tool).parameters
+"""Whether this pydantic-ai has `Tool(..., durable=...)` (2.78+)."""
+
+
+async def measured() -> str:
+    return 'measured'
+
+
+async def inline() -> str:
+    return 'inline'
+
+
+async def undurable() -> str:
+    return 'undurable'
+
+
+async def kept() -> str:
+    return 'kept'
+
+
+def _own_tools() -> FunctionToolset[None]:
+    tools: list[Tool[None]] = [
+        Tool(measured, metadata={'temporal': {'start_to_close_timeout': timedelta(seconds=77)}}),
+        Tool(inline, metadata={'temporal': False}),
+    ]
+    if TOOL_SAYS_DURABLE:
+        durable_false: dict[str, Any] = {'durable': False}
+        tools.append(Tool(undurable, **durable_false))
+        # The engine's metadata key wins over `durable=False`, and the agent's own per-tool config over both.
+        tools.append(
+            Tool(kept, metadata={'temporal': {'start_to_close_timeout': timedelta(seconds=5)}}, **durable_false)
+        )
+    return FunctionToolset(tools, id='own')
+
+
+own_tools_agent = Agent(
+    TestModel(),
+    name='config_own',
+    toolsets=[_own_tools()],
+    capabilities=[
+        TemporalDurability(tool_activity_config={'own': {'kept': {'start_to_close_timeout': timedelta(seconds=88)}}})
+    ],
+)
+
+
+@workflow.defn
+class OwnToolConfigWorkflow:
+    @workflow.run
+    async def run(self) -> str:
+        return (await own_tools_agent.run('go')).output
+
+
+async def test_a_tool_configures_its_own_activity(client: Client, task_queue: str) -> None:
+    """`metadata={'temporal': config}` sets the tool's activity options, `False` (and, on 2.78, `durable=False`) runs
+    the tool in workflow code; the agent's `tool_activity_config` for the tool wins over both."""
+    async with agent_worker(
+        client, workflows=[OwnToolConfigWorkflow], plugins=[AgentPlugin(own_tools_agent)], task_queue=task_queue
+    ):
+        handle = await client.start_workflow(
+            OwnToolConfigWorkflow.run, id=str(uuid.uuid4()), task_queue=task_queue, execution_timeout=WORKFLOW_TIMEOUT
+        )
+        output = await handle.result()
+    for name in ('measured', 'inline', *(('undurable', 'kept') if TOOL_SAYS_DURABLE else ())):
+        assert f'"{name}":"{name}"' in output
+    tool_calls: list[timedelta] = []
+    for event in (await handle.fetch_history()).events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            attrs = event.activity_task_scheduled_event_attributes
+            if attrs.activity_type.name.endswith('__call_tool'):
+                tool_calls.append(attrs.start_to_close_timeout.ToTimedelta())
+    # One activity per tool that runs in one: `measured` (77 s) and, on 2.78, `kept` (the agent's 88 s).
+    expected = [timedelta(seconds=77), *([timedelta(seconds=88)] if TOOL_SAYS_DURABLE else [])]
+    assert sorted(tool_calls) == expected

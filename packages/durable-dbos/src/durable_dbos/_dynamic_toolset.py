@@ -28,6 +28,7 @@ from durable_kernel import (
     capture_tool_outcome,
     dbos_dynamic_toolset_step_name,
     listed_toolset_tools,
+    unwrap_recorded_tool_result,
     unwrap_tool_outcome,
     validate_tool_arguments,
     with_args_validator_unit,
@@ -211,10 +212,12 @@ class DBOSDynamicToolset(WrapperToolset[AgentDepsT]):
 
                     return await capture_tool_outcome(validate())
 
-        outcome = await DBOS.run_step_async(
-            step_options(self._step_name('validate_args'), self.step_config), validate_args_step
+        # Read whatever recorded it: ours' outcome, or pydantic-ai 2.x's own (a workflow its `DBOSDurability` started).
+        unwrap_recorded_tool_result(
+            await DBOS.run_step_async(
+                step_options(self._step_name('validate_args'), self.step_config), validate_args_step
+            )
         )
-        unwrap_tool_outcome(outcome)
 
     async def get_instructions(
         self, ctx: RunContext[AgentDepsT]

@@ -14,14 +14,14 @@ from pydantic_ai.toolsets import AbstractToolset, ToolsetTool, WrapperToolset
 from typing_extensions import Self
 
 from durable_kernel import (
-    ToolOutcome,
+    ToolReturned,
     capture_tool_outcome,
     dbos_mcp_step_name,
     is_mcp_toolset,
     mcp_tool_for_tool_def_sync,
     mcp_toolset_class_names,
     unknown_mcp_toolset_class,
-    unwrap_tool_outcome,
+    unwrap_recorded_tool_result,
 )
 
 from ._config import StepConfig, step_options
@@ -196,9 +196,15 @@ class DBOSMCPServer(WrapperToolset[AgentDepsT]):
         if not in_workflow_code():
             return await self.wrapped.call_tool(name, tool_args, ctx, tool)
 
-        async def call_tool_step() -> ToolOutcome:
+        async def call_tool_step() -> Any:
             with step_run_context(ctx) as guarded:
                 async with self.wrapped:  # the step's own session
-                    return await capture_tool_outcome(self.wrapped.call_tool(name, tool_args, guarded, tool))
+                    outcome = await capture_tool_outcome(self.wrapped.call_tool(name, tool_args, guarded, tool))
+            # A result is recorded as itself, as pydantic-ai's own `DBOSMCPServer` records it: a workflow rolled back
+            # to the reference reads it as the tool's result (an outcome object would reach its model as the result).
+            # Control flow stays an outcome, recorded as data (the reference would have raised it out of the step).
+            return outcome.result if isinstance(outcome, ToolReturned) else outcome
 
-        return unwrap_tool_outcome(await DBOS.run_step_async(self._options('call_tool'), call_tool_step))
+        # The step holds the result itself (ours, and pydantic-ai 1.107's own `DBOSMCPServer`), an outcome of ours
+        # (control flow, or a result recorded by an earlier release as a `ToolReturned`), or pydantic-ai 2.x's outcome.
+        return unwrap_recorded_tool_result(await DBOS.run_step_async(self._options('call_tool'), call_tool_step))

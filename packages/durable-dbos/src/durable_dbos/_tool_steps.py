@@ -15,6 +15,7 @@ from durable_kernel import (
     ToolOutcome,
     capture_tool_outcome,
     dbos_tool_step_name,
+    tool_unit_setting,
     unknown_mcp_toolset_class,
     unwrap_tool_outcome,
 )
@@ -122,7 +123,10 @@ class DBOSToolStepToolset(WrapperToolset[AgentDepsT]):
         if not in_workflow_code():
             return await self.wrapped.call_tool(name, tool_args, ctx, tool)
         step_name = dbos_tool_step_name(self.agent_name, self.toolset_id, name)
-        opted_out = name in self.step_config_by_name and self.step_config_by_name[name] is None
+        if name in self.step_config_by_name:
+            opted_out = self.step_config_by_name[name] is None
+        else:  # pydantic-ai 2.78's `Tool(..., durable=False)` (DBOS has no per-tool metadata key)
+            opted_out = tool_unit_setting(tool.tool_def, None) is False
         # A recovered workflow keeps the layout it recorded, whatever the settings are now (see `_step_layout.py`).
         if not await tool_call_is_step(step_name, default=self.steps_by_default, opted_out=opted_out):
             return await self.wrapped.call_tool(name, tool_args, ctx, tool)

@@ -6,7 +6,6 @@ merged and ordered; each engine package binds those rules to its own primitives.
 
 from ._compat import (
     ARGS_VALIDATOR_UNITS,
-    CAPABILITY_BINDS_AT_CONSTRUCTION,
     DERIVED_FIELDS_2,
     HAS_DEFAULT_RUN_ID_HOOK,
     HAS_RESPONSE_ORIGIN,
@@ -14,10 +13,8 @@ from ._compat import (
     PYDANTIC_AI_VERSION,
     RUN_KEYWORDS_2,
     UNSET,
-    AgentInstructions,
     DynamicToolset,
     Unset,
-    agent_root_capability,
     cancel_suspended_response,
     completed_streamed_response,
     current_request_attempt,
@@ -27,16 +24,13 @@ from ._compat import (
     get_current_run_context,
     get_event_loop,
     is_mcp_toolset,
-    is_reference_durability,
     is_set,
     mcp_server_classes,
     mcp_tool_for_tool_def,
     mcp_tool_for_tool_def_sync,
     mcp_toolset_class_names,
-    mcp_toolset_classes,
     prepare_messages,
     record_response_model_id,
-    request_model_selection,
     request_telemetry_ids,
     resolve_model_id_by_capabilities,
     restore_request_telemetry_ids,
@@ -54,14 +48,13 @@ from ._control_flow import (
     ToolRetryRequested,
     ToolReturned,
     capture_tool_outcome,
-    outcome_from_exception,
+    unwrap_recorded_tool_result,
     unwrap_tool_outcome,
 )
 from ._deps_resolver import DepsResolver, reference_deps, resolve_deps
 from ._durability import DEFAULT_MODEL_KEY, DurabilityCapability, is_model_stream_event
 from ._event_batches import forward_event_batches
 from ._live_events import (
-    DEFAULT_BATCH_INTERVAL,
     DurableAgentRunEvents,
     EventBatcher,
     EventStreamTopic,
@@ -106,25 +99,22 @@ from ._tool_call_order import (
 )
 from ._toolsets import (
     ArgsValidatorUnit,
-    ListedTool,
     leaf_toolsets,
     listed_toolset_tools,
     replace_leaf_toolsets,
     require_toolset_id,
     require_unique_toolset_ids,
+    tool_unit_setting,
     validate_tool_arguments,
     with_args_validator_unit,
 )
 from ._unit_context import (
-    external_events_refused,
     guard_rebuilt_run_context,
-    guarded_unit_run_context,
     unit_run_context,
 )
 from ._wrapper_agent import DurableWrapperAgent
 
 __all__ = (
-    'DEFAULT_BATCH_INTERVAL',
     'DurableAgentRunEvents',
     'EventBatcher',
     'EventStreamTopic',
@@ -138,15 +128,9 @@ __all__ = (
     'DurabilityCapability',
     'DEFAULT_MODEL_KEY',
     'is_model_stream_event',
-    'request_model_selection',
     'resolve_model_id_by_capabilities',
     'unit_run_context',
-    'external_events_refused',
     'guard_rebuilt_run_context',
-    'guarded_unit_run_context',
-    'agent_root_capability',
-    'is_reference_durability',
-    'CAPABILITY_BINDS_AT_CONSTRUCTION',
     'HAS_DEFAULT_RUN_ID_HOOK',
     'HAS_RESPONSE_ORIGIN',
     'ARGS_VALIDATOR_UNITS',
@@ -154,9 +138,7 @@ __all__ = (
     'field_default',
     'is_mcp_toolset',
     'mcp_toolset_class_names',
-    'mcp_toolset_classes',
     'UNSET',
-    'AgentInstructions',
     'DynamicToolset',
     'Unset',
     'disable_threads',
@@ -216,7 +198,6 @@ __all__ = (
     'leaf_toolsets',
     'merge_config',
     'merge_unique',
-    'outcome_from_exception',
     'prefect_flow_name',
     'prefect_task_name',
     'rebuild_run_context',
@@ -226,8 +207,8 @@ __all__ = (
     'require_toolset_id',
     'require_unique_toolset_ids',
     'ArgsValidatorUnit',
-    'ListedTool',
     'listed_toolset_tools',
+    'tool_unit_setting',
     'validate_tool_arguments',
     'with_args_validator_unit',
     'resolve_deps',
@@ -235,6 +216,7 @@ __all__ = (
     'temporal_activity_name',
     'temporal_activity_name_with_prefix',
     'temporal_activity_prefix',
+    'unwrap_recorded_tool_result',
     'unwrap_tool_outcome',
     'with_deps_resolver',
 )

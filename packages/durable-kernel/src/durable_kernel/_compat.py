@@ -97,7 +97,6 @@ __all__ = (
     'guard_unit_run_context',
     'run_has_cancellation_token',
     'refusing_message_queue',
-    'CAPABILITY_BINDS_AT_CONSTRUCTION',
     'HAS_RESPONSE_ORIGIN',
     'ARGS_VALIDATOR_UNITS',
     'current_request_attempt',
@@ -206,10 +205,12 @@ else:
     RecordsContentFiles = getattr(_messages, '_RecordsContentFiles', object)
 
 
+@functools.cache
 def mcp_server_classes() -> tuple[type[AbstractToolset[Any]], ...]:
     """The MCP toolset classes of the installed line, most specific first; empty when the `mcp` extra is missing.
 
-    1.107 has `MCPServer` (stdio, SSE, streamable HTTP) and `MCPToolset`; 2.x has only `MCPToolset`.
+    1.107 has `MCPServer` (stdio, SSE, streamable HTTP) and `MCPToolset`; 2.x has only `MCPToolset`. Looked up once
+    per process: the durable toolsets ask on every tool listing of a run.
     """
     try:
         module = importlib.import_module('pydantic_ai.mcp')
@@ -236,6 +237,7 @@ def unknown_mcp_toolset_class(toolset: AbstractToolset[Any]) -> type[Any] | None
     return next((cls for cls in type(toolset).__mro__ if cls.__module__.startswith(_MCP_MODULE_PREFIXES)), None)
 
 
+@functools.cache
 def fastmcp_toolset_class() -> type[AbstractToolset[Any]] | None:
     """`FastMCPToolset` where the installed line has it (1.107 with the `fastmcp` extra), else `None`.
 
@@ -250,6 +252,7 @@ def fastmcp_toolset_class() -> type[AbstractToolset[Any]] | None:
     return module.FastMCPToolset
 
 
+@functools.cache
 def mcp_toolset_classes() -> tuple[type[AbstractToolset[Any]], ...]:
     """Every MCP client toolset class of the installed line that the engines make durable (MCP and FastMCP)."""
     fastmcp = fastmcp_toolset_class()
@@ -257,7 +260,7 @@ def mcp_toolset_classes() -> tuple[type[AbstractToolset[Any]], ...]:
 
 
 def is_mcp_toolset(toolset: AbstractToolset[Any]) -> bool:
-    """Whether the toolset is of one of [`mcp_toolset_classes`][durable_kernel.mcp_toolset_classes]."""
+    """Whether the toolset is of one of `mcp_toolset_classes()`."""
     return isinstance(toolset, mcp_toolset_classes())
 
 
@@ -478,10 +481,6 @@ def model_error_headers(error: BaseException) -> Mapping[str, str] | None:
     return cast(Mapping[str, str], headers) if isinstance(headers, Mapping) else None
 
 
-CAPABILITY_BINDS_AT_CONSTRUCTION: bool = hasattr(AbstractCapability, 'for_agent')
-"""Whether `Agent(...)` binds its capabilities (`for_agent`, pydantic-ai 2.x); on 1.107 durability capabilities bind
-lazily, when a registration helper or the first run asks."""
-
 HAS_DEFAULT_RUN_ID_HOOK: bool = hasattr(AbstractCapability, 'get_default_run_id')
 """Whether pydantic-ai asks capabilities for a run's default `run_id` (`get_default_run_id`, 2.x); 1.107 does not."""
 
@@ -615,6 +614,13 @@ def run_has_cancellation_token(ctx: RunContext[Any]) -> bool:
     return bool(getattr(cancellation, 'has_token', False))
 
 
+@functools.cache
+def _field_names(cls: type[Any]) -> frozenset[str]:
+    # Once per run-context class: `dataclasses.fields` walks the class's ~30 fields, and a durable unit asks on every
+    # model request and tool call (measured with `benchmarks.profile_engines`).
+    return frozenset(field.name for field in dataclasses.fields(cls))
+
+
 def guard_unit_run_context(ctx: RunContext[Any], *, enqueue_refusal: str, cancel_refusal: str) -> RunContext[Any]:
     """A copy of a run context for user code inside a durable unit, whose `enqueue()` and (2.x) `cancel()` refuse.
 
@@ -627,9 +633,10 @@ def guard_unit_run_context(ctx: RunContext[Any], *, enqueue_refusal: str, cancel
         cancel_refusal: The `UserError` message of `cancel()`.
     """
     changes: dict[str, Any] = {}
-    if any(f.name == 'pending_messages' for f in dataclasses.fields(ctx)):
+    fields = _field_names(type(ctx))
+    if 'pending_messages' in fields:
         changes['pending_messages'] = _RefusingQueue(enqueue_refusal)
-    if any(f.name == '_cancellation' for f in dataclasses.fields(ctx)):
+    if '_cancellation' in fields:
         cancellation = _refusing_cancellation(cancel_refusal)
         if cancellation is not None:
             changes['_cancellation'] = cancellation

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Mapping
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, is_dataclass
 from typing import Annotated, Any, ClassVar, Literal, TypeAlias, cast
 
 import pydantic
+import pydantic_core
 from pydantic import Discriminator, Tag
 from pydantic_ai import exceptions as pai_exceptions
 from pydantic_ai.exceptions import ApprovalRequired, CallDeferred, ModelRetry, UserError
@@ -34,6 +35,7 @@ __all__ = (
     'ToolReturned',
     'capture_tool_outcome',
     'outcome_from_exception',
+    'unwrap_recorded_tool_result',
     'unwrap_tool_outcome',
 )
 
@@ -194,17 +196,121 @@ def unwrap_tool_outcome(outcome: ToolOutcome) -> Any:
         CallDeferred: The tool call is deferred.
         ToolFailed: The tool failed terminally (pydantic-ai 2.x).
     """
-    if isinstance(outcome, ToolReturned):
-        return outcome.result
-    if isinstance(outcome, ToolRetryRequested):
-        raise ModelRetry(outcome.message)
-    if isinstance(outcome, ToolApprovalRequired):
-        raise ApprovalRequired(metadata=outcome.metadata)
-    if isinstance(outcome, ToolFailureReported):
+    # Typed as ours, but a step recorded by pydantic-ai 2.x's own durability holds its outcome class (see below).
+    recorded = cast(object, outcome)
+    if isinstance(recorded, ToolReturned):
+        return recorded.result
+    if isinstance(recorded, ToolRetryRequested):
+        raise ModelRetry(recorded.message)
+    if isinstance(recorded, ToolApprovalRequired):
+        raise ApprovalRequired(metadata=recorded.metadata)
+    if isinstance(recorded, ToolFailureReported):
         if _TOOL_FAILED is None:
             raise UserError(
-                f'A tool failed with `ToolFailed` ({outcome.message!r}) in a run recorded by pydantic-ai 2.x; '
+                f'A tool failed with `ToolFailed` ({recorded.message!r}) in a run recorded by pydantic-ai 2.x; '
                 'pydantic-ai 1.107 has no `ToolFailed`: resume this run with pydantic-ai 2.x.'
             )
-        raise _TOOL_FAILED(outcome.message)
-    raise CallDeferred(metadata=outcome.metadata)
+        raise _TOOL_FAILED(recorded.message)
+    if isinstance(recorded, ToolCallDeferred):
+        raise CallDeferred(metadata=recorded.metadata)
+    return _unwrap_recorded_by_pydantic_ai(recorded)
+
+
+def unwrap_recorded_tool_result(recorded: object) -> Any:
+    """A tool call's recorded unit output, read whatever recorded it: the tool's result, or its control flow raised.
+
+    Where a unit records a tool's result as the result itself (as pydantic-ai 1.107's own DBOS MCP steps do), its
+    output is either that result or an outcome: ours, or one of pydantic-ai 2.x's own durability (recognised by its
+    `kind`). An outcome is unwrapped as by [`unwrap_tool_outcome`][durable_kernel.unwrap_tool_outcome]; anything else
+    is the result.
+
+    Args:
+        recorded: The unit's recorded output.
+
+    Returns:
+        The tool's result.
+    """
+    if isinstance(recorded, _OUR_OUTCOMES) or _recorded_kind(recorded) in _RECORDED_KINDS:
+        return unwrap_tool_outcome(cast(ToolOutcome, recorded))
+    return recorded
+
+
+_OUR_OUTCOMES = (ToolReturned, ToolRetryRequested, ToolApprovalRequired, ToolCallDeferred, ToolFailureReported)
+
+_RECORDED_KINDS = frozenset(
+    {
+        'tool_return',
+        'tool_content_result',
+        'tool_return_with_raw_content',
+        'model_retry',
+        'approval_required',
+        'call_deferred',
+        'tool_failed',
+        'validation_error',
+        'run_cancelled',
+    }
+)
+"""The `kind`s of the tool outcomes pydantic-ai 2.x's own durability records."""
+
+
+def _recorded_kind(recorded: object) -> str | None:
+    kind = getattr(recorded, 'kind', None) if is_dataclass(recorded) and not isinstance(recorded, type) else None
+    return kind if isinstance(kind, str) else None
+
+
+def _unwrap_recorded_by_pydantic_ai(outcome: object) -> Any:
+    """A tool outcome pydantic-ai 2.x's own durability recorded, read by ours.
+
+    DBOS pickles step outputs, so a step recorded by pydantic-ai 2.x's `DBOSDurability` (a dynamic toolset's or an MCP
+    server's tool call) comes back as 2.x's own outcome object, not as ours. Its classes are private, so it is read by
+    the `kind` and field names its dataclasses share with ours (the shapes the Temporal payloads of both carry), and
+    the same exception is raised, or the same result returned, as 2.x's own agent would.
+    """
+    kind = _recorded_kind(outcome)
+    recorded = cast(Any, outcome)
+    if kind in ('tool_return', 'tool_content_result'):
+        return recorded.result
+    if kind == 'tool_return_with_raw_content':
+        fields = recorded.result
+        content = [
+            getattr(item, 'value', item) if getattr(item, 'kind', None) == 'raw_content_item' else item
+            for item in fields.content
+        ]
+        return ToolReturn(
+            fields.return_value,
+            content=content,
+            metadata=fields.metadata,
+            **({'tools': fields.tools} if fields.tools is not None else {}),
+        )
+    if kind == 'model_retry':
+        raise ModelRetry(recorded.message)
+    if kind == 'approval_required':
+        raise ApprovalRequired(metadata=recorded.metadata)
+    if kind == 'call_deferred':
+        call_kind = getattr(recorded, 'call_kind', 'external')
+        if call_kind == 'external':
+            raise CallDeferred(metadata=recorded.metadata)
+        raise cast(Any, CallDeferred)(metadata=recorded.metadata, kind=call_kind)
+    if kind == 'tool_failed' and _TOOL_FAILED is not None:
+        raise _TOOL_FAILED(recorded.message)
+    if kind == 'validation_error':
+        raise pydantic.ValidationError.from_exception_data(
+            recorded.title,
+            [
+                {
+                    'type': pydantic_core.PydanticCustomError(detail.type, '{message}', {'message': detail.msg}),
+                    'loc': tuple(detail.loc),
+                    'input': detail.input,
+                }
+                for detail in recorded.errors
+            ],
+        )
+    if kind == 'run_cancelled':
+        cancelled = getattr(pai_exceptions, 'RunTimedOut' if recorded.timed_out else 'RunCancelled', None)
+        if cancelled is not None:
+            raise cancelled(recorded.message)
+    raise UserError(
+        f'A recorded tool call result of an unknown shape ({type(outcome).__qualname__}, kind {kind!r}) cannot be '
+        'resumed by this release of durable: resume the run with the release (or the pydantic-ai version) that '
+        'recorded it.'
+    )

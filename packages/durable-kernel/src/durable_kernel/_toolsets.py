@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, cast
 
 from pydantic import ValidationError
 from pydantic_ai.exceptions import ModelRetry, UserError
@@ -23,6 +23,7 @@ __all__ = (
     'replace_leaf_toolsets',
     'require_toolset_id',
     'require_unique_toolset_ids',
+    'tool_unit_setting',
 )
 
 
@@ -197,3 +198,37 @@ def require_unique_toolset_ids(toolsets: Iterable[AbstractToolset[Any]], *, engi
                     "a toolset's durable units after its id, so one toolset's calls would reach the other's. Pass a "
                     'unique `id=` to each toolset.'
                 )
+
+
+def tool_unit_setting(
+    tool_def: ToolDefinition, engine_key: str | None, *, config_label: str = 'config'
+) -> Mapping[str, Any] | Literal[False] | None:
+    """What a tool's own definition says about the durable unit its calls run in.
+
+    pydantic-ai 2.78 lets a tool say it itself: `metadata={engine_key: config}` configures its unit (`False` runs it
+    without one), and `Tool(..., durable=False)` runs it outside its unit, unless the engine's metadata key says
+    otherwise. Engines apply this below the per-tool configs given to the durable agent, which win.
+
+    Args:
+        tool_def: The tool's definition (as listed for this run step).
+        engine_key: The engine's metadata key (`'temporal'`, `'prefect'`), or `None` for an engine without one.
+        config_label: The engine's name for a unit config (`ActivityConfig`, `TaskConfig`), for the error message.
+
+    Returns:
+        The tool's own unit config, `False` to run it without a unit, or `None` when the tool says nothing.
+
+    Raises:
+        UserError: The metadata under `engine_key` is neither a mapping nor `False`.
+    """
+    configured = (tool_def.metadata or {}).get(engine_key) if engine_key is not None else None
+    if configured is False:
+        return False
+    if configured is not None:
+        if not isinstance(configured, Mapping):
+            raise UserError(
+                f'The tool {tool_def.name!r} has `metadata={{{engine_key!r}: {configured!r}}}`: the value must be a '
+                f'mapping of `{config_label}` options, or `False` to run the tool without a durable unit.'
+            )
+        return cast(Mapping[str, Any], configured)
+    # `ToolDefinition.durable` is pydantic-ai 2.78's; earlier releases have no such field.
+    return False if getattr(tool_def, 'durable', None) is False else None

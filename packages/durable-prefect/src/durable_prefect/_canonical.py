@@ -20,6 +20,7 @@ import dataclasses
 import datetime
 import decimal
 import enum
+import functools
 import hashlib
 import struct
 import types
@@ -141,6 +142,19 @@ def _is_default(field: dataclasses.Field[Any], value: Any) -> bool:
         return type(value) is type(default) and bool(value == default)
     except Exception:  # an `__eq__` that refuses (arrays, ...): keep the field
         return False
+
+
+@functools.cache
+def _keyed_fields(kind: type[Any]) -> tuple[dataclasses.Field[Any], ...]:
+    """The fields of dataclass `kind` that can enter a key, once per class (every key walks every message's parts).
+
+    Volatile message fields and fields derived from others are left out; so are pydantic-ai's private fields
+    (`_telemetry_...`: its bookkeeping, not the work), while a user's private fields are data.
+    """
+    own = _is_pydantic_ai_type(kind)
+    skip = _VOLATILE_MESSAGE_FIELDS if _is_message_type(kind) else frozenset[str]()
+    skip |= DERIVED_FIELDS_2.get(kind.__name__, frozenset[str]())
+    return tuple(f for f in dataclasses.fields(kind) if f.name not in skip and not (own and f.name.startswith('_')))
 
 
 def _has_hidden_state(kind: type[Any]) -> bool:
@@ -330,19 +344,13 @@ class Canonicalizer:
 
     def _visit_dataclass(self, value: Any, depth: int) -> Any:
         kind = _type_of(value)
-        own = _is_pydantic_ai_type(kind)
-        skip = _VOLATILE_MESSAGE_FIELDS if _is_message_type(kind) else frozenset[str]()
-        skip |= DERIVED_FIELDS_2.get(kind.__name__, frozenset[str]())
         # A field at its declared default is left out: a library release that adds a field (pydantic-ai 2.x added
         # a dozen to messages and request parameters) must not change the key of the same work, or a flow run
-        # resumed after the upgrade would repeat every call it had made. pydantic-ai's private fields
-        # (`_telemetry_...`) are its bookkeeping, not the work: left out too; a user's private fields are data.
+        # resumed after the upgrade would repeat every call it had made.
         fields = {
             f.name: self.visit(field_value, depth)
-            for f in dataclasses.fields(value)
-            if f.name not in skip
-            and not (own and f.name.startswith('_'))
-            and not _is_default(f, field_value := getattr(value, f.name))
+            for f in _keyed_fields(kind)
+            if not _is_default(f, field_value := getattr(value, f.name))
         }
         return {'__type__': _qualified_name(kind), **fields}
 

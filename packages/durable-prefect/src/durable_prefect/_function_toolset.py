@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from prefect.context import FlowRunContext
-from pydantic_ai.exceptions import UserError
 from pydantic_ai.tools import AgentDepsT, RunContext
 from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
 
-from durable_kernel import ARGS_VALIDATOR_UNITS, prefect_task_name, unwrap_tool_outcome, with_args_validator_unit
+from durable_kernel import (
+    ARGS_VALIDATOR_UNITS,
+    prefect_task_name,
+    tool_unit_setting,
+    unwrap_tool_outcome,
+    with_args_validator_unit,
+)
 
 from ._task_config import TaskConfig, merge_task_config
 from ._toolset import ARGS_VALIDATION_TASK, TOOL_CALL_TASK, PrefectWrapperToolset, ToolCallInput, tool_task_config
@@ -88,19 +93,18 @@ class PrefectFunctionToolset(PrefectWrapperToolset[AgentDepsT]):
         return run_unit
 
     def _tool_config(self, name: str, tool: ToolsetTool[AgentDepsT]) -> TaskConfig | None:
-        """The tool's task config: `tool_task_config[name]`, else its metadata (capability form), else `task_config`."""
-        if self._reads_tool_metadata and name not in self.tool_task_config:
-            metadata = tool.tool_def.metadata or {}
-            if TOOL_METADATA_KEY in metadata:
-                configured = metadata[TOOL_METADATA_KEY]
-                if configured is False:
-                    return None
-                if not isinstance(configured, dict):
-                    raise UserError(
-                        f'The tool {name!r} has `metadata={{{TOOL_METADATA_KEY!r}: {configured!r}}}`: the value must be '
-                        'a `TaskConfig` (a dict of Prefect task options) or `False` (run the tool without a task).'
-                    )
-                return merge_task_config(self.task_config, cast('dict[str, Any]', configured))
+        """The tool's task config: `tool_task_config[name]`, else what the tool says of itself, else `task_config`.
+
+        A tool says it with `metadata={'prefect': TaskConfig | False}` (read in the capability form) or, on pydantic-ai
+        2.78, `durable=False` (no task, in both forms).
+        """
+        if name not in self.tool_task_config:
+            engine_key = TOOL_METADATA_KEY if self._reads_tool_metadata else None
+            own = tool_unit_setting(tool.tool_def, engine_key, config_label='TaskConfig')
+            if own is False:
+                return None
+            if own is not None:
+                return merge_task_config(self.task_config, dict(own))
         return tool_task_config(name, self.task_config, self.tool_task_config)
 
     async def call_tool(

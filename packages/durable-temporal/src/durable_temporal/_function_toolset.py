@@ -16,12 +16,13 @@ from temporalio.workflow import ActivityConfig
 from durable_kernel import (
     ToolOutcome,
     capture_tool_outcome,
+    tool_unit_setting,
     unwrap_tool_outcome,
     validate_tool_arguments,
     with_args_validator_unit,
 )
 
-from ._config import ToolActivityConfig
+from ._config import ToolActivityConfig, validate_activity_config
 from ._heartbeat import heartbeating_activity
 from ._run_context import TemporalRunContext
 from ._toolset import ActivityToolset, CallToolParams
@@ -156,15 +157,32 @@ class TemporalFunctionToolset(ActivityToolset[AgentDepsT]):
         tools = await super().get_tools(ctx)
         if not self.validate_args_in_activity or not workflow.in_workflow():
             return tools
-        return {
-            name: self._validated_in_activity(name, tool)
+        validated: dict[str, ToolsetTool[AgentDepsT]] = {}
+        for name, tool in tools.items():
+            own = self._own_setting(name, tool)
             # A tool whose activity is disabled runs in workflow code: its validator stays there too.
-            if tool.args_validator_func is not None and self.tool_activity_config.get(name) is not False
-            else tool
-            for name, tool in tools.items()
-        }
+            if (
+                tool.args_validator_func is not None
+                and self.tool_activity_config.get(name) is not False
+                and own is not False
+            ):
+                tool = self._validated_in_activity(name, tool, own)
+            validated[name] = tool
+        return validated
 
-    def _validated_in_activity(self, name: str, tool: ToolsetTool[AgentDepsT]) -> ToolsetTool[AgentDepsT]:
+    def _own_setting(self, name: str, tool: ToolsetTool[AgentDepsT]) -> Any:
+        """What the tool says of its activity (pydantic-ai 2.78), below the agent's `tool_activity_config`.
+
+        Its `metadata={'temporal': ActivityConfig | False}`, or `durable=False` to run in workflow code; `None` when it
+        says nothing or `tool_activity_config` names the tool.
+        """
+        if name in self.tool_activity_config:
+            return None
+        return tool_unit_setting(tool.tool_def, 'temporal', config_label='ActivityConfig')
+
+    def _validated_in_activity(self, name: str, tool: ToolsetTool[AgentDepsT], own: Any) -> ToolsetTool[AgentDepsT]:
+        tool_config = validate_activity_config(own, f"the tool {name!r}'s `metadata['temporal']`") if own else None
+
         async def run_unit(ctx: RunContext[Any], args: dict[str, Any]) -> None:
             # The definition always crosses, as pydantic-ai 2.x sends it: the activity rebuilds the tool from it.
             outcome: ToolOutcome = await self.execute(
@@ -175,6 +193,7 @@ class TemporalFunctionToolset(ActivityToolset[AgentDepsT]):
                     name=name, tool_args=args, serialized_run_context=serialized, tool_def=tool.tool_def
                 ),
                 tool_name=name,
+                tool_config=tool_config,
             )
             unwrap_tool_outcome(outcome)
 
@@ -186,12 +205,17 @@ class TemporalFunctionToolset(ActivityToolset[AgentDepsT]):
         """Call the tool in its activity (or inline in the workflow when its activity is disabled)."""
         if not workflow.in_workflow():
             return await super().call_tool(name, tool_args, ctx, tool)
-        if self.tool_activity_config.get(name) is False:
+        setting = self.tool_activity_config.get(name)
+        own = self._own_setting(name, tool)
+        if setting is False or own is False:
             if isinstance(tool, FunctionToolsetTool) and not tool.is_async:
                 raise _sync_tool_error(name, self.id)
             return await super().call_tool(name, tool_args, ctx, tool)
+        tool_config = validate_activity_config(own, f"the tool {name!r}'s `metadata['temporal']`") if own else None
         # The definition crosses only for a tool with its own `prepare`: listing again in the activity would run that
         # function a second time; any other tool lists there exactly as here, and the history stays smaller.
         source = cast('FunctionToolset[AgentDepsT]', self.wrapped).tools.get(name)
         tool_def = tool.tool_def if source is not None and source.prepare is not None else None
-        return await self.call_tool_activity_from_workflow(self.call_tool_activity, name, tool_args, ctx, tool_def)
+        return await self.call_tool_activity_from_workflow(
+            self.call_tool_activity, name, tool_args, ctx, tool_def, tool_config=tool_config
+        )

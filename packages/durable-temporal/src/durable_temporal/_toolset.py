@@ -153,13 +153,18 @@ class ActivityToolset(TemporalWrapperToolset[AgentDepsT], ABC):
         """The name of one of this toolset's activities, e.g. `agent__a__toolset__<agent>__call_tool` (the kernel's)."""
         return temporal_activity_name_with_prefix(self.activity_name_prefix, kind, self.id)
 
-    def activity_options(self, summary: str, tool_name: str | None = None) -> ActivityConfig:
+    def activity_options(
+        self, summary: str, tool_name: str | None = None, tool_config: ActivityConfig | None = None
+    ) -> ActivityConfig:
         """The config of one activity: this toolset's config, the tool's on top, and a default summary.
 
         For a tool in `local_tools`, the tool's layer is its `LocalActivity`'s config (local-activity keys, such as
-        `local_retry_threshold`, included: `execute` keeps them).
+        `local_retry_threshold`, included: `execute` keeps them). `tool_config`, when given, is the tool's layer (what
+        the tool says of itself, when the agent's `tool_activity_config` has nothing for it).
         """
-        tool_config = self.tool_activity_config.get(tool_name) if tool_name is not None else None
+        if tool_config is None and tool_name is not None:
+            configured = self.tool_activity_config.get(tool_name)
+            tool_config = configured if configured is not False else None
         config = merge_activity_config(self.activity_config, tool_config or None)
         return ActivityConfig(**merge_config({'summary': summary}, config))
 
@@ -175,6 +180,7 @@ class ActivityToolset(TemporalWrapperToolset[AgentDepsT], ABC):
         *,
         params: Callable[[Any], Any] = lambda serialized: GetToolsParams(serialized_run_context=serialized),
         tool_name: str | None = None,
+        tool_config: ActivityConfig | None = None,
     ) -> Any:
         """Run one of this toolset's activities from workflow code, regular or local as configured, and return its result.
 
@@ -184,11 +190,12 @@ class ActivityToolset(TemporalWrapperToolset[AgentDepsT], ABC):
             summary: The activity's summary.
             params: Builds the activity's first argument from the serialized run context.
             tool_name: The tool called, whose config applies on top of the toolset's.
+            tool_config: The tool's config, if it is not the agent's `tool_activity_config` for `tool_name`.
         """
         local = self.runs_locally(tool_name)
         serialized, deps = deps_for_activity(self.run_context_type, ctx, local=local)
         return await execute_unit(
-            activity_fn, [params(serialized), deps], self.activity_options(summary, tool_name), local=local
+            activity_fn, [params(serialized), deps], self.activity_options(summary, tool_name, tool_config), local=local
         )
 
     async def context_in_activity(self, serialized_run_context: Any, deps: Any) -> RunContext[AgentDepsT]:
@@ -227,6 +234,8 @@ class ActivityToolset(TemporalWrapperToolset[AgentDepsT], ABC):
         tool_args: dict[str, Any],
         ctx: RunContext[AgentDepsT],
         tool_def: ToolDefinition | None,
+        *,
+        tool_config: ActivityConfig | None = None,
     ) -> Any:
         """Schedule a call-tool activity and turn its outcome back into a return value or control-flow exception."""
         outcome: ToolOutcome = await self.execute(
@@ -237,6 +246,7 @@ class ActivityToolset(TemporalWrapperToolset[AgentDepsT], ABC):
                 name=name, tool_args=tool_args, serialized_run_context=serialized, tool_def=tool_def
             ),
             tool_name=name,
+            tool_config=tool_config,
         )
         return unwrap_tool_outcome(outcome)
 
