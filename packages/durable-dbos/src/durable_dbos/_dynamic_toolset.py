@@ -12,6 +12,7 @@ import inspect
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from dbos import DBOS
@@ -22,11 +23,15 @@ from pydantic_ai.tools import AgentDepsT, RunContext, ToolDefinition
 from pydantic_ai.toolsets import AbstractToolset, ToolsetTool, WrapperToolset
 
 from durable_kernel import (
+    ARGS_VALIDATOR_UNITS,
     ToolOutcome,
     capture_tool_outcome,
     dbos_dynamic_toolset_step_name,
     listed_toolset_tools,
+    unwrap_recorded_tool_result,
     unwrap_tool_outcome,
+    validate_tool_arguments,
+    with_args_validator_unit,
 )
 
 from ._config import StepConfig, step_options
@@ -43,6 +48,12 @@ class ListedDynamicTool:
 
     tool_def: ToolDefinition
     max_retries: int
+    has_args_validator: bool = False
+    """Whether the tool's `args_validator` runs in the `validate_args` step (pydantic-ai 2.x's field of the same name).
+
+    Set only where the installed pydantic-ai validates in units (`ARGS_VALIDATOR_UNITS`); a listing recorded before
+    has no such attribute and reads the class default, so its workflow recovers with the validator in the call step,
+    as it ran."""
 
 
 @dataclass
@@ -71,6 +82,8 @@ async def _validate_and_call(
     tool_args: dict[str, Any],
     ctx: RunContext[AgentDepsT],
     tool: ToolsetTool[AgentDepsT],
+    *,
+    run_args_validator: bool = True,
 ) -> Any:
     # The workflow only parsed the arguments (the real tool exists only in the step): validated here, and invalid
     # ones ask the model to retry, recorded as the step's result, as a plain run would (the agent counts the retry).
@@ -78,9 +91,9 @@ async def _validate_and_call(
         args = tool.args_validator.validate_python(tool_args)
     except ValidationError as error:
         raise ModelRetry(f'Invalid arguments for tool {name!r}: {error}') from error
-    if tool.args_validator_func is not None:
-        # The tool's own `args_validator` (a `ModelRetry` from it asks the model to retry). pydantic-ai 2.68 runs it
-        # in a step of its own (`.validate_args`); here it runs in the call step, before the call.
+    if run_args_validator and tool.args_validator_func is not None:
+        # The tool's own `args_validator` (a `ModelRetry` from it asks the model to retry), for a tool listed without
+        # the `.validate_args` step (pydantic-ai without it, or a listing recorded before): here, before the call.
         validated = tool.args_validator_func(ctx, **args)
         if inspect.isawaitable(validated):
             await validated
@@ -159,7 +172,11 @@ class DBOSDynamicToolset(WrapperToolset[AgentDepsT]):
                     instructions = _as_instructions(await built.get_instructions(guarded))
             return ListedDynamicTools(
                 tools={
-                    name: ListedDynamicTool(tool_def=tool.tool_def, max_retries=tool.max_retries)
+                    name: ListedDynamicTool(
+                        tool_def=tool.tool_def,
+                        max_retries=tool.max_retries,
+                        has_args_validator=ARGS_VALIDATOR_UNITS and tool.args_validator_func is not None,
+                    )
                     for name, tool in tools.items()
                 },
                 instructions=instructions,
@@ -167,7 +184,40 @@ class DBOSDynamicToolset(WrapperToolset[AgentDepsT]):
 
         listed = await DBOS.run_step_async(step_options(self._step_name('get_tools'), self.step_config), get_tools_step)
         self._listed_instructions = listed.instructions
-        return listed_toolset_tools(self, listed.tools)
+        tools = listed_toolset_tools(self, listed.tools)
+        for name, info in listed.tools.items():
+            # Read as recorded (ours, or pydantic-ai 2.x's listing, which has the same field): never from the worker.
+            if getattr(info, 'has_args_validator', False):
+                tools[name] = with_args_validator_unit(tools[name], partial(self._validate_args, name))
+        return tools
+
+    async def _validate_args(self, name: str, ctx: RunContext[AgentDepsT], tool_args: dict[str, Any]) -> None:
+        """Run the tool's `args_validator` in the `validate_args` step, which builds the toolset again."""
+        toolset = self.wrapped
+
+        async def validate_args_step() -> ToolOutcome:
+            with step_run_context(ctx) as guarded:
+                async with _built(toolset, guarded) as built:
+                    real_tool = (await built.get_tools(guarded)).get(name)
+                    if real_tool is None:
+                        raise UserError(
+                            f'Tool {name!r} is not in dynamic toolset {toolset.id!r} when it is built again in its '
+                            'validate_args step: the toolset function must return the same tools for the same run '
+                            'context.'
+                        )
+
+                    async def validate() -> None:
+                        # Only the verdict is recorded: the call step validates the arguments again.
+                        await validate_tool_arguments(real_tool, tool_args, guarded)
+
+                    return await capture_tool_outcome(validate())
+
+        # Read whatever recorded it: ours' outcome, or pydantic-ai 2.x's own (a workflow its `DBOSDurability` started).
+        unwrap_recorded_tool_result(
+            await DBOS.run_step_async(
+                step_options(self._step_name('validate_args'), self.step_config), validate_args_step
+            )
+        )
 
     async def get_instructions(
         self, ctx: RunContext[AgentDepsT]
@@ -184,6 +234,8 @@ class DBOSDynamicToolset(WrapperToolset[AgentDepsT]):
         if not in_workflow_code():  # pragma: no cover - see `for_run`
             return await super().call_tool(name, tool_args, ctx, tool)
         toolset = self.wrapped
+        # Only a tool listed with the `validate_args` step has a validator in workflow code: that step ran it.
+        validated_in_its_step = tool.args_validator_func is not None
 
         async def call_tool_step() -> ToolOutcome:
             with step_run_context(ctx) as guarded:
@@ -194,7 +246,11 @@ class DBOSDynamicToolset(WrapperToolset[AgentDepsT]):
                             f'Tool {name!r} is not in dynamic toolset {toolset.id!r} when it is built again in its '
                             'call step: the toolset function must return the same tools for the same run context.'
                         )
-                    return await capture_tool_outcome(_validate_and_call(built, name, tool_args, guarded, real_tool))
+                    return await capture_tool_outcome(
+                        _validate_and_call(
+                            built, name, tool_args, guarded, real_tool, run_args_validator=not validated_in_its_step
+                        )
+                    )
 
         outcome = await DBOS.run_step_async(
             step_options(self._step_name('call_tool'), self.step_config), call_tool_step

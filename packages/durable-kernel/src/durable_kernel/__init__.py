@@ -5,6 +5,7 @@ merged and ordered; each engine package binds those rules to its own primitives.
 """
 
 from ._compat import (
+    ARGS_VALIDATOR_UNITS,
     DERIVED_FIELDS_2,
     HAS_DEFAULT_RUN_ID_HOOK,
     HAS_RESPONSE_ORIGIN,
@@ -104,12 +105,15 @@ from ._tool_call_order import (
     require_durable_parallel_execution_mode,
 )
 from ._toolsets import (
+    ArgsValidatorUnit,
     leaf_toolsets,
     listed_toolset_tools,
     replace_leaf_toolsets,
     require_toolset_id,
     require_unique_toolset_ids,
     tool_unit_setting,
+    validate_tool_arguments,
+    with_args_validator_unit,
 )
 from ._unit_context import (
     guard_rebuilt_run_context,
@@ -136,6 +140,7 @@ __all__ = (
     'guard_rebuilt_run_context',
     'HAS_DEFAULT_RUN_ID_HOOK',
     'HAS_RESPONSE_ORIGIN',
+    'ARGS_VALIDATOR_UNITS',
     'current_request_attempt',
     'field_default',
     'is_mcp_toolset',
@@ -210,8 +215,11 @@ __all__ = (
     'require_agent_name',
     'require_toolset_id',
     'require_unique_toolset_ids',
+    'ArgsValidatorUnit',
     'listed_toolset_tools',
     'tool_unit_setting',
+    'validate_tool_arguments',
+    'with_args_validator_unit',
     'resolve_deps',
     'scoped_context_value',
     'temporal_activity_name',

@@ -100,6 +100,7 @@ __all__ = (
     'run_has_cancellation_token',
     'refusing_message_queue',
     'HAS_RESPONSE_ORIGIN',
+    'ARGS_VALIDATOR_UNITS',
     'current_request_attempt',
     'response_origin',
     'with_response_origin',
@@ -130,6 +131,13 @@ if PYDANTIC_AI_2 and PYDANTIC_AI_VERSION < FIRST_SUPPORTED_2X:
         f'durable packages support pydantic-ai-slim 1.107.10+ on the 1.x line and 2.33.0+ on the 2.x line; '
         f'{".".join(map(str, PYDANTIC_AI_VERSION))} is installed: upgrade it (`pip install -U pydantic-ai-slim`).'
     )
+
+# Told by what came with it: the pydantic-ai change that moved a tool's `args_validator` into a durable unit of its own
+# also gave agents `_get_validation_context` (the unit rebuilds the run's validation context with it). 2.33 has
+# neither; 2.68 and 2.78 have both.
+ARGS_VALIDATOR_UNITS: bool = hasattr(AbstractAgent, '_get_validation_context')
+"""Whether the installed pydantic-ai's durable integrations run a tool's `args_validator` in a unit of its own
+(`validate_args`): engines then do the same where the reference does, with the same unit names."""
 
 RUN_KEYWORDS_2: tuple[str, ...] = ('conversation', 'run_id', 'cancellation_token', 'timeout', 'workspace', 'compact')
 """Keyword arguments of the run entry points that pydantic-ai 2.x added (`compact` in 2.78): engines carry each into

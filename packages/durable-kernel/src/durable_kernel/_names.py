@@ -34,8 +34,10 @@ TemporalActivityKind = Literal[
     'model_compact_messages',
     'model_cancel_suspended_response',
     'toolset_call_tool',
+    'toolset_validate_args',
     'dynamic_toolset_get_tools',
     'dynamic_toolset_call_tool',
+    'dynamic_toolset_validate_args',
     'mcp_server_get_instructions',
     'mcp_server_get_tools',
     'mcp_server_call_tool',
@@ -100,8 +102,10 @@ def temporal_activity_name_with_prefix(prefix: str, kind: TemporalActivityKind, 
 
 _TOOLSET_ACTIVITY_PARTS: dict[str, tuple[str, str]] = {
     'toolset_call_tool': ('toolset', 'call_tool'),
+    'toolset_validate_args': ('toolset', 'validate_args'),
     'dynamic_toolset_get_tools': ('dynamic_toolset', 'get_tools'),
     'dynamic_toolset_call_tool': ('dynamic_toolset', 'call_tool'),
+    'dynamic_toolset_validate_args': ('dynamic_toolset', 'validate_args'),
     'mcp_server_get_instructions': ('mcp_server', 'get_instructions'),
     'mcp_server_get_tools': ('mcp_server', 'get_tools'),
     'mcp_server_call_tool': ('mcp_server', 'call_tool'),
@@ -138,13 +142,14 @@ def dbos_mcp_step_name(
 
 
 def dbos_dynamic_toolset_step_name(
-    agent_name: str, toolset_id: str, operation: Literal['get_tools', 'call_tool']
+    agent_name: str, toolset_id: str, operation: Literal['get_tools', 'validate_args', 'call_tool']
 ) -> str:
     """The DBOS step name of a dynamic toolset's operation: `{agent}__dynamic_toolset__{id}.{operation}`.
 
     Only the capability form (`DBOSDurability`) records these, as pydantic-ai 2.x's `DBOSDurability` names them: one
     step builds the toolset and lists its tools (and instructions), one per call builds it again and calls the tool.
-    A dynamic capability's toolset is such a toolset, with the capability's id.
+    A dynamic capability's toolset is such a toolset, with the capability's id. Where the installed pydantic-ai does
+    (`ARGS_VALIDATOR_UNITS`), a tool's `args_validator` runs in a `validate_args` step of its own before the call.
     """
     return f'{agent_name}__dynamic_toolset__{toolset_id}.{operation}'
 
@@ -180,6 +185,7 @@ PrefectTaskKind = Literal[
     'model_cancel_suspended_response',
     'model_compact_messages',
     'call_tool',
+    'validate_args',
     'call_mcp_tool',
     'list_mcp_tools',
     'handle_event',
@@ -196,6 +202,8 @@ _PREFECT_TASK_TEMPLATES: dict[str, str] = {
     'model_cancel_suspended_response': 'Model Cancel Suspended Response: {}',
     'model_compact_messages': 'Compact Messages: {}',
     'call_tool': 'Call Tool: {}',
+    # Where the installed pydantic-ai validates a tool's arguments in a task of its own (`ARGS_VALIDATOR_UNITS`).
+    'validate_args': 'Validate Tool Args: {}',
     'call_mcp_tool': 'Call MCP Tool: {}',
     'list_mcp_tools': 'List MCP Tools: {}',
     'handle_event': 'Handle Stream Event',

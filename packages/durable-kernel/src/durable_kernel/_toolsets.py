@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+import dataclasses
+import inspect
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Literal, Protocol, cast
 
-from pydantic_ai.exceptions import UserError
-from pydantic_ai.tools import ToolDefinition
+from pydantic import ValidationError
+from pydantic_ai.exceptions import ModelRetry, UserError
+from pydantic_ai.tools import RunContext, ToolDefinition
 from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
 from pydantic_ai.toolsets.external import TOOL_SCHEMA_VALIDATOR
 
 __all__ = (
+    'ArgsValidatorUnit',
     'ListedTool',
+    'validate_tool_arguments',
+    'with_args_validator_unit',
     'leaf_toolsets',
     'listed_toolset_tools',
     'replace_leaf_toolsets',
@@ -52,6 +58,61 @@ def listed_toolset_tools(
         )
         for name, info in listed.items()
     }
+
+
+ArgsValidatorUnit = Callable[[RunContext[Any], dict[str, Any]], Awaitable[None]]
+"""Runs a tool's argument validation in the engine's durable unit: `(run context, arguments)`, raising what the
+validator raised (`ModelRetry`, ...)."""
+
+
+def with_args_validator_unit(tool: ToolsetTool[Any], run_unit: ArgsValidatorUnit) -> ToolsetTool[Any]:
+    """`tool`, whose `args_validator` runs in a durable unit instead of in workflow or flow code.
+
+    The agent calls a tool's `args_validator_func` before the approval and deferral gate, with the arguments the schema
+    validated: this one hands them to `run_unit`, which schedules the engine's `validate_args` unit (a validator may
+    do I/O, and a dynamic toolset's validator exists only inside its units).
+
+    Args:
+        tool: The tool as offered in workflow or flow code.
+        run_unit: Runs the validation unit and raises what the validator raised.
+
+    Returns:
+        The tool with its validator replaced by the unit.
+    """
+
+    async def args_validator_func(ctx: RunContext[Any], **args: Any) -> None:
+        await run_unit(ctx, args)
+
+    return dataclasses.replace(tool, args_validator_func=args_validator_func)
+
+
+async def validate_tool_arguments(
+    tool: ToolsetTool[Any], tool_args: dict[str, Any], ctx: RunContext[Any], *, validation_context: Any = None
+) -> dict[str, Any]:
+    """Inside a `validate_args` unit: validate `tool_args` against the real tool's schema, then run its validator.
+
+    Invalid arguments ask the model to retry (`ModelRetry`), as in a plain run; the validator's own `ModelRetry`,
+    `ApprovalRequired` or `CallDeferred` propagate for the engine to record as the unit's outcome.
+
+    Args:
+        tool: The tool, rebuilt inside the unit.
+        tool_args: The arguments as they crossed into the unit (JSON data).
+        ctx: The unit's run context.
+        validation_context: The Pydantic validation context to validate with.
+
+    Returns:
+        The validated arguments.
+    """
+    try:
+        args = tool.args_validator.validate_python(tool_args, context=validation_context)
+    except ValidationError as error:
+        raise ModelRetry(f'Invalid arguments for tool {tool.tool_def.name!r}: {error}') from error
+    validator = tool.args_validator_func
+    if validator is not None:
+        result = validator(ctx, **args)
+        if inspect.isawaitable(result):
+            await result
+    return args
 
 
 def leaf_toolsets(toolset: AbstractToolset[Any]) -> list[AbstractToolset[Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,12 +10,18 @@ from prefect.context import FlowRunContext
 from pydantic_ai.tools import AgentDepsT, RunContext
 from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
 
-from durable_kernel import prefect_task_name, tool_unit_setting, unwrap_tool_outcome
+from durable_kernel import (
+    ARGS_VALIDATOR_UNITS,
+    prefect_task_name,
+    tool_unit_setting,
+    unwrap_tool_outcome,
+    with_args_validator_unit,
+)
 
 from ._task_config import TaskConfig, merge_task_config
-from ._toolset import TOOL_CALL_TASK, PrefectWrapperToolset, ToolCallInput, tool_task_config
+from ._toolset import ARGS_VALIDATION_TASK, TOOL_CALL_TASK, PrefectWrapperToolset, ToolCallInput, tool_task_config
 
-__all__ = ('PrefectDynamicToolset', 'PrefectFunctionToolset', 'reading_tool_metadata')
+__all__ = ('PrefectDynamicToolset', 'PrefectFunctionToolset', 'reading_tool_metadata', 'validating_in_tasks')
 
 TOOL_METADATA_KEY = 'prefect'
 """The tool metadata key of a per-tool task config in the capability form (`metadata={'prefect': TaskConfig | False}`)."""
@@ -37,6 +44,11 @@ class PrefectFunctionToolset(PrefectWrapperToolset[AgentDepsT]):
     # Set by `reading_tool_metadata` (the capability form): a tool's `metadata['prefect']` configures its task too.
     _reads_tool_metadata: bool = field(default=False, init=False, repr=False, compare=False)
 
+    # Set by `validating_in_tasks` (the capability form; a dynamic toolset in both forms), where the installed
+    # pydantic-ai does the same (`ARGS_VALIDATOR_UNITS`): a tool's `args_validator` runs in a `Validate Tool Args`
+    # task, so its I/O is checkpointed like the call's.
+    _validates_in_tasks: bool = field(default=False, init=False, repr=False, compare=False)
+
     def __post_init__(self) -> None:
         self.task_config = merge_task_config(self.task_config)
 
@@ -54,7 +66,31 @@ class PrefectFunctionToolset(PrefectWrapperToolset[AgentDepsT]):
         # `metadata['prefect']` rules, and a tool opted out with `False` would run in a task all the same.
         if isinstance(toolset, PrefectFunctionToolset) and toolset is not self:
             toolset._reads_tool_metadata = self._reads_tool_metadata
+            toolset._validates_in_tasks = self._validates_in_tasks
         return toolset
+
+    async def get_tools(self, ctx: RunContext[AgentDepsT]) -> dict[str, ToolsetTool[AgentDepsT]]:
+        """The tools; inside a flow, validating in tasks, a tool's `args_validator` is its `Validate Tool Args` task."""
+        tools = await super().get_tools(ctx)
+        if not self._validates_in_tasks or FlowRunContext.get() is None:
+            return tools
+        validated: dict[str, ToolsetTool[AgentDepsT]] = {}
+        for name, tool in tools.items():
+            config = self._tool_config(name, tool)
+            # A tool run without a task (`None`) is validated where it runs, in flow code, as pydantic-ai 2.x does.
+            if tool.args_validator_func is not None and config is not None:
+                tool = with_args_validator_unit(tool, self._validation_task(name, tool, config))
+            validated[name] = tool
+        return validated
+
+    def _validation_task(
+        self, name: str, tool: ToolsetTool[AgentDepsT], config: TaskConfig
+    ) -> Callable[[RunContext[Any], dict[str, Any]], Awaitable[None]]:
+        async def run_unit(ctx: RunContext[Any], args: dict[str, Any]) -> None:
+            validate_task = self._task(ARGS_VALIDATION_TASK, prefect_task_name('validate_args', name), config)
+            unwrap_tool_outcome(await validate_task(ToolCallInput(self.wrapped, name, args, ctx, tool)))
+
+        return run_unit
 
     def _tool_config(self, name: str, tool: ToolsetTool[AgentDepsT]) -> TaskConfig | None:
         """The tool's task config: `tool_task_config[name]`, else what the tool says of itself, else `task_config`.
@@ -105,6 +141,16 @@ class PrefectDynamicToolset(PrefectFunctionToolset[AgentDepsT]):
     it provides are called in tasks named `Call Tool: {tool}`, with the same per-tool configs as
     [`PrefectFunctionToolset`][durable_prefect.PrefectFunctionToolset].
     """
+
+
+def validating_in_tasks(toolset: PrefectFunctionToolset[AgentDepsT]) -> PrefectFunctionToolset[AgentDepsT]:
+    """`toolset`, whose tools' `args_validator`s run in `Validate Tool Args: {tool}` tasks inside a flow.
+
+    Only where the installed pydantic-ai's `PrefectDurability` does the same (`ARGS_VALIDATOR_UNITS`); elsewhere
+    `toolset` validates as before, in flow code.
+    """
+    toolset._validates_in_tasks = ARGS_VALIDATOR_UNITS  # pyright: ignore[reportPrivateUsage]
+    return toolset
 
 
 def reading_tool_metadata(toolset: PrefectFunctionToolset[AgentDepsT]) -> PrefectFunctionToolset[AgentDepsT]:

@@ -14,7 +14,12 @@ from pydantic_ai.toolsets import AbstractToolset, ExternalToolset, FunctionTools
 
 from durable_kernel import DynamicToolset, fastmcp_toolset_class, mcp_server_classes
 
-from ._function_toolset import PrefectDynamicToolset, PrefectFunctionToolset, reading_tool_metadata
+from ._function_toolset import (
+    PrefectDynamicToolset,
+    PrefectFunctionToolset,
+    reading_tool_metadata,
+    validating_in_tasks,
+)
 from ._mcp import PrefectMCPServer, PrefectMCPToolset, with_capability_names
 from ._task_config import TaskConfig
 from ._toolset import PrefectWrapperToolset
@@ -78,8 +83,11 @@ def prefectify_toolset(
             toolset, task_config=tool_task_config, tool_task_config=dict(tool_task_config_by_name)
         )
     if isinstance(toolset, DynamicToolset):
-        return PrefectDynamicToolset(
-            toolset, task_config=tool_task_config, tool_task_config=dict(tool_task_config_by_name)
+        # Both forms, as pydantic-ai 2.x's `PrefectAgent` and `PrefectDurability` do where they have the task.
+        return validating_in_tasks(
+            PrefectDynamicToolset(
+                toolset, task_config=tool_task_config, tool_task_config=dict(tool_task_config_by_name)
+            )
         )
     wrapped_mcp = _wrap_mcp(toolset, mcp_task_config)
     if wrapped_mcp is not None:
@@ -103,7 +111,7 @@ def prefectify_toolset_for_capability(
     if wrapped is toolset:
         return wrapped
     if isinstance(wrapped, PrefectFunctionToolset):
-        return reading_tool_metadata(wrapped)
+        return validating_in_tasks(reading_tool_metadata(wrapped))
     if isinstance(wrapped, (PrefectMCPServer, PrefectMCPToolset)):
         return with_capability_names(wrapped)
     return wrapped  # pragma: no cover - prefectify_toolset makes one of the above

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +17,7 @@ from ._cache_policy import KeyedTaskInput
 from ._result_first import agent_task
 from ._task_config import TaskConfig, merge_task_config
 
-__all__ = ('PrefectWrapperToolset', 'ToolCallInput', 'run_tool_call')
+__all__ = ('PrefectWrapperToolset', 'ToolCallInput', 'run_args_validation', 'run_tool_call')
 
 
 class ToolCallInput(KeyedTaskInput):
@@ -63,6 +64,32 @@ async def run_tool_call(call: ToolCallInput) -> ToolOutcome:
 
 
 TOOL_CALL_TASK = agent_task(run_tool_call, context='ctx')
+
+
+async def run_args_validation(call: ToolCallInput) -> ToolOutcome:
+    """The body of a `Validate Tool Args: {tool}` task: the tool's `args_validator` on the validated arguments.
+
+    Its `ModelRetry`, `ApprovalRequired` or `CallDeferred` comes back as data, like a tool call's.
+
+    Args:
+        call: The validation, as a tool call (`tool` is the tool with its own validator).
+
+    Returns:
+        The outcome (`None` returned when the arguments pass).
+    """
+
+    async def validate() -> None:
+        validator = call.tool.args_validator_func
+        if validator is not None:
+            result = validator(call.ctx, **call.tool_args)
+            if inspect.isawaitable(result):
+                await result
+
+    return await capture_tool_outcome(validate())
+
+
+ARGS_VALIDATION_TASK = agent_task(run_args_validation, context='ctx')
+"""A task of its own (its source is part of its cache key, so a validation never answers for a call)."""
 
 
 @dataclass

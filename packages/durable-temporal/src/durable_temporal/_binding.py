@@ -25,6 +25,7 @@ from temporalio import activity
 from temporalio.workflow import ActivityConfig
 
 from durable_kernel import (
+    ARGS_VALIDATOR_UNITS,
     EventStreamTopic,
     NonRetryableModelErrors,
     require_toolset_id,
@@ -42,6 +43,7 @@ from ._config import (
     merge_activity_config,
 )
 from ._continue_as_new import ContinueAsNewAfter, ContinueAsNewHandler, continue_as_new_policy
+from ._function_toolset import TemporalFunctionToolset
 from ._heartbeat import heartbeating_activity
 from ._model import TemporalModel, TemporalProviderFactory
 from ._run_context import TemporalRunContext, resolve_activity_context
@@ -127,6 +129,7 @@ def build_binding(
     continue_as_new: ContinueAsNewHandler[AgentDepsT] | None = None,
     continue_as_new_after: ContinueAsNewAfter | None = None,
     local: LocalScope | None = None,
+    validate_args_in_activities: bool = False,
 ) -> TemporalBinding[AgentDepsT]:
     """Build the activities, durable model and durable toolsets of `agent`.
 
@@ -149,6 +152,8 @@ def build_binding(
         continue_as_new: Called before a model request when the workflow should continue as new.
         continue_as_new_after: Limits past which it should, besides Temporal's suggestion.
         local: Which units run as local activities (the same activities, run with `execute_local_activity`).
+        validate_args_in_activities: Run function tools' `args_validator`s in `validate_args` activities where the
+            installed pydantic-ai's `TemporalDurability` does (`ARGS_VALIDATOR_UNITS`): the capability form.
     """
     policy = continue_as_new_policy(continue_as_new, continue_as_new_after)
     local = local or LocalScope()
@@ -227,6 +232,9 @@ def build_binding(
         if pass_agent:
             args.append(agent)
         durable = temporalize_toolset_func(*args)
+        if isinstance(durable, TemporalFunctionToolset) and validate_args_in_activities and ARGS_VALIDATOR_UNITS:
+            # Before its activities are read: the validate-args activity is registered only where it runs.
+            durable.validate_args_in_activity = True
         if isinstance(durable, TemporalWrapperToolset):
             activities.extend(durable.temporal_activities)
         if isinstance(durable, ActivityToolset):

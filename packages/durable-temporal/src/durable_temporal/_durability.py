@@ -270,6 +270,7 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
             continue_as_new=self.continue_as_new,
             continue_as_new_after=self.continue_as_new_after,
             local=self._local,
+            validate_args_in_activities=True,
         )
         return self._binding
 

@@ -14,7 +14,16 @@ from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
 from temporalio import activity, workflow
 from temporalio.workflow import ActivityConfig
 
-from durable_kernel import DynamicToolset, ToolOutcome, listed_toolset_tools
+from durable_kernel import (
+    ARGS_VALIDATOR_UNITS,
+    DynamicToolset,
+    ToolOutcome,
+    capture_tool_outcome,
+    listed_toolset_tools,
+    unwrap_tool_outcome,
+    validate_tool_arguments,
+    with_args_validator_unit,
+)
 
 from ._config import ToolActivityConfig
 from ._heartbeat import heartbeating_activity
@@ -38,6 +47,10 @@ class ToolInfo:
     max_retries: int
     toolset_instructions: Instructions = None
     """The toolset's instructions at listing time, repeated on every tool (older readers ignore the field)."""
+    has_args_validator: bool = False
+    """Whether the tool has an `args_validator`, which then runs in the validate-args activity (pydantic-ai 2.x's
+    field of the same name; `False` where the installed pydantic-ai validates no arguments in units, and in results
+    recorded before)."""
 
 
 @dataclass
@@ -60,7 +73,13 @@ def _as_instructions(value: str | InstructionPart | Sequence[str | InstructionPa
 
 
 class TemporalDynamicToolset(ActivityToolset[AgentDepsT]):
-    """Builds the dynamic toolset inside activities: one to list its tools (and instructions), one per tool call."""
+    """Builds the dynamic toolset inside activities: one to list its tools (and instructions), one per tool call.
+
+    On a pydantic-ai whose durable integrations validate tool arguments in units of their own (`ARGS_VALIDATOR_UNITS`),
+    a tool's `args_validator` (which exists only where the toolset is built) runs in the
+    `agent__{name}__dynamic_toolset__{id}__validate_args` activity before the call, in both forms, as pydantic-ai 2.x
+    does; before, it did not run at all.
+    """
 
     def __init__(
         self,
@@ -101,7 +120,12 @@ class TemporalDynamicToolset(ActivityToolset[AgentDepsT]):
                 # Instructions without tools (a toolset that only instructs): nothing to repeat them on.
                 return DynamicToolsListing(tools={}, instructions=instructions)
             return {
-                name: ToolInfo(tool_def=tool.tool_def, max_retries=tool.max_retries, toolset_instructions=instructions)
+                name: ToolInfo(
+                    tool_def=tool.tool_def,
+                    max_retries=tool.max_retries,
+                    toolset_instructions=instructions,
+                    has_args_validator=ARGS_VALIDATOR_UNITS and tool.args_validator_func is not None,
+                )
                 for name, tool in tools.items()
             }
 
@@ -118,18 +142,44 @@ class TemporalDynamicToolset(ActivityToolset[AgentDepsT]):
                     )
                 return await self.call_tool_outcome(run_toolset, params.name, params.tool_args, ctx, tool)
 
+        async def validate_args(params: CallToolParams, deps: Any) -> ToolOutcome:
+            ctx = await self.context_in_activity(params.serialized_run_context, deps)
+            run_toolset = await toolset.for_run(ctx)
+            async with run_toolset:
+                run_toolset = await run_toolset.for_run_step(ctx)
+                tool = (await run_toolset.get_tools(ctx)).get(params.name)
+                if tool is None:
+                    raise UserError(
+                        f'Tool {params.name!r} is not in dynamic toolset {self.id!r} when built inside the '
+                        'validate-args activity: the toolset function must return the same tools for the same run '
+                        'context.'
+                    )
+
+                async def validate() -> None:
+                    # Only the verdict crosses back: the call-tool activity validates the arguments again. Without a
+                    # validation context, like the call-tool activity (the run context carries none across).
+                    await validate_tool_arguments(tool, params.tool_args, ctx)
+
+                return await capture_tool_outcome(validate())
+
         get_tools.__annotations__['deps'] = deps_type
         call_tool.__annotations__['deps'] = deps_type
+        validate_args.__annotations__['deps'] = deps_type
         self.get_tools_activity = activity.defn(name=self.activity_name('dynamic_toolset_get_tools'))(
             heartbeating_activity(get_tools)
         )
         self.call_tool_activity = activity.defn(name=self.activity_name('dynamic_toolset_call_tool'))(
             heartbeating_activity(call_tool)
         )
+        self.validate_args_activity = activity.defn(name=self.activity_name('dynamic_toolset_validate_args'))(
+            heartbeating_activity(validate_args)
+        )
 
     @property
     def temporal_activities(self) -> list[Callable[..., Any]]:
-        """The get-tools and call-tool activities."""
+        """The get-tools and call-tool activities (and validate-args, where `ARGS_VALIDATOR_UNITS`)."""
+        if ARGS_VALIDATOR_UNITS:
+            return [self.get_tools_activity, self.call_tool_activity, self.validate_args_activity]
         return [self.get_tools_activity, self.call_tool_activity]
 
     async def for_run(self, ctx: RunContext[AgentDepsT]) -> AbstractToolset[AgentDepsT]:
@@ -162,7 +212,27 @@ class TemporalDynamicToolset(ActivityToolset[AgentDepsT]):
         else:
             infos = listing
             self._listed_instructions = next((info.toolset_instructions for info in infos.values()), None)
-        return listed_toolset_tools(self, infos)
+        tools = listed_toolset_tools(self, infos)
+        for name, info in infos.items():
+            # Set only where the installed pydantic-ai validates in units (by our listing, or by 2.x's own).
+            if info.has_args_validator:
+                tools[name] = self._validated_in_activity(name, tools[name])
+        return tools
+
+    def _validated_in_activity(self, name: str, tool: ToolsetTool[AgentDepsT]) -> ToolsetTool[AgentDepsT]:
+        async def run_unit(ctx: RunContext[Any], args: dict[str, Any]) -> None:
+            outcome: ToolOutcome = await self.execute(
+                self.validate_args_activity,
+                ctx,
+                f'validate tool args: {self.id}:{name}',
+                params=lambda serialized: CallToolParams(
+                    name=name, tool_args=args, serialized_run_context=serialized, tool_def=tool.tool_def
+                ),
+                tool_name=name,
+            )
+            unwrap_tool_outcome(outcome)
+
+        return with_args_validator_unit(tool, run_unit)
 
     async def get_instructions(
         self, ctx: RunContext[AgentDepsT]

@@ -13,7 +13,14 @@ from pydantic_ai.toolsets.function import FunctionToolsetTool
 from temporalio import activity, workflow
 from temporalio.workflow import ActivityConfig
 
-from durable_kernel import ToolOutcome, tool_unit_setting
+from durable_kernel import (
+    ToolOutcome,
+    capture_tool_outcome,
+    tool_unit_setting,
+    unwrap_tool_outcome,
+    validate_tool_arguments,
+    with_args_validator_unit,
+)
 
 from ._config import ToolActivityConfig, validate_activity_config
 from ._heartbeat import heartbeating_activity
@@ -64,7 +71,12 @@ async def _tool_as_prepared_in_workflow(
 
 
 class TemporalFunctionToolset(ActivityToolset[AgentDepsT]):
-    """Runs each function-tool call in the `agent__{name}__toolset__{id}__call_tool` activity."""
+    """Runs each function-tool call in the `agent__{name}__toolset__{id}__call_tool` activity.
+
+    With `validate_args_in_activity` (the capability form, on a pydantic-ai whose `TemporalDurability` does the same), a
+    tool's `args_validator` runs in the `agent__{name}__toolset__{id}__validate_args` activity instead of in workflow
+    code, where I/O in it would break the workflow.
+    """
 
     def __init__(
         self,
@@ -91,8 +103,7 @@ class TemporalFunctionToolset(ActivityToolset[AgentDepsT]):
             if config is False and tool is not None and not tool.function_schema.is_async:
                 raise _sync_tool_error(tool_name, self.id)
 
-        async def call_tool(params: CallToolParams, deps: Any) -> ToolOutcome:
-            ctx = await self.context_in_activity(params.serialized_run_context, deps)
+        async def tool_in_activity(params: CallToolParams, ctx: RunContext[AgentDepsT]) -> ToolsetTool[AgentDepsT]:
             tool = None
             if params.tool_def is not None:
                 tool = await _tool_as_prepared_in_workflow(toolset, params.tool_def, ctx)
@@ -103,17 +114,90 @@ class TemporalFunctionToolset(ActivityToolset[AgentDepsT]):
                     f'Tool {params.name!r} is not in toolset {self.id!r} on this worker. Tools cannot be removed or '
                     'renamed while workflows that use them are running: keep the old tool until they finish.'
                 )
+            return tool
+
+        async def call_tool(params: CallToolParams, deps: Any) -> ToolOutcome:
+            ctx = await self.context_in_activity(params.serialized_run_context, deps)
+            tool = await tool_in_activity(params, ctx)
             return await self.call_tool_outcome(toolset, params.name, params.tool_args, ctx, tool)
 
+        async def validate_args(params: CallToolParams, deps: Any) -> ToolOutcome:
+            ctx = await self.context_in_activity(params.serialized_run_context, deps)
+            tool = await tool_in_activity(params, ctx)
+
+            async def validate() -> None:
+                # Only the validator's verdict crosses back (`None`, or its `ModelRetry`, approval or deferral): the
+                # call-tool activity validates the arguments again, as pydantic-ai 2.x's does.
+                # Without a validation context, like the call-tool activity (the run context carries none across).
+                await validate_tool_arguments(tool, params.tool_args, ctx)
+
+            return await capture_tool_outcome(validate())
+
         call_tool.__annotations__['deps'] = deps_type
+        validate_args.__annotations__['deps'] = deps_type
         self.call_tool_activity = activity.defn(name=self.activity_name('toolset_call_tool'))(
             heartbeating_activity(call_tool)
         )
+        self.validate_args_activity = activity.defn(name=self.activity_name('toolset_validate_args'))(
+            heartbeating_activity(validate_args)
+        )
+        self.validate_args_in_activity = False
+        """Whether a tool's `args_validator` runs in the validate-args activity (set by the capability form before
+        the activities are registered, on a pydantic-ai that does the same: `ARGS_VALIDATOR_UNITS`)."""
 
     @property
     def temporal_activities(self) -> list[Callable[..., Any]]:
-        """The call-tool activity."""
+        """The call-tool activity, and the validate-args one where tool arguments are validated in activities."""
+        if self.validate_args_in_activity:
+            return [self.call_tool_activity, self.validate_args_activity]
         return [self.call_tool_activity]
+
+    async def get_tools(self, ctx: RunContext[AgentDepsT]) -> dict[str, ToolsetTool[AgentDepsT]]:
+        """The tools; in a workflow, with validate-args activities, each `args_validator` is that activity."""
+        tools = await super().get_tools(ctx)
+        if not self.validate_args_in_activity or not workflow.in_workflow():
+            return tools
+        validated: dict[str, ToolsetTool[AgentDepsT]] = {}
+        for name, tool in tools.items():
+            own = self._own_setting(name, tool)
+            # A tool whose activity is disabled runs in workflow code: its validator stays there too.
+            if (
+                tool.args_validator_func is not None
+                and self.tool_activity_config.get(name) is not False
+                and own is not False
+            ):
+                tool = self._validated_in_activity(name, tool, own)
+            validated[name] = tool
+        return validated
+
+    def _own_setting(self, name: str, tool: ToolsetTool[AgentDepsT]) -> Any:
+        """What the tool says of its activity (pydantic-ai 2.78), below the agent's `tool_activity_config`.
+
+        Its `metadata={'temporal': ActivityConfig | False}`, or `durable=False` to run in workflow code; `None` when it
+        says nothing or `tool_activity_config` names the tool.
+        """
+        if name in self.tool_activity_config:
+            return None
+        return tool_unit_setting(tool.tool_def, 'temporal', config_label='ActivityConfig')
+
+    def _validated_in_activity(self, name: str, tool: ToolsetTool[AgentDepsT], own: Any) -> ToolsetTool[AgentDepsT]:
+        tool_config = validate_activity_config(own, f"the tool {name!r}'s `metadata['temporal']`") if own else None
+
+        async def run_unit(ctx: RunContext[Any], args: dict[str, Any]) -> None:
+            # The definition always crosses, as pydantic-ai 2.x sends it: the activity rebuilds the tool from it.
+            outcome: ToolOutcome = await self.execute(
+                self.validate_args_activity,
+                ctx,
+                f'validate tool args: {self.id}:{name}',
+                params=lambda serialized: CallToolParams(
+                    name=name, tool_args=args, serialized_run_context=serialized, tool_def=tool.tool_def
+                ),
+                tool_name=name,
+                tool_config=tool_config,
+            )
+            unwrap_tool_outcome(outcome)
+
+        return with_args_validator_unit(tool, run_unit)
 
     async def call_tool(
         self, name: str, tool_args: dict[str, Any], ctx: RunContext[AgentDepsT], tool: ToolsetTool[AgentDepsT]
@@ -122,13 +206,7 @@ class TemporalFunctionToolset(ActivityToolset[AgentDepsT]):
         if not workflow.in_workflow():
             return await super().call_tool(name, tool_args, ctx, tool)
         setting = self.tool_activity_config.get(name)
-        # Below the agent's `tool_activity_config`, a tool may say it itself (pydantic-ai 2.78): its
-        # `metadata={'temporal': ActivityConfig | False}`, or `durable=False` to run in workflow code.
-        own = (
-            None
-            if name in self.tool_activity_config
-            else tool_unit_setting(tool.tool_def, 'temporal', config_label='ActivityConfig')
-        )
+        own = self._own_setting(name, tool)
         if setting is False or own is False:
             if isinstance(tool, FunctionToolsetTool) and not tool.is_async:
                 raise _sync_tool_error(name, self.id)
