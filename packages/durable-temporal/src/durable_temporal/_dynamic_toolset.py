@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -129,20 +130,11 @@ class TemporalDynamicToolset(ActivityToolset[AgentDepsT]):
                 for name, tool in tools.items()
             }
 
-        async def call_tool(params: CallToolParams, deps: Any) -> ToolOutcome:
-            ctx = await self.context_in_activity(params.serialized_run_context, deps)
-            run_toolset = await toolset.for_run(ctx)
-            async with run_toolset:
-                run_toolset = await run_toolset.for_run_step(ctx)
-                tool = (await run_toolset.get_tools(ctx)).get(params.name)
-                if tool is None:
-                    raise UserError(
-                        f'Tool {params.name!r} is not in dynamic toolset {self.id!r} when built inside the call-tool '
-                        'activity: the toolset function must return the same tools for the same run context.'
-                    )
-                return await self.call_tool_outcome(run_toolset, params.name, params.tool_args, ctx, tool)
-
-        async def validate_args(params: CallToolParams, deps: Any) -> ToolOutcome:
+        @asynccontextmanager
+        async def built_tool(
+            params: CallToolParams, deps: Any, activity_kind: str
+        ) -> AsyncGenerator[tuple[AbstractToolset[AgentDepsT], ToolsetTool[AgentDepsT], RunContext[AgentDepsT]]]:
+            # The toolset built for this run step inside the activity, and the called tool in it.
             ctx = await self.context_in_activity(params.serialized_run_context, deps)
             run_toolset = await toolset.for_run(ctx)
             async with run_toolset:
@@ -151,13 +143,21 @@ class TemporalDynamicToolset(ActivityToolset[AgentDepsT]):
                 if tool is None:
                     raise UserError(
                         f'Tool {params.name!r} is not in dynamic toolset {self.id!r} when built inside the '
-                        'validate-args activity: the toolset function must return the same tools for the same run '
+                        f'{activity_kind} activity: the toolset function must return the same tools for the same run '
                         'context.'
                     )
+                yield run_toolset, tool, ctx
 
-                async def validate() -> None:
-                    # Only the verdict crosses back: the call-tool activity validates the arguments again. Without a
-                    # validation context, like the call-tool activity (the run context carries none across).
+        async def call_tool(params: CallToolParams, deps: Any) -> ToolOutcome:
+            async with built_tool(params, deps, 'call-tool') as (run_toolset, tool, ctx):
+                return await self.call_tool_outcome(run_toolset, params.name, params.tool_args, ctx, tool)
+
+        async def validate_args(params: CallToolParams, deps: Any) -> ToolOutcome:
+            async with built_tool(params, deps, 'validate-args') as (_, tool, ctx):
+                # Only the verdict crosses back: the call-tool activity validates the arguments again. Without a
+                # validation context, like the call-tool activity (the run context carries none across).
+
+                async def validate() -> None:  # the validated arguments stay here: only the verdict is recorded
                     await validate_tool_arguments(tool, params.tool_args, ctx)
 
                 return await capture_tool_outcome(validate())
