@@ -216,7 +216,7 @@ def test_prefect_run_recorded_on_1107_resumes_from_its_cache(tmp_path: Path) -> 
 # fixture `prefect-reference-1.107/`, started by pydantic-ai 1.107.10's own `PrefectAgent` (`record_upgrade_fixtures.py
 # prefect-reference`), re-run on ours in every cell. The cells that finish on the reference run it live, the installed
 # line's: every such cell runs in the same two worker processes (`harness/prefect_migration.py`).
-LIVE_CELLS: list[tuple[Wrapper, Wrapper]] = [('ours', 'reference'), ('reference', 'reference')]
+LIVE_CELLS: list[tuple[Wrapper, Wrapper]] = [('ours', 'reference'), ('reference', 'reference'), ('reference', 'ours')]
 ALL_CALLS: dict[MigrationUnit, list[str]] = {
     'model': ['model-1', 'call-a', 'call-b', 'model-2', 'call-c', 'model-3'],
     'tool': ['model-1', 'call-a', 'call-b', 'model-2', 'call-c', 'model-3'],
@@ -327,8 +327,10 @@ def prefect_reference_migration(tmp_path_factory: pytest.TempPathFactory) -> dic
     return _measured_once('prefect-reference-migration', tmp_path_factory, _measure_prefect_reference_fixture)
 
 
-def _cell(request: pytest.FixtureRequest, first: Wrapper, second: Wrapper, unit: MigrationUnit) -> PrefectMigrationCell:
-    if (first, second) == ('reference', 'ours'):
+def _cell(
+    request: pytest.FixtureRequest, first: Wrapper, second: Wrapper, unit: MigrationUnit, *, fixture: bool = False
+) -> PrefectMigrationCell:
+    if fixture:
         cells: dict[str, Any] = request.getfixturevalue('prefect_reference_migration')
         cell = dict(cells[prefect_reference_tag(unit)])
     else:
@@ -366,28 +368,66 @@ def _by_task(labels: list[str], unit: MigrationUnit) -> dict[str, int]:
     return {task: count for task, count in counts.items() if count}
 
 
+# Started on the reference, finished on ours: ours reads a tool or MCP call's result that pydantic-ai 1.107's
+# `PrefectAgent` recorded, under the key the reference itself computes for that call (its inputs, its task function's
+# source, its abandoned subflow run's id: `durable_prefect/_reference_results.py`), so exactly the calls the reference
+# re-run on itself reuses (the baseline below): tools a and b, MCP call a. Model requests run again (1.107's keys hold
+# the run's `conversation_id`), and so does everything where the reference's own keys cannot match.
+REUSED_BY_OURS: dict[MigrationUnit, list[str]] = {
+    'model': ['call-a', 'call-b'],
+    'tool': ['call-a', 'call-b'],
+    'mcp': ['mcp-a'],
+}
+
+
+def _reference_keys_match(fixture: bool) -> bool:
+    if PYDANTIC_AI_2:
+        # Live, the installed reference is 2.x's, whose keys ours does not compute; the fixture's 1.107 keys hash
+        # 1.107's task sources and run-context fields, which 2.x installed does not have.
+        return False
+    if not fixture:
+        return True
+    # The reference's tool-call keys pickle the tool's pydantic validator, whose bytes change with pydantic-core: a run
+    # recorded under another pydantic-core matches on neither the reference nor ours (the lock's is newer than the
+    # recording's; the `lowest` cell has the recording's).
+    recorded = json.loads((prefect_reference_fixture() / 'run.json').read_text(encoding='utf-8'))
+    return importlib.metadata.version('pydantic-core') == recorded['pydantic_core_version']
+
+
 @pytest.mark.xdist_group('prefect')
 @pytest.mark.parametrize('unit', MIGRATION_UNITS)
-@pytest.mark.parametrize(
-    ('first', 'second'), [('reference', 'ours'), ('ours', 'reference')], ids=['reference-to-ours', 'ours-to-reference']
-)
-def test_prefect_run_moved_between_the_reference_and_ours_repeats_every_call(
-    request: pytest.FixtureRequest, first: Wrapper, second: Wrapper, unit: MigrationUnit
+@pytest.mark.parametrize('fixture', [True, False], ids=['fixture-1.107.10', 'live'])
+def test_prefect_run_started_on_the_reference_finishes_on_ours(
+    request: pytest.FixtureRequest, fixture: bool, unit: MigrationUnit
 ) -> None:
-    # Prefect reattaches a crashed subflow by the task key of its flow function, a hash of that function's code: the
-    # other wrapper is other code, so it gets a subflow run of its own, and the first one is left Running (nobody ends
-    # it). The reference's task keys hash its own task source and subflow run id: ours cannot compute them without the
-    # reference's code, and the reference cannot compute ours, so nothing is read from the other's cache (not even
-    # tools a and b, which the reference re-run on itself reuses). No setting of either package changes this: drain
-    # runs before switching, either way. The same holds for a kill in an MCP tool call.
-    cell = _cell(request, first, second, unit)
-    assert _in_phase_order(cell.started_again) == ALL_CALLS[unit]
+    # Prefect reattaches a crashed subflow by the task key of its flow function, a hash of that function's code: ours is
+    # other code, so it gets a subflow run of its own, and the reference's is left Running (nobody ends it). Its tasks
+    # look up the reference's records themselves: a reused call is a task of ours that ran and returned the recorded
+    # result, without calling the tool (the side channel sees no start).
+    cell = _cell(request, 'reference', 'ours', unit, fixture=fixture)
+    reused = REUSED_BY_OURS[unit] if _reference_keys_match(fixture) else []
+    assert _in_phase_order(cell.started_again) == [label for label in ALL_CALLS[unit] if label not in reused]
     [abandoned, finished] = cell.subflows
     assert abandoned == SubflowRecord('Running')
     executed = _by_task(ALL_CALLS[unit], unit)
-    if unit == 'mcp' and second == 'ours':
+    if unit == 'mcp':
         executed[MCP_LISTING_TASK] = 3  # before each model request (a task keyed by the run step, cached on a re-run)
     assert finished == SubflowRecord('Completed', executed=executed, cached={})
+
+
+@pytest.mark.xdist_group('prefect')
+@pytest.mark.parametrize('unit', MIGRATION_UNITS)
+def test_prefect_run_started_on_ours_repeats_every_call_on_the_reference(
+    request: pytest.FixtureRequest, unit: MigrationUnit
+) -> None:
+    # As above the other way round, but the reference does not look for ours' records: ours' keys hash ours' task
+    # sources and subflow run, which the reference cannot know, so every call runs again (no setting of either package
+    # changes this: drain runs started on ours before rolling back). The same holds for a kill in an MCP tool call.
+    cell = _cell(request, 'ours', 'reference', unit)
+    assert _in_phase_order(cell.started_again) == ALL_CALLS[unit]
+    [abandoned, finished] = cell.subflows
+    assert abandoned == SubflowRecord('Running')
+    assert finished == SubflowRecord('Completed', executed=_by_task(ALL_CALLS[unit], unit), cached={})
 
 
 # What the reference's own re-run repeats (the baseline: the calls whose recorded results a re-run could reuse at all),
@@ -412,7 +452,7 @@ def test_prefect_run_started_on_the_reference_reuses_its_stable_keys_on_the_refe
     request: pytest.FixtureRequest, unit: MigrationUnit
 ) -> None:
     # The baseline: re-run on the reference itself, every call whose key is stable is a cache hit if the subflow run is
-    # reattached; ours, on the same runs, reused none of them.
+    # reattached; ours, on the same runs, reuses the same tool calls (above).
     from packaging.version import Version
 
     cell = _cell(request, 'reference', 'reference', unit)

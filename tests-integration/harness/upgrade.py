@@ -313,6 +313,8 @@ def _prefect_reference_record(fixture: Path, workdir: Path) -> None:
         },
         'prefect_version': importlib.metadata.version('prefect'),
         'pydantic_ai_version': importlib.metadata.version('pydantic-ai-slim'),
+        # The reference's tool-call keys pickle the tool's pydantic validator, whose bytes change with pydantic-core.
+        'pydantic_core_version': importlib.metadata.version('pydantic-core'),
     }
     (fixture / 'run.json').write_text(json.dumps(recorded, indent=1) + '\n', encoding='utf-8')
 

@@ -26,6 +26,7 @@ re-exports from `durable_kernel`), or, for attributes, named in the module that 
 | `RunContext._cancellation` (`RunCancellation.has_token`) | whether a run was given a `cancellation_token` (DBOS refuses one inside a workflow, where it does not survive recovery) | 2.x |
 | `StreamedResponse._parts_manager` | replaying a recorded response's parts as events in workflow code (`completed_streamed_response(replay_parts=True)`) | 1.107 |
 | `pydantic_ai._run_context.get_current_request_attempt` | the attempt at the request step a model unit streams, for its events' `origin` | 2.78+ |
+| the source text of 1.107's `durable_exec/prefect/_function_toolset.py` and `_mcp_server.py` task functions (read as files, never imported; `durable_prefect/_reference_results.py`) | Prefect: the reference's own cache key of a tool call (it hashes that source), to reuse what the reference recorded when its flow run is re-run on ours | 1.107 |
 """
 
 from __future__ import annotations

@@ -46,6 +46,7 @@ from ._live_events import (
 )
 from ._model import PrefectModel, stream_handler_override
 from ._prefectify import prefectify_toolset
+from ._reference_results import reference_subflows
 from ._task_config import TaskConfig
 
 __all__ = ('PrefectAgent',)
@@ -138,16 +139,16 @@ class PrefectAgent(PrefectEntryPoints[AgentDepsT, OutputDataT]):
     # check for an unfinished agent run of other code that the flow run leaves behind.
 
     async def _run_in_flow(self, arguments: RunArguments[AgentDepsT]) -> AgentRunResult[Any]:
-        await warn_if_foreign_agent_runs_repeat(prefect_flow_name(self._name, 'run'), AGENT_FLOW_VERSION)
-        with scoped_context_value(_caller_flow, FlowRunContext.get()):
+        foreign = await warn_if_foreign_agent_runs_repeat(prefect_flow_name(self._name, 'run'), AGENT_FLOW_VERSION)
+        with scoped_context_value(_caller_flow, FlowRunContext.get()), reference_subflows(foreign):
             return await super()._run_in_flow(self._with_deps_reference(arguments))
 
     def _durable_container(self) -> str | None:
         return 'a Prefect flow' if FlowRunContext.get() is not None else None
 
     def _run_sync_in_flow(self, arguments: RunArguments[AgentDepsT]) -> AgentRunResult[Any]:
-        warn_if_foreign_agent_runs_repeat_sync(prefect_flow_name(self._name, 'run_sync'), AGENT_FLOW_VERSION)
-        with scoped_context_value(_caller_flow, FlowRunContext.get()):
+        foreign = warn_if_foreign_agent_runs_repeat_sync(prefect_flow_name(self._name, 'run_sync'), AGENT_FLOW_VERSION)
+        with scoped_context_value(_caller_flow, FlowRunContext.get()), reference_subflows(foreign):
             return super()._run_sync_in_flow(self._with_deps_reference(arguments))
 
     async def _run_in_agent(self, arguments: RunArguments[AgentDepsT]) -> AgentRunResult[Any]:

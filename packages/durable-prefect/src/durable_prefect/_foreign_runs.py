@@ -1,12 +1,13 @@
-"""Say so when a re-run flow run leaves behind an agent run that other code started, whose recorded calls will repeat.
+"""Say so when a re-run flow run leaves behind an agent run that other code started, whose recorded calls may repeat.
 
 Prefect finds the agent's subflow of a re-run flow run by a key over the subflow function's code, and task results
 by cache keys: an agent subflow started by other code (pydantic-ai's `PrefectAgent`, or another release of
-durable-prefect) is not taken over, and its completed model requests and tool calls run again under the new subflow
-(docs/migration.md measures it). Nothing can reuse them, but repeating paid calls must not be silent: before the agent
+durable-prefect) is not taken over, and its completed model requests run again under the new subflow; its tool calls
+too, except those whose result pydantic-ai 1.107's `PrefectAgent` recorded under a key this package can compute
+(`_reference_results`; docs/migration.md measures it). Repeating paid calls must not be silent: before the agent
 subflow of a flow run that runs again (its `run_count` is above 1) starts, the flow run's unfinished subflows of the
-same name whose flow version is not this code's are looked up, and a warning names each one and how many of its calls
-completed. A first run costs nothing (no query).
+same name whose flow version is not this code's are looked up, a warning names each one and how many of its calls
+completed, and their ids are returned for the tool calls to look up. A first run costs nothing (no query).
 """
 
 from __future__ import annotations
@@ -92,41 +93,47 @@ def _warn(parent: Any, flow_name: str, found: list[tuple[Any, int]]) -> None:
         warnings.warn(
             f'Flow run {parent.id} ({parent.name!r}) runs again and holds an unfinished agent run {flow_name!r} '
             f'({subflow.id}, {state}) that other code started (flow version {subflow.flow_version!r}: '
-            "pydantic-ai's PrefectAgent, or another release of durable-prefect). Its recorded results cannot be "
-            f'reused: its {completed} completed model requests and tool calls will run again. To avoid repeating '
-            'calls, let flow runs finish before switching between pydantic-ai and durable-prefect or upgrading '
-            'durable-prefect (docs/migration.md).',
+            f"pydantic-ai's PrefectAgent, or another release of durable-prefect). Of its {completed} completed model "
+            'requests and tool calls, the model requests will run again, and so will the tool calls, except those '
+            "that pydantic-ai 1.107's PrefectAgent recorded under a key this package can compute (the same call in "
+            'the same run; logged when reused). To avoid repeating calls, let flow runs finish before switching '
+            'between pydantic-ai and durable-prefect or upgrading durable-prefect (docs/migration.md).',
             UnfinishedForeignAgentRunWarning,
             stacklevel=4,
         )
 
 
-async def warn_if_foreign_agent_runs_repeat(flow_name: str, version: str | None) -> None:
+async def warn_if_foreign_agent_runs_repeat(flow_name: str, version: str | None) -> list[Any]:
     """Warn about the current flow run's unfinished subflows named `flow_name` whose flow version is not `version`.
 
     Args:
         flow_name: The agent's flow, about to be called as a subflow (`{name} Run`).
         version: This code's version of that flow.
+
+    Returns:
+        The ids of those subflow runs (empty on a first run).
     """
     parent = _parent_rerun()
     if parent is None:
-        return
+        return []
     try:
         found = await _unfinished_foreign_runs(parent.id, flow_name, version)
     except Exception as error:  # a check that cannot run must not fail the user's flow run
         _logger.warning('Could not look for unfinished agent runs of other code in flow run %s: %r', parent.id, error)
-        return
+        return []
     _warn(parent, flow_name, found)
+    return [subflow.id for subflow, _ in found]
 
 
-def warn_if_foreign_agent_runs_repeat_sync(flow_name: str, version: str | None) -> None:
+def warn_if_foreign_agent_runs_repeat_sync(flow_name: str, version: str | None) -> list[Any]:
     """`warn_if_foreign_agent_runs_repeat` for a synchronous flow (`run_sync`)."""
     parent = _parent_rerun()
     if parent is None:
-        return
+        return []
     try:
-        found = run_coro_as_sync(_unfinished_foreign_runs(parent.id, flow_name, version))
+        found = run_coro_as_sync(_unfinished_foreign_runs(parent.id, flow_name, version)) or []
     except Exception as error:  # as in the async form
         _logger.warning('Could not look for unfinished agent runs of other code in flow run %s: %r', parent.id, error)
-        return
-    _warn(parent, flow_name, found or [])
+        return []
+    _warn(parent, flow_name, found)
+    return [subflow.id for subflow, _ in found]

@@ -91,7 +91,29 @@ def in_unit_context(fn: Callable[[T], Awaitable[R]], context: str | None) -> Cal
     return run
 
 
-def agent_task(fn: Callable[[T], Awaitable[R]], *, context: str | None = None) -> Task[[T], Awaitable[R]]:
+def recorded_first(
+    fn: Callable[[T], Awaitable[R]], recorded: Callable[[T], Awaitable[R | None]]
+) -> Callable[[T], Awaitable[R]]:
+    """`fn`, unless `recorded(input)` finds a result recorded for the same call elsewhere (then that result).
+
+    Like `in_unit_context`, a wrapper that keeps `fn`'s source, so that the task's cache key is unchanged.
+    """
+
+    @functools.wraps(fn)
+    async def run(*args: Any, **kwargs: Any) -> R:
+        (item,) = (*args, *kwargs.values())
+        found = await recorded(item)
+        return found if found is not None else await fn(item)
+
+    return run
+
+
+def agent_task(
+    fn: Callable[[T], Awaitable[R]],
+    *,
+    context: str | None = None,
+    recorded: Callable[[T], Awaitable[R | None]] | None = None,
+) -> Task[[T], Awaitable[R]]:
     """The Prefect task of a durable agent's unit: `fn` as a task whose result is stored before it reports `Completed`.
 
     Every task our agents create is made here, so that none can miss the early write (see the module), and none runs
@@ -100,11 +122,14 @@ def agent_task(fn: Callable[[T], Awaitable[R]], *, context: str | None = None) -
     Args:
         fn: The async function of the task, taking one input.
         context: The attribute of that input holding the run context user code gets, if any.
+        recorded: Looks up a result recorded for the same call by other code (pydantic-ai's own `PrefectAgent`),
+            returned instead of running `fn`, or `None`.
 
     Returns:
         The task (its options are set per call with `with_options`).
     """
-    return task(result_first(in_unit_context(fn, context)))
+    body = in_unit_context(fn, context)
+    return task(result_first(recorded_first(body, recorded) if recorded is not None else body))
 
 
 async def _store(result: Any) -> None:

@@ -14,6 +14,7 @@ from pydantic_ai.toolsets import AbstractToolset, ToolsetTool, WrapperToolset
 from durable_kernel import ToolOutcome, capture_tool_outcome
 
 from ._cache_policy import KeyedTaskInput
+from ._reference_results import reference_tool_result
 from ._result_first import agent_task
 from ._task_config import TaskConfig, merge_task_config
 
@@ -63,7 +64,13 @@ async def run_tool_call(call: ToolCallInput) -> ToolOutcome:
     return await capture_tool_outcome(call.toolset.call_tool(call.name, call.tool_args, call.ctx, call.tool))
 
 
-TOOL_CALL_TASK = agent_task(run_tool_call, context='ctx')
+async def _recorded_by_reference(call: ToolCallInput) -> ToolOutcome | None:
+    return await reference_tool_result(call.name, call.tool_args, call.ctx, call.tool)
+
+
+TOOL_CALL_TASK = agent_task(run_tool_call, context='ctx', recorded=_recorded_by_reference)
+"""A tool call's task; in a re-run that left pydantic-ai's own agent run behind, it reuses that run's recorded result
+for the same call (`_reference_results`)."""
 
 
 async def run_args_validation(call: ToolCallInput) -> ToolOutcome:
