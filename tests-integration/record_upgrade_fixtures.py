@@ -2,6 +2,10 @@
 
     uv run python tests-integration/record_upgrade_fixtures.py [dbos-reference|dbos-reference-UNIT|dbos|prefect|prefect-reference ...]
 
+The migration fixtures (`dbos-reference*`, `prefect-reference`) are recorded by the installed pydantic-ai's own
+wrappers, on 1.107.10 (the lock) or 2.78.0 (`.venvs/pai2-newest/bin/python tests-integration/record_upgrade_fixtures.py
+dbos-reference prefect-reference`); the upgrade fixtures (`dbos`, `prefect`) on 1.107 only.
+
 Each engine's crash worker is killed in the middle of the crash agent's run and what the engine stored is kept; see
 `harness/upgrade.py`. Re-record only on purpose: the point of the fixtures is that they were made by an older line.
 """
@@ -27,6 +31,7 @@ from harness.upgrade import (  # noqa: E402
     dbos_fixture,
     dbos_reference_fixture,
     fold_wal,
+    installed_reference_line,
     migration_agent,
     prefect_fixture,
     prefect_reference_fixture,
@@ -66,8 +71,9 @@ def _record_dbos_reference(workdir: Path, unit: MigrationUnit) -> Path:
     assert code == -9, f'the worker should have killed itself at line {kill_at}, exit code {code}'
     assert len(read_calls(log)) == kill_at
     fold_wal(database)
-    shutil.copyfile(database, dbos_reference_fixture(unit))
-    return dbos_reference_fixture(unit)
+    fixture = dbos_reference_fixture(unit, installed_reference_line())
+    shutil.copyfile(database, fixture)
+    return fixture
 
 
 def main() -> None:
@@ -76,9 +82,9 @@ def main() -> None:
     `dbos-reference` (the DBOS migration fixtures of every unit), `dbos-reference-UNIT` (one of them),
     `prefect-reference` (the Prefect migration fixture), `dbos`, `prefect` (the upgrade fixtures).
     """
-    if PYDANTIC_AI_2:
-        sys.exit(f'record on pydantic-ai 1.107 (the lock), not {PYDANTIC_AI_VERSION}')
     targets = sys.argv[1:] or ['dbos-reference', 'dbos', 'prefect', 'prefect-reference']
+    if PYDANTIC_AI_2 and {'dbos', 'prefect'} & set(targets):
+        sys.exit(f'record the upgrade fixtures on pydantic-ai 1.107 (the lock), not {PYDANTIC_AI_VERSION}')
     for unit in MIGRATION_KILL_AT:
         if 'dbos-reference' in targets or f'dbos-reference-{unit}' in targets:
             with tempfile.TemporaryDirectory(prefix='durable-upgrade-') as workdir:
@@ -92,8 +98,9 @@ def main() -> None:
             print(prefect_fixture().relative_to(HERE.parent))
     if 'prefect-reference' in targets:
         with tempfile.TemporaryDirectory(prefix='durable-upgrade-') as workdir:
-            assert run_prefect_step('prefect-reference-record', prefect_reference_fixture(), Path(workdir)) == 0
-            print(prefect_reference_fixture().relative_to(HERE.parent))
+            fixture = prefect_reference_fixture(installed_reference_line())
+            assert run_prefect_step('prefect-reference-record', fixture, Path(workdir)) == 0
+            print(fixture.relative_to(HERE.parent))
 
 
 if __name__ == '__main__':

@@ -52,7 +52,10 @@ __all__ = (
     'UPGRADE_WORKFLOW_ID',
     'dbos_fixture',
     'dbos_recorded_version',
+    'REFERENCE_LINES',
+    'ReferenceLine',
     'dbos_reference_fixture',
+    'installed_reference_line',
     'fold_wal',
     'prefect_fixture',
     'prefect_fixture_needs',
@@ -164,9 +167,23 @@ def run_dbos_worker(
     return _crash_worker([*args, *(['--recover'] if recover else [])], log, kill_at)
 
 
-def dbos_reference_fixture(unit: MigrationUnit) -> Path:
-    """The DBOS system database of a crash run started by pydantic-ai 1.107's own `DBOSAgent`, killed in `unit`."""
-    return UPGRADE_DIR / f'dbos-reference-1.107-{unit}.sqlite'
+ReferenceLine = Literal['1.107', '2.78']
+"""The pydantic-ai line whose own wrappers recorded a migration fixture (1.107.10, or 2.78.0's deprecated wrappers)."""
+REFERENCE_LINES: tuple[ReferenceLine, ...] = ('1.107', '2.78')
+
+
+def installed_reference_line() -> ReferenceLine:
+    """The line of the installed pydantic-ai, as the fixtures it records are named (record on 1.107.10 or 2.78.0)."""
+    version = importlib.metadata.version('pydantic-ai-slim')
+    line = '.'.join(version.split('.')[:2])
+    if line not in REFERENCE_LINES:
+        raise SystemExit(f'record the reference fixtures on pydantic-ai {" or ".join(REFERENCE_LINES)}, not {version}')
+    return line
+
+
+def dbos_reference_fixture(unit: MigrationUnit, line: ReferenceLine = '1.107') -> Path:
+    """The DBOS system database of a crash run started by pydantic-ai's own `DBOSAgent` of `line`, killed in `unit`."""
+    return UPGRADE_DIR / f'dbos-reference-{line}-{unit}.sqlite'
 
 
 def dbos_recorded_version(database: Path, workflow_id: str) -> str:
@@ -265,10 +282,10 @@ def _prefect_resume(fixture: Path, workdir: Path) -> None:
         assert code == 0, f'the resumed worker failed with exit code {code}'
 
 
-def prefect_reference_fixture() -> Path:
-    """The committed Prefect server database and result storage of flow runs started by pydantic-ai 1.107's own
-    `PrefectAgent` and killed in each kind of unit (`harness/prefect_migration.py`'s migration flows)."""
-    return UPGRADE_DIR / 'prefect-reference-1.107'
+def prefect_reference_fixture(line: ReferenceLine = '1.107') -> Path:
+    """The committed Prefect server database and result storage of flow runs started by pydantic-ai's own
+    `PrefectAgent` of `line` and killed in each kind of unit (`harness/prefect_migration.py`'s migration flows)."""
+    return UPGRADE_DIR / f'prefect-reference-{line}'
 
 
 def prefect_reference_tag(unit: MigrationUnit) -> str:
@@ -276,9 +293,9 @@ def prefect_reference_tag(unit: MigrationUnit) -> str:
     return f'reference-to-ours-{unit}'
 
 
-def prefect_reference_fixture_needs() -> str | None:
-    """Why the Prefect migration fixture cannot be resumed here, or `None` (see `prefect_fixture_needs`)."""
-    return _prefect_version_needs(prefect_reference_fixture())
+def prefect_reference_fixture_needs(line: ReferenceLine = '1.107') -> str | None:
+    """Why the Prefect migration fixture of `line` cannot be resumed here, or `None` (see `prefect_fixture_needs`)."""
+    return _prefect_version_needs(prefect_reference_fixture(line))
 
 
 def _prefect_reference_record(fixture: Path, workdir: Path) -> None:

@@ -136,6 +136,13 @@ async def test_a_history_of_the_reference_2x_wrapper_replays_on_our_capability()
     await Replayer(workflows=[CapabilityWorkflow], plugins=[PydanticAIPlugin()]).replay_workflow(history)
 
 
+async def test_a_history_of_the_reference_2x_wrapper_replays_on_our_wrapper() -> None:
+    # Moving from 2.x's deprecated `TemporalAgent` to ours is an import change too: ours follows the history's order
+    # (one handler activity per event, as recorded) where it holds no marker of ours' batching.
+    history = WorkflowHistory.from_json('reference-wrapper-migration', HISTORY.read_text())
+    await Replayer(workflows=[WrapperWorkflow], plugins=[PydanticAIPlugin()]).replay_workflow(history)
+
+
 REFERENCE_AGENTS: dict[str, Any] = {}
 """The reference's wrapper, built by the 2.x test below (our packages cannot import the reference); run unsandboxed."""
 
