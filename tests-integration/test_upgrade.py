@@ -161,6 +161,37 @@ def test_dbos_run_started_on_the_reference_finishes_on_ours(
 
 
 @pytest.mark.xdist_group('dbos')
+@pytest.mark.parametrize('unit', MIGRATION_UNITS)
+@pytest.mark.parametrize('line', REFERENCE_LINES)
+def test_dbos_run_started_on_the_reference_finishes_on_our_capability(
+    tmp_path: Path, line: ReferenceLine, unit: MigrationUnit
+) -> None:
+    # The same recorded runs, taken over by an agent made durable with ours' `DBOSDurability(register_legacy_workflows=
+    # True)` instead of our wrapper: the capability registers the wrapper's workflow (`X.run`), so DBOS recovers the
+    # run into it, and it keeps the layout the run recorded, as the wrapper does.
+    _skip_unless_readable(line, unit)
+    database = tmp_path / 'dbos.sqlite'
+    shutil.copyfile(dbos_reference_fixture(unit, line), database)
+    log, result = tmp_path / 'calls.log', tmp_path / 'result.json'
+
+    code = run_dbos_worker(
+        database,
+        log,
+        result,
+        recover=True,
+        workflow_id=MIGRATION_WORKFLOW_ID,
+        wrapper='capability',
+        app_version=dbos_recorded_version(database, MIGRATION_WORKFLOW_ID),
+        agent=migration_agent(unit),
+    )
+
+    assert code == 0, result.read_text(encoding='utf-8') if result.exists() else code
+    assert json.loads(result.read_text(encoding='utf-8')) == {'output': migration_output(unit)}
+    assert _started(log) == AFTER_CODE_TOOLS[unit]
+    assert _step_names(database, MIGRATION_WORKFLOW_ID) == (MCP_STEPS if unit == 'mcp' else [MODEL_STEP] * 3)
+
+
+@pytest.mark.xdist_group('dbos')
 @pytest.mark.parametrize('tool_steps', [True, False], ids=['ours_default', 'ours_tool_steps_off'])
 @pytest.mark.parametrize('unit', MIGRATION_UNITS)
 def test_dbos_run_started_on_ours_finishes_on_the_reference_only_without_tool_steps(

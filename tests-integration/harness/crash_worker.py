@@ -4,7 +4,7 @@
 - `temporal --address A --task-queue Q [--migration ours|reference]`: poll until SIGTERM (the test starts the workflow
   and waits for it); `--migration` registers only the migration workflow (`harness/temporal_migration.py`) on ours or
   on pydantic-ai's own `TemporalAgent`.
-- `dbos --db URL --workflow-id ID --result F [--recover] [--wrapper ours|reference] [--function-tool-steps on|off]
+- `dbos --db URL --workflow-id ID --result F [--recover] [--wrapper ours|reference|capability] [--function-tool-steps on|off]
   [--app-version V|computed] [--stream-out] [--agent crash|mcp]`: start the agent's workflow with that id, or (with `--recover`) let `DBOS.launch()`
   recover it; write its output (or its error) to F. `--wrapper reference` runs pydantic-ai's own `DBOSAgent`; `--stream-out` the stream crash agent
   (`harness/stream_crash_agent.py`), which publishes live events; `--agent mcp` the MCP crash agent
@@ -85,6 +85,26 @@ async def _temporal(args: argparse.Namespace) -> None:
         await stop.wait()
 
 
+def _capability_twin(agent: Any) -> Any:
+    """`agent` made durable by ours' `DBOSDurability` with the wrappers' workflows (`X.run`) registered, so that it
+    recovers the workflows `DBOSAgent` started (ours' or pydantic-ai's); bound before `DBOS.launch()`."""
+    from pydantic_ai import Agent
+
+    from durable_dbos import DBOSDurability
+
+    own = agent._function_toolset  # the agent's own tools: the twin gets them as its own, with the same id
+    twin: Any = Agent(
+        agent.model,
+        name=agent.name,
+        deps_type=agent.deps_type,
+        tools=list(own.tools.values()),
+        toolsets=[toolset for toolset in agent.toolsets if toolset is not own],
+        capabilities=[DBOSDurability(register_legacy_workflows=True)],
+    )
+    DBOSDurability.from_agent(twin)
+    return twin
+
+
 async def _dbos(args: argparse.Namespace) -> None:
     from dbos import DBOS, SetWorkflowID, WorkflowHandleAsync
     from pydantic_ai.run import AgentRunResult
@@ -113,6 +133,8 @@ async def _dbos(args: argparse.Namespace) -> None:
                 from .reference_dbos import reference_dbos_agent
 
                 dbos_agent = reference_dbos_agent(agent)
+            elif args.wrapper == 'capability':  # ours' capability form, taking over the wrappers' workflows
+                dbos_agent = _capability_twin(agent)
             else:
                 dbos_agent = DBOSAgent(agent, function_tool_steps=args.function_tool_steps == 'on')
         launch()
@@ -250,7 +272,7 @@ def main() -> None:
     dbos.add_argument('--workflow-id', required=True)
     dbos.add_argument('--result', required=True)
     dbos.add_argument('--recover', action='store_true')
-    dbos.add_argument('--wrapper', choices=['ours', 'reference'], default='ours')
+    dbos.add_argument('--wrapper', choices=['ours', 'reference', 'capability'], default='ours')
     dbos.add_argument('--function-tool-steps', choices=['on', 'off'], default='on')
     dbos.add_argument('--app-version', default='', help="`computed`, a version, or empty for the tests' fixed one")
     dbos.add_argument('--stream-out', action='store_true', help='run the stream crash agent (live events)')

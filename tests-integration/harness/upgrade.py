@@ -150,14 +150,15 @@ def run_dbos_worker(
     recover: bool,
     kill_at: int = 0,
     workflow_id: str = UPGRADE_WORKFLOW_ID,
-    wrapper: Literal['ours', 'reference'] = 'ours',
+    wrapper: Literal['ours', 'reference', 'capability'] = 'ours',
     function_tool_steps: bool = True,
     app_version: str = '',
     agent: Literal['crash', 'mcp'] = 'crash',
 ) -> int:
     """Run the crash agent's DBOS worker in a subprocess on `database`; its exit code (-9 when it killed itself).
 
-    `wrapper='reference'` runs pydantic-ai's own `DBOSAgent`; `app_version` is `''` (the tests' fixed version),
+    `wrapper='reference'` runs pydantic-ai's own `DBOSAgent`, `'capability'` ours' `DBOSDurability` with the wrappers'
+    workflows registered (`register_legacy_workflows=True`); `app_version` is `''` (the tests' fixed version),
     `'computed'` (DBOS's hash of the workflows' source) or a version; `agent='mcp'` runs the MCP crash agent.
     """
     args = ['dbos', '--db', f'sqlite:///{database}', '--workflow-id', workflow_id, '--result', str(result)]

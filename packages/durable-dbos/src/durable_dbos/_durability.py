@@ -30,6 +30,7 @@ from durable_kernel import (
     DurableAgentRunEvents,
     EventStreamTopic,
     NonRetryableModelErrors,
+    RunArguments,
     UserPrompt,
     coerce_event_stream_topic,
     dbos_event_stream_handler_step_name,
@@ -257,7 +258,10 @@ class DBOSDurability(DurabilityCapability[AgentDepsT]):
         legacy = self._in_legacy_workflow.set(True)
         recorded = self._legacy_handler.set(handler)
         try:
-            return await agent.run(user_prompt, **inputs)
+            # Through the kernel's run arguments, as the wrapper's workflow: a workflow that another pydantic-ai line
+            # recorded (2.x's keywords at their defaults, recovered on 1.107) gives the installed `run` what it takes.
+            arguments = RunArguments.from_kwargs(user_prompt, inputs)
+            return await agent.run(user_prompt, **arguments.run_kwargs())
         finally:
             self._legacy_handler.reset(recorded)
             self._in_legacy_workflow.reset(legacy)
