@@ -54,6 +54,7 @@ from ._control_flow import (
 )
 from ._deps_resolver import DepsResolver, reference_deps, resolve_deps
 from ._durability import DEFAULT_MODEL_KEY, DurabilityCapability, is_model_stream_event
+from ._dynamic_toolsets import built_dynamic_tool, built_for_run_step, list_dynamic_toolset, validates_args_in_unit
 from ._event_batches import forward_event_batches
 from ._live_events import (
     DurableAgentRunEvents,
@@ -106,8 +107,10 @@ from ._tool_call_order import (
 )
 from ._toolsets import (
     ArgsValidatorUnit,
+    ListedInstructions,
     leaf_toolsets,
     listed_toolset_tools,
+    recordable_instructions,
     replace_leaf_toolsets,
     require_toolset_id,
     require_unique_toolset_ids,
@@ -216,7 +219,13 @@ __all__ = (
     'require_toolset_id',
     'require_unique_toolset_ids',
     'ArgsValidatorUnit',
+    'ListedInstructions',
+    'built_dynamic_tool',
+    'built_for_run_step',
+    'list_dynamic_toolset',
     'listed_toolset_tools',
+    'recordable_instructions',
+    'validates_args_in_unit',
     'tool_unit_setting',
     'validate_tool_arguments',
     'with_args_validator_unit',
