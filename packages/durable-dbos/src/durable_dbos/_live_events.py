@@ -48,6 +48,7 @@ from durable_kernel import (
     UnitEvent,
     dump_live_event,
     dump_live_result,
+    handle_to_the_end,
     is_model_stream_event,
     scoped_context_value,
 )
@@ -149,11 +150,7 @@ def model_stream_publisher(topic: EventStreamTopic, handler: EventStreamHandler[
                         batcher.add(dump_live_event(event))
                     yield event
 
-            events = tee()
-            if handler is not None:
-                await handler(ctx, events)
-            async for _ in events:  # what the handler left unread is published all the same
-                pass
+            await handle_to_the_end(handler, ctx, tee())
 
     return publish
 

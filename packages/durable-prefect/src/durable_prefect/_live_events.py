@@ -60,6 +60,7 @@ from durable_kernel import (
     UnitEvent,
     dump_live_event,
     dump_live_result,
+    handle_to_the_end,
     is_model_stream_event,
 )
 
@@ -221,11 +222,7 @@ def publishing_handler(channel: LiveEventsChannel, handler: EventStreamHandler[A
     """The flow-side handler of an agent run with a topic: publish the events, then pass them on to `handler`."""
 
     async def publish_run_events(ctx: RunContext[Any], stream: AsyncIterable[AgentStreamEvent]) -> None:
-        events = publishing_stream(channel, stream)
-        if handler is not None:
-            await handler(ctx, events)
-        async for _ in events:  # what the handler left unread is published all the same
-            pass
+        await handle_to_the_end(handler, ctx, publishing_stream(channel, stream))
 
     return publish_run_events
 
@@ -283,11 +280,7 @@ def model_stream_publisher(
                         published += 1
                     yield event
 
-            events = tee()
-            if handler is not None:
-                await handler(ctx, events)
-            async for _ in events:  # what the handler left unread is published all the same
-                pass
+            await handle_to_the_end(handler, ctx, tee())
 
     return publish_model_stream
 
