@@ -67,6 +67,7 @@ from ._live_events import (
     decodable_output_type,
     dump_live_event,
     dump_live_result,
+    topic_to_read,
 )
 from ._model_errors import (
     NonRetryableModelErrors,
@@ -135,6 +136,7 @@ __all__ = (
     'decodable_output_type',
     'dump_live_event',
     'dump_live_result',
+    'topic_to_read',
     'DurabilityCapability',
     'DEFAULT_MODEL_KEY',
     'is_model_stream_event',
