@@ -63,6 +63,7 @@ from durable_kernel import (
     handle_to_the_end,
     is_model_stream_event,
 )
+from durable_kernel import topic_to_read as kernel_topic_to_read
 
 __all__ = (
     'ARTIFACT_TYPE_PREFIX',
@@ -229,20 +230,18 @@ def publishing_handler(channel: LiveEventsChannel, handler: EventStreamHandler[A
 
 def topic_to_read(
     configured: EventStreamTopic | None, given: str | EventStreamTopic | None, owner: str
-) -> str | EventStreamTopic:
-    """The topic a `stream_agent_events` method reads: the one passed, else the one configured.
+) -> EventStreamTopic:
+    """The topic a `stream_agent_events` method reads (the kernel's `topic_to_read`), with Prefect's message.
 
     Raises:
         UserError: Neither exists.
     """
-    if given is not None:
-        return given
-    if configured is None:
-        raise UserError(
-            f'{owner} has no `event_stream_topic`, so its runs publish no live events: create it with '
-            '`event_stream_topic="agent-events"` (or an `EventStreamTopic`), or pass `topic=` to read another one.'
-        )
-    return configured
+    return kernel_topic_to_read(
+        given,
+        configured,
+        f'{owner} has no `event_stream_topic`, so its runs publish no live events: create it with '
+        '`event_stream_topic="agent-events"` (or an `EventStreamTopic`), or pass `topic=` to read another one.',
+    )
 
 
 def model_stream_publisher(
