@@ -1,13 +1,18 @@
-"""`forward_event_batches`: events reach the handler in order, batched by the stream's pace."""
+"""`forward_event_batches`: events reach the handler in order, batched by the stream's pace; `handle_to_the_end`."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
+from typing import Any
 
 import pytest
+from pydantic_ai import RunContext
+from pydantic_ai.messages import AgentStreamEvent, PartStartEvent, TextPart
+from pydantic_ai.models.test import TestModel
+from pydantic_ai.usage import RunUsage
 
-from durable_kernel import forward_event_batches
+from durable_kernel import forward_event_batches, handle_to_the_end
 
 pytestmark = pytest.mark.anyio
 
@@ -98,3 +103,51 @@ async def test_a_failing_stream_cancels_the_send_in_flight() -> None:
         await forward_event_batches(broken(), send)
     await asyncio.sleep(0)
     assert cancelled.is_set()
+
+
+def part_starts(count: int) -> list[PartStartEvent]:
+    return [PartStartEvent(index=index, part=TextPart(content=str(index))) for index in range(count)]
+
+
+async def tapped(events: list[PartStartEvent], seen: list[int]) -> AsyncIterator[AgentStreamEvent]:
+    """A publishing tap: records the index of each event that passes."""
+    for event in events:
+        seen.append(event.index)
+        yield event
+
+
+def run_context() -> RunContext[None]:
+    return RunContext(deps=None, model=TestModel(), usage=RunUsage())
+
+
+async def test_events_a_handler_leaves_unread_pass_the_tap_all_the_same() -> None:
+    seen: list[int] = []
+    read: list[AgentStreamEvent] = []
+    events = part_starts(3)
+
+    async def first_only(ctx: RunContext[Any], stream: AsyncIterable[AgentStreamEvent]) -> None:
+        async for event in stream:
+            read.append(event)
+            break
+
+    await handle_to_the_end(first_only, run_context(), tapped(events, seen))
+    assert read == events[:1]
+    assert seen == [0, 1, 2]
+
+
+async def test_without_a_handler_every_event_passes_the_tap() -> None:
+    seen: list[int] = []
+    await handle_to_the_end(None, run_context(), tapped(part_starts(3), seen))
+    assert seen == [0, 1, 2]
+
+
+async def test_a_handlers_error_propagates_with_the_rest_unread() -> None:
+    seen: list[int] = []
+
+    async def failing(ctx: RunContext[Any], stream: AsyncIterable[AgentStreamEvent]) -> None:
+        async for _ in stream:
+            raise ValueError('handler broke')
+
+    with pytest.raises(ValueError, match='handler broke'):
+        await handle_to_the_end(failing, run_context(), tapped(part_starts(3), seen))
+    assert seen == [0]

@@ -23,6 +23,7 @@ from durable_kernel import (
     coerce_event_stream_topic,
     decodable_output_type,
     dump_live_result,
+    topic_to_read,
 )
 
 pytestmark = pytest.mark.anyio
@@ -182,3 +183,11 @@ async def test_a_consumer_resuming_inside_an_earlier_attempt_is_told_of_the_retr
     seen = [event async for event in after_marker]
     assert seen[0] == again
     assert isinstance(seen[1], AgentRunResultEvent)
+
+
+def test_the_topic_to_read_is_the_one_passed_else_the_configured_one() -> None:
+    configured = EventStreamTopic('configured')
+    assert topic_to_read('passed', configured, 'unused') == EventStreamTopic('passed')
+    assert topic_to_read(None, configured, 'unused') is configured
+    with pytest.raises(UserError, match='^how to make one$'):
+        topic_to_read(None, None, 'how to make one')

@@ -8,29 +8,29 @@ it again and calls the tool there. A recovered workflow gets both results back w
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import AsyncGenerator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 from dbos import DBOS
-from pydantic import ValidationError
-from pydantic_ai.exceptions import ModelRetry, UserError
+from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import InstructionPart
 from pydantic_ai.tools import AgentDepsT, RunContext, ToolDefinition
 from pydantic_ai.toolsets import AbstractToolset, ToolsetTool, WrapperToolset
 
 from durable_kernel import (
-    ARGS_VALIDATOR_UNITS,
+    ListedInstructions,
     ToolOutcome,
+    built_dynamic_tool,
     capture_tool_outcome,
     dbos_dynamic_toolset_step_name,
+    list_dynamic_toolset,
     listed_toolset_tools,
     unwrap_recorded_tool_result,
     unwrap_tool_outcome,
     validate_tool_arguments,
+    validates_args_in_unit,
     with_args_validator_unit,
 )
 
@@ -38,8 +38,6 @@ from ._config import StepConfig, step_options
 from ._context import in_workflow_code, step_run_context
 
 __all__ = ('DBOSDynamicToolset', 'ListedDynamicTools')
-
-Instructions = str | InstructionPart | list[str | InstructionPart] | None
 
 
 @dataclass
@@ -65,15 +63,7 @@ class ListedDynamicTools:
     """
 
     tools: dict[str, ListedDynamicTool]
-    instructions: Instructions = None
-
-
-@asynccontextmanager
-async def _built(toolset: AbstractToolset[Any], ctx: RunContext[Any]) -> AsyncGenerator[AbstractToolset[Any]]:
-    """The dynamic toolset built for this run and run step, entered (inside a step: its function may do I/O)."""
-    built = await toolset.for_run(ctx)
-    async with built:
-        yield await built.for_run_step(ctx)
+    instructions: ListedInstructions = None
 
 
 async def _validate_and_call(
@@ -87,23 +77,10 @@ async def _validate_and_call(
 ) -> Any:
     # The workflow only parsed the arguments (the real tool exists only in the step): validated here, and invalid
     # ones ask the model to retry, recorded as the step's result, as a plain run would (the agent counts the retry).
-    try:
-        args = tool.args_validator.validate_python(tool_args)
-    except ValidationError as error:
-        raise ModelRetry(f'Invalid arguments for tool {name!r}: {error}') from error
-    if run_args_validator and tool.args_validator_func is not None:
-        # The tool's own `args_validator` (a `ModelRetry` from it asks the model to retry), for a tool listed without
-        # the `.validate_args` step (pydantic-ai without it, or a listing recorded before): here, before the call.
-        validated = tool.args_validator_func(ctx, **args)
-        if inspect.isawaitable(validated):
-            await validated
+    # The tool's own `args_validator` runs here too for a tool listed without the `.validate_args` step (pydantic-ai
+    # without it, or a listing recorded before), before the call.
+    args = await validate_tool_arguments(tool, tool_args, ctx, run_validator=run_args_validator)
     return await toolset.call_tool(name, args, ctx, tool)
-
-
-def _as_instructions(value: str | InstructionPart | Sequence[str | InstructionPart] | None) -> Instructions:
-    if value is None or isinstance(value, (str, InstructionPart)):
-        return value
-    return list(value)
 
 
 @dataclass
@@ -121,7 +98,7 @@ class DBOSDynamicToolset(WrapperToolset[AgentDepsT]):
 
     agent_name: str = ''
     step_config: StepConfig | None = None
-    _listed_instructions: Instructions = field(default=None, init=False, repr=False)
+    _listed_instructions: ListedInstructions = field(default=None, init=False, repr=False)
 
     @property
     def id(self) -> str | None:
@@ -167,15 +144,13 @@ class DBOSDynamicToolset(WrapperToolset[AgentDepsT]):
 
         async def get_tools_step() -> ListedDynamicTools:
             with step_run_context(ctx) as guarded:
-                async with _built(toolset, guarded) as built:
-                    tools = await built.get_tools(guarded)
-                    instructions = _as_instructions(await built.get_instructions(guarded))
+                tools, instructions = await list_dynamic_toolset(toolset, guarded)
             return ListedDynamicTools(
                 tools={
                     name: ListedDynamicTool(
                         tool_def=tool.tool_def,
                         max_retries=tool.max_retries,
-                        has_args_validator=ARGS_VALIDATOR_UNITS and tool.args_validator_func is not None,
+                        has_args_validator=validates_args_in_unit(tool),
                     )
                     for name, tool in tools.items()
                 },
@@ -197,14 +172,8 @@ class DBOSDynamicToolset(WrapperToolset[AgentDepsT]):
 
         async def validate_args_step() -> ToolOutcome:
             with step_run_context(ctx) as guarded:
-                async with _built(toolset, guarded) as built:
-                    real_tool = (await built.get_tools(guarded)).get(name)
-                    if real_tool is None:
-                        raise UserError(
-                            f'Tool {name!r} is not in dynamic toolset {toolset.id!r} when it is built again in its '
-                            'validate_args step: the toolset function must return the same tools for the same run '
-                            'context.'
-                        )
+                where = 'when it is built again in its validate_args step'
+                async with built_dynamic_tool(toolset, guarded, name, where=where) as (_, real_tool):
 
                     async def validate() -> None:
                         # Only the verdict is recorded: the call step validates the arguments again.
@@ -239,13 +208,8 @@ class DBOSDynamicToolset(WrapperToolset[AgentDepsT]):
 
         async def call_tool_step() -> ToolOutcome:
             with step_run_context(ctx) as guarded:
-                async with _built(toolset, guarded) as built:
-                    real_tool = (await built.get_tools(guarded)).get(name)
-                    if real_tool is None:
-                        raise UserError(
-                            f'Tool {name!r} is not in dynamic toolset {toolset.id!r} when it is built again in its '
-                            'call step: the toolset function must return the same tools for the same run context.'
-                        )
+                where = 'when it is built again in its call step'
+                async with built_dynamic_tool(toolset, guarded, name, where=where) as (built, real_tool):
                     return await capture_tool_outcome(
                         _validate_and_call(
                             built, name, tool_args, guarded, real_tool, run_args_validator=not validated_in_its_step

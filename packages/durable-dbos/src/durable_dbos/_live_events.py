@@ -48,8 +48,10 @@ from durable_kernel import (
     UnitEvent,
     dump_live_event,
     dump_live_result,
+    handle_to_the_end,
     is_model_stream_event,
     scoped_context_value,
+    topic_to_read,
 )
 
 __all__ = (
@@ -149,11 +151,7 @@ def model_stream_publisher(topic: EventStreamTopic, handler: EventStreamHandler[
                         batcher.add(dump_live_event(event))
                     yield event
 
-            events = tee()
-            if handler is not None:
-                await handler(ctx, events)
-            async for _ in events:  # what the handler left unread is published all the same
-                pass
+            await handle_to_the_end(handler, ctx, tee())
 
     return publish
 
@@ -190,20 +188,18 @@ def _decode_row(value: Any, decoder: LiveEventDecoder) -> list[Any]:
 
 def configured_topic(
     passed: str | EventStreamTopic | None, configured: EventStreamTopic | None, *, owner: str
-) -> str | EventStreamTopic:
-    """The topic a `stream_agent_events` method reads: the one passed, else its owner's.
+) -> EventStreamTopic:
+    """The topic a `stream_agent_events` method reads (the kernel's `topic_to_read`), with DBOS's message.
 
     Raises:
         UserError: Neither is set.
     """
-    if passed is not None:
-        return passed
-    if configured is None:
-        raise UserError(
-            f'{owner} publishes no live events: pass `event_stream_topic="..."` to it, or `topic=` to '
-            '`stream_agent_events`.'
-        )
-    return configured
+    return topic_to_read(
+        passed,
+        configured,
+        f'{owner} publishes no live events: pass `event_stream_topic="..."` to it, or `topic=` to '
+        '`stream_agent_events`.',
+    )
 
 
 def stream_agent_events(

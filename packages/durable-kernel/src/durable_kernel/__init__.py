@@ -54,7 +54,8 @@ from ._control_flow import (
 )
 from ._deps_resolver import DepsResolver, reference_deps, resolve_deps
 from ._durability import DEFAULT_MODEL_KEY, DurabilityCapability, is_model_stream_event
-from ._event_batches import forward_event_batches
+from ._dynamic_toolsets import built_dynamic_tool, built_for_run_step, list_dynamic_toolset, validates_args_in_unit
+from ._event_batches import forward_event_batches, handle_to_the_end
 from ._live_events import (
     DurableAgentRunEvents,
     EventBatcher,
@@ -66,6 +67,7 @@ from ._live_events import (
     decodable_output_type,
     dump_live_event,
     dump_live_result,
+    topic_to_read,
 )
 from ._model_errors import (
     NonRetryableModelErrors,
@@ -106,8 +108,10 @@ from ._tool_call_order import (
 )
 from ._toolsets import (
     ArgsValidatorUnit,
+    ListedInstructions,
     leaf_toolsets,
     listed_toolset_tools,
+    recordable_instructions,
     replace_leaf_toolsets,
     require_toolset_id,
     require_unique_toolset_ids,
@@ -132,6 +136,7 @@ __all__ = (
     'decodable_output_type',
     'dump_live_event',
     'dump_live_result',
+    'topic_to_read',
     'DurabilityCapability',
     'DEFAULT_MODEL_KEY',
     'is_model_stream_event',
@@ -204,6 +209,7 @@ __all__ = (
     'dbos_tool_step_name',
     'dbos_workflow_name',
     'forward_event_batches',
+    'handle_to_the_end',
     'leaf_toolsets',
     'merge_config',
     'merge_unique',
@@ -216,7 +222,13 @@ __all__ = (
     'require_toolset_id',
     'require_unique_toolset_ids',
     'ArgsValidatorUnit',
+    'ListedInstructions',
+    'built_dynamic_tool',
+    'built_for_run_step',
+    'list_dynamic_toolset',
     'listed_toolset_tools',
+    'recordable_instructions',
+    'validates_args_in_unit',
     'tool_unit_setting',
     'validate_tool_arguments',
     'with_args_validator_unit',

@@ -12,17 +12,44 @@ function returns only once every event has been sent.
 
 Which events share a batch depends only on when the stream blocks and when sends finish, so it is the same on every
 execution of a deterministic workflow (Temporal replays the same activations in the same order).
+
+`handle_to_the_end` is the other half of handing a stream over: the user's handler reads what it wants, and whatever
+the events do on their way (a live-events tap publishes them) still happens to every one of them.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterable, Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
-__all__ = ('forward_event_batches',)
+from pydantic_ai.agent import EventStreamHandler
+from pydantic_ai.messages import AgentStreamEvent
+from pydantic_ai.tools import RunContext
+
+__all__ = ('forward_event_batches', 'handle_to_the_end')
 
 EventT = TypeVar('EventT')
+
+
+async def handle_to_the_end(
+    handler: EventStreamHandler[Any] | None, ctx: RunContext[Any], events: AsyncIterable[AgentStreamEvent]
+) -> None:
+    """Give `events` to `handler` (if there is one), then read whatever it left unread.
+
+    A handler may stop reading early, or there may be none: the events it did not read still pass through whatever
+    `events` does on their way (a live-events tap publishes them all the same). An error of the handler propagates
+    at once, with the rest unread.
+
+    Args:
+        handler: The user's event stream handler, or `None`.
+        ctx: The run context the handler receives.
+        events: The events, typically the stream wrapped in a publishing tap.
+    """
+    if handler is not None:
+        await handler(ctx, events)
+    async for _ in events:
+        pass
 
 
 async def forward_event_batches(

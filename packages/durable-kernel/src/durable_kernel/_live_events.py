@@ -44,6 +44,7 @@ __all__ = (
     'decodable_output_type',
     'dump_live_event',
     'dump_live_result',
+    'topic_to_read',
 )
 
 ItemT = TypeVar('ItemT')
@@ -99,6 +100,28 @@ def coerce_event_stream_topic(topic: str | EventStreamTopic | None) -> EventStre
     if isinstance(topic, str):  # pyright: ignore[reportUnnecessaryIsInstance]
         return EventStreamTopic(topic)
     raise UserError(f'`event_stream_topic` must be a topic name or an `EventStreamTopic`, not {type(topic).__name__}.')
+
+
+def topic_to_read(
+    given: str | EventStreamTopic | None, configured: EventStreamTopic | None, missing: str
+) -> EventStreamTopic:
+    """The topic a durable agent's `stream_agent_events` reads: the one passed, else the one it publishes to.
+
+    Args:
+        given: The call's `topic=`.
+        configured: The agent's or capability's `event_stream_topic`.
+        missing: The `UserError` message when neither is set (the engine's: it says how to create its topic).
+
+    Returns:
+        The topic.
+
+    Raises:
+        UserError: Neither is set.
+    """
+    chosen = coerce_event_stream_topic(given) if given is not None else configured
+    if chosen is None:
+        raise UserError(missing)
+    return chosen
 
 
 @dataclass

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, Protocol, cast
 
 from pydantic import ValidationError
 from pydantic_ai.exceptions import ModelRetry, UserError
+from pydantic_ai.messages import InstructionPart
 from pydantic_ai.tools import RunContext, ToolDefinition
 from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
 from pydantic_ai.toolsets.external import TOOL_SCHEMA_VALIDATOR
 
 __all__ = (
     'ArgsValidatorUnit',
+    'ListedInstructions',
     'ListedTool',
+    'recordable_instructions',
     'validate_tool_arguments',
     'with_args_validator_unit',
     'leaf_toolsets',
@@ -60,6 +63,29 @@ def listed_toolset_tools(
     }
 
 
+ListedInstructions = str | InstructionPart | list[str | InstructionPart] | None
+"""A toolset's instructions as a durable listing unit records them: a sequence of them is a list."""
+
+
+def recordable_instructions(
+    value: str | InstructionPart | Sequence[str | InstructionPart] | None,
+) -> ListedInstructions:
+    """A toolset's instructions (`get_instructions`) as a listing unit records them: a sequence becomes a list.
+
+    A toolset may return any sequence (a tuple, a generator's list); the engines' serializers and the recorded
+    listings know only lists, so a listing records one whatever the toolset returned.
+
+    Args:
+        value: What the toolset's `get_instructions` returned.
+
+    Returns:
+        The same instructions, a sequence of them as a list.
+    """
+    if value is None or isinstance(value, (str, InstructionPart)):
+        return value
+    return list(value)
+
+
 ArgsValidatorUnit = Callable[[RunContext[Any], dict[str, Any]], Awaitable[None]]
 """Runs a tool's argument validation in the engine's durable unit: `(run context, arguments)`, raising what the
 validator raised (`ModelRetry`, ...)."""
@@ -87,18 +113,27 @@ def with_args_validator_unit(tool: ToolsetTool[Any], run_unit: ArgsValidatorUnit
 
 
 async def validate_tool_arguments(
-    tool: ToolsetTool[Any], tool_args: dict[str, Any], ctx: RunContext[Any], *, validation_context: Any = None
+    tool: ToolsetTool[Any],
+    tool_args: dict[str, Any],
+    ctx: RunContext[Any],
+    *,
+    validation_context: Any = None,
+    run_validator: bool = True,
 ) -> dict[str, Any]:
-    """Inside a `validate_args` unit: validate `tool_args` against the real tool's schema, then run its validator.
+    """Inside a unit: validate `tool_args` against the real tool's schema, then run its validator.
 
     Invalid arguments ask the model to retry (`ModelRetry`), as in a plain run; the validator's own `ModelRetry`,
-    `ApprovalRequired` or `CallDeferred` propagate for the engine to record as the unit's outcome.
+    `ApprovalRequired` or `CallDeferred` propagate for the engine to record as the unit's outcome. A `validate_args`
+    unit calls this; so does a call unit of a tool whose arguments only a unit can validate (a dynamic toolset's
+    tool exists only where the toolset is built).
 
     Args:
         tool: The tool, rebuilt inside the unit.
         tool_args: The arguments as they crossed into the unit (JSON data).
         ctx: The unit's run context.
         validation_context: The Pydantic validation context to validate with.
+        run_validator: Whether to run the tool's own `args_validator` too; `False` where a `validate_args` unit
+            already ran it.
 
     Returns:
         The validated arguments.
@@ -108,7 +143,7 @@ async def validate_tool_arguments(
     except ValidationError as error:
         raise ModelRetry(f'Invalid arguments for tool {tool.tool_def.name!r}: {error}') from error
     validator = tool.args_validator_func
-    if validator is not None:
+    if run_validator and validator is not None:
         result = validator(ctx, **args)
         if inspect.isawaitable(result):
             await result

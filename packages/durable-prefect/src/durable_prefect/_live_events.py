@@ -60,8 +60,10 @@ from durable_kernel import (
     UnitEvent,
     dump_live_event,
     dump_live_result,
+    handle_to_the_end,
     is_model_stream_event,
 )
+from durable_kernel import topic_to_read as kernel_topic_to_read
 
 __all__ = (
     'ARTIFACT_TYPE_PREFIX',
@@ -221,31 +223,25 @@ def publishing_handler(channel: LiveEventsChannel, handler: EventStreamHandler[A
     """The flow-side handler of an agent run with a topic: publish the events, then pass them on to `handler`."""
 
     async def publish_run_events(ctx: RunContext[Any], stream: AsyncIterable[AgentStreamEvent]) -> None:
-        events = publishing_stream(channel, stream)
-        if handler is not None:
-            await handler(ctx, events)
-        async for _ in events:  # what the handler left unread is published all the same
-            pass
+        await handle_to_the_end(handler, ctx, publishing_stream(channel, stream))
 
     return publish_run_events
 
 
 def topic_to_read(
     configured: EventStreamTopic | None, given: str | EventStreamTopic | None, owner: str
-) -> str | EventStreamTopic:
-    """The topic a `stream_agent_events` method reads: the one passed, else the one configured.
+) -> EventStreamTopic:
+    """The topic a `stream_agent_events` method reads (the kernel's `topic_to_read`), with Prefect's message.
 
     Raises:
         UserError: Neither exists.
     """
-    if given is not None:
-        return given
-    if configured is None:
-        raise UserError(
-            f'{owner} has no `event_stream_topic`, so its runs publish no live events: create it with '
-            '`event_stream_topic="agent-events"` (or an `EventStreamTopic`), or pass `topic=` to read another one.'
-        )
-    return configured
+    return kernel_topic_to_read(
+        given,
+        configured,
+        f'{owner} has no `event_stream_topic`, so its runs publish no live events: create it with '
+        '`event_stream_topic="agent-events"` (or an `EventStreamTopic`), or pass `topic=` to read another one.',
+    )
 
 
 def model_stream_publisher(
@@ -283,11 +279,7 @@ def model_stream_publisher(
                         published += 1
                     yield event
 
-            events = tee()
-            if handler is not None:
-                await handler(ctx, events)
-            async for _ in events:  # what the handler left unread is published all the same
-                pass
+            await handle_to_the_end(handler, ctx, tee())
 
     return publish_model_stream
 

@@ -28,7 +28,6 @@ from durable_kernel import (
     NonRetryableModelErrors,
     OverrideArguments,
     RunArguments,
-    coerce_event_stream_topic,
     decodable_output_type,
     disable_threads,
     forward_event_batches,
@@ -36,6 +35,7 @@ from durable_kernel import (
     is_set,
     require_agent_name,
     scoped_context_value,
+    topic_to_read,
     with_deps_resolver,
 )
 
@@ -270,13 +270,13 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
         Raises:
             UserError: Neither this agent nor the call names a topic.
         """
-        chosen = coerce_event_stream_topic(topic) if topic is not None else self._event_stream_topic
-        if chosen is None:
-            raise UserError(
-                'This `TemporalAgent` has no `event_stream_topic`, so there is no stream to subscribe to: create it '
-                'with `TemporalAgent(agent, event_stream_topic="agent-events")` (its workflow hosting an '
-                '`AgentEventStream`), or pass `topic=` to `stream_agent_events`.'
-            )
+        chosen = topic_to_read(
+            topic,
+            self._event_stream_topic,
+            'This `TemporalAgent` has no `event_stream_topic`, so there is no stream to subscribe to: create it '
+            'with `TemporalAgent(agent, event_stream_topic="agent-events")` (its workflow hosting an '
+            '`AgentEventStream`), or pass `topic=` to `stream_agent_events`.',
+        )
         decoded: type[Any] = output_type if output_type is not None else decodable_output_type(self.output_type)
         return stream_agent_events(
             client, handle, chosen, output_type=decoded, from_offset=from_offset, poll_cooldown=poll_cooldown

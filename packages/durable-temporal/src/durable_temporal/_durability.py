@@ -32,12 +32,12 @@ from durable_kernel import (
     DynamicToolset,
     EventStreamTopic,
     NonRetryableModelErrors,
-    coerce_event_stream_topic,
     disable_threads,
     forward_event_batches,
     is_model_stream_event,
     is_permanent_model_error,
     scoped_context_value,
+    topic_to_read,
     with_deps_resolver,
 )
 
@@ -367,13 +367,13 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
         Raises:
             UserError: Neither this capability nor the call names a topic.
         """
-        chosen = coerce_event_stream_topic(topic) if topic is not None else self._event_stream_topic
-        if chosen is None:
-            raise UserError(
-                'This `TemporalDurability` has no `event_stream_topic`, so there is no stream to subscribe to: create '
-                'it with `TemporalDurability(event_stream_topic="agent-events")` (its workflow hosting an '
-                '`AgentEventStream`), or pass `topic=` to `stream_agent_events`.'
-            )
+        chosen = topic_to_read(
+            topic,
+            self._event_stream_topic,
+            'This `TemporalDurability` has no `event_stream_topic`, so there is no stream to subscribe to: create '
+            'it with `TemporalDurability(event_stream_topic="agent-events")` (its workflow hosting an '
+            '`AgentEventStream`), or pass `topic=` to `stream_agent_events`.',
+        )
         return stream_agent_events(
             client, handle, chosen, output_type=output_type, from_offset=from_offset, poll_cooldown=poll_cooldown
         )

@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import InstructionPart
 from pydantic_ai.tools import AgentDepsT, RunContext, ToolDefinition
 from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
@@ -18,11 +17,15 @@ from temporalio.workflow import ActivityConfig
 from durable_kernel import (
     ARGS_VALIDATOR_UNITS,
     DynamicToolset,
+    ListedInstructions,
     ToolOutcome,
+    built_dynamic_tool,
     capture_tool_outcome,
+    list_dynamic_toolset,
     listed_toolset_tools,
     unwrap_tool_outcome,
     validate_tool_arguments,
+    validates_args_in_unit,
     with_args_validator_unit,
 )
 
@@ -37,8 +40,6 @@ if TYPE_CHECKING:
 
 __all__ = ('DynamicToolsListing', 'TemporalDynamicToolset', 'ToolInfo')
 
-Instructions = str | InstructionPart | list[str | InstructionPart] | None
-
 
 @dataclass
 class ToolInfo:
@@ -46,7 +47,7 @@ class ToolInfo:
 
     tool_def: ToolDefinition
     max_retries: int
-    toolset_instructions: Instructions = None
+    toolset_instructions: ListedInstructions = None
     """The toolset's instructions at listing time, repeated on every tool (older readers ignore the field)."""
     has_args_validator: bool = False
     """Whether the tool has an `args_validator`, which then runs in the validate-args activity (pydantic-ai 2.x's
@@ -64,13 +65,7 @@ class DynamicToolsListing:
     """
 
     tools: dict[str, ToolInfo]
-    instructions: Instructions = None
-
-
-def _as_instructions(value: str | InstructionPart | Sequence[str | InstructionPart] | None) -> Instructions:
-    if value is None or isinstance(value, (str, InstructionPart)):
-        return value
-    return list(value)
+    instructions: ListedInstructions = None
 
 
 class TemporalDynamicToolset(ActivityToolset[AgentDepsT]):
@@ -106,17 +101,13 @@ class TemporalDynamicToolset(ActivityToolset[AgentDepsT]):
             'dynamic toolset',
             'a dynamic toolset is only built inside activities, so its tools cannot run in workflow code',
         )
-        self._listed_instructions: Instructions = None
+        self._listed_instructions: ListedInstructions = None
         self._per_run_step = toolset.per_run_step
         self._run_listing: dict[str, ToolInfo] | DynamicToolsListing | None = None
 
         async def get_tools(params: GetToolsParams, deps: Any) -> dict[str, ToolInfo] | DynamicToolsListing:
             ctx = await self.context_in_activity(params.serialized_run_context, deps)
-            run_toolset = await toolset.for_run(ctx)
-            async with run_toolset:
-                run_toolset = await run_toolset.for_run_step(ctx)
-                tools = await run_toolset.get_tools(ctx)
-                instructions = _as_instructions(await run_toolset.get_instructions(ctx))
+            tools, instructions = await list_dynamic_toolset(toolset, ctx)
             if not tools and instructions is not None:
                 # Instructions without tools (a toolset that only instructs): nothing to repeat them on.
                 return DynamicToolsListing(tools={}, instructions=instructions)
@@ -125,7 +116,7 @@ class TemporalDynamicToolset(ActivityToolset[AgentDepsT]):
                     tool_def=tool.tool_def,
                     max_retries=tool.max_retries,
                     toolset_instructions=instructions,
-                    has_args_validator=ARGS_VALIDATOR_UNITS and tool.args_validator_func is not None,
+                    has_args_validator=validates_args_in_unit(tool),
                 )
                 for name, tool in tools.items()
             }
@@ -136,16 +127,8 @@ class TemporalDynamicToolset(ActivityToolset[AgentDepsT]):
         ) -> AsyncGenerator[tuple[AbstractToolset[AgentDepsT], ToolsetTool[AgentDepsT], RunContext[AgentDepsT]]]:
             # The toolset built for this run step inside the activity, and the called tool in it.
             ctx = await self.context_in_activity(params.serialized_run_context, deps)
-            run_toolset = await toolset.for_run(ctx)
-            async with run_toolset:
-                run_toolset = await run_toolset.for_run_step(ctx)
-                tool = (await run_toolset.get_tools(ctx)).get(params.name)
-                if tool is None:
-                    raise UserError(
-                        f'Tool {params.name!r} is not in dynamic toolset {self.id!r} when built inside the '
-                        f'{activity_kind} activity: the toolset function must return the same tools for the same run '
-                        'context.'
-                    )
+            where = f'when built inside the {activity_kind} activity'
+            async with built_dynamic_tool(toolset, ctx, params.name, where=where) as (run_toolset, tool):
                 yield run_toolset, tool, ctx
 
         async def call_tool(params: CallToolParams, deps: Any) -> ToolOutcome:

@@ -19,10 +19,12 @@ from temporalio import activity, workflow
 from temporalio.workflow import ActivityConfig
 
 from durable_kernel import (
+    ListedInstructions,
     ToolOutcome,
     is_mcp_toolset,
     mcp_tool_for_tool_def,
     mcp_toolset_class_names,
+    recordable_instructions,
     unknown_mcp_toolset_class,
 )
 
@@ -35,8 +37,6 @@ if TYPE_CHECKING:
     from pydantic_ai.agent import AbstractAgent
 
 __all__ = ('TemporalMCPToolset', 'is_mcp_toolset', 'refuse_unknown_mcp_toolset')
-
-Instructions = str | InstructionPart | list[str | InstructionPart] | None
 
 
 def refuse_unknown_mcp_toolset(toolset: AbstractToolset[Any]) -> None:
@@ -59,12 +59,6 @@ def refuse_unknown_mcp_toolset(toolset: AbstractToolset[Any]) -> None:
         '`pydantic_ai.mcp.MCPToolset` for the server, or pass `TemporalAgent(temporalize_toolset_func=...)` a function '
         'that wraps this toolset in a `TemporalWrapperToolset` subclass whose activities talk to the server.'
     )
-
-
-def _as_instructions(value: str | InstructionPart | Sequence[str | InstructionPart] | None) -> Instructions:
-    if value is None or isinstance(value, (str, InstructionPart)):
-        return value
-    return list(value)
 
 
 class TemporalMCPToolset(ActivityToolset[AgentDepsT]):
@@ -99,10 +93,10 @@ class TemporalMCPToolset(ActivityToolset[AgentDepsT]):
         )
         self._run_tool_defs: dict[str, ToolDefinition] | None = None
 
-        async def get_instructions(params: GetToolsParams, deps: Any) -> Instructions:
+        async def get_instructions(params: GetToolsParams, deps: Any) -> ListedInstructions:
             ctx = await self.context_in_activity(params.serialized_run_context, deps)
             async with toolset:
-                return _as_instructions(await toolset.get_instructions(ctx))
+                return recordable_instructions(await toolset.get_instructions(ctx))
 
         async def get_tools(params: GetToolsParams, deps: Any) -> dict[str, ToolDefinition]:
             ctx = await self.context_in_activity(params.serialized_run_context, deps)
