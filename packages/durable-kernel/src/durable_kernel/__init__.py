@@ -98,6 +98,7 @@ from ._run_context import (
     rebuild_run_context,
     with_deps_resolver,
 )
+from ._token_count import CountTokensResult, count_tokens_in_unit, counted_usage
 from ._tool_call_order import (
     DEFAULT_PARALLEL_EXECUTION_MODE,
     DurableParallelExecutionMode,
@@ -133,6 +134,9 @@ __all__ = (
     'dump_live_event',
     'dump_live_result',
     'DurabilityCapability',
+    'CountTokensResult',
+    'count_tokens_in_unit',
+    'counted_usage',
     'DEFAULT_MODEL_KEY',
     'is_model_stream_event',
     'resolve_model_id_by_capabilities',

@@ -12,21 +12,28 @@ Outside a workflow or flow every hook passes through: the capability changes not
 from __future__ import annotations
 
 import copy
+import dataclasses
 import weakref
 from abc import abstractmethod
 from collections.abc import AsyncIterable, Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any, ClassVar, cast
 
 from pydantic_ai import messages as pai_messages
 from pydantic_ai.agent import AbstractAgent, AgentRunResult, EventStreamHandler
 from pydantic_ai.capabilities import AbstractCapability, CapabilityOrdering, ProcessEventStream, WrapperCapability
-from pydantic_ai.capabilities.abstract import WrapRunHandler
+from pydantic_ai.capabilities.abstract import WrapModelRequestHandler, WrapRunHandler
 from pydantic_ai.exceptions import UserError
-from pydantic_ai.models import KnownModelName, Model, ModelRequestContext
+from pydantic_ai.messages import ModelMessage, ModelResponse
+from pydantic_ai.models import KnownModelName, Model, ModelRequestContext, ModelRequestParameters
 from pydantic_ai.models.wrapper import WrapperModel
+from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import AgentDepsT, RunContext
+from pydantic_ai.usage import RequestUsage
 
 from ._compat import PYDANTIC_AI_2, agent_root_capability, is_reference_durability, request_model_selection
+from ._context_values import scoped_context_value
+from ._token_count import CountsInDurableUnit, CountTokens
 from ._toolsets import require_unique_toolset_ids
 from ._unit_context import external_events_refused
 
@@ -50,6 +57,10 @@ def is_model_stream_event(event: pai_messages.AgentStreamEvent) -> bool:
     tool results) are dispatched from workflow code, each in its own unit, as pydantic-ai 2.x does.
     """
     return isinstance(event, _MODEL_STREAM_EVENT_TYPES)
+
+
+_in_durable_model_request: ContextVar[bool] = ContextVar('durable_kernel_in_durable_model_request', default=False)
+"""Set while a durability capability's `wrap_model_request` runs its handler: the request's model is durable there."""
 
 
 class DurabilityCapability(AbstractCapability[AgentDepsT]):
@@ -323,6 +334,83 @@ class DurabilityCapability(AbstractCapability[AgentDepsT]):
         if isinstance(model, str):
             return self._models.get(model)
         return cast('Model', model) if isinstance(model, Model) else None
+
+    # --- model requests ------------------------------------------------------------------------------------------
+
+    async def before_model_request(
+        self, ctx: RunContext[AgentDepsT], request_context: ModelRequestContext
+    ) -> ModelRequestContext:
+        """Where pydantic-ai counts tokens before `wrap_model_request` (1.107): the count goes to a durable unit.
+
+        pydantic-ai 1.107 counts a request's tokens (`count_tokens_before_request`) after these hooks, with the model
+        they leave, and only then calls `wrap_model_request`, which swaps in the engine's durable model. So here the
+        model gets a layer whose `count_tokens` runs in the engine's unit (`CountsInDurableUnit`), taken off again in
+        `wrap_model_request`. pydantic-ai 2.78 runs these hooks inside `wrap_model_request`, on the durable model
+        already, and counts with it: nothing to do there.
+        """
+        if (
+            self.in_durable_context
+            and not _in_durable_model_request.get()
+            and not isinstance(request_context.model, CountsInDurableUnit)
+        ):
+            request_context.model = CountsInDurableUnit(request_context.model, self._counter(ctx))
+        return request_context
+
+    def _counter(self, ctx: RunContext[AgentDepsT]) -> CountTokens:
+        async def count(
+            model: Model,
+            messages: list[ModelMessage],
+            model_settings: ModelSettings | None,
+            model_request_parameters: ModelRequestParameters,
+        ) -> RequestUsage:
+            # The engine's own request routing picks the durable model (and the key it is sent by), whose
+            # `count_tokens` runs in the counting unit; the "request" made through it is only that count.
+            counted: list[RequestUsage] = []
+
+            async def count_with_durable_model(durable: ModelRequestContext) -> ModelResponse:
+                counted.append(
+                    await durable.model.count_tokens(
+                        durable.messages, durable.model_settings, durable.model_request_parameters
+                    )
+                )
+                return ModelResponse(parts=[])
+
+            request_context = ModelRequestContext(
+                model=model,
+                messages=messages,
+                model_settings=model_settings,
+                model_request_parameters=model_request_parameters,
+            )
+            await self.wrap_model_request(ctx, request_context=request_context, handler=count_with_durable_model)
+            return counted[0]
+
+        return count
+
+    async def wrap_model_request(
+        self,
+        ctx: RunContext[AgentDepsT],
+        *,
+        request_context: ModelRequestContext,
+        handler: WrapModelRequestHandler,
+    ) -> ModelResponse:
+        """Inside a durable context: the request goes to the engine's durable model (`_wrap_durable_model_request`)."""
+        if not self.in_durable_context:
+            return await handler(request_context)
+        model = request_context.model
+        if isinstance(model, CountsInDurableUnit):
+            request_context = dataclasses.replace(request_context, model=model.wrapped)
+        with scoped_context_value(_in_durable_model_request, True):
+            return await self._wrap_durable_model_request(ctx, request_context=request_context, handler=handler)
+
+    async def _wrap_durable_model_request(
+        self,
+        ctx: RunContext[AgentDepsT],
+        *,
+        request_context: ModelRequestContext,
+        handler: WrapModelRequestHandler,
+    ) -> ModelResponse:
+        """Inside a durable context: call `handler` with the engine's durable model in `request_context`."""
+        return await handler(request_context)
 
     # --- run hooks -----------------------------------------------------------------------------------------------
 
