@@ -8,6 +8,7 @@ became an activity (no `pydantic_ai:durable_count_tokens` marker) replays as rec
 
 from __future__ import annotations
 
+import importlib
 import json
 import uuid
 from typing import Any
@@ -24,8 +25,9 @@ from pydantic_ai.usage import RequestUsage, UsageLimits
 from temporalio import activity, workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
-from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
+from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker
 
+from durable_kernel import PYDANTIC_AI_2
 from durable_temporal import AgentPlugin, PydanticAIPlugin, TemporalAgent, TemporalDurability
 from durable_temporal.testing import agent_worker
 
@@ -72,6 +74,18 @@ class CountWorkflow:
         except UsageLimitExceeded as error:
             output = f'limit: {error}'
         return output, list(COUNTED)
+
+
+REFERENCE_AGENTS: dict[str, Any] = {}
+"""pydantic-ai 2.78's own capability-form agent of the same name, built by the 2.x test (run unsandboxed)."""
+
+
+@workflow.defn(name='CountWorkflow')
+class ReferenceCountWorkflow:
+    @workflow.run
+    async def run(self, form: str, input_tokens_limit: int | None) -> tuple[str, list[str]]:
+        limits = UsageLimits(count_tokens_before_request=True, input_tokens_limit=input_tokens_limit)
+        return (await REFERENCE_AGENTS[form].run('hi', usage_limits=limits)).output, []
 
 
 def _markers(history: WorkflowHistory) -> list[str]:
@@ -136,3 +150,99 @@ async def test_a_count_over_the_limit_stops_the_run_before_the_request(
     assert 'input_tokens_limit of 5' in output
     assert (in_workflow, in_activities) == ([], ['activity'])
     assert names == [f'agent__count_{form}__model_count_tokens']
+
+
+class CannotCount(FunctionModel):
+    """A model whose provider cannot count tokens: pydantic-ai's own `NotImplementedError`."""
+
+
+cannot_count_agent = TemporalAgent(Agent(CannotCount(reply), name='count_cannot'))
+
+
+@workflow.defn
+class CannotCountWorkflow:
+    @workflow.run
+    async def run(self) -> str:
+        try:
+            await cannot_count_agent.run('hi', usage_limits=UsageLimits(count_tokens_before_request=True))
+        except NotImplementedError as error:
+            return f'{type(error).__name__}: {error}'
+        return 'counted'
+
+
+async def test_a_model_that_cannot_count_fails_the_run_as_without_durability_and_is_not_retried(
+    client: Client, task_queue: str
+) -> None:
+    async with agent_worker(
+        client, workflows=[CannotCountWorkflow], agents=[cannot_count_agent], task_queue=task_queue
+    ):
+        handle = await client.start_workflow(
+            CannotCountWorkflow.run, id=str(uuid.uuid4()), task_queue=task_queue, execution_timeout=WORKFLOW_TIMEOUT
+        )
+        output = await handle.result()
+    assert output.startswith('NotImplementedError: Token counting ahead of the request is not supported by CannotCount')
+    # Recorded as the activity's result, not raised there: one attempt, no retry of a count that cannot succeed.
+    history = await handle.fetch_history()
+    started = [
+        event.activity_task_started_event_attributes.attempt
+        for event in history.events
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED
+    ]
+    assert (await activity_names(client, handle), started) == (['agent__count_cannot__model_count_tokens'], [1])
+
+
+@pytest.mark.skipif(not PYDANTIC_AI_2, reason='pydantic-ai 1.107 has no TemporalDurability of its own')
+async def test_histories_of_pydantic_ai_2_78_capability_and_ours_replay_on_each_other(
+    client: Client, task_queue: str
+) -> None:
+    reference_module = importlib.import_module('pydantic_ai.durable_exec.temporal')
+    if not hasattr(
+        importlib.import_module('pydantic_ai.durable_exec.temporal._durability'), '_DURABLE_COUNT_TOKENS_PATCH'
+    ):
+        pytest.skip('the installed pydantic-ai counts in workflow code (its count became an activity in 2.78)')
+    reference_agent = Agent(
+        CountingModel(reply), name='count_capability', capabilities=[reference_module.TemporalDurability()]
+    )
+    REFERENCE_AGENTS['capability'] = reference_agent
+    reference_activities = list(reference_module.TemporalDurability.from_agent(reference_agent).temporal_activities)
+
+    COUNTED.clear()
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[ReferenceCountWorkflow],
+        activities=reference_activities,
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    ):
+        handle = await client.start_workflow(
+            ReferenceCountWorkflow.run,
+            args=['capability', None],
+            id=str(uuid.uuid4()),
+            task_queue=task_queue,
+            execution_timeout=WORKFLOW_TIMEOUT,
+        )
+        assert (await handle.result())[0] == '1 messages'
+    assert COUNTED == ['activity']
+    assert await activity_names(client, handle) == [
+        'agent__count_capability__model_count_tokens',
+        'agent__count_capability__model_request',
+    ]
+    reference_history = await handle.fetch_history()
+    assert 'pydantic_ai:durable_count_tokens' in _markers(reference_history)
+
+    # The reference's history on ours (its recorded count decoded as ours), and ours on the reference.
+    COUNTED.clear()
+    ours = Replayer(
+        workflows=[CountWorkflow],
+        plugins=[PydanticAIPlugin(), *_plugins()],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    )
+    await ours.replay_workflow(reference_history)
+    *_, our_handle = await _run(client, f'{task_queue}-ours', 'capability')
+    COUNTED.clear()
+    reference_plugin = reference_module.PydanticAIPlugin()
+    reference = Replayer(
+        workflows=[ReferenceCountWorkflow], plugins=[reference_plugin], workflow_runner=UnsandboxedWorkflowRunner()
+    )
+    await reference.replay_workflow(await our_handle.fetch_history())
+    assert COUNTED == []
