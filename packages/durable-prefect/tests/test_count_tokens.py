@@ -110,3 +110,21 @@ async def test_a_count_over_the_limit_stops_the_run_before_the_request(form: str
     assert model.counted == ['task']
     assert model.requests == 0
     assert await _task_names([f'{name}-user', f'{name} Run'], expected=1) == ['Count Tokens: counting']
+
+
+@pytest.mark.parametrize('form', ['wrapper', 'capability'])
+async def test_the_count_is_keyed_by_the_runs_deps_like_the_request(form: str) -> None:
+    # Two runs in one flow run, the same messages, other deps: each counts (as each requests); a count keyed without
+    # the run would hand one tenant's count to the other.
+    model = CountingModel()
+    name = f'count-deps-{form}-{uuid.uuid4().hex[:6]}'
+    agent = _agent(form, name, model)
+
+    @flow(name=f'{name}-user')
+    async def user_flow() -> list[str]:
+        limits = UsageLimits(count_tokens_before_request=True)
+        return [(await agent.run('hi', deps=tenant, usage_limits=limits)).output for tenant in ('acme', 'globex')]
+
+    assert await user_flow() == ['1 messages', '1 messages']
+    assert model.counted == ['task', 'task']
+    assert model.requests == 2

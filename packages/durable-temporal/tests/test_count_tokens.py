@@ -11,13 +11,14 @@ from __future__ import annotations
 import importlib
 import json
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from core_helpers import WORKFLOW_TIMEOUT, activity_names
-from pydantic_ai import Agent
+from pydantic_ai import Agent, RunContext
 from pydantic_ai.exceptions import UsageLimitExceeded
-from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
+from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
 from pydantic_ai.models import ModelRequestParameters
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.settings import ModelSettings
@@ -28,7 +29,15 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker
 
 from durable_kernel import PYDANTIC_AI_2
-from durable_temporal import AgentPlugin, PydanticAIPlugin, TemporalAgent, TemporalDurability
+from durable_temporal import (
+    AgentHandover,
+    AgentPlugin,
+    ContinueAsNewAfter,
+    PydanticAIPlugin,
+    TemporalAgent,
+    TemporalDurability,
+    hand_over,
+)
 from durable_temporal.testing import agent_worker
 
 pytestmark = pytest.mark.anyio
@@ -246,3 +255,76 @@ async def test_histories_of_pydantic_ai_2_78_capability_and_ours_replay_on_each_
     )
     await reference.replay_workflow(await our_handle.fetch_history())
     assert COUNTED == []
+
+
+# --- continue-as-new: a workflow continuing as new counts and requests in the same run --------------------------
+
+HANDOVER_TURNS = 4
+
+
+def turns(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    done = sum(isinstance(part, ToolReturnPart) for message in messages for part in message.parts)
+    if done < HANDOVER_TURNS:
+        return ModelResponse(parts=[ToolCallPart('step', {'turn': done}, f'call-{done}')])
+    return ModelResponse(parts=[TextPart(f'done after {done} turns')])
+
+
+def step(turn: int) -> str:
+    """One turn of the conversation."""
+    return f'turn {turn}'
+
+
+@dataclass
+class CountingConversation:
+    handover: AgentHandover | None = None
+
+
+def continue_counting(ctx: RunContext[Any]) -> Any:
+    return hand_over(ctx, lambda handover: [CountingConversation(handover)])
+
+
+handover_agent = TemporalAgent(
+    Agent(CountingModel(turns), name='count_handover', tools=[step]),
+    continue_as_new=continue_counting,
+    continue_as_new_after=ContinueAsNewAfter(model_requests=2),
+)
+COUNTING_LIMITS = UsageLimits(count_tokens_before_request=True, request_limit=None)
+
+
+@workflow.defn
+class HandoverWorkflow:
+    @workflow.run
+    async def run(self, conversation: CountingConversation) -> str:
+        if conversation.handover is None:
+            return (await handover_agent.run('go', usage_limits=COUNTING_LIMITS)).output
+        resumed = conversation.handover.resume()
+        result = await handover_agent.run(
+            message_history=resumed.messages, usage=resumed.usage, usage_limits=COUNTING_LIMITS
+        )
+        return result.output
+
+
+async def test_a_workflow_continuing_as_new_counts_each_request_once(client: Client, task_queue: str) -> None:
+    COUNTED.clear()
+    workflow_id = str(uuid.uuid4())
+    async with agent_worker(client, workflows=[HandoverWorkflow], agents=[handover_agent], task_queue=task_queue):
+        handle = await client.start_workflow(
+            HandoverWorkflow.run,
+            CountingConversation(),
+            id=workflow_id,
+            task_queue=task_queue,
+            execution_timeout=WORKFLOW_TIMEOUT,
+        )
+        assert await handle.result() == f'done after {HANDOVER_TURNS} turns'
+    # One count per request (the requests of the turns and the final one), none again after a hand-over.
+    assert COUNTED == ['activity'] * (HANDOVER_TURNS + 1)
+    names: list[str] = []
+    async for execution in client.list_workflows(f'WorkflowId = "{workflow_id}"'):
+        run = client.get_workflow_handle(workflow_id, run_id=execution.run_id)
+        run_names = [name for name in await activity_names(client, run) if 'call_tool' not in name]
+        # Each run counts right before each of its requests: the hand-over comes before a count, not between.
+        assert run_names == ['agent__count_handover__model_count_tokens', 'agent__count_handover__model_request'] * (
+            len(run_names) // 2
+        )
+        names.extend(run_names)
+    assert len(names) == 2 * (HANDOVER_TURNS + 1)

@@ -12,11 +12,10 @@ Outside a workflow or flow every hook passes through: the capability changes not
 from __future__ import annotations
 
 import copy
-import dataclasses
+import functools
 import weakref
 from abc import abstractmethod
 from collections.abc import AsyncIterable, Mapping, Sequence
-from contextvars import ContextVar
 from typing import Any, ClassVar, cast
 
 from pydantic_ai import messages as pai_messages
@@ -31,9 +30,14 @@ from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import AgentDepsT, RunContext
 from pydantic_ai.usage import RequestUsage
 
-from ._compat import PYDANTIC_AI_2, agent_root_capability, is_reference_durability, request_model_selection
-from ._context_values import scoped_context_value
-from ._token_count import CountsInDurableUnit, CountTokens
+from ._compat import (
+    COUNTS_TOKENS_BEFORE_REQUEST_HOOKS,
+    PYDANTIC_AI_2,
+    agent_root_capability,
+    is_reference_durability,
+    request_model_selection,
+)
+from ._token_count import with_count_layer, without_count_layer
 from ._toolsets import require_unique_toolset_ids
 from ._unit_context import external_events_refused
 
@@ -57,10 +61,6 @@ def is_model_stream_event(event: pai_messages.AgentStreamEvent) -> bool:
     tool results) are dispatched from workflow code, each in its own unit, as pydantic-ai 2.x does.
     """
     return isinstance(event, _MODEL_STREAM_EVENT_TYPES)
-
-
-_in_durable_model_request: ContextVar[bool] = ContextVar('durable_kernel_in_durable_model_request', default=False)
-"""Set while a durability capability's `wrap_model_request` runs its handler: the request's model is durable there."""
 
 
 class DurabilityCapability(AbstractCapability[AgentDepsT]):
@@ -344,47 +344,42 @@ class DurabilityCapability(AbstractCapability[AgentDepsT]):
 
         pydantic-ai 1.107 counts a request's tokens (`count_tokens_before_request`) after these hooks, with the model
         they leave, and only then calls `wrap_model_request`, which swaps in the engine's durable model. So here the
-        model gets a layer whose `count_tokens` runs in the engine's unit (`CountsInDurableUnit`), taken off again in
-        `wrap_model_request`. pydantic-ai 2.78 runs these hooks inside `wrap_model_request`, on the durable model
-        already, and counts with it: nothing to do there.
+        model gets a layer (`CountsInDurableUnit`) whose count goes through `wrap_model_request` to the durable model,
+        whose `count_tokens` runs the engine's unit; `wrap_model_request` takes the layer off again. pydantic-ai 2.68+
+        runs these hooks inside `wrap_model_request`, on the durable model already, and counts with it.
         """
-        if (
-            self.in_durable_context
-            and not _in_durable_model_request.get()
-            and not isinstance(request_context.model, CountsInDurableUnit)
-        ):
-            request_context.model = CountsInDurableUnit(request_context.model, self._counter(ctx))
+        if COUNTS_TOKENS_BEFORE_REQUEST_HOOKS and self.in_durable_context:
+            with_count_layer(ctx, request_context, functools.partial(self._count_with_durable_model, ctx))
         return request_context
 
-    def _counter(self, ctx: RunContext[AgentDepsT]) -> CountTokens:
-        async def count(
-            model: Model,
-            messages: list[ModelMessage],
-            model_settings: ModelSettings | None,
-            model_request_parameters: ModelRequestParameters,
-        ) -> RequestUsage:
-            # The engine's own request routing picks the durable model (and the key it is sent by), whose
-            # `count_tokens` runs in the counting unit; the "request" made through it is only that count.
-            counted: list[RequestUsage] = []
+    async def _count_with_durable_model(
+        self,
+        ctx: RunContext[AgentDepsT],
+        model: Model,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+    ) -> RequestUsage:
+        # The engine's own request routing picks the durable model (and the key it is sent by); the "request" made
+        # through it is only the count.
+        counted: list[RequestUsage] = []
 
-            async def count_with_durable_model(durable: ModelRequestContext) -> ModelResponse:
-                counted.append(
-                    await durable.model.count_tokens(
-                        durable.messages, durable.model_settings, durable.model_request_parameters
-                    )
+        async def count(durable: ModelRequestContext) -> ModelResponse:
+            counted.append(
+                await durable.model.count_tokens(
+                    durable.messages, durable.model_settings, durable.model_request_parameters
                 )
-                return ModelResponse(parts=[])
-
-            request_context = ModelRequestContext(
-                model=model,
-                messages=messages,
-                model_settings=model_settings,
-                model_request_parameters=model_request_parameters,
             )
-            await self.wrap_model_request(ctx, request_context=request_context, handler=count_with_durable_model)
-            return counted[0]
+            return ModelResponse(parts=[])
 
-        return count
+        request_context = ModelRequestContext(
+            model=model,
+            messages=messages,
+            model_settings=model_settings,
+            model_request_parameters=model_request_parameters,
+        )
+        await self._wrap_durable_model_request(ctx, request_context=request_context, handler=count)
+        return counted[0]
 
     async def wrap_model_request(
         self,
@@ -396,11 +391,9 @@ class DurabilityCapability(AbstractCapability[AgentDepsT]):
         """Inside a durable context: the request goes to the engine's durable model (`_wrap_durable_model_request`)."""
         if not self.in_durable_context:
             return await handler(request_context)
-        model = request_context.model
-        if isinstance(model, CountsInDurableUnit):
-            request_context = dataclasses.replace(request_context, model=model.wrapped)
-        with scoped_context_value(_in_durable_model_request, True):
-            return await self._wrap_durable_model_request(ctx, request_context=request_context, handler=handler)
+        return await self._wrap_durable_model_request(
+            ctx, request_context=without_count_layer(request_context), handler=handler
+        )
 
     async def _wrap_durable_model_request(
         self,

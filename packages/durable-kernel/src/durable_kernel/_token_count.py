@@ -12,26 +12,43 @@ state there for later counts), or the `NotImplementedError` of a model that cann
 error would be retried by the engine (or, recorded as a failure, come back as another class); as data it is raised in
 workflow code as the class the model raised, as without durability.
 
-pydantic-ai 1.107 (and 2.x before the hooks moved) counts after the `before_model_request` hooks and before
-`wrap_model_request`, where a durability capability swaps in its durable model, so the count would reach the agent's
-own model in workflow code. `CountsInDurableUnit` is the layer a capability puts around the request's model in
-`before_model_request` for that count; `wrap_model_request` takes it off again.
+pydantic-ai 1.107 (and 2.33) counts after the `before_model_request` hooks and before `wrap_model_request`, where a
+durability capability swaps in its durable model, and outside the run context: the count would reach the agent's own
+model in workflow code, and a durable model would not know the run (its deps, its continue-as-new policy). There a
+capability's `before_model_request` puts `CountsInDurableUnit` around the request's model, which counts with the run
+context set and through the engine's durable model; `wrap_model_request` takes it off again. The wrapper agents add
+`CountInRunContext` to their runs for the run context (their model is durable already). Later 2.x releases count
+inside `wrap_model_request`, with the durable model and the run context: nothing is added there.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pydantic_ai.capabilities import AbstractCapability
+from pydantic_ai.capabilities.abstract import WrapModelRequestHandler
 from pydantic_ai.exceptions import UserError
-from pydantic_ai.messages import ModelMessage, ModelRequest
-from pydantic_ai.models import Model, ModelRequestParameters
+from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse
+from pydantic_ai.models import Model, ModelRequestContext, ModelRequestParameters
 from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
+from pydantic_ai.tools import RunContext
 from pydantic_ai.usage import RequestUsage
 
-__all__ = ('CountTokensResult', 'CountsInDurableUnit', 'count_tokens_in_unit', 'counted_usage')
+from ._compat import set_current_run_context
+
+__all__ = (
+    'CountInRunContext',
+    'CountTokensResult',
+    'CountsInDurableUnit',
+    'count_tokens_in_unit',
+    'counted_usage',
+    'with_count_layer',
+    'without_count_layer',
+)
 
 FRAMEWORK_METADATA_KEY = '__pydantic_ai__'
 """The key of a request's `metadata` that only pydantic-ai writes (2.x's `_PYDANTIC_AI_METADATA_KEY`)."""
@@ -136,19 +153,21 @@ def counted_usage(result: CountTokensResult, messages: list[ModelMessage]) -> Re
 CountTokens = Callable[
     [Model, list[ModelMessage], ModelSettings | None, ModelRequestParameters], Awaitable[RequestUsage]
 ]
-"""Counts a request of the given model in the engine's durable unit: `(model, messages, settings, parameters)`."""
+"""Counts a request of the given model: `(model, messages, settings, parameters) -> usage`."""
 
 
 class CountsInDurableUnit(WrapperModel):
-    """The request's model, whose `count_tokens` runs in the engine's durable unit (see the module docstring).
+    """The request's model, whose `count_tokens` runs with the run context set, through the engine's durable model.
 
-    Put around the request's model by a durability capability's `before_model_request` where pydantic-ai counts
-    before `wrap_model_request`, and taken off by its `wrap_model_request`: every other method is the model's own.
+    Put around the request's model by `before_model_request` where pydantic-ai counts before `wrap_model_request`
+    (`COUNTS_TOKENS_BEFORE_REQUEST_HOOKS`), and taken off by `wrap_model_request` (`without_count_layer`): every other
+    method is the model's own.
     """
 
-    def __init__(self, wrapped: Model, count: CountTokens) -> None:
+    def __init__(self, wrapped: Model, count: CountTokens, run_context: RunContext[Any]) -> None:
         super().__init__(wrapped)
         self._count = count
+        self._run_context = run_context
 
     async def count_tokens(
         self,
@@ -156,5 +175,55 @@ class CountsInDurableUnit(WrapperModel):
         model_settings: ModelSettings | None,
         model_request_parameters: ModelRequestParameters,
     ) -> RequestUsage:
-        """Count in the engine's durable unit, with the wrapped model."""
-        return await self._count(self.wrapped, messages, model_settings, model_request_parameters)
+        """Count with the wrapped model as `count` routes it, with the run context set (as pydantic-ai 2.68+ does)."""
+        with set_current_run_context(self._run_context):
+            return await self._count(self.wrapped, messages, model_settings, model_request_parameters)
+
+
+def with_count_layer(ctx: RunContext[Any], request_context: ModelRequestContext, count: CountTokens) -> None:
+    """Put `CountsInDurableUnit` around the model of `request_context` (in place), unless it is there already."""
+    if not isinstance(request_context.model, CountsInDurableUnit):
+        request_context.model = CountsInDurableUnit(request_context.model, count, ctx)
+
+
+def without_count_layer(request_context: ModelRequestContext) -> ModelRequestContext:
+    """`request_context` with its model out of `CountsInDurableUnit` (a copy), or itself when it has none."""
+    model = request_context.model
+    if not isinstance(model, CountsInDurableUnit):
+        return request_context
+    return dataclasses.replace(request_context, model=model.wrapped)
+
+
+async def _count_with_model(
+    model: Model,
+    messages: list[ModelMessage],
+    model_settings: ModelSettings | None,
+    model_request_parameters: ModelRequestParameters,
+) -> RequestUsage:
+    return await model.count_tokens(messages, model_settings, model_request_parameters)
+
+
+class CountInRunContext(AbstractCapability[Any]):
+    """A run capability of the wrapper agents where pydantic-ai counts outside the run context (1.107, 2.33).
+
+    The wrappers' model is their durable model already, whose `count_tokens` runs the counting unit; it needs the run
+    context there (the deps the unit rebuilds the model with, the continue-as-new policy, a Prefect key's tenant),
+    which this capability sets around the count.
+    """
+
+    async def before_model_request(
+        self, ctx: RunContext[Any], request_context: ModelRequestContext
+    ) -> ModelRequestContext:
+        """Put the counting layer around the request's model."""
+        with_count_layer(ctx, request_context, _count_with_model)
+        return request_context
+
+    async def wrap_model_request(
+        self,
+        ctx: RunContext[Any],
+        *,
+        request_context: ModelRequestContext,
+        handler: WrapModelRequestHandler,
+    ) -> ModelResponse:
+        """Take the counting layer off again: the request is the durable model's own."""
+        return await handler(without_count_layer(request_context))

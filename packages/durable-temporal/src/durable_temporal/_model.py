@@ -553,6 +553,10 @@ class TemporalModel(WrapperModel):
                 )
             return await current.count_tokens(messages, model_settings, model_request_parameters)
         ctx = get_current_run_context()
+        if ctx is not None:
+            # Before the count, as before a request: a workflow continuing as new then counts and requests in its next
+            # run, instead of counting here and again there (pydantic-ai 2.78 continues before the count as well).
+            await self._maybe_continue_as_new(ctx)
         serialized, deps = self._optional_activity_arguments(ctx)
         params = ModelRequestParams(
             messages=messages,
