@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from typing import Any
 
@@ -120,3 +121,17 @@ def test_unit_names_are_those_of_pydantic_ai_2_78() -> None:
     assert temporal.TemporalOperationNamer('support').operation_name(count) == 'agent__support__model_count_tokens'
     assert dbos.DBOSOperationNamer('support').operation_name(count) == 'support__model.count_tokens'
     assert prefect.PrefectOperationNamer().operation_name(count) == 'Count Tokens: gpt-5'
+
+
+def test_a_result_recorded_by_pydantic_ai_2_78_is_read_as_ours_and_ours_has_its_fields() -> None:
+    # A DBOS step output or Prefect task result is the recorded object itself: a run recorded by pydantic-ai 2.78's
+    # capability form and recovered by ours (or the reverse) reads the other's result by its fields.
+    utils: Any = importlib.import_module('pydantic_ai.durable_exec._utils') if PYDANTIC_AI_2 else None
+    if utils is None or not hasattr(utils, 'CountTokensResult'):
+        pytest.skip('the installed pydantic-ai records no token counts (2.78+)')
+    theirs = utils.CountTokensResult(usage=RequestUsage(input_tokens=7), framework_metadata={'counted': 1})
+    messages = _messages()
+    assert counted_usage(theirs, messages) == RequestUsage(input_tokens=7)
+    assert messages[-1].metadata == {'__pydantic_ai__': {'seen': 1, 'counted': 1}}
+    fields = {field.name for field in dataclasses.fields(CountTokensResult)}
+    assert fields == {field.name for field in dataclasses.fields(utils.CountTokensResult)}
