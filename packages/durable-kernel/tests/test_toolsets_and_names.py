@@ -99,6 +99,7 @@ def test_dbos_and_prefect_names_match_the_reference():
     assert dbos_model_step_name('n', stream=True) == 'n__model.request_stream'
     assert dbos_model_step_name('n', operation='compact_messages') == 'n__model.compact_messages'
     assert dbos_model_step_name('n', operation='cancel_suspended_response') == 'n__model.cancel_suspended_response'
+    assert dbos_model_step_name('n', operation='count_tokens') == 'n__model.count_tokens'
     assert dbos_mcp_step_name('n', 'm', 'call_tool') == 'n__mcp_server__m.call_tool'
     assert dbos_mcp_step_name('n', None, 'get_tools') == 'n__mcp_server.get_tools'
     assert dbos_dynamic_toolset_step_name('n', 'd', 'get_tools') == 'n__dynamic_toolset__d.get_tools'
@@ -113,6 +114,7 @@ def test_dbos_and_prefect_names_match_the_reference():
     assert prefect_task_name('call_mcp_tool', 'add') == 'Call MCP Tool: add'
     assert prefect_task_name('list_mcp_tools', 'echo') == 'List MCP Tools: echo'
     assert prefect_task_name('model_compact_messages', 'test') == 'Compact Messages: test'
+    assert prefect_task_name('model_count_tokens', 'test') == 'Count Tokens: test'
     assert prefect_task_name('model_cancel_suspended_response', 'test') == 'Model Cancel Suspended Response: test'
     assert prefect_task_name('handle_event') == 'Handle Stream Event'
     # The capability form's own names (pydantic-ai 2.x's `PrefectDurability`).

@@ -290,6 +290,7 @@ def test_activity_names_are_those_of_pydantic_ai_2_capability_form():
         'agent__dur_stream__event_stream_handler',
         'agent__dur_stream__model_cancel_suspended_response',
         'agent__dur_stream__model_compact_messages',
+        'agent__dur_stream__model_count_tokens',
         'agent__dur_stream__model_request',
         'agent__dur_stream__model_request_stream',
         'agent__dur_stream__toolset__<agent>__call_tool',

@@ -147,7 +147,7 @@ def test_mcp_tool_cannot_disable_its_activity() -> None:
             Agent(FunctionModel(math_model), name='mcp_no_activity', toolsets=[TOOLSETS['modern']]),
             tool_activity_config={'modern': {'add': False}},
         )
-    assert [getattr(fn, '__temporal_activity_definition').name for fn in AGENTS['modern'].temporal_activities][6:] == [
+    assert [getattr(fn, '__temporal_activity_definition').name for fn in AGENTS['modern'].temporal_activities][7:] == [
         'agent__mcp_modern__mcp_server__modern__get_instructions',
         'agent__mcp_modern__mcp_server__modern__get_tools',
         'agent__mcp_modern__mcp_server__modern__call_tool',

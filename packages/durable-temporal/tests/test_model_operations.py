@@ -1,10 +1,9 @@
 """Model operations other than requests talk to the provider too: inside a workflow each runs in its own activity.
 
-Counting tokens ahead of a request (`UsageLimits.count_tokens_before_request`) is refused there instead.
-
 `compact_messages` (both lines; a capability such as `OpenAICompaction` calls it before a request) runs in
 `model_compact_messages`, and pydantic-ai 2.x's `cancel_suspended_response` (a run abandoning a provider's background
-job) in `model_cancel_suspended_response`, named as pydantic-ai 2.x's own `TemporalAgent` names them.
+job) in `model_cancel_suspended_response`, named as pydantic-ai 2.x's own `TemporalAgent` names them. Counting tokens ahead of a request
+(`model_count_tokens`) has its own tests: `test_count_tokens.py`.
 """
 
 from __future__ import annotations
@@ -17,11 +16,9 @@ import pytest
 from core_helpers import WORKFLOW_TIMEOUT, scheduled_activities
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.capabilities import AbstractCapability
-from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, ToolCallPart, UserPromptPart
 from pydantic_ai.models import ModelRequestContext
 from pydantic_ai.models.function import AgentInfo, FunctionModel
-from pydantic_ai.usage import UsageLimits
 from temporalio import activity, workflow
 from temporalio.client import Client
 
@@ -90,12 +87,6 @@ class ProviderWorkflow:
     async def run(self, case: str) -> str:
         if case == 'compact':
             return (await temporal_provider_agent.run('hi')).output
-        if case == 'count':
-            try:
-                await temporal_provider_agent.run('hi', usage_limits=UsageLimits(count_tokens_before_request=True))
-            except UserError as error:
-                return str(error)
-            return 'counted'
         # What pydantic-ai 2.x does when a run abandons a suspended response: the model cancels its server-side job.
         model = cast(Any, temporal_provider_agent.model)
         await model.cancel_suspended_response(ModelResponse(parts=[], provider_response_id='job-1'))
@@ -138,9 +129,3 @@ async def test_cancel_suspended_response_runs_in_an_activity(client: Client, tas
             'cancel suspended response: function:function:reply:',
         )
     ]
-
-
-async def test_counting_tokens_ahead_of_a_request_is_refused(client: Client, task_queue: str) -> None:
-    output, activities = await _run(client, task_queue, 'count')
-    assert output.startswith('Tokens cannot be counted ahead of a request inside a Temporal workflow')
-    assert activities == []

@@ -75,6 +75,7 @@ ECHO_ACTIVITIES = [
     'agent__plugin_echo__event_stream_handler',
     'agent__plugin_echo__model_cancel_suspended_response',
     'agent__plugin_echo__model_compact_messages',
+    'agent__plugin_echo__model_count_tokens',
     'agent__plugin_echo__model_request',
     'agent__plugin_echo__model_request_stream',
     'agent__plugin_echo__toolset__<agent>__call_tool',

@@ -380,7 +380,7 @@ class DBOSDurability(DurabilityCapability[AgentDepsT]):
             plan = replace(plan, dynamic_toolset_steps=False)
         return plan.wrap(toolset)
 
-    async def wrap_model_request(
+    async def _wrap_durable_model_request(
         self,
         ctx: RunContext[AgentDepsT],
         *,
@@ -388,7 +388,7 @@ class DBOSDurability(DurabilityCapability[AgentDepsT]):
         handler: WrapModelRequestHandler,
     ) -> ModelResponse:
         """Inside a workflow: the request (streamed or not) runs in a model step of this agent."""
-        if not self.in_durable_context or isinstance(request_context.model, DBOSModel):
+        if isinstance(request_context.model, DBOSModel):
             return await handler(request_context)
         model = request_context.model
         # Refuses a model instance that is neither the agent's default nor registered with `models=` (a model selected

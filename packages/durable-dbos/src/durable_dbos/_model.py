@@ -16,11 +16,15 @@ from pydantic_ai.models import Model, ModelRequestContext, ModelRequestParameter
 from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import RunContext
+from pydantic_ai.usage import RequestUsage
 
 from durable_kernel import (
+    CountTokensResult,
     NonRetryableModelErrors,
     cancel_suspended_response,
     consume_model_stream,
+    count_tokens_in_unit,
+    counted_usage,
     current_request_attempt,
     dbos_model_step_name,
     is_permanent_model_error,
@@ -71,8 +75,9 @@ class DBOSModel(WrapperModel):
     Inside a DBOS workflow, `request` is the step `{step_name_prefix}__model.request` and `request_stream` the step
     `{step_name_prefix}__model.request_stream`: the live stream is consumed inside the step (the event stream handler
     sees its events there) and the workflow gets the completed response. The other model operations that talk to the
-    provider are steps too: `compact_messages` (`{step_name_prefix}__model.compact_messages`) and, on pydantic-ai
-    2.x, `cancel_suspended_response` (`{step_name_prefix}__model.cancel_suspended_response`). Outside a workflow, or
+    provider are steps too: `compact_messages` (`{step_name_prefix}__model.compact_messages`), `count_tokens`
+    (`{step_name_prefix}__model.count_tokens`, a count ahead of a request) and, on pydantic-ai 2.x,
+    `cancel_suspended_response` (`{step_name_prefix}__model.cancel_suspended_response`). Outside a workflow, or
     inside a step, the wrapped model is called directly.
 
     Each `DBOSModel` is registered in the process under `{step_name_prefix}:{system}:{model_name}`, the key by which a
@@ -198,6 +203,32 @@ class DBOSModel(WrapperModel):
 
         options = self._step_options(dbos_model_step_name(self.step_name_prefix, operation='compact_messages'))
         return await DBOS.run_step_async(options, compact_messages_step)
+
+    async def count_tokens(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+    ) -> RequestUsage:
+        """Count a request's tokens ahead of it: inside a workflow, the step `{step_name_prefix}__model.count_tokens`.
+
+        pydantic-ai counts before a request when the run's limits ask for it (`count_tokens_before_request`). The
+        count is a call to the provider: the step records what it did (see `durable_kernel.CountTokensResult`), so a
+        recovered workflow takes the recorded count instead of counting again.
+
+        Raises:
+            NotImplementedError: The model cannot count tokens.
+            UserError: The model cannot count this request.
+        """
+        if not in_workflow_code():
+            return await self.wrapped.count_tokens(messages, model_settings, model_request_parameters)
+
+        async def count_tokens_step() -> CountTokensResult:
+            with step_run_context(None):
+                return await count_tokens_in_unit(self.wrapped, messages, model_settings, model_request_parameters)
+
+        options = self._step_options(dbos_model_step_name(self.step_name_prefix, operation='count_tokens'))
+        return counted_usage(await DBOS.run_step_async(options, count_tokens_step), messages)
 
     async def cancel_suspended_response(self, response: ModelResponse) -> None:
         """Cancel a server-side suspended (background) response, which pydantic-ai 2.x does when it abandons one.

@@ -6,6 +6,7 @@ merged and ordered; each engine package binds those rules to its own primitives.
 
 from ._compat import (
     ARGS_VALIDATOR_UNITS,
+    COUNTS_TOKENS_BEFORE_REQUEST_HOOKS,
     DERIVED_FIELDS_2,
     HAS_DEFAULT_RUN_ID_HOOK,
     HAS_RESPONSE_ORIGIN,
@@ -100,6 +101,7 @@ from ._run_context import (
     rebuild_run_context,
     with_deps_resolver,
 )
+from ._token_count import CountInRunContext, CountTokensResult, count_tokens_in_unit, counted_usage
 from ._tool_call_order import (
     DEFAULT_PARALLEL_EXECUTION_MODE,
     DurableParallelExecutionMode,
@@ -138,6 +140,11 @@ __all__ = (
     'dump_live_result',
     'topic_to_read',
     'DurabilityCapability',
+    'CountInRunContext',
+    'CountTokensResult',
+    'COUNTS_TOKENS_BEFORE_REQUEST_HOOKS',
+    'count_tokens_in_unit',
+    'counted_usage',
     'DEFAULT_MODEL_KEY',
     'is_model_stream_event',
     'resolve_model_id_by_capabilities',

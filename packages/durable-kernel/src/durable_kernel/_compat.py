@@ -27,6 +27,7 @@ re-exports from `durable_kernel`), or, for attributes, named in the module that 
 | `StreamedResponse._parts_manager` | replaying a recorded response's parts as events in workflow code (`completed_streamed_response(replay_parts=True)`) | 1.107 |
 | `pydantic_ai._run_context.get_current_request_attempt` | the attempt at the request step a model unit streams, for its events' `origin` | 2.78+ |
 | the source text of 1.107's `durable_exec/prefect/_function_toolset.py` and `_mcp_server.py` task functions (read as files, never imported; `durable_prefect/_reference_results.py`) | Prefect: the reference's own cache key of a tool call (it hashes that source), to reuse what the reference recorded when its flow run is re-run on ours | 1.107 |
+| `ModelRequestNode._prepare_attempt` (presence only) | whether a count of tokens ahead of a request happens inside the request hooks and run context (`COUNTS_TOKENS_BEFORE_REQUEST_HOOKS`) | 1.107, 2.x |
 """
 
 from __future__ import annotations
@@ -101,6 +102,7 @@ __all__ = (
     'run_has_cancellation_token',
     'refusing_message_queue',
     'HAS_RESPONSE_ORIGIN',
+    'COUNTS_TOKENS_BEFORE_REQUEST_HOOKS',
     'ARGS_VALIDATOR_UNITS',
     'current_request_attempt',
     'response_origin',
@@ -740,6 +742,14 @@ _RESPONSE_ORIGIN_CLASS: type[Any] | None = getattr(_messages, 'ModelResponseOrig
 
 HAS_RESPONSE_ORIGIN: bool = _RESPONSE_ORIGIN_CLASS is not None
 """Whether the installed pydantic-ai stamps an `origin` on model-stream events (2.78+)."""
+
+COUNTS_TOKENS_BEFORE_REQUEST_HOOKS: bool = not hasattr(
+    importlib.import_module('pydantic_ai._agent_graph').ModelRequestNode, '_prepare_attempt'
+)
+"""Whether the installed pydantic-ai counts a request's tokens (`count_tokens_before_request`) before the
+`wrap_model_request` hooks and outside the run context (1.107, 2.33); later 2.x releases (2.68, 2.78) count inside
+those hooks, with the model they installed and the run context set. Told by the method that later releases count in
+(`ModelRequestNode._prepare_attempt`), only checked for presence."""
 
 
 def current_request_attempt() -> int:

@@ -12,6 +12,7 @@ Outside a workflow or flow every hook passes through: the capability changes not
 from __future__ import annotations
 
 import copy
+import functools
 import weakref
 from abc import abstractmethod
 from collections.abc import AsyncIterable, Mapping, Sequence
@@ -20,13 +21,23 @@ from typing import Any, ClassVar, cast
 from pydantic_ai import messages as pai_messages
 from pydantic_ai.agent import AbstractAgent, AgentRunResult, EventStreamHandler
 from pydantic_ai.capabilities import AbstractCapability, CapabilityOrdering, ProcessEventStream, WrapperCapability
-from pydantic_ai.capabilities.abstract import WrapRunHandler
+from pydantic_ai.capabilities.abstract import WrapModelRequestHandler, WrapRunHandler
 from pydantic_ai.exceptions import UserError
-from pydantic_ai.models import KnownModelName, Model, ModelRequestContext
+from pydantic_ai.messages import ModelMessage, ModelResponse
+from pydantic_ai.models import KnownModelName, Model, ModelRequestContext, ModelRequestParameters
 from pydantic_ai.models.wrapper import WrapperModel
+from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import AgentDepsT, RunContext
+from pydantic_ai.usage import RequestUsage
 
-from ._compat import PYDANTIC_AI_2, agent_root_capability, is_reference_durability, request_model_selection
+from ._compat import (
+    COUNTS_TOKENS_BEFORE_REQUEST_HOOKS,
+    PYDANTIC_AI_2,
+    agent_root_capability,
+    is_reference_durability,
+    request_model_selection,
+)
+from ._token_count import with_count_layer, without_count_layer
 from ._toolsets import require_unique_toolset_ids
 from ._unit_context import external_events_refused
 
@@ -323,6 +334,76 @@ class DurabilityCapability(AbstractCapability[AgentDepsT]):
         if isinstance(model, str):
             return self._models.get(model)
         return cast('Model', model) if isinstance(model, Model) else None
+
+    # --- model requests ------------------------------------------------------------------------------------------
+
+    async def before_model_request(
+        self, ctx: RunContext[AgentDepsT], request_context: ModelRequestContext
+    ) -> ModelRequestContext:
+        """Where pydantic-ai counts tokens before `wrap_model_request` (1.107): the count goes to a durable unit.
+
+        pydantic-ai 1.107 counts a request's tokens (`count_tokens_before_request`) after these hooks, with the model
+        they leave, and only then calls `wrap_model_request`, which swaps in the engine's durable model. So here the
+        model gets a layer (`CountsInDurableUnit`) whose count goes through `wrap_model_request` to the durable model,
+        whose `count_tokens` runs the engine's unit; `wrap_model_request` takes the layer off again. pydantic-ai 2.68+
+        runs these hooks inside `wrap_model_request`, on the durable model already, and counts with it.
+        """
+        if COUNTS_TOKENS_BEFORE_REQUEST_HOOKS and self.in_durable_context:
+            with_count_layer(ctx, request_context, functools.partial(self._count_with_durable_model, ctx))
+        return request_context
+
+    async def _count_with_durable_model(
+        self,
+        ctx: RunContext[AgentDepsT],
+        model: Model,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+    ) -> RequestUsage:
+        # The engine's own request routing picks the durable model (and the key it is sent by); the "request" made
+        # through it is only the count.
+        counted: list[RequestUsage] = []
+
+        async def count(durable: ModelRequestContext) -> ModelResponse:
+            counted.append(
+                await durable.model.count_tokens(
+                    durable.messages, durable.model_settings, durable.model_request_parameters
+                )
+            )
+            return ModelResponse(parts=[])
+
+        request_context = ModelRequestContext(
+            model=model,
+            messages=messages,
+            model_settings=model_settings,
+            model_request_parameters=model_request_parameters,
+        )
+        await self._wrap_durable_model_request(ctx, request_context=request_context, handler=count)
+        return counted[0]
+
+    async def wrap_model_request(
+        self,
+        ctx: RunContext[AgentDepsT],
+        *,
+        request_context: ModelRequestContext,
+        handler: WrapModelRequestHandler,
+    ) -> ModelResponse:
+        """Inside a durable context: the request goes to the engine's durable model (`_wrap_durable_model_request`)."""
+        if not self.in_durable_context:
+            return await handler(request_context)
+        return await self._wrap_durable_model_request(
+            ctx, request_context=without_count_layer(request_context), handler=handler
+        )
+
+    async def _wrap_durable_model_request(
+        self,
+        ctx: RunContext[AgentDepsT],
+        *,
+        request_context: ModelRequestContext,
+        handler: WrapModelRequestHandler,
+    ) -> ModelResponse:
+        """Inside a durable context: call `handler` with the engine's durable model in `request_context`."""
+        return await handler(request_context)
 
     # --- run hooks -----------------------------------------------------------------------------------------------
 

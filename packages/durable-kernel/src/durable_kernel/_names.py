@@ -33,6 +33,7 @@ TemporalActivityKind = Literal[
     'model_request_stream',
     'model_compact_messages',
     'model_cancel_suspended_response',
+    'model_count_tokens',
     'toolset_call_tool',
     'toolset_validate_args',
     'dynamic_toolset_get_tools',
@@ -121,12 +122,12 @@ def dbos_model_step_name(
     agent_name: str,
     *,
     stream: bool = False,
-    operation: Literal['compact_messages', 'cancel_suspended_response'] | None = None,
+    operation: Literal['compact_messages', 'cancel_suspended_response', 'count_tokens'] | None = None,
 ) -> str:
     """The DBOS step name of a model operation: `{agent}__model.request`, `.request_stream` or `.{operation}`.
 
     `operation` names the other model operations that talk to the provider (`compact_messages`, and pydantic-ai
-    2.x's `cancel_suspended_response`), named as the reference names them.
+    2.x's `cancel_suspended_response` and, from 2.78, `count_tokens`), named as the reference names them.
     """
     if operation is not None:
         return f'{agent_name}__model.{operation}'
@@ -184,6 +185,7 @@ PrefectTaskKind = Literal[
     'model_request_stream',
     'model_cancel_suspended_response',
     'model_compact_messages',
+    'model_count_tokens',
     'call_tool',
     'validate_args',
     'call_mcp_tool',
@@ -201,6 +203,8 @@ _PREFECT_TASK_TEMPLATES: dict[str, str] = {
     # runs `compact_messages` (both lines) outside any task, so it is named as by 2.x's `PrefectOperationNamer`.
     'model_cancel_suspended_response': 'Model Cancel Suspended Response: {}',
     'model_compact_messages': 'Compact Messages: {}',
+    # Counting a request's tokens ahead of it, a task from pydantic-ai 2.78 on (both forms there: one name).
+    'model_count_tokens': 'Count Tokens: {}',
     'call_tool': 'Call Tool: {}',
     # Where the installed pydantic-ai validates a tool's arguments in a task of its own (`ARGS_VALIDATOR_UNITS`).
     'validate_args': 'Validate Tool Args: {}',

@@ -26,8 +26,9 @@ from pydantic_ai.output import OutputDataT
 from pydantic_ai.result import StreamedRunResult
 from pydantic_ai.tools import AgentDepsT
 
-from ._compat import REALTIME_SESSION_HOOKS, check_no_nested_sync_run
+from ._compat import COUNTS_TOKENS_BEFORE_REQUEST_HOOKS, REALTIME_SESSION_HOOKS, check_no_nested_sync_run
 from ._run_arguments import OverrideArguments, RunArguments
+from ._token_count import CountInRunContext
 from ._unit_context import external_events_refused
 
 __all__ = ('DurableWrapperAgent',)
@@ -129,7 +130,15 @@ class DurableWrapperAgent(WrapperAgent[AgentDepsT, OutputDataT]):
         return super().run_sync(arguments.user_prompt, **arguments.run_kwargs())
 
     def _iter_impl(self, arguments: RunArguments[AgentDepsT]) -> AbstractAsyncContextManager[AgentRun[AgentDepsT, Any]]:
-        """What `iter` does; by default the wrapped agent's `iter`. Engines install their durable model and toolsets."""
+        """What `iter` does; by default the wrapped agent's `iter`. Engines install their durable model and toolsets.
+
+        Where pydantic-ai counts a request's tokens outside the run context (1.107), the run gets `CountInRunContext`:
+        the durable model's counting unit needs the run (see `durable_kernel._token_count`).
+        """
+        if COUNTS_TOKENS_BEFORE_REQUEST_HOOKS:
+            arguments = dataclasses.replace(
+                arguments, capabilities=[*(arguments.capabilities or ()), CountInRunContext()]
+            )
         return super().iter(arguments.user_prompt, **arguments.iter_kwargs())
 
     def _run_stream_impl(

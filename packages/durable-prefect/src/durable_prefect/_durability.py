@@ -241,7 +241,7 @@ class PrefectDurability(DurabilityCapability[AgentDepsT]):
             return None
         return toolset.visit_and_replace(self._prefectify)
 
-    async def wrap_model_request(
+    async def _wrap_durable_model_request(
         self,
         ctx: RunContext[AgentDepsT],
         *,
@@ -253,14 +253,13 @@ class PrefectDurability(DurabilityCapability[AgentDepsT]):
         Raises:
             UserError: The model is neither the agent's default nor registered with `models=`.
         """
-        if self.in_durable_context:
-            key = self.request_model_key(ctx, request_context)
-            if key is None or key in self.models:
-                request_context.model = self._durable_model(key)
-            else:
-                # Selected by a string that is no key (a provider model name, an alias another capability resolves,
-                # possibly per deps): the run's own instance, in a task keyed by its value like any other.
-                request_context.model = self._task_model(request_context.model)
+        key = self.request_model_key(ctx, request_context)
+        if key is None or key in self.models:
+            request_context.model = self._durable_model(key)
+        else:
+            # Selected by a string that is no key (a provider model name, an alias another capability resolves,
+            # possibly per deps): the run's own instance, in a task keyed by its value like any other.
+            request_context.model = self._task_model(request_context.model)
         return await handler(request_context)
 
     async def _durable_event_stream(

@@ -15,12 +15,16 @@ from pydantic_ai.models import KnownModelName, Model, ModelRequestContext, Model
 from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import RunContext
+from pydantic_ai.usage import RequestUsage
 
 from durable_kernel import (
+    CountTokensResult,
     NonRetryableModelErrors,
     PrefectTaskKind,
     cancel_suspended_response,
     consume_model_stream,
+    count_tokens_in_unit,
+    counted_usage,
     get_current_run_context,
     is_permanent_model_error,
     model_error_retry_predicate,
@@ -131,14 +135,25 @@ _COMPACT_TASK = agent_task(_compact_messages)
 _CANCEL_TASK = agent_task(_cancel_suspended_response)
 
 
+# A task function of its own, beside the ones above (whose sources key their tasks and are pinned): its key is the
+# request's (`_ModelRequest`) with this function's source, so a count and the request it counts never share a record.
+async def _count_tokens(request: _ModelRequest) -> CountTokensResult:
+    return await count_tokens_in_unit(
+        request.model, request.messages, request.model_settings, request.model_request_parameters
+    )
+
+
+_COUNT_TASK = agent_task(_count_tokens)
+
+
 class PrefectModel(WrapperModel):
     """A model whose requests, streamed or not, and other calls to the provider run as Prefect tasks inside a flow.
 
     Inside a Prefect flow, each request is a task named `Model Request: {model_name}` (or
     `Model Request (Streaming): {model_name}`), whose result Prefect persists and reuses when the flow run is
-    retried or resumed. Message compaction is a `Compact Messages: {model_name}` task and, on pydantic-ai 2.x, the
-    cancellation of a suspended response a `Model Cancel Suspended Response: {model_name}` task. Outside a flow the
-    wrapped model is called directly.
+    retried or resumed. Message compaction is a `Compact Messages: {model_name}` task, a count of a request's tokens
+    ahead of it a `Count Tokens: {model_name}` task and, on pydantic-ai 2.x, the cancellation of a suspended response
+    a `Model Cancel Suspended Response: {model_name}` task. Outside a flow the wrapped model is called directly.
     """
 
     # The capability form (`PrefectDurability`) names this task as pydantic-ai 2.x does: `Cancel Suspended Response`.
@@ -182,6 +197,9 @@ class PrefectModel(WrapperModel):
         )
         self._cancel_task = _CANCEL_TASK.with_options(
             name=prefect_task_name(self._cancel_task_kind, name), **self.task_config
+        )
+        self._count_task = _COUNT_TASK.with_options(
+            name=prefect_task_name('model_count_tokens', name), **self.task_config
         )
 
     async def request(
@@ -271,6 +289,29 @@ class PrefectModel(WrapperModel):
         if FlowRunContext.get() is None:
             return await super().compact_messages(request_context, instructions=instructions)
         return await self._compact_task(_CompactMessages(self.wrapped, request_context, instructions))
+
+    async def count_tokens(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+    ) -> RequestUsage:
+        """Count a request's tokens ahead of it: in a `Count Tokens: {model}` task inside a flow, directly otherwise.
+
+        pydantic-ai counts before a request when the run's limits ask for it (`count_tokens_before_request`). The
+        count is a call to the provider: its task is keyed like the request's, so a retried or resumed flow run takes
+        the recorded count (see `durable_kernel.CountTokensResult`) instead of counting again.
+
+        Raises:
+            NotImplementedError: The model cannot count tokens.
+            UserError: The model cannot count this request.
+        """
+        if FlowRunContext.get() is None:
+            return await super().count_tokens(messages, model_settings, model_request_parameters)
+        request = _ModelRequest(
+            self.wrapped, messages, model_settings, model_request_parameters, get_current_run_context()
+        )
+        return counted_usage(await self._count_task(request), messages)
 
     async def cancel_suspended_response(self, response: ModelResponse) -> None:
         """Cancel a suspended (background) response (pydantic-ai 2.x): in a task inside a flow, directly otherwise.

@@ -406,7 +406,7 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
 
         return toolset.visit_and_replace(swap)
 
-    async def wrap_model_request(
+    async def _wrap_durable_model_request(
         self,
         ctx: RunContext[AgentDepsT],
         *,
@@ -414,8 +414,6 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
         handler: WrapModelRequestHandler,
     ) -> ModelResponse:
         """In a workflow: the request goes to the model activity, which rebuilds the same model by its key."""
-        if not self.in_durable_context:
-            return await handler(request_context)
         durable_model = self._bound().model
         # A registry key, `None` for the agent's model instance, or the string the model was selected by (rebuilt by
         # the same string in the activity).

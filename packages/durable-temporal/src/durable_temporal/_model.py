@@ -32,11 +32,14 @@ from temporalio import activity, workflow
 from temporalio.workflow import ActivityConfig
 
 from durable_kernel import (
+    CountTokensResult,
     EventStreamTopic,
     NonRetryableModelErrors,
     cancel_suspended_response,
     completed_streamed_response,
     consume_model_stream,
+    count_tokens_in_unit,
+    counted_usage,
     current_request_attempt,
     get_current_run_context,
     is_permanent_model_error,
@@ -58,6 +61,7 @@ from ._live_events import workflow_stream_event_handler
 from ._message_history import Delta, HistoryBase, WorkflowHistories, rebuild_messages, remember_request
 from ._model_errors import classify_model_errors
 from ._run_context import TemporalRunContext, resolve_activity_context
+from ._versioning import DURABLE_COUNT_TOKENS_PATCH
 
 if TYPE_CHECKING:
     from pydantic_ai.agent import AbstractAgent
@@ -207,6 +211,7 @@ class TemporalModel(WrapperModel):
         # The names pydantic-ai 2.x's own `TemporalAgent` gives the same operations.
         compact_name = temporal_activity_name_with_prefix(activity_name_prefix, 'model_compact_messages')
         cancel_name = temporal_activity_name_with_prefix(activity_name_prefix, 'model_cancel_suspended_response')
+        count_name = temporal_activity_name_with_prefix(activity_name_prefix, 'model_count_tokens')
 
         async def request(params: ModelRequestParams, deps: Any) -> ModelResponse:
             ctx = await self._activity_context(params, deps)
@@ -263,7 +268,21 @@ class TemporalModel(WrapperModel):
             ctx = await self._optional_activity_context(params.serialized_run_context, deps)
             await cancel_suspended_response(await self._activity_model(params.model_id, ctx), params.response)
 
-        for fn in (request, request_stream, compact, cancel):
+        async def count(params: ModelRequestParams, deps: Any) -> CountTokensResult:
+            # The whole request is sent (no delta on earlier model activities): a count is scheduled before the
+            # request it counts, whose delta is computed against the model activities only.
+            restore_request_telemetry_ids(params.model_request_parameters, params.telemetry_sensitive_ids)
+            # `None` when the count was asked for outside an agent run (a direct `count_tokens` call in workflow code).
+            ctx = await self._optional_activity_context(params.serialized_run_context, deps)
+            chosen = await self._activity_model(params.model_id, ctx)
+            return await count_tokens_in_unit(
+                chosen,
+                self._unit_messages(params, chosen, params.messages),
+                cast(ModelSettings | None, params.model_settings),
+                params.model_request_parameters,
+            )
+
+        for fn in (request, request_stream, compact, cancel, count):
             # `None` as well: payloads recorded before deps were sent carry none.
             fn.__annotations__['deps'] = deps_type | None
         classified = classify_model_errors(model_error_retry_predicate(non_retryable_model_errors))
@@ -271,19 +290,21 @@ class TemporalModel(WrapperModel):
         self.request_stream_activity = activity.defn(name=names[1])(classified(request_stream))
         self.compact_messages_activity = activity.defn(name=compact_name)(classified(compact))
         self.cancel_suspended_response_activity = activity.defn(name=cancel_name)(classified(cancel))
+        self.count_tokens_activity = activity.defn(name=count_name)(classified(count))
 
     @property
     def temporal_activities(self) -> list[Callable[..., Any]]:
-        """The model-request, streamed model-request, compact-messages and cancel-suspended-response activities.
+        """The activities of the model: request, streamed request, compact messages, cancel, count tokens.
 
-        The last one is only scheduled on pydantic-ai 2.x (1.107 has no suspended responses); it is registered on both
-        lines so that a worker's activities do not depend on the installed line.
+        The cancel-suspended-response activity is only scheduled on pydantic-ai 2.x (1.107 has no suspended
+        responses); it is registered on both lines so that a worker's activities do not depend on the installed line.
         """
         return [
             self.request_activity,
             self.request_stream_activity,
             self.compact_messages_activity,
             self.cancel_suspended_response_activity,
+            self.count_tokens_activity,
         ]
 
     # --- model choice -------------------------------------------------------------------------------------------
@@ -509,18 +530,46 @@ class TemporalModel(WrapperModel):
         model_settings: ModelSettings | None,
         model_request_parameters: ModelRequestParameters,
     ) -> RequestUsage:
-        """Count tokens with the current model outside a workflow; refused inside one.
+        """Count a request's tokens in the `model_count_tokens` activity inside a workflow, directly elsewhere.
+
+        pydantic-ai counts before a request when the run's limits ask for it (`count_tokens_before_request`). The
+        count is a request to the provider, so in a workflow it is an activity whose recorded result a replay reuses,
+        under the `pydantic_ai:durable_count_tokens` marker that pydantic-ai 2.78 records at the same point. A history
+        recorded without it (before counts were activities) replays as it ran: counted in workflow code.
 
         Raises:
-            UserError: Inside a workflow, where counting (a request to the provider) would run in workflow code.
+            NotImplementedError: The model cannot count tokens.
+            UserError: The model cannot count this request; or, in a history without the marker, the current model
+                was selected by a string, which only the activity can build.
         """
-        if workflow.in_workflow():
-            raise UserError(
-                'Tokens cannot be counted ahead of a request inside a Temporal workflow: counting is a request to the '
-                'provider, which workflow code cannot make. Remove `count_tokens_before_request` from the '
-                '`UsageLimits` of runs inside workflows (the limits on the usage the model reports still apply).'
-            )
-        return await super().count_tokens(messages, model_settings, model_request_parameters)
+        if not workflow.in_workflow():
+            return await super().count_tokens(messages, model_settings, model_request_parameters)
+        if not workflow.patched(DURABLE_COUNT_TOKENS_PATCH):
+            current = self._current()
+            if isinstance(current, (str, _ModelByName)):
+                raise UserError(
+                    'Tokens cannot be counted ahead of a request in this workflow: it was started before counts ran '
+                    'in an activity, and its model is selected by a string, which workflow code cannot build.'
+                )
+            return await current.count_tokens(messages, model_settings, model_request_parameters)
+        ctx = get_current_run_context()
+        if ctx is not None:
+            # Before the count, as before a request: a workflow continuing as new then counts and requests in its next
+            # run, instead of counting here and again there (pydantic-ai 2.78 continues before the count as well).
+            await self._maybe_continue_as_new(ctx)
+        serialized, deps = self._optional_activity_arguments(ctx)
+        params = ModelRequestParams(
+            messages=messages,
+            model_settings=cast(dict[str, Any] | None, model_settings),
+            model_request_parameters=model_request_parameters,
+            serialized_run_context=serialized,
+            model_id=self._model_key.get(),
+            telemetry_sensitive_ids=request_telemetry_ids(model_request_parameters),
+        )
+        result: CountTokensResult = await execute_unit(
+            self.count_tokens_activity, [params, deps], self._options('count tokens'), local=self.local
+        )
+        return counted_usage(result, messages)
 
     async def compact_messages(
         self, request_context: ModelRequestContext, *, instructions: str | None = None

@@ -38,6 +38,7 @@ from temporalio.worker import (
 from ._workflow_state import PerWorkflow
 
 __all__ = (
+    'DURABLE_COUNT_TOKENS_PATCH',
     'EVENT_BATCHES_PATCH',
     'ORDERED_TOOL_EVENTS_PATCH',
     'PATCH_DEFAULTS',
@@ -71,6 +72,16 @@ PER_RUN_LISTING_PATCH = 'durable_temporal.dynamic_toolset_per_run'
 
 Consulted (and recorded) only at the second listing of such a toolset in a run: histories without the marker (the
 reference's, which lists it at every step) keep replaying as recorded.
+"""
+
+DURABLE_COUNT_TOKENS_PATCH = 'pydantic_ai:durable_count_tokens'
+"""The `workflow.patched` id under which a count of a request's tokens ahead of it runs in its own activity.
+
+pydantic-ai 2.78's own id, asked at the same point (each count, in both forms), so that histories move between the two
+both ways. Histories without it (pydantic-ai's before 2.78, and its wrappers' in 2.78; our capability form's before
+this marker) counted in workflow code, and replay so. Asked with `workflow.patched` directly, not through a switch (and not in `PATCH_DEFAULTS`): it is pydantic-ai's
+marker, as `pydantic_ai:stable_default_run_id` is, recorded wherever pydantic-ai 2.78 records it. A workflow that
+recorded it does not replay on a release of ours without it: drain those before rolling back.
 """
 
 PATCH_DEFAULTS: Mapping[str, bool] = {
