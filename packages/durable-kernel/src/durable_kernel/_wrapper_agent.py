@@ -132,10 +132,13 @@ class DurableWrapperAgent(WrapperAgent[AgentDepsT, OutputDataT]):
     def _iter_impl(self, arguments: RunArguments[AgentDepsT]) -> AbstractAsyncContextManager[AgentRun[AgentDepsT, Any]]:
         """What `iter` does; by default the wrapped agent's `iter`. Engines install their durable model and toolsets.
 
-        Where pydantic-ai counts a request's tokens outside the run context (1.107), the run gets `CountInRunContext`:
-        the durable model's counting unit needs the run (see `durable_kernel._token_count`).
+        Where pydantic-ai counts a request's tokens outside the run context (1.107), a run that counts them
+        (`UsageLimits(count_tokens_before_request=True)`, the only way 1.107 counts) gets `CountInRunContext`: the
+        durable model's counting unit needs the run (see `durable_kernel._token_count`). Only such a run: a capability
+        costs every run CPU in each of its hooks.
         """
-        if COUNTS_TOKENS_BEFORE_REQUEST_HOOKS:
+        limits = arguments.usage_limits
+        if COUNTS_TOKENS_BEFORE_REQUEST_HOOKS and limits is not None and limits.count_tokens_before_request:
             arguments = dataclasses.replace(
                 arguments, capabilities=[*(arguments.capabilities or ()), CountInRunContext()]
             )
