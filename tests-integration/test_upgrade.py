@@ -425,12 +425,23 @@ def _by_task(labels: list[str], unit: MigrationUnit) -> dict[str, int]:
     return {task: count for task, count in counts.items() if count}
 
 
+REFERENCE_1107_AGAIN: dict[MigrationUnit, list[str]] = {
+    'model': ['model-1', 'model-2', 'call-c', 'model-3'],
+    'tool': ['model-1', 'model-2', 'call-c', 'model-3'],
+    'mcp': ['model-1', 'model-2', 'mcp-c', 'model-3'],
+}
+"""What pydantic-ai 1.107's reference re-run on itself repeats when its subflow run is reattached (see the baseline)."""
+
+
 # Started on the reference, finished on ours: ours reads a tool or MCP call's result that pydantic-ai 1.107's
 # `PrefectAgent` recorded, under the key the reference itself computes for that call (its inputs, its task function's
 # source, its abandoned subflow run's id: `durable_prefect/_reference_results.py`), so exactly the calls the reference
 # re-run on itself reuses (the baseline below): tools a and b, MCP call a. Model requests run again (1.107's keys hold
 # the run's `conversation_id`), and so does everything where the reference's own keys cannot match.
 REUSED_BY_OURS: dict[MigrationUnit, list[str]] = {
+    unit: [label for label in calls if label not in REFERENCE_1107_AGAIN[unit]] for unit, calls in ALL_CALLS.items()
+}
+"""What 1.107's reference re-run on itself does not repeat (the baseline below): exactly what ours reuses."""
     'model': ['call-a', 'call-b'],
     'tool': ['call-a', 'call-b'],
     'mcp': ['mcp-a'],
@@ -496,11 +507,7 @@ def test_prefect_run_started_on_ours_repeats_every_call_on_the_reference(
 REFERENCE_AGAIN: dict[MigrationUnit, list[str]] = (
     {'model': ['model-2', 'call-c', 'model-3'], 'tool': ['call-c', 'model-3'], 'mcp': ['mcp-c', 'model-3']}
     if PYDANTIC_AI_2
-    else {
-        'model': ['model-1', 'model-2', 'call-c', 'model-3'],
-        'tool': ['model-1', 'model-2', 'call-c', 'model-3'],
-        'mcp': ['model-1', 'model-2', 'mcp-c', 'model-3'],
-    }
+    else REFERENCE_1107_AGAIN
 )
 
 
