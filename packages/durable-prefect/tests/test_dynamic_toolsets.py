@@ -13,7 +13,10 @@ from typing import Any, Literal
 
 import pytest
 from prefect import flow
+from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext, TaskRunContext
+from prefect.flow_engine import run_flow
+from prefect.states import Pending
 from pydantic_ai import Agent, RunContext, Tool
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
@@ -146,6 +149,45 @@ async def test_a_call_whose_listing_came_from_the_cache_builds_the_toolset_in_it
     states = await _states(form, name, 8)
     assert ('Discover Tools: crm', 'Cached') in states
     assert ('Call Tool: lookup', 'Failed') in states
+
+
+@in_prefect
+async def test_a_resumed_flow_run_does_not_build_the_toolset_again() -> None:
+    """A flow run run again as a deployment runner does (rescheduled after a failure): all from the cache."""
+    script = Script()
+    agent = Agent(
+        FunctionModel(script.respond),
+        name='discover-resume',
+        toolsets=[script.toolset()],
+        capabilities=[PrefectDurability()],
+    )
+    fail = [True]
+    seen: list[Any] = []
+
+    @flow(name='discover-resume-flow')
+    async def user_flow() -> str:
+        context = FlowRunContext.get()
+        assert context is not None
+        assert context.flow_run is not None
+        seen.append(context.flow_run.id)
+        output = (await agent.run('go')).output
+        if fail:
+            fail.pop()
+            raise RuntimeError('the process running the flow went away')
+        return output
+
+    with pytest.raises(RuntimeError, match='went away'):
+        await user_flow()
+    first_builds = list(script.builds)
+    assert first_builds == [('Discover Tools: crm', 1), ('Call Tool: lookup', 1), ('Discover Tools: crm', 2)]
+    async with get_client() as client:
+        await client.set_flow_run_state(seen[0], Pending(), force=True)
+        flow_run = await client.read_flow_run(seen[0])
+    output: Any = await run_flow(user_flow, flow_run=flow_run)  # pyright: ignore[reportUnknownVariableType,reportGeneralTypeIssues]
+    assert output == 'done: ax3'
+    assert seen == [seen[0], seen[0]]
+    assert script.builds == first_builds
+    assert (script.requests, script.calls) == (2, ['Call Tool: lookup'])
 
 
 def _tenant_toolset(builds: list[tuple[str, str]]) -> DynamicToolset[str]:
