@@ -31,9 +31,10 @@ class EngineHarness(Protocol):
         ...
 
     async def stream_out(
-        self, scenario: Scenario, run_input: RunInput, reconnect_after: int | None = None
+        self, scenario: Scenario, run_input: RunInput, reconnect_after: int | None = None, form: Form = 'wrapper'
     ) -> tuple[RunOutcome, list[Any]]:
-        """Run the stream-out wrapper of `scenario.agent` and read its events live, from outside the run.
+        """Run the stream-out wrapper of `scenario.agent` (or, with `form='capability'`, its twin with the engine's
+        capability and `event_stream_topic=`) and read its events live, from outside the run.
 
         Returns the run's outcome and what the consumer (the engine's `stream_agent_events`) received before the
         terminal `AgentRunResultEvent`, whose output must be the run's. With `reconnect_after`, the consumer stops

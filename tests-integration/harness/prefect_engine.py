@@ -46,6 +46,15 @@ class PrefectHarness:
             for name, scenario in STREAM_OUT_SCENARIOS.items()
         }
         self._capability_flows = {name: _capability_flow(scenario) for name, scenario in ALL_SCENARIOS.items()}
+        self._stream_out_twins = {
+            name: capability_twin(
+                scenario.agent,
+                PrefectDurability[Deps](
+                    event_stream_handler=handler_for(scenario), event_stream_topic=STREAM_OUT_TOPIC
+                ),
+            )
+            for name, scenario in STREAM_OUT_SCENARIOS.items()
+        }
 
     async def run(self, scenario: Scenario, run_input: RunInput, form: Form = 'wrapper') -> RunOutcome:
         """Run the scenario's `PrefectAgent` (its `run` starts the `{name} Run` flow), or the harness's flow that
@@ -56,19 +65,23 @@ class PrefectHarness:
         return outcome_from_result(result)
 
     async def stream_out(
-        self, scenario: Scenario, run_input: RunInput, reconnect_after: int | None = None
+        self, scenario: Scenario, run_input: RunInput, reconnect_after: int | None = None, form: Form = 'wrapper'
     ) -> tuple[RunOutcome, list[Any]]:
-        """Run the agent in a flow of ours (its events go to that flow run's artifacts) and read them meanwhile."""
+        """Run the agent in a flow of ours (its events go to that flow run's artifacts) and read them meanwhile.
+
+        The wrapper's run is a subflow of that flow; the capability form's twin runs in it directly.
+        """
         import asyncio
         from datetime import timedelta
 
         from prefect import flow
         from prefect.context import FlowRunContext
 
-        agent = self._agents[scenario.name]
+        agent: Any = self._agents[scenario.name] if form == 'wrapper' else self._stream_out_twins[scenario.name]
+        reader: Any = agent if form == 'wrapper' else PrefectDurability.from_agent(agent)
         flow_run_ids: asyncio.Queue[Any] = asyncio.Queue()
 
-        @flow(name=f'stream out {scenario.name}')
+        @flow(name=f'stream out {scenario.name} {form}')
         async def caller() -> Any:
             context = FlowRunContext.get()
             assert context is not None
@@ -79,7 +92,7 @@ class PrefectHarness:
         run = asyncio.create_task(caller())
         flow_run_id = await asyncio.wait_for(flow_run_ids.get(), 120)
         received, output = await read_live(
-            lambda offset: agent.stream_agent_events(
+            lambda offset: reader.stream_agent_events(
                 flow_run_id, from_offset=offset, polling_interval=timedelta(milliseconds=50)
             ),
             reconnect_after,

@@ -155,9 +155,7 @@ STREAM_OUT_AGENTS: dict[str, TemporalAgent[Deps, Any]] = {
 }
 
 
-async def _stream_out_run(
-    agent: TemporalAgent[Deps, Any], events: AgentEventStream, run_input: RunInput
-) -> WorkflowReply:
+async def _stream_out_run(agent: Any, events: AgentEventStream, run_input: RunInput) -> WorkflowReply:
     async with events:  # leaving waits (bounded) until a consumer has read the terminal event
         result = await agent.run(run_input.prompt, **run_input.run_kwargs())
     return WorkflowReply(
@@ -198,8 +196,53 @@ class StreamOutParallelWorkflow(PydanticAIWorkflow):
         return await _stream_out_run(STREAM_OUT_AGENTS['stream_out_parallel'], self.events, run_input)
 
 
+STREAM_OUT_TWINS: dict[str, Any] = {
+    name: capability_twin(
+        scenario.agent,
+        TemporalDurability[Deps](event_stream_handler=handler_for(scenario), event_stream_topic=STREAM_OUT_TOPIC),
+    )
+    for name, scenario in (STREAM_OUT_SCENARIOS.items() if HAS_WORKFLOW_STREAMS else ())
+}
+"""The capability form of the stream-out scenarios: the agents' twins with `TemporalDurability(event_stream_topic=)`."""
+
+
+@workflow.defn(name='conformance_stream_out_streamed_capability')
+class StreamOutStreamedCapabilityWorkflow(PydanticAIWorkflow):
+    """As `StreamOutStreamedWorkflow`, with the agent's capability twin."""
+
+    __pydantic_ai_agents__ = [agent for name, agent in STREAM_OUT_TWINS.items() if name == 'stream_out_streamed']
+
+    @workflow.init
+    def __init__(self, run_input: RunInput) -> None:
+        self.events = AgentEventStream()
+
+    @workflow.run
+    async def run(self, run_input: RunInput) -> WorkflowReply:
+        return await _stream_out_run(STREAM_OUT_TWINS['stream_out_streamed'], self.events, run_input)
+
+
+@workflow.defn(name='conformance_stream_out_parallel_capability')
+class StreamOutParallelCapabilityWorkflow(PydanticAIWorkflow):
+    """As `StreamOutParallelWorkflow`, with the agent's capability twin."""
+
+    __pydantic_ai_agents__ = [agent for name, agent in STREAM_OUT_TWINS.items() if name == 'stream_out_parallel']
+
+    @workflow.init
+    def __init__(self, run_input: RunInput) -> None:
+        self.events = AgentEventStream()
+
+    @workflow.run
+    async def run(self, run_input: RunInput) -> WorkflowReply:
+        return await _stream_out_run(STREAM_OUT_TWINS['stream_out_parallel'], self.events, run_input)
+
+
 STREAM_OUT_WORKFLOWS: dict[str, type] = (
-    {'stream_out_streamed': StreamOutStreamedWorkflow, 'stream_out_parallel': StreamOutParallelWorkflow}
+    {
+        'stream_out_streamed': StreamOutStreamedWorkflow,
+        'stream_out_parallel': StreamOutParallelWorkflow,
+        'stream_out_streamed_capability': StreamOutStreamedCapabilityWorkflow,
+        'stream_out_parallel_capability': StreamOutParallelCapabilityWorkflow,
+    }
     if HAS_WORKFLOW_STREAMS
     else {}
 )
@@ -256,25 +299,30 @@ class TemporalHarness:
         return RunOutcome(reply.output, reply.output_type, reply.messages, reply.usage)
 
     async def stream_out(
-        self, scenario: Scenario, run_input: RunInput, reconnect_after: int | None = None
+        self, scenario: Scenario, run_input: RunInput, reconnect_after: int | None = None, form: Form = 'wrapper'
     ) -> tuple[RunOutcome, list[Any]]:
-        """Start the scenario's stream-out workflow and read its Workflow Stream while it runs."""
+        """Start the scenario's stream-out workflow of that form and read its Workflow Stream while it runs."""
         if not HAS_WORKFLOW_STREAMS:
             import pytest
 
             pytest.skip('temporalio < 1.27.0 has no Workflow Streams, which live events on Temporal need')
-        workflow_id = f'conformance-{scenario.name}-{uuid.uuid4().hex}'
+        workflow_name = scenario.name if form == 'wrapper' else f'{scenario.name}_capability'
+        workflow_id = f'conformance-{workflow_name}-{uuid.uuid4().hex}'
         handle = await self.client.start_workflow(
-            f'conformance_{scenario.name}',
+            f'conformance_{workflow_name}',
             run_input,
             id=workflow_id,
             task_queue=self.task_queue,
             result_type=WorkflowReply,
             execution_timeout=timedelta(minutes=2),
         )
-        agent = STREAM_OUT_AGENTS[scenario.name]
+        reader: Any = (
+            STREAM_OUT_AGENTS[scenario.name]
+            if form == 'wrapper'
+            else TemporalDurability.from_agent(STREAM_OUT_TWINS[scenario.name])
+        )
         received, output = await read_live(
-            lambda offset: agent.stream_agent_events(
+            lambda offset: reader.stream_agent_events(
                 self.client, handle, from_offset=offset, poll_cooldown=timedelta(milliseconds=50)
             ),
             reconnect_after,
