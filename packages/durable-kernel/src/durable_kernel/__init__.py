@@ -57,6 +57,15 @@ from ._deps_resolver import DepsResolver, reference_deps, resolve_deps
 from ._durability import DEFAULT_MODEL_KEY, DurabilityCapability, is_model_stream_event
 from ._dynamic_toolsets import built_dynamic_tool, list_dynamic_toolset, validates_args_in_unit
 from ._event_batches import forward_event_batches, handle_to_the_end
+from ._external_events import (
+    HAS_EXTERNAL_EVENTS,
+    AskForEvent,
+    ExternalEventWait,
+    external_event_error,
+    external_event_payload,
+    external_event_token,
+    parse_external_event_token,
+)
 from ._live_events import (
     DurableAgentRunEvents,
     EventBatcher,
@@ -140,6 +149,13 @@ __all__ = (
     'dump_live_result',
     'topic_to_read',
     'DurabilityCapability',
+    'AskForEvent',
+    'ExternalEventWait',
+    'HAS_EXTERNAL_EVENTS',
+    'external_event_error',
+    'external_event_payload',
+    'external_event_token',
+    'parse_external_event_token',
     'CountInRunContext',
     'CountTokensResult',
     'COUNTS_TOKENS_BEFORE_REQUEST_HOOKS',

@@ -34,6 +34,7 @@ TemporalActivityKind = Literal[
     'model_compact_messages',
     'model_cancel_suspended_response',
     'model_count_tokens',
+    'external_event_ask',
     'toolset_call_tool',
     'toolset_validate_args',
     'dynamic_toolset_get_tools',
