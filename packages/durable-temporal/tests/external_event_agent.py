@@ -65,6 +65,39 @@ def first_instructions(messages: list[Any]) -> str:
     return request.instructions or ''
 
 
+def refund(amount: int) -> str:
+    """Refund `amount` (needs approval)."""
+    return f'refunded {amount}'
+
+
+def hand_over_for_approval(ctx: RunContext[str], requests: Any, token: str) -> None:
+    """A `HandleDeferredToolCalls` handler that takes a token: logs it and the pending call, and waits for the answer."""
+    with open(os.environ['DURABLE_EXTERNAL_EVENT_LOG'], 'a') as log:
+        log.write(f'ask {token}\n')
+        log.write(f'call {requests.approvals[0].tool_call_id}\n')
+
+
+def _approval_agent(name: str, *capabilities: Any) -> Agent[str, str]:
+    from pydantic_ai import capabilities as capability_classes
+    from pydantic_ai.tools import Tool
+
+    # Any: the lock's pydantic-ai (which pyright reads) has no such class, 2.78's types only the tokenless handler.
+    handle_deferred: Any = getattr(capability_classes, 'HandleDeferredToolCalls')  # noqa: B009
+
+    return Agent(
+        TestModel(),
+        name=name,
+        deps_type=str,
+        tools=[Tool(refund, requires_approval=True)],
+        capabilities=[*capabilities, handle_deferred(hand_over_for_approval)],
+    )
+
+
+if HAS_EXTERNAL_EVENTS:  # `HandleDeferredToolCalls` takes a token from pydantic-ai 2.78
+    AGENTS['approval-capability'] = _approval_agent('ext_approval_cap', TemporalDurability())
+    AGENTS['approval-wrapper'] = TemporalAgent(_approval_agent('ext_approval_wrap'))
+
+
 @workflow.defn
 class ExternalEventWorkflow:
     """Runs the agent of `form` in `mode` and returns the instructions its wait produced."""
@@ -72,6 +105,8 @@ class ExternalEventWorkflow:
     @workflow.run
     async def run(self, form: str, mode: str) -> str:
         result = await AGENTS[form].run('go', deps=mode)
+        if form.startswith('approval'):
+            return result.output
         return first_instructions(result.all_messages())
 
 

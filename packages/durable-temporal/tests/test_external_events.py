@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import signal
@@ -14,14 +15,17 @@ from typing import Any
 
 import anyio
 import pytest
-from core_helpers import WORKFLOW_TIMEOUT
-from external_event_agent import AGENTS, WAIT_TIMEOUT, ExternalEventWorkflow
+from core_helpers import WORKFLOW_TIMEOUT, activity_names
+from external_event_agent import AGENTS, WAIT_TIMEOUT, ExternalEventWorkflow, first_instructions, wait_for_approval
+from pydantic_ai import Agent
 from pydantic_ai.exceptions import UserError
+from pydantic_ai.models.test import TestModel
+from temporalio import workflow
 from temporalio.client import Client, WorkflowHandle, WorkflowHistory
-from temporalio.worker import Worker
+from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker
 
 from durable_kernel import HAS_EXTERNAL_EVENTS
-from durable_temporal import AgentPlugin, fail_external_event, resolve_external_event
+from durable_temporal import AgentPlugin, PydanticAIPlugin, fail_external_event, resolve_external_event
 from durable_temporal.testing import agent_worker
 
 pytestmark = pytest.mark.anyio
@@ -59,7 +63,7 @@ def _signaled(event: Any) -> bool:
 def _tokens(log: Path) -> list[str]:
     if not log.exists():
         return []
-    return [line.removeprefix('ask ') for line in log.read_text().splitlines()]
+    return [line.removeprefix('ask ') for line in log.read_text().splitlines() if line.startswith('ask ')]
 
 
 async def _token(log: Path, process: subprocess.Popen[bytes] | None = None) -> str:
@@ -139,6 +143,29 @@ async def test_a_wait_times_out_on_a_durable_timer(client: Client, task_queue: s
     assert any(event.HasField('timer_started_event_attributes') for event in history.events)
 
 
+@needs_external_events
+@pytest.mark.parametrize('form', FORMS)
+@pytest.mark.parametrize('approved', [True, False])
+async def test_handle_deferred_tool_calls_waits_for_the_decision(
+    client: Client, task_queue: str, ask_log: Path, form: str, approved: bool
+):
+    async with _worker(client, task_queue):
+        handle = await _start(client, task_queue, f'approval-{form}', 'signal')
+        token = await _token(ask_log)
+        call_id = next(line for line in ask_log.read_text().splitlines() if line.startswith('call ')).removeprefix(
+            'call '
+        )
+        # The JSON form of `DeferredToolResults`, as an approval UI would post it.
+        await resolve_external_event(client, token, {'approvals': {call_id: approved}})
+        output = await handle.result()
+    assert ('refunded 0' in output) is approved, output
+    names = await activity_names(client, handle)
+    # The tool ran (in its activity) only once approved; the decision itself was workflow code.
+    prefix = 'agent__ext_approval_cap' if form == 'capability' else 'agent__ext_approval_wrap'
+    assert names.count(f'{prefix}__toolset__<agent>__call_tool') == (1 if approved else 0)
+    assert local_activity_names(await handle.fetch_history()) == [f'{prefix}__external_event_ask']
+
+
 def _worker_process(client: Client, task_queue: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [
@@ -185,3 +212,102 @@ async def test_a_token_not_handed_out_by_a_workflow_wait_is_refused(client: Clie
 async def test_a_payload_that_is_not_json_is_refused(client: Client):
     with pytest.raises(UserError, match='JSON-serializable'):
         await resolve_external_event(client, f'wf:{uuid.uuid4().hex}', object())
+
+
+# --- against pydantic-ai 2.78's own `TemporalDurability`: same commands, same signal, either resolver ---------------
+
+REFERENCE_AGENTS: dict[str, Any] = {}
+"""The reference's agent (pydantic-ai 2.78's `TemporalDurability`, same agent name as ours), built by the tests below."""
+
+
+@workflow.defn(name='ExternalEventWorkflow')
+class ReferenceExternalEventWorkflow:
+    """`ExternalEventWorkflow` on the reference's capability; run unsandboxed (our packages cannot import it)."""
+
+    @workflow.run
+    async def run(self, form: str, mode: str) -> str:
+        result = await REFERENCE_AGENTS[form].run('go', deps=mode)
+        return first_instructions(result.all_messages())
+
+
+def _reference() -> tuple[Any, list[Any]]:
+    """pydantic-ai 2.78's `pydantic_ai.durable_exec.temporal` and the activities of its agent."""
+    # Imported by name: pyright reads the lock's pydantic-ai, which has neither.
+    reference: Any = importlib.import_module('pydantic_ai.durable_exec.temporal')
+    agent = Agent(
+        TestModel(),
+        name='ext_cap',
+        deps_type=str,
+        instructions=wait_for_approval,
+        capabilities=[reference.TemporalDurability()],
+    )
+    REFERENCE_AGENTS['capability'] = agent
+    return reference, list(reference.TemporalDurability.from_agent(agent).temporal_activities)
+
+
+def _reference_worker(client: Client, task_queue: str, activities: list[Any]) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[ReferenceExternalEventWorkflow],
+        activities=activities,
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    )
+
+
+def _our_replayer() -> Replayer:
+    return Replayer(workflows=[ExternalEventWorkflow], plugins=[PydanticAIPlugin()], debug_mode=True)
+
+
+@needs_external_events
+async def test_a_wait_of_the_reference_capability_is_resolved_by_ours_and_its_history_replays_on_ours(
+    client: Client, task_queue: str, ask_log: Path
+):
+    _, activities = _reference()
+    async with _reference_worker(client, task_queue, activities):
+        handle = await _start(client, task_queue, 'capability', 'signal')
+        # Our resolver ends the reference's wait: the same token, signal name and fields.
+        await resolve_external_event(client, await _token(ask_log), 'approved by ours')
+        assert await handle.result() == 'approval: approved by ours'
+    history = await handle.fetch_history()
+    assert local_activity_names(history) == [ASK_ACTIVITY['capability']]
+    await _our_replayer().replay_workflow(history)
+
+
+@needs_external_events
+async def test_a_run_waiting_under_the_reference_capability_finishes_on_ours(
+    client: Client, task_queue: str, ask_log: Path
+):
+    reference, activities = _reference()
+    async with _reference_worker(client, task_queue, activities):
+        handle = await _start(client, task_queue, 'capability', 'signal')
+        token = await _token(ask_log)
+    # The reference's worker is gone, its wait recorded; the reference's own resolver signals, ours finishes the run.
+    await reference.resolve_external_event(client, token, 'approved for the reference')
+    async with _worker(client, task_queue):
+        assert await handle.result() == 'approval: approved for the reference'
+    assert _tokens(ask_log) == [token]
+
+
+@needs_external_events
+@pytest.mark.parametrize('mode', ['signal', 'timeout'])
+async def test_a_history_of_ours_waiting_replays_on_the_reference_capability(
+    client: Client, task_queue: str, ask_log: Path, mode: str
+):
+    reference, _ = _reference()
+    async with _worker(client, task_queue):
+        handle = await _start(client, task_queue, 'capability', mode)
+        if mode == 'signal':
+            # The reference's resolver ends our wait.
+            await reference.fail_external_event(client, await _token(ask_log), 'denied by the reference')
+        await handle.result()
+    history = await handle.fetch_history()
+    # The client's pydantic payload converter, as the reference's own plugin would give its worker.
+    replayer = Replayer(
+        workflows=[ReferenceExternalEventWorkflow],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+        data_converter=client.data_converter,
+        debug_mode=True,
+    )
+    await replayer.replay_workflow(history)
+    await _our_replayer().replay_workflow(history)
