@@ -74,6 +74,40 @@ def build(name: str, form: str) -> Callable[[str], Coroutine[Any, Any, str]]:
     return waits
 
 
+def refund(amount: int) -> str:
+    """Refund `amount` (needs approval)."""
+    return f'refunded {amount}'
+
+
+def hand_over_for_approval(ctx: RunContext[str], requests: Any, token: str) -> None:
+    """A `HandleDeferredToolCalls` handler that takes a token: logs it and the pending call, and waits for the answer."""
+    with open(os.environ['DURABLE_EXTERNAL_EVENT_LOG'], 'a') as log:
+        log.write(f'ask {token}\n')
+        log.write(f'call {requests.approvals[0].tool_call_id}\n')
+
+
+def build_approval(name: str) -> Callable[[], Coroutine[Any, Any, str]]:
+    """An agent whose tool needs approval, decided through `HandleDeferredToolCalls` with a token, and its workflow."""
+    from pydantic_ai import capabilities as capability_classes
+    from pydantic_ai.tools import Tool
+
+    # Any: the lock's pydantic-ai (which pyright reads) has no such class, 2.78's types only the tokenless handler.
+    handle_deferred: Any = getattr(capability_classes, 'HandleDeferredToolCalls')  # noqa: B009
+    agent = Agent(
+        TestModel(),
+        name=name,
+        deps_type=str,
+        tools=[Tool(refund, requires_approval=True)],
+        capabilities=[DBOSDurability(), handle_deferred(hand_over_for_approval)],
+    )
+
+    @DBOS.workflow(name=f'{name}.refunds')
+    async def refunds() -> str:
+        return (await agent.run('go', deps='signal')).output
+
+    return refunds
+
+
 def main() -> None:
     url, log, name, workflow_id = sys.argv[1:5]
     os.environ['DURABLE_EXTERNAL_EVENT_LOG'] = log

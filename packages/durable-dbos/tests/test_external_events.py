@@ -18,7 +18,7 @@ from durable_dbos import fail_external_event, resolve_external_event
 from durable_dbos.testing import dbos_session
 from durable_kernel import HAS_EXTERNAL_EVENTS
 
-from .external_event_app import WAIT_TIMEOUT, build
+from .external_event_app import WAIT_TIMEOUT, build, build_approval
 
 pytestmark = pytest.mark.anyio
 
@@ -103,6 +103,21 @@ async def test_a_wait_times_out(agent_name: str, dbos_launch: Callable[[], None]
     waits = build(agent_name, 'capability')
     dbos_launch()
     assert await waits('timeout') == f'no approval: No resolution arrived within {WAIT_TIMEOUT}.'
+
+
+@needs_external_events
+@pytest.mark.parametrize('approved', [True, False])
+async def test_handle_deferred_tool_calls_waits_for_the_decision(
+    agent_name: str, dbos_launch: Callable[[], None], ask_log: Path, approved: bool
+) -> None:
+    refunds = build_approval(agent_name)
+    dbos_launch()
+    handle = await DBOS.start_workflow_async(refunds)
+    token = await _token(ask_log)
+    call_id = next(line for line in ask_log.read_text().splitlines() if line.startswith('call ')).removeprefix('call ')
+    # The JSON form of `DeferredToolResults`, as an approval UI would post it.
+    await resolve_external_event(token, {'approvals': {call_id: approved}})
+    assert ('refunded 0' in await handle.get_result()) is approved
 
 
 @needs_external_events

@@ -144,7 +144,7 @@ async def test_a_wait_times_out_on_a_durable_timer(client: Client, task_queue: s
 
 
 @needs_external_events
-@pytest.mark.parametrize('form', FORMS)
+@pytest.mark.parametrize('form', [*FORMS, 'with-id'])
 @pytest.mark.parametrize('approved', [True, False])
 async def test_handle_deferred_tool_calls_waits_for_the_decision(
     client: Client, task_queue: str, ask_log: Path, form: str, approved: bool
@@ -161,7 +161,9 @@ async def test_handle_deferred_tool_calls_waits_for_the_decision(
     assert ('refunded 0' in output) is approved, output
     names = await activity_names(client, handle)
     # The tool ran (in its activity) only once approved; the decision itself was workflow code.
-    prefix = 'agent__ext_approval_cap' if form == 'capability' else 'agent__ext_approval_wrap'
+    prefix = {'capability': 'agent__ext_approval_cap', 'wrapper': 'agent__ext_approval_wrap'}.get(
+        form, 'agent__ext_approval_id'
+    )
     assert names.count(f'{prefix}__toolset__<agent>__call_tool') == (1 if approved else 0)
     assert local_activity_names(await handle.fetch_history()) == [f'{prefix}__external_event_ask']
 
