@@ -742,14 +742,24 @@ def waiting_for_external_events(wait: Any) -> Generator[None]:
     if _external_events is None:
         yield
         return
+    with _external_events.external_event_scope(_engine_waiter_class()(wait)):
+        yield
+
+
+@functools.cache
+def _engine_waiter_class() -> type[Any]:
+    # Built once (every durable run installs a waiter): a subclass of 2.78's `ExternalEventWaiter` calling `wait`.
+    assert _external_events is not None
     base: type[Any] = _external_events.ExternalEventWaiter
 
     class _EngineWaiter(base):
-        async def wait(self, name: str, *, ask: Any, timeout: Any) -> Any:
-            return await wait(name, ask=ask, timeout=timeout)
+        def __init__(self, engine_wait: Any) -> None:
+            self._engine_wait = engine_wait
 
-    with _external_events.external_event_scope(_EngineWaiter()):
-        yield
+        async def wait(self, name: str, *, ask: Any, timeout: Any) -> Any:
+            return await self._engine_wait(name, ask=ask, timeout=timeout)
+
+    return _EngineWaiter
 
 
 @contextlib.contextmanager
