@@ -18,6 +18,7 @@ from durable_dbos import fail_external_event, resolve_external_event
 from durable_dbos.testing import dbos_session
 from durable_kernel import HAS_EXTERNAL_EVENTS
 
+from .conftest import both_backends
 from .external_event_app import WAIT_TIMEOUT, build, build_approval
 
 pytestmark = pytest.mark.anyio
@@ -121,7 +122,8 @@ async def test_handle_deferred_tool_calls_waits_for_the_decision(
 
 
 @needs_external_events
-def test_a_wait_survives_a_crash_and_ask_is_not_called_again(database_url: str, tmp_path: Path, ask_log: Path) -> None:
+@both_backends
+def test_a_wait_survives_a_crash_and_ask_is_not_called_again(database_url: str, ask_log: Path, backend: str) -> None:
     name = f'ext_crash_{uuid.uuid4().hex[:6]}'
     workflow_id = str(uuid.uuid4())
     crashed = subprocess.run(
