@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import subprocess
 import sys
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import anyio
@@ -137,7 +139,10 @@ def test_a_wait_survives_a_crash_and_ask_is_not_called_again(database_url: str, 
     # Resolved while no process runs the workflow, through a client of its system database: the message waits.
     client = DBOSClient(system_database_url=database_url)
     try:
-        anyio.run(functools.partial(resolve_external_event, token, 'approved after the crash', client=client))
+        # In a thread of its own: this test is sync (DBOS recovers below), and another test's loop may run in this one.
+        resolve = functools.partial(resolve_external_event, token, 'approved after the crash', client=client)
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, resolve()).result()
     finally:
         client.destroy()
     with dbos_session(database_url, reset=False) as launch:
