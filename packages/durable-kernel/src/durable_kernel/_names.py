@@ -15,6 +15,7 @@ __all__ = (
     'TemporalActivityKind',
     'dbos_dynamic_toolset_step_name',
     'dbos_event_stream_handler_step_name',
+    'dbos_external_event_ask_step_name',
     'dbos_mcp_step_name',
     'dbos_model_step_name',
     'dbos_tool_step_name',
@@ -34,6 +35,7 @@ TemporalActivityKind = Literal[
     'model_compact_messages',
     'model_cancel_suspended_response',
     'model_count_tokens',
+    'external_event_ask',
     'toolset_call_tool',
     'toolset_validate_args',
     'dynamic_toolset_get_tools',
@@ -111,6 +113,15 @@ _TOOLSET_ACTIVITY_PARTS: dict[str, tuple[str, str]] = {
     'mcp_server_get_tools': ('mcp_server', 'get_tools'),
     'mcp_server_call_tool': ('mcp_server', 'call_tool'),
 }
+
+
+def dbos_external_event_ask_step_name(agent_name: str, wait_name: str) -> str:
+    """The DBOS step that hands a wait's token to `ask`: `{agent}__external_event.{wait name}.ask`.
+
+    pydantic-ai 2.78's own DBOS capability refuses such waits, so it has no name for it; this is the name Pydantic AI
+    Harness gives the same step on AWS Lambda durable functions.
+    """
+    return f'{agent_name}__external_event.{wait_name}.ask'
 
 
 def dbos_workflow_name(agent_name: str, entry_point: Literal['run', 'run_sync']) -> str:

@@ -43,6 +43,7 @@ from ._config import (
     merge_activity_config,
 )
 from ._continue_as_new import ContinueAsNewAfter, ContinueAsNewHandler, continue_as_new_policy
+from ._external_events import TemporalEventWait, external_event_ask_activity
 from ._function_toolset import TemporalFunctionToolset
 from ._heartbeat import heartbeating_activity
 from ._model import TemporalModel, TemporalProviderFactory
@@ -99,9 +100,11 @@ class TemporalBinding(Generic[AgentDepsT]):
     durable_toolsets: dict[str, AbstractToolset[AgentDepsT]]
     """The Temporal twin of each leaf toolset, by toolset id."""
     activities: list[Callable[..., Any]]
-    """Every activity, in registration order: event handler, model, then each toolset's."""
+    """Every activity, in registration order: event handler, model, each toolset's, then the external-event ask."""
     local: LocalScope = field(default_factory=LocalScope)
     """Which units run as local activities (the event handler's: `local.events`)."""
+    external_event_wait: TemporalEventWait | None = None
+    """The durable wait for external events of the agent's runs (its local activity is the last of `activities`)."""
 
 
 def _positional_arity(func: Callable[..., Any]) -> int:
@@ -253,6 +256,10 @@ def build_binding(
     # Activities are named after toolset ids: two toolsets under one id would share them.
     require_unique_toolset_ids(agent.toolsets, engine='Temporal')
     toolsets = [toolset.visit_and_replace(make_durable) for toolset in agent.toolsets]
+    # Registered last on every line, as pydantic-ai 2.78 registers it (a release without external events never
+    # schedules it).
+    ask_activity = external_event_ask_activity(prefix)
+    activities.append(ask_activity)
     return TemporalBinding(
         prefix=prefix,
         event_stream_handler_activity=event_activity,
@@ -261,6 +268,7 @@ def build_binding(
         durable_toolsets=durable_toolsets,
         activities=unique_activities(activities),
         local=local,
+        external_event_wait=TemporalEventWait(ask_activity, activity_config),
     )
 
 

@@ -32,6 +32,7 @@ from durable_kernel import (
     DurableAgentRunEvents,
     DynamicToolset,
     EventStreamTopic,
+    ExternalEventWait,
     NonRetryableModelErrors,
     disable_threads,
     forward_event_batches,
@@ -293,6 +294,10 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
     def event_stream_topic(self) -> EventStreamTopic | None:
         """The topic the run's events are published to (`event_stream_topic=`), if any."""
         return self._event_stream_topic
+
+    def _external_event_wait(self) -> ExternalEventWait | None:
+        # Our durable wait (pydantic-ai 2.78's `wait_for_external_event` in a workflow): a signal ends it.
+        return self._bound().external_event_wait
 
     @property
     def temporal_activities(self) -> list[Callable[..., Any]]:
