@@ -17,6 +17,7 @@ from typing import Any, cast
 import pytest
 from harness import (
     CONFORMANCE_SECRET,
+    COUNTING_SCENARIO,
     FAILING_SCENARIOS,
     FORMS,
     OVERSIZED_SCENARIO,
@@ -163,6 +164,16 @@ async def test_secrets_scenario_matches_plain_agent_and_keeps_the_credential_out
     assert outcome.output == 'api said: call_api=vault-user vault-ok=True'
     assert await harness.storage_holds('vault-user vault-ok=True')
     assert not await harness.storage_holds(CONFORMANCE_SECRET)
+
+
+@pytest.mark.parametrize('engine', engine_params())
+@pytest.mark.parametrize('form', FORMS)
+async def test_token_counting_scenario_matches_plain_agent(harness: EngineHarness, form: Form) -> None:
+    """Tokens counted before each request (`count_tokens_before_request=True`): the durable run counts as the plain
+    one does and ends the same, its usage included. (Each engine's own tests check that the count is a unit.)"""
+    outcome = await _assert_same_as_plain(harness, COUNTING_SCENARIO, form)
+
+    assert outcome.output == '3 messages: note=noted counted'
 
 
 MB = 1024 * 1024

@@ -18,6 +18,7 @@ from ._params import ENGINES, engine_params
 from .scenarios import (
     ALL_SCENARIOS,
     CONFORMANCE_SECRET,
+    COUNTING_SCENARIO,
     FAILING_SCENARIOS,
     FORMS,
     OVERSIZED_SCENARIO,
@@ -35,6 +36,7 @@ from .scenarios import (
 __all__ = (
     'ALL_SCENARIOS',
     'CONFORMANCE_SECRET',
+    'COUNTING_SCENARIO',
     'SECRETS_SCENARIO',
     'STREAM_OUT_SCENARIOS',
     'STREAM_OUT_TOPIC',

@@ -14,8 +14,11 @@ from pydantic_ai.models.function import AgentInfo, DeltaToolCall, DeltaToolCalls
 Step = Callable[[list[ModelMessage], AgentInfo], ModelResponse]
 
 
-def scripted_model(name: str, step: Step) -> FunctionModel:
-    """A `FunctionModel` whose streamed responses carry the same parts as its plain ones (text in small chunks)."""
+def scripted_model(name: str, step: Step, model_class: type[FunctionModel] = FunctionModel) -> FunctionModel:
+    """A `FunctionModel` whose streamed responses carry the same parts as its plain ones (text in small chunks).
+
+    `model_class` is a `FunctionModel` subclass to build instead (one that also counts tokens, say).
+    """
 
     def function(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
         return step(messages, info)
@@ -34,7 +37,7 @@ def scripted_model(name: str, step: Step) -> FunctionModel:
                     )
                 }
 
-    return FunctionModel(function, stream_function=stream_function, model_name=name)
+    return model_class(function, stream_function=stream_function, model_name=name)
 
 
 def turn(messages: list[ModelMessage]) -> int:

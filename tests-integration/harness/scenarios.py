@@ -30,11 +30,11 @@ from pydantic_ai.messages import (
     UserContent,
     UserPromptPart,
 )
-from pydantic_ai.models import Model
-from pydantic_ai.models.function import AgentInfo
+from pydantic_ai.models import Model, ModelRequestParameters
+from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import DeferredToolResults
-from pydantic_ai.usage import UsageLimits
+from pydantic_ai.usage import RequestUsage, UsageLimits
 
 from durable_kernel import PYDANTIC_AI_2, DepsResolver
 
@@ -44,6 +44,7 @@ from ._scripted import calls, last_request, prompt_text, scripted_model, text, t
 
 __all__ = (
     'ALL_SCENARIOS',
+    'COUNTING_SCENARIO',
     'FAILING_SCENARIOS',
     'OVERSIZED_SCENARIO',
     'SCENARIOS',
@@ -492,6 +493,50 @@ def produce(size: int) -> str:
     return 'x' * size
 
 
+# --- token counting ahead of each request -------------------------------------------------------------------------
+
+COUNT_TOKENS_PER_MESSAGE = 10
+
+
+class CountingModel(FunctionModel):
+    """A scripted model whose provider counts a request's input tokens: ten per message."""
+
+    async def count_tokens(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+    ) -> RequestUsage:
+        return RequestUsage(input_tokens=COUNT_TOKENS_PER_MESSAGE * len(messages))
+
+
+def _counted(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    if turn(messages) == 0:
+        return calls(('note', {'text': 'counted'}, 'call-note'))
+    return text(f'{len(messages)} messages: {", ".join(_tool_returns(messages))}')
+
+
+def note(text: str) -> str:
+    """Take a note."""
+    return f'noted {text}'
+
+
+counting_agent = _agent(scripted_model('counting', _counted, CountingModel), name='token_count', deps_type=Deps)
+counting_agent.tool_plain(note)
+counting_limit_agent = _agent(
+    scripted_model('counting_limit', _counted, CountingModel), name='token_count_limit', deps_type=Deps
+)
+counting_limit_agent.tool_plain(note)
+
+COUNTING_SCENARIO = Scenario(
+    'token_count',
+    counting_agent,
+    RunInput('Take a note', usage_limits=UsageLimits(count_tokens_before_request=True, input_tokens_limit=1_000)),
+)
+"""Tokens counted before each request (a durable unit of its own on every engine), within the limit. Outside
+`SCENARIOS`, which have golden Temporal histories."""
+
+
 # --- the catalogue ------------------------------------------------------------------------------------------------
 
 SCENARIOS: dict[str, Scenario] = {
@@ -518,6 +563,12 @@ SCENARIOS: dict[str, Scenario] = {
 
 FAILING_SCENARIOS: dict[str, Scenario] = {
     'usage_limit': Scenario('usage_limit', endless_agent, RunInput('Loop', usage_limits=UsageLimits(request_limit=3))),
+    # The first request's count (1 message, 10 tokens) passes; the second's (3 messages, 30) stops the run before it.
+    'token_count_limit': Scenario(
+        'token_count_limit',
+        counting_limit_agent,
+        RunInput('Take a note', usage_limits=UsageLimits(count_tokens_before_request=True, input_tokens_limit=15)),
+    ),
 }
 """Scenarios whose run raises: the durable run must fail with the plain run's error, not hang or retry."""
 
@@ -556,6 +607,7 @@ ALL_SCENARIOS: dict[str, Scenario] = {
     **FAILING_SCENARIOS,
     SECRETS_SCENARIO.name: SECRETS_SCENARIO,
     OVERSIZED_SCENARIO.name: OVERSIZED_SCENARIO,
+    COUNTING_SCENARIO.name: COUNTING_SCENARIO,
 }
 """Every agent the engines must wrap without a topic."""
 
