@@ -16,21 +16,26 @@ from typing import Any
 from dbos import DBOS
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import InstructionPart
-from pydantic_ai.tools import AgentDepsT, RunContext, ToolDefinition
+from pydantic_ai.tools import AgentDepsT, RunContext
 from pydantic_ai.toolsets import AbstractToolset, ToolsetTool, WrapperToolset
 
+from durable_kernel import (
+    ListedDynamicTool as KernelListedDynamicTool,
+)
+from durable_kernel import (
+    ListedDynamicTools as KernelListedDynamicTools,
+)
 from durable_kernel import (
     ListedInstructions,
     ToolOutcome,
     built_dynamic_tool,
     capture_tool_outcome,
     dbos_dynamic_toolset_step_name,
-    list_dynamic_toolset,
+    listed_dynamic_toolset,
     listed_toolset_tools,
     unwrap_recorded_tool_result,
     unwrap_tool_outcome,
     validate_tool_arguments,
-    validates_args_in_unit,
     with_args_validator_unit,
 )
 
@@ -41,29 +46,19 @@ __all__ = ('DBOSDynamicToolset', 'ListedDynamicTools')
 
 
 @dataclass
-class ListedDynamicTool:
-    """One tool as the listing step recorded it: what the workflow needs to offer it to the model."""
+class ListedDynamicTool(KernelListedDynamicTool):
+    """The kernel's listed tool, under this module's name.
 
-    tool_def: ToolDefinition
-    max_retries: int
-    has_args_validator: bool = False
-    """Whether the tool's `args_validator` runs in the `validate_args` step (pydantic-ai 2.x's field of the same name).
-
-    Set only where the installed pydantic-ai validates in units (`ARGS_VALIDATOR_UNITS`); a listing recorded before
-    has no such attribute and reads the class default, so its workflow recovers with the validator in the call step,
-    as it ran."""
+    DBOS pickles a step's output with its class's path: listings recorded by earlier releases name this class.
+    """
 
 
 @dataclass
-class ListedDynamicTools:
-    """The recorded result of a dynamic toolset's listing step: its tools and its instructions, from one build.
+class ListedDynamicTools(KernelListedDynamicTools):
+    """The kernel's listing, under this module's name (see `ListedDynamicTool`).
 
-    The attribute names are those of pydantic-ai 2.x's own listing result, so a workflow it recorded is read the same
-    way (DBOS unpickles the recorded object with its own class).
+    DBOS unpickles a listing recorded by pydantic-ai 2.x with its own class, whose attributes are the same.
     """
-
-    tools: dict[str, ListedDynamicTool]
-    instructions: ListedInstructions = None
 
 
 async def _validate_and_call(
@@ -142,20 +137,11 @@ class DBOSDynamicToolset(WrapperToolset[AgentDepsT]):
             return await super().get_tools(ctx)
         toolset = self.wrapped
 
-        async def get_tools_step() -> ListedDynamicTools:
+        async def get_tools_step() -> KernelListedDynamicTools:
             with step_run_context(ctx) as guarded:
-                tools, instructions = await list_dynamic_toolset(toolset, guarded)
-            return ListedDynamicTools(
-                tools={
-                    name: ListedDynamicTool(
-                        tool_def=tool.tool_def,
-                        max_retries=tool.max_retries,
-                        has_args_validator=validates_args_in_unit(tool),
-                    )
-                    for name, tool in tools.items()
-                },
-                instructions=instructions,
-            )
+                return await listed_dynamic_toolset(
+                    toolset, guarded, tool_class=ListedDynamicTool, listing_class=ListedDynamicTools
+                )
 
         listed = await DBOS.run_step_async(step_options(self._step_name('get_tools'), self.step_config), get_tools_step)
         self._listed_instructions = listed.instructions

@@ -55,7 +55,14 @@ from ._control_flow import (
 )
 from ._deps_resolver import DepsResolver, reference_deps, resolve_deps
 from ._durability import DEFAULT_MODEL_KEY, DurabilityCapability, is_model_stream_event
-from ._dynamic_toolsets import built_dynamic_tool, list_dynamic_toolset, validates_args_in_unit
+from ._dynamic_toolsets import (
+    ListedDynamicTool,
+    ListedDynamicTools,
+    built_dynamic_tool,
+    list_dynamic_toolset,
+    listed_dynamic_toolset,
+    validates_args_in_unit,
+)
 from ._event_batches import forward_event_batches, handle_to_the_end
 from ._external_events import (
     HAS_EXTERNAL_EVENTS,
@@ -249,6 +256,9 @@ __all__ = (
     'ArgsValidatorUnit',
     'ListedInstructions',
     'built_dynamic_tool',
+    'listed_dynamic_toolset',
+    'ListedDynamicTool',
+    'ListedDynamicTools',
     'list_dynamic_toolset',
     'listed_toolset_tools',
     'recordable_instructions',

@@ -11,16 +11,50 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic_ai.exceptions import UserError
-from pydantic_ai.tools import RunContext
+from pydantic_ai.tools import RunContext, ToolDefinition
 from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
 
 from ._compat import ARGS_VALIDATOR_UNITS
 from ._toolsets import ListedInstructions, recordable_instructions
 
-__all__ = ('built_dynamic_tool', 'built_for_run_step', 'list_dynamic_toolset', 'validates_args_in_unit')
+__all__ = (
+    'ListedDynamicTool',
+    'ListedDynamicTools',
+    'built_dynamic_tool',
+    'built_for_run_step',
+    'list_dynamic_toolset',
+    'listed_dynamic_toolset',
+    'validates_args_in_unit',
+)
+
+
+@dataclass
+class ListedDynamicTool:
+    """One tool of a dynamic toolset as a listing unit recorded it: what workflow or flow code needs to offer it."""
+
+    tool_def: ToolDefinition
+    max_retries: int
+    has_args_validator: bool = False
+    """Whether the tool's `args_validator` runs in a `validate_args` unit (pydantic-ai 2.x's field of the same name).
+
+    Set only where the installed pydantic-ai validates in units (`ARGS_VALIDATOR_UNITS`); a listing recorded before
+    has no such attribute and reads the class default, so its run resumes with the validator in the call unit, as it
+    ran."""
+
+
+@dataclass
+class ListedDynamicTools:
+    """What a dynamic toolset's listing unit records: its tools and its instructions, from one build.
+
+    The attribute names are those of pydantic-ai 2.x's own listing result, so a run it recorded is read the same way.
+    """
+
+    tools: dict[str, ListedDynamicTool]
+    instructions: ListedInstructions = None
 
 
 @asynccontextmanager
@@ -106,3 +140,35 @@ async def built_dynamic_tool(
                 'the same tools for the same run context.'
             )
         yield built, tool
+
+
+async def listed_dynamic_toolset(
+    toolset: AbstractToolset[Any],
+    ctx: RunContext[Any],
+    *,
+    tool_class: type[ListedDynamicTool] = ListedDynamicTool,
+    listing_class: type[ListedDynamicTools] = ListedDynamicTools,
+) -> ListedDynamicTools:
+    """Inside a listing unit: build the dynamic toolset and return what the unit records.
+
+    Args:
+        toolset: The dynamic toolset, unbuilt.
+        ctx: The unit's run context.
+        tool_class: The class of each listed tool (an engine whose recorded results name their class, such as DBOS's
+            pickled step outputs, passes its own subclass).
+        listing_class: The class of the listing, likewise.
+
+    Returns:
+        The listing: every tool's definition, retries and whether its validator has a unit of its own; the
+        instructions.
+    """
+    tools, instructions = await list_dynamic_toolset(toolset, ctx)
+    return listing_class(
+        tools={
+            name: tool_class(
+                tool_def=tool.tool_def, max_retries=tool.max_retries, has_args_validator=validates_args_in_unit(tool)
+            )
+            for name, tool in tools.items()
+        },
+        instructions=instructions,
+    )

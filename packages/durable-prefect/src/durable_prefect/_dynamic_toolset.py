@@ -31,14 +31,13 @@ from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
 from typing_extensions import Self
 
 from durable_kernel import (
-    ListedInstructions,
+    ListedDynamicTools,
     built_dynamic_tool,
-    list_dynamic_toolset,
+    listed_dynamic_toolset,
     listed_toolset_tools,
     prefect_task_name,
     unwrap_tool_outcome,
     validate_tool_arguments,
-    validates_args_in_unit,
     with_args_validator_unit,
 )
 
@@ -48,26 +47,7 @@ from ._result_first import agent_task
 from ._task_config import TaskConfig
 from ._toolset import ARGS_VALIDATION_TASK, TOOL_CALL_TASK, ToolCallInput
 
-__all__ = ('ListedDynamicTool', 'ListedDynamicTools', 'PrefectDynamicToolset')
-
-
-@dataclass
-class ListedDynamicTool:
-    """One tool as the `Discover Tools` task recorded it: what the flow needs to offer it to the model."""
-
-    tool_def: ToolDefinition
-    max_retries: int
-    has_args_validator: bool = False
-    """Whether the tool's `args_validator` runs in a `Validate Tool Args` task (only where the installed pydantic-ai
-    validates in tasks, `ARGS_VALIDATOR_UNITS`); otherwise the call task runs it."""
-
-
-@dataclass
-class ListedDynamicTools:
-    """The cached result of a `Discover Tools: {id}` task: the tools and the instructions, from one build."""
-
-    tools: dict[str, ListedDynamicTool]
-    instructions: ListedInstructions = None
+__all__ = ('PrefectDynamicToolset',)
 
 
 class _DiscoverInput(KeyedTaskInput):
@@ -84,16 +64,7 @@ class _DiscoverInput(KeyedTaskInput):
 
 
 async def _discover_tools(listing: _DiscoverInput) -> ListedDynamicTools:
-    tools, instructions = await list_dynamic_toolset(listing.toolset, listing.ctx)
-    return ListedDynamicTools(
-        tools={
-            name: ListedDynamicTool(
-                tool_def=tool.tool_def, max_retries=tool.max_retries, has_args_validator=validates_args_in_unit(tool)
-            )
-            for name, tool in tools.items()
-        },
-        instructions=instructions,
-    )
+    return await listed_dynamic_toolset(listing.toolset, listing.ctx)
 
 
 DISCOVER_TOOLS_TASK = agent_task(_discover_tools, context='ctx')
