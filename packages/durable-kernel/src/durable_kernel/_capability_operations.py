@@ -363,12 +363,15 @@ def install_operation_dispatchers(
 
 
 async def operation_capability(ctx: RunContext[Any], capability_id: str) -> AbstractCapability[Any]:
-    """The capability whose operation a unit runs: the agent's with that `id`, as its `for_run` makes it for the run.
+    """The capability whose operation a unit runs: the run's with that `id`, else the agent's, made for the run.
 
     Raises:
         UserError: The agent in this process has no (or several) capabilities with that id: the worker runs other
             code than the one that recorded the run.
     """
+    # In the run's process (DBOS, Prefect) the unit's context is the run's own, with the run's capabilities.
+    if (run_capability := run_capabilities_by_id(ctx).get(capability_id)) is not None:
+        return run_capability
     agent: Any = getattr(ctx, 'agent', None)
     root = agent_root_capability(agent) if agent is not None else None
     matches = [c for c in _leaves(root) if c.id == capability_id] if root is not None else []
