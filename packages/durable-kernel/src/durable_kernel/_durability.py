@@ -267,8 +267,12 @@ class DurabilityCapability(AbstractCapability[AgentDepsT]):
         if unit is None or not self.capability_operations:
             return
         install_operation_dispatchers(
-            ctx, self.capability_operations, unit=unit, in_durable_context=lambda: self.in_durable_context
+            ctx, self.capability_operations, unit=unit, in_durable_context=self._in_container_code
         )
+
+    def _in_container_code(self) -> bool:
+        """Whether the caller is workflow or flow code itself (not a unit inside it): operations dispatch from there."""
+        return self.in_durable_context
 
     # --- models --------------------------------------------------------------------------------------------------
 
