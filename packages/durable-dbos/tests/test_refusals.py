@@ -1,18 +1,17 @@
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Callable
 from typing import Any, cast
 
 import pytest
-from dbos import DBOS, SetWorkflowID
+from dbos import DBOS
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.models.test import TestModel
 from pydantic_ai.toolsets import AbstractToolset, FunctionToolset, ToolsetTool
 
-from durable_dbos import DBOSAgent, DBOSDurability, DBOSMCPServer
+from durable_dbos import DBOSAgent, DBOSMCPServer
 from durable_kernel import PYDANTIC_AI_2
 
 pytestmark = pytest.mark.anyio
@@ -119,47 +118,7 @@ async def test_realtime_sessions_are_refused_inside_a_workflow(
     assert '`agent.realtime(...).session()` cannot be used inside a DBOS workflow' in await opens_a_session()
 
 
-try:  # pydantic-ai 2.78+ only
-    from pydantic_ai.external_events import wait_for_external_event  # pyright: ignore[reportMissingImports, reportUnknownVariableType]
-except ImportError:  # pragma: no cover - older releases
-    wait_for_external_event = None
-
-
-async def _wait_for_approval() -> str:
-    """Instructions that wait for an external event: in workflow code, where the wait could not be recorded."""
-    assert wait_for_external_event is not None
-    answer = await wait_for_external_event('approval', ask=lambda token: 'approved')  # pyright: ignore[reportUnknownVariableType, reportUnknownLambdaType]
-    return f'approval: {answer}'  # pragma: no cover - refused before the wait
-
-
-@pytest.mark.skipif(wait_for_external_event is None, reason='external events exist from pydantic-ai 2.78')
-@pytest.mark.parametrize('form', ['capability', 'wrapper'])
-async def test_waiting_for_an_external_event_in_a_workflow_is_refused(
-    agent_name: str, dbos_launch: Callable[[], None], form: str
-) -> None:
-    if form == 'capability':
-        agent: Any = Agent(
-            TestModel(), name=agent_name, instructions=_wait_for_approval, capabilities=[DBOSDurability()]
-        )
-    else:
-        agent = DBOSAgent(Agent(TestModel(), name=agent_name, instructions=_wait_for_approval))
-
-    @DBOS.workflow(name=f'{agent_name}.external_event_workflow')
-    async def waits() -> str:
-        try:
-            return (await agent.run('go')).output
-        except UserError as error:
-            return str(error)
-
-    dbos_launch()
-    workflow_id = str(uuid.uuid4())
-    with SetWorkflowID(workflow_id):
-        output = await waits()
-    assert '`wait_for_external_event()`' in output
-    assert 'not supported inside a DBOS workflow' in output
-    # Refused before the first model step (the wrapper form's agent run is a child workflow of this one).
-    steps = [step['function_name'] for step in await DBOS.list_workflow_steps_async(workflow_id)]
-    assert not [name for name in steps if 'model' in name]
+# pydantic-ai 2.78's external events (`wait_for_external_event`) wait durably in both forms: `test_external_events.py`.
 
 
 async def test_non_dbos_model_at_run_time_is_refused(agent_name: str, dbos_launch: Callable[[], None]) -> None:

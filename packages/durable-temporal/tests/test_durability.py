@@ -288,6 +288,7 @@ def test_activity_names_are_those_of_pydantic_ai_2_capability_form():
     names = sorted(_names(_durability(streaming_agent).temporal_activities))
     assert names == [
         'agent__dur_stream__event_stream_handler',
+        'agent__dur_stream__external_event_ask',
         'agent__dur_stream__model_cancel_suspended_response',
         'agent__dur_stream__model_compact_messages',
         'agent__dur_stream__model_count_tokens',
@@ -358,51 +359,7 @@ async def test_enqueue_inside_a_tool_activity_is_refused(client: Client, task_qu
     assert names[:2] == ['agent__dur_enqueue__model_request', 'agent__dur_enqueue__toolset__<agent>__call_tool']
 
 
-# --- pydantic-ai 2.78's external events: not recorded by our engines yet, so refused inside a durable run ----------
-
-try:  # pydantic-ai 2.78+ only
-    from pydantic_ai.external_events import wait_for_external_event  # pyright: ignore[reportMissingImports, reportUnknownVariableType]
-except ImportError:  # pragma: no cover - older releases
-    wait_for_external_event = None
-
-
-def _approve(token: str) -> str:
-    return 'approved'  # pragma: no cover - refused before `ask` is called
-
-
-async def _wait_for_approval() -> str:
-    """Instructions that wait for an external event: they run in workflow code, where the wait cannot be recorded."""
-    assert wait_for_external_event is not None
-    answer = await wait_for_external_event('approval', ask=_approve)  # pyright: ignore[reportUnknownVariableType]
-    return f'approval: {answer}'  # pragma: no cover
-
-
-external_event_agent = Agent(
-    TestModel(), name='dur_external', instructions=_wait_for_approval, capabilities=[TemporalDurability()]
-)
-external_event_wrapped = TemporalAgent(Agent(TestModel(), name='dur_external_wrapped', instructions=_wait_for_approval))
-
-
-@workflow.defn
-class ExternalEventWorkflow:
-    @workflow.run
-    async def run(self, form: str) -> str:
-        agent: Any = external_event_agent if form == 'capability' else external_event_wrapped
-        try:
-            return (await agent.run('go')).output
-        except UserError as error:
-            return str(error)
-
-
-@pytest.mark.skipif(wait_for_external_event is None, reason='external events exist from pydantic-ai 2.78')
-@pytest.mark.parametrize('form', ['capability', 'wrapper'])
-async def test_waiting_for_an_external_event_in_a_workflow_is_refused(client: Client, task_queue: str, form: str):
-    plugin = AgentPlugin(external_event_agent if form == 'capability' else external_event_wrapped)
-    async with agent_worker(client, workflows=[ExternalEventWorkflow], plugins=[plugin], task_queue=task_queue):
-        output, names = await _execute(client, ExternalEventWorkflow.run, form, task_queue)
-    assert '`wait_for_external_event()`' in output
-    assert 'not supported inside a Temporal workflow' in output
-    assert names == []
+# pydantic-ai 2.78's external events (`wait_for_external_event`) wait durably in both forms: `test_external_events.py`.
 
 
 override_agent = Agent(TestModel(), name='dur_override', capabilities=[TemporalDurability()])

@@ -151,6 +151,7 @@ def test_mcp_tool_cannot_disable_its_activity() -> None:
         'agent__mcp_modern__mcp_server__modern__get_instructions',
         'agent__mcp_modern__mcp_server__modern__get_tools',
         'agent__mcp_modern__mcp_server__modern__call_tool',
+        'agent__mcp_modern__external_event_ask',
     ]
 
 

@@ -73,6 +73,7 @@ def _activity_names(worker: Worker) -> list[str]:
 
 ECHO_ACTIVITIES = [
     'agent__plugin_echo__event_stream_handler',
+    'agent__plugin_echo__external_event_ask',
     'agent__plugin_echo__model_cancel_suspended_response',
     'agent__plugin_echo__model_compact_messages',
     'agent__plugin_echo__model_count_tokens',

@@ -359,6 +359,7 @@ def test_custom_temporalize_toolset_func_and_activity_order() -> None:
         'agent__custom__model_count_tokens',
         'agent__custom__toolset__<agent>__call_tool',
         'agent__custom__toolset__extra__call_tool',
+        'agent__custom__external_event_ask',
     ]
 
 

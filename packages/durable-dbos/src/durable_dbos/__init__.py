@@ -11,6 +11,7 @@ from durable_kernel import DepsResolver, DurableAgentRunEvents, EventStreamTopic
 from ._agent import DBOSAgent
 from ._config import DBOSParallelExecutionMode, StepConfig
 from ._durability import DBOSDurability
+from ._external_events import fail_external_event, resolve_external_event
 from ._live_events import stream_agent_events
 from ._mcp import DBOSMCPServer
 from ._model import DBOSModel
@@ -26,5 +27,7 @@ __all__ = (
     'DBOSModel',
     'DBOSParallelExecutionMode',
     'StepConfig',
+    'fail_external_event',
+    'resolve_external_event',
     'stream_agent_events',
 )

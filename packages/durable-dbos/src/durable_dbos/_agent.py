@@ -20,6 +20,7 @@ from durable_kernel import (
     DepsResolver,
     DurableAgentRunEvents,
     EventStreamTopic,
+    ExternalEventWait,
     NonRetryableModelErrors,
     RunArguments,
     UserPrompt,
@@ -39,6 +40,7 @@ from ._context import in_workflow_code
 from ._durable import DurableToolsetPlan, DurableToolsetsCapability, check_picklable_inputs
 from ._entry_points import DBOSEntryPoints
 from ._event_stream import handle_each_event
+from ._external_events import DBOSEventWait
 from ._live_events import (
     configured_topic,
     current_event_stream_topic,
@@ -324,3 +326,7 @@ class DBOSAgent(DBOSEntryPoints[AgentDepsT, OutputDataT], DBOSConfiguredInstance
 
     def _durable_container(self) -> str | None:
         return 'a DBOS workflow' if in_workflow_code() else None
+
+    def _external_event_wait(self) -> ExternalEventWait | None:
+        # Our durable wait (pydantic-ai 2.78's `wait_for_external_event` in workflow code): a message ends it.
+        return DBOSEventWait(self._name)

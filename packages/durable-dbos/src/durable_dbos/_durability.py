@@ -31,6 +31,7 @@ from durable_kernel import (
     DurabilityCapability,
     DurableAgentRunEvents,
     EventStreamTopic,
+    ExternalEventWait,
     NonRetryableModelErrors,
     OperationUnit,
     RunArguments,
@@ -52,6 +53,7 @@ from ._context import in_workflow_code, step_run_context
 from ._dbos_private import dbos_launched, run_after_launch
 from ._durable import DurableToolsetPlan
 from ._event_stream import single_event_stream
+from ._external_events import DBOSEventWait
 from ._live_events import (
     configured_topic,
     publish_run_result,
@@ -195,6 +197,10 @@ class DBOSDurability(DurabilityCapability[AgentDepsT]):
     def in_durable_context(self) -> bool:
         """Whether the caller is DBOS workflow code (not a step, where calls are plain)."""
         return in_workflow_code()
+
+    def _external_event_wait(self) -> ExternalEventWait | None:
+        # Our durable wait (pydantic-ai 2.78's `wait_for_external_event` in workflow code): a message ends it.
+        return DBOSEventWait(self.name)
 
     @property
     def event_stream_topic(self) -> EventStreamTopic | None:

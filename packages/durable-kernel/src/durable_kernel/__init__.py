@@ -68,6 +68,15 @@ from ._deps_resolver import DepsResolver, reference_deps, resolve_deps
 from ._durability import DEFAULT_MODEL_KEY, DurabilityCapability, is_model_stream_event
 from ._dynamic_toolsets import built_dynamic_tool, list_dynamic_toolset, validates_args_in_unit
 from ._event_batches import forward_event_batches, handle_to_the_end
+from ._external_events import (
+    HAS_EXTERNAL_EVENTS,
+    AskForEvent,
+    ExternalEventWait,
+    external_event_error,
+    external_event_payload,
+    external_event_token,
+    parse_external_event_token,
+)
 from ._live_events import (
     DurableAgentRunEvents,
     EventBatcher,
@@ -94,6 +103,7 @@ from ._names import (
     dbos_capability_operation_step_name,
     dbos_dynamic_toolset_step_name,
     dbos_event_stream_handler_step_name,
+    dbos_external_event_ask_step_name,
     dbos_mcp_step_name,
     dbos_model_step_name,
     dbos_tool_step_name,
@@ -166,6 +176,13 @@ __all__ = (
     'dbos_capability_operation_step_name',
     'prefect_capability_operation_task_name',
     'temporal_capability_operation_activity_name',
+    'AskForEvent',
+    'ExternalEventWait',
+    'HAS_EXTERNAL_EVENTS',
+    'external_event_error',
+    'external_event_payload',
+    'external_event_token',
+    'parse_external_event_token',
     'CountInRunContext',
     'CountTokensResult',
     'COUNTS_TOKENS_BEFORE_REQUEST_HOOKS',
@@ -236,6 +253,7 @@ __all__ = (
     'model_error_retry_predicate',
     'retry_after_seconds',
     'dbos_event_stream_handler_step_name',
+    'dbos_external_event_ask_step_name',
     'dbos_dynamic_toolset_step_name',
     'dbos_mcp_step_name',
     'dbos_model_step_name',

@@ -16,7 +16,6 @@ re-exports from `durable_kernel`), or, for attributes, named in the module that 
 | `pydantic_ai._utils.check_no_nested_sync_run` | `run_sync` refused inside a sync tool (it would deadlock the run), as the plain agent's | 2.x |
 | `WrapperAgent._resolve_realtime_session` / `_open_realtime_session` | overridden by the wrappers to refuse realtime sessions in a durable run | 2.x |
 | `pydantic_ai._utils.disable_threads` | sync callbacks inline in Temporal workflow code (the sandbox forbids threads) | 1.107, 2.x |
-| `Agent._instrument_default` | Temporal: no spans emitted again while a workflow replays | 1.107, 2.x |
 | `pydantic_ai.toolsets._dynamic.DynamicToolset` | recognising `@agent.toolset` toolsets, which have no public class | 1.107, 2.x |
 | `ModelRequestParameters._telemetry_mcp_url_ids` | carrying the MCP ids telemetry masks into a model unit | 2.x |
 | `pydantic_ai.messages._RecordsContentFiles` | a tool result that crossed a boundary keeps its file items, and only those, as files (base class of `ToolReturned`; a plain base where a release lacks it) | 1.107, 2.x |
@@ -717,30 +716,75 @@ def guard_unit_run_context(ctx: RunContext[Any], *, enqueue_refusal: str, cancel
     return dataclasses.replace(ctx, **changes) if changes else ctx
 
 
+# --- pydantic-ai 2.78's external events (`pydantic_ai.external_events`, a public module; absent before 2.78) --------
+
+try:
+    _external_events: Any = importlib.import_module('pydantic_ai.external_events')
+except ImportError:  # 1.107 and 2.x before 2.78
+    _external_events = None
+
+HAS_EXTERNAL_EVENTS: bool = _external_events is not None
+"""Whether the installed pydantic-ai has `wait_for_external_event` (2.78+)."""
+
+
+def external_event_error(reason: str) -> Exception:
+    """pydantic-ai's `ExternalEventError(reason)`: what a wait raises when it times out or its token is failed.
+
+    Only called where external events exist (a wait is running), so the class is there.
+    """
+    assert _external_events is not None
+    return _external_events.ExternalEventError(reason)
+
+
+@contextlib.contextmanager
+def waiting_for_external_events(wait: Any) -> Generator[None]:
+    """Make `wait_for_external_event` wait through `wait(name, ask=..., timeout=...)` inside (no-op before 2.78).
+
+    pydantic-ai 2.78 lets a durable engine supply the wait of a run (`external_event_scope` with an
+    `ExternalEventWaiter`); the engine's `wait` is adapted to that class here, so the engine packages never name it.
+
+    Args:
+        wait: An async callable with the signature of `ExternalEventWaiter.wait`.
+    """
+    if _external_events is None:
+        yield
+        return
+    with _external_events.external_event_scope(_engine_waiter_class()(wait)):
+        yield
+
+
+@functools.cache
+def _engine_waiter_class() -> type[Any]:
+    # Built once (every durable run installs a waiter): a subclass of 2.78's `ExternalEventWaiter` calling `wait`.
+    assert _external_events is not None
+    base: type[Any] = _external_events.ExternalEventWaiter
+
+    class _EngineWaiter(base):
+        def __init__(self, engine_wait: Any) -> None:
+            self._engine_wait = engine_wait
+
+        async def wait(self, name: str, *, ask: Any, timeout: Any) -> Any:
+            return await self._engine_wait(name, ask=ask, timeout=timeout)
+
+    return _EngineWaiter
+
+
 @contextlib.contextmanager
 def refusing_external_events(message: str) -> Generator[None]:
     """Make `pydantic_ai.external_events.wait_for_external_event` raise `message` (a `UserError`) inside.
 
-    pydantic-ai 2.78 added waits for external events; without a waiter of the engine's, a wait runs in process, which
-    a durable run would neither record nor survive (a replay would ask again, a restart would lose the wait). Our
-    engines do not record such waits yet, so their durable runs refuse them. Feature-detected: on releases without
-    external events this does nothing.
+    Without a waiter of the engine's, a wait runs in process, which a durable run would neither record nor survive (a
+    replay would ask again, a restart would lose the wait): the durable runs of an engine that records no such waits
+    refuse them. Feature-detected: on releases without external events this does nothing.
 
     Args:
         message: Why the wait is refused and what to do instead.
     """
-    try:
-        external_events: Any = importlib.import_module('pydantic_ai.external_events')
-    except ImportError:
-        yield
-        return
-    base: type[Any] = external_events.ExternalEventWaiter
 
-    class _RefusingWaiter(base):
-        async def wait(self, name: str, *, ask: Any, timeout: Any) -> Any:
-            raise exceptions.UserError(message)
+    async def refuse(name: str, *, ask: Any, timeout: Any) -> Any:
+        raise exceptions.UserError(message)
 
-    with external_events.external_event_scope(_RefusingWaiter()):
+    with waiting_for_external_events(refuse):
         yield
 
 

@@ -44,9 +44,9 @@ from ._compat import (
     is_reference_durability,
     request_model_selection,
 )
+from ._external_events import ExternalEventWait, external_events_in_durable_run
 from ._token_count import with_count_layer, without_count_layer
 from ._toolsets import require_unique_toolset_ids
-from ._unit_context import external_events_refused
 
 __all__ = ('DEFAULT_MODEL_KEY', 'DurabilityCapability', 'is_model_stream_event')
 
@@ -452,15 +452,20 @@ class DurabilityCapability(AbstractCapability[AgentDepsT]):
     # --- run hooks -----------------------------------------------------------------------------------------------
 
     async def wrap_run(self, ctx: RunContext[AgentDepsT], *, handler: WrapRunHandler) -> AgentRunResult[Any]:
-        """Outside a durable context: the run as it is; inside: the engine's run set-up, with external events refused.
+        """Outside a durable context: the run as it is; inside: the engine's run set-up and wait for external events.
 
-        Refused here once for every engine (as the wrapper form does in `DurableWrapperAgent`): a run waiting for an
-        external event would wait in the worker's memory, unrecorded.
+        Installed here once for every engine (as the wrapper form does in `DurableWrapperAgent`): the engine's durable
+        wait (`_external_event_wait`), or a refusal where it has none, since a run waiting for an external event would
+        otherwise wait in the worker's memory, unrecorded.
         """
         if not self.in_durable_context:
             return await handler()
-        with external_events_refused(self.container_name):
+        with external_events_in_durable_run(self.container_name, self._external_event_wait()):
             return await self._wrap_durable_run(ctx, handler=handler)
+
+    def _external_event_wait(self) -> ExternalEventWait | None:
+        """The engine's durable wait for external events in the current run; `None` refuses them (the default)."""
+        return None
 
     async def _wrap_durable_run(self, ctx: RunContext[AgentDepsT], *, handler: WrapRunHandler) -> AgentRunResult[Any]:
         """Run `handler` inside the engine's durable container, with what the engine sets up around a run."""

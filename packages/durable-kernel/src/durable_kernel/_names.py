@@ -16,6 +16,7 @@ __all__ = (
     'dbos_capability_operation_step_name',
     'dbos_dynamic_toolset_step_name',
     'dbos_event_stream_handler_step_name',
+    'dbos_external_event_ask_step_name',
     'dbos_mcp_step_name',
     'dbos_model_step_name',
     'dbos_tool_step_name',
@@ -37,6 +38,7 @@ TemporalActivityKind = Literal[
     'model_compact_messages',
     'model_cancel_suspended_response',
     'model_count_tokens',
+    'external_event_ask',
     'toolset_call_tool',
     'toolset_validate_args',
     'dynamic_toolset_get_tools',
@@ -131,6 +133,15 @@ _TOOLSET_ACTIVITY_PARTS: dict[str, tuple[str, str]] = {
 }
 
 
+def dbos_external_event_ask_step_name(agent_name: str, wait_name: str) -> str:
+    """The DBOS step that hands a wait's token to `ask`: `{agent}__external_event.{wait name}.ask`.
+
+    pydantic-ai 2.78's own DBOS capability refuses such waits, so it has no name for it; this is the name Pydantic AI
+    Harness gives the same step on AWS Lambda durable functions.
+    """
+    return f'{agent_name}__external_event.{wait_name}.ask'
+
+
 def dbos_workflow_name(agent_name: str, entry_point: Literal['run', 'run_sync']) -> str:
     """The DBOS workflow name of an agent entry point: `{agent}.run` or `{agent}.run_sync`."""
     return f'{agent_name}.{entry_point}'
@@ -212,6 +223,7 @@ PrefectTaskKind = Literal[
     'cancel_suspended_response',
     'get_mcp_tools',
     'get_mcp_instructions',
+    'discover_tools',
 ]
 
 _PREFECT_TASK_TEMPLATES: dict[str, str] = {
@@ -234,6 +246,8 @@ _PREFECT_TASK_TEMPLATES: dict[str, str] = {
     'cancel_suspended_response': 'Cancel Suspended Response: {}',
     'get_mcp_tools': 'Get MCP Tools: {}',
     'get_mcp_instructions': 'Get MCP Instructions: {}',
+    # A dynamic toolset (with an id) built and listed in a task, in both forms, as pydantic-ai 2.68+ names it.
+    'discover_tools': 'Discover Tools: {}',
 }
 
 

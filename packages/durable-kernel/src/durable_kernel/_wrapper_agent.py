@@ -27,9 +27,9 @@ from pydantic_ai.result import StreamedRunResult
 from pydantic_ai.tools import AgentDepsT
 
 from ._compat import COUNTS_TOKENS_BEFORE_REQUEST_HOOKS, REALTIME_SESSION_HOOKS, check_no_nested_sync_run
+from ._external_events import ExternalEventWait, external_events_in_durable_run
 from ._run_arguments import OverrideArguments, RunArguments
 from ._token_count import CountInRunContext
-from ._unit_context import external_events_refused
 
 __all__ = ('DurableWrapperAgent',)
 
@@ -118,8 +118,12 @@ class DurableWrapperAgent(WrapperAgent[AgentDepsT, OutputDataT]):
         container = self._durable_container()
         if container is None:
             return await super().run(arguments.user_prompt, **arguments.run_kwargs())
-        with external_events_refused(container):
+        with external_events_in_durable_run(container, self._external_event_wait()):
             return await super().run(arguments.user_prompt, **arguments.run_kwargs())
+
+    def _external_event_wait(self) -> ExternalEventWait | None:
+        """The engine's durable wait for external events in the current run; `None` refuses them (the default)."""
+        return None
 
     async def _run_impl(self, arguments: RunArguments[AgentDepsT]) -> AgentRunResult[Any]:
         """What `run` does; by default the agent loop. Engines start their durable unit here."""

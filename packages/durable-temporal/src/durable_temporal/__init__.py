@@ -22,6 +22,7 @@ from ._claim_check import ClaimCheckCodec, ClaimCheckStore, FileClaimCheckStore
 from ._config import LocalActivities, LocalActivity
 from ._continue_as_new import AgentHandover, ContinueAsNewAfter, ContinueAsNewHandler, continue_as_new_due, hand_over
 from ._durability import TemporalDurability
+from ._external_events import fail_external_event, resolve_external_event
 from ._live_events import AgentEventStream, WorkflowStreamTopic, stream_agent_events, workflow_stream_event_handler
 from ._logfire import LogfirePlugin
 from ._model import TemporalProviderFactory
@@ -57,7 +58,9 @@ __all__ = (
     'UnitRetryEvent',
     'WorkflowStreamTopic',
     'continue_as_new_due',
+    'fail_external_event',
     'hand_over',
+    'resolve_external_event',
     'stream_agent_events',
     'temporalize_toolset',
     'workflow_stream_event_handler',

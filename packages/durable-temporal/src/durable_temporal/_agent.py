@@ -26,6 +26,7 @@ from durable_kernel import (
     DepsResolver,
     DurableAgentRunEvents,
     EventStreamTopic,
+    ExternalEventWait,
     NonRetryableModelErrors,
     OperationDispatch,
     OverrideArguments,
@@ -66,7 +67,6 @@ from ._live_events import (
     stream_agent_events,
 )
 from ._model import TemporalProviderFactory
-from ._replay_tracing import skip_spans_on_replay
 from ._run_context import TemporalRunContext
 from ._toolset import temporalize_toolset
 from ._versioning import CAPABILITY_OPERATIONS_PATCH, EVENT_BATCHES_PATCH, patched
@@ -221,6 +221,7 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
         self._temporal_model = binding.model
         self._toolsets = binding.toolsets
         self._temporal_activities = binding.activities
+        self._external_event_waiter = binding.external_event_wait
 
     # --- properties -----------------------------------------------------------------------------------------------
 
@@ -300,7 +301,8 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
     def temporal_activities(self) -> list[Callable[..., Any]]:
         """The activities to register on the worker, in a stable order.
 
-        The event-stream-handler activity, the model-request activities, then each toolset's activities.
+        The event-stream-handler activity, the model-request activities, each toolset's activities, then the local
+        activity that hands a wait's token to `ask` (`external_event_ask`, pydantic-ai 2.78's external events).
         """
         return list(self._temporal_activities)
 
@@ -371,7 +373,6 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
     def _durable_scope(self, model: models.Model | str | None) -> Generator[None]:
         try:
             # Sync callbacks run inline: the workflow sandbox forbids threads.
-            skip_spans_on_replay(self.wrapped)
             with (
                 scoped_context_value(self._durable_run_active, True),
                 self._durable_overrides(model),
@@ -401,6 +402,10 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
 
     def _durable_container(self) -> str | None:
         return 'a Temporal workflow' if workflow.in_workflow() else None
+
+    def _external_event_wait(self) -> ExternalEventWait | None:
+        # Our durable wait (pydantic-ai 2.78's `wait_for_external_event` in a workflow): a signal ends it.
+        return self._external_event_waiter
 
     def _resolve_model_outside_workflow(self, model: models.Model | str | None) -> models.Model:
         return self._temporal_model.resolve(model)

@@ -49,6 +49,7 @@ from ._config import (
 )
 from ._continue_as_new import ContinueAsNewAfter, ContinueAsNewHandler, continue_as_new_policy
 from ._deps_refs import deps_for_activity
+from ._external_events import TemporalEventWait, external_event_ask_activity
 from ._function_toolset import TemporalFunctionToolset
 from ._heartbeat import heartbeating_activity
 from ._model import TemporalModel, TemporalProviderFactory
@@ -122,7 +123,7 @@ class TemporalBinding(Generic[AgentDepsT]):
     durable_toolsets: dict[str, AbstractToolset[AgentDepsT]]
     """The Temporal twin of each leaf toolset, by toolset id."""
     activities: list[Callable[..., Any]]
-    """Every activity, in registration order: event handler, model, then each toolset's."""
+    """Every activity, in registration order: event handler, model, each toolset's, then the external-event ask."""
     local: LocalScope = field(default_factory=LocalScope)
     """Which units run as local activities (the event handler's: `local.events`)."""
     operation_activities: dict[tuple[str, str], Callable[..., Any]] = field(
@@ -147,6 +148,9 @@ class TemporalBinding(Generic[AgentDepsT]):
         summary = f'capability: {operation.capability_id}.{operation.name}'
         config = merge_activity_config({'summary': summary}, self.operation_activity_config)
         return await execute_unit(activity_fn, [params, deps], config, local=False)
+
+    external_event_wait: TemporalEventWait | None = None
+    """The durable wait for external events of the agent's runs (its local activity is the last of `activities`)."""
 
 
 def _positional_arity(func: Callable[..., Any]) -> int:
@@ -308,6 +312,10 @@ def build_binding(
             operation, prefix=prefix, agent=agent, deps_type=deps_type, run_context_type=run_context_type
         )
     activities.extend(operation_activities.values())
+    # Registered last on every line, as pydantic-ai 2.78 registers it (a release without external events never
+    # schedules it).
+    ask_activity = external_event_ask_activity(prefix)
+    activities.append(ask_activity)
     return TemporalBinding(
         prefix=prefix,
         event_stream_handler_activity=event_activity,
@@ -320,6 +328,7 @@ def build_binding(
         operations=dict(operations or {}),
         operation_activity_config=activity_config,
         run_context_type=run_context_type,
+        external_event_wait=TemporalEventWait(ask_activity, activity_config),
     )
 
 
