@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from pydantic_ai import RunContext
 from pydantic_ai.capabilities import AbstractCapability
+from pydantic_ai.exceptions import UserError
 from pydantic_ai.models.function import FunctionModel
 from pydantic_ai.usage import RunUsage
 from pydantic_core import to_jsonable_python
@@ -21,6 +22,9 @@ from pydantic_core import to_jsonable_python
 from durable_kernel import (
     HAS_DURABLE_OPERATIONS,
     CapabilityOperationOutcome,
+    DBOSOperationNamer,
+    PrefectOperationNamer,
+    TemporalOperationNamer,
     capability_operations,
     dbos_capability_operation_step_name,
     prefect_capability_operation_task_name,
@@ -126,3 +130,49 @@ def test_the_outcome_has_the_fields_of_pydantic_ai_2_78s_result() -> None:
     reference: Any = importlib.import_module('pydantic_ai.durable_exec._capability_operation')
     ours = {field.name for field in dataclasses.fields(CapabilityOperationOutcome)}
     assert ours == {field.name for field in dataclasses.fields(reference.CapabilityOperationResult)}
+
+
+def _reference_ids() -> list[Any]:
+    """One id of every kind pydantic-ai 2.78 names, with each toolset kind and both streaming modes."""
+    operation: Any = importlib.import_module('pydantic_ai.durable_exec._operation')
+    ids: list[Any] = [
+        operation.CapabilityOperationId('notes', operation='fetch'),
+        operation.ModelRequestId('fast', model_name='gpt-5'),
+        operation.ModelRequestId(None, streaming=True, model_name='gpt-5'),
+        operation.ModelCancelSuspendedResponseId(model_name='gpt-5'),
+        operation.ModelCompactMessagesId(model_name='gpt-5'),
+        operation.ModelCountTokensId(model_name='gpt-5'),
+        operation.EventStreamHandlerId(),
+        operation.ToolsetGetInstructionsId('mcp1'),
+    ]
+    for kind in ('function', 'mcp', 'dynamic'):
+        ids.append(operation.ToolsetGetToolsId(kind, toolset_id='ts'))
+        ids.append(operation.ToolsetValidateToolArgumentsId(kind, toolset_id='ts'))
+        ids.append(operation.ToolsetCallToolId(kind, toolset_id='ts'))
+    return ids
+
+
+@needs_operations
+def test_our_namers_name_every_operation_id_as_pydantic_ai_2_78s_do() -> None:
+    operation: Any = importlib.import_module('pydantic_ai.durable_exec._operation')
+    if not hasattr(operation, 'ModelCountTokensId'):  # pragma: no cover - 2.68
+        pytest.skip('the namers compared are 2.78+')
+    temporal: Any = importlib.import_module('pydantic_ai.durable_exec.temporal._operation_names')
+    dbos: Any = importlib.import_module('pydantic_ai.durable_exec.dbos._operation_names')
+    prefect: Any = importlib.import_module('pydantic_ai.durable_exec.prefect._operation_names')
+    pairs: list[tuple[Any, Any]] = [
+        (TemporalOperationNamer('support'), temporal.TemporalOperationNamer('support')),
+        (DBOSOperationNamer('support'), dbos.DBOSOperationNamer('support')),
+        (PrefectOperationNamer(), prefect.PrefectOperationNamer()),
+    ]
+    for ours, theirs in pairs:
+        for operation_id in _reference_ids():
+            assert ours.operation_name(operation_id) == theirs.operation_name(operation_id), operation_id
+
+
+def test_an_unknown_operation_id_is_refused() -> None:
+    class NewId:
+        pass
+
+    with pytest.raises(UserError, match='newer than this package'):
+        TemporalOperationNamer('support').operation_name(NewId())

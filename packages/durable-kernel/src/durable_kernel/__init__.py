@@ -117,6 +117,7 @@ from ._names import (
     temporal_activity_prefix,
     temporal_capability_operation_activity_name,
 )
+from ._operation_names import DBOSOperationNamer, PrefectOperationNamer, TemporalOperationNamer
 from ._run_arguments import OverrideArguments, RunArguments, UserPrompt
 from ._run_context import (
     AVAILABILITY_SNAPSHOTS,
@@ -172,6 +173,9 @@ __all__ = (
     'install_operation_dispatchers',
     'run_operation_in_unit',
     'HAS_DURABLE_OPERATIONS',
+    'DBOSOperationNamer',
+    'PrefectOperationNamer',
+    'TemporalOperationNamer',
     'agent_root_capability',
     'dbos_capability_operation_step_name',
     'prefect_capability_operation_task_name',
