@@ -6,7 +6,7 @@ attach [`DBOSDurability`][durable_dbos.DBOSDurability] to an agent (`capabilitie
 `@DBOS.workflow()`.
 """
 
-from durable_kernel import DepsResolver, DurableAgentRunEvents, EventStreamTopic, UnitRetryEvent
+from durable_kernel import DBOSOperationNamer, DepsResolver, DurableAgentRunEvents, EventStreamTopic, UnitRetryEvent
 
 from ._agent import DBOSAgent
 from ._config import DBOSParallelExecutionMode, StepConfig
@@ -30,4 +30,5 @@ __all__ = (
     'fail_external_event',
     'resolve_external_event',
     'stream_agent_events',
+    'DBOSOperationNamer',
 )

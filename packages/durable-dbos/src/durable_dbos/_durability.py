@@ -26,14 +26,18 @@ from pydantic_ai.tools import AgentDepsT, RunContext
 from pydantic_ai.toolsets import AbstractToolset
 
 from durable_kernel import (
+    CapabilityOperation,
+    CapabilityOperationOutcome,
     DurabilityCapability,
     DurableAgentRunEvents,
     EventStreamTopic,
     ExternalEventWait,
     NonRetryableModelErrors,
+    OperationUnit,
     RunArguments,
     UserPrompt,
     coerce_event_stream_topic,
+    dbos_capability_operation_step_name,
     dbos_event_stream_handler_step_name,
     dbos_workflow_name,
     get_event_loop,
@@ -41,6 +45,7 @@ from durable_kernel import (
     is_permanent_model_error,
     require_durable_parallel_execution_mode,
     run_has_cancellation_token,
+    run_operation_in_unit,
 )
 
 from ._config import DBOSParallelExecutionMode, StepConfig, step_options
@@ -437,6 +442,25 @@ class DBOSDurability(DurabilityCapability[AgentDepsT]):
 
                 await DBOS.run_step_async(options, handle_event)
             yield event
+
+    @property
+    def _operation_unit(self) -> OperationUnit | None:
+        # A durable capability operation called in workflow code runs in the step `{name}__capability__{id}.{op}`
+        # (pydantic-ai 2.78's name), with DBOS's default step options; a recovered workflow takes its recorded outcome.
+        if self._in_legacy_workflow.get():
+            return None  # a `DBOSAgent` workflow recorded its run without such steps: it replays as it ran
+        return self._run_operation_step
+
+    async def _run_operation_step(
+        self, operation: CapabilityOperation, ctx: RunContext[Any], arguments: dict[str, Any]
+    ) -> CapabilityOperationOutcome:
+        name = dbos_capability_operation_step_name(self.name, operation.capability_id, operation.name)
+
+        async def run_operation() -> CapabilityOperationOutcome:
+            with step_run_context(ctx) as guarded:
+                return await run_operation_in_unit(operation, guarded, arguments)
+
+        return await DBOS.run_step_async(step_options(name), run_operation)
 
     def _require_plan(self) -> DurableToolsetPlan:
         if self._plan is None:  # pragma: no cover - hooks run on the bound copy

@@ -4,11 +4,21 @@ Nothing here imports an engine SDK: the kernel says *what* crosses a durable bou
 merged and ordered; each engine package binds those rules to its own primitives.
 """
 
+from ._capability_operations import (
+    CapabilityOperation,
+    CapabilityOperationOutcome,
+    OperationDispatch,
+    OperationUnit,
+    capability_operations,
+    install_operation_dispatchers,
+    run_operation_in_unit,
+)
 from ._compat import (
     ARGS_VALIDATOR_UNITS,
     COUNTS_TOKENS_BEFORE_REQUEST_HOOKS,
     DERIVED_FIELDS_2,
     HAS_DEFAULT_RUN_ID_HOOK,
+    HAS_DURABLE_OPERATIONS,
     HAS_RESPONSE_ORIGIN,
     PYDANTIC_AI_2,
     PYDANTIC_AI_VERSION,
@@ -16,6 +26,7 @@ from ._compat import (
     UNSET,
     DynamicToolset,
     Unset,
+    agent_root_capability,
     cancel_suspended_response,
     completed_streamed_response,
     current_request_attempt,
@@ -96,6 +107,7 @@ from ._model_stream import consume_model_stream, unit_execution_attempt
 from ._names import (
     PrefectTaskKind,
     TemporalActivityKind,
+    dbos_capability_operation_step_name,
     dbos_dynamic_toolset_step_name,
     dbos_event_stream_handler_step_name,
     dbos_external_event_ask_step_name,
@@ -103,13 +115,16 @@ from ._names import (
     dbos_model_step_name,
     dbos_tool_step_name,
     dbos_workflow_name,
+    prefect_capability_operation_task_name,
     prefect_flow_name,
     prefect_task_name,
     require_agent_name,
     temporal_activity_name,
     temporal_activity_name_with_prefix,
     temporal_activity_prefix,
+    temporal_capability_operation_activity_name,
 )
+from ._operation_names import DBOSOperationNamer, PrefectOperationNamer, TemporalOperationNamer
 from ._run_arguments import OverrideArguments, RunArguments, UserPrompt
 from ._run_context import (
     AVAILABILITY_SNAPSHOTS,
@@ -157,6 +172,21 @@ __all__ = (
     'dump_live_result',
     'topic_to_read',
     'DurabilityCapability',
+    'CapabilityOperation',
+    'CapabilityOperationOutcome',
+    'OperationDispatch',
+    'OperationUnit',
+    'capability_operations',
+    'install_operation_dispatchers',
+    'run_operation_in_unit',
+    'HAS_DURABLE_OPERATIONS',
+    'DBOSOperationNamer',
+    'PrefectOperationNamer',
+    'TemporalOperationNamer',
+    'agent_root_capability',
+    'dbos_capability_operation_step_name',
+    'prefect_capability_operation_task_name',
+    'temporal_capability_operation_activity_name',
     'AskForEvent',
     'ExternalEventWait',
     'HAS_EXTERNAL_EVENTS',

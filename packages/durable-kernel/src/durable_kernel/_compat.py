@@ -27,6 +27,8 @@ re-exports from `durable_kernel`), or, for attributes, named in the module that 
 | `pydantic_ai._run_context.get_current_request_attempt` | the attempt at the request step a model unit streams, for its events' `origin` | 2.78+ |
 | the source text of 1.107's `durable_exec/prefect/_function_toolset.py` and `_mcp_server.py` task functions (read as files, never imported; `durable_prefect/_reference_results.py`) | Prefect: the reference's own cache key of a tool call (it hashes that source), to reuse what the reference recorded when its flow run is re-run on ours | 1.107 |
 | `ModelRequestNode._prepare_attempt` (presence only) | whether a count of tokens ahead of a request happens inside the request hooks and run context (`COUNTS_TOKENS_BEFORE_REQUEST_HOOKS`) | 1.107, 2.x |
+| `__pydantic_ai_durable_operation__` (the marker `durable_operation` sets: `.name`, `.function`, `.base_hook`), `AbstractCapability._durable_operations_need_id` | collecting a capability's durable operations (`durable_kernel._capability_operations`) | 2.68+ |
+| `AbstractCapability._prepare_run_context`, `RunContext._durable_operations` / `_run_capabilities_by_id` | installing the run's dispatchers of durable operations, which the decorator reads (the hook pydantic-ai calls before `wrap_run`) | 2.68+ |
 """
 
 from __future__ import annotations
@@ -106,6 +108,12 @@ __all__ = (
     'current_request_attempt',
     'response_origin',
     'with_response_origin',
+    'HAS_DURABLE_OPERATIONS',
+    'DurableOperationMarker',
+    'durable_operation_marker',
+    'durable_operations_need_id',
+    'run_durable_operations',
+    'run_capabilities_by_id',
 )
 
 
@@ -836,3 +844,66 @@ def with_response_origin(event: Any, origin: Any | None) -> Any:
     if origin is None or not hasattr(event, 'origin') or event.origin is not None:
         return event
     return dataclasses.replace(event, origin=origin)
+
+
+# --- capability operations (`pydantic_ai.capabilities.durable_operation`, 2.68+) -----------------------------------
+
+_DURABLE_OPERATION_MARKER = '__pydantic_ai_durable_operation__'
+
+HAS_DURABLE_OPERATIONS: bool = '_durable_operations' in {f.name for f in dataclasses.fields(RunContext)} and hasattr(
+    AbstractCapability, '_prepare_run_context'
+)
+"""Whether the installed pydantic-ai has capability operations (`@durable_operation`, 2.68+): a run then asks each
+capability to install its dispatchers (`_prepare_run_context`) and the decorator calls the one installed for it."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DurableOperationMarker:
+    """What `@durable_operation(name)` records on a method (read from pydantic-ai's own marker).
+
+    Attributes:
+        name: The operation's persisted name.
+        function: The undecorated method (calling it never dispatches again).
+        base_hook: Whether the marker is on a base hook whose overrides inherit it.
+    """
+
+    name: str
+    function: Any
+    base_hook: bool = False
+
+
+def durable_operation_marker(obj: object) -> DurableOperationMarker | None:
+    """The durable-operation marker pydantic-ai's decorator put on `obj`, or `None`."""
+    marker = getattr(obj, _DURABLE_OPERATION_MARKER, None)
+    name = getattr(marker, 'name', None)
+    if marker is None or not isinstance(name, str):
+        return None
+    return DurableOperationMarker(
+        name=name, function=getattr(marker, 'function', None), base_hook=bool(getattr(marker, 'base_hook', False))
+    )
+
+
+def durable_operations_need_id(capability: AbstractCapability[Any]) -> bool:
+    """Whether an id-less `capability` with durable operations is an error (`False`: it binds none, by its own rule)."""
+    return bool(getattr(capability, '_durable_operations_need_id', True))
+
+
+def run_durable_operations(ctx: RunContext[Any]) -> dict[tuple[str, str], Any] | None:
+    """The run's dispatchers of durable operations by `(capability id, operation)`, which the decorator reads.
+
+    The run shares one mapping with every context it builds, so it is filled in place; `None` where the installed
+    pydantic-ai has none (1.107, 2.33).
+    """
+    if not HAS_DURABLE_OPERATIONS:
+        return None
+    operations = cast('dict[tuple[str, str], Any] | None', getattr(ctx, '_durable_operations', None))
+    if operations is None:
+        operations = {}
+        object.__setattr__(ctx, '_durable_operations', operations)
+    return operations
+
+
+def run_capabilities_by_id(ctx: RunContext[Any]) -> Mapping[str, AbstractCapability[Any]]:
+    """The run's capabilities by id (its `for_run` replacements), as pydantic-ai installed them before `wrap_run`."""
+    found = getattr(ctx, '_run_capabilities_by_id', None)
+    return cast('Mapping[str, AbstractCapability[Any]]', found or {})

@@ -30,8 +30,15 @@ from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import AgentDepsT, RunContext
 from pydantic_ai.usage import RequestUsage
 
+from ._capability_operations import (
+    CapabilityOperation,
+    OperationUnit,
+    capability_operations,
+    install_operation_dispatchers,
+)
 from ._compat import (
     COUNTS_TOKENS_BEFORE_REQUEST_HOOKS,
+    HAS_DURABLE_OPERATIONS,
     PYDANTIC_AI_2,
     agent_root_capability,
     is_reference_durability,
@@ -103,6 +110,7 @@ class DurabilityCapability(AbstractCapability[AgentDepsT]):
         # agent, however many times pydantic-ai or a registration helper asks for it.
         # Keyed by `id` (agents are unhashable dataclasses); the weak reference tells a reused id from the same agent.
         self._bindings: dict[int, tuple[weakref.ref[AbstractAgent[Any, Any]], DurabilityCapability[Any]]] = {}
+        self._operations: dict[tuple[str, str], CapabilityOperation] | None = None
 
     # --- binding -------------------------------------------------------------------------------------------------
 
@@ -159,6 +167,7 @@ class DurabilityCapability(AbstractCapability[AgentDepsT]):
         bound = copy.copy(self)
         bound.name = name
         bound._agent = agent
+        bound._operations = None
         bound._bind_to_agent(agent)
         key = id(agent)
         bindings = self._bindings
@@ -229,6 +238,41 @@ class DurabilityCapability(AbstractCapability[AgentDepsT]):
             )
         mine = [c for c in found if isinstance(c, cls)]
         return mine[0]._bind(agent) if mine else None
+
+    # --- capability operations (pydantic-ai 2.68+'s `@durable_operation`) ------------------------------------------
+
+    @property
+    def capability_operations(self) -> dict[tuple[str, str], CapabilityOperation]:
+        """The durable operations of the bound agent's capabilities, by `(capability id, operation)` (collected once).
+
+        Empty where the installed pydantic-ai has no `durable_operation` (1.107, 2.33) or before binding.
+
+        Raises:
+            UserError: A capability breaks a rule of durable operations (see `durable_kernel.capability_operations`).
+        """
+        if self._operations is None:
+            if not HAS_DURABLE_OPERATIONS or self._agent is None:
+                return {}
+            self._operations = capability_operations(agent_root_capability(self._agent))
+        return self._operations
+
+    @property
+    def _operation_unit(self) -> OperationUnit | None:
+        """Runs a durable operation's unit from workflow or flow code; `None` where the engine has none yet."""
+        return None
+
+    def _prepare_run_context(self, ctx: RunContext[AgentDepsT]) -> None:
+        """Install the dispatchers of the agent's durable operations (pydantic-ai 2.68+ calls this before `wrap_run`)."""
+        unit = self._operation_unit
+        if unit is None or not self.capability_operations:
+            return
+        install_operation_dispatchers(
+            ctx, self.capability_operations, unit=unit, in_durable_context=self._in_container_code
+        )
+
+    def _in_container_code(self) -> bool:
+        """Whether the caller is workflow or flow code itself (not a unit inside it): operations dispatch from there."""
+        return self.in_durable_context
 
     # --- models --------------------------------------------------------------------------------------------------
 

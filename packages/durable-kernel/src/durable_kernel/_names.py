@@ -13,6 +13,7 @@ from pydantic_ai.exceptions import UserError
 __all__ = (
     'PrefectTaskKind',
     'TemporalActivityKind',
+    'dbos_capability_operation_step_name',
     'dbos_dynamic_toolset_step_name',
     'dbos_event_stream_handler_step_name',
     'dbos_external_event_ask_step_name',
@@ -20,11 +21,13 @@ __all__ = (
     'dbos_model_step_name',
     'dbos_tool_step_name',
     'dbos_workflow_name',
+    'prefect_capability_operation_task_name',
     'prefect_flow_name',
     'prefect_task_name',
     'require_agent_name',
     'temporal_activity_name',
     'temporal_activity_name_with_prefix',
+    'temporal_capability_operation_activity_name',
     'temporal_activity_prefix',
 )
 
@@ -101,6 +104,21 @@ def temporal_activity_name_with_prefix(prefix: str, kind: TemporalActivityKind, 
         raise ValueError(f'activity kind {kind!r} needs a toolset id')
     family, operation = family_operation
     return f'{prefix}__{family}__{toolset_id}__{operation}'
+
+
+def temporal_capability_operation_activity_name(prefix: str, capability_id: str, operation: str) -> str:
+    """The activity of a capability's durable operation: `agent__{name}__capability__{id}__{operation}` (2.68's)."""
+    return f'{prefix}__capability__{capability_id}__{operation}'
+
+
+def dbos_capability_operation_step_name(agent_name: str, capability_id: str, operation: str) -> str:
+    """The DBOS step of a capability's durable operation: `{agent}__capability__{id}.{operation}` (2.68's)."""
+    return f'{agent_name}__capability__{capability_id}.{operation}'
+
+
+def prefect_capability_operation_task_name(capability_id: str, operation: str) -> str:
+    """The Prefect task of a capability's durable operation: `Capability: {id}.{operation}` (2.68's)."""
+    return f'Capability: {capability_id}.{operation}'
 
 
 _TOOLSET_ACTIVITY_PARTS: dict[str, tuple[str, str]] = {

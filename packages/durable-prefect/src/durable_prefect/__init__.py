@@ -1,6 +1,6 @@
 """Durable pydantic-ai agents on Prefect: agent runs are flows, model requests and tool calls are tasks."""
 
-from durable_kernel import DepsResolver, DurableAgentRunEvents, EventStreamTopic, UnitRetryEvent
+from durable_kernel import DepsResolver, DurableAgentRunEvents, EventStreamTopic, PrefectOperationNamer, UnitRetryEvent
 
 from ._agent import PrefectAgent
 from ._agent_base import PrefectifyToolsetFunc
@@ -53,4 +53,5 @@ __all__ = (
     'prefectify_toolset',
     'stream_agent_events',
     'value_key',
+    'PrefectOperationNamer',
 )

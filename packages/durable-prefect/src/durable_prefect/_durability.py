@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any, ClassVar
 from uuid import UUID
 
-from prefect.context import FlowRunContext
+from prefect.context import FlowRunContext, TaskRunContext
 from pydantic_ai.agent import AbstractAgent, AgentRunResult, EventStreamHandler
 from pydantic_ai.capabilities import WrapModelRequestHandler, WrapRunHandler
 from pydantic_ai.messages import AgentStreamEvent, ModelResponse
@@ -26,6 +26,7 @@ from durable_kernel import (
     DurableAgentRunEvents,
     EventStreamTopic,
     NonRetryableModelErrors,
+    OperationUnit,
     PrefectTaskKind,
     coerce_event_stream_topic,
     completed_streamed_response,
@@ -34,6 +35,7 @@ from durable_kernel import (
     ordered_tool_call_events,
 )
 
+from ._capability_operations import run_operation_task
 from ._event_handler import event_task
 from ._key_text import message_key_cache
 from ._live_events import (
@@ -145,6 +147,16 @@ class PrefectDurability(DurabilityCapability[AgentDepsT]):
     def in_durable_context(self) -> bool:
         """Whether the code runs in a Prefect flow run."""
         return FlowRunContext.get() is not None
+
+    @property
+    def _operation_unit(self) -> OperationUnit | None:
+        # A durable capability operation called in flow code runs in the task `Capability: {id}.{operation}`
+        # (pydantic-ai 2.78's name); a retried or resumed flow run takes its cached outcome.
+        return run_operation_task
+
+    def _in_container_code(self) -> bool:
+        # Flow code, not a task inside the flow (a tool's task): there the operation runs where it is called.
+        return FlowRunContext.get() is not None and TaskRunContext.get() is None
 
     def _bind_to_agent(self, agent: AbstractAgent[AgentDepsT, Any]) -> None:
         # Per binding (a shallow copy would share the user's instance's dict): the durable model of each model key.

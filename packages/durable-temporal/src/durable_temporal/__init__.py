@@ -13,7 +13,7 @@ from __future__ import annotations
 # sandbox (where the import would be re-done per workflow run and may be restricted).
 import anyio._backends._asyncio  # pyright: ignore[reportUnusedImport]  # noqa: F401
 
-from durable_kernel import DepsResolver, DurableAgentRunEvents, EventStreamTopic, UnitRetryEvent
+from durable_kernel import DepsResolver, DurableAgentRunEvents, EventStreamTopic, TemporalOperationNamer, UnitRetryEvent
 
 # Registers the exit hook that keeps Temporal's Rust threads from aborting the process at exit: see the module.
 from . import _exit_barrier  # pyright: ignore[reportUnusedImport]  # noqa: F401
@@ -64,4 +64,5 @@ __all__ = (
     'stream_agent_events',
     'temporalize_toolset',
     'workflow_stream_event_handler',
+    'TemporalOperationNamer',
 )

@@ -22,13 +22,17 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.workflow import ActivityConfig
 
 from durable_kernel import (
+    HAS_DURABLE_OPERATIONS,
     DepsResolver,
     DurableAgentRunEvents,
     EventStreamTopic,
     ExternalEventWait,
     NonRetryableModelErrors,
+    OperationDispatch,
     OverrideArguments,
     RunArguments,
+    agent_root_capability,
+    capability_operations,
     decodable_output_type,
     disable_threads,
     forward_event_batches,
@@ -65,7 +69,7 @@ from ._live_events import (
 from ._model import TemporalProviderFactory
 from ._run_context import TemporalRunContext
 from ._toolset import temporalize_toolset
-from ._versioning import EVENT_BATCHES_PATCH, patched
+from ._versioning import CAPABILITY_OPERATIONS_PATCH, EVENT_BATCHES_PATCH, patched
 
 if TYPE_CHECKING:
     pass
@@ -207,7 +211,11 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
             continue_as_new=continue_as_new,
             continue_as_new_after=continue_as_new_after,
             local=local,
+            # pydantic-ai 2.68+'s durable capability operations: pydantic-ai's own `TemporalAgent` runs them in
+            # workflow code; ours gives each its activity, named as the capability form names it.
+            operations=capability_operations(agent_root_capability(wrapped)) if HAS_DURABLE_OPERATIONS else None,
         )
+        self._binding = binding
         self._local_events = local.events
         self.event_stream_handler_activity = binding.event_stream_handler_activity
         self._temporal_model = binding.model
@@ -377,6 +385,20 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
 
     def _in_durable_run(self) -> bool:
         return self._durable_run_active.get()
+
+    def _run_capabilities(self) -> list[Any]:
+        # In a workflow, with durable capability operations: the run's dispatchers of them (pydantic-ai 2.68+).
+        binding = self._binding
+        if not binding.operation_activities or not workflow.in_workflow():
+            return []
+        operations = {key: op for key, op in binding.operations.items() if key in binding.operation_activities}
+        return [
+            OperationDispatch(
+                operations,
+                unit=binding.run_operation,
+                in_durable_context=lambda: workflow.in_workflow() and patched(CAPABILITY_OPERATIONS_PATCH),
+            )
+        ]
 
     def _durable_container(self) -> str | None:
         return 'a Temporal workflow' if workflow.in_workflow() else None

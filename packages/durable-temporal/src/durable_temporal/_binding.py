@@ -26,12 +26,16 @@ from temporalio.workflow import ActivityConfig
 
 from durable_kernel import (
     ARGS_VALIDATOR_UNITS,
+    CapabilityOperation,
+    CapabilityOperationOutcome,
     EventStreamTopic,
     NonRetryableModelErrors,
     require_toolset_id,
     require_unique_toolset_ids,
+    run_operation_in_unit,
     temporal_activity_name_with_prefix,
     temporal_activity_prefix,
+    temporal_capability_operation_activity_name,
 )
 
 from ._config import (
@@ -39,10 +43,12 @@ from ._config import (
     LocalScope,
     ToolActivityConfig,
     ToolSetting,
+    execute_unit,
     local_activity_config,
     merge_activity_config,
 )
 from ._continue_as_new import ContinueAsNewAfter, ContinueAsNewHandler, continue_as_new_policy
+from ._deps_refs import deps_for_activity
 from ._external_events import TemporalEventWait, external_event_ask_activity
 from ._function_toolset import TemporalFunctionToolset
 from ._heartbeat import heartbeating_activity
@@ -51,6 +57,7 @@ from ._run_context import TemporalRunContext, resolve_activity_context
 from ._toolset import ActivityToolset, TemporalWrapperToolset
 
 __all__ = (
+    'CapabilityOperationParams',
     'EventStreamHandlerParams',
     'TemporalBinding',
     'TemporalizeToolsetFunc',
@@ -88,6 +95,22 @@ class EventStreamHandlerParams:
 
 
 @dataclass
+class CapabilityOperationParams:
+    """Argument of a capability operation's activity (field names are wire format: pydantic-ai 2.78's).
+
+    Attributes:
+        arguments: The call's arguments by parameter name, as JSON data (the run context left out).
+        serialized_run_context: The run context, as for every activity.
+        model_id: The run's model by its key (`None`: the agent's default). Ours always sends `None`: the operation
+            gets the run context of an activity, which has no model.
+    """
+
+    arguments: dict[str, Any]
+    serialized_run_context: Any
+    model_id: str | None = None
+
+
+@dataclass
 class TemporalBinding(Generic[AgentDepsT]):
     """The durable objects of one agent on Temporal (see the module docstring)."""
 
@@ -103,6 +126,29 @@ class TemporalBinding(Generic[AgentDepsT]):
     """Every activity, in registration order: event handler, model, each toolset's, then the external-event ask."""
     local: LocalScope = field(default_factory=LocalScope)
     """Which units run as local activities (the event handler's: `local.events`)."""
+    operation_activities: dict[tuple[str, str], Callable[..., Any]] = field(
+        default_factory=dict[tuple[str, str], Callable[..., Any]]
+    )
+    """The activity of each durable capability operation, by `(capability id, operation)`."""
+    operations: dict[tuple[str, str], CapabilityOperation] = field(
+        default_factory=dict[tuple[str, str], CapabilityOperation]
+    )
+    """The durable operations of the agent's capabilities (those taking a `ModelRequestContext` have no activity)."""
+    operation_activity_config: ActivityConfig = field(default_factory=lambda: ActivityConfig())
+    """The config of the capability operations' activities (the base config, as pydantic-ai 2.78's)."""
+    run_context_type: type[TemporalRunContext[Any]] = TemporalRunContext
+
+    async def run_operation(
+        self, operation: CapabilityOperation, ctx: Any, arguments: dict[str, Any]
+    ) -> CapabilityOperationOutcome:
+        """Run a capability operation's activity from workflow code (the `OperationUnit` of both forms)."""
+        activity_fn = self.operation_activities[(operation.capability_id, operation.name)]
+        serialized, deps = deps_for_activity(self.run_context_type, ctx)
+        params = CapabilityOperationParams(arguments=arguments, serialized_run_context=serialized)
+        summary = f'capability: {operation.capability_id}.{operation.name}'
+        config = merge_activity_config({'summary': summary}, self.operation_activity_config)
+        return await execute_unit(activity_fn, [params, deps], config, local=False)
+
     external_event_wait: TemporalEventWait | None = None
     """The durable wait for external events of the agent's runs (its local activity is the last of `activities`)."""
 
@@ -133,6 +179,7 @@ def build_binding(
     continue_as_new_after: ContinueAsNewAfter | None = None,
     local: LocalScope | None = None,
     validate_args_in_activities: bool = False,
+    operations: Mapping[tuple[str, str], CapabilityOperation] | None = None,
 ) -> TemporalBinding[AgentDepsT]:
     """Build the activities, durable model and durable toolsets of `agent`.
 
@@ -157,6 +204,7 @@ def build_binding(
         local: Which units run as local activities (the same activities, run with `execute_local_activity`).
         validate_args_in_activities: Run function tools' `args_validator`s in `validate_args` activities where the
             installed pydantic-ai's `TemporalDurability` does (`ARGS_VALIDATOR_UNITS`): the capability form.
+        operations: The durable operations of the agent's capabilities, each given an activity.
     """
     policy = continue_as_new_policy(continue_as_new, continue_as_new_after)
     local = local or LocalScope()
@@ -256,6 +304,14 @@ def build_binding(
     # Activities are named after toolset ids: two toolsets under one id would share them.
     require_unique_toolset_ids(agent.toolsets, engine='Temporal')
     toolsets = [toolset.visit_and_replace(make_durable) for toolset in agent.toolsets]
+    operation_activities: dict[tuple[str, str], Callable[..., Any]] = {}
+    for key, operation in (operations or {}).items():
+        if operation.model_request_parameter is not None:
+            continue  # not dispatched (see `durable_kernel._capability_operations`): no activity
+        operation_activities[key] = _operation_activity(
+            operation, prefix=prefix, agent=agent, deps_type=deps_type, run_context_type=run_context_type
+        )
+    activities.extend(operation_activities.values())
     # Registered last on every line, as pydantic-ai 2.78 registers it (a release without external events never
     # schedules it).
     ask_activity = external_event_ask_activity(prefix)
@@ -268,8 +324,33 @@ def build_binding(
         durable_toolsets=durable_toolsets,
         activities=unique_activities(activities),
         local=local,
+        operation_activities=operation_activities,
+        operations=dict(operations or {}),
+        operation_activity_config=activity_config,
+        run_context_type=run_context_type,
         external_event_wait=TemporalEventWait(ask_activity, activity_config),
     )
+
+
+def _operation_activity(
+    operation: CapabilityOperation,
+    *,
+    prefix: str,
+    agent: AbstractAgent[Any, Any],
+    deps_type: type[Any],
+    run_context_type: type[TemporalRunContext[Any]],
+) -> Callable[..., Any]:
+    """The activity `agent__{name}__capability__{id}__{operation}` that runs one capability operation."""
+
+    async def capability_operation_activity(params: CapabilityOperationParams, deps: Any) -> CapabilityOperationOutcome:
+        ctx = await resolve_activity_context(
+            run_context_type, params.serialized_run_context, deps=deps, deps_type=deps_type, agent=agent
+        )
+        return await run_operation_in_unit(operation, ctx, params.arguments)
+
+    capability_operation_activity.__annotations__['deps'] = deps_type
+    name = temporal_capability_operation_activity_name(prefix, operation.capability_id, operation.name)
+    return activity.defn(name=name)(heartbeating_activity(capability_operation_activity))
 
 
 def unique_activities(activities: list[Callable[..., Any]]) -> list[Callable[..., Any]]:

@@ -34,6 +34,7 @@ from durable_kernel import (
     EventStreamTopic,
     ExternalEventWait,
     NonRetryableModelErrors,
+    OperationUnit,
     disable_threads,
     forward_event_batches,
     is_model_stream_event,
@@ -287,8 +288,15 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
             continue_as_new_after=self.continue_as_new_after,
             local=self._local,
             validate_args_in_activities=True,
+            operations=self.capability_operations,
         )
         return self._binding
+
+    @property
+    def _operation_unit(self) -> OperationUnit | None:
+        # A durable capability operation called in workflow code runs in its activity,
+        # `agent__{name}__capability__{id}__{operation}`, with no patch marker: as pydantic-ai 2.78's capability.
+        return self._bound().run_operation
 
     @property
     def event_stream_topic(self) -> EventStreamTopic | None:

@@ -80,6 +80,10 @@ class TemporalEntryPoints(DurableWrapperAgent[AgentDepsT, OutputDataT], ABC):
     def _durable_scope(self, model: models.Model | str | None) -> AbstractContextManager[None]:
         """Inside a workflow: swap in the durable model and toolsets for the block."""
 
+    def _run_capabilities(self) -> list[Any]:
+        """Capabilities this wrapper adds to a run (the dispatchers of durable capability operations)."""
+        return []
+
     @abstractmethod
     def _in_durable_run(self) -> bool:
         """Whether `iter` is being called by `run` in a workflow."""
@@ -141,5 +145,8 @@ class TemporalEntryPoints(DurableWrapperAgent[AgentDepsT, OutputDataT], ABC):
             resolved = self._model_argument_in_workflow()
         else:
             resolved = self._resolve_model_outside_workflow(arguments.model)
-        async with super()._iter_impl(dataclasses.replace(arguments, model=resolved)) as agent_run:
+        arguments = dataclasses.replace(arguments, model=resolved)
+        if extra := self._run_capabilities():
+            arguments = dataclasses.replace(arguments, capabilities=[*(arguments.capabilities or ()), *extra])
+        async with super()._iter_impl(arguments) as agent_run:
             yield agent_run

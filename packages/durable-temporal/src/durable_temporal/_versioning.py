@@ -84,7 +84,18 @@ marker, as `pydantic_ai:stable_default_run_id` is, recorded wherever pydantic-ai
 recorded it does not replay on a release of ours without it: drain those before rolling back.
 """
 
+CAPABILITY_OPERATIONS_PATCH = 'durable_temporal.capability_operations'
+"""The `workflow.patched` id under which `TemporalAgent` runs a capability's durable operation in its own activity.
+
+pydantic-ai 2.68+'s `@durable_operation`: consulted at the first such call of a workflow run. Histories without the
+marker (ours before, and pydantic-ai's own `TemporalAgent`, which runs them in workflow code) keep replaying as they
+ran. Off by default (the versioning policy of new markers): `PydanticAIPlugin(patches={CAPABILITY_OPERATIONS_PATCH:
+True})` turns it on once every worker runs a release that has it. `TemporalDurability` asks no marker: it schedules
+the activity as pydantic-ai 2.78's capability does.
+"""
+
 PATCH_DEFAULTS: Mapping[str, bool] = {
+    CAPABILITY_OPERATIONS_PATCH: False,
     EVENT_BATCHES_PATCH: True,
     ORDERED_TOOL_EVENTS_PATCH: True,
     PER_RUN_LISTING_PATCH: True,

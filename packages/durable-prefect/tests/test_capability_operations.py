@@ -1,0 +1,108 @@
+"""Capability operations (pydantic-ai 2.68+'s `@durable_operation`) inside a Prefect flow, in the capability form.
+
+A method a capability declares durable runs, when called in flow code, in its own task, `Capability: {id}.{operation}`
+(pydantic-ai 2.78's name), cached like the other tasks of a run: a retried flow run takes the recorded result. Outside
+a flow it runs where it is called. pydantic-ai 1.107 (and 2.33) has no such decorator: nothing to test there.
+"""
+
+from __future__ import annotations
+
+import importlib
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from prefect import flow
+from prefect.context import FlowRunContext, TaskRunContext
+from pydantic_ai import Agent, RunContext
+from pydantic_ai.capabilities import AbstractCapability
+from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart
+from pydantic_ai.models.function import AgentInfo, FunctionModel
+
+from durable_kernel import HAS_DURABLE_OPERATIONS
+from durable_prefect import PrefectDurability
+
+from ._helpers import flow_runs_named, task_runs_of
+
+pytestmark = [
+    pytest.mark.anyio,
+    pytest.mark.usefixtures('prefect_server'),
+    pytest.mark.skipif(
+        not HAS_DURABLE_OPERATIONS,
+        reason='`pydantic_ai.capabilities.durable_operation` came with pydantic-ai 2.68: the installed one has none',
+    ),
+]
+
+
+def _no_decorator(name: str) -> Any:
+    # Where pydantic-ai has no `durable_operation` (1.107, 2.33) the module still imports; its tests are skipped.
+    def unchanged(function: Any) -> Any:
+        return function
+
+    return unchanged
+
+
+durable_operation: Any = (
+    importlib.import_module('pydantic_ai.capabilities').durable_operation if HAS_DURABLE_OPERATIONS else _no_decorator
+)
+
+
+@dataclass
+class Note:
+    topic: str
+    where: str
+
+
+class Notes(AbstractCapability[Any]):
+    """A capability whose `fetch` does I/O (here: says where it ran), declared durable."""
+
+    id = 'notes'
+
+    def __init__(self) -> None:
+        self.ran: list[str] = []
+        self.got: list[Note] = []
+
+    @durable_operation('fetch')
+    async def fetch(self, ctx: RunContext[Any], topic: str) -> Note:
+        where = 'task' if TaskRunContext.get() is not None else 'flow' if FlowRunContext.get() else 'outside'
+        self.ran.append(where)
+        return Note(topic, where)
+
+    async def before_run(self, ctx: RunContext[Any]) -> None:
+        self.got.append(await self.fetch(ctx, 'weather'))
+
+
+def reply(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    return ModelResponse(parts=[TextPart('done')])
+
+
+async def test_an_operation_called_in_flow_code_is_its_own_task_that_a_retried_flow_run_reuses() -> None:
+    notes = Notes()
+    name = f'ops-{uuid.uuid4().hex[:6]}'
+    agent = Agent(FunctionModel(reply, model_name='ops'), name=name, capabilities=[notes, PrefectDurability()])
+    attempts: list[Any] = []
+
+    @flow(name=f'{name}-user', retries=1, retry_delay_seconds=0)
+    async def user_flow() -> str:
+        attempts.append(1)
+        result = await agent.run('hi')
+        if len(attempts) == 1:
+            raise RuntimeError('the flow fails after the agent run')
+        return result.output
+
+    assert await user_flow() == 'done'
+    assert len(attempts) == 2
+    # The second attempt took the operation's result from the first attempt's task.
+    assert notes.ran == ['task']
+    assert notes.got == [Note('weather', 'task')] * 2
+    ids = [run.id for flow_name in (f'{name}-user', f'{name} Run') for run in await flow_runs_named(flow_name)]
+    names = [run.name.rsplit('-', 1)[0] for run in await task_runs_of(ids, expected=4)]
+    assert [n for n in names if n not in (f'{name}-user', f'{name} Run')] == [
+        'Capability: notes.fetch',
+        'Model Request: ops',
+    ] * 2
+
+    # Outside a flow it runs where it is called.
+    assert (await agent.run('hi')).output == 'done'
+    assert notes.ran == ['task', 'outside']
