@@ -213,6 +213,7 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
         self._temporal_model = binding.model
         self._toolsets = binding.toolsets
         self._temporal_activities = binding.activities
+        self._binding = binding
 
     # --- properties -----------------------------------------------------------------------------------------------
 
@@ -295,6 +296,17 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
         The event-stream-handler activity, the model-request activities, then each toolset's activities.
         """
         return list(self._temporal_activities)
+
+    @property
+    def temporal_workflows(self) -> list[type]:
+        """The child workflow types to register on the worker, read now.
+
+        One per function toolset with a tool whose metadata selects a child workflow
+        (`{'temporal': {'child_workflow': ChildWorkflowConfig(...)}}`).
+
+        `AgentPlugin` and `PydanticAIPlugin` register them; a worker given only `temporal_activities` does not.
+        """
+        return self._binding.child_workflows()
 
     # --- workflow scope ---------------------------------------------------------------------------------------------
 
