@@ -80,6 +80,7 @@ from ._model_stream import consume_model_stream, unit_execution_attempt
 from ._names import (
     PrefectTaskKind,
     TemporalActivityKind,
+    dbos_child_workflow_name,
     dbos_dynamic_toolset_step_name,
     dbos_event_stream_handler_step_name,
     dbos_mcp_step_name,
@@ -210,6 +211,7 @@ __all__ = (
     'model_error_retry_predicate',
     'retry_after_seconds',
     'dbos_event_stream_handler_step_name',
+    'dbos_child_workflow_name',
     'dbos_dynamic_toolset_step_name',
     'dbos_mcp_step_name',
     'dbos_model_step_name',
