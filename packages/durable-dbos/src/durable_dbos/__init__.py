@@ -9,6 +9,7 @@ attach [`DBOSDurability`][durable_dbos.DBOSDurability] to an agent (`capabilitie
 from durable_kernel import DepsResolver, DurableAgentRunEvents, EventStreamTopic, UnitRetryEvent
 
 from ._agent import DBOSAgent
+from ._child_workflows import ChildWorkflowConfig
 from ._config import DBOSParallelExecutionMode, StepConfig
 from ._durability import DBOSDurability
 from ._live_events import stream_agent_events
@@ -16,6 +17,7 @@ from ._mcp import DBOSMCPServer
 from ._model import DBOSModel
 
 __all__ = (
+    'ChildWorkflowConfig',
     'DBOSAgent',
     'DBOSDurability',
     'DepsResolver',
