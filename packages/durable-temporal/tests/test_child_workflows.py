@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
+import json
+import os
+import re
 import uuid
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,15 +21,18 @@ from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.toolsets import FunctionToolset
 from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
 from temporalio.common import RetryPolicy
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner
 from temporalio.workflow import ChildWorkflowConfig
 
+from durable_kernel import PYDANTIC_AI_2, PYDANTIC_AI_VERSION
 from durable_temporal import AgentPlugin, PydanticAIPlugin, PydanticAIWorkflow, TemporalAgent, TemporalDurability
 from durable_temporal.testing import agent_worker
 
 pytestmark = pytest.mark.anyio
+
+PYDANTIC_AI_2_68 = PYDANTIC_AI_VERSION >= (2, 68, 0)
 
 CHILD = {'temporal': {'child_workflow': ChildWorkflowConfig(execution_timeout=timedelta(seconds=60))}}
 
@@ -253,3 +261,81 @@ async def test_child_workflow_not_registered_is_refused(client: Client, task_que
                 execution_timeout=WORKFLOW_TIMEOUT,
             )
     assert 'no worker of this process registered' in str(failure.value.cause)
+
+
+# --- a run of pydantic-ai 2.78's `TemporalDurability` with a child-workflow tool replays on ours ----------------------
+
+REFERENCE_HISTORY = Path(__file__).parent / 'histories' / 'reference_capability' / 'child_workflow.json'
+"""A complete run of `ReferenceChildWorkflow` by pydantic-ai 2.78's `TemporalDurability` (written by the 2.x test below
+when `RECORD_CAPABILITY_HISTORY=1`): two parallel tool calls, one of them a child workflow, then a second request."""
+
+ours_for_reference = Agent(
+    FunctionModel(call_both), name='kids_ref', toolsets=[_toolset('kids')], capabilities=[TemporalDurability()]
+)
+REFERENCE_AGENTS: dict[str, Any] = {}
+"""The reference's agent, built by the 2.x test (our packages cannot import the reference); run unsandboxed."""
+
+
+@workflow.defn(name='ChildToolReferenceWorkflow')
+class OursChildWorkflow:
+    @workflow.run
+    async def run(self, prompt: str) -> str:
+        return (await ours_for_reference.run(prompt)).output
+
+
+@workflow.defn(name='ChildToolReferenceWorkflow')
+class ReferenceChildWorkflow:
+    @workflow.run
+    async def run(self, prompt: str) -> str:
+        return (await REFERENCE_AGENTS['kids_ref'].run(prompt)).output
+
+
+@pytest.mark.skipif(
+    not PYDANTIC_AI_2,
+    reason='on pydantic-ai 1.107 a run draws no uuid4 for its default run_id, so the default child id is another one',
+)
+async def test_a_history_recorded_by_the_reference_replays_on_ours() -> None:
+    text = REFERENCE_HISTORY.read_text()
+    # The child's default id starts with the parent's, so the replay is given the parent's id (the first one listed).
+    parent_id = re.findall(r'"workflowId": "(reference-child-[^"]+)"', text)[0]
+    history = WorkflowHistory.from_json(parent_id, text)
+    replayer = Replayer(
+        workflows=[OursChildWorkflow], plugins=[PydanticAIPlugin()], workflow_runner=UnsandboxedWorkflowRunner()
+    )
+    await replayer.replay_workflow(history)
+    assert 'agent__kids_ref__toolset__kids__call_tool__child_workflow' in REFERENCE_HISTORY.read_text()
+
+
+@pytest.mark.skipif(
+    not PYDANTIC_AI_2_68, reason='pydantic-ai 2.68 added child-workflow tools to its TemporalDurability'
+)
+async def test_a_run_of_the_reference_with_a_child_workflow_replays_on_ours(client: Client, task_queue: str) -> None:
+    reference = importlib.import_module('pydantic_ai.durable_exec.temporal')
+    reference_agent = Agent(
+        FunctionModel(call_both),
+        name='kids_ref',
+        toolsets=[_toolset('kids')],
+        capabilities=[reference.TemporalDurability()],
+    )
+    REFERENCE_AGENTS['kids_ref'] = reference_agent
+    workflow_id = f'reference-child-{uuid.uuid4()}'
+    async with agent_worker(
+        client,
+        workflows=[ReferenceChildWorkflow],
+        plugins=[reference.AgentPlugin(reference_agent)],
+        task_queue=task_queue,
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    ):
+        output = await client.execute_workflow(
+            ReferenceChildWorkflow.run, 'go', id=workflow_id, task_queue=task_queue, execution_timeout=WORKFLOW_TIMEOUT
+        )
+    [(child_type, child_id)] = await _child_starts(client, workflow_id)
+    assert child_type == 'agent__kids_ref__toolset__kids__call_tool__child_workflow'
+    assert output == f'a: ran in {child_type} {child_id}, child of {workflow_id} | plain b'
+    recorded = await client.get_workflow_handle(workflow_id).fetch_history()
+    if os.environ.get('RECORD_CAPABILITY_HISTORY'):
+        REFERENCE_HISTORY.write_text(json.dumps(json.loads(recorded.to_json()), indent=1) + '\n')
+    replayer = Replayer(
+        workflows=[OursChildWorkflow], plugins=[PydanticAIPlugin()], workflow_runner=UnsandboxedWorkflowRunner()
+    )
+    await replayer.replay_workflow(recorded)
