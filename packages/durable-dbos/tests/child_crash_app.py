@@ -1,4 +1,6 @@
-"""A DBOS app for the child-workflow crash test: `python child_crash_app.py URL LOG NAME WORKFLOW_ID wrapper|capability`.
+"""A DBOS app for the child-workflow crash tests: `python child_crash_app.py URL LOG NAME WORKFLOW_ID FORM`.
+
+FORM is `wrapper` or `capability` (ours), or `reference` (pydantic-ai 2.68+'s own `DBOSDurability`).
 
 Starts an agent run whose two parallel tool calls run as child workflows, then dies (`os._exit(17)`) in the second model
 request, after both children completed. The test process recovers the run with the same agent (`build(..., crash=False)`).
@@ -61,9 +63,15 @@ def build(name: str, log: Path, crash: bool, form: str) -> Callable[[str], Corou
             return (await dbos_agent.run(prompt)).output
 
         return run_wrapper
-    agent = Agent(FunctionModel(model), name=name, toolsets=[toolset], capabilities=[DBOSDurability()])
-    # Bound before launch (pydantic-ai 1.107 binds on the first run otherwise): its child workflow is registered now.
-    DBOSDurability.from_agent(agent)
+    if form == 'reference':  # pydantic-ai 2.68+'s own `DBOSDurability`, whose run ours recovers
+        import importlib
+
+        reference: Any = importlib.import_module('pydantic_ai.durable_exec.dbos')
+        agent = Agent(FunctionModel(model), name=name, toolsets=[toolset], capabilities=[reference.DBOSDurability()])
+    else:
+        agent = Agent(FunctionModel(model), name=name, toolsets=[toolset], capabilities=[DBOSDurability()])
+        # Bound before launch (pydantic-ai 1.107 binds on the first run otherwise): its child workflow is registered now.
+        DBOSDurability.from_agent(agent)
 
     @DBOS.workflow(name=f'{name}.user_workflow')
     async def user_workflow(prompt: str) -> str:

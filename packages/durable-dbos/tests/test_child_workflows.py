@@ -17,6 +17,7 @@ from pydantic_ai.toolsets import FunctionToolset
 
 from durable_dbos import ChildWorkflowConfig, DBOSAgent, DBOSDurability
 from durable_dbos.testing import dbos_session
+from durable_kernel import PYDANTIC_AI_VERSION
 
 from .child_crash_app import build
 from .conftest import both_backends
@@ -68,11 +69,25 @@ async def test_tool_runs_as_child_workflow(
 def test_completed_children_are_not_run_again_on_recovery(
     database_url: str, tmp_path: Path, backend: str, form: str
 ) -> None:
+    _crash_and_recover(database_url, tmp_path, form, form)
+
+
+@pytest.mark.skipif(
+    PYDANTIC_AI_VERSION < (2, 68, 0), reason='pydantic-ai 2.68 added child-workflow tools to its DBOSDurability'
+)
+def test_children_recorded_by_pydantic_ai_durability_are_not_run_again_on_ours(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The reference's parent and children recorded; ours recovers the parent, and takes the children's results."""
+    _crash_and_recover(database_url, tmp_path, 'reference', 'capability')
+
+
+def _crash_and_recover(database_url: str, tmp_path: Path, crash_form: str, form: str) -> None:
     log = tmp_path / 'calls.log'
     name = f'child_crash_{uuid.uuid4().hex[:6]}'
     workflow_id = str(uuid.uuid4())
     crashed = subprocess.run(
-        [sys.executable, str(APP), database_url, str(log), name, workflow_id, form],
+        [sys.executable, str(APP), database_url, str(log), name, workflow_id, crash_form],
         capture_output=True,
         text=True,
         timeout=120,
