@@ -17,7 +17,7 @@ from pydantic_ai.toolsets import FunctionToolset
 
 from durable_dbos import ChildWorkflowConfig, DBOSAgent, DBOSDurability
 from durable_dbos.testing import dbos_session
-from durable_kernel import PYDANTIC_AI_VERSION
+from durable_kernel import PYDANTIC_AI_2, PYDANTIC_AI_VERSION
 
 from .child_crash_app import build
 from .conftest import both_backends
@@ -166,3 +166,23 @@ async def test_run_time_toolset_selecting_a_child_workflow_is_refused(
     dbos_launch()
     with pytest.raises(UserError, match=r'registered none'):
         await dbos_agent.run('go', toolsets=[FunctionToolset([Tool(add, metadata=CHILD)], id='late')])
+
+
+@pytest.mark.skipif(not PYDANTIC_AI_2, reason='SetToolMetadata is a pydantic-ai 2.x capability')
+async def test_set_tool_metadata_selecting_a_child_workflow_is_refused(
+    agent_name: str, dbos_launch: Callable[[], None]
+) -> None:
+    """A capability's metadata is not read when the workflows are registered: the call says so instead of not running."""
+    from pydantic_ai.capabilities import SetToolMetadata
+
+    dbos_agent = DBOSAgent(
+        Agent(
+            scripted_model(respond(call('add', {'a': 1, 'b': 2}))),
+            name=agent_name,
+            toolsets=[FunctionToolset([Tool(add)], id='m')],
+            capabilities=[SetToolMetadata(dbos={'child_workflow': {}})],
+        )
+    )
+    dbos_launch()
+    with pytest.raises(UserError, match=r'registered none'):
+        await dbos_agent.run('go')

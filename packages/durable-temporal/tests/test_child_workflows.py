@@ -339,3 +339,40 @@ async def test_a_run_of_the_reference_with_a_child_workflow_replays_on_ours(clie
         workflows=[OursChildWorkflow], plugins=[PydanticAIPlugin()], workflow_runner=UnsandboxedWorkflowRunner()
     )
     await replayer.replay_workflow(recorded)
+
+
+SET_METADATA_AGENTS: dict[str, Any] = {}
+"""Built by the 2.x test below (`SetToolMetadata` is a pydantic-ai 2.x capability); run unsandboxed."""
+
+
+@workflow.defn
+class SetMetadataWorkflow:
+    @workflow.run
+    async def run(self) -> str:
+        return (await SET_METADATA_AGENTS['agent'].run('go')).output
+
+
+@pytest.mark.skipif(not PYDANTIC_AI_2, reason='SetToolMetadata is a pydantic-ai 2.x capability')
+async def test_set_tool_metadata_selecting_a_child_workflow_is_refused(client: Client, task_queue: str) -> None:
+    """A capability's metadata is not read when the worker is configured: the run fails saying so."""
+    from pydantic_ai.capabilities import SetToolMetadata
+
+    agent = Agent(
+        FunctionModel(call_both),
+        name='kids_set_metadata',
+        toolsets=[FunctionToolset([Tool(where), Tool(plain)], id='kids')],
+        capabilities=[TemporalDurability(), SetToolMetadata(tools=['where'], temporal=CHILD['temporal'])],
+    )
+    SET_METADATA_AGENTS['agent'] = agent
+    async with agent_worker(
+        client,
+        workflows=[SetMetadataWorkflow],
+        plugins=[AgentPlugin(agent)],
+        task_queue=task_queue,
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    ):
+        with pytest.raises(WorkflowFailureError) as failure:
+            await client.execute_workflow(
+                SetMetadataWorkflow.run, id=str(uuid.uuid4()), task_queue=task_queue, execution_timeout=WORKFLOW_TIMEOUT
+            )
+    assert 'no worker of this process registered' in str(failure.value.cause)
