@@ -58,7 +58,12 @@ def ours_available(engine: str) -> bool:
 
 
 def variants_of(
-    engine: str, names: Sequence[str], *, dbos_database: str = 'sqlite', workflow_threads: int = 0
+    engine: str,
+    names: Sequence[str],
+    *,
+    dbos_database: str = 'sqlite',
+    prefect_database: str = 'sqlite',
+    workflow_threads: int = 0,
 ) -> tuple[Callable[[], AbstractAsyncContextManager[list[Variant]]], str | None]:
     """A factory of the engine's variants (server started on entry, stopped on exit) and its stored-bytes metric."""
     if engine == 'temporal':
@@ -72,7 +77,7 @@ def variants_of(
     if engine == 'prefect':
         from ._prefect import STORE_METRIC, prefect_variants
 
-        return lambda: prefect_variants(names), STORE_METRIC
+        return lambda: prefect_variants(names, prefect_database), STORE_METRIC
     raise ValueError(f'unknown engine {engine!r}: choose one of {", ".join(ENGINES)}')
 
 
@@ -82,6 +87,7 @@ async def run_engine(
     names: Sequence[str],
     *,
     dbos_database: str = 'sqlite',
+    prefect_database: str = 'sqlite',
     workflow_threads: int = 0,
     progress: ProgressCallback | None = None,
     on_ready: Callable[[int], None] | None = None,
@@ -93,6 +99,7 @@ async def run_engine(
         options: What to measure.
         names: Variants to run (see [`engine_variant_names`][benchmarks._engines.engine_variant_names]).
         dbos_database: `sqlite` or `postgres` (DBOS only).
+        prefect_database: `sqlite` or `postgres`, the Prefect server's database (Prefect only).
         workflow_threads: Threads per worker for workflow activations, 0 for the SDK's default (Temporal only).
         progress: Called as runs complete.
         on_ready: Called with the number of progress steps once the server is up.
@@ -104,7 +111,13 @@ async def run_engine(
             concurrency=tuple(sorted({min(level, cap) for level in options.concurrency})),
             concurrent_runs=min(options.concurrent_runs, 2 * cap) if options.concurrent_runs else 2 * cap,
         )
-    factory, store_metric = variants_of(engine, names, dbos_database=dbos_database, workflow_threads=workflow_threads)
+    factory, store_metric = variants_of(
+        engine,
+        names,
+        dbos_database=dbos_database,
+        prefect_database=prefect_database,
+        workflow_threads=workflow_threads,
+    )
     start = time.perf_counter()
     context = factory()
     variants: list[Variant]
@@ -119,6 +132,7 @@ async def run_engine(
         'store_metric': store_metric,
         'concurrency': list(options.concurrency),
         'workflow_threads': workflow_threads if engine == 'temporal' else None,
+        'database': {'dbos': dbos_database, 'prefect': prefect_database}.get(engine),
         'variants': [result.to_json() for result in results],
         'load_before': load_before,
         'load_after': load_after,
@@ -126,7 +140,9 @@ async def run_engine(
     }
 
 
-def live_target_of(engine: str, *, dbos_database: str = 'sqlite') -> AbstractAsyncContextManager[LiveTarget]:
+def live_target_of(
+    engine: str, *, dbos_database: str = 'sqlite', prefect_database: str = 'sqlite'
+) -> AbstractAsyncContextManager[LiveTarget]:
     """The engine's live-events target (server started on entry, stopped on exit)."""
     if engine == 'temporal':
         from ._temporal import temporal_live
@@ -139,7 +155,7 @@ def live_target_of(engine: str, *, dbos_database: str = 'sqlite') -> AbstractAsy
     if engine == 'prefect':
         from ._prefect import prefect_live
 
-        return prefect_live()
+        return prefect_live(prefect_database)
     raise ValueError(f'unknown engine {engine!r}: choose one of {", ".join(ENGINES)}')
 
 
@@ -148,6 +164,7 @@ async def run_live(
     options: LiveOptions,
     *,
     dbos_database: str = 'sqlite',
+    prefect_database: str = 'sqlite',
     progress: ProgressCallback | None = None,
     on_ready: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
@@ -157,6 +174,7 @@ async def run_live(
         engine: `temporal`, `dbos` or `prefect`.
         options: What to measure.
         dbos_database: `sqlite` or `postgres` (DBOS only).
+        prefect_database: `sqlite` or `postgres`, the Prefect server's database (Prefect only).
         progress: Called as runs complete.
         on_ready: Called with the number of progress steps once the server is up.
     """
@@ -165,7 +183,7 @@ async def run_live(
     if engine == 'temporal' and importlib.util.find_spec('temporalio.contrib.workflow_streams') is None:
         return {'error': 'temporalio < 1.27.0 has no Workflow Streams, which live events on Temporal need'}
     start = time.perf_counter()
-    async with live_target_of(engine, dbos_database=dbos_database) as target:
+    async with live_target_of(engine, dbos_database=dbos_database, prefect_database=prefect_database) as target:
         if on_ready is not None:
             on_ready(options.total_steps())
         result = await measure_live(target, options, progress)

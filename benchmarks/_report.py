@@ -725,6 +725,12 @@ def markdown(report: dict[str, Any]) -> str:
         parts += [f'### {name}', '']
         if 'load_before' in engine:
             parts += [f'Load average while measured: before {engine["load_before"]}, after {engine["load_after"]}.', '']
+        if engine.get('database'):
+            store = {'sqlite': 'SQLite', 'postgres': 'PostgreSQL (embedded)'}.get(
+                engine['database'], engine['database']
+            )
+            owner = 'system database' if name == 'dbos' else "server's database"
+            parts += [f'The {owner}: {store} (`--{name}-database {engine["database"]}`).', '']
         if name == 'temporal' and 'workflow_threads' in engine:
             threads = engine['workflow_threads']
             parts += [

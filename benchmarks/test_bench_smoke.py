@@ -74,6 +74,42 @@ def test_smallest_bench_runs_every_variant(tmp_path: Path) -> None:
     assert engine['load_after']
 
 
+@pytest.mark.timeout(240)
+def test_prefect_bench_runs_on_a_server_backed_by_postgres(tmp_path: Path) -> None:
+    out = tmp_path / 'bench.json'
+    command = [
+        sys.executable,
+        '-m',
+        'benchmarks',
+        '--engine=prefect',
+        '--prefect-database=postgres',
+        '--only=main',
+        '--variant=ours',
+        '--variant=floor',
+        '--turns=2',
+        '--tools=2',
+        '--runs=1',
+        '--warmup=0',
+        '--concurrency=2',
+        '--concurrent-runs=2',
+        '--long-turns=2',
+        '--event-runs=1',
+        f'--json={out}',
+    ]
+    completed = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=230, check=False)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+
+    engine = json.loads(out.read_text())['engines']['prefect']
+    assert engine['database'] == 'postgres'
+    variants = {variant['name']: variant for variant in engine['variants']}
+    assert set(variants) == {'ours', 'floor'}
+    for name, variant in variants.items():
+        assert variant['errors'] == [], name
+        # Task runs are read back from the server, so its database recorded every unit.
+        assert variant['units_per_run'] == [variant['expected_units']], name
+        assert variant['long']['2']['units'] == variant['long']['2']['expected_units'], name
+
+
 @pytest.mark.timeout(150)
 def test_engine_profiler_profiles_ours_floor_and_plain_per_thread_on_dbos(tmp_path: Path) -> None:
     command = [

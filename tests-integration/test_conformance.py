@@ -18,12 +18,14 @@ import pytest
 from harness import (
     CONFORMANCE_SECRET,
     FAILING_SCENARIOS,
+    FORMS,
     OVERSIZED_SCENARIO,
     SCENARIOS,
     SECRETS_SCENARIO,
     STREAM_OUT_SCENARIOS,
     DurableRunFailed,
     EngineHarness,
+    Form,
     RunInput,
     RunOutcome,
     Scenario,
@@ -58,32 +60,64 @@ async def _plain(scenario: Scenario, run_input: RunInput) -> tuple[RunOutcome, l
     return outcome, comparable_events(take_events())
 
 
-async def _durable(harness: EngineHarness, scenario: Scenario, run_input: RunInput) -> tuple[RunOutcome, list[Any]]:
+async def _durable(
+    harness: EngineHarness, scenario: Scenario, run_input: RunInput, form: Form = 'wrapper'
+) -> tuple[RunOutcome, list[Any]]:
     take_events()
-    outcome = await harness.run(scenario, run_input)
+    outcome = await harness.run(scenario, run_input, form)
     return outcome, comparable_events(take_events())
 
 
-async def _assert_same_as_plain(harness: EngineHarness, scenario: Scenario) -> RunOutcome:
+COMPLETION_ORDER: frozenset[tuple[str, Form]] = frozenset({('temporal', 'capability')})
+"""Where the results of parallel tool calls reach the event handler in the order the tools finished.
+
+Temporal's capability form schedules what pydantic-ai 2.x's `TemporalDurability` schedules, so that a workflow it
+started finishes on ours: one event-handler activity per event, in the order the tool activities completed. That
+order is recorded in the history, so every replay reports the same events in the same order; it is not call order.
+Everywhere else the calls run in `'parallel_ordered_events'` mode (call order)."""
+
+
+def _in_call_order(events: list[Any]) -> list[Any]:
+    """`events` with each run of consecutive tool-result events sorted by tool call id."""
+    ordered: list[Any] = []
+    results: list[Any] = []
+    for event in [*events, None]:
+        if event is not None and event.get('event_kind') == 'function_tool_result':
+            results.append(event)
+            continue
+        ordered += sorted(results, key=lambda result: str(result['part']['tool_call_id']))
+        results = []
+        if event is not None:
+            ordered.append(event)
+    return ordered
+
+
+async def _assert_same_as_plain(harness: EngineHarness, scenario: Scenario, form: Form = 'wrapper') -> RunOutcome:
     plain, plain_events = await _plain(scenario, scenario.first)
-    durable, durable_events = await _durable(harness, scenario, scenario.first)
+    durable, durable_events = await _durable(harness, scenario, scenario.first, form)
     assert durable.comparable() == plain.comparable()
+    if (harness.engine, form) in COMPLETION_ORDER:
+        durable_events, plain_events = _in_call_order(durable_events), _in_call_order(plain_events)
     assert durable_events == plain_events
     if scenario.records_events:
         assert plain_events, 'the scenario should have produced events'
     if scenario.follow_up is not None:
         plain_next, plain_events = await _plain(scenario, scenario.follow_up(plain.messages))
-        durable_next, durable_events = await _durable(harness, scenario, scenario.follow_up(durable.messages))
+        durable_next, durable_events = await _durable(harness, scenario, scenario.follow_up(durable.messages), form)
         assert durable_next.comparable() == plain_next.comparable()
+        if (harness.engine, form) in COMPLETION_ORDER:
+            durable_events, plain_events = _in_call_order(durable_events), _in_call_order(plain_events)
         assert durable_events == plain_events
         return durable_next
     return durable
 
 
 @pytest.mark.parametrize('engine', engine_params())
+@pytest.mark.parametrize('form', FORMS)
 @pytest.mark.parametrize('name', list(SCENARIOS))
-async def test_scenario_matches_plain_agent(harness: EngineHarness, name: str) -> None:
-    await _assert_same_as_plain(harness, SCENARIOS[name])
+async def test_scenario_matches_plain_agent(harness: EngineHarness, name: str, form: Form) -> None:
+    """Both forms: the engine's wrapper, and the agent with the engine's capability run in a workflow or flow."""
+    await _assert_same_as_plain(harness, SCENARIOS[name], form)
 
 
 @pytest.mark.parametrize('engine', engine_params())
@@ -103,26 +137,28 @@ async def test_parallel_tool_events_in_call_order(harness: EngineHarness) -> Non
 
 
 @pytest.mark.parametrize('engine', engine_params())
+@pytest.mark.parametrize('form', FORMS)
 @pytest.mark.parametrize('name', list(FAILING_SCENARIOS))
-async def test_failing_run_reports_the_plain_agent_error(harness: EngineHarness, name: str) -> None:
+async def test_failing_run_reports_the_plain_agent_error(harness: EngineHarness, name: str, form: Form) -> None:
     """The agent loop's error (here `UsageLimitExceeded`) fails the durable run with the same type and message."""
     scenario = FAILING_SCENARIOS[name]
     with pytest.raises(UsageLimitExceeded) as plain:
         await run_plain(scenario, scenario.first)
     with pytest.raises((UsageLimitExceeded, DurableRunFailed)) as durable:
-        await harness.run(scenario, scenario.first)
+        await harness.run(scenario, scenario.first, form)
     assert describe_error(durable.value) == describe_error(plain.value)
 
 
 @pytest.mark.parametrize('engine', engine_params())
+@pytest.mark.parametrize('form', FORMS)
 async def test_secrets_scenario_matches_plain_agent_and_keeps_the_credential_out_of_storage(
-    harness: EngineHarness,
+    harness: EngineHarness, form: Form
 ) -> None:
     """Deps given through a `DepsResolver`: the run equals the plain one, and the engine stored no credential.
 
     The tool result (which names no credential) is found in the same storage: the search sees what the engine keeps.
     """
-    outcome = await _assert_same_as_plain(harness, SECRETS_SCENARIO)
+    outcome = await _assert_same_as_plain(harness, SECRETS_SCENARIO, form)
 
     assert outcome.output == 'api said: call_api=vault-user vault-ok=True'
     assert await harness.storage_holds('vault-user vault-ok=True')
@@ -153,14 +189,15 @@ def _error_chain(error: BaseException) -> str:
 
 
 @pytest.mark.parametrize('engine', engine_params())
+@pytest.mark.parametrize('form', FORMS)
 @pytest.mark.parametrize('size', [3 * MB, 50 * MB], ids=['3MB', '50MB'])
-async def test_oversized_tool_result(harness: EngineHarness, size: int) -> None:
+async def test_oversized_tool_result(harness: EngineHarness, size: int, form: Form) -> None:
     """A 3 MB or 50 MB tool result: a clear, immediate failure on Temporal; the plain agent's result elsewhere."""
     run_input = RunInput(f'Produce {size}')
     if harness.engine in OVERSIZED_FAILS_ON:
         started = time.monotonic()
         with pytest.raises(Exception) as failure:  # noqa: PT011  # Temporal's failure chain, inspected below
-            await harness.run(OVERSIZED_SCENARIO, run_input)
+            await harness.run(OVERSIZED_SCENARIO, run_input, form)
         # Generous (it fails in about a second): without the check the run never ended.
         assert time.monotonic() - started < 30
         message = _error_chain(failure.value)
@@ -170,7 +207,7 @@ async def test_oversized_tool_result(harness: EngineHarness, size: int) -> None:
         assert 'claim_check=' in message
         return
     plain = await run_plain(OVERSIZED_SCENARIO, run_input)
-    durable = await harness.run(OVERSIZED_SCENARIO, run_input)
+    durable = await harness.run(OVERSIZED_SCENARIO, run_input, form)
     assert durable.output == plain.output == f'received {size} characters'
     assert durable.comparable() == plain.comparable()
 

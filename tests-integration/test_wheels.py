@@ -171,3 +171,40 @@ def test_distributions_carry_what_a_pypi_user_reads(package: str, wheels: dict[s
     changelog = (ROOT / 'packages' / f'durable-{package}' / 'CHANGELOG.md').read_text(encoding='utf-8')
     assert f'## {metadata["Version"]}' in changelog or '## Unreleased' in changelog
     assert (ROOT / 'packages' / f'durable-{package}' / 'LICENSE').read_bytes() == (ROOT / 'LICENSE').read_bytes()
+
+
+@pytest.mark.parametrize('package', ['kernel', 'temporal', 'dbos', 'prefect'])
+def test_release_stamp_gives_project_urls_and_readme_links_pypi_can_follow(package: str, tmp_path: Path) -> None:
+    import zipfile
+    from email.parser import Parser
+
+    # What the release workflow does on a tag, on a copy of the package (the stamp edits the checkout in place).
+    folder = f'durable-{package}'
+    shutil.copytree(
+        ROOT / 'packages' / folder, tmp_path / 'packages' / folder, ignore=shutil.ignore_patterns('__pycache__')
+    )
+    ref = f'{folder}/v9.9.9'
+    command = [sys.executable, str(ROOT / 'scripts' / 'release_metadata.py'), '--package', folder]
+    command += ['--repository-url', 'https://git.example.org/acme/durable', '--ref', ref, '--root', str(tmp_path)]
+    _run(*command)
+    _run(*command)  # a second stamp changes nothing
+    out = tmp_path / 'dist'
+    _run(_uv(), 'build', str(tmp_path / 'packages' / folder), '--no-sources', '--out-dir', str(out))
+    (wheel,) = out.glob('*.whl')
+    (sdist,) = out.glob('*.tar.gz')
+    _run(_uv(), 'tool', 'run', '--from', 'twine>=7.0', 'twine', 'check', '--strict', str(wheel), str(sdist))
+
+    with zipfile.ZipFile(wheel) as archive:
+        (metadata_name,) = [name for name in archive.namelist() if name.endswith('.dist-info/METADATA')]
+        metadata = Parser().parsestr(archive.read(metadata_name).decode())
+    urls = dict(entry.split(', ', 1) for entry in metadata.get_all('Project-URL') or [])
+    base = 'https://git.example.org/acme/durable'
+    assert urls == {
+        'Source': f'{base}/tree/{ref}/packages/{folder}',
+        'Documentation': f'{base}/tree/{ref}/docs',
+        'Changelog': f'{base}/blob/{ref}/packages/{folder}/CHANGELOG.md',
+        'Issues': f'{base}/issues',
+    }
+    description = metadata.get_payload() or ''
+    assert '](../' not in description
+    assert f']({base}/blob/{ref}/docs/' in description  # the guide links now open on the forge, at the tag

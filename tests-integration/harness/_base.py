@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any, Protocol, cast
 
 from ._outcome import RunOutcome, outcome_from_result
-from .scenarios import RunInput, Scenario, handler_for
+from .scenarios import Form, RunInput, Scenario, handler_for
 
 __all__ = ('EngineHarness', 'read_live', 'run_plain')
 
@@ -21,8 +21,13 @@ class EngineHarness(Protocol):
     engine: str
     """`temporal`, `dbos` or `prefect`."""
 
-    async def run(self, scenario: Scenario, run_input: RunInput) -> RunOutcome:
-        """Run the durable wrapper of `scenario.agent` with `run_input` on the engine and return its outcome."""
+    async def run(self, scenario: Scenario, run_input: RunInput, form: Form = 'wrapper') -> RunOutcome:
+        """Run `scenario.agent` durably with `run_input` on the engine and return its outcome.
+
+        `form='wrapper'` runs the engine's wrapper (`TemporalAgent`, `DBOSAgent`, `PrefectAgent`) as the wrapper's own
+        entry point starts it; `form='capability'` runs the agent's twin with the engine's capability attached
+        (`TemporalDurability`, ...) inside a workflow or flow of the harness, as a user of that form writes it.
+        """
         ...
 
     async def stream_out(

@@ -1,20 +1,31 @@
-"""The DBOS harness: every scenario agent wrapped in a `DBOSAgent` before `DBOS.launch()`, runs as DBOS workflows."""
+"""The DBOS harness: every scenario agent wrapped in a `DBOSAgent`, and its twin with `DBOSDurability` run inside a
+DBOS workflow of the harness, all registered before `DBOS.launch()`."""
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Awaitable, Callable, Generator
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from durable_dbos import DBOSAgent
+from durable_dbos import DBOSAgent, DBOSDurability
 from durable_dbos.testing import dbos_session
 
 from ._base import read_live
 from ._outcome import RunOutcome, outcome_from_result
 from ._storage import sqlite_holds
-from .scenarios import ALL_SCENARIOS, STREAM_OUT_SCENARIOS, STREAM_OUT_TOPIC, Deps, RunInput, Scenario, handler_for
+from .scenarios import (
+    ALL_SCENARIOS,
+    STREAM_OUT_SCENARIOS,
+    STREAM_OUT_TOPIC,
+    Deps,
+    Form,
+    RunInput,
+    Scenario,
+    capability_twin,
+    handler_for,
+)
 
 __all__ = ('DBOSHarness',)
 
@@ -24,8 +35,14 @@ class DBOSHarness:
 
     engine = 'dbos'
 
-    def __init__(self, agents: dict[str, DBOSAgent[Deps, Any]], system_database_url: str) -> None:
+    def __init__(
+        self,
+        agents: dict[str, DBOSAgent[Deps, Any]],
+        capability_workflows: dict[str, Callable[[RunInput], Awaitable[RunOutcome]]],
+        system_database_url: str,
+    ) -> None:
         self._agents = agents
+        self._capability_workflows = capability_workflows
         self._system_database_url = system_database_url
 
     @classmethod
@@ -45,11 +62,15 @@ class DBOSHarness:
                 )
                 for name, scenario in STREAM_OUT_SCENARIOS.items()
             }
+            capability_workflows = {name: _capability_workflow(scenario) for name, scenario in ALL_SCENARIOS.items()}
             launch()
-            yield cls(agents, system_database_url)
+            yield cls(agents, capability_workflows, system_database_url)
 
-    async def run(self, scenario: Scenario, run_input: RunInput) -> RunOutcome:
-        """Run the scenario's `DBOSAgent` (its `run` starts the `{name}.run` workflow)."""
+    async def run(self, scenario: Scenario, run_input: RunInput, form: Form = 'wrapper') -> RunOutcome:
+        """Run the scenario's `DBOSAgent` (its `run` starts the `{name}.run` workflow), or the harness's workflow
+        that runs the agent's twin with `DBOSDurability`."""
+        if form == 'capability':
+            return await self._capability_workflows[scenario.name](run_input)
         result = await self._agents[scenario.name].run(run_input.prompt, **run_input.run_kwargs(scenario.deps_resolver))
         return outcome_from_result(result)
 
@@ -82,3 +103,21 @@ class DBOSHarness:
         """Whether `text` is in the SQLite system database (its files, or any cell, base64 cells decoded)."""
         assert self._system_database_url.startswith('sqlite:///'), 'the conformance suite runs DBOS on SQLite'
         return sqlite_holds(Path(self._system_database_url.removeprefix('sqlite:///')), text.encode())
+
+
+def _capability_workflow(scenario: Scenario) -> Callable[[RunInput], Awaitable[RunOutcome]]:
+    """A DBOS workflow that runs the twin of `scenario.agent` with `DBOSDurability`, as a user of that form writes it.
+
+    The workflow records `run_input` (with a resolver, the deps' reference) and resolves the deps itself.
+    """
+    from dbos import DBOS
+
+    agent = capability_twin(scenario.agent, DBOSDurability[Deps](event_stream_handler=handler_for(scenario)))
+    DBOSDurability.from_agent(agent)  # bound before launch (pydantic-ai 1.107 binds no capability at `Agent(...)`)
+
+    @DBOS.workflow(name=f'conformance_{scenario.name}_capability')
+    async def run(run_input: RunInput) -> RunOutcome:
+        result = await agent.run(run_input.prompt, **run_input.run_kwargs(scenario.deps_resolver))
+        return outcome_from_result(result)
+
+    return run

@@ -1,16 +1,28 @@
-"""The Prefect harness: every scenario agent wrapped in a `PrefectAgent`; runs are flows on a private server."""
+"""The Prefect harness: every scenario agent wrapped in a `PrefectAgent`, and its twin with `PrefectDurability` run
+inside a flow of the harness; runs are flows on a private server."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from durable_prefect import PrefectAgent
+from durable_prefect import PrefectAgent, PrefectDurability
 
 from ._base import read_live
 from ._outcome import RunOutcome, outcome_from_result
 from ._storage import files_hold, sqlite_holds
-from .scenarios import ALL_SCENARIOS, STREAM_OUT_SCENARIOS, STREAM_OUT_TOPIC, Deps, RunInput, Scenario, handler_for
+from .scenarios import (
+    ALL_SCENARIOS,
+    STREAM_OUT_SCENARIOS,
+    STREAM_OUT_TOPIC,
+    Deps,
+    Form,
+    RunInput,
+    Scenario,
+    capability_twin,
+    handler_for,
+)
 
 __all__ = ('PrefectHarness',)
 
@@ -33,9 +45,13 @@ class PrefectHarness:
             )
             for name, scenario in STREAM_OUT_SCENARIOS.items()
         }
+        self._capability_flows = {name: _capability_flow(scenario) for name, scenario in ALL_SCENARIOS.items()}
 
-    async def run(self, scenario: Scenario, run_input: RunInput) -> RunOutcome:
-        """Run the scenario's `PrefectAgent` (its `run` starts the `{name} Run` flow)."""
+    async def run(self, scenario: Scenario, run_input: RunInput, form: Form = 'wrapper') -> RunOutcome:
+        """Run the scenario's `PrefectAgent` (its `run` starts the `{name} Run` flow), or the harness's flow that
+        runs the agent's twin with `PrefectDurability`."""
+        if form == 'capability':
+            return await self._capability_flows[scenario.name](run_input)
         result = await self._agents[scenario.name].run(run_input.prompt, **run_input.run_kwargs(scenario.deps_resolver))
         return outcome_from_result(result)
 
@@ -80,3 +96,21 @@ class PrefectHarness:
         if files_hold(PREFECT_HOME.value().rglob('*'), needle):
             return True
         return sqlite_holds(Path(PREFECT_API_DATABASE_CONNECTION_URL.value().split(':///', 1)[-1]), needle)
+
+
+def _capability_flow(scenario: Scenario) -> Callable[[RunInput], Awaitable[RunOutcome]]:
+    """A flow that runs the twin of `scenario.agent` with `PrefectDurability`, as a user of that form writes it.
+
+    The flow's parameter is `run_input` (with a resolver, the deps' reference); the flow resolves the deps itself.
+    """
+    from prefect import flow
+
+    agent = capability_twin(scenario.agent, PrefectDurability[Deps](event_stream_handler=handler_for(scenario)))
+
+    # The parameter is passed as is: Prefect would otherwise validate (and copy) it against the annotation.
+    @flow(name=f'conformance {scenario.name} capability', validate_parameters=False)
+    async def run(run_input: RunInput) -> RunOutcome:
+        result = await agent.run(run_input.prompt, **run_input.run_kwargs(scenario.deps_resolver))
+        return outcome_from_result(result)
+
+    return run

@@ -11,7 +11,7 @@ import json
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 from pydantic import BaseModel
@@ -50,11 +50,47 @@ __all__ = (
     'SECRETS_SCENARIO',
     'STREAM_OUT_SCENARIOS',
     'STREAM_OUT_TOPIC',
+    'capability_twin',
+    'FORMS',
     'Deps',
+    'Form',
     'RunInput',
     'Scenario',
     'scenario',
 )
+
+
+Form = Literal['wrapper', 'capability']
+"""How a scenario's agent is made durable: wrapped (`TemporalAgent`, ...) or with a capability (`TemporalDurability`)."""
+
+FORMS: tuple[Form, ...] = ('wrapper', 'capability')
+
+_BUILT_WITH: dict[str, dict[str, Any]] = {}
+"""The keywords each scenario agent was built with, by agent name (`capability_twin` builds it again from them)."""
+
+
+def _agent(model: Model, **kwargs: Any) -> Agent[Deps, Any]:
+    """`Agent(model, **kwargs)`, its keywords kept for `capability_twin`."""
+    _BUILT_WITH[kwargs['name']] = {'model': model, **kwargs}
+    return Agent(model, **kwargs)
+
+
+def capability_twin(agent: Agent[Deps, Any], capability: Any, *, suffix: str = '_capability') -> Agent[Deps, Any]:
+    """`agent` built again under the name `{name}{suffix}` with `capability` attached: the capability form.
+
+    The twin has the same model, keywords, tools (those registered with decorators too) and toolsets (dynamic ones
+    too, the same instances), so a run of it must equal a plain run of `agent`.
+    """
+    assert agent.name is not None
+    own = agent._function_toolset  # pyright: ignore[reportPrivateUsage]  # the decorated tools: the twin's own
+    built: dict[str, Any] = {
+        **_BUILT_WITH[agent.name],
+        'name': f'{agent.name}{suffix}',
+        'tools': list(own.tools.values()),
+        'toolsets': [toolset for toolset in agent.toolsets if toolset is not own],
+        'capabilities': [] if capability is None else [capability],
+    }
+    return Agent(**built)
 
 
 def _tool_returns(messages: list[ModelMessage]) -> list[str]:
@@ -65,7 +101,7 @@ def _tool_returns(messages: list[ModelMessage]) -> list[str]:
 def _agent_with_handler(model: Model, name: str) -> Agent[Deps, str]:
     # The handler is given to the durable wrapper (`event_stream_handler=` of TemporalAgent/DBOSAgent/PrefectAgent,
     # see `handler_for`): pydantic-ai 2.x has no agent-level handler (1.107 deprecated it).
-    return Agent(model, name=name, deps_type=Deps)
+    return _agent(model, name=name, deps_type=Deps)
 
 
 # --- plain text ---------------------------------------------------------------------------------------------------
@@ -75,7 +111,7 @@ def _plain_text(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
     return text(f'echo: {prompt_text(messages)} (instructions: {info.instructions})')
 
 
-plain_text_agent = Agent(
+plain_text_agent = _agent(
     scripted_model('plain', _plain_text),
     name='plain_text',
     deps_type=Deps,
@@ -99,7 +135,7 @@ def _structured(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
     return calls((output_tool, {'name': 'Rome', 'population': 2_800_000, 'landmarks': ['Colosseum']}, 'out-1'))
 
 
-structured_agent = Agent(
+structured_agent = _agent(
     scripted_model('structured', _structured), name='structured_output', deps_type=Deps, output_type=City
 )
 
@@ -113,7 +149,7 @@ def _function_tools(messages: list[ModelMessage], info: AgentInfo) -> ModelRespo
     return text('; '.join(_tool_returns(messages)))
 
 
-function_tools_agent = Agent(scripted_model('tools', _function_tools), name='function_tools', deps_type=Deps)
+function_tools_agent = _agent(scripted_model('tools', _function_tools), name='function_tools', deps_type=Deps)
 
 
 @function_tools_agent.tool
@@ -160,7 +196,7 @@ def _dynamic(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
     return text(f'tools {names}: {_tool_returns(messages)}')
 
 
-dynamic_agent = Agent(scripted_model('dynamic', _dynamic), name='dynamic_toolset', deps_type=Deps)
+dynamic_agent = _agent(scripted_model('dynamic', _dynamic), name='dynamic_toolset', deps_type=Deps)
 
 
 def _shout(ctx: RunContext[Deps], word: str) -> str:
@@ -199,26 +235,32 @@ def _mcp_stdio_agent() -> Agent[Deps, str]:
         calculator = mcp.MCPServerStdio(  # pyright: ignore[reportDeprecated]
             sys.executable, [str(MCP_SERVER_SCRIPT)], id='calc', timeout=30
         )
-    return Agent(scripted_model('mcp', _mcp), name='mcp_stdio', deps_type=Deps, toolsets=[calculator])
+    return _agent(scripted_model('mcp', _mcp), name='mcp_stdio', deps_type=Deps, toolsets=[calculator])
 
 
 def _mcp_stdio_agent_v2() -> Agent[Deps, str]:
     # What a user upgrading to pydantic-ai 2.x writes instead (2.x removed `MCPServerStdio`): an `MCPToolset` on the
     # same server with the same id, so the durable units keep their names and a run recorded on 1.107 replays.
     calculator: MCPToolset[Deps] = MCPToolset(MCP_SERVER_SCRIPT, id='calc', init_timeout=30)
-    return Agent(scripted_model('mcp', _mcp), name='mcp_stdio', deps_type=Deps, toolsets=[calculator])
+    return _agent(scripted_model('mcp', _mcp), name='mcp_stdio', deps_type=Deps, toolsets=[calculator])
 
 
 mcp_agent = _mcp_stdio_agent_v2() if PYDANTIC_AI_2 else _mcp_stdio_agent()
 
 
+def _fastmcp_calculator() -> MCPToolset[Deps]:
+    from fastmcp.client.transports import PythonStdioTransport
+
+    # fastmcp keeps a stdio server alive between sessions by default, in a task of the first session's caller: a run
+    # in a later test (another task of pytest's runner) then finds that task cancelled. One server per session here.
+    transport = PythonStdioTransport(MCP_SERVER_SCRIPT, keep_alive=False)
+    return MCPToolset(transport, id='calc_fast', include_instructions=True, init_timeout=30)
+
+
 # The FastMCP-based toolset that pydantic-ai recommends, on the same server, with its instructions included.
 # `init_timeout=30`: the server is a Python subprocess, slower to start than the default 5 s on a loaded machine.
-fastmcp_agent = Agent(
-    scripted_model('fastmcp', _mcp),
-    name='mcp_toolset',
-    deps_type=Deps,
-    toolsets=[MCPToolset(MCP_SERVER_SCRIPT, id='calc_fast', include_instructions=True, init_timeout=30)],
+fastmcp_agent = _agent(
+    scripted_model('fastmcp', _mcp), name='mcp_toolset', deps_type=Deps, toolsets=[_fastmcp_calculator()]
 )
 
 
@@ -254,7 +296,7 @@ def _retry(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
     return text(f'done: {_tool_returns(messages)}')
 
 
-retry_agent = Agent(scripted_model('retry', _retry), name='model_retry', deps_type=Deps)
+retry_agent = _agent(scripted_model('retry', _retry), name='model_retry', deps_type=Deps)
 
 
 @retry_agent.tool(retries=2)
@@ -278,7 +320,7 @@ def _deferred(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
     return text(f'resumed with {_tool_returns(messages)}')
 
 
-deferred_agent = Agent(
+deferred_agent = _agent(
     scripted_model('deferred', _deferred),
     name='deferred_tools',
     deps_type=Deps,
@@ -323,7 +365,7 @@ def _settings(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
     return text(json.dumps(info.model_settings, sort_keys=True))
 
 
-settings_agent = Agent(
+settings_agent = _agent(
     scripted_model('settings', _settings),
     name='model_settings',
     deps_type=Deps,
@@ -353,7 +395,7 @@ def _multimodal(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
     return text(' | '.join(described))
 
 
-multimodal_agent = Agent(scripted_model('multimodal', _multimodal), name='multimodal', deps_type=Deps)
+multimodal_agent = _agent(scripted_model('multimodal', _multimodal), name='multimodal', deps_type=Deps)
 
 MULTIMODAL_PROMPT: list[UserContent] = [
     'Describe these:',
@@ -370,7 +412,7 @@ def _endless(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
     return calls(('tick', {}, f'call-tick-{turn(messages)}'))
 
 
-endless_agent = Agent(scripted_model('endless', _endless), name='usage_limit', deps_type=Deps)
+endless_agent = _agent(scripted_model('endless', _endless), name='usage_limit', deps_type=Deps)
 
 
 @endless_agent.tool_plain
@@ -410,7 +452,7 @@ def _secrets(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
     return text(f'api said: {", ".join(_tool_returns(messages))}')
 
 
-secrets_agent = Agent(
+secrets_agent = _agent(
     scripted_model('secrets', _secrets), name='secrets', deps_type=Deps, instructions='Call the API for the user.'
 )
 
@@ -441,7 +483,7 @@ def _oversized(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
     return text(f'received {sum(sizes)} characters')
 
 
-oversized_agent = Agent(scripted_model('oversized', _oversized), name='oversized', deps_type=Deps)
+oversized_agent = _agent(scripted_model('oversized', _oversized), name='oversized', deps_type=Deps)
 
 
 @oversized_agent.tool_plain

@@ -1,4 +1,5 @@
-"""The Temporal harness: one workflow per scenario, each running the scenario's `TemporalAgent`.
+"""The Temporal harness: one workflow per scenario and form, running the scenario's `TemporalAgent` (the wrapper
+form) or its twin with `TemporalDurability` attached (the capability form).
 
 This module is imported by the workflow sandbox (it holds the workflow classes), so everything it builds at import
 time is deterministic and free of I/O.
@@ -25,14 +26,27 @@ from temporalio.converter import DataConverter
 from temporalio.exceptions import ApplicationError
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from durable_temporal import AgentEventStream, PydanticAIWorkflow, TemporalAgent
+from durable_kernel import DepsResolver
+from durable_temporal import AgentEventStream, PydanticAIWorkflow, TemporalAgent, TemporalDurability
 from durable_temporal.testing import agent_worker, dev_server
 
 from ._base import read_live
 from ._outcome import DurableRunFailed, RunOutcome
-from .scenarios import ALL_SCENARIOS, STREAM_OUT_SCENARIOS, STREAM_OUT_TOPIC, Deps, RunInput, Scenario, handler_for
+from .scenarios import (
+    ALL_SCENARIOS,
+    STREAM_OUT_SCENARIOS,
+    STREAM_OUT_TOPIC,
+    Deps,
+    Form,
+    RunInput,
+    Scenario,
+    capability_twin,
+    handler_for,
+)
 
 __all__ = (
+    'CAPABILITY_AGENTS',
+    'CAPABILITY_WORKFLOWS',
     'TEMPORAL_AGENTS',
     'WORKFLOWS',
     'TemporalHarness',
@@ -74,14 +88,26 @@ def workflow_class_name(scenario_name: str) -> str:
     return ''.join(word.capitalize() for word in scenario_name.split('_')) + 'Workflow'
 
 
+CAPABILITY_AGENTS: dict[str, Any] = {
+    name: capability_twin(
+        scenario.agent,
+        TemporalDurability[Deps](event_stream_handler=handler_for(scenario), deps_resolver=scenario.deps_resolver),
+    )
+    for name, scenario in ALL_SCENARIOS.items()
+}
+"""The capability form of every scenario: its agent built again with `TemporalDurability` (`{name}_capability`)."""
+
+
 class _ScenarioRun(PydanticAIWorkflow):
     """Holds the run method that every scenario workflow gets a copy of."""
 
+    __scenario_deps_resolver__: DepsResolver[Deps, Deps] | None = None
+
     async def run(self, run_input: RunInput) -> WorkflowReply:
-        # `__pydantic_ai_agents__` also takes agents with `TemporalDurability`; the scenarios list `TemporalAgent`s.
+        # A `TemporalAgent` (the wrapper form) or an `Agent` with `TemporalDurability` (the capability form).
         agent = cast('TemporalAgent[Deps, Any]', self.__pydantic_ai_agents__[0])
         # With a resolver the workflow input holds the reference; the workflow resolves it for `run()`.
-        result = await agent.run(run_input.prompt, **run_input.run_kwargs(agent.deps_resolver))
+        result = await agent.run(run_input.prompt, **run_input.run_kwargs(self.__scenario_deps_resolver__))
         return WorkflowReply(
             output=to_jsonable_python(result.output),
             output_type=type(result.output).__name__,
@@ -90,7 +116,7 @@ class _ScenarioRun(PydanticAIWorkflow):
         )
 
 
-def _scenario_workflow(name: str, agent: TemporalAgent[Deps, Any]) -> type:
+def _scenario_workflow(name: str, agent: Any, deps_resolver: DepsResolver[Deps, Deps] | None) -> type:
     # Temporal refuses local classes (the sandbox re-imports this module and looks the class up by name), so each
     # class gets a module-level name, its own copy of the run method, and is published as a module attribute below.
     class_name = workflow_class_name(name)
@@ -104,14 +130,21 @@ def _scenario_workflow(name: str, agent: TemporalAgent[Deps, Any]) -> type:
         '__module__': __name__,
         '__qualname__': class_name,
         '__pydantic_ai_agents__': (agent,),
+        '__scenario_deps_resolver__': deps_resolver,
         'run': workflow.run(run),
     }
     cls = type(class_name, (PydanticAIWorkflow,), namespace)
     return workflow.defn(name=f'conformance_{name}')(cls)
 
 
-WORKFLOWS: dict[str, type] = {name: _scenario_workflow(name, agent) for name, agent in TEMPORAL_AGENTS.items()}
-globals().update({cls.__name__: cls for cls in WORKFLOWS.values()})
+WORKFLOWS: dict[str, type] = {
+    name: _scenario_workflow(name, agent, agent.deps_resolver) for name, agent in TEMPORAL_AGENTS.items()
+}
+CAPABILITY_WORKFLOWS: dict[str, type] = {
+    name: _scenario_workflow(f'{name}_capability', agent, ALL_SCENARIOS[name].deps_resolver)
+    for name, agent in CAPABILITY_AGENTS.items()
+}
+globals().update({cls.__name__: cls for cls in (*WORKFLOWS.values(), *CAPABILITY_WORKFLOWS.values())})
 
 HAS_WORKFLOW_STREAMS = importlib.util.find_spec('temporalio.contrib.workflow_streams') is not None
 """Whether this temporalio has Workflow Streams (1.27.0 and later), which live events need."""
@@ -190,23 +223,24 @@ class TemporalHarness:
             dev_server() as env,
             agent_worker(
                 env.client,
-                workflows=[*WORKFLOWS.values(), *STREAM_OUT_WORKFLOWS.values()],
+                workflows=[*WORKFLOWS.values(), *CAPABILITY_WORKFLOWS.values(), *STREAM_OUT_WORKFLOWS.values()],
                 workflow_runner=harness_passthrough_runner(),
             ) as worker,
         ):
             yield cls(env.client, worker.task_queue)
 
-    async def run(self, scenario: Scenario, run_input: RunInput) -> RunOutcome:
-        """Execute the scenario's workflow and wait for its reply.
+    async def run(self, scenario: Scenario, run_input: RunInput, form: Form = 'wrapper') -> RunOutcome:
+        """Execute the scenario's workflow of that form and wait for its reply.
 
         Raises:
             DurableRunFailed: The workflow failed; carries the type and message of the agent loop's error.
         """
-        workflow_id = f'conformance-{scenario.name}-{uuid.uuid4().hex}'
+        workflow_name = scenario.name if form == 'wrapper' else f'{scenario.name}_capability'
+        workflow_id = f'conformance-{workflow_name}-{uuid.uuid4().hex}'
         self._workflow_ids.append(workflow_id)
         try:
             reply: WorkflowReply = await self.client.execute_workflow(
-                f'conformance_{scenario.name}',
+                f'conformance_{workflow_name}',
                 run_input,
                 id=workflow_id,
                 task_queue=self.task_queue,

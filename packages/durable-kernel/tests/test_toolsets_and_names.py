@@ -121,6 +121,7 @@ def test_dbos_and_prefect_names_match_the_reference():
     assert prefect_task_name('cancel_suspended_response', 'test') == 'Cancel Suspended Response: test'
     assert prefect_task_name('get_mcp_tools', 'echo') == 'Get MCP Tools: echo'
     assert prefect_task_name('get_mcp_instructions', 'echo') == 'Get MCP Instructions: echo'
+    assert prefect_task_name('discover_tools', 'crm') == 'Discover Tools: crm'
 
 
 def test_two_toolsets_with_one_id_are_refused_and_one_toolset_twice_is_not() -> None:

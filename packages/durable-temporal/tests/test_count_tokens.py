@@ -328,3 +328,80 @@ async def test_a_workflow_continuing_as_new_counts_each_request_once(client: Cli
         )
         names.extend(run_names)
     assert len(names) == 2 * (HANDOVER_TURNS + 1)
+
+
+# --- history size: a count is sent the new messages only, as a request is ----------------------------------------
+
+SIZED: list[int] = []
+"""How many messages each count saw in its activity (the conversation it rebuilt)."""
+
+
+class SizedCountingModel(FunctionModel):
+    """A counting model that records how many messages each count was given."""
+
+    async def count_tokens(
+        self,
+        messages: list[ModelMessage],
+        model_settings: ModelSettings | None,
+        model_request_parameters: ModelRequestParameters,
+    ) -> RequestUsage:
+        SIZED.append(len(messages))
+        return RequestUsage(input_tokens=TOKENS_PER_MESSAGE * len(messages))
+
+
+def long_turns(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    # The prompt says how many turns: `turns: N`.
+    first = messages[0].parts[-1]
+    wanted = int(str(getattr(first, 'content', '0')).split(':')[1])
+    done = sum(isinstance(part, ToolReturnPart) for message in messages for part in message.parts)
+    if done < wanted:
+        return ModelResponse(parts=[ToolCallPart('bulky', {'turn': done}, f'call-{done}')])
+    return ModelResponse(parts=[TextPart(f'done after {done} turns')])
+
+
+def bulky(turn: int) -> str:
+    """A tool result large enough that a conversation sent again is visible in the history's size."""
+    return f'turn {turn}: ' + 'x' * 2000
+
+
+sized_agent = TemporalAgent(Agent(SizedCountingModel(long_turns), name='count_sized', tools=[bulky]))
+
+
+@workflow.defn
+class SizedCountWorkflow:
+    @workflow.run
+    async def run(self, turns: int) -> str:
+        limits = UsageLimits(count_tokens_before_request=True, request_limit=None)
+        return (await sized_agent.run(f'turns: {turns}', usage_limits=limits)).output
+
+
+async def _count_input_bytes(client: Client, task_queue: str, turns: int) -> int:
+    """Run `turns` turns; the bytes of the count activities' recorded inputs."""
+    SIZED.clear()
+    async with agent_worker(client, workflows=[SizedCountWorkflow], agents=[sized_agent], task_queue=task_queue):
+        handle = await client.start_workflow(
+            SizedCountWorkflow.run,
+            turns,
+            id=str(uuid.uuid4()),
+            task_queue=task_queue,
+            execution_timeout=WORKFLOW_TIMEOUT,
+        )
+        assert await handle.result() == f'done after {turns} turns'
+    # Each count still saw the whole conversation: the prompt, then a call and a result per turn so far.
+    assert [1 + 2 * turn for turn in range(turns + 1)] == SIZED
+    size = 0
+    async for event in handle.fetch_history_events():
+        attributes = event.activity_task_scheduled_event_attributes
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED and attributes.activity_type.name.endswith(
+            '__model_count_tokens'
+        ):
+            size += attributes.input.ByteSize()
+    return size
+
+
+async def test_the_counts_of_a_long_run_record_its_history_about_linearly(client: Client, task_queue: str) -> None:
+    # Sent whole, the counts of 6 turns record 1 + 3 + ... + 13 = 49 messages against 1 + 3 + 5 = 9 for 2 turns (about
+    # x5 in bytes here, x7 asymptotically); as deltas about 2 new messages per count, 7 counts against 3 (about x2.6).
+    two = await _count_input_bytes(client, task_queue, 2)
+    six = await _count_input_bytes(client, f'{task_queue}-six', 6)
+    assert six < 3.2 * two, (two, six)

@@ -1,9 +1,14 @@
-"""pydantic-ai's spans are emitted once per run, not again each time a worker replays the workflow (defect 10)."""
+"""pydantic-ai's spans are emitted once per run, not again each time a worker replays the workflow (defect 10).
+
+And nothing shared is changed for it (issue 18): no pydantic-ai class global, no user settings, tracer or capability.
+A plain agent in the same process traces with the user's own tracer before and after durable runs.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections import Counter
+from typing import Any
 
 import pytest
 from core_helpers import WORKFLOW_TIMEOUT
@@ -16,14 +21,32 @@ from temporalio.client import Client
 from temporalio.worker import Replayer
 
 from durable_kernel import PYDANTIC_AI_2
-from durable_temporal import PydanticAIPlugin, TemporalAgent
+from durable_temporal import AgentPlugin, PydanticAIPlugin, TemporalAgent, TemporalDurability
 from durable_temporal.testing import agent_worker
 
 with workflow.unsafe.imports_passed_through():
-    # One exporter for the worker and the workflow sandbox, which would otherwise import its own copy.
-    from tracing_support import EXPORTER, PROVIDER
+    # One exporter (and one settings object) for the worker and the workflow sandbox, which would otherwise import its
+    # own copy.
+    from tracing_support import EXPORTER, PROVIDER, SETTINGS
 
 pytestmark = pytest.mark.anyio
+
+
+async def weather(city: str) -> str:
+    """The weather in a city."""
+    return f'sunny in {city}'
+
+
+def _agent(name: str, *, capability: bool, durable: bool = False) -> Agent[None, str]:
+    """An agent instrumented with the shared `SETTINGS`: by an `Instrumentation` capability, or by `agent.instrument`."""
+    capabilities: list[Any] = [Instrumentation(SETTINGS)] if capability else []
+    if durable:
+        capabilities.append(TemporalDurability())
+    agent = Agent(TestModel(), name=name, tools=[weather], capabilities=capabilities)
+    if not capability:
+        agent.instrument = SETTINGS
+    return agent
+
 
 traced_agent = Agent(
     TestModel(), name='traced', capabilities=[Instrumentation(InstrumentationSettings(tracer_provider=PROVIDER))]
@@ -31,41 +54,102 @@ traced_agent = Agent(
 
 
 @traced_agent.tool_plain
-async def weather(city: str) -> str:
+async def weather_tool(city: str) -> str:
     return f'sunny in {city}'
 
 
-temporal_traced_agent = TemporalAgent(traced_agent)
+wrapped_with_capability = _agent('wrapper_capability', capability=True)
+durable_with_capability = _agent('durability_capability', capability=True, durable=True)
+AGENTS: dict[str, Any] = {
+    # The wrapper form, instrumented by a capability with its own settings, and by the shared settings both ways.
+    'traced': TemporalAgent(traced_agent),
+    'wrapper_capability': TemporalAgent(wrapped_with_capability),
+    'wrapper_instrument': TemporalAgent(_agent('wrapper_instrument', capability=False)),
+    # The capability form, both ways.
+    'durability_capability': durable_with_capability,
+    'durability_instrument': _agent('durability_instrument', capability=False, durable=True),
+}
+
+plain_agent = _agent('plain', capability=False)
+"""Never durable: run in the test process, outside any workflow."""
 
 
 @workflow.defn
 class TracedWorkflow:
     @workflow.run
-    async def run(self, prompt: str) -> str:
-        return (await temporal_traced_agent.run(prompt)).output
+    async def run(self, key: str) -> str:
+        return (await AGENTS[key].run('weather?')).output
 
 
-async def test_a_replay_emits_no_span_again(client: Client, task_queue: str) -> None:
+def _plugins() -> list[Any]:
+    return [AgentPlugin(agent) for agent in AGENTS.values()]
+
+
+def _span_names(name: str) -> dict[str, int]:
+    """The spans of one run: the agent run, its two model requests and its tool call (2.x names them per GenAI)."""
+    if PYDANTIC_AI_2:
+        return {f'invoke_agent {name}': 1, 'chat test': 2, 'execute_tool weather' + ('_tool' * (name == 'traced')): 1}
+    return {'agent run': 1, 'chat test': 2, 'running tool': 1}
+
+
+async def _run_and_replay(client: Client, task_queue: str, key: str) -> None:
+    """Run the workflow for agent `key`: its spans are emitted once; then replay it: none is emitted again."""
     EXPORTER.clear()
-    async with agent_worker(client, workflows=[TracedWorkflow], agents=[temporal_traced_agent], task_queue=task_queue):
+    async with agent_worker(client, workflows=[TracedWorkflow], plugins=_plugins(), task_queue=task_queue):
         handle = await client.start_workflow(
-            TracedWorkflow.run,
-            'weather?',
-            id=str(uuid.uuid4()),
-            task_queue=task_queue,
-            execution_timeout=WORKFLOW_TIMEOUT,
+            TracedWorkflow.run, key, id=str(uuid.uuid4()), task_queue=task_queue, execution_timeout=WORKFLOW_TIMEOUT
         )
         await handle.result()
-    spans = Counter(span.name for span in EXPORTER.get_finished_spans())
-    # The run's spans, each once: the agent run, its two model requests and its tool call (pydantic-ai 2.x names the
-    # run and tool spans after the GenAI semantic conventions).
-    run_span, tool_span = (
-        ('invoke_agent traced', 'execute_tool weather') if PYDANTIC_AI_2 else ('agent run', 'running tool')
-    )
-    assert spans == {run_span: 1, 'chat test': 2, tool_span: 1}
+    assert Counter(span.name for span in EXPORTER.get_finished_spans()) == _span_names(key)
 
     EXPORTER.clear()
-    replayer = Replayer(workflows=[TracedWorkflow], plugins=[PydanticAIPlugin()])
+    replayer = Replayer(workflows=[TracedWorkflow], plugins=[PydanticAIPlugin(), *_plugins()])
     result = await replayer.replay_workflow(await handle.fetch_history(), raise_on_replay_failure=False)
     assert result.replay_failure is None
     assert EXPORTER.get_finished_spans() == ()
+
+
+@pytest.mark.parametrize('key', list(AGENTS))
+async def test_a_replay_emits_no_span_again(client: Client, task_queue: str, key: str) -> None:
+    await _run_and_replay(client, task_queue, key)
+
+
+async def _plain_spans() -> dict[str, int]:
+    EXPORTER.clear()
+    await plain_agent.run('weather?')
+    spans = EXPORTER.get_finished_spans()
+    EXPORTER.clear()
+    return dict(Counter(span.name for span in spans))
+
+
+async def test_a_plain_agent_in_the_same_process_is_unaffected(client: Client, task_queue: str) -> None:
+    instrument_default = Agent._instrument_default  # pyright: ignore[reportPrivateUsage]
+    tracer = SETTINGS.tracer
+    attributes = dict(vars(SETTINGS))
+    with_capability = [wrapped_with_capability, durable_with_capability]
+    capabilities = [_leaves(agent) for agent in with_capability]
+    assert await _plain_spans() == _span_names('plain')
+
+    for key in AGENTS:
+        await _run_and_replay(client, task_queue, key)
+
+    # Nothing shared was changed: pydantic-ai's class default, the user's settings (same tracer object, same
+    # attributes), the agents' capabilities.
+    assert Agent._instrument_default is instrument_default  # pyright: ignore[reportPrivateUsage]
+    assert SETTINGS.tracer is tracer
+    assert vars(SETTINGS) == attributes
+    assert plain_agent.instrument is SETTINGS
+    for agent, leaves in zip(with_capability, capabilities, strict=True):
+        assert [id(leaf) for leaf in _leaves(agent)] == [id(leaf) for leaf in leaves]
+        [instrumentation] = [leaf for leaf in leaves if isinstance(leaf, Instrumentation)]
+        assert instrumentation.settings is SETTINGS
+    # And the plain agent still traces with the user's own tracer: the same spans, through the same provider.
+    assert await _plain_spans() == _span_names('plain')
+
+
+def _leaves(agent: Agent[None, str]) -> list[Any]:
+    """The capabilities of an agent's capability tree (the tree is `_root_capability` on 1.107)."""
+    leaves: list[Any] = []
+    root = agent.root_capability if PYDANTIC_AI_2 else agent._root_capability  # pyright: ignore[reportPrivateUsage]
+    root.apply(leaves.append)
+    return leaves

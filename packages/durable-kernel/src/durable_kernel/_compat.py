@@ -16,7 +16,6 @@ re-exports from `durable_kernel`), or, for attributes, named in the module that 
 | `pydantic_ai._utils.check_no_nested_sync_run` | `run_sync` refused inside a sync tool (it would deadlock the run), as the plain agent's | 2.x |
 | `WrapperAgent._resolve_realtime_session` / `_open_realtime_session` | overridden by the wrappers to refuse realtime sessions in a durable run | 2.x |
 | `pydantic_ai._utils.disable_threads` | sync callbacks inline in Temporal workflow code (the sandbox forbids threads) | 1.107, 2.x |
-| `Agent._instrument_default` | Temporal: no spans emitted again while a workflow replays | 1.107, 2.x |
 | `pydantic_ai.toolsets._dynamic.DynamicToolset` | recognising `@agent.toolset` toolsets, which have no public class | 1.107, 2.x |
 | `ModelRequestParameters._telemetry_mcp_url_ids` | carrying the MCP ids telemetry masks into a model unit | 2.x |
 | `pydantic_ai.messages._RecordsContentFiles` | a tool result that crossed a boundary keeps its file items, and only those, as files (base class of `ToolReturned`; a plain base where a release lacks it) | 1.107, 2.x |

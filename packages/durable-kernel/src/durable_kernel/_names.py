@@ -203,6 +203,7 @@ PrefectTaskKind = Literal[
     'cancel_suspended_response',
     'get_mcp_tools',
     'get_mcp_instructions',
+    'discover_tools',
 ]
 
 _PREFECT_TASK_TEMPLATES: dict[str, str] = {
@@ -225,6 +226,8 @@ _PREFECT_TASK_TEMPLATES: dict[str, str] = {
     'cancel_suspended_response': 'Cancel Suspended Response: {}',
     'get_mcp_tools': 'Get MCP Tools: {}',
     'get_mcp_instructions': 'Get MCP Instructions: {}',
+    # A dynamic toolset (with an id) built and listed in a task, in both forms, as pydantic-ai 2.68+ names it.
+    'discover_tools': 'Discover Tools: {}',
 }
 
 

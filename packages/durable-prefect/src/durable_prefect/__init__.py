@@ -13,8 +13,9 @@ from ._cache_policy import (
     value_key,
 )
 from ._durability import PrefectDurability
+from ._dynamic_toolset import PrefectDynamicToolset
 from ._foreign_runs import UnfinishedForeignAgentRunWarning
-from ._function_toolset import PrefectDynamicToolset, PrefectFunctionToolset
+from ._function_toolset import PrefectFunctionToolset
 from ._live_events import stream_agent_events
 from ._mcp import PrefectMCPServer, PrefectMCPToolset
 from ._model import PrefectModel

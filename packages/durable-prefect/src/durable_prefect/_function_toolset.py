@@ -1,4 +1,4 @@
-"""Function tools (and tools of dynamic toolsets) called in Prefect tasks named `Call Tool: {tool}`."""
+"""Function tools called in Prefect tasks named `Call Tool: {tool}` (dynamic toolsets build on it: `_dynamic_toolset`)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from durable_kernel import (
 from ._task_config import TaskConfig, merge_task_config
 from ._toolset import ARGS_VALIDATION_TASK, TOOL_CALL_TASK, PrefectWrapperToolset, ToolCallInput, tool_task_config
 
-__all__ = ('PrefectDynamicToolset', 'PrefectFunctionToolset', 'reading_tool_metadata', 'validating_in_tasks')
+__all__ = ('PrefectFunctionToolset', 'reading_tool_metadata', 'validating_in_tasks')
 
 TOOL_METADATA_KEY = 'prefect'
 """The tool metadata key of a per-tool task config in the capability form (`metadata={'prefect': TaskConfig | False}`)."""
@@ -131,16 +131,6 @@ class PrefectFunctionToolset(PrefectWrapperToolset[AgentDepsT]):
         call_task = self._task(TOOL_CALL_TASK, prefect_task_name('call_tool', name), config)
         outcome = await call_task(ToolCallInput(self.wrapped, name, tool_args, ctx, tool))
         return unwrap_tool_outcome(outcome)
-
-
-@dataclass
-class PrefectDynamicToolset(PrefectFunctionToolset[AgentDepsT]):
-    """A wrapper for a dynamic toolset (built per run or per step by a function): its tool calls are Prefect tasks.
-
-    The toolset function itself runs in the flow (it builds live objects, which are not task results); the tools
-    it provides are called in tasks named `Call Tool: {tool}`, with the same per-tool configs as
-    [`PrefectFunctionToolset`][durable_prefect.PrefectFunctionToolset].
-    """
 
 
 def validating_in_tasks(toolset: PrefectFunctionToolset[AgentDepsT]) -> PrefectFunctionToolset[AgentDepsT]:

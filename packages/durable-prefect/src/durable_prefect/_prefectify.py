@@ -14,12 +14,8 @@ from pydantic_ai.toolsets import AbstractToolset, ExternalToolset, FunctionTools
 
 from durable_kernel import DynamicToolset, fastmcp_toolset_class, mcp_server_classes
 
-from ._function_toolset import (
-    PrefectDynamicToolset,
-    PrefectFunctionToolset,
-    reading_tool_metadata,
-    validating_in_tasks,
-)
+from ._dynamic_toolset import PrefectDynamicToolset
+from ._function_toolset import PrefectFunctionToolset, reading_tool_metadata, validating_in_tasks
 from ._mcp import PrefectMCPServer, PrefectMCPToolset, with_capability_names
 from ._task_config import TaskConfig
 from ._toolset import PrefectWrapperToolset

@@ -165,7 +165,7 @@ def _settings_seen_by_copied_contexts() -> Generator[None]:
 
 
 @contextmanager
-def prefect_test_server(*, server_startup_timeout: int = 120) -> Generator[Path]:
+def prefect_test_server(*, server_startup_timeout: int = 120, database_url: str | None = None) -> Generator[Path]:
     """Start a private ephemeral Prefect server, offline, with telemetry and flow heartbeats off.
 
     Everything it starts is stopped on exit: Prefect's test harness, the server subprocess (killed by PID if
@@ -175,6 +175,10 @@ def prefect_test_server(*, server_startup_timeout: int = 120) -> Generator[Path]
 
     Args:
         server_startup_timeout: Seconds to wait for the server to come up (migrations take ~10 s).
+        database_url: The server's database as a SQLAlchemy URL (`postgresql+asyncpg://...`); default: a temporary
+            SQLite file, as Prefect's own test harness uses. On SQLite the server answers some concurrent writes with
+            `503 Service Unavailable` (its database is locked) and the client retries them after 2 s; a server on
+            PostgreSQL does not, which matters when timing flow runs.
 
     Yields:
         The temporary `PREFECT_HOME` directory (results are persisted under it).
@@ -217,7 +221,10 @@ def prefect_test_server(*, server_startup_timeout: int = 120) -> Generator[Path]
 
         # Registered before the harness so that it runs after the harness's own shutdown.
         stack.callback(stop_leftover_server)
-        stack.enter_context(prefect_test_harness(server_startup_timeout=server_startup_timeout))
+        if database_url is None:
+            stack.enter_context(prefect_test_harness(server_startup_timeout=server_startup_timeout))
+        else:
+            stack.enter_context(_server_on(database_url, server_startup_timeout))
         stack.enter_context(_settings_seen_by_copied_contexts())
         server = SubprocessASGIServer._instances.get(None)  # pyright: ignore[reportPrivateUsage]
         process = server.server_process if server is not None else None
@@ -225,3 +232,44 @@ def prefect_test_server(*, server_startup_timeout: int = 120) -> Generator[Path]
             server_pids.append(process.pid)
             stack.enter_context(_server_pid_file(process.pid, home))
         yield home
+
+
+@contextmanager
+def _server_on(database_url: str, server_startup_timeout: int) -> Generator[None]:
+    """Prefect's `prefect_test_harness`, on the database at `database_url` instead of a temporary SQLite file.
+
+    The harness fixes its database to SQLite; this does what it does otherwise: a server subprocess on a free port,
+    registered as the process's default ephemeral server (so flow runs find it rather than start another one), the
+    API URL pointed at it, all undone on exit.
+    """
+    import socket
+
+    import prefect.settings
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.server.database.dependencies import temporary_database_interface
+    from prefect.settings import temporary_settings
+
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        port = int(probe.getsockname()[1])
+    instances = SubprocessASGIServer._instances  # pyright: ignore[reportPrivateUsage]
+    with ExitStack() as stack:
+        stack.enter_context(temporary_database_interface())
+        stack.enter_context(
+            temporary_settings(updates={prefect.settings.PREFECT_SERVER_DATABASE_CONNECTION_URL: database_url})
+        )
+        server = SubprocessASGIServer(port=port)
+        prior_default = instances.get(None)
+        instances[None] = server
+
+        def restore_default() -> None:
+            if prior_default is None:
+                instances.pop(None, None)
+            else:
+                instances[None] = prior_default
+
+        stack.callback(restore_default)
+        server.start(timeout=server_startup_timeout)
+        stack.callback(server.stop)
+        stack.enter_context(temporary_settings(updates={prefect.settings.PREFECT_API_URL: server.api_url}))
+        yield

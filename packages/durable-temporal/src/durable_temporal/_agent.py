@@ -62,7 +62,6 @@ from ._live_events import (
     stream_agent_events,
 )
 from ._model import TemporalProviderFactory
-from ._replay_tracing import skip_spans_on_replay
 from ._run_context import TemporalRunContext
 from ._toolset import temporalize_toolset
 from ._versioning import EVENT_BATCHES_PATCH, patched
@@ -375,7 +374,6 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
     def _durable_scope(self, model: models.Model | str | None) -> Generator[None]:
         try:
             # Sync callbacks run inline: the workflow sandbox forbids threads.
-            skip_spans_on_replay(self.wrapped)
             with (
                 scoped_context_value(self._durable_run_active, True),
                 self._durable_overrides(model),

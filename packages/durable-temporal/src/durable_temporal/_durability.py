@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic_ai import messages as pai_messages
 from pydantic_ai.agent import AbstractAgent, AgentRunResult, EventStreamHandler
-from pydantic_ai.capabilities import AbstractCapability
+from pydantic_ai.capabilities import AbstractCapability, CombinedCapability
 from pydantic_ai.capabilities.abstract import WrapModelRequestHandler, WrapRunHandler
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import ModelResponse
@@ -26,6 +26,7 @@ from temporalio.workflow import ActivityConfig
 
 from durable_kernel import (
     HAS_DEFAULT_RUN_ID_HOOK,
+    PYDANTIC_AI_2,
     DepsResolver,
     DurabilityCapability,
     DurableAgentRunEvents,
@@ -64,7 +65,7 @@ from ._live_events import (
     stream_agent_events,
 )
 from ._model import TemporalProviderFactory
-from ._replay_tracing import skip_spans_on_replay
+from ._replay_tracing import ReplaySafeTelemetry
 from ._run_context import TemporalRunContext
 from ._toolset import TemporalWrapperToolset, temporalize_toolset
 from ._versioning import EVENT_BATCHES_PATCH, recorded
@@ -229,10 +230,24 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
                 'level (or in worker setup code) and use it from the workflow.'
             )
 
+    def for_agent(self, agent: AbstractAgent[AgentDepsT, Any]) -> AbstractCapability[AgentDepsT]:
+        """The copy bound to `agent`, composed with `ReplaySafeTelemetry` (pydantic-ai 2.x calls this at `Agent(...)`).
+
+        `ReplaySafeTelemetry` keeps the spans of replayed workflow code out of traces, per run; it must wrap
+        pydantic-ai's `Instrumentation`, outside this (innermost) capability, so it comes as a sibling.
+        """
+        return CombinedCapability([ReplaySafeTelemetry(), super().for_agent(agent)])
+
     async def for_run(self, ctx: RunContext[AgentDepsT]) -> AbstractCapability[AgentDepsT]:
-        """The copy bound to the run's agent (bound now on pydantic-ai 1.107, which has no `for_agent`)."""
+        """The copy bound to the run's agent (bound now on pydantic-ai 1.107, which has no `for_agent`).
+
+        On 1.107 a run in workflow code gets `ReplaySafeTelemetry` beside it here (2.x composes it in `for_agent`).
+        """
         with scoped_context_value(_binding_for_run, True):
-            return await super().for_run(ctx)
+            bound = await super().for_run(ctx)
+        if PYDANTIC_AI_2 or not workflow.in_workflow():
+            return bound
+        return CombinedCapability([ReplaySafeTelemetry(), bound])
 
     def _bind_to_agent(self, agent: AbstractAgent[AgentDepsT, Any]) -> None:
         # Built on first use (registration, or the first run), not here: pydantic-ai 2.x binds at `Agent(...)`, before
@@ -329,8 +344,6 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
             # at the start of the run as there: a run's history then replays on either line and on pydantic-ai 2.x's
             # own capability, all of which expect the marker before the first activity.
             workflow.patched(STABLE_DEFAULT_RUN_ID_PATCH)
-        if self.agent is not None:
-            skip_spans_on_replay(self.agent)
         topic = self._event_stream_topic
         if topic is not None:
             check_hosted_stream()  # before any activity: a missing stream is a setup error

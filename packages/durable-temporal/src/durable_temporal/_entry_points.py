@@ -21,6 +21,8 @@ from temporalio import workflow
 
 from durable_kernel import DurableWrapperAgent, RunArguments
 
+from ._replay_tracing import ReplaySafeTelemetry
+
 __all__ = ('TemporalEntryPoints',)
 
 _USE_RUN = 'Set an `event_stream_handler` on the TemporalAgent and use `await agent.run()` instead.'
@@ -105,7 +107,13 @@ class TemporalEntryPoints(DurableWrapperAgent[AgentDepsT, OutputDataT], ABC):
             )
         _refuse_run_keywords(arguments)
         with self._durable_scope(arguments.model):
-            in_workflow = dataclasses.replace(arguments, model=None, event_stream_handler=self.event_stream_handler)
+            in_workflow = dataclasses.replace(
+                arguments,
+                model=None,
+                event_stream_handler=self.event_stream_handler,
+                # For this run only: no span of replayed workflow code is emitted again (see `_replay_tracing`).
+                capabilities=[*(arguments.capabilities or ()), ReplaySafeTelemetry()],
+            )
             return await self._agent_run(in_workflow)
 
     def _run_sync_impl(self, arguments: RunArguments[AgentDepsT]) -> AgentRunResult[Any]:

@@ -188,6 +188,19 @@ class SentHistories:
 
         Call it right before scheduling the activity: it counts the activity.
         """
+        delta = self._delta_on_base(messages, run_id, self._scheduled)
+        self._scheduled += 1
+        return delta
+
+    def count_delta(self, messages: Sequence[ModelMessage], run_id: str) -> Delta:
+        """The delta for a token count of run `run_id`, on the same base as a request's (see `delta`).
+
+        A count is not a model request: it takes no position (`Delta.index` is the next request's, unused), and no
+        later request builds on it, so the positions the activities count in the history stay those of the requests.
+        """
+        return self._delta_on_base(messages, run_id, self._scheduled)
+
+    def _delta_on_base(self, messages: Sequence[ModelMessage], run_id: str, index: int) -> Delta:
         fingerprints = [_MESSAGE_ADAPTER.dump_json(message) for message in messages]
         base = self._by_run.get(run_id) or next(reversed(self._by_run.values()), None)
         keep = 0
@@ -195,8 +208,6 @@ class SentHistories:
             limit = min(len(fingerprints), len(base.fingerprints))
             while keep < limit and fingerprints[keep] == base.fingerprints[keep]:
                 keep += 1
-        index = self._scheduled
-        self._scheduled += 1
         # The kept messages serialize as the base's did: their digests are the base's, computed once.
         kept = base.digests[:keep] if base is not None else []
         return Delta(

@@ -269,15 +269,17 @@ class TemporalModel(WrapperModel):
             await cancel_suspended_response(await self._activity_model(params.model_id, ctx), params.response)
 
         async def count(params: ModelRequestParams, deps: Any) -> CountTokensResult:
-            # The whole request is sent (no delta on earlier model activities): a count is scheduled before the
-            # request it counts, whose delta is computed against the model activities only.
             restore_request_telemetry_ids(params.model_request_parameters, params.telemetry_sensitive_ids)
             # `None` when the count was asked for outside an agent run (a direct `count_tokens` call in workflow code).
             ctx = await self._optional_activity_context(params.serialized_run_context, deps)
             chosen = await self._activity_model(params.model_id, ctx)
+            # Sent as a delta on the earlier model requests, as a request is (a count recorded whole, by the reference
+            # or before counts were deltas, has no base and is its own conversation). Nothing is remembered: no
+            # request builds on a count.
+            rebuilt = await rebuild_messages(params, ModelRequestParams, names)
             return await count_tokens_in_unit(
                 chosen,
-                self._unit_messages(params, chosen, params.messages),
+                self._unit_messages(params, chosen, rebuilt.messages),
                 cast(ModelSettings | None, params.model_settings),
                 params.model_request_parameters,
             )
@@ -566,6 +568,10 @@ class TemporalModel(WrapperModel):
             model_id=self._model_key.get(),
             telemetry_sensitive_ids=request_telemetry_ids(model_request_parameters),
         )
+        if not self.local:
+            # Each count would otherwise record the whole conversation again, the history growing with the square of
+            # the turns as the reference's requests did; a local activity's input is not recorded (see `_params`).
+            self._send_delta(params, messages, ctx.run_id if ctx is not None else None, count=True)
         result: CountTokensResult = await execute_unit(
             self.count_tokens_activity, [params, deps], self._options('count tokens'), local=self.local
         )
@@ -648,17 +654,27 @@ class TemporalModel(WrapperModel):
             # whole conversation costs no history bytes, and a delta could not be rebuilt by another worker, which
             # finds no scheduled model activities in the history to rebuild it from.
             return params, deps, None
+        return params, deps, self._send_delta(params, messages, ctx.run_id)
+
+    def _send_delta(
+        self, params: ModelRequestParams, messages: list[ModelMessage], run_id: str | None, *, count: bool = False
+    ) -> Delta:
+        """Make `params` carry `messages` as a delta on the agent's earlier model requests in this workflow.
+
+        A request (`count=False`) takes the next position, which later requests may build on; a count takes none.
+        """
         histories = self._histories.current()
         register_model(self._history_key, self)
         carried = take_carried_base(self._history_key)
         if carried is not None:
             histories.seed(*carried)
-        delta = histories.delta(messages, ctx.run_id or '')
+        delta = histories.count_delta(messages, run_id or '') if count else histories.delta(messages, run_id or '')
         params.messages = delta.messages
-        params.history_index, params.history_base, params.history_keep = delta.index, delta.base, delta.keep
+        params.history_base, params.history_keep = delta.base, delta.keep
+        params.history_index = None if count else delta.index
         params.history_digest = delta.digest
         params.history_run_id = delta.run_id
-        return params, deps, delta
+        return delta
 
     async def _maybe_continue_as_new(self, ctx: RunContext[Any]) -> None:
         # Before the request is scheduled: the conversation handed over then ends with it, so the next run sends it

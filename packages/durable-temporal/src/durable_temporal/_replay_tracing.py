@@ -1,11 +1,19 @@
-"""pydantic-ai's spans are not emitted again when a workflow replays.
+"""pydantic-ai's spans are not emitted again when a workflow replays, and nothing shared is changed for it.
 
 The agent loop runs in workflow code, so a worker that resumes a workflow (after a restart, or after evicting it
 from its cache) runs the loop again from the start, and pydantic-ai's instrumentation would emit the agent-run,
-model-request and tool spans of the replayed part a second time. The tracer of the agent's instrumentation
-settings is wrapped so that, in workflow code that is replaying, it starts no span: it hands out a non-recording
-span that carries the current span context, so spans started once the replay has caught up still find their
-parent. Outside workflow code the wrapper is transparent.
+model-request and tool spans of the replayed part a second time.
+
+Every durable run in workflow code gets `ReplaySafeTelemetry`, a capability of its own placed outside pydantic-ai's
+`Instrumentation` (the wrapper form passes it with the run's capabilities; the capability form composes it beside its
+bound copy), so it acts before the run span starts, for that run only. It gives each `Instrumentation` of the run
+(the per-run copy pydantic-ai makes in its `for_run`: of the agent's capability, or of the one pydantic-ai builds from
+`agent.instrument` or `Agent.instrument_all(...)`) a copy of its settings whose tracer is a `ReplayAwareTracer`. That tracer starts no span in workflow code that is replaying: it hands out a non-recording
+span that carries the current span context, so spans started once the replay has caught up still find their parent.
+
+Nothing else is changed: no pydantic-ai class is patched, and the user's settings, tracer and capability are left as
+they are, so a plain agent in the same process, and the same agent run outside a workflow, trace as they always do.
+The run context's `tracer` (what a tool may start its own spans with) stays the user's.
 
 A span that began before a worker stopped and would have ended after it is not emitted by either worker (the first
 never ended it, the second started it while replaying). Temporal's own tracing interceptor makes the same choice.
@@ -13,6 +21,7 @@ never ended it, the second started it while replaying). Temporal's own tracing i
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -21,11 +30,14 @@ from opentelemetry import trace
 from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanKind, Tracer
 from opentelemetry.util._decorator import _agnosticcontextmanager  # pyright: ignore[reportPrivateUsage]
 from opentelemetry.util.types import Attributes
-from pydantic_ai.agent import AbstractAgent
+from pydantic_ai.capabilities import AbstractCapability, CapabilityOrdering, Instrumentation, WrapperCapability
+from pydantic_ai.capabilities.abstract import WrapRunHandler
 from pydantic_ai.models.instrumented import InstrumentationSettings
+from pydantic_ai.run import AgentRunResult
+from pydantic_ai.tools import RunContext
 from temporalio import workflow
 
-__all__ = ('ReplayAwareTracer', 'skip_spans_on_replay')
+__all__ = ('ReplayAwareTracer', 'ReplaySafeTelemetry', 'replay_aware_settings')
 
 
 def _replaying() -> bool:
@@ -89,24 +101,47 @@ class ReplayAwareTracer(Tracer):
             yield span
 
 
-def _replay_aware(settings: Any) -> None:
-    if isinstance(settings, InstrumentationSettings) and not isinstance(settings.tracer, ReplayAwareTracer):
-        settings.tracer = ReplayAwareTracer(settings.tracer)
+def replay_aware_settings(settings: InstrumentationSettings) -> InstrumentationSettings:
+    """A copy of `settings` whose tracer starts no span while a workflow replays (`settings` is left as it is).
 
+    Args:
+        settings: The instrumentation settings to copy.
 
-def skip_spans_on_replay(agent: AbstractAgent[Any, Any]) -> None:
-    """Make the instrumentation an agent run would use start no spans while its workflow replays.
-
-    Covers the settings given with `Agent(instrument=...)` or `Agent.instrument_all(...)` (what
-    `logfire.instrument_pydantic_ai()` sets) and those of `Instrumentation` capabilities. `instrument=True` builds
-    new settings for every run, which cannot be wrapped: pass an `InstrumentationSettings` to get replay-aware spans.
+    Returns:
+        The copy, or `settings` itself when its tracer is replay-aware already.
     """
-    from pydantic_ai import Agent
-    from pydantic_ai.capabilities import Instrumentation
+    if isinstance(settings.tracer, ReplayAwareTracer):
+        return settings
+    # A shallow copy: the providers, meters and options are shared, only the copy's tracer differs.
+    replayable = copy.copy(settings)
+    replayable.tracer = ReplayAwareTracer(settings.tracer)
+    return replayable
 
-    _replay_aware(Agent._instrument_default)  # pyright: ignore[reportPrivateUsage]
-    _replay_aware(getattr(agent, 'instrument', None))
-    root = getattr(agent, '_root_capability', None)
-    for capability in getattr(root, 'capabilities', None) or ():
-        if isinstance(capability, Instrumentation):
-            _replay_aware(capability.settings)
+
+def _copies_per_run(capability: Instrumentation) -> bool:
+    # pydantic-ai's `Instrumentation.for_run` returns a fresh copy for every run: that copy, and only that, may be given
+    # other settings. A subclass with its own `for_run` might return the user's instance itself.
+    return type(capability).for_run is Instrumentation.for_run
+
+
+class ReplaySafeTelemetry(AbstractCapability[Any]):
+    """Keeps the telemetry of replayed workflow code out of traces, for one run, outside pydantic-ai's instrumentation.
+
+    Added by durable-temporal to each durable run in workflow code (see the module docstring); outside a workflow it
+    does nothing.
+    """
+
+    def get_ordering(self) -> CapabilityOrdering:
+        """Outermost, around `Instrumentation`: the run span starts inside this capability's `wrap_run`."""
+        return CapabilityOrdering(position='outermost', wraps=[Instrumentation])
+
+    async def wrap_run(self, ctx: RunContext[Any], *, handler: WrapRunHandler) -> AgentRunResult[Any]:
+        """In workflow code: the run's instrumentation gets replay-aware copies of its settings, then the run."""
+        if workflow.in_workflow():
+            for capability in ctx.capabilities.values():
+                while isinstance(capability, WrapperCapability) and not isinstance(capability, Instrumentation):
+                    capability = capability.wrapped
+                if isinstance(capability, Instrumentation) and _copies_per_run(capability):
+                    # The run's own copy (made by its `for_run`), not the agent's capability or the user's settings.
+                    capability.settings = replay_aware_settings(capability.settings)
+        return await handler()
