@@ -1,6 +1,6 @@
 """A DBOS app for the child-workflow crash tests: `python child_crash_app.py URL LOG NAME WORKFLOW_ID FORM`.
 
-FORM is `wrapper` or `capability` (ours), or `reference` (pydantic-ai 2.68+'s own `DBOSDurability`).
+FORM is `wrapper`, `capability` or `capability-sequential` (ours), or `reference` (pydantic-ai 2.68+'s own `DBOSDurability`).
 
 Starts an agent run whose two parallel tool calls run as child workflows, then dies (`os._exit(17)`) in the second model
 request, after both children completed. The test process recovers the run with the same agent (`build(..., crash=False)`).
@@ -48,7 +48,8 @@ def build(name: str, log: Path, crash: bool, form: str) -> Callable[[str], Corou
         note('model 2')
         if crash:
             os._exit(17)
-        return ModelResponse(parts=[TextPart(' '.join(str(p.content) for p in returned))])
+        # Each result with the call it answers: a call given another call's child would show.
+        return ModelResponse(parts=[TextPart(' '.join(f'{p.tool_call_id}={p.content}' for p in returned))])
 
     async def add(a: int, b: int) -> str:
         note(f'tool add {a} {b}')
@@ -67,9 +68,18 @@ def build(name: str, log: Path, crash: bool, form: str) -> Callable[[str], Corou
         import importlib
 
         reference: Any = importlib.import_module('pydantic_ai.durable_exec.dbos')
-        agent = Agent(FunctionModel(model), name=name, toolsets=[toolset], capabilities=[reference.DBOSDurability()])
+        # Sequential: 2.78 may start parallel children out of call order, and ours, whose `run_id` differs from the
+        # one 2.78 recorded, would then take them back by position (see "Tools as child workflows" in docs/dbos.md).
+        durability = reference.DBOSDurability(parallel_execution_mode='sequential')
+        agent = Agent(FunctionModel(model), name=name, toolsets=[toolset], capabilities=[durability])
     else:
-        agent = Agent(FunctionModel(model), name=name, toolsets=[toolset], capabilities=[DBOSDurability()])
+        mode = 'sequential' if form == 'capability-sequential' else 'parallel_ordered_events'
+        agent = Agent(
+            FunctionModel(model),
+            name=name,
+            toolsets=[toolset],
+            capabilities=[DBOSDurability(parallel_execution_mode=mode)],
+        )
         # Bound before launch (pydantic-ai 1.107 binds on the first run otherwise): its child workflow is registered now.
         DBOSDurability.from_agent(agent)
 
