@@ -9,6 +9,7 @@ attach [`DBOSDurability`][durable_dbos.DBOSDurability] to an agent (`capabilitie
 from durable_kernel import DBOSOperationNamer, DepsResolver, DurableAgentRunEvents, EventStreamTopic, UnitRetryEvent
 
 from ._agent import DBOSAgent
+from ._child_workflows import ChildWorkflowConfig
 from ._config import DBOSParallelExecutionMode, StepConfig
 from ._durability import DBOSDurability
 from ._external_events import fail_external_event, resolve_external_event
@@ -17,6 +18,7 @@ from ._mcp import DBOSMCPServer
 from ._model import DBOSModel
 
 __all__ = (
+    'ChildWorkflowConfig',
     'DBOSAgent',
     'DBOSDurability',
     'DepsResolver',

@@ -35,6 +35,7 @@ from durable_kernel import (
     resolve_deps,
 )
 
+from ._child_workflows import register_child_workflows
 from ._config import DBOSParallelExecutionMode, StepConfig
 from ._context import in_workflow_code
 from ._durable import DurableToolsetPlan, DurableToolsetsCapability, check_picklable_inputs
@@ -165,6 +166,8 @@ class DBOSAgent(DBOSEntryPoints[AgentDepsT, OutputDataT], DBOSConfiguredInstance
             function_tool_steps=function_tool_steps,
         )
         self._plan.check(wrapped.toolsets)
+        # Before `DBOS.launch()`, which recovers only the workflows registered by then.
+        self._plan.child_workflows = register_child_workflows(self._name, wrapped.toolsets, wrapped)
         # Before the model, whose registry key holds the agent's name: a second agent of that name is told so.
         try:
             DBOSConfiguredInstance.__init__(self, self._name)

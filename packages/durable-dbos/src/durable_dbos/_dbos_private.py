@@ -1,11 +1,12 @@
-"""The two private DBOS APIs this package reaches for, in one place (tested on dbos 3.4).
+"""The private DBOS APIs this package reaches for, in one place (tested on dbos 3.4).
 
-DBOS offers no public way to (1) run a function once `DBOS.launch()` has started, or to ask whether it has, nor (2)
-read the step id that the next step of the running workflow will take without drawing it (`DBOS.reserve_step` draws
-it, and an id drawn but not used shifts every later step, which recovery then refuses). We need (1) to warn at launch
-about pending workflows that DBOS will not recover and to refuse registering workflows after launch, and (2) to decide
-whether a tool call of a recovered workflow was recorded as a step (see `_step_layout.py`). If a DBOS release moves
-them, this file is the one to change.
+DBOS offers no public way to (1) run a function once `DBOS.launch()` has started, or to ask whether it has, (2) read
+the step id that the next step of the running workflow will take without drawing it (`DBOS.reserve_step` draws it, and
+an id drawn but not used shifts every later step, which recovery then refuses), nor (3) tell one execution of a
+workflow from another. We need (1) to warn at launch about pending workflows that DBOS will not recover and to refuse
+registering workflows after launch, (2) to decide whether a tool call of a recovered workflow was recorded as a step
+(see `_step_layout.py`), and (3) to count a tool call's child workflows per execution (see `_child_workflows.py`). If a
+DBOS release moves them, this file is the one to change.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import dbos._dbos as dbos_module
 from dbos._context import get_local_dbos_context
 from dbos._dbos import _get_or_create_dbos_registry  # pyright: ignore[reportPrivateUsage]
 
-__all__ = ('dbos_launched', 'next_step_id', 'run_after_launch')
+__all__ = ('dbos_launched', 'next_step_id', 'run_after_launch', 'workflow_context')
 
 
 def run_after_launch(function: Callable[..., Any], *args: Any) -> None:
@@ -49,3 +50,11 @@ def next_step_id() -> int | None:
         return None
     # DBOS draws step ids by incrementing `function_id` (`DBOSContext.snapshot_step_ctx`).
     return context.function_id + 1
+
+
+def workflow_context() -> Any:
+    """The running workflow's DBOS context object (one per workflow execution; weakly referenceable), or `None`.
+
+    A key for what one execution of a workflow must remember and a recovery must not (see `_child_workflows.py`).
+    """
+    return get_local_dbos_context()

@@ -48,6 +48,7 @@ from durable_kernel import (
     run_operation_in_unit,
 )
 
+from ._child_workflows import register_child_workflows
 from ._config import DBOSParallelExecutionMode, StepConfig, step_options
 from ._context import in_workflow_code, step_run_context
 from ._dbos_private import dbos_launched, run_after_launch
@@ -231,6 +232,7 @@ class DBOSDurability(DurabilityCapability[AgentDepsT]):
         # The toolset errors a run would hit (an MCP toolset of an unknown class, two id-less toolsets listing one
         # tool), raised where the agent is built.
         self._plan.check(agent.toolsets)
+        self._plan.child_workflows = register_child_workflows(self.name, agent.toolsets, agent)
         if self._register_legacy_workflows:
             self._register_legacy(agent)
 

@@ -14,6 +14,7 @@ from pydantic_ai.toolsets.external import ExternalToolset
 
 from durable_kernel import DynamicToolset
 
+from ._child_workflows import ChildWorkflow
 from ._config import StepConfig
 from ._dynamic_toolset import DBOSDynamicToolset
 from ._mcp import DBOSMCPServer, is_mcp_toolset, refuse_unknown_mcp_toolset
@@ -32,6 +33,8 @@ class DurableToolsetPlan:
     tool_step_config_by_name: Mapping[str, StepConfig | None] = field(default_factory=dict[str, 'StepConfig | None'])
     function_tool_steps: bool = True
     dynamic_toolset_steps: bool = False
+    child_workflows: Mapping[str, ChildWorkflow] = field(default_factory=dict[str, ChildWorkflow])
+    """The registered child workflows of function toolsets with a tool that selects one, by toolset id."""
     """Whether dynamic toolsets with an id are built, listed and called in steps (`DBOSDurability`, as 2.x does)."""
 
     def wrap_leaf(self, toolset: AbstractToolset[Any], unnamed_tools: UnnamedToolsetTools) -> AbstractToolset[Any]:
@@ -67,6 +70,7 @@ class DurableToolsetPlan:
             step_config_by_name=self.tool_step_config_by_name,
             unnamed_tools=unnamed_tools,
             steps_by_default=self.function_tool_steps,
+            child_workflow=self.child_workflows.get(toolset.id or ''),
         )
 
     def wrap(self, toolset: AbstractToolset[Any]) -> AbstractToolset[Any]:

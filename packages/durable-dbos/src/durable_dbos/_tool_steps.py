@@ -10,6 +10,7 @@ from dbos import DBOS
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.tools import AgentDepsT, RunContext
 from pydantic_ai.toolsets import AbstractToolset, ToolsetTool, WrapperToolset
+from pydantic_ai.toolsets.function import FunctionToolsetTool
 
 from durable_kernel import (
     ToolOutcome,
@@ -20,6 +21,7 @@ from durable_kernel import (
     unwrap_tool_outcome,
 )
 
+from ._child_workflows import ChildWorkflow, call_in_child_workflow, child_workflow_config
 from ._config import StepConfig, step_options
 from ._context import in_workflow_code, step_run_context
 from ._mcp import is_mcp_toolset
@@ -74,6 +76,8 @@ class DBOSToolStepToolset(WrapperToolset[AgentDepsT]):
     unnamed_tools: UnnamedToolsetTools = field(default_factory=UnnamedToolsetTools)
     steps_by_default: bool = True
     """Whether calls of a new workflow are steps (`DBOSAgent(function_tool_steps=...)`)."""
+    child_workflow: ChildWorkflow | None = None
+    """The toolset's registered child workflow, for its tools whose metadata selects one (see `_child_workflows.py`)."""
 
     @property
     def id(self) -> str | None:
@@ -122,6 +126,18 @@ class DBOSToolStepToolset(WrapperToolset[AgentDepsT]):
         """Call a tool: a DBOS step inside workflow code, a plain call elsewhere or when the tool opted out."""
         if not in_workflow_code():
             return await self.wrapped.call_tool(name, tool_args, ctx, tool)
+        is_async = not isinstance(tool, FunctionToolsetTool) or tool.is_async
+        child_config = child_workflow_config(tool.tool_def, is_async=is_async)
+        if child_config is not None:
+            # Before anything that waits: the child takes the parent's next step id when it starts.
+            if self.child_workflow is None:
+                raise UserError(
+                    f'Tool {name!r} selects a DBOS child workflow, but {self.wrapped.label} registered none: the '
+                    'workflow is registered when the agent is made durable, for the tools that select one then. Set '
+                    "the tool's metadata before `DBOSAgent(...)` (or before `DBOSDurability` binds), rather than in a "
+                    'toolset given at run time or a tool added later.'
+                )
+            return await call_in_child_workflow(self.child_workflow, name, tool_args, ctx, tool, child_config)
         step_name = dbos_tool_step_name(self.agent_name, self.toolset_id, name)
         if name in self.step_config_by_name:
             opted_out = self.step_config_by_name[name] is None

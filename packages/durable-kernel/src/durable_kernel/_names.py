@@ -204,6 +204,15 @@ def dbos_tool_step_name(agent_name: str, toolset_id: str | None, tool_name: str)
     return f'{base}.call_tool.{tool_name}'
 
 
+def dbos_child_workflow_name(agent_name: str, toolset_id: str) -> str:
+    """The DBOS child workflow of a function toolset's tools that select one: `{agent}__function_toolset__{id}.call_tool__child_workflow`.
+
+    pydantic-ai 2.68's name (its journal naming of a function toolset's call-tool operation, `__child_workflow`
+    appended), kept so that a child workflow it recorded is recovered by ours.
+    """
+    return f'{agent_name}__function_toolset__{toolset_id}.call_tool__child_workflow'
+
+
 def prefect_flow_name(agent_name: str, entry_point: Literal['run', 'run_sync']) -> str:
     """The Prefect flow name of an agent entry point: `{agent} Run` or `{agent} Sync Run`."""
     return f'{agent_name} Run' if entry_point == 'run' else f'{agent_name} Sync Run'

@@ -306,6 +306,17 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
         """
         return list(self._temporal_activities)
 
+    @property
+    def temporal_workflows(self) -> list[type]:
+        """The child workflow types to register on the worker, read now.
+
+        One per function toolset with a tool whose metadata selects a child workflow
+        (`{'temporal': {'child_workflow': ChildWorkflowConfig(...)}}`).
+
+        `AgentPlugin` and `PydanticAIPlugin` register them; a worker given only `temporal_activities` does not.
+        """
+        return self._binding.child_workflows()
+
     # --- workflow scope ---------------------------------------------------------------------------------------------
 
     async def _run_impl(self, arguments: RunArguments[AgentDepsT]) -> AgentRunResult[Any]:

@@ -152,6 +152,14 @@ class TemporalBinding(Generic[AgentDepsT]):
     external_event_wait: TemporalEventWait | None = None
     """The durable wait for external events of the agent's runs (its local activity is the last of `activities`)."""
 
+    def child_workflows(self) -> list[type]:
+        """The child workflow types to register: those of function toolsets with a tool that selects one now."""
+        workflows: list[type] = []
+        for toolset in self.durable_toolsets.values():
+            if isinstance(toolset, TemporalFunctionToolset):
+                workflows.extend(toolset.temporal_workflows)
+        return workflows
+
 
 def _positional_arity(func: Callable[..., Any]) -> int:
     kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)

@@ -321,6 +321,20 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
         return list(binding.activities)
 
     @property
+    def temporal_workflows(self) -> list[type]:
+        """The child workflow types to register on the worker, read now.
+
+        One per function toolset with a tool whose metadata selects a child workflow
+        (`{'temporal': {'child_workflow': ChildWorkflowConfig(...)}}`).
+
+        `AgentPlugin` and `PydanticAIPlugin` register them; a worker given only `temporal_activities` does not.
+
+        Raises:
+            UserError: This instance is not bound to an agent (see `from_agent`).
+        """
+        return self._bound().child_workflows()
+
+    @property
     def event_stream_handler_activity(self) -> Callable[..., Any]:
         """The activity that calls `event_stream_handler` with one event (see `from_agent` for the bound instance)."""
         return self._bound().event_stream_handler_activity

@@ -22,9 +22,16 @@ from durable_kernel import (
     with_args_validator_unit,
 )
 
+from ._child_workflow import (
+    child_workflow_config,
+    define_child_workflow,
+    refuse_unregistered_child_workflow,
+    selects_child_workflow,
+)
 from ._config import ToolActivityConfig, validate_activity_config
+from ._deps_refs import deps_for_activity
 from ._heartbeat import heartbeating_activity
-from ._run_context import TemporalRunContext
+from ._run_context import TemporalRunContext, activity_run_context
 from ._toolset import ActivityToolset, CallToolParams
 
 if TYPE_CHECKING:
@@ -72,6 +79,10 @@ async def _tool_as_prepared_in_workflow(
 
 class TemporalFunctionToolset(ActivityToolset[AgentDepsT]):
     """Runs each function-tool call in the `agent__{name}__toolset__{id}__call_tool` activity.
+
+    A tool whose metadata is `{'temporal': {'child_workflow': ChildWorkflowConfig(...)}}` runs as the child workflow
+    `agent__{name}__toolset__{id}__call_tool__child_workflow` instead (pydantic-ai 2.68's names), unless the agent's
+    `tool_activity_config` names the tool.
 
     With `validate_args_in_activity` (the capability form, on a pydantic-ai whose `TemporalDurability` does the same), a
     tool's `args_validator` runs in the `agent__{name}__toolset__{id}__validate_args` activity instead of in workflow
@@ -133,6 +144,22 @@ class TemporalFunctionToolset(ActivityToolset[AgentDepsT]):
 
             return await capture_tool_outcome(validate())
 
+        async def call_tool_in_child_workflow(params: CallToolParams, deps: Any) -> ToolOutcome:
+            # Workflow code: the deps came inline (see `_call_in_child_workflow`), and the tool body may start
+            # activities and child workflows of its own, recorded in this child's history.
+            ctx = activity_run_context(
+                self.run_context_type, params.serialized_run_context, deps=deps, agent=self.agent
+            )
+            tool = await tool_in_activity(params, ctx)
+            return await self.call_tool_outcome(toolset, params.name, params.tool_args, ctx, tool)
+
+        self.child_workflow_name = f'{self.activity_name("toolset_call_tool")}__child_workflow'
+        """The child workflow type of the tools that select one (pydantic-ai 2.68's name)."""
+        self.child_workflow = define_child_workflow(
+            self.child_workflow_name,
+            call_tool_in_child_workflow,
+            {'params': CallToolParams, 'deps': deps_type, 'return': ToolOutcome},
+        )
         call_tool.__annotations__['deps'] = deps_type
         validate_args.__annotations__['deps'] = deps_type
         self.call_tool_activity = activity.defn(name=self.activity_name('toolset_call_tool'))(
@@ -151,6 +178,49 @@ class TemporalFunctionToolset(ActivityToolset[AgentDepsT]):
         if self.validate_args_in_activity:
             return [self.call_tool_activity, self.validate_args_activity]
         return [self.call_tool_activity]
+
+    @property
+    def temporal_workflows(self) -> list[type]:
+        """The child workflow type, if a tool selects a child workflow now (read when a worker is configured).
+
+        Read then, rather than when the agent is built, so that tools added later (`@agent.tool`) count. Each tool's
+        config is checked here too, so that a mistake fails the worker's configuration, not a workflow.
+        """
+        selected = False
+        for name, tool in cast('FunctionToolset[AgentDepsT]', self.wrapped).tools.items():
+            if name in self.tool_activity_config or not selects_child_workflow(tool.metadata):
+                continue
+            child_workflow_config(tool.tool_def, is_async=tool.function_schema.is_async)
+            selected = True
+        return [self.child_workflow] if selected else []
+
+    def _child_workflow_config(self, name: str, tool: ToolsetTool[AgentDepsT]) -> Any:
+        if name in self.tool_activity_config:  # the agent's per-tool config wins over the tool's own metadata
+            return None
+        is_async = not isinstance(tool, FunctionToolsetTool) or tool.is_async
+        return child_workflow_config(tool.tool_def, is_async=is_async)
+
+    async def _call_in_child_workflow(
+        self,
+        name: str,
+        tool_args: dict[str, Any],
+        ctx: RunContext[AgentDepsT],
+        tool: ToolsetTool[AgentDepsT],
+        config: Mapping[str, Any],
+    ) -> Any:
+        refuse_unregistered_child_workflow(self.child_workflow_name, self.id)
+        options = dict(config)
+        # pydantic-ai 2.68's default id; drawn from the workflow's random sequence, so a replay draws the same one.
+        options.setdefault('id', f'{workflow.info().workflow_id}--{workflow.uuid4()}')
+        # Always inline (`local=True`): a child workflow cannot fetch deps that an activity's input carried.
+        serialized, deps = deps_for_activity(self.run_context_type, ctx, local=True)
+        params = CallToolParams(
+            name=name, tool_args=tool_args, serialized_run_context=serialized, tool_def=tool.tool_def
+        )
+        outcome: ToolOutcome = await workflow.execute_child_workflow(
+            cast(Any, self.child_workflow).run, args=[params, deps], **options
+        )
+        return unwrap_tool_outcome(outcome)
 
     async def get_tools(self, ctx: RunContext[AgentDepsT]) -> dict[str, ToolsetTool[AgentDepsT]]:
         """The tools; in a workflow, with validate-args activities, each `args_validator` is that activity."""
@@ -176,7 +246,7 @@ class TemporalFunctionToolset(ActivityToolset[AgentDepsT]):
         Its `metadata={'temporal': ActivityConfig | False}`, or `durable=False` to run in workflow code; `None` when it
         says nothing or `tool_activity_config` names the tool.
         """
-        if name in self.tool_activity_config:
+        if name in self.tool_activity_config or selects_child_workflow(tool.tool_def.metadata):
             return None
         return tool_unit_setting(tool.tool_def, 'temporal', config_label='ActivityConfig')
 
@@ -205,6 +275,9 @@ class TemporalFunctionToolset(ActivityToolset[AgentDepsT]):
         """Call the tool in its activity (or inline in the workflow when its activity is disabled)."""
         if not workflow.in_workflow():
             return await super().call_tool(name, tool_args, ctx, tool)
+        child_config = self._child_workflow_config(name, tool)
+        if child_config is not None:
+            return await self._call_in_child_workflow(name, tool_args, ctx, tool, child_config)
         setting = self.tool_activity_config.get(name)
         own = self._own_setting(name, tool)
         if setting is False or own is False:

@@ -17,6 +17,7 @@ from temporalio.worker import Interceptor, ReplayerConfig, WorkerConfig, Workflo
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from ._activation_lock import SerializedActivationRunner, serialize_activations
+from ._child_workflow import mark_child_workflows_registered
 from ._claim_check import DEFAULT_CLAIM_CHECK_THRESHOLD, ClaimCheckCodec, ClaimCheckStore
 from ._payload_converter import PydanticAIPayloadConverter
 from ._payload_limits import DEFAULT_PAYLOAD_SIZE_LIMIT, PayloadLimitInterceptor, PayloadLimits
@@ -216,6 +217,33 @@ def agent_activities(agent: object, *, where: str) -> list[Callable[..., Any]]:
     )
 
 
+def agent_workflows(agent: object) -> list[type]:
+    """The child workflow types of a `TemporalAgent` or of an agent carrying `TemporalDurability`.
+
+    See `TemporalAgent.temporal_workflows`; none for anything else (`agent_activities` refuses it).
+    """
+    workflows: object = getattr(agent, 'temporal_workflows', None)
+    if isinstance(workflows, Sequence):
+        return list(cast('Sequence[type]', workflows))
+    if isinstance(agent, AbstractAgent):
+        from ._durability import TemporalDurability
+
+        durability: TemporalDurability[Any] | None = TemporalDurability.from_agent(
+            cast('AbstractAgent[Any, Any]', agent)
+        )
+        if durability is not None:
+            return durability.temporal_workflows
+    return []
+
+
+def merge_workflows(existing: Iterable[type], added: Iterable[type]) -> list[type]:
+    """Append the child workflow types `added` to `existing`, each once, and note them as registered in this process."""
+    merged = list(existing)
+    merged.extend(cls for cls in dict.fromkeys(added) if cls not in merged)
+    mark_child_workflows_registered(merged)
+    return merged
+
+
 def _agent_activities(agents: object, *, owner: str) -> list[Callable[..., Any]]:
     if isinstance(agents, (str, bytes)) or not isinstance(agents, Sequence):
         raise UserError(
@@ -330,12 +358,17 @@ class PydanticAIPlugin(SimplePlugin):
             )
         # SDK typing: `WorkerConfig.activities` is a sequence of bare `Callable`s.
         activities = list(cast('Sequence[Callable[..., Any]]', config.get('activities', ())))  # pyright: ignore[reportUnknownMemberType]
-        workflows = config.get('workflows', ())  # pyright: ignore[reportUnknownMemberType]
+        workflows = list(config.get('workflows', ()))  # pyright: ignore[reportUnknownMemberType]
+        child_workflows: list[type] = []
         for workflow_class in workflows:
             agents: object = getattr(workflow_class, '__pydantic_ai_agents__', None)
             if agents is not None:
                 activities = merge_activities(activities, _agent_activities(agents, owner=workflow_class.__qualname__))
+                for agent in cast('Sequence[object]', agents):
+                    child_workflows.extend(agent_workflows(agent))
         config['activities'] = activities
+        if child_workflows:
+            config['workflows'] = merge_workflows(workflows, child_workflows)
         return config
 
     def configure_replayer(self, config: ReplayerConfig) -> ReplayerConfig:
@@ -370,6 +403,10 @@ class AgentPlugin(SimplePlugin):
         def add_activities(existing: Sequence[Callable[..., Any]] | None) -> Sequence[Callable[..., Any]]:
             return merge_activities(existing or (), activities)
 
+        def add_workflows(existing: Sequence[type] | None) -> Sequence[type]:
+            # Read when the worker is configured: tools added to the agent after this plugin was made count.
+            return merge_workflows(existing or (), agent_workflows(agent))
+
         super().__init__(  # pyright: ignore[reportUnknownMemberType]  # SDK: bare `Callable` in `activities`
-            f'durable_temporal.AgentPlugin[{agent.name}]', activities=add_activities
+            f'durable_temporal.AgentPlugin[{agent.name}]', activities=add_activities, workflows=add_workflows
         )
