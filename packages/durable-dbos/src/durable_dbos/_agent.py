@@ -32,6 +32,7 @@ from durable_kernel import (
     reference_deps,
     require_agent_name,
     require_durable_parallel_execution_mode,
+    require_wrapped_model,
     resolve_deps,
 )
 
@@ -153,11 +154,7 @@ class DBOSAgent(DBOSEntryPoints[AgentDepsT, OutputDataT], DBOSConfiguredInstance
         if self._event_stream_topic is not None:
             require_workflow_streams()
         self.deps_resolver = deps_resolver
-        if not isinstance(wrapped.model, Model):
-            raise UserError(
-                'An agent needs a `model` set at construction to be used with DBOS (it cannot be chosen at run time '
-                'only): pass `model=...` to `Agent(...)` before wrapping it in `DBOSAgent`.'
-            )
+        require_wrapped_model(wrapped, engine='DBOS', wrapper='DBOSAgent')
         self._plan = DurableToolsetPlan(
             agent_name=self._name,
             mcp_step_config=mcp_step_config,

@@ -158,7 +158,7 @@ from ._unit_context import (
     guard_rebuilt_run_context,
     unit_run_context,
 )
-from ._wrapper_agent import DurableWrapperAgent
+from ._wrapper_agent import DurableWrapperAgent, require_wrapped_model
 
 __all__ = (
     'DurableAgentRunEvents',
@@ -245,6 +245,7 @@ __all__ = (
     'RUN_CONTEXT_FIELDS',
     'DepsResolver',
     'DurableWrapperAgent',
+    'require_wrapped_model',
     'OverrideArguments',
     'PartialRunContext',
     'PrefectTaskKind',

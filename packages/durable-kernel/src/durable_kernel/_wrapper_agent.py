@@ -31,7 +31,30 @@ from ._external_events import ExternalEventWait, external_events_in_durable_run
 from ._run_arguments import OverrideArguments, RunArguments
 from ._token_count import CountInRunContext
 
-__all__ = ('DurableWrapperAgent',)
+__all__ = ('DurableWrapperAgent', 'require_wrapped_model')
+
+
+def require_wrapped_model(wrapped: Any, *, engine: str, wrapper: str) -> None:
+    """Refuse to wrap an agent without a model instance of its own.
+
+    A wrapper builds its durable model (whose requests are the engine's units) when it is created, from the agent's
+    model: a model chosen only at run time would have no durable counterpart.
+
+    Args:
+        wrapped: The agent being wrapped.
+        engine: The engine's display name, for the message.
+        wrapper: The wrapper class's name, for the message.
+
+    Raises:
+        UserError: The agent has no model instance.
+    """
+    from pydantic_ai.models import Model
+
+    if not isinstance(wrapped.model, Model):
+        raise UserError(
+            f'An agent needs a `model` set at construction to be used with {engine} (it cannot be chosen at run time '
+            f'only): pass `model=...` to `Agent(...)` before wrapping it in `{wrapper}`.'
+        )
 
 
 def _upstream_signature(entry_point: str) -> inspect.Signature:
