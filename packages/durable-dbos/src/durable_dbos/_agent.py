@@ -154,7 +154,7 @@ class DBOSAgent(DBOSEntryPoints[AgentDepsT, OutputDataT], DBOSConfiguredInstance
         if self._event_stream_topic is not None:
             require_workflow_streams()
         self.deps_resolver = deps_resolver
-        require_wrapped_model(wrapped, engine='DBOS', wrapper='DBOSAgent')
+        model = require_wrapped_model(wrapped, engine='DBOS', wrapper='DBOSAgent')
         self._plan = DurableToolsetPlan(
             agent_name=self._name,
             mcp_step_config=mcp_step_config,
@@ -176,7 +176,7 @@ class DBOSAgent(DBOSEntryPoints[AgentDepsT, OutputDataT], DBOSConfiguredInstance
                 'steps after the agent, so names must be unique: pass a different `name=`.'
             ) from error
         self._model = DBOSModel(
-            wrapped.model,
+            model,
             step_name_prefix=self._name,
             step_config=model_step_config,
             event_stream_handler=event_stream_handler or wrapped.event_stream_handler,

@@ -18,10 +18,11 @@ import dataclasses
 import inspect
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, AbstractContextManager, asynccontextmanager
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from pydantic_ai.agent import Agent, AgentRun, AgentRunResult, WrapperAgent
 from pydantic_ai.exceptions import UserError
+from pydantic_ai.models import Model
 from pydantic_ai.output import OutputDataT
 from pydantic_ai.result import StreamedRunResult
 from pydantic_ai.tools import AgentDepsT
@@ -34,8 +35,8 @@ from ._token_count import CountInRunContext
 __all__ = ('DurableWrapperAgent', 'require_wrapped_model')
 
 
-def require_wrapped_model(wrapped: Any, *, engine: str, wrapper: str) -> None:
-    """Refuse to wrap an agent without a model instance of its own.
+def require_wrapped_model(wrapped: Any, *, engine: str, wrapper: str) -> Model[Any]:
+    """The wrapped agent's model instance; refuse to wrap an agent without one.
 
     A wrapper builds its durable model (whose requests are the engine's units) when it is created, from the agent's
     model: a model chosen only at run time would have no durable counterpart.
@@ -45,16 +46,19 @@ def require_wrapped_model(wrapped: Any, *, engine: str, wrapper: str) -> None:
         engine: The engine's display name, for the message.
         wrapper: The wrapper class's name, for the message.
 
+    Returns:
+        The agent's model.
+
     Raises:
         UserError: The agent has no model instance.
     """
-    from pydantic_ai.models import Model
-
-    if not isinstance(wrapped.model, Model):
+    model: object = wrapped.model
+    if not isinstance(model, Model):
         raise UserError(
             f'An agent needs a `model` set at construction to be used with {engine} (it cannot be chosen at run time '
             f'only): pass `model=...` to `Agent(...)` before wrapping it in `{wrapper}`.'
         )
+    return cast('Model[Any]', model)
 
 
 def _upstream_signature(entry_point: str) -> inspect.Signature:
