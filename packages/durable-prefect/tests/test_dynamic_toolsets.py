@@ -101,7 +101,8 @@ async def _run_with_retry(form: Form, name: str, script: Script) -> str:
             FunctionModel(script.respond), name=name, toolsets=[script.toolset()], capabilities=[PrefectDurability()]
         )
 
-    @flow(retries=1, retry_delay_seconds=0)
+    # Named after the test: `_states` reads this test's runs only, whatever ran before in the same server.
+    @flow(name=f'{name} user flow', retries=1, retry_delay_seconds=0)
     async def user_flow() -> str:
         return (await agent.run('go')).output
 
@@ -110,7 +111,7 @@ async def _run_with_retry(form: Form, name: str, script: Script) -> str:
 
 async def _states(form: Form, name: str, user_flow_count: int) -> list[tuple[str, str]]:
     """The agent's task runs (all attempts) as (name, state), in start order."""
-    flow_name = f'{name} Run' if form == 'wrapper' else 'user-flow'
+    flow_name = f'{name} Run' if form == 'wrapper' else f'{name} user flow'
     runs = await flow_runs_named(flow_name)
     tasks = await task_runs_of([run.id for run in runs], expected=user_flow_count)
     return [(task.name.rsplit('-', 1)[0], task.state_name or '') for task in tasks]
@@ -126,7 +127,9 @@ async def test_the_listing_is_a_discover_tools_task_and_is_not_repeated_on_a_flo
     assert script.builds == [('Discover Tools: crm', 1), ('Call Tool: lookup', 1), ('Discover Tools: crm', 2)]
     assert script.calls == ['Call Tool: lookup']
     assert script.requests == 3  # the failed second request ran again
-    states = await _states(form, name, 9)
+    # Every task run of both attempts (10; the wrapper's subflow adds its own run to the parent flow's): waiting for
+    # fewer read the server before it had recorded the last cached listing, on a loaded machine.
+    states = await _states(form, name, 10 if form == 'capability' else 11)
     assert states.count(('Discover Tools: crm', 'Completed')) == 2
     assert states.count(('Discover Tools: crm', 'Cached')) == 2
     assert states.count(('Call Tool: lookup', 'Cached')) == 1
