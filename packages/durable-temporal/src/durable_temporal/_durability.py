@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from contextvars import ContextVar
@@ -39,6 +38,7 @@ from durable_kernel import (
     forward_event_batches,
     is_model_stream_event,
     is_permanent_model_error,
+    request_context_with_model,
     scoped_context_value,
     topic_to_read,
     with_deps_resolver,
@@ -459,7 +459,7 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
         # the same string in the activity).
         key = self.request_model_key(ctx, request_context)
         with durable_model.using_model(key):
-            return await handler(dataclasses.replace(request_context, model=durable_model))
+            return await handler(request_context_with_model(request_context, durable_model))
 
     def _durable_event_stream(
         self,
