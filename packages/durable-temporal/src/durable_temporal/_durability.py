@@ -6,11 +6,11 @@ import functools
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from contextvars import ContextVar
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from pydantic_ai import messages as pai_messages
 from pydantic_ai.agent import AbstractAgent, AgentRunResult, EventStreamHandler
-from pydantic_ai.capabilities import AbstractCapability, CombinedCapability
+from pydantic_ai.capabilities import AbstractCapability, CombinedCapability, WrapperCapability
 from pydantic_ai.capabilities.abstract import WrapModelRequestHandler, WrapRunHandler
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import ModelResponse
@@ -34,6 +34,7 @@ from durable_kernel import (
     ExternalEventWait,
     NonRetryableModelErrors,
     OperationUnit,
+    agent_root_capability,
     disable_threads,
     forward_event_batches,
     is_model_stream_event,
@@ -236,9 +237,15 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
         """The copy bound to `agent`, composed with `ReplaySafeTelemetry` (pydantic-ai 2.x calls this at `Agent(...)`).
 
         `ReplaySafeTelemetry` keeps the spans of replayed workflow code out of traces, per run; it must wrap
-        pydantic-ai's `Instrumentation`, outside this (innermost) capability, so it comes as a sibling.
+        pydantic-ai's `Instrumentation`, outside this (innermost) capability, so it comes as a sibling. Not under a
+        `WrapperCapability`: a sibling there would be nested in the wrapper with this capability, and pydantic-ai
+        refuses a wrapper whose leaves are in two ordering tiers ('outermost' and 'innermost'); such an agent is
+        durable as any other, only its spans are not kept out of traces on replay.
         """
-        return CombinedCapability([ReplaySafeTelemetry(), super().for_agent(agent)])
+        bound = super().for_agent(agent)
+        if _inside_a_wrapper(agent_root_capability(agent), self):
+            return bound
+        return CombinedCapability([ReplaySafeTelemetry(), bound])
 
     async def for_run(self, ctx: RunContext[AgentDepsT]) -> AbstractCapability[AgentDepsT]:
         """The copy bound to the run's agent (bound now on pydantic-ai 1.107, which has no `for_agent`).
@@ -248,6 +255,9 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
         with scoped_context_value(_binding_for_run, True):
             bound = await super().for_run(ctx)
         if PYDANTIC_AI_2 or not workflow.in_workflow():
+            return bound
+        agent = cast('AbstractAgent[AgentDepsT, Any] | None', getattr(ctx, 'agent', None))
+        if agent is not None and _inside_a_wrapper(agent_root_capability(agent), self):
             return bound
         return CombinedCapability([ReplaySafeTelemetry(), bound])
 
@@ -515,3 +525,17 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
                 if not is_model_stream_event(event):
                     await send([event], batched=False)
                 yield event
+
+
+def _inside_a_wrapper(root: AbstractCapability[Any], capability: AbstractCapability[Any]) -> bool:
+    """Whether `capability` sits under a `WrapperCapability` in the tree `root`.
+
+    Nested `CombinedCapability`s are not wrappers: pydantic-ai makes their leaves siblings.
+    """
+    if isinstance(root, CombinedCapability):
+        return any(_inside_a_wrapper(child, capability) for child in root.capabilities)
+    if isinstance(root, WrapperCapability):
+        found: list[AbstractCapability[Any]] = []
+        root.wrapped.apply(found.append)
+        return any(leaf is capability for leaf in found) or root.wrapped is capability
+    return False
