@@ -82,6 +82,7 @@ from ._external_events import (
     external_event_error,
     external_event_payload,
     external_event_token,
+    operation_ask_dispatch,
     parse_external_event_token,
 )
 from ._live_events import (
@@ -194,6 +195,7 @@ __all__ = (
     'external_event_error',
     'external_event_payload',
     'external_event_token',
+    'operation_ask_dispatch',
     'parse_external_event_token',
     'CountInRunContext',
     'CountTokensResult',
