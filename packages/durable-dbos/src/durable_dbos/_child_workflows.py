@@ -30,6 +30,7 @@ from typing_extensions import TypedDict
 from durable_kernel import (
     PartialRunContext,
     ToolOutcome,
+    called_function_tool,
     capture_tool_outcome,
     dbos_child_workflow_name,
     rebuild_run_context,
@@ -108,21 +109,6 @@ def child_workflow_config(tool_def: ToolDefinition, *, is_async: bool) -> ChildW
     return config
 
 
-async def _tool_for_call(
-    toolset: FunctionToolset[Any], tool_def: ToolDefinition, original_name: str | None, ctx: RunContext[Any]
-) -> ToolsetTool[Any]:
-    build = getattr(toolset, 'tool_for_tool_def', None)  # pydantic-ai 2.x: from the definition the parent prepared
-    if build is not None:
-        return cast('ToolsetTool[Any]', build(tool_def, ctx=ctx, original_name=original_name))
-    tool = (await toolset.get_tools(ctx)).get(tool_def.name)
-    if tool is None:
-        raise UserError(
-            f'Tool {tool_def.name!r} is not in toolset {toolset.id!r} in this process. Tools cannot be removed or '
-            'renamed while workflows that use them are running: keep the old tool until they finish.'
-        )
-    return tool
-
-
 def register_child_workflows(
     agent_name: str, toolsets: Sequence[AbstractToolset[Any]], agent: AbstractAgent[Any, Any] | None
 ) -> dict[str, ChildWorkflow]:
@@ -193,7 +179,9 @@ async def _call_tool(
     # The body of every child workflow, outside the registered function: DBOS hashes that function's source into the
     # application version, which then stays the same when this code changes.
     ctx = rebuild_run_context(PartialRunContext, serialized_run_context, deps=deps, agent=agent)
-    tool = await _tool_for_call(toolset, tool_def, original_name, ctx)
+    tool = await called_function_tool(
+        toolset, ctx, tool_name, tool_def=tool_def, original_name=original_name, where='in this process'
+    )
     # `enqueue()` refuses: a recovered parent gets the child's recorded result, and a message would be lost.
     with unit_run_context(ctx, unit='child workflow', container='parent workflow') as guarded:
         return await capture_tool_outcome(toolset.call_tool(tool_name, tool_args, guarded, tool))
