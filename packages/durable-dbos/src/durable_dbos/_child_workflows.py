@@ -7,6 +7,9 @@ parent records one child workflow in place of the call. The names are persisted 
 tool), its id `{parent id}-{run_id}-{run_step}-{n}-{tool_call_id}` (`n` counts the executions of one tool call in one
 run step), and its inputs `(tool name, arguments, tool definition, original name, run context, deps)`.
 
+A recovered parent's calls take back their own recorded children by that id's end (`-{run_step}-{n}-{tool_call_id}`),
+whatever order parallel calls reach their step positions in (`_take_own_position`).
+
 DBOS needs a workflow registered before `DBOS.launch()` for recovery to find it, so the child workflows are registered
 when the agent is made durable (`DBOSAgent(...)`, or when `DBOSDurability` binds), for the toolsets with such a tool
 then; DBOS hashes registered workflows into the application version, so agents without one register nothing new.
@@ -42,7 +45,7 @@ from durable_kernel import (
     unwrap_tool_outcome,
 )
 
-from ._dbos_private import workflow_context
+from ._dbos_private import next_step_id, workflow_context
 
 __all__ = (
     'ChildWorkflow',
@@ -236,7 +239,7 @@ async def call_in_child_workflow(
     state.counts[call_key] = execution + 1
     call_suffix = f'-{ctx.run_step}-{execution}-{ctx.tool_call_id}'
     child_id = f'{parent_id}-{ctx.run_id}{call_suffix}'
-    await _take_own_position(state, context, call_suffix, ctx.run_step)
+    await _take_own_position(state, call_suffix, ctx.run_step)
     timeout = config.get('workflow_timeout_sec')
     original_name: str | None = getattr(tool, 'original_name', None)  # pydantic-ai 2.x's `prepare` renames
     # No `await` since the position was decided: the child takes it when called, before its first `await`.
@@ -247,7 +250,7 @@ async def call_in_child_workflow(
     return unwrap_tool_outcome(outcome)
 
 
-async def _take_own_position(state: _Execution, context: Any, call_suffix: str, run_step: int) -> None:
+async def _take_own_position(state: _Execution, call_suffix: str, run_step: int) -> None:
     """Wait, in a recovered parent, until the next step position is this call's recorded child's, or new.
 
     DBOS hands a child call whatever child is recorded at the position it takes, and parallel calls may take their
@@ -256,8 +259,8 @@ async def _take_own_position(state: _Execution, context: Any, call_suffix: str, 
     the same run step waits for that call to take it back, and each call takes the position of its own child.
 
     A call knows its recorded child by the end of its id, `-{run_step}-{n}-{tool_call_id}`, the same on pydantic-ai
-    2.78 and ours: the `run_id` in the middle is drawn again by a recovery of ours (no default `run_id` is
-    deterministic on pydantic-ai 1.107 or in our capability form), so it cannot be compared. A position that holds
+    2.78 and ours: the `run_id` in the middle is drawn again by a recovery of ours (ours has no deterministic default
+    `run_id` on DBOS yet), so it cannot be compared. A position that holds
     no child, a taken one, or a child of no call of this run step (recorded by an older layout) keeps DBOS's match
     by position; a call's other recorded children at earlier positions were taken by then.
     """
@@ -265,7 +268,7 @@ async def _take_own_position(state: _Execution, context: Any, call_suffix: str, 
     parent_prefix = f'{state.parent_id}-'
     sibling = re.compile(rf'.+-{run_step}-\d+-.+')
     while True:
-        there = recorded.get(context.function_id + 1)  # DBOS draws positions by incrementing `function_id`
+        there = recorded.get(next_step_id() or 0)
         if (
             there is None
             or there in state.taken
