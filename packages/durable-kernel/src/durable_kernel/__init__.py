@@ -145,6 +145,7 @@ from ._tool_call_order import (
 from ._toolsets import (
     ArgsValidatorUnit,
     ListedInstructions,
+    called_function_tool,
     leaf_toolsets,
     listed_toolset_tools,
     recordable_instructions,
@@ -291,6 +292,7 @@ __all__ = (
     'ArgsValidatorUnit',
     'ListedInstructions',
     'built_dynamic_tool',
+    'called_function_tool',
     'listed_dynamic_toolset',
     'ListedDynamicTool',
     'ListedDynamicTools',

@@ -352,11 +352,15 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
 
     async def _wrap_durable_run(self, ctx: RunContext[AgentDepsT], *, handler: WrapRunHandler) -> AgentRunResult[Any]:
         """In a workflow: sync callbacks run inline (the sandbox forbids threads), replayed work starts no spans."""
-        if not HAS_DEFAULT_RUN_ID_HOOK:
-            # pydantic-ai 1.107 never asks for a default run id (`get_default_run_id`), so the patch is asked for here,
-            # at the start of the run as there: a run's history then replays on either line and on pydantic-ai 2.x's
-            # own capability, all of which expect the marker before the first activity.
-            workflow.patched(STABLE_DEFAULT_RUN_ID_PATCH)
+        # pydantic-ai 1.107 never asks for a default run id (`get_default_run_id`), so the patch is asked for here, at
+        # the start of the run as there: a run's history then replays on either line and on pydantic-ai 2.x's own
+        # capability, all of which expect the marker before the first activity. And the UUID 2.x draws for that id
+        # under the marker is drawn here too, unused: the workflow's random sequence then stays the same on both lines,
+        # and with it every later `workflow.uuid4()` (a child workflow's default id, an external event's key), so a run
+        # moved between the lines replays. Under the marker only: a history recorded without it (1.107's reference, a
+        # run given its `run_id` on 2.x) drew nothing.
+        if not HAS_DEFAULT_RUN_ID_HOOK and workflow.patched(STABLE_DEFAULT_RUN_ID_PATCH):
+            workflow.uuid4()
         topic = self._event_stream_topic
         if topic is not None:
             check_hosted_stream()  # before any activity: a missing stream is a setup error
