@@ -33,6 +33,7 @@ from pydantic_ai.usage import RequestUsage
 from ._capability_operations import (
     CapabilityOperation,
     OperationUnit,
+    RequestModelResolver,
     capability_operations,
     install_operation_dispatchers,
 )
@@ -261,14 +262,46 @@ class DurabilityCapability(AbstractCapability[AgentDepsT]):
         """Runs a durable operation's unit from workflow or flow code; `None` where the engine has none yet."""
         return None
 
+    _model_request_operations: ClassVar[bool] = False
+    """Whether the engine's operation unit takes operations on a request's `ModelRequestContext` (see
+    `install_operation_dispatchers`); without it they run where they are called."""
+
+    @property
+    def _request_model_resolver(self) -> RequestModelResolver | None:
+        """Resolves in workflow or flow code the model a durable hook swapped in (by its key); `None`: refused."""
+        return None
+
     def _prepare_run_context(self, ctx: RunContext[AgentDepsT]) -> None:
         """Install the dispatchers of the agent's durable operations (pydantic-ai 2.68+ calls this before `wrap_run`)."""
         unit = self._operation_unit
         if unit is None or not self.capability_operations:
             return
         install_operation_dispatchers(
-            ctx, self.capability_operations, unit=unit, in_durable_context=self._in_container_code
+            ctx,
+            self.capability_operations,
+            unit=unit,
+            in_durable_context=self._in_container_code,
+            model_request_operations=self._model_request_operations,
+            resolve_model=self._request_model_resolver,
         )
+
+    def operation_model_key(self, ctx: RunContext[Any]) -> str | None:
+        """The key of the run's model that a durable operation's unit builds again (`None`: the agent's default).
+
+        The string the run's model was selected by (pydantic-ai 2.x records it on the run context), else the model's
+        key; a model that has none (not registered) leaves the unit with the default: the operation's own code does
+        not send requests through the run's model.
+        """
+        selection = getattr(ctx, 'model_id', None)
+        if isinstance(selection, str):
+            return None if selection == DEFAULT_MODEL_KEY else selection
+        model: Any = getattr(ctx, 'model', None)
+        if isinstance(model, Model):
+            try:
+                return self.model_key(cast('Model', model))
+            except UserError:
+                return None
+        return None
 
     def _in_container_code(self) -> bool:
         """Whether the caller is workflow or flow code itself (not a unit inside it): operations dispatch from there."""

@@ -7,7 +7,7 @@ import functools
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from contextvars import ContextVar
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic_ai import messages as pai_messages
 from pydantic_ai.agent import AbstractAgent, AgentRunResult, EventStreamHandler
@@ -35,6 +35,7 @@ from durable_kernel import (
     ExternalEventWait,
     NonRetryableModelErrors,
     OperationUnit,
+    RequestModelResolver,
     disable_threads,
     forward_event_batches,
     is_model_stream_event,
@@ -290,13 +291,22 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
             validate_args_in_activities=True,
             operations=self.capability_operations,
         )
+        self._binding.run_model_key = self.operation_model_key
         return self._binding
+
+    # Operations on a request's `ModelRequestContext` (a durable `before_model_request`, ...) run in their activity too,
+    # the context crossing as its projection, as pydantic-ai 2.78's capability runs them.
+    _model_request_operations: ClassVar[bool] = True
 
     @property
     def _operation_unit(self) -> OperationUnit | None:
         # A durable capability operation called in workflow code runs in its activity,
         # `agent__{name}__capability__{id}__{operation}`, with no patch marker: as pydantic-ai 2.78's capability.
         return self._bound().run_operation
+
+    @property
+    def _request_model_resolver(self) -> RequestModelResolver | None:
+        return self._bound().resolve_request_model
 
     @property
     def event_stream_topic(self) -> EventStreamTopic | None:
