@@ -14,7 +14,7 @@ from contextlib import ExitStack
 from contextvars import ContextVar
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from dbos import DBOS, DBOSClient
 from pydantic_ai.agent import AbstractAgent, AgentRunResult, EventStreamHandler
@@ -445,6 +445,10 @@ class DBOSDurability(DurabilityCapability[AgentDepsT]):
                 await DBOS.run_step_async(options, handle_event)
             yield event
 
+    # Operations on a request's `ModelRequestContext` (a durable `before_model_request`, ...) run in their step too,
+    # the context crossing as its projection, as pydantic-ai 2.78's capability runs them.
+    _model_request_operations: ClassVar[bool] = True
+
     @property
     def _operation_unit(self) -> OperationUnit | None:
         # A durable capability operation called in workflow code runs in the step `{name}__capability__{id}.{op}`
@@ -460,7 +464,11 @@ class DBOSDurability(DurabilityCapability[AgentDepsT]):
 
         async def run_operation() -> CapabilityOperationOutcome:
             with step_run_context(ctx) as guarded:
-                return await run_operation_in_unit(operation, guarded, arguments)
+                # An operation on a request context gets it rebuilt around the model its projection names (the step
+                # runs in the run's process: the run context keeps the run's own model).
+                projection = operation.request_projection(arguments)
+                model = await self.model_for_operation(guarded, projection.model_id) if projection else None
+                return await run_operation_in_unit(operation, guarded, arguments, model=model, model_key=self.model_key)
 
         return await DBOS.run_step_async(step_options(name), run_operation)
 

@@ -13,6 +13,7 @@ from ._capability_operations import (
     RequestModelResolver,
     capability_operations,
     install_operation_dispatchers,
+    operation_unit_models,
     run_operation_in_unit,
 )
 from ._compat import (
@@ -178,6 +179,7 @@ __all__ = (
     'CapabilityOperation',
     'CapabilityOperationOutcome',
     'RequestContextProjection',
+    'operation_unit_models',
     'RequestModelResolver',
     'OperationDispatch',
     'OperationUnit',

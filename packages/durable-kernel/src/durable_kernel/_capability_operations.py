@@ -32,7 +32,9 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Generator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, cast, get_type_hints
 
@@ -64,6 +66,7 @@ __all__ = (
     'RequestModelResolver',
     'install_operation_dispatchers',
     'operation_capability',
+    'operation_unit_models',
     'run_operation_in_unit',
 )
 
@@ -557,6 +560,31 @@ async def operation_capability(ctx: RunContext[Any], capability_id: str) -> Abst
     return await capability.for_run(ctx)
 
 
+@dataclass(frozen=True)
+class _UnitModels:
+    resolve: Callable[[RunContext[Any], str | None], Awaitable[Model]]
+    key: Callable[[Model], str | None]
+
+
+_UNIT_MODELS: ContextVar[_UnitModels | None] = ContextVar('durable_kernel_operation_unit_models', default=None)
+
+
+@contextmanager
+def operation_unit_models(
+    resolve: Callable[[RunContext[Any], str | None], Awaitable[Model]], key: Callable[[Model], str | None]
+) -> Generator[None]:
+    """Around a unit whose function cannot take them: how `run_operation_in_unit` resolves and names models.
+
+    For an engine whose unit function's source is persisted data (a Prefect task's source keys its cache): the unit
+    runs in this context, and an operation on a request context rebuilds it around `resolve(ctx, model_id)`.
+    """
+    token = _UNIT_MODELS.set(_UnitModels(resolve, key))
+    try:
+        yield
+    finally:
+        _UNIT_MODELS.reset(token)
+
+
 async def run_operation_in_unit(
     operation: CapabilityOperation,
     ctx: RunContext[Any],
@@ -564,6 +592,7 @@ async def run_operation_in_unit(
     *,
     model: Model | None = None,
     model_key: Callable[[Model], str | None] | None = None,
+    run_model: Model | None = None,
 ) -> CapabilityOperationOutcome:
     """Run a capability operation inside its unit with the unit's run context; what the unit returns.
 
@@ -571,20 +600,25 @@ async def run_operation_in_unit(
         operation: The operation (found by the unit's name).
         ctx: The run context rebuilt inside the unit (its `agent` set).
         wire: The arguments `wire_arguments` sent.
-        model: The model the engine resolved for the call (the projection's `model_id` for an operation on a request
-            context, else the run's): the unit's run context gets it, and a request context is rebuilt around it.
+        model: For an operation on a request context: the model the engine resolved for the projection's `model_id`,
+            which the context is rebuilt around.
         model_key: The key of a registered model (`None`: the default), for a hook that swaps the request's model;
             raises `UserError` for a model that is not registered.
+        run_model: The model the unit's run context gets (an engine whose unit rebuilds the run context; one that
+            runs the unit in the run's process leaves the run's own).
 
     Raises:
         UserError: An operation on a request context got no model, or its hook swapped in a model `model_key` cannot
             name.
     """
     capability = await operation_capability(ctx, operation.capability_id)
-    if model is not None:
-        ctx.model = model
+    if run_model is not None:
+        ctx.model = run_model
     request_context: ModelRequestContext | None = None
     if (projection := operation.request_projection(wire)) is not None:
+        if model is None and (ambient := _UNIT_MODELS.get()) is not None:
+            model = await ambient.resolve(ctx, projection.model_id)
+            model_key = model_key or ambient.key
         if model is None:
             raise UserError(
                 f'The durable operation {operation.capability_id}.{operation.name} takes a `ModelRequestContext`, '

@@ -24,7 +24,7 @@ from pydantic_ai.capabilities import AbstractCapability, CapabilityOrdering, Pro
 from pydantic_ai.capabilities.abstract import WrapModelRequestHandler, WrapRunHandler
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import ModelMessage, ModelResponse
-from pydantic_ai.models import KnownModelName, Model, ModelRequestContext, ModelRequestParameters
+from pydantic_ai.models import KnownModelName, Model, ModelRequestContext, ModelRequestParameters, infer_model
 from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import AgentDepsT, RunContext
@@ -44,6 +44,7 @@ from ._compat import (
     agent_root_capability,
     is_reference_durability,
     request_model_selection,
+    resolve_model_id_by_capabilities,
 )
 from ._external_events import ExternalEventWait, external_events_in_durable_run
 from ._token_count import with_count_layer, without_count_layer
@@ -269,7 +270,37 @@ class DurabilityCapability(AbstractCapability[AgentDepsT]):
     @property
     def _request_model_resolver(self) -> RequestModelResolver | None:
         """Resolves in workflow or flow code the model a durable hook swapped in (by its key); `None`: refused."""
-        return None
+        return self.model_for_operation
+
+    async def model_for_operation(self, ctx: RunContext[Any], key: str | None) -> Model:
+        """The model a durable operation's key names (see `operation_model_key`), resolved as a model unit does.
+
+        `None` (or `'default'`) is the agent's default; a `models=` key its model; another string is offered to the
+        agent's `resolve_model_id` capabilities (pydantic-ai 2.x) with the run's deps, then built by `infer_model`.
+
+        Raises:
+            UserError: The string names no model this process can build.
+        """
+        if key is None or key == DEFAULT_MODEL_KEY:
+            default = self._default_model_instance()
+            if default is not None:
+                return default
+            key = self.default_model_id
+            if key is None:
+                raise UserError(f'The agent {self.name!r} has no default model for a durable operation.')
+        if (registered := self._models.get(key)) is not None:
+            return registered
+        if self._agent is not None:
+            resolved = await resolve_model_id_by_capabilities(self._agent, getattr(ctx, 'deps', None), key)
+            if resolved is not None:
+                return resolved
+        try:
+            return infer_model(key)
+        except (UserError, ValueError) as error:
+            raise UserError(
+                f'The model {key!r} of a durable operation of the agent {self.name!r} could not be built: it is not a '
+                '`models=` key, no `resolve_model_id` capability resolved it, and `infer_model` cannot build it.'
+            ) from error
 
     def _prepare_run_context(self, ctx: RunContext[AgentDepsT]) -> None:
         """Install the dispatchers of the agent's durable operations (pydantic-ai 2.68+ calls this before `wrap_run`)."""

@@ -8,6 +8,7 @@ three kinds of task and the event dispatch follow pydantic-ai 2.x's capability f
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterable, Mapping
 from datetime import timedelta
 from typing import Any, ClassVar
@@ -148,11 +149,15 @@ class PrefectDurability(DurabilityCapability[AgentDepsT]):
         """Whether the code runs in a Prefect flow run."""
         return FlowRunContext.get() is not None
 
+    # Operations on a request's `ModelRequestContext` (a durable `before_model_request`, ...) run in their task too,
+    # the context crossing as its projection, as pydantic-ai 2.78's capability runs them.
+    _model_request_operations: ClassVar[bool] = True
+
     @property
     def _operation_unit(self) -> OperationUnit | None:
         # A durable capability operation called in flow code runs in the task `Capability: {id}.{operation}`
         # (pydantic-ai 2.78's name); a retried or resumed flow run takes its cached outcome.
-        return run_operation_task
+        return functools.partial(run_operation_task, models=self)
 
     def _in_container_code(self) -> bool:
         # Flow code, not a task inside the flow (a tool's task): there the operation runs where it is called.

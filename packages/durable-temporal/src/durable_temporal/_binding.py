@@ -379,7 +379,7 @@ def _operation_activity(
         unit_model = await model.model_for_unit(key, ctx)
         with retry_requests_as_application_errors():
             return await run_operation_in_unit(
-                operation, ctx, params.arguments, model=unit_model, model_key=model.key_for
+                operation, ctx, params.arguments, model=unit_model, model_key=model.key_for, run_model=unit_model
             )
 
     capability_operation_activity.__annotations__['deps'] = deps_type
