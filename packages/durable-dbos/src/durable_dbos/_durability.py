@@ -141,7 +141,7 @@ class DBOSDurability(DurabilityCapability[AgentDepsT]):
                 application and stable across deploys.
             model_step_config: Step options (retries, backoff) of model steps; DBOS's defaults when omitted.
             event_stream_handler_step_config: Step options of the `X__event_stream_handler` steps.
-            mcp_step_config: Step options of MCP steps.
+            mcp_step_config: Step options of MCP steps, and of capability operations' steps (as pydantic-ai 2.78's).
             parallel_execution_mode: How a model response asking for several tools runs inside a workflow:
                 `'parallel_ordered_events'` (default; started together, events in call order once all finished) or
                 `'sequential'`. `'parallel'` is refused: its events follow completion order, which recovery changes.
@@ -452,7 +452,7 @@ class DBOSDurability(DurabilityCapability[AgentDepsT]):
     @property
     def _operation_unit(self) -> OperationUnit | None:
         # A durable capability operation called in workflow code runs in the step `{name}__capability__{id}.{op}`
-        # (pydantic-ai 2.78's name), with DBOS's default step options; a recovered workflow takes its recorded outcome.
+        # (pydantic-ai 2.78's name), with `mcp_step_config`'s options; a recovered workflow takes its recorded outcome.
         if self._in_legacy_workflow.get():
             return None  # a `DBOSAgent` workflow recorded its run without such steps: it replays as it ran
         return self._run_operation_step
@@ -470,7 +470,8 @@ class DBOSDurability(DurabilityCapability[AgentDepsT]):
                 model = await self.model_for_operation(guarded, projection.model_id) if projection else None
                 return await run_operation_in_unit(operation, guarded, arguments, model=model, model_key=self.model_key)
 
-        return await DBOS.run_step_async(step_options(name), run_operation)
+        # `mcp_step_config`'s options, as pydantic-ai 2.78 gives a capability operation's step (its config for that role).
+        return await DBOS.run_step_async(step_options(name, self._mcp_step_config), run_operation)
 
     def _require_plan(self) -> DurableToolsetPlan:
         if self._plan is None:  # pragma: no cover - hooks run on the bound copy
