@@ -134,7 +134,7 @@ class TemporalBinding(Generic[AgentDepsT]):
     operations: dict[tuple[str, str], CapabilityOperation] = field(
         default_factory=dict[tuple[str, str], CapabilityOperation]
     )
-    """The durable operations of the agent's capabilities (those taking a `ModelRequestContext` have no activity)."""
+    """The durable operations of the agent's capabilities, each with its activity."""
     operation_activity_config: ActivityConfig = field(default_factory=lambda: ActivityConfig())
     """The config of the capability operations' activities (the base config, as pydantic-ai 2.78's)."""
     run_context_type: type[TemporalRunContext[Any]] = TemporalRunContext
