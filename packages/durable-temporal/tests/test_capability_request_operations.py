@@ -26,7 +26,7 @@ from temporalio.client import Client
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker
 
 from durable_kernel import HAS_DURABLE_OPERATIONS
-from durable_temporal import AgentPlugin, PydanticAIPlugin, TemporalDurability
+from durable_temporal import AgentPlugin, PydanticAIPlugin, TemporalAgent, TemporalDurability
 from durable_temporal.testing import agent_worker
 
 pytestmark = [
@@ -350,3 +350,41 @@ async def test_a_hook_that_swaps_in_a_registered_model_in_its_activity_sends_the
     )
     await reference.replay_workflow(await our_handle.fetch_history())
     assert WHERE == []
+
+
+request_ops_wrapper = TemporalAgent(Agent(FunctionModel(echo), name='request_ops_wrapper', capabilities=[Redact()]))
+
+
+@workflow.defn
+class WrapperRequestOpsWorkflow:
+    @workflow.run
+    async def run(self) -> str:
+        return (await request_ops_wrapper.run('my secret plan')).output
+
+
+async def test_the_wrapper_runs_request_hooks_in_their_activities_behind_its_marker(
+    client: Client, task_queue: str
+) -> None:
+    config = client.config()
+    config['plugins'] = [PydanticAIPlugin(patches={'durable_temporal.capability_operations': True})]
+    switched_on = Client(**config)
+    WHERE.clear()
+    async with agent_worker(
+        switched_on,
+        workflows=[WrapperRequestOpsWorkflow],
+        plugins=[AgentPlugin(request_ops_wrapper)],
+        task_queue=task_queue,
+    ):
+        handle = await switched_on.start_workflow(
+            WrapperRequestOpsWorkflow.run,
+            id=str(uuid.uuid4()),
+            task_queue=task_queue,
+            execution_timeout=WORKFLOW_TIMEOUT,
+        )
+        assert await handle.result() == 'my [redacted] plan t=0.25!'
+    assert WHERE == ['before activity:1', 'after activity:1']
+    assert await activity_names(client, handle) == [
+        'agent__request_ops_wrapper__capability__redact__before_model_request',
+        'agent__request_ops_wrapper__model_request',
+        'agent__request_ops_wrapper__capability__redact__after_model_request',
+    ]
