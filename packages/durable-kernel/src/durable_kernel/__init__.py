@@ -85,6 +85,7 @@ from ._external_events import (
     external_event_error,
     external_event_payload,
     external_event_token,
+    operation_ask_dispatch,
     parse_external_event_token,
 )
 from ._live_events import (
@@ -200,6 +201,7 @@ __all__ = (
     'external_event_error',
     'external_event_payload',
     'external_event_token',
+    'operation_ask_dispatch',
     'parse_external_event_token',
     'CountInRunContext',
     'CountTokensResult',

@@ -29,6 +29,7 @@ re-exports from `durable_kernel`), or, for attributes, named in the module that 
 | `ModelRequestNode._prepare_attempt` (presence only) | whether a count of tokens ahead of a request happens inside the request hooks and run context (`COUNTS_TOKENS_BEFORE_REQUEST_HOOKS`) | 1.107, 2.x |
 | `__pydantic_ai_durable_operation__` (the marker `durable_operation` sets: `.name`, `.function`, `.base_hook`), `AbstractCapability._durable_operations_need_id` | collecting a capability's durable operations (`durable_kernel._capability_operations`) | 2.68+ |
 | `AbstractCapability._prepare_run_context`, `RunContext._durable_operations` / `_run_capabilities_by_id` | installing the run's dispatchers of durable operations, which the decorator reads (the hook pydantic-ai calls before `wrap_run`) | 2.68+ |
+| `pydantic_ai.external_events._OperationAsk` (`.dispatch`) | an `ask` that is a capability's durable operation (`HandleDeferredToolCalls(id=...)`'s handler): Temporal runs it as the operation's activity, as 2.78 does | 2.78+ |
 """
 
 from __future__ import annotations
@@ -767,6 +768,23 @@ def _engine_waiter_class() -> type[Any]:
             return await self._engine_wait(name, ask=ask, timeout=timeout)
 
     return _EngineWaiter
+
+
+def operation_ask_dispatch(ask: Any) -> Any | None:
+    """The call that runs a wait's `ask` as its capability's durable operation, if it is one (else `None`).
+
+    pydantic-ai 2.78 hands a wait an `ask` that is a capability's `@durable_operation` (the handler of
+    `HandleDeferredToolCalls(id=...)`) wrapped in its `_OperationAsk`: called, it runs the operation inline (inside the
+    wait's own unit); its `dispatch`, called from workflow code, sends it through the run's dispatcher to the
+    operation's own unit. Before 2.78, and for any other `ask`, there is none.
+
+    Args:
+        ask: The `ask` pydantic-ai handed to the engine's wait.
+    """
+    operation_ask: type[Any] | None = getattr(_external_events, '_OperationAsk', None)
+    if operation_ask is None or not isinstance(ask, operation_ask):
+        return None
+    return ask.dispatch
 
 
 @contextlib.contextmanager
