@@ -296,12 +296,6 @@ class ReferenceRouteWorkflow:
         return (await REFERENCE_AGENTS['route'].run('hi')).output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='not built: pydantic-ai 2.68+ runs `before_model_request` inside `wrap_model_request`, where ours swaps in '
-    "the durable model, so a model a hook (durable or not) swaps in afterwards is called in workflow code; 2.78's "
-    'durability routes it as the last writer of the before-chain',
-)
 async def test_a_hook_that_swaps_in_a_registered_model_in_its_activity_sends_the_request_there(
     client: Client, task_queue: str
 ) -> None:

@@ -82,6 +82,9 @@ STABLE_DEFAULT_RUN_ID_PATCH = 'pydantic_ai:stable_default_run_id'
 """The patch under which pydantic-ai 2.x's `TemporalDurability` gives a run a workflow-derived `run_id`: ours asks for
 the same patch at the same point, so that the two record (and replay) the same marker."""
 
+_ROUTING: ContextVar[bool] = ContextVar('durable_temporal_routing_model_request', default=False)
+"""Set while a request of a workflow is inside `_wrap_durable_model_request` (its before-hooks run there on 2.68+)."""
+
 # Set while pydantic-ai 1.107 binds the capability for a run (it has no binding at `Agent(...)`): see `for_run`.
 _binding_for_run: ContextVar[bool] = ContextVar('durable_temporal_binding_for_run', default=False)
 
@@ -468,8 +471,35 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
         # A registry key, `None` for the agent's model instance, or the string the model was selected by (rebuilt by
         # the same string in the activity).
         key = self.request_model_key(ctx, request_context)
-        with durable_model.using_model(key):
-            return await handler(dataclasses.replace(request_context, model=durable_model))
+        token = _ROUTING.set(True)
+        try:
+            with durable_model.using_model(key):
+                return await handler(dataclasses.replace(request_context, model=durable_model))
+        finally:
+            _ROUTING.reset(token)
+
+    async def before_model_request(
+        self, ctx: RunContext[AgentDepsT], request_context: ModelRequestContext
+    ) -> ModelRequestContext:
+        """In a workflow, on pydantic-ai 2.68+: a model an earlier hook swapped in goes to its model activity too.
+
+        Those releases run the `before_model_request` hooks inside `wrap_model_request`, after the durable model was
+        swapped in; this (innermost) capability's hook runs last, so a model another hook set (a durable hook's, applied
+        back by its key, or any other registered model) is routed here by its key, as the wrap routes the run's.
+
+        Raises:
+            UserError: The hook swapped in a model instance that is neither the agent's default nor registered.
+        """
+        request_context = await super().before_model_request(ctx, request_context)
+        if not _ROUTING.get() or not self.in_durable_context:
+            return request_context
+        durable_model = self._bound().model
+        if request_context.model is durable_model:
+            return request_context
+        # Set, not scoped: the wrap's own `using_model` restores the key when the request ends.
+        durable_model.use_key(self.request_model_key(ctx, request_context))
+        request_context.model = durable_model
+        return request_context
 
     def _durable_event_stream(
         self,

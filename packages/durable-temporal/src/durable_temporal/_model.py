@@ -345,6 +345,10 @@ class TemporalModel(WrapperModel):
         finally:
             self._model_key.reset(token)
 
+    def use_key(self, key: str | None) -> None:
+        """Use `key` for the requests of the current `using_model` block (its end restores the block's own key)."""
+        self._model_key.set(key)
+
     def current_key(self) -> str | None:
         """The key of the model requests use now in workflow code (`None`: the agent's own model)."""
         return self._model_key.get()
