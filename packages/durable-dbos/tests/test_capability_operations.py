@@ -199,3 +199,46 @@ async def test_request_hooks_declared_durable_are_steps_that_apply_back(
     forked = await DBOS.fork_workflow_async(workflow_id, steps[0]['function_id'] + 1)
     assert await forked.get_result() == 'my [redacted] plan t=0.25!'
     assert redact.ran[ran:] == ['after step:1']
+
+
+def other_reply(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    return ModelResponse(parts=[TextPart(f'other in {"step" if DBOS.step_status is not None else "workflow"}')])
+
+
+OTHER = FunctionModel(other_reply, model_name='other')
+
+
+class Route(AbstractCapability[Any]):
+    """A `before_model_request` that sends the request to another registered model (durable, or not)."""
+
+    id = 'route'
+
+    @durable_operation('before_model_request')
+    async def before_model_request(self, ctx: RunContext[Any], request_context: ModelRequestContext) -> Any:
+        request_context.model = OTHER
+        return request_context
+
+
+class PlainRoute(AbstractCapability[Any]):
+    async def before_model_request(self, ctx: RunContext[Any], request_context: ModelRequestContext) -> Any:
+        request_context.model = OTHER
+        return request_context
+
+
+@pytest.mark.parametrize('hook', [Route, PlainRoute], ids=['durable', 'plain'])
+async def test_a_model_a_request_hook_swaps_in_runs_in_a_model_step(
+    agent_name: str, dbos_launch: Callable[[], None], hook: type[AbstractCapability[Any]]
+) -> None:
+    agent = Agent(FunctionModel(echo), name=agent_name, capabilities=[hook(), DBOSDurability(models={'other': OTHER})])
+
+    async def run() -> str:
+        return (await agent.run('hi')).output
+
+    workflow = DBOS.workflow(name=f'{agent_name}.route')(run)
+    dbos_launch()
+    workflow_id = str(uuid.uuid4())
+    with SetWorkflowID(workflow_id):
+        # pydantic-ai 2.68+ runs the hook after the request's model was put in its step: ours puts the new one in too.
+        assert await workflow() == 'other in step'
+    names = await workflow_step_names_async(workflow_id)
+    assert names[-1] == f'{agent_name}__model.request'

@@ -195,3 +195,44 @@ async def test_request_hooks_declared_durable_are_tasks_that_apply_back(retry: b
     redact.ran.clear()
     assert (await agent.run('my secret plan')).output == 'my [redacted] plan t=0.25!'
     assert redact.ran == ['before outside:1', 'after outside:1']
+
+
+def other_reply(messages: list[ModelMessage], info: AgentInfo) -> ModelResponse:
+    return ModelResponse(parts=[TextPart(f'other in {"task" if TaskRunContext.get() is not None else "flow"}')])
+
+
+OTHER = FunctionModel(other_reply, model_name='other')
+
+
+class Route(AbstractCapability[Any]):
+    """A `before_model_request` that sends the request to another registered model (durable, or not)."""
+
+    id = 'route'
+
+    @durable_operation('before_model_request')
+    async def before_model_request(self, ctx: RunContext[Any], request_context: ModelRequestContext) -> Any:
+        request_context.model = OTHER
+        return request_context
+
+
+class PlainRoute(AbstractCapability[Any]):
+    async def before_model_request(self, ctx: RunContext[Any], request_context: ModelRequestContext) -> Any:
+        request_context.model = OTHER
+        return request_context
+
+
+@pytest.mark.parametrize('hook', [Route, PlainRoute], ids=['durable', 'plain'])
+async def test_a_model_a_request_hook_swaps_in_runs_in_a_model_task(hook: type[AbstractCapability[Any]]) -> None:
+    name = f'route-{uuid.uuid4().hex[:6]}'
+    agent = Agent(
+        FunctionModel(echo, model_name='ops'),
+        name=name,
+        capabilities=[hook(), PrefectDurability(models={'other': OTHER})],
+    )
+
+    @flow(name=f'{name}-user')
+    async def user_flow() -> str:
+        return (await agent.run('hi')).output
+
+    # pydantic-ai 2.68+ runs the hook after the request's model was put in its task: ours puts the new one in too.
+    assert await user_flow() == 'other in task'

@@ -382,3 +382,36 @@ async def test_the_wrapper_runs_request_hooks_in_their_activities_behind_its_mar
         'agent__request_ops_wrapper__model_request',
         'agent__request_ops_wrapper__capability__redact__after_model_request',
     ]
+
+
+class PlainRoute(AbstractCapability[Any]):
+    """A `before_model_request` (not durable) that sends the request to another registered model."""
+
+    async def before_model_request(self, ctx: RunContext[Any], request_context: ModelRequestContext) -> Any:
+        request_context.model = OTHER
+        return request_context
+
+
+plain_route_agent = Agent(
+    FunctionModel(echo), name='plain_route', capabilities=[PlainRoute(), TemporalDurability(models={'other': OTHER})]
+)
+
+
+@workflow.defn
+class PlainRouteWorkflow:
+    @workflow.run
+    async def run(self) -> str:
+        return (await plain_route_agent.run('hi')).output
+
+
+async def test_a_model_a_plain_hook_swaps_in_goes_to_its_model_activity(client: Client, task_queue: str) -> None:
+    # pydantic-ai 2.68+ runs the hook inside `wrap_model_request`, after the durable model was swapped in: ours routes
+    # the new model by its key (it was called in workflow code before).
+    async with agent_worker(
+        client, workflows=[PlainRouteWorkflow], plugins=[AgentPlugin(plain_route_agent)], task_queue=task_queue
+    ):
+        handle = await client.start_workflow(
+            PlainRouteWorkflow.run, id=str(uuid.uuid4()), task_queue=task_queue, execution_timeout=WORKFLOW_TIMEOUT
+        )
+        assert await handle.result() == 'from the other model'
+    assert await activity_names(client, handle) == ['agent__plain_route__model_request']

@@ -72,6 +72,10 @@ __all__ = ('DBOSDurability',)
 _logger = logging.getLogger(LOGGER_NAME)
 
 
+_ROUTING: ContextVar[bool] = ContextVar('durable_dbos_routing_model_request', default=False)
+"""Set while a workflow's request is inside `_wrap_durable_model_request` (its before-hooks run there on 2.68+)."""
+
+
 class _RequestModel(DBOSModel):
     """The durable model of one request of a capability run: it never crosses a workflow's inputs, so no registry.
 
@@ -403,6 +407,14 @@ class DBOSDurability(DurabilityCapability[AgentDepsT]):
         """Inside a workflow: the request (streamed or not) runs in a model step of this agent."""
         if isinstance(request_context.model, DBOSModel):
             return await handler(request_context)
+        self._route_to_step(ctx, request_context)
+        token = _ROUTING.set(True)
+        try:
+            return await handler(request_context)
+        finally:
+            _ROUTING.reset(token)
+
+    def _route_to_step(self, ctx: RunContext[AgentDepsT], request_context: ModelRequestContext) -> None:
         model = request_context.model
         # Refuses a model instance that is neither the agent's default nor registered with `models=` (a model selected
         # by a string is selected again by the same string when the workflow is recovered).
@@ -415,7 +427,24 @@ class DBOSDurability(DurabilityCapability[AgentDepsT]):
             event_stream_handler=self._effective_event_stream_handler(),
             non_retryable_model_errors=self._non_retryable_model_errors,
         )
-        return await handler(request_context)
+
+    async def before_model_request(
+        self, ctx: RunContext[AgentDepsT], request_context: ModelRequestContext
+    ) -> ModelRequestContext:
+        """In a workflow, on pydantic-ai 2.68+: a model an earlier hook swapped in runs in a model step too.
+
+        Those releases run the `before_model_request` hooks inside `wrap_model_request`, after the request's model was
+        put in its step; this (innermost) capability's hook runs last, so a model another hook set (a durable hook's,
+        applied back by its key, or any other registered model) is put in its step here, as pydantic-ai 2.78's
+        durability routes it as the last writer of the before-chain.
+
+        Raises:
+            UserError: The hook swapped in a model instance that is neither the agent's default nor registered.
+        """
+        request_context = await super().before_model_request(ctx, request_context)
+        if _ROUTING.get() and self.in_durable_context and not isinstance(request_context.model, DBOSModel):
+            self._route_to_step(ctx, request_context)
+        return request_context
 
     def _durable_event_stream(
         self,
