@@ -242,3 +242,36 @@ async def test_a_model_a_request_hook_swaps_in_runs_in_a_model_step(
         assert await workflow() == 'other in step'
     names = await workflow_step_names_async(workflow_id)
     assert names[-1] == f'{agent_name}__model.request'
+
+
+class Fallback(AbstractCapability[Any]):
+    """A durable `after_model_request` that asks for another attempt on the registered model `other`."""
+
+    id = 'fallback'
+
+    @durable_operation('after_model_request')
+    async def after_model_request(
+        self, ctx: RunContext[Any], *, request_context: ModelRequestContext, response: ModelResponse
+    ) -> ModelResponse:
+        if getattr(request_context, 'attempt', 1) == 1:
+            raise RetryModelRequest('other')
+        return response
+
+
+async def test_a_retry_model_request_naming_a_model_attempts_it_in_a_model_step(
+    agent_name: str, dbos_launch: Callable[[], None]
+) -> None:
+    agent = Agent(
+        FunctionModel(echo), name=agent_name, capabilities=[Fallback(), DBOSDurability(models={'other': OTHER})]
+    )
+
+    async def run() -> str:
+        return (await agent.run('hi')).output
+
+    workflow = DBOS.workflow(name=f'{agent_name}.fallback')(run)
+    dbos_launch()
+    workflow_id = str(uuid.uuid4())
+    with SetWorkflowID(workflow_id):
+        assert await workflow() == 'other in step'
+    request, after = f'{agent_name}__model.request', f'{agent_name}__capability__fallback.after_model_request'
+    assert await workflow_step_names_async(workflow_id) == [request, after, request, after]

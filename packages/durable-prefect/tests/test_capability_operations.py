@@ -236,3 +236,32 @@ async def test_a_model_a_request_hook_swaps_in_runs_in_a_model_task(hook: type[A
 
     # pydantic-ai 2.68+ runs the hook after the request's model was put in its task: ours puts the new one in too.
     assert await user_flow() == 'other in task'
+
+
+class Fallback(AbstractCapability[Any]):
+    """A durable `after_model_request` that asks for another attempt on the registered model `other`."""
+
+    id = 'fallback'
+
+    @durable_operation('after_model_request')
+    async def after_model_request(
+        self, ctx: RunContext[Any], *, request_context: ModelRequestContext, response: ModelResponse
+    ) -> ModelResponse:
+        if getattr(request_context, 'attempt', 1) == 1:
+            raise RetryModelRequest('other')
+        return response
+
+
+async def test_a_retry_model_request_naming_a_model_attempts_it_in_a_model_task() -> None:
+    name = f'fallback-{uuid.uuid4().hex[:6]}'
+    agent = Agent(
+        FunctionModel(echo, model_name='ops'),
+        name=name,
+        capabilities=[Fallback(), PrefectDurability(models={'other': OTHER})],
+    )
+
+    @flow(name=f'{name}-user')
+    async def user_flow() -> str:
+        return (await agent.run('hi')).output
+
+    assert await user_flow() == 'other in task'

@@ -415,3 +415,94 @@ async def test_a_model_a_plain_hook_swaps_in_goes_to_its_model_activity(client: 
         )
         assert await handle.result() == 'from the other model'
     assert await activity_names(client, handle) == ['agent__plain_route__model_request']
+
+
+class Fallback(AbstractCapability[Any]):
+    """A durable `after_model_request` that asks for another attempt on the registered model `other`."""
+
+    id = 'fallback'
+
+    @durable_operation('after_model_request')
+    async def after_model_request(
+        self, ctx: RunContext[Any], *, request_context: ModelRequestContext, response: ModelResponse
+    ) -> ModelResponse:
+        WHERE.append(f'fallback {_where(request_context)}')
+        if getattr(request_context, 'attempt', 1) == 1:
+            raise RetryModelRequest('other')
+        return response
+
+
+def _fallback_agent(durability: Any) -> Agent[None, str]:
+    return Agent(FunctionModel(echo), name='fallback_ops', capabilities=[Fallback(), durability])
+
+
+fallback_agent = _fallback_agent(TemporalDurability(models={'other': OTHER}))
+
+
+@workflow.defn
+class FallbackWorkflow:
+    @workflow.run
+    async def run(self) -> str:
+        return (await fallback_agent.run('hi')).output
+
+
+@workflow.defn(name='FallbackWorkflow')
+class ReferenceFallbackWorkflow:
+    @workflow.run
+    async def run(self) -> str:
+        return (await REFERENCE_AGENTS['fallback'].run('hi')).output
+
+
+async def test_a_retry_model_request_naming_a_model_attempts_it_in_its_activity(
+    client: Client, task_queue: str
+) -> None:
+    reference_module = importlib.import_module('pydantic_ai.durable_exec.temporal')
+    reference_agent = _fallback_agent(reference_module.TemporalDurability(models={'other': OTHER}))
+    REFERENCE_AGENTS['fallback'] = reference_agent
+    reference_activities = list(reference_module.TemporalDurability.from_agent(reference_agent).temporal_activities)
+    WHERE.clear()
+    async with Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[ReferenceFallbackWorkflow],
+        activities=reference_activities,
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    ):
+        handle = await client.start_workflow(
+            ReferenceFallbackWorkflow.run,
+            id=str(uuid.uuid4()),
+            task_queue=task_queue,
+            execution_timeout=WORKFLOW_TIMEOUT,
+        )
+        assert await handle.result() == 'from the other model'
+    reference_where = list(WHERE)
+
+    WHERE.clear()
+    async with agent_worker(
+        client, workflows=[FallbackWorkflow], plugins=[AgentPlugin(fallback_agent)], task_queue=f'{task_queue}-ours'
+    ):
+        our_handle = await client.start_workflow(
+            FallbackWorkflow.run,
+            id=str(uuid.uuid4()),
+            task_queue=f'{task_queue}-ours',
+            execution_timeout=WORKFLOW_TIMEOUT,
+        )
+        # The model name crossed back with the `RetryModelRequest`; the second attempt went to that model's activity.
+        assert await our_handle.result() == 'from the other model'
+    assert reference_where == WHERE == ['fallback activity:1', 'fallback activity:2']
+    assert await activity_names(client, our_handle) == await activity_names(client, handle)
+
+    WHERE.clear()
+    ours = Replayer(
+        workflows=[FallbackWorkflow],
+        plugins=[PydanticAIPlugin(), AgentPlugin(fallback_agent)],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    )
+    await ours.replay_workflow(await handle.fetch_history())
+    reference = Replayer(
+        workflows=[ReferenceFallbackWorkflow],
+        plugins=[reference_module.PydanticAIPlugin()],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    )
+    await reference.replay_workflow(await our_handle.fetch_history())
+    assert WHERE == []

@@ -446,6 +446,21 @@ class DBOSDurability(DurabilityCapability[AgentDepsT]):
             self._route_to_step(ctx, request_context)
         return request_context
 
+    async def prepare_model_request(
+        self, ctx: RunContext[AgentDepsT], request_context: ModelRequestContext
+    ) -> ModelRequestContext:
+        """In a workflow, on pydantic-ai 2.78: an attempt on another model (`RetryModelRequest`) runs in its step.
+
+        The attempt loop sets the attempt's model after every other hook of ours; this one (innermost) runs last before
+        the attempt, as pydantic-ai 2.78's durability routes it.
+
+        Raises:
+            UserError: The attempt's model is an instance that is neither the agent's default nor registered.
+        """
+        if _ROUTING.get() and self.in_durable_context and not isinstance(request_context.model, DBOSModel):
+            self._route_to_step(ctx, request_context)
+        return request_context
+
     def _durable_event_stream(
         self,
         ctx: RunContext[AgentDepsT],
