@@ -9,8 +9,11 @@ from ._capability_operations import (
     CapabilityOperationOutcome,
     OperationDispatch,
     OperationUnit,
+    RequestContextProjection,
+    RequestModelResolver,
     capability_operations,
     install_operation_dispatchers,
+    operation_unit_models,
     run_operation_in_unit,
 )
 from ._compat import (
@@ -177,6 +180,9 @@ __all__ = (
     'DurabilityCapability',
     'CapabilityOperation',
     'CapabilityOperationOutcome',
+    'RequestContextProjection',
+    'operation_unit_models',
+    'RequestModelResolver',
     'OperationDispatch',
     'OperationUnit',
     'capability_operations',

@@ -417,6 +417,8 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
                 operations,
                 unit=binding.run_operation,
                 in_durable_context=lambda: workflow.in_workflow() and patched(CAPABILITY_OPERATIONS_PATCH),
+                model_request_operations=True,
+                resolve_model=binding.resolve_request_model,
             )
         ]
 

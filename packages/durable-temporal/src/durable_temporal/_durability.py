@@ -7,7 +7,7 @@ import functools
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from contextvars import ContextVar
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic_ai import messages as pai_messages
 from pydantic_ai.agent import AbstractAgent, AgentRunResult, EventStreamHandler
@@ -35,6 +35,7 @@ from durable_kernel import (
     ExternalEventWait,
     NonRetryableModelErrors,
     OperationUnit,
+    RequestModelResolver,
     disable_threads,
     forward_event_batches,
     is_model_stream_event,
@@ -80,6 +81,10 @@ DEFAULT_MODEL_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
 STABLE_DEFAULT_RUN_ID_PATCH = 'pydantic_ai:stable_default_run_id'
 """The patch under which pydantic-ai 2.x's `TemporalDurability` gives a run a workflow-derived `run_id`: ours asks for
 the same patch at the same point, so that the two record (and replay) the same marker."""
+
+_ROUTING: ContextVar[list[str | None] | None] = ContextVar('durable_temporal_routing_model_request', default=None)
+"""While a workflow's request is inside `_wrap_durable_model_request` (its hooks run there on 2.68+): the key of the
+model the request step's before-chain left, which an attempt on that model goes back to."""
 
 # Set while pydantic-ai 1.107 binds the capability for a run (it has no binding at `Agent(...)`): see `for_run`.
 _binding_for_run: ContextVar[bool] = ContextVar('durable_temporal_binding_for_run', default=False)
@@ -290,13 +295,22 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
             validate_args_in_activities=True,
             operations=self.capability_operations,
         )
+        self._binding.run_model_key = self.operation_model_key
         return self._binding
+
+    # Operations on a request's `ModelRequestContext` (a durable `before_model_request`, ...) run in their activity too,
+    # the context crossing as its projection, as pydantic-ai 2.78's capability runs them.
+    _model_request_operations: ClassVar[bool] = True
 
     @property
     def _operation_unit(self) -> OperationUnit | None:
         # A durable capability operation called in workflow code runs in its activity,
         # `agent__{name}__capability__{id}__{operation}`, with no patch marker: as pydantic-ai 2.78's capability.
         return self._bound().run_operation
+
+    @property
+    def _request_model_resolver(self) -> RequestModelResolver | None:
+        return self._bound().resolve_request_model
 
     @property
     def event_stream_topic(self) -> EventStreamTopic | None:
@@ -462,8 +476,62 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
         # A registry key, `None` for the agent's model instance, or the string the model was selected by (rebuilt by
         # the same string in the activity).
         key = self.request_model_key(ctx, request_context)
-        with durable_model.using_model(key):
-            return await handler(dataclasses.replace(request_context, model=durable_model))
+        token = _ROUTING.set([key])
+        try:
+            with durable_model.using_model(key):
+                return await handler(dataclasses.replace(request_context, model=durable_model))
+        finally:
+            _ROUTING.reset(token)
+
+    async def before_model_request(
+        self, ctx: RunContext[AgentDepsT], request_context: ModelRequestContext
+    ) -> ModelRequestContext:
+        """In a workflow, on pydantic-ai 2.68+: a model an earlier hook swapped in goes to its model activity too.
+
+        Those releases run the `before_model_request` hooks inside `wrap_model_request`, after the durable model was
+        swapped in; this (innermost) capability's hook runs last, so a model another hook set (a durable hook's, applied
+        back by its key, or any other registered model) is routed here by its key, as the wrap routes the run's.
+
+        Raises:
+            UserError: The hook swapped in a model instance that is neither the agent's default nor registered.
+        """
+        request_context = await super().before_model_request(ctx, request_context)
+        step = _ROUTING.get()
+        if step is None or not self.in_durable_context or request_context.model is self._bound().model:
+            return request_context
+        step[0] = self._route(ctx, request_context)
+        return request_context
+
+    async def prepare_model_request(
+        self, ctx: RunContext[AgentDepsT], request_context: ModelRequestContext
+    ) -> ModelRequestContext:
+        """In a workflow, on pydantic-ai 2.78: an attempt on another model (`RetryModelRequest`) goes to its activity.
+
+        The attempt loop sets the attempt's model after every other hook of ours; this one (innermost) runs last before
+        the attempt, as pydantic-ai 2.78's durability routes it.
+
+        Raises:
+            UserError: The attempt's model is an instance that is neither the agent's default nor registered.
+        """
+        step = _ROUTING.get()
+        if step is None or not self.in_durable_context:
+            return request_context
+        durable_model = self._bound().model
+        if request_context.model is durable_model:
+            # Back on the step's model (the loop restores the request as the before-chain left it): its key again.
+            durable_model.use_key(step[0])
+            return request_context
+        self._route(ctx, request_context)
+        return request_context
+
+    def _route(self, ctx: RunContext[AgentDepsT], request_context: ModelRequestContext) -> str | None:
+        """Send the request to the model activity of the model a hook set on it, by its key (returned)."""
+        durable_model = self._bound().model
+        key = self.request_model_key(ctx, request_context)
+        # Set, not scoped: the wrap's own `using_model` restores the key when the request ends.
+        durable_model.use_key(key)
+        request_context.model = durable_model
+        return key
 
     def _durable_event_stream(
         self,
