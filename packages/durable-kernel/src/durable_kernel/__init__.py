@@ -112,6 +112,7 @@ from ._names import (
     dbos_dynamic_toolset_step_name,
     dbos_event_stream_handler_step_name,
     dbos_external_event_ask_step_name,
+    dbos_function_toolset_step_name,
     dbos_mcp_step_name,
     dbos_model_step_name,
     dbos_tool_step_name,
@@ -124,6 +125,7 @@ from ._names import (
     temporal_activity_name_with_prefix,
     temporal_activity_prefix,
     temporal_capability_operation_activity_name,
+    temporal_child_workflow_name,
 )
 from ._operation_names import DBOSOperationNamer, PrefectOperationNamer, TemporalOperationNamer
 from ._run_arguments import OverrideArguments, RunArguments, UserPrompt
@@ -268,6 +270,7 @@ __all__ = (
     'dbos_event_stream_handler_step_name',
     'dbos_external_event_ask_step_name',
     'dbos_child_workflow_name',
+    'dbos_function_toolset_step_name',
     'dbos_dynamic_toolset_step_name',
     'dbos_mcp_step_name',
     'dbos_model_step_name',
@@ -304,6 +307,7 @@ __all__ = (
     'temporal_activity_name',
     'temporal_activity_name_with_prefix',
     'temporal_activity_prefix',
+    'temporal_child_workflow_name',
     'unwrap_recorded_tool_result',
     'unwrap_tool_outcome',
     'with_deps_resolver',
