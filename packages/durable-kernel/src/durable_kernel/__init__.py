@@ -84,6 +84,7 @@ from ._external_events import (
     external_event_token,
     parse_external_event_token,
 )
+from ._instrumentation import run_may_be_instrumented
 from ._live_events import (
     DurableAgentRunEvents,
     EventBatcher,
@@ -308,6 +309,7 @@ __all__ = (
     'temporal_activity_name_with_prefix',
     'temporal_activity_prefix',
     'temporal_child_workflow_name',
+    'run_may_be_instrumented',
     'unwrap_recorded_tool_result',
     'unwrap_tool_outcome',
     'with_deps_resolver',
