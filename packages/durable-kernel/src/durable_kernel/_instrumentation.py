@@ -7,7 +7,7 @@ asks this, so that an uninstrumented run pays nothing for it. pydantic-ai instru
   called (the class default, read through `_compat`);
 - the agent's model is an `InstrumentedModel` (as `logfire.instrument_pydantic_ai(model)` makes);
 - an `Instrumentation` capability is in the agent's capability tree, in an `override(capabilities=...)` in force, or
-  among the run's `capabilities=`.
+  among the run's `capabilities=` (or its `spec=`'s: a run given a spec counts as instrumented, unread).
 
 A capability function (`DynamicCapability`) may return an `Instrumentation` only when the run starts: an agent or
 run with one counts as instrumented, the safe side (what may be missed costs a duplicate span, what is added costs a
@@ -34,6 +34,8 @@ def run_may_be_instrumented(
     agent: AbstractAgent[Any, Any],
     run_capabilities: Sequence[Any] | None = None,
     ctx: RunContext[Any] | None = None,
+    *,
+    run_spec: Any = None,
 ) -> bool:
     """Whether a run of `agent` may emit spans (see the module docstring); `False` only when it surely does not.
 
@@ -42,11 +44,12 @@ def run_may_be_instrumented(
         run_capabilities: The run's `capabilities=` (capabilities or capability functions), where known.
         ctx: The run context a capability's `for_run` gets, where known: on pydantic-ai 2.x its tracer is already the
             run's (any `Instrumentation`, the run's `capabilities=` included); on 1.107 only `instrument`'s.
+        run_spec: The run's `spec=`, where known: its capabilities are built in the run, so any spec counts.
 
     Returns:
         Whether the run may be instrumented.
     """
-    if ctx is not None and not isinstance(ctx.tracer, NoOpTracer):
+    if (ctx is not None and not isinstance(ctx.tracer, NoOpTracer)) or run_spec is not None:
         return True
     inner = agent
     while isinstance(inner, WrapperAgent):

@@ -113,7 +113,7 @@ class TemporalEntryPoints(DurableWrapperAgent[AgentDepsT, OutputDataT], ABC):
         capabilities = list(arguments.capabilities or ())
         # For this run only, and only if it may emit spans: no span of replayed workflow code is emitted again (see
         # `_replay_tracing`). An uninstrumented run is not given the capability, which would only cost it time.
-        if run_may_be_instrumented(self.wrapped, capabilities):
+        if run_may_be_instrumented(self.wrapped, capabilities, run_spec=arguments.spec):
             capabilities.append(ReplaySafeTelemetry())
         with self._durable_scope(arguments.model):
             in_workflow = dataclasses.replace(
