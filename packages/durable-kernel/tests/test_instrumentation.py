@@ -11,12 +11,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from opentelemetry.trace import NoOpTracer, ProxyTracer
 from pydantic_ai import Agent
 from pydantic_ai.capabilities import AbstractCapability, Instrumentation
 from pydantic_ai.models.instrumented import InstrumentationSettings, InstrumentedModel
 from pydantic_ai.models.test import TestModel
+from pydantic_ai.tools import RunContext
+from pydantic_ai.usage import RunUsage
 
-from durable_kernel import run_may_be_instrumented
+from durable_kernel import FOR_RUN_SEES_RUN_INSTRUMENTATION, run_may_be_instrumented
 
 
 @pytest.fixture(autouse=True)
@@ -73,3 +76,12 @@ def test_what_is_known_only_in_the_run_counts() -> None:
     assert run_may_be_instrumented(agent, [capability_function])
     assert run_may_be_instrumented(Agent(TestModel(), name='b', capabilities=[capability_function]))
     assert run_may_be_instrumented(agent, run_spec={'capabilities': []})
+
+
+def test_a_for_run_context_tells_where_pydantic_ai_shows_it_the_runs_instrumentation() -> None:
+    agent = Agent(TestModel(), name='a')
+    ctx: RunContext[None] = RunContext(deps=None, model=TestModel(), usage=RunUsage(), tracer=NoOpTracer())
+    # Where `for_run` is not shown the run's own `Instrumentation`, the run cannot be told uninstrumented.
+    assert run_may_be_instrumented(agent, ctx=ctx) is not FOR_RUN_SEES_RUN_INSTRUMENTATION
+    traced: RunContext[None] = RunContext(deps=None, model=TestModel(), usage=RunUsage(), tracer=ProxyTracer('test'))
+    assert run_may_be_instrumented(agent, ctx=traced)

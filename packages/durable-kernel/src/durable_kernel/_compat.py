@@ -97,6 +97,7 @@ __all__ = (
     'model_error_retry_after',
     'agent_root_capability',
     'agent_instrument_default',
+    'FOR_RUN_SEES_RUN_INSTRUMENTATION',
     'agent_override_capability',
     'check_no_nested_sync_run',
     'REALTIME_SESSION_HOOKS',
@@ -570,6 +571,13 @@ def agent_root_capability(agent: AbstractAgent[Any, Any]) -> AbstractCapability[
     if root is None:
         return CombinedCapability([])
     return cast('AbstractCapability[Any]', root)
+
+
+FOR_RUN_SEES_RUN_INSTRUMENTATION: bool = PYDANTIC_AI_VERSION >= (2, 68, 0)
+"""Whether a capability's `for_run` gets a run context whose tracer is already the run's: set from every
+`Instrumentation` of the run, those of its `capabilities=` included. pydantic-ai 2.68 and 2.78 do; 1.107 and 2.33 set
+it from `instrument` / `Agent.instrument_all` only. 2.68 is the first release checked: one between may do it too,
+and is treated as not (the safe side: a run it cannot tell is taken as instrumented)."""
 
 
 def agent_instrument_default() -> Any:

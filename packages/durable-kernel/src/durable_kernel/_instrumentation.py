@@ -25,7 +25,12 @@ from pydantic_ai.capabilities import AbstractCapability, DynamicCapability, Inst
 from pydantic_ai.models.instrumented import InstrumentedModel
 from pydantic_ai.tools import RunContext
 
-from ._compat import agent_instrument_default, agent_override_capability, agent_root_capability
+from ._compat import (
+    FOR_RUN_SEES_RUN_INSTRUMENTATION,
+    agent_instrument_default,
+    agent_override_capability,
+    agent_root_capability,
+)
 
 __all__ = ('run_may_be_instrumented',)
 
@@ -42,14 +47,17 @@ def run_may_be_instrumented(
     Args:
         agent: The agent (a wrapper agent is looked through).
         run_capabilities: The run's `capabilities=` (capabilities or capability functions), where known.
-        ctx: The run context a capability's `for_run` gets, where known: on pydantic-ai 2.x its tracer is already the
-            run's (any `Instrumentation`, the run's `capabilities=` included); on 1.107 only `instrument`'s.
+        ctx: The run context a capability's `for_run` gets, when the run's `capabilities=` are not known: where
+            pydantic-ai sets its tracer from every `Instrumentation` of the run (`FOR_RUN_SEES_RUN_INSTRUMENTATION`,
+            2.68+) that tells; elsewhere the run's own capabilities cannot be seen, so the run counts as instrumented.
         run_spec: The run's `spec=`, where known: its capabilities are built in the run, so any spec counts.
 
     Returns:
         Whether the run may be instrumented.
     """
-    if (ctx is not None and not isinstance(ctx.tracer, NoOpTracer)) or run_spec is not None:
+    if run_spec is not None:
+        return True
+    if ctx is not None and (not FOR_RUN_SEES_RUN_INSTRUMENTATION or not isinstance(ctx.tracer, NoOpTracer)):
         return True
     inner = agent
     while isinstance(inner, WrapperAgent):

@@ -238,7 +238,8 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
         A run in workflow code that may emit spans gets `ReplaySafeTelemetry` beside it here, which keeps the spans
         of replayed workflow code out of traces; it must wrap pydantic-ai's `Instrumentation`, outside this
         (innermost) capability, so it comes as a sibling. An uninstrumented run is not given it: it would only cost
-        the run time.
+        the run time. Where pydantic-ai does not show `for_run` an `Instrumentation` given in the run's
+        `capabilities=` (1.107, 2.x before 2.68: `FOR_RUN_SEES_RUN_INSTRUMENTATION`), every run here gets it.
         """
         with scoped_context_value(_binding_for_run, True):
             bound = await super().for_run(ctx)

@@ -9,7 +9,9 @@ Every durable run in workflow code that may emit spans (`durable_kernel.run_may_
 override or the run) gets `ReplaySafeTelemetry`, a capability of its own placed outside pydantic-ai's
 `Instrumentation` (the wrapper form passes it with the run's capabilities; the capability form returns it beside its
 bound copy from `for_run`), so it acts before the run span starts, for that run only. An uninstrumented run is not
-given it: it would cost every hook of the run time and change nothing. Whether it is there changes no command the
+given it: it would cost every hook of the run time and change nothing. (The capability form cannot see the run's
+`capabilities=` where pydantic-ai does not show them to `for_run`, 1.107 and 2.x before 2.68: there every run in
+workflow code gets it, as before.) Whether it is there changes no command the
 workflow issues (it starts no activity or timer and draws nothing from the workflow's random source), so a history
 recorded with it replays without it and the reverse. It gives each `Instrumentation` of the run
 (the per-run copy pydantic-ai makes in its `for_run`: of the agent's capability, or of the one pydantic-ai builds from
