@@ -20,6 +20,7 @@ from ._compat import (
     ARGS_VALIDATOR_UNITS,
     COUNTS_TOKENS_BEFORE_REQUEST_HOOKS,
     DERIVED_FIELDS_2,
+    FOR_RUN_SEES_RUN_INSTRUMENTATION,
     HAS_DEFAULT_RUN_ID_HOOK,
     HAS_DURABLE_OPERATIONS,
     HAS_RESPONSE_ORIGIN,
@@ -88,6 +89,7 @@ from ._external_events import (
     operation_ask_dispatch,
     parse_external_event_token,
 )
+from ._instrumentation import run_may_be_instrumented
 from ._live_events import (
     DurableAgentRunEvents,
     EventBatcher,
@@ -116,6 +118,7 @@ from ._names import (
     dbos_dynamic_toolset_step_name,
     dbos_event_stream_handler_step_name,
     dbos_external_event_ask_step_name,
+    dbos_function_toolset_step_name,
     dbos_mcp_step_name,
     dbos_model_step_name,
     dbos_tool_step_name,
@@ -128,6 +131,7 @@ from ._names import (
     temporal_activity_name_with_prefix,
     temporal_activity_prefix,
     temporal_capability_operation_activity_name,
+    temporal_child_workflow_name,
 )
 from ._operation_names import DBOSOperationNamer, PrefectOperationNamer, TemporalOperationNamer
 from ._run_arguments import OverrideArguments, RunArguments, UserPrompt
@@ -277,6 +281,7 @@ __all__ = (
     'dbos_event_stream_handler_step_name',
     'dbos_external_event_ask_step_name',
     'dbos_child_workflow_name',
+    'dbos_function_toolset_step_name',
     'dbos_dynamic_toolset_step_name',
     'dbos_mcp_step_name',
     'dbos_model_step_name',
@@ -314,6 +319,9 @@ __all__ = (
     'temporal_activity_name',
     'temporal_activity_name_with_prefix',
     'temporal_activity_prefix',
+    'temporal_child_workflow_name',
+    'run_may_be_instrumented',
+    'FOR_RUN_SEES_RUN_INSTRUMENTATION',
     'unwrap_recorded_tool_result',
     'unwrap_tool_outcome',
     'with_deps_resolver',

@@ -26,7 +26,6 @@ from temporalio.workflow import ActivityConfig
 
 from durable_kernel import (
     HAS_DEFAULT_RUN_ID_HOOK,
-    PYDANTIC_AI_2,
     DepsResolver,
     DurabilityCapability,
     DurableAgentRunEvents,
@@ -40,6 +39,7 @@ from durable_kernel import (
     forward_event_batches,
     is_model_stream_event,
     is_permanent_model_error,
+    run_may_be_instrumented,
     scoped_context_value,
     topic_to_read,
     with_deps_resolver,
@@ -237,22 +237,20 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
                 'level (or in worker setup code) and use it from the workflow.'
             )
 
-    def for_agent(self, agent: AbstractAgent[AgentDepsT, Any]) -> AbstractCapability[AgentDepsT]:
-        """The copy bound to `agent`, composed with `ReplaySafeTelemetry` (pydantic-ai 2.x calls this at `Agent(...)`).
-
-        `ReplaySafeTelemetry` keeps the spans of replayed workflow code out of traces, per run; it must wrap
-        pydantic-ai's `Instrumentation`, outside this (innermost) capability, so it comes as a sibling.
-        """
-        return CombinedCapability([ReplaySafeTelemetry(), super().for_agent(agent)])
-
     async def for_run(self, ctx: RunContext[AgentDepsT]) -> AbstractCapability[AgentDepsT]:
         """The copy bound to the run's agent (bound now on pydantic-ai 1.107, which has no `for_agent`).
 
-        On 1.107 a run in workflow code gets `ReplaySafeTelemetry` beside it here (2.x composes it in `for_agent`).
+        A run in workflow code that may emit spans gets `ReplaySafeTelemetry` beside it here, which keeps the spans
+        of replayed workflow code out of traces; it must wrap pydantic-ai's `Instrumentation`, outside this
+        (innermost) capability, so it comes as a sibling. An uninstrumented run is not given it: it would only cost
+        the run time. Where pydantic-ai does not show `for_run` an `Instrumentation` given in the run's
+        `capabilities=` (1.107, 2.x before 2.68: `FOR_RUN_SEES_RUN_INSTRUMENTATION`), every run here gets it.
         """
         with scoped_context_value(_binding_for_run, True):
             bound = await super().for_run(ctx)
-        if PYDANTIC_AI_2 or not workflow.in_workflow():
+        if not workflow.in_workflow():
+            return bound
+        if ctx.agent is not None and not run_may_be_instrumented(ctx.agent, ctx=ctx):
             return bound
         return CombinedCapability([ReplaySafeTelemetry(), bound])
 

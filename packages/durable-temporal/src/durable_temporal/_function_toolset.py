@@ -16,6 +16,7 @@ from durable_kernel import (
     ToolOutcome,
     called_function_tool,
     capture_tool_outcome,
+    temporal_child_workflow_name,
     tool_unit_setting,
     unwrap_tool_outcome,
     validate_tool_arguments,
@@ -117,7 +118,7 @@ class TemporalFunctionToolset(ActivityToolset[AgentDepsT]):
             tool = await tool_in_activity(params, ctx)
             return await self.call_tool_outcome(toolset, params.name, params.tool_args, ctx, tool)
 
-        self.child_workflow_name = f'{self.activity_name("toolset_call_tool")}__child_workflow'
+        self.child_workflow_name = temporal_child_workflow_name(self.activity_name_prefix, self.id)
         """The child workflow type of the tools that select one (pydantic-ai 2.68's name)."""
         self.child_workflow = define_child_workflow(
             self.child_workflow_name,
