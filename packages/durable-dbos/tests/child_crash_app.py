@@ -1,6 +1,8 @@
 """A DBOS app for the child-workflow crash tests: `python child_crash_app.py URL LOG NAME WORKFLOW_ID FORM`.
 
-FORM is `wrapper`, `capability` or `capability-sequential` (ours), or `reference` (pydantic-ai 2.68+'s own `DBOSDurability`).
+FORM is `wrapper`, `capability` or `capability-sequential` (ours), or `reference` (pydantic-ai 2.68+'s own `DBOSDurability`,
+sequential) or `reference-parallel`; with `-reversed` appended, call `c1` waits before its child starts, so `c2`'s child
+takes the earlier step position (a recording whose children are out of call order).
 
 Starts an agent run whose two parallel tool calls run as child workflows, then dies (`os._exit(17)`) in the second model
 request, after both children completed. The test process recovers the run with the same agent (`build(..., crash=False)`).
@@ -13,11 +15,13 @@ import asyncio
 import os
 import sys
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dbos import DBOS, SetWorkflowID
 from pydantic_ai import Agent, Tool
+from pydantic_ai.capabilities import AbstractCapability
 from pydantic_ai.messages import ModelMessage, ModelResponse, TextPart, ToolCallPart, ToolReturnPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.toolsets import FunctionToolset
@@ -26,6 +30,16 @@ from durable_dbos import ChildWorkflowConfig, DBOSAgent, DBOSDurability
 from durable_dbos.testing import dbos_session
 
 CHILD = {'dbos': {'child_workflow': ChildWorkflowConfig(workflow_timeout_sec=60)}}
+
+
+@dataclass
+class SecondCallFirst(AbstractCapability[Any]):
+    """Call `c1` waits in the parent's workflow code before its child starts: `c2`'s child takes the earlier position."""
+
+    async def before_tool_execute(self, ctx: Any, *, call: ToolCallPart, tool_def: Any, args: Any) -> Any:
+        if call.tool_call_id == 'c1':
+            await asyncio.sleep(1.0)  # not recorded: a recovery does not wait
+        return args
 
 
 def build(name: str, log: Path, crash: bool, form: str) -> Callable[[str], Coroutine[Any, Any, str]]:
@@ -57,28 +71,29 @@ def build(name: str, log: Path, crash: bool, form: str) -> Callable[[str], Corou
         return f'{a + b} in {DBOS.workflow_id}'
 
     toolset = FunctionToolset([Tool(add, metadata=CHILD)], id='math')
+    capabilities: list[AbstractCapability[Any]] = [SecondCallFirst()] if form.endswith('-reversed') else []
+    form = form.removesuffix('-reversed')
     if form == 'wrapper':
-        dbos_agent = DBOSAgent(Agent(FunctionModel(model), name=name, toolsets=[toolset]))
+        dbos_agent = DBOSAgent(Agent(FunctionModel(model), name=name, toolsets=[toolset], capabilities=capabilities))
 
         async def run_wrapper(prompt: str) -> str:
             return (await dbos_agent.run(prompt)).output
 
         return run_wrapper
-    if form == 'reference':  # pydantic-ai 2.68+'s own `DBOSDurability`, whose run ours recovers
+    if form in ('reference', 'reference-parallel'):  # pydantic-ai 2.68+'s own `DBOSDurability`, whose run ours recovers
         import importlib
 
         reference: Any = importlib.import_module('pydantic_ai.durable_exec.dbos')
-        # Sequential: 2.78 may start parallel children out of call order, and ours, whose `run_id` differs from the
-        # one 2.78 recorded, would then take them back by position (see "Tools as child workflows" in docs/dbos.md).
-        durability = reference.DBOSDurability(parallel_execution_mode='sequential')
-        agent = Agent(FunctionModel(model), name=name, toolsets=[toolset], capabilities=[durability])
+        mode = 'sequential' if form == 'reference' else 'parallel'
+        durability = reference.DBOSDurability(parallel_execution_mode=mode)
+        agent = Agent(FunctionModel(model), name=name, toolsets=[toolset], capabilities=[*capabilities, durability])
     else:
         mode = 'sequential' if form == 'capability-sequential' else 'parallel_ordered_events'
         agent = Agent(
             FunctionModel(model),
             name=name,
             toolsets=[toolset],
-            capabilities=[DBOSDurability(parallel_execution_mode=mode)],
+            capabilities=[*capabilities, DBOSDurability(parallel_execution_mode=mode)],
         )
         # Bound before launch (pydantic-ai 1.107 binds on the first run otherwise): its child workflow is registered now.
         DBOSDurability.from_agent(agent)

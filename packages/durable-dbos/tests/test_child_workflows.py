@@ -83,7 +83,37 @@ def test_children_recorded_by_pydantic_ai_durability_are_not_run_again_on_ours(
     _crash_and_recover(database_url, tmp_path, 'reference', 'capability-sequential')
 
 
-def _crash_and_recover(database_url: str, tmp_path: Path, crash_form: str, form: str) -> None:
+@pytest.mark.parametrize('form', ['wrapper', 'capability'])
+def test_children_recorded_out_of_call_order_are_matched_by_call(database_url: str, tmp_path: Path, form: str) -> None:
+    """`c2`'s child recorded before `c1`'s: the recovered calls, which start in call order, each get their own."""
+    _crash_and_recover(database_url, tmp_path, f'{form}-reversed', form, recorded_order=['c2', 'c1'])
+
+
+@pytest.mark.skipif(
+    PYDANTIC_AI_VERSION < (2, 68, 0), reason='pydantic-ai 2.68 added child-workflow tools to its DBOSDurability'
+)
+@pytest.mark.parametrize('attempt', range(4))
+def test_parallel_children_recorded_by_pydantic_ai_durability_are_matched_by_call_on_ours(
+    database_url: str, tmp_path: Path, attempt: int
+) -> None:
+    """pydantic-ai 2.78 starts parallel children in either order; ours' parallel calls take each its own back.
+
+    Even attempts force `c2`'s child first (the case that a match by position got wrong); odd ones leave the order to
+    the reference's scheduling, and the recovered calls start in call order.
+    """
+    reversed_ = attempt % 2 == 0
+    _crash_and_recover(
+        database_url,
+        tmp_path,
+        'reference-parallel-reversed' if reversed_ else 'reference-parallel',
+        'capability',
+        recorded_order=['c2', 'c1'] if reversed_ else None,
+    )
+
+
+def _crash_and_recover(
+    database_url: str, tmp_path: Path, crash_form: str, form: str, *, recorded_order: list[str] | None = None
+) -> None:
     log = tmp_path / 'calls.log'
     name = f'child_crash_{uuid.uuid4().hex[:6]}'
     workflow_id = str(uuid.uuid4())
@@ -113,6 +143,8 @@ def _crash_and_recover(database_url: str, tmp_path: Path, crash_form: str, form:
     assert [(call_id, total) for call_id, total, _ in answers] == [('c1', '3'), ('c2', '7')]
     assert all(child_id.endswith(f'-{call_id}') for call_id, _, child_id in answers)
     assert {child_id for _, _, child_id in answers} == {child_id for _, child_id in children}
+    if recorded_order is not None:  # the recording the test meant: children at positions out of call order
+        assert [child_id.rsplit('-', 1)[1] for _, child_id in children if child_id] == recorded_order
 
 
 # --- refusals ----------------------------------------------------------------------------------------------------

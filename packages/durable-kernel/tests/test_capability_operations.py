@@ -15,6 +15,8 @@ import pytest
 from pydantic_ai import RunContext
 from pydantic_ai.capabilities import AbstractCapability
 from pydantic_ai.exceptions import UserError
+from pydantic_ai.messages import ModelRequest, ModelResponse, TextPart
+from pydantic_ai.models import ModelRequestContext, ModelRequestParameters
 from pydantic_ai.models.function import FunctionModel
 from pydantic_ai.usage import RunUsage
 from pydantic_core import to_jsonable_python
@@ -24,6 +26,7 @@ from durable_kernel import (
     CapabilityOperationOutcome,
     DBOSOperationNamer,
     PrefectOperationNamer,
+    RequestContextProjection,
     TemporalOperationNamer,
     capability_operations,
     dbos_capability_operation_step_name,
@@ -176,3 +179,77 @@ def test_an_unknown_operation_id_is_refused() -> None:
 
     with pytest.raises(UserError, match='newer than this package'):
         TemporalOperationNamer('support').operation_name(NewId())
+
+
+class RequestHooks(AbstractCapability[Any]):
+    id = 'hooks'
+
+    @durable_operation('before_model_request')
+    async def before_model_request(self, ctx: RunContext[Any], request_context: ModelRequestContext) -> Any:
+        request_context.model_settings = {'temperature': 0.5}
+        return request_context
+
+    @durable_operation('after_model_request')
+    async def after_model_request(
+        self, ctx: RunContext[Any], *, request_context: ModelRequestContext, response: ModelResponse
+    ) -> Any:
+        return response
+
+    @durable_operation('inspect')
+    async def inspect_request(self, request_context: ModelRequestContext) -> Any:
+        return request_context
+
+
+@needs_operations
+async def test_an_operation_on_a_request_context_sends_its_projection_and_returns_one() -> None:
+    from pydantic_ai.messages import ModelResponse
+    from pydantic_ai.models import ModelRequestContext
+
+    # Annotated `Any` here: the kernel finds the request context parameter by annotation, so use the real one.
+    for name in ('before_model_request', 'after_model_request', 'inspect_request'):
+        function = vars(RequestHooks)[name]
+        target = function.__pydantic_ai_durable_operation__.function
+        target.__annotations__['request_context'] = ModelRequestContext
+    hooks = RequestHooks()
+    operations = capability_operations(hooks)
+    before, after, own = (operations[('hooks', n)] for n in ('before_model_request', 'after_model_request', 'inspect'))
+    # A hook returns what the hook returns: the context from `before_model_request` (and from a method of one's own
+    # that takes it), the response from `after_model_request`.
+    assert before.returns_request_context
+    assert own.returns_request_context
+    assert not after.returns_request_context
+    assert after.result_type is ModelResponse
+
+    model = FunctionModel(lambda messages, info: ModelResponse(parts=[TextPart('x')]))
+    live = ModelRequestContext(
+        model=model,
+        messages=[ModelRequest.user_text_prompt('hi')],
+        model_settings=None,
+        model_request_parameters=ModelRequestParameters(),
+    )
+    setattr(live, 'attempt', 2)  # noqa: B010 (pydantic-ai 2.68+ has the field; typed against 1.107 here)
+    wire = before.wire_arguments((None, live), {})
+    # pydantic-ai 2.78's field names: what its units send and record.
+    assert set(wire['request_context']) == {
+        'messages',
+        'model_settings',
+        'model_request_parameters',
+        'model_id',
+        'streaming',
+        'attempt',
+    }
+    assert wire['request_context']['attempt'] == 2
+
+    ctx = dataclasses.replace(_ctx(), agent=_agent_with(hooks))
+    outcome = await run_operation_in_unit(before, ctx, wire, model=model)
+    returned = before.load_result(outcome.value)
+    assert isinstance(returned, RequestContextProjection)
+    assert returned.model_settings == {'temperature': 0.5}
+    assert returned.attempt == 2
+    returned.apply_to(live)
+    assert live.model_settings == {'temperature': 0.5}
+    assert live.model is model
+
+    # Without a model the unit cannot rebuild the context.
+    with pytest.raises(UserError, match='does not rebuild'):
+        await run_operation_in_unit(before, ctx, wire)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -11,7 +12,12 @@ from pydantic_ai.tools import ToolDefinition
 from pydantic_ai.toolsets import AbstractToolset, CombinedToolset, WrapperToolset
 
 from durable_kernel import (
+    DBOSOperationNamer,
+    PrefectOperationNamer,
+    TemporalOperationNamer,
+    dbos_child_workflow_name,
     dbos_dynamic_toolset_step_name,
+    dbos_function_toolset_step_name,
     dbos_mcp_step_name,
     dbos_model_step_name,
     dbos_tool_step_name,
@@ -24,6 +30,8 @@ from durable_kernel import (
     require_toolset_id,
     require_unique_toolset_ids,
     temporal_activity_name,
+    temporal_activity_prefix,
+    temporal_child_workflow_name,
 )
 
 
@@ -90,6 +98,13 @@ def test_temporal_activity_names_match_the_reference():
     assert temporal_activity_name('n', 'mcp_server_call_tool', 'm') == 'agent__n__mcp_server__m__call_tool'
     with pytest.raises(ValueError, match='needs a toolset id'):
         temporal_activity_name('n', 'mcp_server_call_tool')
+    # Named for `TemporalOperationNamer` (no activity of ours), and a function tool's child workflow.
+    assert temporal_activity_name('n', 'function_toolset_get_tools', 'f') == 'agent__n__function_toolset__f__get_tools'
+    assert temporal_activity_name('n', 'mcp_server_validate_args', 'm') == 'agent__n__mcp_server__m__validate_args'
+    assert (
+        temporal_child_workflow_name(temporal_activity_prefix('n'), 'f')
+        == 'agent__n__toolset__f__call_tool__child_workflow'
+    )
 
 
 def test_dbos_and_prefect_names_match_the_reference():
@@ -106,6 +121,10 @@ def test_dbos_and_prefect_names_match_the_reference():
     assert dbos_dynamic_toolset_step_name('n', 'd', 'call_tool') == 'n__dynamic_toolset__d.call_tool'
     assert dbos_tool_step_name('n', '<agent>', 'add') == 'n__toolset__<agent>.call_tool.add'
     assert dbos_tool_step_name('n', None, 'add') == 'n__toolset.call_tool.add'
+    assert dbos_tool_step_name('n', '', 'add') == 'n__toolset.call_tool.add'
+    assert dbos_mcp_step_name('n', 'm', 'validate_args') == 'n__mcp_server__m.validate_args'
+    assert dbos_function_toolset_step_name('n', 'f', 'get_tools') == 'n__function_toolset__f.get_tools'
+    assert dbos_child_workflow_name('n', 'f') == 'n__function_toolset__f.call_tool__child_workflow'
     assert prefect_flow_name('n', 'run') == 'n Run'
     assert prefect_flow_name('n', 'run_sync') == 'n Sync Run'
     assert prefect_task_name('model_request', 'test') == 'Model Request: test'
@@ -122,6 +141,45 @@ def test_dbos_and_prefect_names_match_the_reference():
     assert prefect_task_name('get_mcp_tools', 'echo') == 'Get MCP Tools: echo'
     assert prefect_task_name('get_mcp_instructions', 'echo') == 'Get MCP Instructions: echo'
     assert prefect_task_name('discover_tools', 'crm') == 'Discover Tools: crm'
+    # Without a subject: the name pydantic-ai 2.78's `PrefectOperationNamer.operation_name` gives a call.
+    assert prefect_task_name('call_tool') == 'Call Tool'
+    assert prefect_task_name('validate_args') == 'Validate Tool Args'
+    assert prefect_task_name('call_tool', '') == 'Call Tool: '
+
+
+@dataclass(frozen=True)
+class ToolsetCallToolId:
+    # Stands in for pydantic-ai 2.78's id of the same name on every line (the namers read the class name and fields).
+    toolset_kind: str
+    toolset_id: str
+
+
+@dataclass(frozen=True)
+class ModelRequestId:
+    model_id: str | None
+    streaming: bool
+    model_name: str
+
+
+def test_the_operation_namers_give_the_engines_own_unit_names() -> None:
+    # The namers build no name themselves: each is the one the engines register (pinned to 2.78's namers'
+    # output in test_capability_operations.py, on 2.78).
+    call = ToolsetCallToolId('function', 'f')
+    assert TemporalOperationNamer('n').operation_name(call) == temporal_activity_name('n', 'toolset_call_tool', 'f')
+    assert DBOSOperationNamer('n').operation_name(call) == dbos_function_toolset_step_name('n', 'f', 'call_tool')
+    assert PrefectOperationNamer().operation_name(call) == prefect_task_name('call_tool')
+    mcp_call = ToolsetCallToolId('mcp', 'm')
+    assert TemporalOperationNamer('n').operation_name(mcp_call) == temporal_activity_name(
+        'n', 'mcp_server_call_tool', 'm'
+    )
+    assert DBOSOperationNamer('n').operation_name(mcp_call) == dbos_mcp_step_name('n', 'm', 'call_tool')
+    assert PrefectOperationNamer().operation_name(mcp_call) == 'Call MCP Tool'
+    request = ModelRequestId(None, True, 'gpt-5')
+    assert TemporalOperationNamer('n').operation_name(request) == temporal_activity_name('n', 'model_request_stream')
+    assert DBOSOperationNamer('n').operation_name(request) == dbos_model_step_name('n', stream=True)
+    assert PrefectOperationNamer().operation_name(request) == prefect_task_name('model_request_stream', 'gpt-5')
+    with pytest.raises(UserError, match='newer than this package'):
+        TemporalOperationNamer('n').operation_name(ToolsetCallToolId('new', 'x'))
 
 
 def test_two_toolsets_with_one_id_are_refused_and_one_toolset_twice_is_not() -> None:

@@ -77,7 +77,7 @@ def hand_over_for_approval(ctx: RunContext[str], requests: Any, token: str) -> N
         log.write(f'call {requests.approvals[0].tool_call_id}\n')
 
 
-def _approval_agent(name: str, *capabilities: Any, handler_id: str | None = None) -> Agent[str, str]:
+def approval_agent(name: str, *capabilities: Any, handler_id: str | None = None) -> Agent[str, str]:
     from pydantic_ai import capabilities as capability_classes
     from pydantic_ai.tools import Tool
 
@@ -94,10 +94,12 @@ def _approval_agent(name: str, *capabilities: Any, handler_id: str | None = None
 
 
 if HAS_EXTERNAL_EVENTS:  # `HandleDeferredToolCalls` takes a token from pydantic-ai 2.78
-    AGENTS['approval-capability'] = _approval_agent('ext_approval_cap', TemporalDurability())
-    AGENTS['approval-wrapper'] = TemporalAgent(_approval_agent('ext_approval_wrap'))
-    # With an `id`, pydantic-ai 2.78 asks in the capability's own activity; ours asks in the local activity all the same.
-    AGENTS['approval-with-id'] = _approval_agent('ext_approval_id', TemporalDurability(), handler_id='approver')
+    AGENTS['approval-capability'] = approval_agent('ext_approval_cap', TemporalDurability())
+    AGENTS['approval-wrapper'] = TemporalAgent(approval_agent('ext_approval_wrap'))
+    # With an `id`, the handler is the capability's durable operation: asked in its activity, as pydantic-ai 2.78 does.
+    AGENTS['approval-with-id'] = approval_agent('ext_approval_id', TemporalDurability(), handler_id='approver')
+    # The wrapper asks there too, where it runs capability operations in activities (its switch).
+    AGENTS['approval-wrapper-with-id'] = TemporalAgent(approval_agent('ext_approval_wrap_id', handler_id='approver'))
 
 
 @workflow.defn

@@ -111,6 +111,33 @@ async def test_tool_runs_as_child_workflow(client: Client, task_queue: str, whic
     # The other tool keeps its activity; the child tool has none in the parent.
     handle = client.get_workflow_handle(workflow_id)
     assert f'agent__{name}__toolset__kids__call_tool' in await activity_names(client, handle)
+    if os.environ.get('RECORD_CHILD_HISTORIES') and not PYDANTIC_AI_2:
+        recorded = await handle.fetch_history()
+        LINE_HISTORIES[which].write_text(json.dumps(json.loads(recorded.to_json()), indent=1) + '\n')
+
+
+LINE_HISTORIES = {
+    which: Path(__file__).parent / 'histories' / 'ours' / f'child_workflow_{which}_1.107.json'
+    for which in ('capability', 'wrapper')
+}
+"""Runs of `ChildToolWorkflow` by ours on pydantic-ai 1.107, in each form (written by the test above on 1.107 when
+`RECORD_CHILD_HISTORIES=1`): a child-workflow tool with its default id, and an activity tool, called in parallel."""
+
+
+@pytest.mark.parametrize('which', ['capability', 'wrapper'])
+async def test_a_history_recorded_on_pydantic_ai_1_107_replays_on_this_line(which: str) -> None:
+    """A run moved between pydantic-ai 1.107 and 2.x replays: both draw the same default child id.
+
+    pydantic-ai 2.x draws a UUID for the run's default `run_id` (under `pydantic_ai:stable_default_run_id`), and ours on
+    1.107 draws it too, unused, so the next UUID, the child's id, is the same on both lines. The other direction is
+    `test_a_history_recorded_by_the_reference_replays_on_ours` on 1.107 (a 2.78 history).
+    """
+    text = LINE_HISTORIES[which].read_text()
+    parent_id = re.findall(rf'"workflowId": "(child-{which}-[^"]+)"', text)[0]
+    [child_id] = re.findall(rf'"workflowId": "({re.escape(parent_id)}--[^"]+)"', text)[:1]
+    assert child_id != parent_id
+    replayer = Replayer(workflows=[ChildToolWorkflow], plugins=[PydanticAIPlugin()])
+    await replayer.replay_workflow(WorkflowHistory.from_json(parent_id, text))
 
 
 # --- a worker restart after the child completed ------------------------------------------------------------------
@@ -290,11 +317,9 @@ class ReferenceChildWorkflow:
         return (await REFERENCE_AGENTS['kids_ref'].run(prompt)).output
 
 
-@pytest.mark.skipif(
-    not PYDANTIC_AI_2,
-    reason='on pydantic-ai 1.107 a run draws no uuid4 for its default run_id, so the default child id is another one',
-)
 async def test_a_history_recorded_by_the_reference_replays_on_ours() -> None:
+    """On both lines: on 1.107 too, the run draws the UUID 2.x draws for its default `run_id`, so the child's default
+    id (the next UUID) is the one 2.78 recorded."""
     text = REFERENCE_HISTORY.read_text()
     # The child's default id starts with the parent's, so the replay is given the parent's id (the first one listed).
     parent_id = re.findall(r'"workflowId": "(reference-child-[^"]+)"', text)[0]

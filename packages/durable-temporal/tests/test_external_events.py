@@ -16,7 +16,14 @@ from typing import Any
 import anyio
 import pytest
 from core_helpers import WORKFLOW_TIMEOUT, activity_names
-from external_event_agent import AGENTS, WAIT_TIMEOUT, ExternalEventWorkflow, first_instructions, wait_for_approval
+from external_event_agent import (
+    AGENTS,
+    WAIT_TIMEOUT,
+    ExternalEventWorkflow,
+    approval_agent,
+    first_instructions,
+    wait_for_approval,
+)
 from pydantic_ai import Agent
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.models.test import TestModel
@@ -26,6 +33,7 @@ from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker
 
 from durable_kernel import HAS_EXTERNAL_EVENTS
 from durable_temporal import AgentPlugin, PydanticAIPlugin, fail_external_event, resolve_external_event
+from durable_temporal._versioning import ASK_OPERATION_PATCH, CAPABILITY_OPERATIONS_PATCH
 from durable_temporal.testing import agent_worker
 
 pytestmark = pytest.mark.anyio
@@ -54,6 +62,16 @@ def local_activity_names(history: WorkflowHistory) -> list[str]:
         if event.HasField('marker_recorded_event_attributes') and attributes.marker_name == 'core_local_activity':
             names.append(json.loads(attributes.details['data'].payloads[0].data)['activity_type'])
     return names
+
+
+def patch_markers(history: WorkflowHistory) -> list[str]:
+    """The ids of the patch markers of a history, in order."""
+    ids: list[str] = []
+    for event in history.events:
+        attributes = event.marker_recorded_event_attributes
+        if event.HasField('marker_recorded_event_attributes') and attributes.marker_name == 'core_patch':
+            ids.append(json.loads(attributes.details['patch-data'].payloads[0].data)['id'])
+    return ids
 
 
 def _signaled(event: Any) -> bool:
@@ -165,7 +183,16 @@ async def test_handle_deferred_tool_calls_waits_for_the_decision(
         form, 'agent__ext_approval_id'
     )
     assert names.count(f'{prefix}__toolset__<agent>__call_tool') == (1 if approved else 0)
-    assert local_activity_names(await handle.fetch_history()) == [f'{prefix}__external_event_ask']
+    history = await handle.fetch_history()
+    if form == 'with-id':
+        # The handler of a capability with an `id` is its durable operation: it ran in the capability's activity, under
+        # pydantic-ai 2.78's marker, as 2.78 runs it.
+        assert f'{prefix}__capability__approver__ask' in names
+        assert local_activity_names(history) == []
+        assert ASK_OPERATION_PATCH in patch_markers(history)
+    else:
+        assert local_activity_names(history) == [f'{prefix}__external_event_ask']
+        assert ASK_OPERATION_PATCH not in patch_markers(history)
 
 
 def _worker_process(client: Client, task_queue: str) -> subprocess.Popen[bytes]:
@@ -229,6 +256,8 @@ class ReferenceExternalEventWorkflow:
     @workflow.run
     async def run(self, form: str, mode: str) -> str:
         result = await REFERENCE_AGENTS[form].run('go', deps=mode)
+        if form.startswith('approval'):
+            return result.output
         return first_instructions(result.all_messages())
 
 
@@ -244,6 +273,14 @@ def _reference() -> tuple[Any, list[Any]]:
         capabilities=[reference.TemporalDurability()],
     )
     REFERENCE_AGENTS['capability'] = agent
+    return reference, list(reference.TemporalDurability.from_agent(agent).temporal_activities)
+
+
+def _reference_approval() -> tuple[Any, list[Any]]:
+    """pydantic-ai 2.78's module and the activities of its `approval-with-id` agent (`HandleDeferredToolCalls(id=...)`)."""
+    reference: Any = importlib.import_module('pydantic_ai.durable_exec.temporal')
+    agent = approval_agent('ext_approval_id', reference.TemporalDurability(), handler_id='approver')
+    REFERENCE_AGENTS['approval-with-id'] = agent
     return reference, list(reference.TemporalDurability.from_agent(agent).temporal_activities)
 
 
@@ -312,4 +349,160 @@ async def test_a_history_of_ours_waiting_replays_on_the_reference_capability(
         debug_mode=True,
     )
     await replayer.replay_workflow(history)
+    await _our_replayer().replay_workflow(history)
+
+
+# --- `HandleDeferredToolCalls(id=...)`: the handler is the capability's durable operation, asked in its activity ------
+
+ASK_OPERATION_ACTIVITY = 'agent__ext_approval_id__capability__approver__ask'
+OURS_BEFORE_THE_MARKER = Path(__file__).parent / 'histories' / 'ours_external_ask' / 'approval_with_id.json'
+"""Ours' history of the `approval-with-id` run, approved, recorded before ours asked in the operation's activity (in
+the local activity `external_event_ask`, with no marker): by the code of commit 7124d8b."""
+
+
+async def _approve(client: Client, log: Path, approved: bool = True) -> None:
+    """Resolve the wait of an `approval-*` run with the decision on its pending call, once its handler logged both."""
+    with anyio.fail_after(60):
+        while not any(line.startswith('call ') for line in (log.read_text().splitlines() if log.exists() else [])):
+            await anyio.sleep(0.05)
+    lines = log.read_text().splitlines()
+    call_id = next(line for line in lines if line.startswith('call ')).removeprefix('call ')
+    await resolve_external_event(client, _tokens(log)[0], {'approvals': {call_id: approved}})
+
+
+def _activity_name(function: Any) -> str:
+    """The name an activity function is registered under."""
+    return getattr(function, '__temporal_activity_definition').name
+
+
+async def _completed(handle: WorkflowHandle[Any, Any], activity_type: str) -> None:
+    """Wait until the history shows a completed activity of `activity_type`."""
+    with anyio.fail_after(60):
+        while True:
+            history = await handle.fetch_history()
+            scheduled = {
+                event.event_id
+                for event in history.events
+                if event.HasField('activity_task_scheduled_event_attributes')
+                and event.activity_task_scheduled_event_attributes.activity_type.name == activity_type
+            }
+            if any(
+                event.HasField('activity_task_completed_event_attributes')
+                and event.activity_task_completed_event_attributes.scheduled_event_id in scheduled
+                for event in history.events
+            ):
+                return
+            await anyio.sleep(0.1)
+
+
+@needs_external_events
+async def test_a_history_of_ours_asking_before_the_marker_still_replays():
+    # Recorded when ours asked every `ask` in the local activity: without the marker, the replay asks there again.
+    history = WorkflowHistory.from_json('ours-ask-with-id', OURS_BEFORE_THE_MARKER.read_text())
+    assert local_activity_names(history) == ['agent__ext_approval_id__external_event_ask']
+    assert ASK_OPERATION_PATCH not in patch_markers(history)
+    await _our_replayer().replay_workflow(history)
+
+
+@needs_external_events
+async def test_a_wait_of_the_reference_with_an_operation_ask_replays_on_ours_and_ours_on_the_reference(
+    client: Client, task_queue: str, ask_log: Path
+):
+    _, activities = _reference_approval()
+    async with _reference_worker(client, task_queue, activities):
+        handle = await _start(client, task_queue, 'approval-with-id', 'signal')
+        await _approve(client, ask_log)
+        assert 'refunded 0' in await handle.result()
+    reference_history = await handle.fetch_history()
+    assert ASK_OPERATION_ACTIVITY in await activity_names(client, handle)
+    assert local_activity_names(reference_history) == []
+    assert ASK_OPERATION_PATCH in patch_markers(reference_history)
+    await _our_replayer().replay_workflow(reference_history)
+
+    # And ours' history of the same run, with the same commands, replays on the reference.
+    ask_log.unlink()
+    async with _worker(client, task_queue):
+        ours = await _start(client, task_queue, 'approval-with-id', 'signal')
+        await _approve(client, ask_log)
+        assert 'refunded 0' in await ours.result()
+    our_history = await ours.fetch_history()
+    assert patch_markers(our_history) == patch_markers(reference_history)
+    replayer = Replayer(
+        workflows=[ReferenceExternalEventWorkflow],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+        data_converter=client.data_converter,
+        debug_mode=True,
+    )
+    await replayer.replay_workflow(our_history)
+
+
+@needs_external_events
+@pytest.mark.parametrize('switch_at', ['waiting', 'asking'])
+async def test_a_run_with_an_operation_ask_waiting_under_the_reference_finishes_on_ours(
+    client: Client, task_queue: str, ask_log: Path, switch_at: str
+):
+    _, activities = _reference_approval()
+    if switch_at == 'asking':
+        # The reference's worker cannot run the operation's activity: its first attempt fails, and ours runs the
+        # retry from the reference's input.
+        activities = [a for a in activities if _activity_name(a) != ASK_OPERATION_ACTIVITY]
+    async with _reference_worker(client, task_queue, activities):
+        handle = await _start(client, task_queue, 'approval-with-id', 'signal')
+        if switch_at == 'waiting':
+            # The reference's activity recorded the handler's answer (`None`): ours reads its result.
+            await _completed(handle, ASK_OPERATION_ACTIVITY)
+        else:
+            with anyio.fail_after(60):
+                while not any(
+                    event.HasField('activity_task_scheduled_event_attributes')
+                    for event in (await handle.fetch_history()).events
+                    if event.activity_task_scheduled_event_attributes.activity_type.name == ASK_OPERATION_ACTIVITY
+                ):
+                    await anyio.sleep(0.1)
+    async with _worker(client, task_queue):
+        await _approve(client, ask_log)
+        assert 'refunded 0' in await handle.result()
+    # The handler ran once: in the reference's activity, or in ours' retry of it.
+    assert len(_tokens(ask_log)) == 1
+    assert ASK_OPERATION_ACTIVITY in await activity_names(client, handle)
+    history = await handle.fetch_history()
+    scheduled = next(
+        event.event_id
+        for event in history.events
+        if event.activity_task_scheduled_event_attributes.activity_type.name == ASK_OPERATION_ACTIVITY
+    )
+    started = next(
+        event.activity_task_started_event_attributes
+        for event in history.events
+        if event.HasField('activity_task_started_event_attributes')
+        and event.activity_task_started_event_attributes.scheduled_event_id == scheduled
+    )
+    assert (started.attempt > 1) is (switch_at == 'asking')
+
+
+@needs_external_events
+@pytest.mark.parametrize('switched_on', [True, False])
+async def test_the_wrapper_asks_in_the_operations_activity_where_it_runs_operations_in_activities(
+    client: Client, task_queue: str, ask_log: Path, switched_on: bool
+):
+    if switched_on:
+        config = client.config()
+        config['plugins'] = [PydanticAIPlugin(patches={CAPABILITY_OPERATIONS_PATCH: True})]
+        client = Client(**config)
+    async with _worker(client, task_queue):
+        handle = await _start(client, task_queue, 'approval-wrapper-with-id', 'signal')
+        await _approve(client, ask_log)
+        assert 'refunded 0' in await handle.result()
+    history = await handle.fetch_history()
+    names = await activity_names(client, handle)
+    if switched_on:
+        assert 'agent__ext_approval_wrap_id__capability__approver__ask' in names
+        assert local_activity_names(history) == []
+        assert ASK_OPERATION_PATCH in patch_markers(history)
+    else:
+        # Switched off (the default), the wrapper schedules as before: the handler in the local activity, no marker.
+        assert not any('__capability__' in name for name in names)
+        assert local_activity_names(history) == ['agent__ext_approval_wrap_id__external_event_ask']
+        assert patch_markers(history) == []
+    assert len(_tokens(ask_log)) == 1
     await _our_replayer().replay_workflow(history)

@@ -2,6 +2,9 @@
 
 And nothing shared is changed for it (issue 18): no pydantic-ai class global, no user settings, tracer or capability.
 A plain agent in the same process traces with the user's own tracer before and after durable runs.
+
+Only a run that may emit spans is given `ReplaySafeTelemetry` (an uninstrumented one would only pay for it), and
+whether it is given changes no command of the workflow: a history recorded either way replays the other way.
 """
 
 from __future__ import annotations
@@ -17,17 +20,17 @@ from pydantic_ai.capabilities import Instrumentation, WrapperCapability
 from pydantic_ai.models.instrumented import InstrumentationSettings
 from pydantic_ai.models.test import TestModel
 from temporalio import workflow
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Replayer
 
-from durable_kernel import PYDANTIC_AI_2
+from durable_kernel import FOR_RUN_SEES_RUN_INSTRUMENTATION, PYDANTIC_AI_2
 from durable_temporal import AgentPlugin, PydanticAIPlugin, TemporalAgent, TemporalDurability
 from durable_temporal.testing import agent_worker
 
 with workflow.unsafe.imports_passed_through():
     # One exporter (and one settings object) for the worker and the workflow sandbox, which would otherwise import its
     # own copy.
-    from tracing_support import EXPORTER, PROVIDER, SETTINGS
+    from tracing_support import EXPORTER, PROBE, PROVIDER, SETTINGS
 
 pytestmark = pytest.mark.anyio
 
@@ -76,10 +79,11 @@ wrapped_durability = Agent(
     TestModel(),
     name='wrapped_durability',
     tools=[weather],
-    capabilities=[WrapperCapability(wrapped=TemporalDurability())],
+    capabilities=[Instrumentation(SETTINGS), WrapperCapability(wrapped=TemporalDurability())],
 )
-"""`TemporalDurability` under a `WrapperCapability` (as pydantic-ai 2.33's own suite builds one): durable, but without
-`ReplaySafeTelemetry`, which pydantic-ai would refuse inside the wrapper (two ordering tiers under one wrapper)."""
+"""`TemporalDurability` under a `WrapperCapability` (as pydantic-ai 2.33's own suite builds one), in an instrumented
+agent: durable, but without `ReplaySafeTelemetry`, which pydantic-ai would refuse inside the wrapper (two ordering
+tiers, 'outermost' and 'innermost', under one wrapper)."""
 
 
 @workflow.defn
@@ -112,16 +116,34 @@ async def test_a_durability_under_a_wrapper_capability_builds_and_runs_its_units
 
 """Never durable: run in the test process, outside any workflow."""
 
+UNINSTRUMENTED: dict[str, Any] = {
+    # Instrumented only while `Agent.instrument_all(...)` is in force; the probe records each run's capabilities.
+    'uninstrumented_wrapper': TemporalAgent(
+        Agent(TestModel(), name='uninstrumented_wrapper', tools=[weather], capabilities=[PROBE])
+    ),
+    'uninstrumented_durability': Agent(
+        TestModel(), name='uninstrumented_durability', tools=[weather], capabilities=[PROBE, TemporalDurability()]
+    ),
+}
+ALL_AGENTS: dict[str, Any] = {**AGENTS, **UNINSTRUMENTED}
+
 
 @workflow.defn
 class TracedWorkflow:
     @workflow.run
     async def run(self, key: str) -> str:
-        return (await AGENTS[key].run('weather?')).output
+        return (await ALL_AGENTS[key].run('weather?')).output
+
+
+@workflow.defn
+class RunInstrumentedWorkflow:
+    @workflow.run
+    async def run(self, key: str) -> str:
+        return (await ALL_AGENTS[key].run('weather?', capabilities=[Instrumentation(SETTINGS)])).output
 
 
 def _plugins() -> list[Any]:
-    return [AgentPlugin(agent) for agent in AGENTS.values()]
+    return [AgentPlugin(agent) for agent in ALL_AGENTS.values()]
 
 
 def _span_names(name: str) -> dict[str, int]:
@@ -131,21 +153,33 @@ def _span_names(name: str) -> dict[str, int]:
     return {'agent run': 1, 'chat test': 2, 'running tool': 1}
 
 
-async def _run_and_replay(client: Client, task_queue: str, key: str) -> None:
-    """Run the workflow for agent `key`: its spans are emitted once; then replay it: none is emitted again."""
-    EXPORTER.clear()
+async def _run(client: Client, task_queue: str, key: str) -> WorkflowHistory:
+    """Run the workflow for agent `key` on a worker; its history."""
     async with agent_worker(client, workflows=[TracedWorkflow], plugins=_plugins(), task_queue=task_queue):
         handle = await client.start_workflow(
             TracedWorkflow.run, key, id=str(uuid.uuid4()), task_queue=task_queue, execution_timeout=WORKFLOW_TIMEOUT
         )
         await handle.result()
+    return await handle.fetch_history()
+
+
+async def _replay(history: WorkflowHistory) -> None:
+    """Replay a history: without a non-determinism error."""
+    replayer = Replayer(workflows=[TracedWorkflow], plugins=[PydanticAIPlugin(), *_plugins()])
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None
+
+
+async def _run_and_replay(client: Client, task_queue: str, key: str) -> WorkflowHistory:
+    """Run the workflow for agent `key`: its spans are emitted once; then replay it: none is emitted again."""
+    EXPORTER.clear()
+    history = await _run(client, task_queue, key)
     assert Counter(span.name for span in EXPORTER.get_finished_spans()) == _span_names(key)
 
     EXPORTER.clear()
-    replayer = Replayer(workflows=[TracedWorkflow], plugins=[PydanticAIPlugin(), *_plugins()])
-    result = await replayer.replay_workflow(await handle.fetch_history(), raise_on_replay_failure=False)
-    assert result.replay_failure is None
+    await _replay(history)
     assert EXPORTER.get_finished_spans() == ()
+    return history
 
 
 @pytest.mark.parametrize('key', list(AGENTS))
@@ -192,3 +226,64 @@ def _leaves(agent: Agent[None, str]) -> list[Any]:
     root = agent.root_capability if PYDANTIC_AI_2 else agent._root_capability  # pyright: ignore[reportPrivateUsage]
     root.apply(leaves.append)
     return leaves
+
+
+def _replay_safe_telemetry_seen() -> set[bool]:
+    """Whether the runs the probe saw since it was cleared had `ReplaySafeTelemetry`: `{True}`, `{False}`, or both."""
+    return {'ReplaySafeTelemetry' in names for names in PROBE.seen}
+
+
+@pytest.mark.parametrize('key', list(UNINSTRUMENTED))
+async def test_only_an_instrumented_run_gets_replay_safe_telemetry(client: Client, task_queue: str, key: str) -> None:
+    # Where pydantic-ai does not show a capability's `for_run` the run's own `capabilities=`, the capability form
+    # cannot tell a run uninstrumented: it gives every run in workflow code the capability (the wrapper form sees them).
+    given_anyway = key == 'uninstrumented_durability' and not FOR_RUN_SEES_RUN_INSTRUMENTATION
+    # Uninstrumented: no span, and (but for that case) no `ReplaySafeTelemetry` among the run's capabilities.
+    EXPORTER.clear()
+    PROBE.seen.clear()
+    uninstrumented = await _run(client, task_queue, key)
+    assert EXPORTER.get_finished_spans() == ()
+    assert _replay_safe_telemetry_seen() == {given_anyway}
+
+    # Instrumented by `Agent.instrument_all(...)` (the global default, as `logfire.instrument_pydantic_ai()` sets
+    # it): the capability is there, the spans are emitted once, and a replay emits none again.
+    PROBE.seen.clear()
+    Agent.instrument_all(SETTINGS)
+    try:
+        instrumented = await _run_and_replay(client, task_queue, key)
+        assert _replay_safe_telemetry_seen() == {True}
+        # A history recorded without the capability replays with it: the capability issues no command.
+        await _replay(uninstrumented)
+        assert EXPORTER.get_finished_spans() == ()
+    finally:
+        Agent.instrument_all(False)
+    # And a history recorded with it replays without it.
+    PROBE.seen.clear()
+    await _replay(instrumented)
+    assert _replay_safe_telemetry_seen() == {given_anyway}
+    assert EXPORTER.get_finished_spans() == ()
+
+
+@pytest.mark.parametrize('key', list(UNINSTRUMENTED))
+async def test_a_run_instrumented_by_its_own_capabilities_gets_replay_safe_telemetry(
+    client: Client, task_queue: str, key: str
+) -> None:
+    # An `Instrumentation` among the run's `capabilities=`: its spans are emitted once, and none again on a replay.
+    PROBE.seen.clear()
+    EXPORTER.clear()
+    async with agent_worker(client, workflows=[RunInstrumentedWorkflow], plugins=_plugins(), task_queue=task_queue):
+        handle = await client.start_workflow(
+            RunInstrumentedWorkflow.run,
+            key,
+            id=str(uuid.uuid4()),
+            task_queue=task_queue,
+            execution_timeout=WORKFLOW_TIMEOUT,
+        )
+        await handle.result()
+    assert Counter(span.name for span in EXPORTER.get_finished_spans()) == _span_names(key)
+    assert _replay_safe_telemetry_seen() == {True}
+    EXPORTER.clear()
+    replayer = Replayer(workflows=[RunInstrumentedWorkflow], plugins=[PydanticAIPlugin(), *_plugins()])
+    result = await replayer.replay_workflow(await handle.fetch_history(), raise_on_replay_failure=False)
+    assert result.replay_failure is None
+    assert EXPORTER.get_finished_spans() == ()

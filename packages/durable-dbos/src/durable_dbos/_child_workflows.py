@@ -7,6 +7,9 @@ parent records one child workflow in place of the call. The names are persisted 
 tool), its id `{parent id}-{run_id}-{run_step}-{n}-{tool_call_id}` (`n` counts the executions of one tool call in one
 run step), and its inputs `(tool name, arguments, tool definition, original name, run context, deps)`.
 
+A recovered parent's calls take back their own recorded children by that id's end (`-{run_step}-{n}-{tool_call_id}`),
+whatever order parallel calls reach their step positions in (`_take_own_position`).
+
 DBOS needs a workflow registered before `DBOS.launch()` for recovery to find it, so the child workflows are registered
 when the agent is made durable (`DBOSAgent(...)`, or when `DBOSDurability` binds), for the toolsets with such a tool
 then; DBOS hashes registered workflows into the application version, so agents without one register nothing new.
@@ -14,8 +17,12 @@ then; DBOS hashes registered workflows into the application version, so agents w
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import nullcontext
+from dataclasses import dataclass, field
 from typing import Any, cast
 from weakref import WeakKeyDictionary
 
@@ -30,6 +37,7 @@ from typing_extensions import TypedDict
 from durable_kernel import (
     PartialRunContext,
     ToolOutcome,
+    called_function_tool,
     capture_tool_outcome,
     dbos_child_workflow_name,
     rebuild_run_context,
@@ -37,7 +45,7 @@ from durable_kernel import (
     unwrap_tool_outcome,
 )
 
-from ._dbos_private import workflow_context
+from ._dbos_private import next_step_id, workflow_context
 
 __all__ = (
     'ChildWorkflow',
@@ -66,9 +74,28 @@ _config_adapter: TypeAdapter[ChildWorkflowConfig] = TypeAdapter(ChildWorkflowCon
 ChildWorkflow = Callable[..., Awaitable[ToolOutcome]]
 """A registered child workflow: called in the parent's workflow code, it runs one tool call."""
 
-_executions: WeakKeyDictionary[Any, dict[tuple[str | None, int, str | None], int]] = WeakKeyDictionary()
-"""How many times each tool call ran as a child in this workflow execution, so that each execution has its own id
-(a capability may execute a call twice). Per DBOS workflow context: a recovery counts from zero, as the first run did."""
+
+@dataclass
+class _Execution:
+    """What one execution of a parent workflow remembers of its child workflow calls (a recovery starts afresh)."""
+
+    parent_id: str
+    counts: dict[tuple[str | None, int, str | None], int] = field(
+        default_factory=dict[tuple[str | None, int, str | None], int]
+    )
+    """How many times each tool call `(run_id, run_step, tool_call_id)` ran as a child, so each execution of one call
+    (a capability may execute it twice) has its own id."""
+    recorded: dict[int, str] | None = None
+    """The child workflow id recorded at each of the parent's step positions before this execution (read once)."""
+    reading: asyncio.Lock = field(default_factory=asyncio.Lock)
+    taken: set[str] = field(default_factory=set[str])
+    """The recorded children a call of this execution took back."""
+    moved: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set (and replaced) when a call takes a position: the calls waiting for theirs look again."""
+
+
+_executions: WeakKeyDictionary[Any, _Execution] = WeakKeyDictionary()
+"""Per DBOS workflow context, that is per execution of a parent workflow."""
 
 
 def selects_child_workflow(metadata: Mapping[str, Any] | None) -> bool:
@@ -106,21 +133,6 @@ def child_workflow_config(tool_def: ToolDefinition, *, is_async: bool) -> ChildW
             'run as workflow code. Make the tool function `async`.'
         )
     return config
-
-
-async def _tool_for_call(
-    toolset: FunctionToolset[Any], tool_def: ToolDefinition, original_name: str | None, ctx: RunContext[Any]
-) -> ToolsetTool[Any]:
-    build = getattr(toolset, 'tool_for_tool_def', None)  # pydantic-ai 2.x: from the definition the parent prepared
-    if build is not None:
-        return cast('ToolsetTool[Any]', build(tool_def, ctx=ctx, original_name=original_name))
-    tool = (await toolset.get_tools(ctx)).get(tool_def.name)
-    if tool is None:
-        raise UserError(
-            f'Tool {tool_def.name!r} is not in toolset {toolset.id!r} in this process. Tools cannot be removed or '
-            'renamed while workflows that use them are running: keep the old tool until they finish.'
-        )
-    return tool
 
 
 def register_child_workflows(
@@ -193,7 +205,9 @@ async def _call_tool(
     # The body of every child workflow, outside the registered function: DBOS hashes that function's source into the
     # application version, which then stays the same when this code changes.
     ctx = rebuild_run_context(PartialRunContext, serialized_run_context, deps=deps, agent=agent)
-    tool = await _tool_for_call(toolset, tool_def, original_name, ctx)
+    tool = await called_function_tool(
+        toolset, ctx, tool_name, tool_def=tool_def, original_name=original_name, where='in this process'
+    )
     # `enqueue()` refuses: a recovered parent gets the child's recorded result, and a message would be lost.
     with unit_run_context(ctx, unit='child workflow', container='parent workflow') as guarded:
         return await capture_tool_outcome(toolset.call_tool(tool_name, tool_args, guarded, tool))
@@ -209,21 +223,80 @@ async def call_in_child_workflow(
 ) -> Any:
     """In the parent's workflow code: run the call as the child workflow and return the tool's result.
 
-    DBOS records the child at the parent's next step id, taken when the child starts: nothing here waits before that,
-    so parallel calls take their ids in the order they start, as steps do. A recovered parent gets the recorded child
-    back (its result, once it completed: the tool does not run again).
+    DBOS records the child at the parent's next step id, taken when the child starts. A recovered parent gets each
+    call's own recorded child back (its result, once it completed: the tool does not run again), whatever order the
+    parallel calls reach their positions in (see `_take_own_position`).
     """
     parent_id = DBOS.workflow_id
     context = workflow_context()
-    executions = _executions.setdefault(context, {})
+    assert parent_id is not None, 'called in the parent workflow code'
+    assert context is not None
+    state = _executions.get(context)
+    if state is None or state.parent_id != parent_id:
+        state = _executions[context] = _Execution(parent_id)
     call_key = (ctx.run_id, ctx.run_step, ctx.tool_call_id)
-    execution = executions.get(call_key, 0)
-    executions[call_key] = execution + 1
-    child_id = f'{parent_id}-{ctx.run_id}-{ctx.run_step}-{execution}-{ctx.tool_call_id}'
+    execution = state.counts.get(call_key, 0)
+    state.counts[call_key] = execution + 1
+    call_suffix = f'-{ctx.run_step}-{execution}-{ctx.tool_call_id}'
+    child_id = f'{parent_id}-{ctx.run_id}{call_suffix}'
+    await _take_own_position(state, call_suffix, ctx.run_step)
     timeout = config.get('workflow_timeout_sec')
     original_name: str | None = getattr(tool, 'original_name', None)  # pydantic-ai 2.x's `prepare` renames
+    # No `await` since the position was decided: the child takes it when called, before its first `await`.
     with SetWorkflowID(child_id), SetWorkflowTimeout(timeout) if timeout is not None else nullcontext():
         outcome = await child_workflow(
             name, tool_args, tool.tool_def, original_name, PartialRunContext.serialize_run_context(ctx), ctx.deps
         )
     return unwrap_tool_outcome(outcome)
+
+
+async def _take_own_position(state: _Execution, call_suffix: str, run_step: int) -> None:
+    """Wait, in a recovered parent, until the next step position is this call's recorded child's, or new.
+
+    DBOS hands a child call whatever child is recorded at the position it takes, and parallel calls may take their
+    positions in another order than when they were recorded (pydantic-ai 2.78 starts them out of call order, and any
+    recording's order depends on scheduling). So a call whose next position holds another call's recorded child of
+    the same run step waits for that call to take it back, and each call takes the position of its own child.
+
+    A call knows its recorded child by the end of its id, `-{run_step}-{n}-{tool_call_id}`, the same on pydantic-ai
+    2.78 and ours: the `run_id` in the middle is drawn again by a recovery of ours (ours has no deterministic default
+    `run_id` on DBOS yet), so it cannot be compared. A position that holds
+    no child, a taken one, or a child of no call of this run step (recorded by an older layout) keeps DBOS's match
+    by position; a call's other recorded children at earlier positions were taken by then.
+    """
+    recorded = await _recorded_children(state)
+    parent_prefix = f'{state.parent_id}-'
+    sibling = re.compile(rf'.+-{run_step}-\d+-.+')
+    while True:
+        there = recorded.get(next_step_id() or 0)
+        if (
+            there is None
+            or there in state.taken
+            or not there.startswith(parent_prefix)
+            or there.endswith(call_suffix)
+            or sibling.fullmatch(there, len(parent_prefix)) is None
+        ):
+            break
+        await state.moved.wait()
+    if there is not None:
+        state.taken.add(there)
+    # The waiting calls run once this one awaits its child, after it took the position: wake them to look again.
+    moved, state.moved = state.moved, asyncio.Event()
+    moved.set()
+
+
+async def _recorded_children(state: _Execution) -> dict[int, str]:
+    """The child workflow id recorded at each step position of the parent before this execution first asked."""
+    async with state.reading:
+        if state.recorded is None:
+            # In an empty context: inside the workflow's DBOS would record the listing as a step of its own.
+            steps = await asyncio.to_thread(
+                contextvars.Context().run, DBOS.list_workflow_steps, state.parent_id, load_output=False
+            )
+            state.recorded = {
+                step['function_id']: step['child_workflow_id']
+                for step in steps
+                # Each child also has a `DBOS.getResult` step, taken with its start: only starts are matched.
+                if step['child_workflow_id'] is not None and step['function_name'] != 'DBOS.getResult'
+            }
+        return state.recorded

@@ -14,7 +14,7 @@ from contextlib import ExitStack
 from contextvars import ContextVar
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from dbos import DBOS, DBOSClient
 from pydantic_ai.agent import AbstractAgent, AgentRunResult, EventStreamHandler
@@ -70,6 +70,10 @@ from ._step_layout import workflow_step_record
 __all__ = ('DBOSDurability',)
 
 _logger = logging.getLogger(LOGGER_NAME)
+
+
+_ROUTING: ContextVar[bool] = ContextVar('durable_dbos_routing_model_request', default=False)
+"""Set while a workflow's request is inside `_wrap_durable_model_request` (its before-hooks run there on 2.68+)."""
 
 
 class _RequestModel(DBOSModel):
@@ -141,7 +145,7 @@ class DBOSDurability(DurabilityCapability[AgentDepsT]):
                 application and stable across deploys.
             model_step_config: Step options (retries, backoff) of model steps; DBOS's defaults when omitted.
             event_stream_handler_step_config: Step options of the `X__event_stream_handler` steps.
-            mcp_step_config: Step options of MCP steps.
+            mcp_step_config: Step options of MCP steps, and of capability operations' steps (as pydantic-ai 2.78's).
             parallel_execution_mode: How a model response asking for several tools runs inside a workflow:
                 `'parallel_ordered_events'` (default; started together, events in call order once all finished) or
                 `'sequential'`. `'parallel'` is refused: its events follow completion order, which recovery changes.
@@ -403,6 +407,14 @@ class DBOSDurability(DurabilityCapability[AgentDepsT]):
         """Inside a workflow: the request (streamed or not) runs in a model step of this agent."""
         if isinstance(request_context.model, DBOSModel):
             return await handler(request_context)
+        self._route_to_step(ctx, request_context)
+        token = _ROUTING.set(True)
+        try:
+            return await handler(request_context)
+        finally:
+            _ROUTING.reset(token)
+
+    def _route_to_step(self, ctx: RunContext[AgentDepsT], request_context: ModelRequestContext) -> None:
         model = request_context.model
         # Refuses a model instance that is neither the agent's default nor registered with `models=` (a model selected
         # by a string is selected again by the same string when the workflow is recovered).
@@ -415,7 +427,39 @@ class DBOSDurability(DurabilityCapability[AgentDepsT]):
             event_stream_handler=self._effective_event_stream_handler(),
             non_retryable_model_errors=self._non_retryable_model_errors,
         )
-        return await handler(request_context)
+
+    async def before_model_request(
+        self, ctx: RunContext[AgentDepsT], request_context: ModelRequestContext
+    ) -> ModelRequestContext:
+        """In a workflow, on pydantic-ai 2.68+: a model an earlier hook swapped in runs in a model step too.
+
+        Those releases run the `before_model_request` hooks inside `wrap_model_request`, after the request's model was
+        put in its step; this (innermost) capability's hook runs last, so a model another hook set (a durable hook's,
+        applied back by its key, or any other registered model) is put in its step here, as pydantic-ai 2.78's
+        durability routes it as the last writer of the before-chain.
+
+        Raises:
+            UserError: The hook swapped in a model instance that is neither the agent's default nor registered.
+        """
+        request_context = await super().before_model_request(ctx, request_context)
+        if _ROUTING.get() and self.in_durable_context and not isinstance(request_context.model, DBOSModel):
+            self._route_to_step(ctx, request_context)
+        return request_context
+
+    async def prepare_model_request(
+        self, ctx: RunContext[AgentDepsT], request_context: ModelRequestContext
+    ) -> ModelRequestContext:
+        """In a workflow, on pydantic-ai 2.78: an attempt on another model (`RetryModelRequest`) runs in its step.
+
+        The attempt loop sets the attempt's model after every other hook of ours; this one (innermost) runs last before
+        the attempt, as pydantic-ai 2.78's durability routes it.
+
+        Raises:
+            UserError: The attempt's model is an instance that is neither the agent's default nor registered.
+        """
+        if _ROUTING.get() and self.in_durable_context and not isinstance(request_context.model, DBOSModel):
+            self._route_to_step(ctx, request_context)
+        return request_context
 
     def _durable_event_stream(
         self,
@@ -445,10 +489,14 @@ class DBOSDurability(DurabilityCapability[AgentDepsT]):
                 await DBOS.run_step_async(options, handle_event)
             yield event
 
+    # Operations on a request's `ModelRequestContext` (a durable `before_model_request`, ...) run in their step too,
+    # the context crossing as its projection, as pydantic-ai 2.78's capability runs them.
+    _model_request_operations: ClassVar[bool] = True
+
     @property
     def _operation_unit(self) -> OperationUnit | None:
         # A durable capability operation called in workflow code runs in the step `{name}__capability__{id}.{op}`
-        # (pydantic-ai 2.78's name), with DBOS's default step options; a recovered workflow takes its recorded outcome.
+        # (pydantic-ai 2.78's name), with `mcp_step_config`'s options; a recovered workflow takes its recorded outcome.
         if self._in_legacy_workflow.get():
             return None  # a `DBOSAgent` workflow recorded its run without such steps: it replays as it ran
         return self._run_operation_step
@@ -460,9 +508,14 @@ class DBOSDurability(DurabilityCapability[AgentDepsT]):
 
         async def run_operation() -> CapabilityOperationOutcome:
             with step_run_context(ctx) as guarded:
-                return await run_operation_in_unit(operation, guarded, arguments)
+                # An operation on a request context gets it rebuilt around the model its projection names (the step
+                # runs in the run's process: the run context keeps the run's own model).
+                projection = operation.request_projection(arguments)
+                model = await self.model_for_operation(guarded, projection.model_id) if projection else None
+                return await run_operation_in_unit(operation, guarded, arguments, model=model, model_key=self.model_key)
 
-        return await DBOS.run_step_async(step_options(name), run_operation)
+        # `mcp_step_config`'s options, as pydantic-ai 2.78 gives a capability operation's step (its config for that role).
+        return await DBOS.run_step_async(step_options(name, self._mcp_step_config), run_operation)
 
     def _require_plan(self) -> DurableToolsetPlan:
         if self._plan is None:  # pragma: no cover - hooks run on the bound copy

@@ -9,14 +9,18 @@ from ._capability_operations import (
     CapabilityOperationOutcome,
     OperationDispatch,
     OperationUnit,
+    RequestContextProjection,
+    RequestModelResolver,
     capability_operations,
     install_operation_dispatchers,
+    operation_unit_models,
     run_operation_in_unit,
 )
 from ._compat import (
     ARGS_VALIDATOR_UNITS,
     COUNTS_TOKENS_BEFORE_REQUEST_HOOKS,
     DERIVED_FIELDS_2,
+    FOR_RUN_SEES_RUN_INSTRUMENTATION,
     HAS_DEFAULT_RUN_ID_HOOK,
     HAS_DURABLE_OPERATIONS,
     HAS_RESPONSE_ORIGIN,
@@ -83,8 +87,10 @@ from ._external_events import (
     external_event_error,
     external_event_payload,
     external_event_token,
+    operation_ask_dispatch,
     parse_external_event_token,
 )
+from ._instrumentation import run_may_be_instrumented
 from ._live_events import (
     DurableAgentRunEvents,
     EventBatcher,
@@ -113,6 +119,7 @@ from ._names import (
     dbos_dynamic_toolset_step_name,
     dbos_event_stream_handler_step_name,
     dbos_external_event_ask_step_name,
+    dbos_function_toolset_step_name,
     dbos_mcp_step_name,
     dbos_model_step_name,
     dbos_tool_step_name,
@@ -125,6 +132,7 @@ from ._names import (
     temporal_activity_name_with_prefix,
     temporal_activity_prefix,
     temporal_capability_operation_activity_name,
+    temporal_child_workflow_name,
 )
 from ._operation_names import DBOSOperationNamer, PrefectOperationNamer, TemporalOperationNamer
 from ._run_arguments import OverrideArguments, RunArguments, UserPrompt
@@ -145,6 +153,7 @@ from ._tool_call_order import (
 from ._toolsets import (
     ArgsValidatorUnit,
     ListedInstructions,
+    called_function_tool,
     leaf_toolsets,
     listed_toolset_tools,
     recordable_instructions,
@@ -176,6 +185,9 @@ __all__ = (
     'DurabilityCapability',
     'CapabilityOperation',
     'CapabilityOperationOutcome',
+    'RequestContextProjection',
+    'operation_unit_models',
+    'RequestModelResolver',
     'OperationDispatch',
     'OperationUnit',
     'capability_operations',
@@ -195,6 +207,7 @@ __all__ = (
     'external_event_error',
     'external_event_payload',
     'external_event_token',
+    'operation_ask_dispatch',
     'parse_external_event_token',
     'CountInRunContext',
     'CountTokensResult',
@@ -270,6 +283,7 @@ __all__ = (
     'dbos_event_stream_handler_step_name',
     'dbos_external_event_ask_step_name',
     'dbos_child_workflow_name',
+    'dbos_function_toolset_step_name',
     'dbos_dynamic_toolset_step_name',
     'dbos_mcp_step_name',
     'dbos_model_step_name',
@@ -291,6 +305,7 @@ __all__ = (
     'ArgsValidatorUnit',
     'ListedInstructions',
     'built_dynamic_tool',
+    'called_function_tool',
     'listed_dynamic_toolset',
     'ListedDynamicTool',
     'ListedDynamicTools',
@@ -306,6 +321,9 @@ __all__ = (
     'temporal_activity_name',
     'temporal_activity_name_with_prefix',
     'temporal_activity_prefix',
+    'temporal_child_workflow_name',
+    'run_may_be_instrumented',
+    'FOR_RUN_SEES_RUN_INSTRUMENTATION',
     'unwrap_recorded_tool_result',
     'unwrap_tool_outcome',
     'with_deps_resolver',

@@ -16,8 +16,15 @@ result's fields). The engine-agnostic half is here; each engine runs `run_operat
 Rules (pydantic-ai 2.78's): a capability with operations needs an `id` (it names the units, which are persisted
 data), unless its class opts out (then it binds none); two operations of one capability may not share a name; hooks
 that take a handler, a live stream or return a live object (`wrap_*`, `wrap_run_event_stream`, `get_toolset`,
-`get_wrapper_toolset`, `get_wrapper_model`, `get_workspace`) cannot be operations. Not built: operations that take the
-`ModelRequestContext` of a request (a durable `before_model_request` and the like) still run where they are called.
+`get_wrapper_toolset`, `get_wrapper_model`, `get_workspace`) cannot be operations.
+
+An operation that takes a request's `ModelRequestContext` (a durable `before_model_request`, `after_model_request`,
+...) gets it across as `RequestContextProjection` (its data, the live model named by its key), and the unit rebuilds
+the context around the model the engine resolves for it. One that returns the context (`before_model_request`, or any
+method of its own that takes one and is not a hook returning something else) sends it back as a projection too, which
+workflow code applies to the caller's live context, as the hook's own change in place would have been: messages,
+settings, parameters, the model (by its key: a hook that swaps in a model instance must use a registered one).
+An engine that transports these opts in (`model_request_operations=True`); elsewhere they run where they are called.
 """
 
 from __future__ import annotations
@@ -25,14 +32,17 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Generator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, cast, get_type_hints
 
 from pydantic import TypeAdapter
 from pydantic_ai.capabilities import AbstractCapability
 from pydantic_ai.exceptions import UserError
-from pydantic_ai.models import ModelRequestContext
+from pydantic_ai.messages import ModelMessage
+from pydantic_ai.models import Model, ModelRequestContext, ModelRequestParameters
 from pydantic_ai.tools import RunContext
 from pydantic_ai.usage import RunUsage
 
@@ -52,8 +62,11 @@ __all__ = (
     'OperationUnit',
     'capability_operations',
     'OperationDispatch',
+    'RequestContextProjection',
+    'RequestModelResolver',
     'install_operation_dispatchers',
     'operation_capability',
+    'operation_unit_models',
     'run_operation_in_unit',
 )
 
@@ -93,6 +106,74 @@ class CapabilityOperationOutcome:
     usage_delta: RunUsage = field(default_factory=RunUsage)
 
 
+@dataclass
+class RequestContextProjection:
+    """A model request's `ModelRequestContext` as data, to cross into a durable unit and back.
+
+    Wire format: the field names are pydantic-ai 2.78's for the same data. The live model does not cross: `model_id` names it (`None`: the model the engine's unit uses by default), and the
+    unit rebuilds the context around the model the engine resolves.
+
+    Attributes:
+        messages: The request's messages.
+        model_settings: The request's model settings.
+        model_request_parameters: The request's parameters (tools, output mode, ...).
+        model_id: The string the request's model was selected by (`ModelRequestContext.model_id`), or the key of the
+            model a hook inside the unit swapped in.
+        streaming: Whether the request streams.
+        attempt: Which attempt at the request step this is.
+    """
+
+    messages: list[ModelMessage]
+    model_settings: dict[str, Any] | None = None
+    model_request_parameters: ModelRequestParameters = field(default_factory=ModelRequestParameters)
+    model_id: str | None = None
+    streaming: bool = False
+    attempt: int = 1
+
+    @classmethod
+    def of(cls, context: ModelRequestContext) -> RequestContextProjection:
+        """The data of a live request context (pydantic-ai 2.68+ has `model_id`, `streaming` and `attempt` on it)."""
+        model_id: Any = getattr(context, 'model_id', None)
+        return cls(
+            messages=list(context.messages),
+            model_settings=cast('dict[str, Any] | None', context.model_settings),
+            model_request_parameters=context.model_request_parameters,
+            model_id=model_id if isinstance(model_id, str) else None,
+            streaming=bool(getattr(context, 'streaming', False)),
+            attempt=int(getattr(context, 'attempt', 1)),
+        )
+
+    def context_for(self, model: Model) -> ModelRequestContext:
+        """A live request context around `model`, inside the unit."""
+        context = ModelRequestContext(
+            model=model,
+            messages=self.messages,
+            model_settings=cast(Any, self.model_settings),
+            model_request_parameters=self.model_request_parameters,
+        )
+        self._set_request_fields(context)
+        return context
+
+    def apply_to(self, context: ModelRequestContext, model: Model | None = None) -> None:
+        """Make the caller's live `context` what the unit's hook left its copy as (`model`: the one it swapped in)."""
+        if model is not None:
+            context.model = model
+        context.messages = self.messages
+        context.model_settings = cast(Any, self.model_settings)
+        context.model_request_parameters = self.model_request_parameters
+        self._set_request_fields(context)
+
+    def _set_request_fields(self, context: ModelRequestContext) -> None:
+        fields = cast(Any, context)
+        fields.model_id = self.model_id
+        fields.streaming = self.streaming
+        fields.attempt = self.attempt
+
+
+RequestModelResolver = Callable[[RunContext[Any], 'str | None'], Awaitable[Model]]
+"""Resolves, in workflow or flow code, the model a durable hook's returned request context names by `model_id`."""
+
+
 def _adapter(annotation: Any) -> TypeAdapter[Any]:
     return _cached_adapter(annotation) if _hashable(annotation) else TypeAdapter(annotation)
 
@@ -122,8 +203,11 @@ class CapabilityOperation:
         signature: Its signature without `self`.
         ctx_parameter: The parameter that takes the run context, if any (it does not cross: the unit has its own).
         hints: The parameters' annotations (and `return`'s).
-        model_request_parameter: The parameter that takes a `ModelRequestContext`, if any (such an operation is not
-            made durable yet).
+        model_request_parameter: The parameter that takes a `ModelRequestContext`, if any (it crosses as a
+            `RequestContextProjection`).
+        returns_request_context: Whether the operation returns the request context it takes (a `before_model_request`
+            does; a hook that returns something else, `after_model_request`'s response, does not), sent back as a
+            projection and applied to the caller's context.
     """
 
     capability_id: str
@@ -134,11 +218,18 @@ class CapabilityOperation:
     ctx_parameter: str | None
     hints: Mapping[str, Any]
     model_request_parameter: str | None = None
+    returns_request_context: bool = False
 
     @property
     def result_type(self) -> Any:
-        """The operation's declared return type (`Any` when it declares none)."""
+        """What the operation's unit returns: its declared return type (`Any` when it declares none), a projection."""
+        if self.returns_request_context:
+            return RequestContextProjection
         return self.hints.get('return', Any)
+
+    def _annotation(self, name: str) -> Any:
+        # The request context crosses as its projection (the live model stays behind).
+        return RequestContextProjection if name == self.model_request_parameter else self.hints.get(name, Any)
 
     def body(self, capability: AbstractCapability[Any]) -> Callable[..., Awaitable[Any]]:
         """The method `capability` (the run's instance, possibly a `for_run` subclass) implements, bound, undecorated."""
@@ -155,11 +246,14 @@ class CapabilityOperation:
         bound = self.signature.bind(*args, **kwargs)
         bound.apply_defaults()
         wire: dict[str, Any] = {}
-        for name, value in bound.arguments.items():
+        for name, argument in bound.arguments.items():
             if name == self.ctx_parameter:
                 continue
             parameter = self.signature.parameters[name]
-            annotation = self.hints.get(name, Any)
+            annotation = self._annotation(name)
+            value: Any = argument
+            if name == self.model_request_parameter and isinstance(argument, ModelRequestContext):
+                value = RequestContextProjection.of(argument)
             if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
                 wire[name] = _adapter(list[annotation]).dump_python(list(value), mode='json')
             elif parameter.kind is inspect.Parameter.VAR_KEYWORD:
@@ -169,8 +263,22 @@ class CapabilityOperation:
                 wire[name] = _adapter(annotation).dump_python(value, mode='json')
         return wire
 
-    def call_arguments(self, wire: Mapping[str, Any], ctx: RunContext[Any]) -> tuple[list[Any], dict[str, Any]]:
-        """The positional and keyword arguments to call the method with inside the unit, validated by annotation."""
+    def request_projection(self, wire: Mapping[str, Any]) -> RequestContextProjection | None:
+        """The request context a call sent, as its projection (`None` for an operation that takes none)."""
+        if self.model_request_parameter is None or self.model_request_parameter not in wire:
+            return None
+        return _adapter(RequestContextProjection).validate_python(wire[self.model_request_parameter])
+
+    def call_arguments(
+        self, wire: Mapping[str, Any], ctx: RunContext[Any], request_context: ModelRequestContext | None = None
+    ) -> tuple[list[Any], dict[str, Any]]:
+        """The positional and keyword arguments to call the method with inside the unit, validated by annotation.
+
+        Args:
+            wire: The arguments `wire_arguments` sent.
+            ctx: The unit's run context.
+            request_context: The request context rebuilt inside the unit, for an operation that takes one.
+        """
         remaining = dict(wire)
         args: list[Any] = []
         kwargs: dict[str, Any] = {}
@@ -178,6 +286,9 @@ class CapabilityOperation:
             annotation = self.hints.get(name, Any)
             if name == self.ctx_parameter:
                 value: Any = ctx
+            elif name == self.model_request_parameter and request_context is not None:
+                remaining.pop(name, None)
+                value = request_context
             elif parameter.kind is inspect.Parameter.VAR_POSITIONAL:
                 args.extend(_adapter(list[annotation]).validate_python(remaining.pop(name, [])))
                 continue
@@ -220,6 +331,14 @@ def _declaration(
     request_parameter = next(
         (p.name for p in parameters if _annotation_is(hints.get(p.name), ModelRequestContext)), None
     )
+    returns_request_context = False
+    if request_parameter is not None:
+        # An override of a built-in hook returns what the hook returns, whatever its own annotation says (the
+        # response, for `after_model_request`); any other method that takes the request context returns the context.
+        hook_return = _hook_return(method_name)
+        returns_request_context = hook_return is None or _annotation_is(hook_return, ModelRequestContext)
+        if hook_return is not None and not returns_request_context:
+            hints = {**hints, 'return': hook_return}
     return CapabilityOperation(
         capability_id=capability_id,
         name=name,
@@ -229,7 +348,19 @@ def _declaration(
         ctx_parameter=ctx_parameter,
         hints=hints,
         model_request_parameter=request_parameter,
+        returns_request_context=returns_request_context,
     )
+
+
+def _hook_return(method_name: str) -> Any:
+    """What the built-in capability hook named `method_name` returns (`None`: no such hook)."""
+    hook = vars(AbstractCapability).get(method_name)
+    if not inspect.isfunction(hook):
+        return None
+    try:
+        return get_type_hints(hook, localns={'ModelRequestContext': ModelRequestContext}).get('return')
+    except Exception:  # a forward reference this pydantic-ai cannot resolve: read as not a hook's
+        return None
 
 
 def _markers(capability: AbstractCapability[Any]) -> dict[str, tuple[str, Any]]:
@@ -319,12 +450,23 @@ def install_operation_dispatchers(
     *,
     unit: OperationUnit,
     in_durable_context: Callable[[], bool],
+    model_request_operations: bool = False,
+    resolve_model: RequestModelResolver | None = None,
 ) -> None:
     """Install the run's dispatcher of each durable operation on `ctx`, where pydantic-ai's decorator looks for them.
 
     A call made inside the durable context (workflow or flow code) becomes the operation's unit; anywhere else (outside
-    it, or inside another unit) the run's capability runs the method where it is called. Operations that take a
-    request's `ModelRequestContext` are not installed: they run where they are called (not built yet).
+    it, or inside another unit) the run's capability runs the method where it is called.
+
+    Args:
+        ctx: The run's context.
+        operations: The agent's durable operations.
+        unit: Runs an operation's unit from workflow or flow code.
+        in_durable_context: Whether the caller is workflow or flow code.
+        model_request_operations: Whether the engine's unit takes operations on a request's `ModelRequestContext`
+            (it resolves the model the projection names); without it they are not installed and run where called.
+        resolve_model: Resolves the model a returned request context names when the hook swapped the model; without
+            it such a swap is refused.
 
     Raises:
         UserError: A capability with operations is missing from the run (a `for_run` replacement changed its `id`).
@@ -340,7 +482,7 @@ def install_operation_dispatchers(
             "a `for_run` replacement has to keep the capability's `id`, which names the operations' durable units."
         )
     for key, operation in operations.items():
-        if operation.model_request_parameter is not None:
+        if operation.model_request_parameter is not None and not model_request_operations:
             continue
         capability = run_capabilities[key[0]]
 
@@ -357,9 +499,41 @@ def install_operation_dispatchers(
             outcome = await unit(_operation, call_ctx, wire)
             # What the operation's own model calls used inside the unit counts for the run, as without durability.
             call_ctx.usage.incr(outcome.usage_delta)
-            return _operation.load_result(outcome.value)
+            value = _operation.load_result(outcome.value)
+            if not _operation.returns_request_context:
+                return value
+            return await _apply_returned_context(_operation, call_ctx, args, kwargs, value, resolve_model)
 
         dispatchers[key] = dispatch
+
+
+async def _apply_returned_context(
+    operation: CapabilityOperation,
+    ctx: RunContext[Any],
+    args: tuple[Any, ...],
+    kwargs: Mapping[str, Any],
+    returned: RequestContextProjection,
+    resolve_model: RequestModelResolver | None,
+) -> ModelRequestContext:
+    """Apply the request context a unit's hook returned to the caller's live one, and return that (as the hook would)."""
+    bound = operation.signature.bind(*args, **kwargs)
+    live = bound.arguments.get(cast(str, operation.model_request_parameter))
+    if not isinstance(live, ModelRequestContext):
+        raise UserError(
+            f'The durable operation {operation.capability_id}.{operation.name} takes a `ModelRequestContext` but was '
+            'called without one: pass the request context the hook got.'
+        )
+    model: Model | None = None
+    if returned.model_id != RequestContextProjection.of(live).model_id:
+        # The hook swapped the model inside the unit: it came back by its key, resolved here again.
+        if resolve_model is None:
+            raise UserError(
+                f"The durable operation {operation.capability_id}.{operation.name} replaced the request's model, "
+                'which this engine cannot resolve again in workflow code: select the model outside the durable hook.'
+            )
+        model = await resolve_model(ctx, returned.model_id)
+    returned.apply_to(live, model)
+    return live
 
 
 async def operation_capability(ctx: RunContext[Any], capability_id: str) -> AbstractCapability[Any]:
@@ -386,8 +560,39 @@ async def operation_capability(ctx: RunContext[Any], capability_id: str) -> Abst
     return await capability.for_run(ctx)
 
 
+@dataclass(frozen=True)
+class _UnitModels:
+    resolve: Callable[[RunContext[Any], str | None], Awaitable[Model]]
+    key: Callable[[Model], str | None]
+
+
+_UNIT_MODELS: ContextVar[_UnitModels | None] = ContextVar('durable_kernel_operation_unit_models', default=None)
+
+
+@contextmanager
+def operation_unit_models(
+    resolve: Callable[[RunContext[Any], str | None], Awaitable[Model]], key: Callable[[Model], str | None]
+) -> Generator[None]:
+    """Around a unit whose function cannot take them: how `run_operation_in_unit` resolves and names models.
+
+    For an engine whose unit function's source is persisted data (a Prefect task's source keys its cache): the unit
+    runs in this context, and an operation on a request context rebuilds it around `resolve(ctx, model_id)`.
+    """
+    token = _UNIT_MODELS.set(_UnitModels(resolve, key))
+    try:
+        yield
+    finally:
+        _UNIT_MODELS.reset(token)
+
+
 async def run_operation_in_unit(
-    operation: CapabilityOperation, ctx: RunContext[Any], wire: Mapping[str, Any]
+    operation: CapabilityOperation,
+    ctx: RunContext[Any],
+    wire: Mapping[str, Any],
+    *,
+    model: Model | None = None,
+    model_key: Callable[[Model], str | None] | None = None,
+    run_model: Model | None = None,
 ) -> CapabilityOperationOutcome:
     """Run a capability operation inside its unit with the unit's run context; what the unit returns.
 
@@ -395,15 +600,63 @@ async def run_operation_in_unit(
         operation: The operation (found by the unit's name).
         ctx: The run context rebuilt inside the unit (its `agent` set).
         wire: The arguments `wire_arguments` sent.
+        model: For an operation on a request context: the model the engine resolved for the projection's `model_id`,
+            which the context is rebuilt around.
+        model_key: The key of a registered model (`None`: the default), for a hook that swaps the request's model;
+            raises `UserError` for a model that is not registered.
+        run_model: The model the unit's run context gets (an engine whose unit rebuilds the run context; one that
+            runs the unit in the run's process leaves the run's own).
+
+    Raises:
+        UserError: An operation on a request context got no model, or its hook swapped in a model `model_key` cannot
+            name.
     """
     capability = await operation_capability(ctx, operation.capability_id)
-    args, kwargs = operation.call_arguments(wire, ctx)
+    if run_model is not None:
+        ctx.model = run_model
+    request_context: ModelRequestContext | None = None
+    if (projection := operation.request_projection(wire)) is not None:
+        if model is None and (ambient := _UNIT_MODELS.get()) is not None:
+            model = await ambient.resolve(ctx, projection.model_id)
+            model_key = model_key or ambient.key
+        if model is None:
+            raise UserError(
+                f'The durable operation {operation.capability_id}.{operation.name} takes a `ModelRequestContext`, '
+                'which this engine does not rebuild inside its unit.'
+            )
+        request_context = projection.context_for(model)
+    args, kwargs = operation.call_arguments(wire, ctx, request_context)
     before = copy.copy(ctx.usage)
     # Set as the current run context: a nested operation call finds no dispatcher in it and runs here, in this unit.
     with set_current_run_context(ctx):
         value = await operation.body(capability)(*args, **kwargs)
     delta = cast('Any', ctx.usage) - before
+    if operation.returns_request_context:
+        value = _returned_projection(operation, value, model, model_key)
     return CapabilityOperationOutcome(value=operation.dump_result(value), usage_delta=delta)
+
+
+def _returned_projection(
+    operation: CapabilityOperation,
+    value: Any,
+    model: Model | None,
+    model_key: Callable[[Model], str | None] | None,
+) -> RequestContextProjection:
+    if not isinstance(value, ModelRequestContext):
+        raise UserError(
+            f'The durable operation {operation.capability_id}.{operation.name} must return the `ModelRequestContext` '
+            f'it takes, not {type(value).__name__}.'
+        )
+    projection = RequestContextProjection.of(value)
+    if value.model is not model:
+        # A live model cannot go back: the hook's choice is sent by its key, which workflow code resolves again.
+        if model_key is None:
+            raise UserError(
+                f"The durable operation {operation.capability_id}.{operation.name} replaced the request's model, "
+                'which cannot cross back to workflow code on this engine.'
+            )
+        projection.model_id = model_key(value.model)
+    return projection
 
 
 class OperationDispatch(AbstractCapability[Any]):
@@ -419,15 +672,24 @@ class OperationDispatch(AbstractCapability[Any]):
         *,
         unit: OperationUnit,
         in_durable_context: Callable[[], bool],
+        model_request_operations: bool = False,
+        resolve_model: RequestModelResolver | None = None,
     ) -> None:
         self._operations = operations
         self._unit = unit
         self._in_durable_context = in_durable_context
+        self._model_request_operations = model_request_operations
+        self._resolve_model = resolve_model
 
     def _prepare_run_context(self, ctx: RunContext[Any]) -> None:
         # pydantic-ai 2.68+ calls this on every capability of the run before `wrap_run`.
         install_operation_dispatchers(
-            ctx, self._operations, unit=self._unit, in_durable_context=self._in_durable_context
+            ctx,
+            self._operations,
+            unit=self._unit,
+            in_durable_context=self._in_durable_context,
+            model_request_operations=self._model_request_operations,
+            resolve_model=self._resolve_model,
         )
 
     @classmethod

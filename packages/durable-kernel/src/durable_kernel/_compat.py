@@ -21,6 +21,8 @@ re-exports from `durable_kernel`), or, for attributes, named in the module that 
 | `pydantic_ai.messages._RecordsContentFiles` | a tool result that crossed a boundary keeps its file items, and only those, as files (base class of `ToolReturned`; a plain base where a release lacks it) | 1.107, 2.x |
 | `AbstractCapability._validate_override_capabilities` | overridden by `DurabilityCapability` to refuse an `override(capabilities=...)` list without it (the hook pydantic-ai calls) | 2.78+ |
 | `Agent._root_capability` | finding a durability capability on an agent (1.107 has no public `root_capability`) | 1.107 |
+| `Agent._instrument_default` (read, never set) | whether `Agent.instrument_all(...)` instruments an agent's runs (Temporal adds its replay-safe tracing only to instrumented runs) | 1.107, 2.x |
+| `Agent._override_root_capability` (read) | the capabilities an `override(capabilities=...)` in force gives a run (an `Instrumentation` among them instruments it) | 1.107, 2.x |
 | `RunContext` fields starting with `_` | given their defaults in a rebuilt run context (pydantic-ai reads them) | 2.x |
 | `RunContext._cancellation` (`RunCancellation.has_token`) | whether a run was given a `cancellation_token` (DBOS refuses one inside a workflow, where it does not survive recovery) | 2.x |
 | `StreamedResponse._parts_manager` | replaying a recorded response's parts as events in workflow code (`completed_streamed_response(replay_parts=True)`) | 1.107 |
@@ -29,6 +31,7 @@ re-exports from `durable_kernel`), or, for attributes, named in the module that 
 | `ModelRequestNode._prepare_attempt` (presence only) | whether a count of tokens ahead of a request happens inside the request hooks and run context (`COUNTS_TOKENS_BEFORE_REQUEST_HOOKS`) | 1.107, 2.x |
 | `__pydantic_ai_durable_operation__` (the marker `durable_operation` sets: `.name`, `.function`, `.base_hook`), `AbstractCapability._durable_operations_need_id` | collecting a capability's durable operations (`durable_kernel._capability_operations`) | 2.68+ |
 | `AbstractCapability._prepare_run_context`, `RunContext._durable_operations` / `_run_capabilities_by_id` | installing the run's dispatchers of durable operations, which the decorator reads (the hook pydantic-ai calls before `wrap_run`) | 2.68+ |
+| `pydantic_ai.external_events._OperationAsk` (`.dispatch`) | an `ask` that is a capability's durable operation (`HandleDeferredToolCalls(id=...)`'s handler): Temporal runs it as the operation's activity, as 2.78 does | 2.78+ |
 """
 
 from __future__ import annotations
@@ -95,6 +98,9 @@ __all__ = (
     'model_error_headers',
     'model_error_retry_after',
     'agent_root_capability',
+    'agent_instrument_default',
+    'FOR_RUN_SEES_RUN_INSTRUMENTATION',
+    'agent_override_capability',
     'check_no_nested_sync_run',
     'REALTIME_SESSION_HOOKS',
     'is_reference_durability',
@@ -570,6 +576,37 @@ def agent_root_capability(agent: AbstractAgent[Any, Any]) -> AbstractCapability[
     return cast('AbstractCapability[Any]', root)
 
 
+FOR_RUN_SEES_RUN_INSTRUMENTATION: bool = PYDANTIC_AI_VERSION >= (2, 68, 0)
+"""Whether a capability's `for_run` gets a run context whose tracer is already the run's: set from every
+`Instrumentation` of the run, those of its `capabilities=` included. pydantic-ai 2.68 and 2.78 do; 1.107 and 2.33 set
+it from `instrument` / `Agent.instrument_all` only. 2.68 is the first release checked: one between may do it too,
+and is treated as not (the safe side: a run it cannot tell is taken as instrumented)."""
+
+
+def agent_instrument_default() -> Any:
+    """What `Agent.instrument_all(...)` set for agents without an `instrument` of their own (`False` until called).
+
+    The private class attribute `Agent._instrument_default`, read only: `InstrumentationSettings`, `True` or `False`.
+    """
+    return cast(Any, Agent)._instrument_default
+
+
+def agent_override_capability(agent: AbstractAgent[Any, Any]) -> AbstractCapability[Any] | None:
+    """The capability tree an `override(capabilities=...)` in force gives the agent's runs here, or `None`.
+
+    The private context variable `Agent._override_root_capability`: an option holding the tree (1.107, 2.x before
+    2.78) or the tree and the ids of what the override injected (2.78).
+    """
+    while isinstance(agent, WrapperAgent):
+        agent = agent.wrapped
+    variable: Any = getattr(agent, '_override_root_capability', None)
+    override: Any = variable.get() if variable is not None else None
+    if override is None:
+        return None
+    value: Any = override.value
+    return cast('AbstractCapability[Any]', value[0] if isinstance(value, tuple) else value)
+
+
 def is_reference_durability(capability: AbstractCapability[Any]) -> bool:
     """Whether a capability is one of pydantic-ai's own durability capabilities (told by module, never imported)."""
     return type(capability).__module__.startswith('pydantic_ai.durable_exec.')
@@ -784,6 +821,23 @@ def _engine_waiter_class() -> type[Any]:
             return await self._engine_wait(name, ask=ask, timeout=timeout)
 
     return _EngineWaiter
+
+
+def operation_ask_dispatch(ask: Any) -> Any | None:
+    """The call that runs a wait's `ask` as its capability's durable operation, if it is one (else `None`).
+
+    pydantic-ai 2.78 hands a wait an `ask` that is a capability's `@durable_operation` (the handler of
+    `HandleDeferredToolCalls(id=...)`) wrapped in its `_OperationAsk`: called, it runs the operation inline (inside the
+    wait's own unit); its `dispatch`, called from workflow code, sends it through the run's dispatcher to the
+    operation's own unit. Before 2.78, and for any other `ask`, there is none.
+
+    Args:
+        ask: The `ask` pydantic-ai handed to the engine's wait.
+    """
+    operation_ask: type[Any] | None = getattr(_external_events, '_OperationAsk', None)
+    if operation_ask is None or not isinstance(ask, operation_ask):
+        return None
+    return ask.dispatch
 
 
 @contextlib.contextmanager

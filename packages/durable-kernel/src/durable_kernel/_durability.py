@@ -24,7 +24,7 @@ from pydantic_ai.capabilities import AbstractCapability, CapabilityOrdering, Pro
 from pydantic_ai.capabilities.abstract import WrapModelRequestHandler, WrapRunHandler
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import ModelMessage, ModelResponse
-from pydantic_ai.models import KnownModelName, Model, ModelRequestContext, ModelRequestParameters
+from pydantic_ai.models import KnownModelName, Model, ModelRequestContext, ModelRequestParameters, infer_model
 from pydantic_ai.models.wrapper import WrapperModel
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import AgentDepsT, RunContext
@@ -33,6 +33,7 @@ from pydantic_ai.usage import RequestUsage
 from ._capability_operations import (
     CapabilityOperation,
     OperationUnit,
+    RequestModelResolver,
     capability_operations,
     install_operation_dispatchers,
 )
@@ -43,6 +44,7 @@ from ._compat import (
     agent_root_capability,
     is_reference_durability,
     request_model_selection,
+    resolve_model_id_by_capabilities,
 )
 from ._external_events import ExternalEventWait, external_events_in_durable_run
 from ._token_count import with_count_layer, without_count_layer
@@ -261,14 +263,76 @@ class DurabilityCapability(AbstractCapability[AgentDepsT]):
         """Runs a durable operation's unit from workflow or flow code; `None` where the engine has none yet."""
         return None
 
+    _model_request_operations: ClassVar[bool] = False
+    """Whether the engine's operation unit takes operations on a request's `ModelRequestContext` (see
+    `install_operation_dispatchers`); without it they run where they are called."""
+
+    @property
+    def _request_model_resolver(self) -> RequestModelResolver | None:
+        """Resolves in workflow or flow code the model a durable hook swapped in (by its key); `None`: refused."""
+        return self.model_for_operation
+
+    async def model_for_operation(self, ctx: RunContext[Any], key: str | None) -> Model:
+        """The model a durable operation's key names (see `operation_model_key`), resolved as a model unit does.
+
+        `None` (or `'default'`) is the agent's default; a `models=` key its model; another string is offered to the
+        agent's `resolve_model_id` capabilities (pydantic-ai 2.x) with the run's deps, then built by `infer_model`.
+
+        Raises:
+            UserError: The string names no model this process can build.
+        """
+        if key is None or key == DEFAULT_MODEL_KEY:
+            default = self._default_model_instance()
+            if default is not None:
+                return default
+            key = self.default_model_id
+            if key is None:
+                raise UserError(f'The agent {self.name!r} has no default model for a durable operation.')
+        if (registered := self._models.get(key)) is not None:
+            return registered
+        if self._agent is not None:
+            resolved = await resolve_model_id_by_capabilities(self._agent, getattr(ctx, 'deps', None), key)
+            if resolved is not None:
+                return resolved
+        try:
+            return infer_model(key)
+        except (UserError, ValueError) as error:
+            raise UserError(
+                f'The model {key!r} of a durable operation of the agent {self.name!r} could not be built: it is not a '
+                '`models=` key, no `resolve_model_id` capability resolved it, and `infer_model` cannot build it.'
+            ) from error
+
     def _prepare_run_context(self, ctx: RunContext[AgentDepsT]) -> None:
         """Install the dispatchers of the agent's durable operations (pydantic-ai 2.68+ calls this before `wrap_run`)."""
         unit = self._operation_unit
         if unit is None or not self.capability_operations:
             return
         install_operation_dispatchers(
-            ctx, self.capability_operations, unit=unit, in_durable_context=self._in_container_code
+            ctx,
+            self.capability_operations,
+            unit=unit,
+            in_durable_context=self._in_container_code,
+            model_request_operations=self._model_request_operations,
+            resolve_model=self._request_model_resolver,
         )
+
+    def operation_model_key(self, ctx: RunContext[Any]) -> str | None:
+        """The key of the run's model that a durable operation's unit builds again (`None`: the agent's default).
+
+        The string the run's model was selected by (pydantic-ai 2.x records it on the run context), else the model's
+        key; a model that has none (not registered) leaves the unit with the default: the operation's own code does
+        not send requests through the run's model.
+        """
+        selection = getattr(ctx, 'model_id', None)
+        if isinstance(selection, str):
+            return None if selection == DEFAULT_MODEL_KEY else selection
+        model: Any = getattr(ctx, 'model', None)
+        if isinstance(model, Model):
+            try:
+                return self.model_key(cast('Model', model))
+            except UserError:
+                return None
+        return None
 
     def _in_container_code(self) -> bool:
         """Whether the caller is workflow or flow code itself (not a unit inside it): operations dispatch from there."""

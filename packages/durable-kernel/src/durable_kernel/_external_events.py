@@ -22,7 +22,7 @@ from pydantic import JsonValue
 from pydantic_ai.exceptions import UserError
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
-from ._compat import HAS_EXTERNAL_EVENTS, external_event_error, waiting_for_external_events
+from ._compat import HAS_EXTERNAL_EVENTS, external_event_error, operation_ask_dispatch, waiting_for_external_events
 from ._unit_context import external_events_refused
 
 __all__ = (
@@ -33,6 +33,7 @@ __all__ = (
     'external_event_payload',
     'external_event_token',
     'external_events_in_durable_run',
+    'operation_ask_dispatch',
     'parse_external_event_token',
 )
 

@@ -15,8 +15,10 @@ __all__ = (
     'TemporalActivityKind',
     'dbos_capability_operation_step_name',
     'dbos_dynamic_toolset_step_name',
+    'dbos_child_workflow_name',
     'dbos_event_stream_handler_step_name',
     'dbos_external_event_ask_step_name',
+    'dbos_function_toolset_step_name',
     'dbos_mcp_step_name',
     'dbos_model_step_name',
     'dbos_tool_step_name',
@@ -29,6 +31,7 @@ __all__ = (
     'temporal_activity_name_with_prefix',
     'temporal_capability_operation_activity_name',
     'temporal_activity_prefix',
+    'temporal_child_workflow_name',
 )
 
 TemporalActivityKind = Literal[
@@ -47,6 +50,10 @@ TemporalActivityKind = Literal[
     'mcp_server_get_instructions',
     'mcp_server_get_tools',
     'mcp_server_call_tool',
+    # Two kinds no activity of ours has, named for `TemporalOperationNamer` as pydantic-ai 2.78 names them: a function
+    # toolset's listing and an MCP server's argument validation.
+    'function_toolset_get_tools',
+    'mcp_server_validate_args',
 ]
 
 
@@ -130,7 +137,17 @@ _TOOLSET_ACTIVITY_PARTS: dict[str, tuple[str, str]] = {
     'mcp_server_get_instructions': ('mcp_server', 'get_instructions'),
     'mcp_server_get_tools': ('mcp_server', 'get_tools'),
     'mcp_server_call_tool': ('mcp_server', 'call_tool'),
+    'function_toolset_get_tools': ('function_toolset', 'get_tools'),
+    'mcp_server_validate_args': ('mcp_server', 'validate_args'),
 }
+
+
+def temporal_child_workflow_name(prefix: str, toolset_id: str) -> str:
+    """The child workflow type of a function toolset's tools that select one: its call activity's name + `__child_workflow`.
+
+    For example `agent__{name}__toolset__{id}__call_tool__child_workflow`, pydantic-ai 2.68's name.
+    """
+    return f'{temporal_activity_name_with_prefix(prefix, "toolset_call_tool", toolset_id)}__child_workflow'
 
 
 def dbos_external_event_ask_step_name(agent_name: str, wait_name: str) -> str:
@@ -163,12 +180,35 @@ def dbos_model_step_name(
     return f'{agent_name}__model.request_stream' if stream else f'{agent_name}__model.request'
 
 
-def dbos_mcp_step_name(
-    agent_name: str, toolset_id: str | None, operation: Literal['get_tools', 'get_instructions', 'call_tool']
-) -> str:
-    """The DBOS step name of an MCP operation: `{agent}__mcp_server__{id}.{operation}` (no `__{id}` without an id)."""
-    base = f'{agent_name}__mcp_server__{toolset_id}' if toolset_id else f'{agent_name}__mcp_server'
+def _dbos_toolset_step_name(agent_name: str, family: str, toolset_id: str | None, operation: str) -> str:
+    # The one construction of a toolset's DBOS step names: `{agent}__{family}__{id}.{operation}`, no `__{id}` for no
+    # id (`None`: the reference accepts a function toolset or MCP server without one).
+    base = f'{agent_name}__{family}' if toolset_id is None else f'{agent_name}__{family}__{toolset_id}'
     return f'{base}.{operation}'
+
+
+def dbos_mcp_step_name(
+    agent_name: str,
+    toolset_id: str | None,
+    operation: Literal['get_tools', 'get_instructions', 'validate_args', 'call_tool'],
+) -> str:
+    """The DBOS step name of an MCP operation: `{agent}__mcp_server__{id}.{operation}` (no `__{id}` without an id).
+
+    Our steps are `get_tools`, `get_instructions` and `call_tool`; `validate_args` is named for `DBOSOperationNamer`.
+    """
+    # An empty id counts as none here, as it always has for MCP step names.
+    return _dbos_toolset_step_name(agent_name, 'mcp_server', toolset_id or None, operation)
+
+
+def dbos_function_toolset_step_name(
+    agent_name: str, toolset_id: str, operation: Literal['get_tools', 'validate_args', 'call_tool']
+) -> str:
+    """pydantic-ai 2.78's journal name of a function toolset's operation: `{agent}__function_toolset__{id}.{operation}`.
+
+    No step of ours has it (ours are `dbos_tool_step_name`'s): it names `DBOSOperationNamer`'s operations and, with
+    `__child_workflow` appended, a tool's child workflow (`dbos_child_workflow_name`).
+    """
+    return _dbos_toolset_step_name(agent_name, 'function_toolset', toolset_id, operation)
 
 
 def dbos_dynamic_toolset_step_name(
@@ -181,7 +221,7 @@ def dbos_dynamic_toolset_step_name(
     A dynamic capability's toolset is such a toolset, with the capability's id. Where the installed pydantic-ai does
     (`ARGS_VALIDATOR_UNITS`), a tool's `args_validator` runs in a `validate_args` step of its own before the call.
     """
-    return f'{agent_name}__dynamic_toolset__{toolset_id}.{operation}'
+    return _dbos_toolset_step_name(agent_name, 'dynamic_toolset', toolset_id, operation)
 
 
 def dbos_event_stream_handler_step_name(agent_name: str) -> str:
@@ -200,8 +240,7 @@ def dbos_tool_step_name(agent_name: str, toolset_id: str | None, tool_name: str)
     a step, named in the same family as the other steps. A toolset without an id (which the reference accepts) gives
     `{agent}__toolset.call_tool.{tool}`, as an MCP server without an id gives `{agent}__mcp_server.call_tool`.
     """
-    base = f'{agent_name}__toolset__{toolset_id}' if toolset_id else f'{agent_name}__toolset'
-    return f'{base}.call_tool.{tool_name}'
+    return f'{_dbos_toolset_step_name(agent_name, "toolset", toolset_id or None, "call_tool")}.{tool_name}'
 
 
 def dbos_child_workflow_name(agent_name: str, toolset_id: str) -> str:
@@ -210,7 +249,7 @@ def dbos_child_workflow_name(agent_name: str, toolset_id: str) -> str:
     pydantic-ai 2.68's name (its journal naming of a function toolset's call-tool operation, `__child_workflow`
     appended), kept so that a child workflow it recorded is recovered by ours.
     """
-    return f'{agent_name}__function_toolset__{toolset_id}.call_tool__child_workflow'
+    return f'{dbos_function_toolset_step_name(agent_name, toolset_id, "call_tool")}__child_workflow'
 
 
 def prefect_flow_name(agent_name: str, entry_point: Literal['run', 'run_sync']) -> str:
@@ -260,14 +299,18 @@ _PREFECT_TASK_TEMPLATES: dict[str, str] = {
 }
 
 
-def prefect_task_name(kind: PrefectTaskKind, subject: str = '') -> str:
+def prefect_task_name(kind: PrefectTaskKind, subject: str | None = None) -> str:
     """The Prefect task name for one kind of work: `Model Request: {model}`, `Call Tool: {tool}`, ...
 
     Args:
         kind: What the task does.
-        subject: The model name or tool name (unused for `handle_event`).
+        subject: The model name or tool name (unused for `handle_event`). `None` gives the name without it
+            (`Call Tool`), as pydantic-ai 2.78's `PrefectOperationNamer.operation_name` names a call's operation.
 
     Returns:
         The task name.
     """
-    return _PREFECT_TASK_TEMPLATES[kind].format(subject)
+    template = _PREFECT_TASK_TEMPLATES[kind]
+    if subject is None:
+        return template.removesuffix(': {}')
+    return template.format(subject)

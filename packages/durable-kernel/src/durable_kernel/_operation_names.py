@@ -5,27 +5,76 @@ pydantic-ai 2.78 names each durable unit from a typed operation id (`ModelReques
 `PrefectOperationNamer`). Ours take the same ids, read by their class name and fields (pydantic-ai's durable execution
 is never imported here), and return the names our engines give the same units, which are 2.78's: they are persisted
 data. Only `operation_name` is offered (2.78's `invocation_name` returns a type of its own).
+
+Every name is built by the kernel's name functions (`_names.py`) the engines name their units with, so each unit name
+has one construction: a namer only picks the function and the kind.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic_ai.exceptions import UserError
 
 from ._names import (
+    PrefectTaskKind,
+    TemporalActivityKind,
     dbos_capability_operation_step_name,
+    dbos_dynamic_toolset_step_name,
+    dbos_event_stream_handler_step_name,
+    dbos_function_toolset_step_name,
+    dbos_mcp_step_name,
+    dbos_model_step_name,
     prefect_capability_operation_task_name,
+    prefect_task_name,
+    temporal_activity_name_with_prefix,
     temporal_activity_prefix,
     temporal_capability_operation_activity_name,
 )
 
 __all__ = ('DBOSOperationNamer', 'PrefectOperationNamer', 'TemporalOperationNamer')
 
-_MODEL_OPERATIONS: dict[str, str] = {
+_ModelOperation = Literal['cancel_suspended_response', 'compact_messages', 'count_tokens']
+_ToolsetOperation = Literal['get_tools', 'validate_args', 'call_tool']
+
+# The model operations other than a request, by the class name of their id.
+_MODEL_OPERATIONS: dict[str, _ModelOperation] = {
     'ModelCancelSuspendedResponseId': 'cancel_suspended_response',
     'ModelCompactMessagesId': 'compact_messages',
     'ModelCountTokensId': 'count_tokens',
+}
+
+_TOOLSET_OPERATIONS: dict[str, _ToolsetOperation] = {
+    'ToolsetGetToolsId': 'get_tools',
+    'ToolsetValidateToolArgumentsId': 'validate_args',
+    'ToolsetCallToolId': 'call_tool',
+}
+
+_TEMPORAL_MODEL_KINDS: dict[_ModelOperation, TemporalActivityKind] = {
+    'cancel_suspended_response': 'model_cancel_suspended_response',
+    'compact_messages': 'model_compact_messages',
+    'count_tokens': 'model_count_tokens',
+}
+
+# A toolset operation's activity kind, by the id's toolset kind: a function toolset's call and validation activities
+# are `toolset__...`, its listing `function_toolset__...` (2.x's names).
+_TEMPORAL_TOOLSET_KINDS: dict[tuple[str, _ToolsetOperation], TemporalActivityKind] = {
+    ('function', 'get_tools'): 'function_toolset_get_tools',
+    ('function', 'validate_args'): 'toolset_validate_args',
+    ('function', 'call_tool'): 'toolset_call_tool',
+    ('mcp', 'get_tools'): 'mcp_server_get_tools',
+    ('mcp', 'validate_args'): 'mcp_server_validate_args',
+    ('mcp', 'call_tool'): 'mcp_server_call_tool',
+    ('dynamic', 'get_tools'): 'dynamic_toolset_get_tools',
+    ('dynamic', 'validate_args'): 'dynamic_toolset_validate_args',
+    ('dynamic', 'call_tool'): 'dynamic_toolset_call_tool',
+}
+
+_PREFECT_MODEL_KINDS: dict[_ModelOperation, PrefectTaskKind] = {
+    # The capability form's name (the wrapper's `PrefectModel` says `Model Cancel Suspended Response`), as 2.78's.
+    'cancel_suspended_response': 'cancel_suspended_response',
+    'compact_messages': 'model_compact_messages',
+    'count_tokens': 'model_count_tokens',
 }
 
 
@@ -37,13 +86,16 @@ def _field(operation_id: object, name: str) -> Any:
     return getattr(operation_id, name)
 
 
-def _family(toolset_kind: str) -> str:
-    # How 2.x names a toolset kind in unit names: an MCP server's units are `mcp_server`, the others `{kind}_toolset`.
-    return 'mcp_server' if toolset_kind == 'mcp' else f'{toolset_kind}_toolset'
-
-
 def _unknown(operation_id: object) -> UserError:
     return UserError(f'No unit name is known for the operation id {operation_id!r}: it is newer than this package.')
+
+
+def _toolset_operation(operation_id: object) -> tuple[str, _ToolsetOperation]:
+    """The toolset kind (`function`, `mcp`, `dynamic`) and operation of a toolset operation id, or `UserError`."""
+    operation = _TOOLSET_OPERATIONS.get(_kind(operation_id))
+    if operation is None:
+        raise _unknown(operation_id)
+    return _field(operation_id, 'toolset_kind'), operation
 
 
 class TemporalOperationNamer:
@@ -69,24 +121,20 @@ class TemporalOperationNamer:
                 prefix, _field(operation_id, 'capability_id'), _field(operation_id, 'operation')
             )
         if kind == 'ModelRequestId':
-            return (
-                f'{prefix}__model_request_stream' if _field(operation_id, 'streaming') else f'{prefix}__model_request'
-            )
+            streaming = _field(operation_id, 'streaming')
+            return temporal_activity_name_with_prefix(prefix, 'model_request_stream' if streaming else 'model_request')
         if kind in _MODEL_OPERATIONS:
-            return f'{prefix}__model_{_MODEL_OPERATIONS[kind]}'
+            return temporal_activity_name_with_prefix(prefix, _TEMPORAL_MODEL_KINDS[_MODEL_OPERATIONS[kind]])
         if kind == 'EventStreamHandlerId':
-            return f'{prefix}__event_stream_handler'
+            return temporal_activity_name_with_prefix(prefix, 'event_stream_handler')
         if kind == 'ToolsetGetInstructionsId':
-            return f'{prefix}__mcp_server__{_field(operation_id, "toolset_id")}__get_instructions'
-        operation = {'ToolsetGetToolsId': 'get_tools', 'ToolsetValidateToolArgumentsId': 'validate_args'}.get(
-            kind, 'call_tool' if kind == 'ToolsetCallToolId' else None
-        )
-        if operation is None:
+            toolset_id = _field(operation_id, 'toolset_id')
+            return temporal_activity_name_with_prefix(prefix, 'mcp_server_get_instructions', toolset_id)
+        toolset_kind, operation = _toolset_operation(operation_id)
+        activity_kind = _TEMPORAL_TOOLSET_KINDS.get((toolset_kind, operation))
+        if activity_kind is None:
             raise _unknown(operation_id)
-        toolset_kind = _field(operation_id, 'toolset_kind')
-        # A function toolset's call and validation activities are `toolset__...`, its listing `function_toolset__...`.
-        family = 'toolset' if toolset_kind == 'function' and operation != 'get_tools' else _family(toolset_kind)
-        return f'{prefix}__{family}__{_field(operation_id, "toolset_id")}__{operation}'
+        return temporal_activity_name_with_prefix(prefix, activity_kind, _field(operation_id, 'toolset_id'))
 
 
 class DBOSOperationNamer:
@@ -113,22 +161,22 @@ class DBOSOperationNamer:
                 agent, _field(operation_id, 'capability_id'), _field(operation_id, 'operation')
             )
         if kind == 'ModelRequestId':
-            return f'{agent}__model.request_stream' if _field(operation_id, 'streaming') else f'{agent}__model.request'
+            return dbos_model_step_name(agent, stream=bool(_field(operation_id, 'streaming')))
         if kind in _MODEL_OPERATIONS:
-            return f'{agent}__model.{_MODEL_OPERATIONS[kind]}'
+            return dbos_model_step_name(agent, operation=_MODEL_OPERATIONS[kind])
         if kind == 'EventStreamHandlerId':
-            return f'{agent}__event_stream_handler'
+            return dbos_event_stream_handler_step_name(agent)
         if kind == 'ToolsetGetInstructionsId':
-            return f'{agent}__mcp_server__{_field(operation_id, "toolset_id")}.get_instructions'
-        operation = {
-            'ToolsetGetToolsId': 'get_tools',
-            'ToolsetValidateToolArgumentsId': 'validate_args',
-            'ToolsetCallToolId': 'call_tool',
-        }.get(kind)
-        if operation is None:
-            raise _unknown(operation_id)
-        family = _family(_field(operation_id, 'toolset_kind'))
-        return f'{agent}__{family}__{_field(operation_id, "toolset_id")}.{operation}'
+            return dbos_mcp_step_name(agent, _field(operation_id, 'toolset_id'), 'get_instructions')
+        toolset_kind, operation = _toolset_operation(operation_id)
+        toolset_id = _field(operation_id, 'toolset_id')
+        if toolset_kind == 'function':
+            return dbos_function_toolset_step_name(agent, toolset_id, operation)
+        if toolset_kind == 'mcp':
+            return dbos_mcp_step_name(agent, toolset_id, operation)
+        if toolset_kind == 'dynamic':
+            return dbos_dynamic_toolset_step_name(agent, toolset_id, operation)
+        raise _unknown(operation_id)
 
 
 class PrefectOperationNamer:
@@ -149,24 +197,20 @@ class PrefectOperationNamer:
                 _field(operation_id, 'capability_id'), _field(operation_id, 'operation')
             )
         if kind == 'ModelRequestId':
-            streaming = ' (Streaming)' if _field(operation_id, 'streaming') else ''
-            return f'Model Request{streaming}: {_field(operation_id, "model_name")}'
-        model_tasks = {
-            'ModelCancelSuspendedResponseId': 'Cancel Suspended Response',
-            'ModelCompactMessagesId': 'Compact Messages',
-            'ModelCountTokensId': 'Count Tokens',
-        }
-        if kind in model_tasks:
-            return f'{model_tasks[kind]}: {_field(operation_id, "model_name")}'
+            streaming = _field(operation_id, 'streaming')
+            model_name = _field(operation_id, 'model_name')
+            return prefect_task_name('model_request_stream' if streaming else 'model_request', model_name)
+        if kind in _MODEL_OPERATIONS:
+            return prefect_task_name(_PREFECT_MODEL_KINDS[_MODEL_OPERATIONS[kind]], _field(operation_id, 'model_name'))
         if kind == 'EventStreamHandlerId':
-            return 'Handle Stream Event'
-        if kind == 'ToolsetGetToolsId':
-            mcp = _field(operation_id, 'toolset_kind') == 'mcp'
-            return f'{"Get MCP Tools" if mcp else "Discover Tools"}: {_field(operation_id, "toolset_id")}'
+            return prefect_task_name('handle_event')
         if kind == 'ToolsetGetInstructionsId':
-            return f'Get MCP Instructions: {_field(operation_id, "toolset_id")}'
-        if kind == 'ToolsetValidateToolArgumentsId':
-            return 'Validate Tool Args'
-        if kind == 'ToolsetCallToolId':
-            return 'Call MCP Tool' if _field(operation_id, 'toolset_kind') == 'mcp' else 'Call Tool'
-        raise _unknown(operation_id)
+            return prefect_task_name('get_mcp_instructions', _field(operation_id, 'toolset_id'))
+        toolset_kind, operation = _toolset_operation(operation_id)
+        mcp = toolset_kind == 'mcp'
+        if operation == 'get_tools':
+            return prefect_task_name('get_mcp_tools' if mcp else 'discover_tools', _field(operation_id, 'toolset_id'))
+        # A call or a validation: 2.78's operation name is the task's name without the tool (the run adds it).
+        if operation == 'validate_args':
+            return prefect_task_name('validate_args')
+        return prefect_task_name('call_mcp_tool' if mcp else 'call_tool')

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -11,11 +12,12 @@ from pydantic import ValidationError
 from pydantic_ai.exceptions import ModelRetry, UserError
 from pydantic_ai.messages import InstructionPart
 from pydantic_ai.tools import RunContext, ToolDefinition
-from pydantic_ai.toolsets import AbstractToolset, ToolsetTool
+from pydantic_ai.toolsets import AbstractToolset, FunctionToolset, ToolsetTool
 from pydantic_ai.toolsets.external import TOOL_SCHEMA_VALIDATOR
 
 __all__ = (
     'ArgsValidatorUnit',
+    'called_function_tool',
     'ListedInstructions',
     'ListedTool',
     'recordable_instructions',
@@ -267,3 +269,67 @@ def tool_unit_setting(
         return cast(Mapping[str, Any], configured)
     # `ToolDefinition.durable` is pydantic-ai 2.78's; earlier releases have no such field.
     return False if getattr(tool_def, 'durable', None) is False else None
+
+
+async def called_function_tool(
+    toolset: FunctionToolset[Any],
+    ctx: RunContext[Any],
+    name: str,
+    *,
+    tool_def: ToolDefinition | None,
+    original_name: str | None = None,
+    where: str,
+) -> ToolsetTool[Any]:
+    """Inside a call unit (activity, step, child workflow): the function tool the workflow called, or a refusal.
+
+    A tool's `prepare` runs where the tools are listed, in workflow code, once per step. Listing the tools again in
+    the unit would run it a second time against the unit's run context, and the definition it returns there (a
+    timeout, a description) could differ from the one the model saw; so the tool is built from the definition the
+    workflow sent (`tool_def`), held under `original_name` (a 2.x `prepare` may rename it; default its name). Only
+    without a definition (a call scheduled by an earlier release or the reference) is the toolset listed again.
+
+    Args:
+        toolset: The function toolset that holds the tool.
+        ctx: The unit's run context.
+        name: The called tool's name.
+        tool_def: The definition the workflow prepared, if the call carries one.
+        original_name: The name the toolset holds the tool under, if a `prepare` renamed it.
+        where: Where the unit runs, for the message (`'on this worker'`, `'in this process'`).
+
+    Raises:
+        UserError: The toolset has no such tool here: it was removed or renamed while a workflow used it.
+    """
+    tool = None
+    if tool_def is not None:
+        tool = await _tool_as_prepared(toolset, tool_def, ctx, original_name or tool_def.name)
+    if tool is None:  # no definition, or one the toolset no longer holds under that name: list
+        tool = (await toolset.get_tools(ctx)).get(name)
+    if tool is None:
+        raise UserError(
+            f'Tool {name!r} is not in toolset {toolset.id!r} {where}. Tools cannot be removed or renamed while '
+            'workflows that use them are running: keep the old tool until they finish.'
+        )
+    return tool
+
+
+async def _tool_as_prepared(
+    toolset: FunctionToolset[Any], tool_def: ToolDefinition, ctx: RunContext[Any], held_as: str
+) -> ToolsetTool[Any] | None:
+    """The tool built from the workflow's definition; `None` when the toolset holds no tool under `held_as`."""
+    source = toolset.tools.get(held_as)
+    if source is None:
+        return None
+    build = getattr(toolset, 'tool_for_tool_def', None)  # pydantic-ai 2.x releases that build it themselves
+    if build is not None:
+        return cast('ToolsetTool[Any]', build(tool_def, ctx=ctx, original_name=held_as))
+
+    async def as_prepared(ctx: RunContext[Any], _: ToolDefinition) -> ToolDefinition:
+        return tool_def
+
+    # pydantic-ai 1.107: listed by the toolset itself (retries, timeout, validators as it builds them), with this one
+    # tool, whose `prepare` returns the workflow's definition instead of running the user's function again.
+    fixed = copy.copy(source)
+    fixed.prepare = as_prepared
+    one_tool = copy.copy(toolset)
+    one_tool.tools = {held_as: fixed}
+    return (await one_tool.get_tools(ctx)).get(tool_def.name)

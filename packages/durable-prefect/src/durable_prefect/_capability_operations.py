@@ -14,6 +14,8 @@ from pydantic_ai.tools import RunContext
 from durable_kernel import (
     CapabilityOperation,
     CapabilityOperationOutcome,
+    DurabilityCapability,
+    operation_unit_models,
     prefect_capability_operation_task_name,
     run_operation_in_unit,
 )
@@ -57,8 +59,21 @@ async def run_operation_task(
     arguments: dict[str, Any],
     *,
     task_config: TaskConfig | None = None,
+    models: DurabilityCapability[Any] | None = None,
 ) -> CapabilityOperationOutcome:
-    """Run a durable operation in its `Capability: {id}.{operation}` task (from flow code)."""
+    """Run a durable operation in its `Capability: {id}.{operation}` task (from flow code).
+
+    Args:
+        operation: The operation.
+        ctx: The run context of the call.
+        arguments: Its arguments as `wire_arguments` made them.
+        task_config: The task's config.
+        models: The durability capability whose models an operation on a request context resolves by key.
+    """
     name = prefect_capability_operation_task_name(operation.capability_id, operation.name)
     task = _OPERATION_TASK.with_options(name=name, **merge_task_config(task_config))
-    return await task(_OperationCall(operation, arguments, ctx))
+    if models is None:
+        return await task(_OperationCall(operation, arguments, ctx))
+    # Ambient, not an argument: the task function's source keys its cache (see `durable_kernel.operation_unit_models`).
+    with operation_unit_models(models.model_for_operation, models.model_key):
+        return await task(_OperationCall(operation, arguments, ctx))

@@ -8,7 +8,9 @@ three kinds of task and the event dispatch follow pydantic-ai 2.x's capability f
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterable, Mapping
+from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any, ClassVar
 from uuid import UUID
@@ -68,6 +70,10 @@ class _CapabilityModel(PrefectModel):
         self, response: ModelResponse, model_request_parameters: ModelRequestParameters, handler: object
     ) -> StreamedResponse:
         return completed_streamed_response(response, model_request_parameters, replay_parts=True)
+
+
+_ROUTING: ContextVar[bool] = ContextVar('durable_prefect_routing_model_request', default=False)
+"""Set while a flow run's request is inside `_wrap_durable_model_request` (its before-hooks run there on 2.68+)."""
 
 
 class PrefectDurability(DurabilityCapability[AgentDepsT]):
@@ -148,11 +154,15 @@ class PrefectDurability(DurabilityCapability[AgentDepsT]):
         """Whether the code runs in a Prefect flow run."""
         return FlowRunContext.get() is not None
 
+    # Operations on a request's `ModelRequestContext` (a durable `before_model_request`, ...) run in their task too,
+    # the context crossing as its projection, as pydantic-ai 2.78's capability runs them.
+    _model_request_operations: ClassVar[bool] = True
+
     @property
     def _operation_unit(self) -> OperationUnit | None:
         # A durable capability operation called in flow code runs in the task `Capability: {id}.{operation}`
         # (pydantic-ai 2.78's name); a retried or resumed flow run takes its cached outcome.
-        return run_operation_task
+        return functools.partial(run_operation_task, models=self)
 
     def _in_container_code(self) -> bool:
         # Flow code, not a task inside the flow (a tool's task): there the operation runs where it is called.
@@ -265,6 +275,14 @@ class PrefectDurability(DurabilityCapability[AgentDepsT]):
         Raises:
             UserError: The model is neither the agent's default nor registered with `models=`.
         """
+        self._route_to_task(ctx, request_context)
+        token = _ROUTING.set(True)
+        try:
+            return await handler(request_context)
+        finally:
+            _ROUTING.reset(token)
+
+    def _route_to_task(self, ctx: RunContext[AgentDepsT], request_context: ModelRequestContext) -> None:
         key = self.request_model_key(ctx, request_context)
         if key is None or key in self.models:
             request_context.model = self._durable_model(key)
@@ -272,7 +290,39 @@ class PrefectDurability(DurabilityCapability[AgentDepsT]):
             # Selected by a string that is no key (a provider model name, an alias another capability resolves,
             # possibly per deps): the run's own instance, in a task keyed by its value like any other.
             request_context.model = self._task_model(request_context.model)
-        return await handler(request_context)
+
+    async def before_model_request(
+        self, ctx: RunContext[AgentDepsT], request_context: ModelRequestContext
+    ) -> ModelRequestContext:
+        """In a flow run, on pydantic-ai 2.68+: a model an earlier hook swapped in runs in a model task too.
+
+        Those releases run the `before_model_request` hooks inside `wrap_model_request`, after the request's model was
+        put in its task; this (innermost) capability's hook runs last, so a model another hook set (a durable hook's,
+        applied back by its key, or any other registered model) is put in its task here, as pydantic-ai 2.78's
+        durability routes it as the last writer of the before-chain.
+
+        Raises:
+            UserError: The hook swapped in a model instance that is neither the agent's default nor registered.
+        """
+        request_context = await super().before_model_request(ctx, request_context)
+        if _ROUTING.get() and self.in_durable_context and not isinstance(request_context.model, PrefectModel):
+            self._route_to_task(ctx, request_context)
+        return request_context
+
+    async def prepare_model_request(
+        self, ctx: RunContext[AgentDepsT], request_context: ModelRequestContext
+    ) -> ModelRequestContext:
+        """In a flow run, on pydantic-ai 2.78: an attempt on another model (`RetryModelRequest`) runs in its task.
+
+        The attempt loop sets the attempt's model after every other hook of ours; this one (innermost) runs last before
+        the attempt, as pydantic-ai 2.78's durability routes it.
+
+        Raises:
+            UserError: The attempt's model is an instance that is neither the agent's default nor registered.
+        """
+        if _ROUTING.get() and self.in_durable_context and not isinstance(request_context.model, PrefectModel):
+            self._route_to_task(ctx, request_context)
+        return request_context
 
     async def _durable_event_stream(
         self,

@@ -43,7 +43,7 @@ from prefect.utilities.hashing import hash_objects
 from pydantic_ai.tools import RunContext
 from pydantic_ai.toolsets import ToolsetTool
 
-from durable_kernel import PYDANTIC_AI_2, ToolOutcome, ToolReturned
+from durable_kernel import PYDANTIC_AI_2, ToolOutcome, ToolReturned, prefect_task_name
 
 __all__ = ('reference_subflows', 'reference_tool_result')
 
@@ -53,11 +53,12 @@ _reference_subflows: contextvars.ContextVar[tuple[str, ...]] = contextvars.Conte
     'durable_prefect_reference_subflows', default=()
 )
 
-# The reference's task functions that recorded tool calls, by the prefix of ours' task name for the same call:
-# (file under `pydantic_ai/durable_exec/prefect/`, class, task function). pydantic-ai 1.107's layout.
+# The reference's task functions that recorded tool calls, by the prefix of ours' task name for the same call (the
+# kernel's name with an empty subject): (file under `pydantic_ai/durable_exec/prefect/`, class, task function).
+# pydantic-ai 1.107's layout.
 _REFERENCE_TASKS: dict[str, tuple[str, str, str]] = {
-    'Call Tool: ': ('_function_toolset.py', 'PrefectFunctionToolset', '_call_tool_task'),
-    'Call MCP Tool: ': ('_mcp_server.py', 'PrefectMCPServer', '_call_tool_task'),
+    prefect_task_name('call_tool', ''): ('_function_toolset.py', 'PrefectFunctionToolset', '_call_tool_task'),
+    prefect_task_name('call_mcp_tool', ''): ('_mcp_server.py', 'PrefectMCPServer', '_call_tool_task'),
 }
 
 # Left out of the reference's keys at any depth: they change from run to run.

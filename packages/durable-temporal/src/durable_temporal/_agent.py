@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterable, Callable, Generator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -221,7 +222,15 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
         self._temporal_model = binding.model
         self._toolsets = binding.toolsets
         self._temporal_activities = binding.activities
-        self._external_event_waiter = binding.external_event_wait
+        # An `ask` that is a capability operation runs in the operation's activity only where the wrapper runs those
+        # in activities (its switch); otherwise in the local activity, as before.
+        self._external_event_waiter = (
+            None
+            if binding.external_event_wait is None
+            else dataclasses.replace(
+                binding.external_event_wait, operations_in_activities=lambda: patched(CAPABILITY_OPERATIONS_PATCH)
+            )
+        )
 
     # --- properties -----------------------------------------------------------------------------------------------
 
@@ -408,6 +417,8 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
                 operations,
                 unit=binding.run_operation,
                 in_durable_context=lambda: workflow.in_workflow() and patched(CAPABILITY_OPERATIONS_PATCH),
+                model_request_operations=True,
+                resolve_model=binding.resolve_request_model,
             )
         ]
 

@@ -53,6 +53,7 @@ from ._external_events import TemporalEventWait, external_event_ask_activity
 from ._function_toolset import TemporalFunctionToolset
 from ._heartbeat import heartbeating_activity
 from ._model import TemporalModel, TemporalProviderFactory
+from ._model_errors import rebuilt_retry_requests, retry_requests_as_application_errors
 from ._run_context import TemporalRunContext, resolve_activity_context
 from ._toolset import ActivityToolset, TemporalWrapperToolset
 
@@ -101,8 +102,8 @@ class CapabilityOperationParams:
     Attributes:
         arguments: The call's arguments by parameter name, as JSON data (the run context left out).
         serialized_run_context: The run context, as for every activity.
-        model_id: The run's model by its key (`None`: the agent's default). Ours always sends `None`: the operation
-            gets the run context of an activity, which has no model.
+        model_id: The run's model by its key (`None`: the agent's default), which the activity builds again and gives
+            the operation's run context (an operation on a request context gets the model its projection names).
     """
 
     arguments: dict[str, Any]
@@ -133,21 +134,34 @@ class TemporalBinding(Generic[AgentDepsT]):
     operations: dict[tuple[str, str], CapabilityOperation] = field(
         default_factory=dict[tuple[str, str], CapabilityOperation]
     )
-    """The durable operations of the agent's capabilities (those taking a `ModelRequestContext` have no activity)."""
+    """The durable operations of the agent's capabilities, each with its activity."""
     operation_activity_config: ActivityConfig = field(default_factory=lambda: ActivityConfig())
     """The config of the capability operations' activities (the base config, as pydantic-ai 2.78's)."""
     run_context_type: type[TemporalRunContext[Any]] = TemporalRunContext
+    run_model_key: Callable[[Any], str | None] | None = None
+    """The key of the run's model for a capability operation's activity (the capability form's: by the run context);
+    `None`: the model the wrapper's run selected."""
 
     async def run_operation(
         self, operation: CapabilityOperation, ctx: Any, arguments: dict[str, Any]
     ) -> CapabilityOperationOutcome:
-        """Run a capability operation's activity from workflow code (the `OperationUnit` of both forms)."""
+        """Run a capability operation's activity from workflow code (the `OperationUnit` of both forms).
+
+        Raises:
+            RetryModelRequest: The operation's hook asked for another attempt at the request (pydantic-ai 2.x).
+        """
         activity_fn = self.operation_activities[(operation.capability_id, operation.name)]
         serialized, deps = deps_for_activity(self.run_context_type, ctx)
-        params = CapabilityOperationParams(arguments=arguments, serialized_run_context=serialized)
+        model_id = self.run_model_key(ctx) if self.run_model_key is not None else self.model.current_key()
+        params = CapabilityOperationParams(arguments=arguments, serialized_run_context=serialized, model_id=model_id)
         summary = f'capability: {operation.capability_id}.{operation.name}'
         config = merge_activity_config({'summary': summary}, self.operation_activity_config)
-        return await execute_unit(activity_fn, [params, deps], config, local=False)
+        with rebuilt_retry_requests():
+            return await execute_unit(activity_fn, [params, deps], config, local=False)
+
+    async def resolve_request_model(self, ctx: Any, key: str | None) -> Model:
+        """In workflow code: the model a durable hook's returned request context names by its key (a swap)."""
+        return self.model.resolve(key)
 
     external_event_wait: TemporalEventWait | None = None
     """The durable wait for external events of the agent's runs (its local activity is the last of `activities`)."""
@@ -314,10 +328,13 @@ def build_binding(
     toolsets = [toolset.visit_and_replace(make_durable) for toolset in agent.toolsets]
     operation_activities: dict[tuple[str, str], Callable[..., Any]] = {}
     for key, operation in (operations or {}).items():
-        if operation.model_request_parameter is not None:
-            continue  # not dispatched (see `durable_kernel._capability_operations`): no activity
         operation_activities[key] = _operation_activity(
-            operation, prefix=prefix, agent=agent, deps_type=deps_type, run_context_type=run_context_type
+            operation,
+            prefix=prefix,
+            agent=agent,
+            deps_type=deps_type,
+            run_context_type=run_context_type,
+            model=temporal_model,
         )
     activities.extend(operation_activities.values())
     # Registered last on every line, as pydantic-ai 2.78 registers it (a release without external events never
@@ -347,6 +364,7 @@ def _operation_activity(
     agent: AbstractAgent[Any, Any],
     deps_type: type[Any],
     run_context_type: type[TemporalRunContext[Any]],
+    model: TemporalModel,
 ) -> Callable[..., Any]:
     """The activity `agent__{name}__capability__{id}__{operation}` that runs one capability operation."""
 
@@ -354,7 +372,15 @@ def _operation_activity(
         ctx = await resolve_activity_context(
             run_context_type, params.serialized_run_context, deps=deps, deps_type=deps_type, agent=agent
         )
-        return await run_operation_in_unit(operation, ctx, params.arguments)
+        # The model the call names, built here as the model activities build it: the request's own (its projection's
+        # key) for an operation on a request context, else the run's.
+        projection = operation.request_projection(params.arguments)
+        key = projection.model_id if projection is not None else params.model_id
+        unit_model = await model.model_for_unit(key, ctx)
+        with retry_requests_as_application_errors():
+            return await run_operation_in_unit(
+                operation, ctx, params.arguments, model=unit_model, model_key=model.key_for, run_model=unit_model
+            )
 
     capability_operation_activity.__annotations__['deps'] = deps_type
     name = temporal_capability_operation_activity_name(prefix, operation.capability_id, operation.name)

@@ -6,7 +6,7 @@ import functools
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from contextvars import ContextVar
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any, ClassVar
 
 from pydantic_ai import messages as pai_messages
 from pydantic_ai.agent import AbstractAgent, AgentRunResult, EventStreamHandler
@@ -25,7 +25,6 @@ from temporalio.workflow import ActivityConfig
 
 from durable_kernel import (
     HAS_DEFAULT_RUN_ID_HOOK,
-    PYDANTIC_AI_2,
     DepsResolver,
     DurabilityCapability,
     DurableAgentRunEvents,
@@ -34,12 +33,14 @@ from durable_kernel import (
     ExternalEventWait,
     NonRetryableModelErrors,
     OperationUnit,
+    RequestModelResolver,
     agent_root_capability,
     disable_threads,
     forward_event_batches,
     is_model_stream_event,
     is_permanent_model_error,
     request_context_with_model,
+    run_may_be_instrumented,
     scoped_context_value,
     topic_to_read,
     with_deps_resolver,
@@ -81,6 +82,10 @@ DEFAULT_MODEL_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
 STABLE_DEFAULT_RUN_ID_PATCH = 'pydantic_ai:stable_default_run_id'
 """The patch under which pydantic-ai 2.x's `TemporalDurability` gives a run a workflow-derived `run_id`: ours asks for
 the same patch at the same point, so that the two record (and replay) the same marker."""
+
+_ROUTING: ContextVar[list[str | None] | None] = ContextVar('durable_temporal_routing_model_request', default=None)
+"""While a workflow's request is inside `_wrap_durable_model_request` (its hooks run there on 2.68+): the key of the
+model the request step's before-chain left, which an attempt on that model goes back to."""
 
 # Set while pydantic-ai 1.107 binds the capability for a run (it has no binding at `Agent(...)`): see `for_run`.
 _binding_for_run: ContextVar[bool] = ContextVar('durable_temporal_binding_for_run', default=False)
@@ -233,31 +238,25 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
                 'level (or in worker setup code) and use it from the workflow.'
             )
 
-    def for_agent(self, agent: AbstractAgent[AgentDepsT, Any]) -> AbstractCapability[AgentDepsT]:
-        """The copy bound to `agent`, composed with `ReplaySafeTelemetry` (pydantic-ai 2.x calls this at `Agent(...)`).
-
-        `ReplaySafeTelemetry` keeps the spans of replayed workflow code out of traces, per run; it must wrap
-        pydantic-ai's `Instrumentation`, outside this (innermost) capability, so it comes as a sibling. Not under a
-        `WrapperCapability`: a sibling there would be nested in the wrapper with this capability, and pydantic-ai
-        refuses a wrapper whose leaves are in two ordering tiers ('outermost' and 'innermost'); such an agent is
-        durable as any other, only its spans are not kept out of traces on replay.
-        """
-        bound = super().for_agent(agent)
-        if _inside_a_wrapper(agent_root_capability(agent), self):
-            return bound
-        return CombinedCapability([ReplaySafeTelemetry(), bound])
-
     async def for_run(self, ctx: RunContext[AgentDepsT]) -> AbstractCapability[AgentDepsT]:
         """The copy bound to the run's agent (bound now on pydantic-ai 1.107, which has no `for_agent`).
 
-        On 1.107 a run in workflow code gets `ReplaySafeTelemetry` beside it here (2.x composes it in `for_agent`).
+        A run in workflow code that may emit spans gets `ReplaySafeTelemetry` beside it here, which keeps the spans
+        of replayed workflow code out of traces; it must wrap pydantic-ai's `Instrumentation`, outside this
+        (innermost) capability, so it comes as a sibling. An uninstrumented run is not given it: it would only cost
+        the run time. Where pydantic-ai does not show `for_run` an `Instrumentation` given in the run's
+        `capabilities=` (1.107, 2.x before 2.68: `FOR_RUN_SEES_RUN_INSTRUMENTATION`), every run here gets it.
         """
         with scoped_context_value(_binding_for_run, True):
             bound = await super().for_run(ctx)
-        if PYDANTIC_AI_2 or not workflow.in_workflow():
+        if not workflow.in_workflow():
             return bound
-        agent = cast('AbstractAgent[AgentDepsT, Any] | None', getattr(ctx, 'agent', None))
-        if agent is not None and _inside_a_wrapper(agent_root_capability(agent), self):
+        if ctx.agent is not None and not run_may_be_instrumented(ctx.agent, ctx=ctx):
+            return bound
+        if ctx.agent is not None and _inside_a_wrapper(agent_root_capability(ctx.agent), self):
+            # Under a `WrapperCapability` a sibling would be nested in the wrapper with this capability, and
+            # pydantic-ai refuses a wrapper whose leaves are in two ordering tiers ('outermost' and 'innermost'):
+            # such a run is durable as any other, only its spans are not kept out of traces on replay.
             return bound
         return CombinedCapability([ReplaySafeTelemetry(), bound])
 
@@ -300,13 +299,22 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
             validate_args_in_activities=True,
             operations=self.capability_operations,
         )
+        self._binding.run_model_key = self.operation_model_key
         return self._binding
+
+    # Operations on a request's `ModelRequestContext` (a durable `before_model_request`, ...) run in their activity too,
+    # the context crossing as its projection, as pydantic-ai 2.78's capability runs them.
+    _model_request_operations: ClassVar[bool] = True
 
     @property
     def _operation_unit(self) -> OperationUnit | None:
         # A durable capability operation called in workflow code runs in its activity,
         # `agent__{name}__capability__{id}__{operation}`, with no patch marker: as pydantic-ai 2.78's capability.
         return self._bound().run_operation
+
+    @property
+    def _request_model_resolver(self) -> RequestModelResolver | None:
+        return self._bound().resolve_request_model
 
     @property
     def event_stream_topic(self) -> EventStreamTopic | None:
@@ -362,11 +370,15 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
 
     async def _wrap_durable_run(self, ctx: RunContext[AgentDepsT], *, handler: WrapRunHandler) -> AgentRunResult[Any]:
         """In a workflow: sync callbacks run inline (the sandbox forbids threads), replayed work starts no spans."""
-        if not HAS_DEFAULT_RUN_ID_HOOK:
-            # pydantic-ai 1.107 never asks for a default run id (`get_default_run_id`), so the patch is asked for here,
-            # at the start of the run as there: a run's history then replays on either line and on pydantic-ai 2.x's
-            # own capability, all of which expect the marker before the first activity.
-            workflow.patched(STABLE_DEFAULT_RUN_ID_PATCH)
+        # pydantic-ai 1.107 never asks for a default run id (`get_default_run_id`), so the patch is asked for here, at
+        # the start of the run as there: a run's history then replays on either line and on pydantic-ai 2.x's own
+        # capability, all of which expect the marker before the first activity. And the UUID 2.x draws for that id
+        # under the marker is drawn here too, unused: the workflow's random sequence then stays the same on both lines,
+        # and with it every later `workflow.uuid4()` (a child workflow's default id, an external event's key), so a run
+        # moved between the lines replays. Under the marker only: a history recorded without it (1.107's reference, a
+        # run given its `run_id` on 2.x) drew nothing.
+        if not HAS_DEFAULT_RUN_ID_HOOK and workflow.patched(STABLE_DEFAULT_RUN_ID_PATCH):
+            workflow.uuid4()
         topic = self._event_stream_topic
         if topic is not None:
             check_hosted_stream()  # before any activity: a missing stream is a setup error
@@ -468,8 +480,62 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
         # A registry key, `None` for the agent's model instance, or the string the model was selected by (rebuilt by
         # the same string in the activity).
         key = self.request_model_key(ctx, request_context)
-        with durable_model.using_model(key):
-            return await handler(request_context_with_model(request_context, durable_model))
+        token = _ROUTING.set([key])
+        try:
+            with durable_model.using_model(key):
+                return await handler(request_context_with_model(request_context, durable_model))
+        finally:
+            _ROUTING.reset(token)
+
+    async def before_model_request(
+        self, ctx: RunContext[AgentDepsT], request_context: ModelRequestContext
+    ) -> ModelRequestContext:
+        """In a workflow, on pydantic-ai 2.68+: a model an earlier hook swapped in goes to its model activity too.
+
+        Those releases run the `before_model_request` hooks inside `wrap_model_request`, after the durable model was
+        swapped in; this (innermost) capability's hook runs last, so a model another hook set (a durable hook's, applied
+        back by its key, or any other registered model) is routed here by its key, as the wrap routes the run's.
+
+        Raises:
+            UserError: The hook swapped in a model instance that is neither the agent's default nor registered.
+        """
+        request_context = await super().before_model_request(ctx, request_context)
+        step = _ROUTING.get()
+        if step is None or not self.in_durable_context or request_context.model is self._bound().model:
+            return request_context
+        step[0] = self._route(ctx, request_context)
+        return request_context
+
+    async def prepare_model_request(
+        self, ctx: RunContext[AgentDepsT], request_context: ModelRequestContext
+    ) -> ModelRequestContext:
+        """In a workflow, on pydantic-ai 2.78: an attempt on another model (`RetryModelRequest`) goes to its activity.
+
+        The attempt loop sets the attempt's model after every other hook of ours; this one (innermost) runs last before
+        the attempt, as pydantic-ai 2.78's durability routes it.
+
+        Raises:
+            UserError: The attempt's model is an instance that is neither the agent's default nor registered.
+        """
+        step = _ROUTING.get()
+        if step is None or not self.in_durable_context:
+            return request_context
+        durable_model = self._bound().model
+        if request_context.model is durable_model:
+            # Back on the step's model (the loop restores the request as the before-chain left it): its key again.
+            durable_model.use_key(step[0])
+            return request_context
+        self._route(ctx, request_context)
+        return request_context
+
+    def _route(self, ctx: RunContext[AgentDepsT], request_context: ModelRequestContext) -> str | None:
+        """Send the request to the model activity of the model a hook set on it, by its key (returned)."""
+        durable_model = self._bound().model
+        key = self.request_model_key(ctx, request_context)
+        # Set, not scoped: the wrap's own `using_model` restores the key when the request ends.
+        durable_model.use_key(key)
+        request_context.model = durable_model
+        return key
 
     def _durable_event_stream(
         self,

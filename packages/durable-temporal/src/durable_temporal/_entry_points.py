@@ -19,7 +19,7 @@ from pydantic_ai.result import StreamedRunResult
 from pydantic_ai.tools import AgentDepsT
 from temporalio import workflow
 
-from durable_kernel import DurableWrapperAgent, RunArguments
+from durable_kernel import DurableWrapperAgent, RunArguments, run_may_be_instrumented
 
 from ._replay_tracing import ReplaySafeTelemetry
 
@@ -110,13 +110,17 @@ class TemporalEntryPoints(DurableWrapperAgent[AgentDepsT, OutputDataT], ABC):
                 'when the worker starts. Add them to the agent before wrapping it in `TemporalAgent(...)`.'
             )
         _refuse_run_keywords(arguments)
+        capabilities = list(arguments.capabilities or ())
+        # For this run only, and only if it may emit spans: no span of replayed workflow code is emitted again (see
+        # `_replay_tracing`). An uninstrumented run is not given the capability, which would only cost it time.
+        if run_may_be_instrumented(self.wrapped, capabilities, run_spec=arguments.spec):
+            capabilities.append(ReplaySafeTelemetry())
         with self._durable_scope(arguments.model):
             in_workflow = dataclasses.replace(
                 arguments,
                 model=None,
                 event_stream_handler=self.event_stream_handler,
-                # For this run only: no span of replayed workflow code is emitted again (see `_replay_tracing`).
-                capabilities=[*(arguments.capabilities or ()), ReplaySafeTelemetry()],
+                capabilities=capabilities or None,
             )
             return await self._agent_run(in_workflow)
 

@@ -10,6 +10,11 @@ Why a local activity: `ask` is a closure over the live run (the run context, the
 cross a process boundary. Temporal runs a local activity in the worker process whose workflow task scheduled it, where
 the wait left the callback (`_pending_asks`, in this module, which the sandbox passes through).
 
+One exception, pydantic-ai 2.78's: an `ask` that is a capability's durable operation (the handler of
+`HandleDeferredToolCalls(id=...)`) is data, not a closure, so it runs as that operation's activity,
+`agent__{name}__capability__{id}__ask`, on the worker's copy of the capability, under 2.78's patch marker
+(`ASK_OPERATION_PATCH`); histories without the marker asked in the local activity and replay so.
+
 The commands (the key drawn, the local activity, the timer of a timeout), the activity's name and arguments, and the
 signal's name and fields are pydantic-ai 2.78's own: a workflow waiting under its `TemporalDurability` finishes on ours
 and the reverse, and either's resolver ends either's wait.
@@ -35,11 +40,13 @@ from durable_kernel import (
     external_event_error,
     external_event_payload,
     external_event_token,
+    operation_ask_dispatch,
     parse_external_event_token,
     temporal_activity_name_with_prefix,
 )
 
 from ._config import execute_unit
+from ._versioning import ASK_OPERATION_PATCH
 from ._workflow_state import PerWorkflow
 
 __all__ = (
@@ -136,6 +143,9 @@ class TemporalEventWait:
     ask_activity: Callable[..., Any]
     activity_config: ActivityConfig
     """The agent's base activity config: the local activity takes its timeouts, retry policy and cancellation type."""
+    operations_in_activities: Callable[[], bool] = lambda: True
+    """Whether the run's capability operations run in their activities now (the capability form: always; the wrapper
+    form: under its switch), so an `ask` that is one can run in its own (else it would run in workflow code)."""
 
     async def __call__(self, name: str, *, ask: AskForEvent, timeout: timedelta | None) -> JsonValue:
         """Wait for an external event in the running workflow (see `durable_kernel.ExternalEventWait`)."""
@@ -146,14 +156,7 @@ class TemporalEventWait:
         inbox = _inbox()
         inbox.waiting.add(event_key)
         try:
-            _pending_asks[pending_key] = ask
-            try:
-                # The settings a local activity has (a `task_queue` of the base config does not apply to it).
-                config: dict[str, Any] = {k: v for k, v in self.activity_config.items() if k in _LOCAL_KEYS}
-                config['summary'] = f'ask: {name}'
-                answer = await execute_unit(self.ask_activity, [pending_key, token], config, local=True)
-            finally:
-                _pending_asks.pop(pending_key, None)
+            answer = await self._ask(ask, name=name, token=token, pending_key=pending_key)
             if answer is not None:
                 return answer
             summary: dict[str, Any] = {'timeout_summary': name} if _WAIT_CONDITION_HAS_SUMMARY else {}
@@ -168,6 +171,22 @@ class TemporalEventWait:
         if outcome.error is not None:
             raise external_event_error(outcome.error)
         return outcome.payload
+
+    async def _ask(self, ask: AskForEvent, *, name: str, token: str, pending_key: str) -> JsonValue:
+        """Call `ask` with the token in the activity whose result the history records (see the module docstring)."""
+        # The marker is asked only for an operation's `ask`, as pydantic-ai 2.78 asks it: the same commands either way.
+        dispatch = operation_ask_dispatch(ask)
+        if dispatch is not None and self.operations_in_activities() and workflow.patched(ASK_OPERATION_PATCH):
+            # From workflow code, outside any unit: the run's dispatcher schedules the operation's activity.
+            return await dispatch(token)
+        _pending_asks[pending_key] = ask
+        try:
+            # The settings a local activity has (a `task_queue` of the base config does not apply to it).
+            config: dict[str, Any] = {k: v for k, v in self.activity_config.items() if k in _LOCAL_KEYS}
+            config['summary'] = f'ask: {name}'
+            return await execute_unit(self.ask_activity, [pending_key, token], config, local=True)
+        finally:
+            _pending_asks.pop(pending_key, None)
 
 
 async def resolve_external_event(client: Client, token: str, payload: object) -> None:

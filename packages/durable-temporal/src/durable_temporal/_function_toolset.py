@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from pydantic_ai.exceptions import UserError
-from pydantic_ai.tools import AgentDepsT, RunContext, ToolDefinition
+from pydantic_ai.tools import AgentDepsT, RunContext
 from pydantic_ai.toolsets import FunctionToolset, ToolsetTool
 from pydantic_ai.toolsets.function import FunctionToolsetTool
 from temporalio import activity, workflow
@@ -15,7 +14,9 @@ from temporalio.workflow import ActivityConfig
 
 from durable_kernel import (
     ToolOutcome,
+    called_function_tool,
     capture_tool_outcome,
+    temporal_child_workflow_name,
     tool_unit_setting,
     unwrap_tool_outcome,
     validate_tool_arguments,
@@ -46,35 +47,6 @@ def _sync_tool_error(tool_name: str, toolset_id: str) -> UserError:
         '(`tool_activity_config` is `False`), but it is a sync function: sync tools run in threads, which workflow '
         'code cannot use. Make the tool function `async`, or give it an activity config instead of `False`.'
     )
-
-
-async def _tool_as_prepared_in_workflow(
-    toolset: FunctionToolset[AgentDepsT], tool_def: ToolDefinition, ctx: RunContext[AgentDepsT]
-) -> ToolsetTool[AgentDepsT] | None:
-    """The tool to call in the activity, built from the definition workflow code prepared (and the model saw).
-
-    A tool's `prepare` function runs in workflow code, once per step, like the rest of the listing. Listing the tools
-    again in the activity would run it a second time, against the activity's run context, and the definition it
-    returns there (a timeout, a description) could differ from the one the call was made with. `None` when the tool
-    is not held under the definition's name (a `prepare` that renamed it): then the activity lists the tools.
-    """
-    source = toolset.tools.get(tool_def.name)
-    if source is None:
-        return None
-    build = getattr(toolset, 'tool_for_tool_def', None)  # pydantic-ai 2.x releases that build it themselves
-    if build is not None:
-        return cast('ToolsetTool[AgentDepsT]', build(tool_def, ctx=ctx))
-
-    async def as_prepared(ctx: RunContext[AgentDepsT], _: ToolDefinition) -> ToolDefinition:
-        return tool_def
-
-    # Listed by the toolset itself (retries, timeout, validators as it builds them), with this one tool whose
-    # `prepare` returns the workflow's definition instead of running the user's function again.
-    fixed = copy.copy(source)
-    fixed.prepare = as_prepared
-    one_tool = copy.copy(toolset)
-    one_tool.tools = {tool_def.name: fixed}
-    return (await one_tool.get_tools(ctx)).get(tool_def.name)
 
 
 class TemporalFunctionToolset(ActivityToolset[AgentDepsT]):
@@ -115,17 +87,10 @@ class TemporalFunctionToolset(ActivityToolset[AgentDepsT]):
                 raise _sync_tool_error(tool_name, self.id)
 
         async def tool_in_activity(params: CallToolParams, ctx: RunContext[AgentDepsT]) -> ToolsetTool[AgentDepsT]:
-            tool = None
-            if params.tool_def is not None:
-                tool = await _tool_as_prepared_in_workflow(toolset, params.tool_def, ctx)
-            if tool is None:  # scheduled without a definition (an earlier release, the reference), or renamed
-                tool = (await toolset.get_tools(ctx)).get(params.name)
-            if tool is None:
-                raise UserError(
-                    f'Tool {params.name!r} is not in toolset {self.id!r} on this worker. Tools cannot be removed or '
-                    'renamed while workflows that use them are running: keep the old tool until they finish.'
-                )
-            return tool
+            # `tool_def` is `None` when scheduled by an earlier release or the reference: the activity lists the tools.
+            return await called_function_tool(
+                toolset, ctx, params.name, tool_def=params.tool_def, where='on this worker'
+            )
 
         async def call_tool(params: CallToolParams, deps: Any) -> ToolOutcome:
             ctx = await self.context_in_activity(params.serialized_run_context, deps)
@@ -153,7 +118,7 @@ class TemporalFunctionToolset(ActivityToolset[AgentDepsT]):
             tool = await tool_in_activity(params, ctx)
             return await self.call_tool_outcome(toolset, params.name, params.tool_args, ctx, tool)
 
-        self.child_workflow_name = f'{self.activity_name("toolset_call_tool")}__child_workflow'
+        self.child_workflow_name = temporal_child_workflow_name(self.activity_name_prefix, self.id)
         """The child workflow type of the tools that select one (pydantic-ai 2.68's name)."""
         self.child_workflow = define_child_workflow(
             self.child_workflow_name,

@@ -345,6 +345,19 @@ class TemporalModel(WrapperModel):
         finally:
             self._model_key.reset(token)
 
+    def use_key(self, key: str | None) -> None:
+        """Use `key` for the requests of the current `using_model` block (its end restores the block's own key)."""
+        self._model_key.set(key)
+
+    def current_key(self) -> str | None:
+        """The key of the model requests use now in workflow code (`None`: the agent's own model)."""
+        return self._model_key.get()
+
+    async def model_for_unit(self, key: str | None, ctx: RunContext[Any] | None) -> Model:
+        """Inside an activity: the model `key` names, built as the model activities build it."""
+        # `None` is what a run without `model=` uses: a string default is sent by that string (see `__init__`).
+        return await self._activity_model(key if key is not None else self._default_key, ctx)
+
     def _model_for_key(self, key: str | None, ctx: RunContext[Any] | None) -> Model:
         if key is None:
             return self.wrapped

@@ -11,17 +11,27 @@ have converted itself, so workflow code that inspects it sees what it saw before
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
+from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
+from pydantic_ai import exceptions as pai_exceptions
+from pydantic_ai.exceptions import UserError
 from temporalio import activity
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError, FailureError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 from durable_kernel import retry_after_seconds
 
-__all__ = ('classify_model_errors',)
+__all__ = ('classify_model_errors', 'retry_requests_as_application_errors', 'rebuilt_retry_requests')
+
+RETRY_MODEL_REQUEST_DETAIL = 'pydantic_ai_retry_model_request'
+"""The key of the `ApplicationError` detail that carries a `RetryModelRequest`'s model name (wire format: pydantic-ai
+2.78's, so that a failure either recorded decodes on the other)."""
+
+# pydantic-ai 2.x: a hook asks for another attempt at the request (1.107 has no such exception: nothing to carry).
+_RETRY_MODEL_REQUEST: type[Exception] | None = getattr(pai_exceptions, 'RetryModelRequest', None)
 
 P = ParamSpec('P')
 R = TypeVar('R')
@@ -73,3 +83,56 @@ def _next_retry_delay(retry_after: float) -> timedelta:
     policy = policy or RetryPolicy()
     maximum = policy.maximum_interval or policy.initial_interval * 100
     return timedelta(seconds=min(retry_after, maximum.total_seconds()))
+
+
+@contextmanager
+def retry_requests_as_application_errors() -> Generator[None]:
+    """In a capability operation's activity: a `RetryModelRequest` the hook raised leaves as an `ApplicationError`.
+
+    Non-retryable, naming the model to attempt; workflow code raises it again (`rebuilt_retry_requests`).
+
+    Raises:
+        UserError: The hook named the model to attempt by a model instance, which cannot cross to workflow code.
+    """
+    if _RETRY_MODEL_REQUEST is None:
+        yield
+        return
+    try:
+        yield
+    except _RETRY_MODEL_REQUEST as retry:
+        model: Any = getattr(retry, 'model', None)
+        if model is not None and not isinstance(model, str):
+            raise UserError(
+                'A `RetryModelRequest` raised by a capability hook that runs as a durable operation names its model by '
+                'an instance, which cannot cross back to workflow code: register the model with the durability '
+                "capability's `models=` and name it by its key."
+            ) from retry
+        # The hook's answer, not a failure: another attempt of the activity would give the same one.
+        raise ApplicationError(
+            str(retry) or 'RetryModelRequest',
+            {RETRY_MODEL_REQUEST_DETAIL: {'model': model}},
+            type='RetryModelRequest',
+            non_retryable=True,
+        ) from retry
+
+
+@contextmanager
+def rebuilt_retry_requests() -> Generator[None]:
+    """In workflow code: a carried `RetryModelRequest` from a capability operation's activity is raised again.
+
+    For the run's attempt loop, as the hook's own raise would be outside a workflow.
+    """
+    try:
+        yield
+    except ActivityError as error:
+        cause = error.cause
+        if _RETRY_MODEL_REQUEST is None or not isinstance(cause, ApplicationError) or not cause.details:
+            raise
+        detail: Any = cause.details[0]
+        carried: Any = (
+            cast('dict[str, Any]', detail).get(RETRY_MODEL_REQUEST_DETAIL) if isinstance(detail, dict) else None
+        )
+        if not isinstance(carried, dict):
+            raise
+        model: Any = cast('dict[str, Any]', carried).get('model')
+        raise _RETRY_MODEL_REQUEST(model if isinstance(model, str) else None) from error

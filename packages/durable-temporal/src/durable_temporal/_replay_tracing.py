@@ -4,9 +4,16 @@ The agent loop runs in workflow code, so a worker that resumes a workflow (after
 from its cache) runs the loop again from the start, and pydantic-ai's instrumentation would emit the agent-run,
 model-request and tool spans of the replayed part a second time.
 
-Every durable run in workflow code gets `ReplaySafeTelemetry`, a capability of its own placed outside pydantic-ai's
-`Instrumentation` (the wrapper form passes it with the run's capabilities; the capability form composes it beside its
-bound copy), so it acts before the run span starts, for that run only. It gives each `Instrumentation` of the run
+Every durable run in workflow code that may emit spans (`durable_kernel.run_may_be_instrumented`: the agent's
+`instrument`, `Agent.instrument_all(...)`, an `InstrumentedModel`, an `Instrumentation` capability of the agent, an
+override or the run) gets `ReplaySafeTelemetry`, a capability of its own placed outside pydantic-ai's
+`Instrumentation` (the wrapper form passes it with the run's capabilities; the capability form returns it beside its
+bound copy from `for_run`), so it acts before the run span starts, for that run only. An uninstrumented run is not
+given it: it would cost every hook of the run time and change nothing. (The capability form cannot see the run's
+`capabilities=` where pydantic-ai does not show them to `for_run`, 1.107 and 2.x before 2.68: there every run in
+workflow code gets it, as before.) Whether it is there changes no command the
+workflow issues (it starts no activity or timer and draws nothing from the workflow's random source), so a history
+recorded with it replays without it and the reverse. It gives each `Instrumentation` of the run
 (the per-run copy pydantic-ai makes in its `for_run`: of the agent's capability, or of the one pydantic-ai builds from
 `agent.instrument` or `Agent.instrument_all(...)`) a copy of its settings whose tracer is a `ReplayAwareTracer`. That tracer starts no span in workflow code that is replaying: it hands out a non-recording
 span that carries the current span context, so spans started once the replay has caught up still find their parent.
@@ -127,8 +134,8 @@ def _copies_per_run(capability: Instrumentation) -> bool:
 class ReplaySafeTelemetry(AbstractCapability[Any]):
     """Keeps the telemetry of replayed workflow code out of traces, for one run, outside pydantic-ai's instrumentation.
 
-    Added by durable-temporal to each durable run in workflow code (see the module docstring); outside a workflow it
-    does nothing.
+    Added by durable-temporal to each durable run in workflow code that may emit spans (see the module docstring);
+    outside a workflow it does nothing.
     """
 
     def get_ordering(self) -> CapabilityOrdering:

@@ -38,6 +38,7 @@ from temporalio.worker import (
 from ._workflow_state import PerWorkflow
 
 __all__ = (
+    'ASK_OPERATION_PATCH',
     'DURABLE_COUNT_TOKENS_PATCH',
     'EVENT_BATCHES_PATCH',
     'ORDERED_TOOL_EVENTS_PATCH',
@@ -82,6 +83,18 @@ both ways. Histories without it (pydantic-ai's before 2.78, and its wrappers' in
 this marker) counted in workflow code, and replay so. Asked with `workflow.patched` directly, not through a switch (and not in `PATCH_DEFAULTS`): it is pydantic-ai's
 marker, as `pydantic_ai:stable_default_run_id` is, recorded wherever pydantic-ai 2.78 records it. A workflow that
 recorded it does not replay on a release of ours without it: drain those before rolling back.
+"""
+
+ASK_OPERATION_PATCH = 'pydantic_ai:external_event_ask_as_capability_operation'
+"""The `workflow.patched` id under which a wait's `ask` that is a capability's durable operation runs in its activity.
+
+pydantic-ai 2.78's own id, asked at the same point: a wait for an external event whose `ask` is a capability's
+`@durable_operation` (the handler of `HandleDeferredToolCalls(id=...)`) runs it as that operation's activity,
+`agent__{name}__capability__{id}__ask`, instead of in the local activity `external_event_ask`. Asked only for such an
+`ask`, with `workflow.patched` directly (pydantic-ai's marker, as `DURABLE_COUNT_TOKENS_PATCH`). Histories without it
+(ours before this marker, pydantic-ai's before 2.78's) asked in the local activity, and replay so. `TemporalAgent` asks
+it only where it runs capability operations in activities (`CAPABILITY_OPERATIONS_PATCH`). A workflow that recorded it
+does not replay on a release of ours without it: drain those before rolling back.
 """
 
 CAPABILITY_OPERATIONS_PATCH = 'durable_temporal.capability_operations'
