@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart
-from pydantic_ai.models import ModelRequestParameters
+from pydantic_ai.models import ModelRequestContext, ModelRequestParameters
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 from pydantic_ai.settings import ModelSettings
 from pydantic_ai.usage import RequestUsage
@@ -21,8 +21,10 @@ from durable_kernel import (
     counted_usage,
     dbos_model_step_name,
     prefect_task_name,
+    request_context_with_model,
     temporal_activity_name,
 )
+from durable_kernel._token_count import CountsInDurableUnit, without_count_layer
 
 pytestmark = pytest.mark.anyio
 
@@ -135,3 +137,30 @@ def test_a_result_recorded_by_pydantic_ai_2_78_is_read_as_ours_and_ours_has_its_
     assert messages[-1].metadata == {'__pydantic_ai__': {'seen': 1, 'counted': 1}}
     fields = {field.name for field in dataclasses.fields(CountTokensResult)}
     assert fields == {field.name for field in dataclasses.fields(utils.CountTokensResult)}
+
+
+def test_taking_the_counting_layer_off_keeps_every_field_of_the_request_context() -> None:
+    # pydantic-ai 2.33 declares `model_id` (the string a model was selected by) and `streaming` with `init=False`,
+    # which `dataclasses.replace` resets: a durable unit then refused a string default or an alias as an unregistered
+    # model instance. Whatever fields the installed release has, the copy keeps them all but the model.
+    model = CountingModel()
+    request_context = ModelRequestContext(
+        model=model, messages=_messages(), model_settings=None, model_request_parameters=ModelRequestParameters()
+    )
+    set_late = {'model_id': 'tenant-model', 'streaming': True}
+    for item in dataclasses.fields(request_context):
+        if item.name in set_late:  # set by the agent graph after construction, on every 2.x release
+            setattr(request_context, item.name, set_late[item.name])
+    request_context.model = CountsInDurableUnit(model, cast(Any, None), cast(Any, None))
+
+    stripped = without_count_layer(request_context)
+
+    assert stripped.model is model
+    assert isinstance(request_context.model, CountsInDurableUnit)  # a copy: the hook's own context is unchanged
+    for item in dataclasses.fields(request_context):
+        if item.name != 'model':
+            assert getattr(stripped, item.name) == getattr(request_context, item.name), item.name
+    if PYDANTIC_AI_2:
+        assert getattr(stripped, 'model_id', None) == 'tenant-model'
+        assert getattr(stripped, 'streaming', None) is True
+    assert request_context_with_model(stripped, model) is not stripped

@@ -28,7 +28,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Replayer, UnsandboxedWorkflowRunner, Worker
 
-from durable_kernel import PYDANTIC_AI_2
+from durable_kernel import PYDANTIC_AI_VERSION
 from durable_temporal import (
     AgentHandover,
     AgentPlugin,
@@ -200,7 +200,10 @@ async def test_a_model_that_cannot_count_fails_the_run_as_without_durability_and
     assert (await activity_names(client, handle), started) == (['agent__count_cannot__model_count_tokens'], [1])
 
 
-@pytest.mark.skipif(not PYDANTIC_AI_2, reason='pydantic-ai 1.107 has no TemporalDurability of its own')
+# Not only 1.107: 2.33's own Temporal integration does not even import with the temporalio this cell resolves (>= 1.34).
+@pytest.mark.skipif(
+    PYDANTIC_AI_VERSION < (2, 78, 0), reason='pydantic-ai counts in workflow code before 2.78 (no count activity)'
+)
 async def test_histories_of_pydantic_ai_2_78_capability_and_ours_replay_on_each_other(
     client: Client, task_queue: str
 ) -> None:

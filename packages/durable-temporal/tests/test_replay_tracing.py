@@ -14,9 +14,9 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from core_helpers import WORKFLOW_TIMEOUT
+from core_helpers import WORKFLOW_TIMEOUT, activity_names
 from pydantic_ai import Agent
-from pydantic_ai.capabilities import Instrumentation
+from pydantic_ai.capabilities import Instrumentation, WrapperCapability
 from pydantic_ai.models.instrumented import InstrumentationSettings
 from pydantic_ai.models.test import TestModel
 from temporalio import workflow
@@ -74,6 +74,46 @@ AGENTS: dict[str, Any] = {
 }
 
 plain_agent = _agent('plain', capability=False)
+
+wrapped_durability = Agent(
+    TestModel(),
+    name='wrapped_durability',
+    tools=[weather],
+    capabilities=[Instrumentation(SETTINGS), WrapperCapability(wrapped=TemporalDurability())],
+)
+"""`TemporalDurability` under a `WrapperCapability` (as pydantic-ai 2.33's own suite builds one), in an instrumented
+agent: durable, but without `ReplaySafeTelemetry`, which pydantic-ai would refuse inside the wrapper (two ordering
+tiers, 'outermost' and 'innermost', under one wrapper)."""
+
+
+@workflow.defn
+class WrappedDurabilityWorkflow:
+    @workflow.run
+    async def run(self) -> str:
+        return (await wrapped_durability.run('weather?')).output
+
+
+async def test_a_durability_under_a_wrapper_capability_builds_and_runs_its_units(
+    client: Client, task_queue: str
+) -> None:
+    async with agent_worker(
+        client, workflows=[WrappedDurabilityWorkflow], plugins=[AgentPlugin(wrapped_durability)], task_queue=task_queue
+    ):
+        handle = await client.start_workflow(
+            WrappedDurabilityWorkflow.run,
+            id=str(uuid.uuid4()),
+            task_queue=task_queue,
+            execution_timeout=WORKFLOW_TIMEOUT,
+        )
+        assert await handle.result() == '{"weather":"sunny in a"}'
+    names = await activity_names(client, handle)
+    assert names == [
+        'agent__wrapped_durability__model_request',
+        'agent__wrapped_durability__toolset__<agent>__call_tool',
+        'agent__wrapped_durability__model_request',
+    ]
+
+
 """Never durable: run in the test process, outside any workflow."""
 
 UNINSTRUMENTED: dict[str, Any] = {

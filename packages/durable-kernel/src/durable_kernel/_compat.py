@@ -37,6 +37,7 @@ re-exports from `durable_kernel`), or, for attributes, named in the module that 
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import functools
 import importlib
@@ -104,6 +105,7 @@ __all__ = (
     'REALTIME_SESSION_HOOKS',
     'is_reference_durability',
     'request_model_selection',
+    'request_context_with_model',
     'resolve_model_id_by_capabilities',
     'guard_unit_run_context',
     'run_has_cancellation_token',
@@ -638,6 +640,21 @@ def request_model_selection(request_context: models.ModelRequestContext) -> str 
     """
     selection = getattr(request_context, 'model_id', None)
     return selection if isinstance(selection, str) else None
+
+
+def request_context_with_model(
+    request_context: models.ModelRequestContext, model: models.Model
+) -> models.ModelRequestContext:
+    """A copy of `request_context` whose model is `model`, every other field kept (`model_id` and `streaming` too).
+
+    Not `dataclasses.replace`: pydantic-ai 2.33 declares `model_id` (the string the model was selected by) and
+    `streaming` with `init=False`, and `replace` resets such fields to their defaults. A durable unit then no longer
+    knew which string selected the model (a string default or an alias was refused as an unregistered instance), and
+    the hooks after ours saw a streamed request as a plain one. 2.78 made them ordinary fields for that reason.
+    """
+    changed = copy.copy(request_context)
+    changed.model = model
+    return changed
 
 
 async def resolve_model_id_by_capabilities(

@@ -23,7 +23,6 @@ inside `wrap_model_request`, with the durable model and the run context: nothing
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -38,7 +37,7 @@ from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import RunContext
 from pydantic_ai.usage import RequestUsage
 
-from ._compat import set_current_run_context
+from ._compat import request_context_with_model, set_current_run_context
 
 __all__ = (
     'CountInRunContext',
@@ -191,7 +190,7 @@ def without_count_layer(request_context: ModelRequestContext) -> ModelRequestCon
     model = request_context.model
     if not isinstance(model, CountsInDurableUnit):
         return request_context
-    return dataclasses.replace(request_context, model=model.wrapped)
+    return request_context_with_model(request_context, model.wrapped)
 
 
 async def _count_with_model(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from contextvars import ContextVar
@@ -11,7 +10,7 @@ from typing import Any, ClassVar
 
 from pydantic_ai import messages as pai_messages
 from pydantic_ai.agent import AbstractAgent, AgentRunResult, EventStreamHandler
-from pydantic_ai.capabilities import AbstractCapability, CombinedCapability
+from pydantic_ai.capabilities import AbstractCapability, CombinedCapability, WrapperCapability
 from pydantic_ai.capabilities.abstract import WrapModelRequestHandler, WrapRunHandler
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import ModelResponse
@@ -35,10 +34,12 @@ from durable_kernel import (
     NonRetryableModelErrors,
     OperationUnit,
     RequestModelResolver,
+    agent_root_capability,
     disable_threads,
     forward_event_batches,
     is_model_stream_event,
     is_permanent_model_error,
+    request_context_with_model,
     run_may_be_instrumented,
     scoped_context_value,
     topic_to_read,
@@ -251,6 +252,11 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
         if not workflow.in_workflow():
             return bound
         if ctx.agent is not None and not run_may_be_instrumented(ctx.agent, ctx=ctx):
+            return bound
+        if ctx.agent is not None and _inside_a_wrapper(agent_root_capability(ctx.agent), self):
+            # Under a `WrapperCapability` a sibling would be nested in the wrapper with this capability, and
+            # pydantic-ai refuses a wrapper whose leaves are in two ordering tiers ('outermost' and 'innermost'):
+            # such a run is durable as any other, only its spans are not kept out of traces on replay.
             return bound
         return CombinedCapability([ReplaySafeTelemetry(), bound])
 
@@ -477,7 +483,7 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
         token = _ROUTING.set([key])
         try:
             with durable_model.using_model(key):
-                return await handler(dataclasses.replace(request_context, model=durable_model))
+                return await handler(request_context_with_model(request_context, durable_model))
         finally:
             _ROUTING.reset(token)
 
@@ -585,3 +591,17 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
                 if not is_model_stream_event(event):
                     await send([event], batched=False)
                 yield event
+
+
+def _inside_a_wrapper(root: AbstractCapability[Any], capability: AbstractCapability[Any]) -> bool:
+    """Whether `capability` sits under a `WrapperCapability` in the tree `root`.
+
+    Nested `CombinedCapability`s are not wrappers: pydantic-ai makes their leaves siblings.
+    """
+    if isinstance(root, CombinedCapability):
+        return any(_inside_a_wrapper(child, capability) for child in root.capabilities)
+    if isinstance(root, WrapperCapability):
+        found: list[AbstractCapability[Any]] = []
+        root.wrapped.apply(found.append)
+        return any(leaf is capability for leaf in found) or root.wrapped is capability
+    return False
