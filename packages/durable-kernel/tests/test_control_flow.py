@@ -133,6 +133,17 @@ def _reference_toolset_module() -> Any:
     return module
 
 
+async def _recorded_by_reference(reference: Any, call: Any) -> Any:
+    """What pydantic-ai 2.x's `wrap_tool_call_result` records for `call`, pickled and read back as DBOS would."""
+    try:
+        wrapped = await reference.wrap_tool_call_result(call)
+    except ValidationError:
+        # pydantic-ai 2.33 lets a tool's `ValidationError` through instead of recording it (2.68+ record it): such a
+        # step has no output to read back.
+        pytest.skip("this pydantic-ai 2.x release does not record a tool's ValidationError")
+    return pickle.loads(pickle.dumps(wrapped))
+
+
 async def _validation_error() -> Any:
     from pydantic import TypeAdapter as Adapter
 
@@ -163,7 +174,7 @@ async def test_outcomes_recorded_by_pydantic_ai_2_unwrap_as_its_own_agent_would(
     """A step output of pydantic-ai 2.x's own durability (pickled by DBOS) gives the same result or exception on ours."""
     reference = _reference_toolset_module()
     call = _tool_failed_call if case == 'tool_failed' else REFERENCE_CALLS[case]
-    recorded = pickle.loads(pickle.dumps(await reference.wrap_tool_call_result(call())))
+    recorded = await _recorded_by_reference(reference, call())
 
     def outcome_of(unwrap: Any) -> tuple[str, Any]:
         try:
@@ -194,7 +205,7 @@ def test_a_result_of_unknown_shape_is_refused_with_what_to_do():
 async def test_a_recorded_result_is_read_whatever_recorded_it(case: str):
     """Ours' outcomes, pydantic-ai 2.x's, and a result recorded as itself (1.107's DBOS MCP steps) all read back."""
     reference = _reference_toolset_module()
-    recorded = pickle.loads(pickle.dumps(await reference.wrap_tool_call_result(REFERENCE_CALLS[case]())))
+    recorded = await _recorded_by_reference(reference, REFERENCE_CALLS[case]())
 
     def outcome_of(unwrap: Any, value: Any) -> tuple[str, Any]:
         try:
