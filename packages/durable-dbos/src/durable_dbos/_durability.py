@@ -72,7 +72,6 @@ __all__ = ('DBOSDurability',)
 _logger = logging.getLogger(LOGGER_NAME)
 
 
-_ROUTING: ContextVar[bool] = ContextVar('durable_dbos_routing_model_request', default=False)
 """Set while a workflow's request is inside `_wrap_durable_model_request` (its before-hooks run there on 2.68+)."""
 
 
@@ -408,11 +407,8 @@ class DBOSDurability(DurabilityCapability[AgentDepsT]):
         if isinstance(request_context.model, DBOSModel):
             return await handler(request_context)
         self._route_to_step(ctx, request_context)
-        token = _ROUTING.set(True)
-        try:
+        with self._routing_request(None):
             return await handler(request_context)
-        finally:
-            _ROUTING.reset(token)
 
     def _route_to_step(self, ctx: RunContext[AgentDepsT], request_context: ModelRequestContext) -> None:
         model = request_context.model
@@ -428,38 +424,12 @@ class DBOSDurability(DurabilityCapability[AgentDepsT]):
             non_retryable_model_errors=self._non_retryable_model_errors,
         )
 
-    async def before_model_request(
-        self, ctx: RunContext[AgentDepsT], request_context: ModelRequestContext
-    ) -> ModelRequestContext:
-        """In a workflow, on pydantic-ai 2.68+: a model an earlier hook swapped in runs in a model step too.
-
-        Those releases run the `before_model_request` hooks inside `wrap_model_request`, after the request's model was
-        put in its step; this (innermost) capability's hook runs last, so a model another hook set (a durable hook's,
-        applied back by its key, or any other registered model) is put in its step here, as pydantic-ai 2.78's
-        durability routes it as the last writer of the before-chain.
-
-        Raises:
-            UserError: The hook swapped in a model instance that is neither the agent's default nor registered.
-        """
-        request_context = await super().before_model_request(ctx, request_context)
-        if _ROUTING.get() and self.in_durable_context and not isinstance(request_context.model, DBOSModel):
+    def _route_request_model(
+        self, ctx: RunContext[AgentDepsT], request_context: ModelRequestContext, state: Any, *, attempt: bool
+    ) -> None:
+        """A model a hook or the attempt loop set after the wrap runs in a model step too (pydantic-ai 2.68+)."""
+        if not isinstance(request_context.model, DBOSModel):
             self._route_to_step(ctx, request_context)
-        return request_context
-
-    async def prepare_model_request(
-        self, ctx: RunContext[AgentDepsT], request_context: ModelRequestContext
-    ) -> ModelRequestContext:
-        """In a workflow, on pydantic-ai 2.78: an attempt on another model (`RetryModelRequest`) runs in its step.
-
-        The attempt loop sets the attempt's model after every other hook of ours; this one (innermost) runs last before
-        the attempt, as pydantic-ai 2.78's durability routes it.
-
-        Raises:
-            UserError: The attempt's model is an instance that is neither the agent's default nor registered.
-        """
-        if _ROUTING.get() and self.in_durable_context and not isinstance(request_context.model, DBOSModel):
-            self._route_to_step(ctx, request_context)
-        return request_context
 
     def _durable_event_stream(
         self,

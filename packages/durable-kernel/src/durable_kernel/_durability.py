@@ -15,7 +15,9 @@ import copy
 import functools
 import weakref
 from abc import abstractmethod
-from collections.abc import AsyncIterable, Mapping, Sequence
+from collections.abc import AsyncIterable, Generator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, ClassVar, cast
 
 from pydantic_ai import messages as pai_messages
@@ -70,6 +72,11 @@ def is_model_stream_event(event: pai_messages.AgentStreamEvent) -> bool:
     tool results) are dispatched from workflow code, each in its own unit, as pydantic-ai 2.x does.
     """
     return isinstance(event, _MODEL_STREAM_EVENT_TYPES)
+
+
+_ROUTING: ContextVar[tuple[object, object] | None] = ContextVar('durable_kernel_routing_model_request', default=None)
+"""While a durability capability's `wrap_model_request` runs its handler: that capability and its engine's state of the
+request (which model unit the request goes to), so that its later hooks route a model set after the wrap."""
 
 
 class DurabilityCapability(AbstractCapability[AgentDepsT]):
@@ -454,11 +461,63 @@ class DurabilityCapability(AbstractCapability[AgentDepsT]):
         they leave, and only then calls `wrap_model_request`, which swaps in the engine's durable model. So here the
         model gets a layer (`CountsInDurableUnit`) whose count goes through `wrap_model_request` to the durable model,
         whose `count_tokens` runs the engine's unit; `wrap_model_request` takes the layer off again. pydantic-ai 2.68+
-        runs these hooks inside `wrap_model_request`, on the durable model already, and counts with it.
+        runs these hooks inside `wrap_model_request`, on the durable model already, and counts with it; there this
+        hook also puts a model an earlier hook swapped in into its unit.
+
+        Raises:
+            UserError: A hook swapped in a model instance that is neither the agent's default nor registered.
         """
         if COUNTS_TOKENS_BEFORE_REQUEST_HOOKS and self.in_durable_context:
             with_count_layer(ctx, request_context, functools.partial(self._count_with_durable_model, ctx))
+        # pydantic-ai 2.68+ runs these hooks inside `wrap_model_request`, after the engine put the request's model in
+        # its unit; this (innermost) capability's hook runs last, so a model another hook set (a durable hook's, applied
+        # back by its key, or any other registered model) is put in its unit here, as 2.78's durability routes it as the
+        # last writer of the before-chain. An unregistered instance is refused by the engine with a `UserError`.
+        routing = self._routing_state()
+        if routing is not None:
+            self._route_request_model(ctx, request_context, routing[0], attempt=False)
         return request_context
+
+    async def prepare_model_request(
+        self, ctx: RunContext[AgentDepsT], request_context: ModelRequestContext
+    ) -> ModelRequestContext:
+        """Inside a durable context, on pydantic-ai 2.78: an attempt on another model runs in that model's unit.
+
+        The attempt loop sets the model of an attempt a `RetryModelRequest('key')` asks for after every other hook;
+        this (innermost) capability's hook runs last before the attempt, so the model is put in its unit here, as
+        pydantic-ai 2.78's durability routes it.
+
+        Raises:
+            UserError: The attempt's model is an instance that is neither the agent's default nor registered.
+        """
+        routing = self._routing_state()
+        if routing is not None:
+            self._route_request_model(ctx, request_context, routing[0], attempt=True)
+        return request_context
+
+    @contextmanager
+    def _routing_request(self, state: object) -> Generator[None]:
+        """While the engine's handler runs the request: later hooks of this capability route by `state`."""
+        token = _ROUTING.set((self, state))
+        try:
+            yield
+        finally:
+            _ROUTING.reset(token)
+
+    def _routing_state(self) -> tuple[object] | None:
+        # `(state,)` while this capability's handler runs a request in a durable context (the state may be `None`).
+        routing = _ROUTING.get()
+        if routing is None or routing[0] is not self or not self.in_durable_context:
+            return None
+        return (routing[1],)
+
+    def _route_request_model(
+        self, ctx: RunContext[AgentDepsT], request_context: ModelRequestContext, state: Any, *, attempt: bool
+    ) -> None:
+        """Put the model a hook (`attempt=False`) or the attempt loop (`attempt=True`) set in its unit (engines).
+
+        `state` is what the engine gave `_routing_request` for this request.
+        """
 
     async def _count_with_durable_model(
         self,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterable, Mapping
-from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any, ClassVar
 from uuid import UUID
@@ -72,7 +71,6 @@ class _CapabilityModel(PrefectModel):
         return completed_streamed_response(response, model_request_parameters, replay_parts=True)
 
 
-_ROUTING: ContextVar[bool] = ContextVar('durable_prefect_routing_model_request', default=False)
 """Set while a flow run's request is inside `_wrap_durable_model_request` (its before-hooks run there on 2.68+)."""
 
 
@@ -276,11 +274,8 @@ class PrefectDurability(DurabilityCapability[AgentDepsT]):
             UserError: The model is neither the agent's default nor registered with `models=`.
         """
         self._route_to_task(ctx, request_context)
-        token = _ROUTING.set(True)
-        try:
+        with self._routing_request(None):
             return await handler(request_context)
-        finally:
-            _ROUTING.reset(token)
 
     def _route_to_task(self, ctx: RunContext[AgentDepsT], request_context: ModelRequestContext) -> None:
         key = self.request_model_key(ctx, request_context)
@@ -291,38 +286,12 @@ class PrefectDurability(DurabilityCapability[AgentDepsT]):
             # possibly per deps): the run's own instance, in a task keyed by its value like any other.
             request_context.model = self._task_model(request_context.model)
 
-    async def before_model_request(
-        self, ctx: RunContext[AgentDepsT], request_context: ModelRequestContext
-    ) -> ModelRequestContext:
-        """In a flow run, on pydantic-ai 2.68+: a model an earlier hook swapped in runs in a model task too.
-
-        Those releases run the `before_model_request` hooks inside `wrap_model_request`, after the request's model was
-        put in its task; this (innermost) capability's hook runs last, so a model another hook set (a durable hook's,
-        applied back by its key, or any other registered model) is put in its task here, as pydantic-ai 2.78's
-        durability routes it as the last writer of the before-chain.
-
-        Raises:
-            UserError: The hook swapped in a model instance that is neither the agent's default nor registered.
-        """
-        request_context = await super().before_model_request(ctx, request_context)
-        if _ROUTING.get() and self.in_durable_context and not isinstance(request_context.model, PrefectModel):
+    def _route_request_model(
+        self, ctx: RunContext[AgentDepsT], request_context: ModelRequestContext, state: Any, *, attempt: bool
+    ) -> None:
+        """A model a hook or the attempt loop set after the wrap runs in a model task too (pydantic-ai 2.68+)."""
+        if not isinstance(request_context.model, PrefectModel):
             self._route_to_task(ctx, request_context)
-        return request_context
-
-    async def prepare_model_request(
-        self, ctx: RunContext[AgentDepsT], request_context: ModelRequestContext
-    ) -> ModelRequestContext:
-        """In a flow run, on pydantic-ai 2.78: an attempt on another model (`RetryModelRequest`) runs in its task.
-
-        The attempt loop sets the attempt's model after every other hook of ours; this one (innermost) runs last before
-        the attempt, as pydantic-ai 2.78's durability routes it.
-
-        Raises:
-            UserError: The attempt's model is an instance that is neither the agent's default nor registered.
-        """
-        if _ROUTING.get() and self.in_durable_context and not isinstance(request_context.model, PrefectModel):
-            self._route_to_task(ctx, request_context)
-        return request_context
 
     async def _durable_event_stream(
         self,

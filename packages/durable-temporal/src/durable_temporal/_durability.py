@@ -6,7 +6,7 @@ import functools
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from contextvars import ContextVar
 from datetime import timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from pydantic_ai import messages as pai_messages
 from pydantic_ai.agent import AbstractAgent, AgentRunResult, EventStreamHandler
@@ -83,7 +83,6 @@ STABLE_DEFAULT_RUN_ID_PATCH = 'pydantic_ai:stable_default_run_id'
 """The patch under which pydantic-ai 2.x's `TemporalDurability` gives a run a workflow-derived `run_id`: ours asks for
 the same patch at the same point, so that the two record (and replay) the same marker."""
 
-_ROUTING: ContextVar[list[str | None] | None] = ContextVar('durable_temporal_routing_model_request', default=None)
 """While a workflow's request is inside `_wrap_durable_model_request` (its hooks run there on 2.68+): the key of the
 model the request step's before-chain left, which an attempt on that model goes back to."""
 
@@ -480,53 +479,23 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
         # A registry key, `None` for the agent's model instance, or the string the model was selected by (rebuilt by
         # the same string in the activity).
         key = self.request_model_key(ctx, request_context)
-        token = _ROUTING.set([key])
-        try:
-            with durable_model.using_model(key):
-                return await handler(request_context_with_model(request_context, durable_model))
-        finally:
-            _ROUTING.reset(token)
+        # The routing state: the key of the request's model (a hook's swap changes it, an attempt back on the step's
+        # model goes back to it).
+        with self._routing_request([key]), durable_model.using_model(key):
+            return await handler(request_context_with_model(request_context, durable_model))
 
-    async def before_model_request(
-        self, ctx: RunContext[AgentDepsT], request_context: ModelRequestContext
-    ) -> ModelRequestContext:
-        """In a workflow, on pydantic-ai 2.68+: a model an earlier hook swapped in goes to its model activity too.
-
-        Those releases run the `before_model_request` hooks inside `wrap_model_request`, after the durable model was
-        swapped in; this (innermost) capability's hook runs last, so a model another hook set (a durable hook's, applied
-        back by its key, or any other registered model) is routed here by its key, as the wrap routes the run's.
-
-        Raises:
-            UserError: The hook swapped in a model instance that is neither the agent's default nor registered.
-        """
-        request_context = await super().before_model_request(ctx, request_context)
-        step = _ROUTING.get()
-        if step is None or not self.in_durable_context or request_context.model is self._bound().model:
-            return request_context
-        step[0] = self._route(ctx, request_context)
-        return request_context
-
-    async def prepare_model_request(
-        self, ctx: RunContext[AgentDepsT], request_context: ModelRequestContext
-    ) -> ModelRequestContext:
-        """In a workflow, on pydantic-ai 2.78: an attempt on another model (`RetryModelRequest`) goes to its activity.
-
-        The attempt loop sets the attempt's model after every other hook of ours; this one (innermost) runs last before
-        the attempt, as pydantic-ai 2.78's durability routes it.
-
-        Raises:
-            UserError: The attempt's model is an instance that is neither the agent's default nor registered.
-        """
-        step = _ROUTING.get()
-        if step is None or not self.in_durable_context:
-            return request_context
-        durable_model = self._bound().model
-        if request_context.model is durable_model:
+    def _route_request_model(
+        self, ctx: RunContext[AgentDepsT], request_context: ModelRequestContext, state: Any, *, attempt: bool
+    ) -> None:
+        """A model a hook or the attempt loop set after the wrap goes to the model activity too, by its key."""
+        step = cast('list[str | None]', state)
+        if request_context.model is not self._bound().model:
+            key = self._route(ctx, request_context)
+            if not attempt:
+                step[0] = key
+        elif attempt:
             # Back on the step's model (the loop restores the request as the before-chain left it): its key again.
-            durable_model.use_key(step[0])
-            return request_context
-        self._route(ctx, request_context)
-        return request_context
+            self._bound().model.use_key(step[0])
 
     def _route(self, ctx: RunContext[AgentDepsT], request_context: ModelRequestContext) -> str | None:
         """Send the request to the model activity of the model a hook set on it, by its key (returned)."""
