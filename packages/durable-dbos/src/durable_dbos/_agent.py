@@ -85,6 +85,10 @@ class DBOSAgent(DBOSEntryPoints[AgentDepsT, OutputDataT], DBOSConfiguredInstance
     """
 
     _units_named = 'its DBOS workflows and steps, which DBOS records'
+    _unit_plural = 'steps'
+    _workspace_advice = (
+        'Do the workspace work in a tool (each tool call of a `DBOSAgent` is a step), or outside {container}.'
+    )
 
     def __init__(
         self,

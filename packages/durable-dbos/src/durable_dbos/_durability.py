@@ -113,6 +113,10 @@ class DBOSDurability(DurabilityCapability[AgentDepsT]):
     engine_name = 'DBOS'
     container_name = 'a DBOS workflow'
     unit_plural = 'steps'
+    _workspace_advice = (
+        'Do the workspace work in a tool that runs as a step (`DBOSDurability(function_tool_steps=True)`), or outside '
+        '{container}.'
+    )
 
     def __init__(
         self,

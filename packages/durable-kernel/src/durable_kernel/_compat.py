@@ -770,6 +770,22 @@ def guard_unit_run_context(ctx: RunContext[Any], *, enqueue_refusal: str, cancel
     return dataclasses.replace(ctx, **changes) if changes else ctx
 
 
+# --- pydantic-ai 2.68's workspaces (`RunContext.workspace`, chosen by capabilities such as `LocalWorkspace`) ----------
+
+HAS_WORKSPACES: bool = hasattr(AbstractCapability, '_prepare_workspace')
+"""Whether the installed pydantic-ai has workspaces (2.68+): a run's selected workspace passes through every
+capability's private `_prepare_workspace` hook, where a durability capability can wrap it."""
+
+
+def workspace_wrapper_base() -> type[Any]:
+    """pydantic-ai's `WrapperWorkspace` (2.68+), the base of a workspace that composes the run's workspace.
+
+    Raises:
+        ImportError: The installed pydantic-ai has no workspaces (1.107, 2.x before 2.68).
+    """
+    return importlib.import_module('pydantic_ai.workspaces').WrapperWorkspace
+
+
 # --- pydantic-ai 2.78's external events (`pydantic_ai.external_events`, a public module; absent before 2.78) --------
 
 try:

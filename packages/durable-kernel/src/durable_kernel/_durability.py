@@ -51,6 +51,7 @@ from ._compat import (
 from ._external_events import ExternalEventWait, external_events_in_durable_run
 from ._token_count import with_count_layer, without_count_layer
 from ._toolsets import require_unique_toolset_ids
+from ._workspaces import DEFAULT_WORKSPACE_ADVICE, refusing_workspace
 
 __all__ = ('DEFAULT_MODEL_KEY', 'DurabilityCapability', 'is_model_stream_event')
 
@@ -95,6 +96,9 @@ class DurabilityCapability(AbstractCapability[AgentDepsT]):
 
     container_name: ClassVar[str] = 'a durable run'
     """Where a durable run happens, in error messages (`'a Temporal workflow'`, `'a DBOS workflow'`, ...)."""
+
+    _workspace_advice: ClassVar[str] = DEFAULT_WORKSPACE_ADVICE
+    """What to do instead of using the run's workspace in container code (see `durable_kernel._workspaces`)."""
 
     name: str
     """The name that prefixes the agent's durable unit names: `name=`, else the agent's name (set when bound)."""
@@ -344,6 +348,22 @@ class DurabilityCapability(AbstractCapability[AgentDepsT]):
     def _in_container_code(self) -> bool:
         """Whether the caller is workflow or flow code itself (not a unit inside it): operations dispatch from there."""
         return self.in_durable_context
+
+    def _prepare_workspace(self, ctx: RunContext[AgentDepsT], workspace: Any, *, explicit: bool) -> Any:
+        """Make the run's workspace refuse workflow or flow code's calls (pydantic-ai 2.68+ calls this on selection).
+
+        Ours do not make workspace calls durable yet: see `durable_kernel._workspaces`. A run selected outside the
+        container keeps its workspace as it is.
+        """
+        if not self.in_durable_context:
+            return workspace
+        return refusing_workspace(
+            workspace,
+            in_container_code=self._in_container_code,
+            container=self.container_name,
+            units=self.unit_plural,
+            advice=self._workspace_advice,
+        )
 
     # --- models --------------------------------------------------------------------------------------------------
 

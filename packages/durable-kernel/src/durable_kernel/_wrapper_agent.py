@@ -27,10 +27,16 @@ from pydantic_ai.output import OutputDataT
 from pydantic_ai.result import StreamedRunResult
 from pydantic_ai.tools import AgentDepsT
 
-from ._compat import COUNTS_TOKENS_BEFORE_REQUEST_HOOKS, REALTIME_SESSION_HOOKS, check_no_nested_sync_run
+from ._compat import (
+    COUNTS_TOKENS_BEFORE_REQUEST_HOOKS,
+    HAS_WORKSPACES,
+    REALTIME_SESSION_HOOKS,
+    check_no_nested_sync_run,
+)
 from ._external_events import ExternalEventWait, external_events_in_durable_run
 from ._run_arguments import OverrideArguments, RunArguments
 from ._token_count import CountInRunContext
+from ._workspaces import DEFAULT_WORKSPACE_ADVICE, RefuseWorkspaceInContainerCode
 
 __all__ = ('DurableWrapperAgent', 'require_wrapped_model')
 
@@ -145,6 +151,16 @@ class DurableWrapperAgent(WrapperAgent[AgentDepsT, OutputDataT]):
         container = self._durable_container()
         if container is None:
             return await super().run(arguments.user_prompt, **arguments.run_kwargs())
+        if HAS_WORKSPACES:
+            # The run's workspace (a `LocalWorkspace` on the wrapped agent) refuses calls from container code, which
+            # would run unrecorded: see `durable_kernel._workspaces`.
+            refusal = RefuseWorkspaceInContainerCode[AgentDepsT](
+                in_container_code=self._in_container_code,
+                container=container,
+                units=self._unit_plural,
+                advice=self._workspace_advice,
+            )
+            arguments = dataclasses.replace(arguments, capabilities=[*(arguments.capabilities or ()), refusal])
         with external_events_in_durable_run(container, self._external_event_wait()):
             return await super().run(arguments.user_prompt, **arguments.run_kwargs())
 
@@ -204,6 +220,20 @@ class DurableWrapperAgent(WrapperAgent[AgentDepsT, OutputDataT]):
         Engines override it; the kernel uses it to refuse what a durable run cannot record (realtime sessions).
         """
         return None
+
+    _unit_plural: ClassVar[str] = 'durable units'
+    """What the engine calls its durable units (`'activities'`, `'steps'`, `'tasks'`), in error messages."""
+
+    _workspace_advice: ClassVar[str] = DEFAULT_WORKSPACE_ADVICE
+    """What to do instead of using the run's workspace in container code (see `durable_kernel._workspaces`)."""
+
+    def _in_container_code(self) -> bool:
+        """Whether the caller is the durable container's own code, not one of its units (Prefect: not a task).
+
+        By default, whether there is a container at all: an engine whose container check stays true inside its units
+        overrides it.
+        """
+        return self._durable_container() is not None
 
     def _refuse_in_durable_container(self, what: str) -> None:
         container = self._durable_container()

@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
-from prefect.context import FlowRunContext
+from prefect.context import FlowRunContext, TaskRunContext
 from pydantic_ai.agent import AbstractAgent, AgentRunResult, EventStreamHandler
 from pydantic_ai.output import OutputDataT
 from pydantic_ai.tools import AgentDepsT
@@ -145,6 +145,13 @@ class PrefectAgent(PrefectEntryPoints[AgentDepsT, OutputDataT]):
 
     def _durable_container(self) -> str | None:
         return 'a Prefect flow' if FlowRunContext.get() is not None else None
+
+    _unit_plural = 'tasks'
+    _workspace_advice = 'Do the workspace work in a tool (each tool call is a task), or outside {container}.'
+
+    def _in_container_code(self) -> bool:
+        # Flow code, not a task inside the flow (a tool's task), where `FlowRunContext` is set as well.
+        return FlowRunContext.get() is not None and TaskRunContext.get() is None
 
     def _run_sync_in_flow(self, arguments: RunArguments[AgentDepsT]) -> AgentRunResult[Any]:
         foreign = warn_if_foreign_agent_runs_repeat_sync(prefect_flow_name(self._name, 'run_sync'), AGENT_FLOW_VERSION)

@@ -93,6 +93,7 @@ class PrefectDurability(DurabilityCapability[AgentDepsT]):
     engine_name = 'Prefect'
     container_name = 'a Prefect flow'
     unit_plural = 'tasks'
+    _workspace_advice = 'Do the workspace work in a tool (each tool call is a task), or outside {container}.'
 
     def __init__(
         self,

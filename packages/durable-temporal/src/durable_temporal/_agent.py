@@ -88,6 +88,11 @@ class TemporalAgent(TemporalEntryPoints[AgentDepsT, OutputDataT]):
     """
 
     _units_named = 'the activities recorded in workflow histories'
+    _unit_plural = 'activities'
+    _workspace_advice = (
+        'The workspace does not cross into activities either: give the tools that need files or commands their own '
+        'access inside their activities (for example through `deps`), or use the workspace outside {container}.'
+    )
 
     def __init__(
         self,

@@ -108,6 +108,10 @@ class TemporalDurability(DurabilityCapability[AgentDepsT]):
     engine_name = 'Temporal'
     container_name = 'a Temporal workflow'
     unit_plural = 'activities'
+    _workspace_advice = (
+        'The workspace does not cross into activities either: give the tools that need files or commands their own '
+        'access inside their activities (for example through `deps`), or use the workspace outside {container}.'
+    )
 
     def __init__(
         self,
