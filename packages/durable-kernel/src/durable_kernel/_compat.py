@@ -32,6 +32,7 @@ re-exports from `durable_kernel`), or, for attributes, named in the module that 
 | `__pydantic_ai_durable_operation__` (the marker `durable_operation` sets: `.name`, `.function`, `.base_hook`), `AbstractCapability._durable_operations_need_id` | collecting a capability's durable operations (`durable_kernel._capability_operations`) | 2.68+ |
 | `AbstractCapability._prepare_run_context`, `RunContext._durable_operations` / `_run_capabilities_by_id` | installing the run's dispatchers of durable operations, which the decorator reads (the hook pydantic-ai calls before `wrap_run`) | 2.68+ |
 | `pydantic_ai.external_events._OperationAsk` (`.dispatch`) | an `ask` that is a capability's durable operation (`HandleDeferredToolCalls(id=...)`'s handler): Temporal runs it as the operation's activity, as 2.78 does | 2.78+ |
+| `AbstractCapability._prepare_workspace`, `pydantic_ai.workspaces.WrapperWorkspace` | overridden by `DurabilityCapability` and `RefuseWorkspaceInContainerCode` to wrap the run's selected workspace so that workflow or flow code's calls are refused (`durable_kernel._workspaces`; the hook pydantic-ai calls on selection) | 2.68+ |
 """
 
 from __future__ import annotations

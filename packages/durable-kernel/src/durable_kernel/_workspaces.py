@@ -17,15 +17,22 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
-from pydantic_ai.capabilities import AbstractCapability
+from pydantic_ai.agent import AbstractAgent
+from pydantic_ai.capabilities import AbstractCapability, DynamicCapability, WrapperCapability
 from pydantic_ai.exceptions import UserError
 from pydantic_ai.tools import AgentDepsT, RunContext
 
-from ._compat import workspace_wrapper_base
+from ._compat import agent_override_capability, agent_root_capability, workspace_wrapper_base
 
-__all__ = ('DEFAULT_WORKSPACE_ADVICE', 'RefuseWorkspaceInContainerCode', 'refusing_workspace', 'workspace_refusal')
+__all__ = (
+    'DEFAULT_WORKSPACE_ADVICE',
+    'RefuseWorkspaceInContainerCode',
+    'refusing_workspace',
+    'run_may_select_workspace',
+    'workspace_refusal',
+)
 
 
 DEFAULT_WORKSPACE_ADVICE = (
@@ -175,3 +182,51 @@ class RefuseWorkspaceInContainerCode(AbstractCapability[AgentDepsT]):
             units=self._units,
             advice=self._advice,
         )
+
+
+def run_may_select_workspace(
+    agent: AbstractAgent[Any, Any], run_capabilities: Sequence[Any] | None = None, *, run_workspace: Any = None
+) -> bool:
+    """Whether a run of `agent` may have a workspace; `False` only when it surely has none.
+
+    A wrapper agent adds `RefuseWorkspaceInContainerCode` to a run only then, so that the runs of an agent without
+    workspaces (most) do not pay one more capability in every hook. A workspace is chosen when the run starts, by the
+    run's `workspace=` or by a capability's `get_workspace`: the agent's, an `override(capabilities=...)`'s in force,
+    or the run's `capabilities=`. A capability function (`DynamicCapability`, or a function among the run's
+    capabilities) is known only in the run, so it counts.
+
+    Args:
+        agent: The agent (its capability tree, and an override's in force).
+        run_capabilities: The run's `capabilities=`, where known.
+        run_workspace: The run's `workspace=`, where given.
+    """
+    if run_workspace is not None:
+        return True
+    trees: list[AbstractCapability[Any]] = [agent_root_capability(agent)]
+    override = agent_override_capability(agent)
+    if override is not None:
+        trees.append(override)
+    for capability in run_capabilities or ():
+        if not isinstance(capability, AbstractCapability):
+            return True
+        trees.append(cast('AbstractCapability[Any]', capability))
+    leaves: list[AbstractCapability[Any]] = []
+    for tree in trees:
+        tree.apply(leaves.append)
+    return any(_may_supply_workspace(leaf) for leaf in leaves)
+
+
+def _may_supply_workspace(capability: AbstractCapability[Any]) -> bool:
+    # A wrapper passes `get_workspace` to what it wraps unless its own class answers it.
+    while isinstance(capability, WrapperCapability):
+        if _get_workspace_of(type(capability)) is not _get_workspace_of(WrapperCapability):
+            return True
+        capability = capability.wrapped
+    if isinstance(capability, DynamicCapability):
+        return True
+    return _get_workspace_of(type(capability)) is not _get_workspace_of(AbstractCapability)
+
+
+def _get_workspace_of(cls: type[Any]) -> object:
+    # By name: the lock's pydantic-ai (1.107), which pyright reads, has no `get_workspace`.
+    return getattr(cls, 'get_workspace', None)

@@ -36,7 +36,7 @@ from ._compat import (
 from ._external_events import ExternalEventWait, external_events_in_durable_run
 from ._run_arguments import OverrideArguments, RunArguments
 from ._token_count import CountInRunContext
-from ._workspaces import DEFAULT_WORKSPACE_ADVICE, RefuseWorkspaceInContainerCode
+from ._workspaces import DEFAULT_WORKSPACE_ADVICE, RefuseWorkspaceInContainerCode, run_may_select_workspace
 
 __all__ = ('DurableWrapperAgent', 'require_wrapped_model')
 
@@ -151,9 +151,12 @@ class DurableWrapperAgent(WrapperAgent[AgentDepsT, OutputDataT]):
         container = self._durable_container()
         if container is None:
             return await super().run(arguments.user_prompt, **arguments.run_kwargs())
-        if HAS_WORKSPACES:
+        if HAS_WORKSPACES and run_may_select_workspace(
+            self.wrapped, arguments.capabilities, run_workspace=arguments.workspace
+        ):
             # The run's workspace (a `LocalWorkspace` on the wrapped agent) refuses calls from container code, which
-            # would run unrecorded: see `durable_kernel._workspaces`.
+            # would run unrecorded: see `durable_kernel._workspaces`. Only where the run may have one: an extra
+            # capability costs a little in every hook.
             refusal = RefuseWorkspaceInContainerCode[AgentDepsT](
                 in_container_code=self._in_container_code,
                 container=container,
