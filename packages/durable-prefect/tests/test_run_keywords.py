@@ -107,6 +107,18 @@ async def test_iter_inside_a_flow_refuses_them_too(tmp_path: Path) -> None:
         assert f'`{keyword}=` cannot be passed to `iter()`' in await iterates(keyword)
 
 
+async def test_run_id_is_carried_into_the_flow_run_with_a_message_history() -> None:
+    # `run_id=` without `conversation=`: what 2.33, the first supported 2.x, can give (it has no conversations).
+    model = PromptsModel()
+    agent = _prefect_agent('carried-run-id', model)
+    first = await agent.run('one')
+    second = await agent.run('two', message_history=first.all_messages(), run_id='run-two')
+    assert second.output == 'one, two'
+    assert second.run_id == 'run-two'
+    assert [message.run_id for message in second.new_messages()] == ['run-two', 'run-two']
+    assert len(await flow_runs_named('carried-run-id Run')) == 2
+
+
 @needs_conversation
 async def test_conversation_and_run_id_are_carried_into_the_flow_run() -> None:
     model = PromptsModel()
