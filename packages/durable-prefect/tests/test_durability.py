@@ -567,8 +567,12 @@ async def test_a_capability_loaded_in_the_run_is_available_in_the_tool_task_afte
 
     async def refund(ctx: RunContext[None]) -> str:
         seen['tools'] = set(ctx.available_tool_names)
-        live: Any = ctx
-        seen['capabilities'] = set(live.active_capability_ids if PYDANTIC_AI_2 else live.available_capability_ids)
+        # The snapshot's name is told by the property itself: `available_capability_ids` on 1.107 and 2.33, renamed
+        # `active_capability_ids` later in 2.x (the old name then warns on every read).
+        snapshot = (
+            'active_capability_ids' if hasattr(RunContext, 'active_capability_ids') else 'available_capability_ids'
+        )
+        seen['capabilities'] = set(getattr(ctx, snapshot))
         seen['in_task'] = TaskRunContext.get() is not None
         return 'refunded'
 

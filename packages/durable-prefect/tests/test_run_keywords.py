@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from pydantic_ai.exceptions import UserError
 from pydantic_ai.messages import ModelMessage, ModelRequest, ModelResponse, TextPart, UserPromptPart
 from pydantic_ai.models.function import AgentInfo, FunctionModel
 
-from durable_kernel import PYDANTIC_AI_2
+from durable_kernel import HAS_WORKSPACES, PYDANTIC_AI_2
 from durable_prefect import PrefectAgent
 
 from ._helpers import flow_runs_named
@@ -23,6 +24,15 @@ pytestmark = [
     pytest.mark.usefixtures('prefect_server'),
     pytest.mark.skipif(not PYDANTIC_AI_2, reason='these keywords exist on pydantic-ai 2.x only'),
 ]
+
+# The keywords came one release after another during the 2.x line: 2.33 (the first supported 2.x) has
+# `cancellation_token` and `run_id` but not `conversation`, `timeout` or `workspace`. The installed `Agent.run` tells.
+_RUN_KEYWORDS = frozenset(inspect.signature(Agent.run).parameters)
+_REFUSED_KEYWORDS = tuple(k for k in ('cancellation_token', 'timeout', 'workspace') if k in _RUN_KEYWORDS)
+needs_conversation = pytest.mark.skipif(
+    'conversation' not in _RUN_KEYWORDS,
+    reason='the installed pydantic-ai has no `conversation=` run keyword (1.107 and 2.33 lack it, 2.68+ have it)',
+)
 
 
 def _prompts(messages: list[ModelMessage]) -> list[str]:
@@ -53,13 +63,12 @@ def _prefect_agent(name: str, model: PromptsModel) -> Any:
 
 
 def _refused_values(tmp_path: Path) -> dict[str, Any]:
+    # Only the keywords the installed pydantic-ai has (`_REFUSED_KEYWORDS`): each value's type may be missing otherwise.
     pydantic_ai: Any = importlib.import_module('pydantic_ai')
-    workspaces: Any = importlib.import_module('pydantic_ai.workspaces')
-    return {
-        'cancellation_token': pydantic_ai.CancellationToken(),
-        'timeout': 30.0,
-        'workspace': workspaces.LocalWorkspaceBackend(tmp_path),
-    }
+    values: dict[str, Any] = {'cancellation_token': pydantic_ai.CancellationToken(), 'timeout': 30.0}
+    if HAS_WORKSPACES:
+        values['workspace'] = importlib.import_module('pydantic_ai.workspaces').LocalWorkspaceBackend(tmp_path)
+    return {keyword: values[keyword] for keyword in _REFUSED_KEYWORDS}
 
 
 async def test_cancellation_token_timeout_and_workspace_are_refused_before_any_flow_run(tmp_path: Path) -> None:
@@ -72,6 +81,8 @@ async def test_cancellation_token_timeout_and_workspace_are_refused_before_any_f
             agent.run_sync('go', **{keyword: value})
     assert await flow_runs_named('refused-keywords Run') == []
     assert await flow_runs_named('refused-keywords Sync Run') == []
+    if 'workspace' not in _REFUSED_KEYWORDS:
+        return  # `override(workspace=...)` came with workspaces (pydantic-ai 2.68)
     workspace = _refused_values(tmp_path)['workspace']
     with (
         pytest.raises(UserError, match=r'`override\(workspace=...\)` cannot be used'),
@@ -92,10 +103,23 @@ async def test_iter_inside_a_flow_refuses_them_too(tmp_path: Path) -> None:
             return str(error)
         return 'not refused'  # pragma: no cover
 
-    for keyword in ('cancellation_token', 'timeout', 'workspace'):
+    for keyword in _REFUSED_KEYWORDS:
         assert f'`{keyword}=` cannot be passed to `iter()`' in await iterates(keyword)
 
 
+async def test_run_id_is_carried_into_the_flow_run_with_a_message_history() -> None:
+    # `run_id=` without `conversation=`: what 2.33, the first supported 2.x, can give (it has no conversations).
+    model = PromptsModel()
+    agent = _prefect_agent('carried-run-id', model)
+    first = await agent.run('one')
+    second = await agent.run('two', message_history=first.all_messages(), run_id='run-two')
+    assert second.output == 'one, two'
+    assert second.run_id == 'run-two'
+    assert [message.run_id for message in second.new_messages()] == ['run-two', 'run-two']
+    assert len(await flow_runs_named('carried-run-id Run')) == 2
+
+
+@needs_conversation
 async def test_conversation_and_run_id_are_carried_into_the_flow_run() -> None:
     model = PromptsModel()
     agent = _prefect_agent('carried-keywords', model)
@@ -108,6 +132,7 @@ async def test_conversation_and_run_id_are_carried_into_the_flow_run() -> None:
     assert len(await flow_runs_named('carried-keywords Run')) == 2
 
 
+@needs_conversation
 async def test_the_conversation_keys_the_model_request_of_a_retried_flow_run() -> None:
     model = PromptsModel()
     agent = _prefect_agent('conversation-keys', model)
