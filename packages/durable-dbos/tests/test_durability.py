@@ -28,6 +28,7 @@ from pydantic_ai.models.test import TestModel
 from durable_dbos import DBOSDurability, DBOSParallelExecutionMode
 from durable_dbos.testing import dbos_session, workflow_step_names, workflow_step_names_async
 from durable_kernel import PYDANTIC_AI_2
+from durable_kernel._compat import ACTIVE_CAPABILITIES_SNAPSHOT
 
 from . import crash_app, durability_app
 from .conftest import both_backends
@@ -601,8 +602,8 @@ async def test_a_capability_loaded_in_the_run_is_available_in_the_tool_step_afte
 
     async def refund(ctx: RunContext[None]) -> str:
         seen['tools'] = set(ctx.available_tool_names)
-        live: Any = ctx
-        seen['capabilities'] = set(live.active_capability_ids if PYDANTIC_AI_2 else live.available_capability_ids)
+        # The property's name on the installed line (2.33 still has 1.107's `available_capability_ids`).
+        seen['capabilities'] = set(getattr(ctx, ACTIVE_CAPABILITIES_SNAPSHOT))
         return 'refunded'
 
     billing = Capability[None](

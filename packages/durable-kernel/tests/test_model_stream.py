@@ -122,3 +122,23 @@ async def test_without_a_run_id_or_origin_support_the_events_are_not_stamped():
     assert origins == [None] * len(origins)
     if not HAS_RESPONSE_ORIGIN:
         assert await _origins(_run_context()) == origins
+
+
+def test_a_record_made_before_2_60_gives_its_response() -> None:
+    """pydantic-ai's own durability recorded `StreamedActivityResult(response=..., events=...)` before 2.60."""
+    from dataclasses import dataclass
+
+    from pydantic_ai.messages import ModelResponse
+
+    from durable_kernel import recorded_stream_response
+
+    @dataclass
+    class StreamedActivityResult:  # the recorded shape, read by its attributes (the class moved between releases)
+        response: ModelResponse
+        events: list[Any]
+
+    response = ModelResponse(parts=[TextPart('done')])
+    assert recorded_stream_response(response) is response
+    assert recorded_stream_response(StreamedActivityResult(response=response, events=[])) is response
+    with pytest.raises(TypeError, match="recorded 'str', not a `ModelResponse`"):
+        recorded_stream_response('done')

@@ -29,6 +29,7 @@ from durable_kernel import (
     dbos_model_step_name,
     is_permanent_model_error,
     model_error_retry_predicate,
+    recorded_stream_response,
     wrapper_streamed_response,
 )
 
@@ -286,7 +287,8 @@ class DBOSModel(WrapperModel):
                 )
 
         options = self._step_options(dbos_model_step_name(self.step_name_prefix, stream=True))
-        response = await DBOS.run_step_async(options, consume_stream)
+        # A workflow pydantic-ai's own durability started before 2.60 recorded more than the response here.
+        response = recorded_stream_response(await DBOS.run_step_async(options, consume_stream))
         yield wrapper_streamed_response(response, model_request_parameters, handler_saw_events=handler is not None)
 
 

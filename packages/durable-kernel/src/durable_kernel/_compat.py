@@ -10,6 +10,7 @@ re-exports from `durable_kernel`), or, for attributes, named in the module that 
 | private API | used for | lines |
 | --- | --- | --- |
 | `pydantic_ai._utils.UNSET` / `Unset` / `is_set` | `override()`'s "not given" sentinel, the same object as the agent's | 1.107, 2.x |
+| `StreamedActivityResult` (`.response`, `.events`; read by attribute) | a streamed request's record made by pydantic-ai's own durability before 2.60, read when ours resumes its workflow or flow (`recorded_stream_response`) | 2.33-2.59 |
 | `pydantic_ai._utils.run_until_complete` / `get_event_loop` | `run_sync` on the loop pydantic-ai itself would use | 1.107, 2.x |
 | `pydantic_ai._instructions.AgentInstructions` | the `instructions=` type of the entry points | 1.107, 2.x |
 | `pydantic_ai._run_context.get_current_run_context` | the run context (deps, metadata) in a Prefect model request's key; the run context of a Temporal model request, sent to its activity | 1.107, 2.x |
@@ -83,6 +84,7 @@ __all__ = (
     'entry_point_parameters',
     'completed_streamed_response',
     'wrapper_streamed_response',
+    'recorded_stream_response',
     'fastmcp_toolset_class',
     'mcp_server_classes',
     'mcp_tool_for_tool_def',
@@ -390,6 +392,22 @@ def completed_streamed_response(
     from pydantic_ai.models.wrapper import CompletedStreamedResponse
 
     return CompletedStreamedResponse(model_request_parameters, response)
+
+
+def recorded_stream_response(recorded: Any) -> _messages.ModelResponse:
+    """The final response in what a streamed model request's durable unit recorded.
+
+    Ours records the bare `ModelResponse`, as pydantic-ai's own durability does from 2.60. Before 2.60 (2.33 to 2.59)
+    it recorded a `StreamedActivityResult` (the response and the live events), which a workflow or flow it started
+    and ours resumes hands back: its `response` is what the unit produced. Read by its attributes, since the class
+    moved between releases (and 1.107 has none).
+    """
+    if isinstance(recorded, _messages.ModelResponse):
+        return recorded
+    response = getattr(recorded, 'response', None)
+    if isinstance(response, _messages.ModelResponse) and hasattr(recorded, 'events'):
+        return response
+    raise TypeError(f'A streamed model request recorded {type(recorded).__name__!r}, not a `ModelResponse`.')
 
 
 def wrapper_streamed_response(
