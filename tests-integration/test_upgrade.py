@@ -15,6 +15,7 @@ import fcntl
 import importlib.metadata
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -621,9 +622,28 @@ async def _temporal_migration(workdir: Path) -> dict[str, dict[str, Any]]:
     return dict(zip(MIGRATION_UNITS, measured, strict=True))
 
 
+def _reference_temporal_import_error() -> str | None:
+    # pydantic-ai 2.33's own Temporal integration does not import with temporalio >= 1.34 (its pydantic schema of
+    # temporalio's `EventGroup` fails): there the reference's worker cannot start, so there is nothing to migrate from.
+    # Asked in a child process, as the reference's workers run: nothing of the reference is imported in this one.
+    probe = subprocess.run(
+        [sys.executable, '-c', 'import pydantic_ai.durable_exec.temporal'], capture_output=True, text=True, timeout=120
+    )
+    if probe.returncode == 0:
+        return None
+    # The exception's own line (`pydantic.errors.PydanticSchemaGenerationError: ...`), not the hints after it.
+    raised = [line for line in probe.stderr.splitlines() if re.match(r'[\w.]+(Error|Exception): ', line)]
+    return raised[-1][:300] if raised else f'exit {probe.returncode}'
+
+
 @pytest.fixture(scope='module')
 def temporal_migration(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Every unit's move from the reference to ours on Temporal, measured once per test session: unit -> cell."""
+    error = _reference_temporal_import_error()
+    if error is not None:
+        pytest.skip(
+            f"the installed pydantic-ai's own Temporal integration does not import with this temporalio ({error})"
+        )
     return _measured_once(
         'temporal-migration', tmp_path_factory, lambda workdir: _run_async(_temporal_migration, workdir)
     )
