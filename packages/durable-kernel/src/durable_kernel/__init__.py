@@ -19,7 +19,6 @@ from ._capability_operations import (
 from ._compat import (
     ARGS_VALIDATOR_UNITS,
     COUNTS_TOKENS_BEFORE_REQUEST_HOOKS,
-    STREAM_STEP_COUNTED_BEFORE_MODEL_OPENS,
     DERIVED_FIELDS_2,
     FOR_RUN_SEES_RUN_INSTRUMENTATION,
     HAS_DEFAULT_RUN_ID_HOOK,
@@ -29,6 +28,7 @@ from ._compat import (
     PYDANTIC_AI_2,
     PYDANTIC_AI_VERSION,
     RUN_KEYWORDS_2,
+    STREAM_STEP_COUNTED_BEFORE_MODEL_OPENS,
     UNSET,
     DynamicToolset,
     Unset,
@@ -36,7 +36,6 @@ from ._compat import (
     cancel_suspended_response,
     completed_streamed_response,
     current_request_attempt,
-    stream_step_uncounted,
     disable_threads,
     fastmcp_toolset_class,
     field_default,
@@ -56,6 +55,7 @@ from ._compat import (
     resolve_model_id_by_capabilities,
     restore_request_telemetry_ids,
     run_has_cancellation_token,
+    stream_step_uncounted,
     unknown_mcp_toolset_class,
     wrapper_streamed_response,
 )
