@@ -366,6 +366,39 @@ async def test_a_run_of_the_reference_with_a_child_workflow_replays_on_ours(clie
     await replayer.replay_workflow(recorded)
 
 
+async def _a_leaf_sees_metadata_set_around_it() -> bool:
+    """Whether a toolset wrapping a `CombinedToolset` (as a capability's `SetToolMetadata` wraps the agent's) hands the
+    leaf toolset the tool definition it changed: pydantic-ai 2.33's `CombinedToolset.call_tool` hands it the tool as the
+    leaf listed it, so no toolset, durable or not, sees the metadata a capability added when the tool is called."""
+    from dataclasses import replace
+
+    from pydantic_ai import RunContext
+    from pydantic_ai.models.test import TestModel
+    from pydantic_ai.tools import ToolDefinition
+    from pydantic_ai.toolsets import CombinedToolset, PreparedToolset, ToolsetTool
+    from pydantic_ai.usage import RunUsage
+
+    seen: list[Any] = []
+
+    class _Leaf(FunctionToolset[None]):
+        async def call_tool(
+            self, name: str, tool_args: dict[str, Any], ctx: RunContext[None], tool: ToolsetTool[None]
+        ) -> Any:
+            seen.append(tool.tool_def.metadata)
+
+    def probe() -> None:
+        """Nothing."""
+
+    def mark(ctx: RunContext[None], tool_defs: list[ToolDefinition]) -> list[ToolDefinition]:
+        return [replace(tool_def, metadata={'marked': True}) for tool_def in tool_defs]
+
+    toolset = PreparedToolset(CombinedToolset([_Leaf([probe])]), mark)
+    ctx = RunContext[None](deps=None, model=TestModel(), usage=RunUsage())
+    tools = await toolset.get_tools(ctx)
+    await toolset.call_tool('probe', {}, ctx, tools['probe'])
+    return seen == [{'marked': True}]
+
+
 SET_METADATA_AGENTS: dict[str, Any] = {}
 """Built by the 2.x test below (`SetToolMetadata` is a pydantic-ai 2.x capability); run unsandboxed."""
 
@@ -381,6 +414,12 @@ class SetMetadataWorkflow:
 async def test_set_tool_metadata_selecting_a_child_workflow_is_refused(client: Client, task_queue: str) -> None:
     """A capability's metadata is not read when the worker is configured: the run fails saying so."""
     from pydantic_ai.capabilities import SetToolMetadata
+
+    if not await _a_leaf_sees_metadata_set_around_it():
+        pytest.skip(
+            "the installed pydantic-ai's CombinedToolset hands a leaf toolset the tool as listed, without the metadata "
+            'SetToolMetadata adds (2.33): the tool runs as the plain agent runs it, in its activity'
+        )
 
     agent = Agent(
         FunctionModel(call_both),

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from core_helpers import WORKFLOW_TIMEOUT, activity_names
+from core_helpers import WORKFLOW_TIMEOUT, activity_names, skip_without_reference
 from pydantic_ai import Agent, RunContext
 from pydantic_ai.messages import AgentStreamEvent
 from pydantic_ai.models.test import TestModel
@@ -160,6 +160,7 @@ class ReferenceWrapperWorkflow:
 async def test_a_run_of_the_installed_reference_wrapper_replays_on_our_capability(
     client: Client, task_queue: str
 ) -> None:
+    skip_without_reference()
     reference: Any = importlib.import_module('pydantic_ai.durable_exec.temporal')
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')  # the wrapper's deprecation

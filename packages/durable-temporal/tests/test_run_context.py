@@ -23,6 +23,7 @@ from temporalio.client import Client
 from temporalio.converter import DataConverter
 
 from durable_kernel import AVAILABILITY_SNAPSHOTS, PYDANTIC_AI_2
+from durable_kernel._compat import CAPABILITY_STATE_FIELD
 from durable_temporal import PydanticAIPlugin, TemporalAgent, TemporalRunContext
 from durable_temporal.testing import agent_worker
 
@@ -44,8 +45,8 @@ SPEC_FIELDS = {
     'partial_output',
     'loaded_capability_ids',
     'discovered_tool_names',
-    # Renamed by pydantic-ai 2.x.
-    'capability_active' if PYDANTIC_AI_2 else 'capability_loaded',
+    # `capability_loaded`, renamed `capability_active` after pydantic-ai 2.33 (the installed release's name is sent).
+    CAPABILITY_STATE_FIELD,
     'conversation_id',
     'trace_include_content',
     'instrumentation_version',

@@ -44,6 +44,7 @@ import dataclasses
 import functools
 import importlib
 import importlib.metadata
+import importlib.util
 import inspect
 import re
 from collections.abc import Generator, Mapping, Sequence
@@ -115,6 +116,8 @@ __all__ = (
     'refusing_message_queue',
     'HAS_RESPONSE_ORIGIN',
     'COUNTS_TOKENS_BEFORE_REQUEST_HOOKS',
+    'STREAM_STEP_COUNTED_BEFORE_MODEL_OPENS',
+    'stream_step_uncounted',
     'ARGS_VALIDATOR_UNITS',
     'current_request_attempt',
     'response_origin',
@@ -908,6 +911,33 @@ COUNTS_TOKENS_BEFORE_REQUEST_HOOKS: bool = not hasattr(
 `wrap_model_request` hooks and outside the run context (1.107, 2.33); later 2.x releases (2.68, 2.78) count inside
 those hooks, with the model they installed and the run context set. Told by the method that later releases count in
 (`ModelRequestNode._prepare_attempt`), only checked for presence."""
+
+
+STREAM_STEP_COUNTED_BEFORE_MODEL_OPENS: bool = (
+    importlib.util.find_spec('pydantic_ai.models._continuation') is not None
+    and importlib.util.find_spec('pydantic_ai._usage_attribution') is None
+)
+"""Whether the installed pydantic-ai counts a streamed request step in `usage.requests` before the model's
+`request_stream` is entered (2.33): its agent graph counts when it opens the step's stream, and its continuation streams
+(`models._continuation`) enter the model only when the first event is read. 1.107 enters the model first; 2.68 and
+2.78 count when the response is committed (`_usage_attribution.record_request`). Told by those two modules."""
+
+
+@contextlib.contextmanager
+def stream_step_uncounted(ctx: RunContext[Any]) -> Generator[None]:
+    """Inside a durable model's `request_stream`, before its unit: the run's usage without the step not yet made.
+
+    A decision taken there (a hand-over that carries `ctx.usage` to the next run) then sees the requests actually made,
+    as on every other release, instead of one more on 2.33 (see `STREAM_STEP_COUNTED_BEFORE_MODEL_OPENS`).
+    """
+    if not STREAM_STEP_COUNTED_BEFORE_MODEL_OPENS or ctx.usage.requests == 0:
+        yield
+        return
+    ctx.usage.requests -= 1
+    try:
+        yield
+    finally:
+        ctx.usage.requests += 1
 
 
 def current_request_attempt() -> int:

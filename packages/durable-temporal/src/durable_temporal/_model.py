@@ -50,6 +50,7 @@ from durable_kernel import (
     request_telemetry_ids,
     resolve_model_id_by_capabilities,
     restore_request_telemetry_ids,
+    stream_step_uncounted,
     temporal_activity_name_with_prefix,
 )
 
@@ -531,7 +532,10 @@ class TemporalModel(WrapperModel):
                 'has. Run the agent without an event stream handler (or `run_stream`) inside the workflow, or use '
                 '`local_activities="tools"`.'
             )
-        await self._maybe_continue_as_new(run_context)
+        # pydantic-ai 2.33 has counted this step already, though nothing was requested yet: a hand-over must not carry
+        # that request to the next run, which makes it again.
+        with stream_step_uncounted(run_context):
+            await self._maybe_continue_as_new(run_context)
         params, deps, delta = self._params(messages, model_settings, model_request_parameters, run_context)
         response: ModelResponse = await execute_unit(
             self.request_stream_activity, [params, deps], self._options('request model', ' (stream)'), local=False
