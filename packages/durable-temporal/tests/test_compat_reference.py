@@ -16,7 +16,7 @@ from typing import Any
 
 import anyio
 import pytest
-from core_helpers import import_reference_app, skip_without_reference
+from core_helpers import TOOL_ACTIVITY_BEFORE_HANDLER_EVENT, import_reference_app, skip_without_reference
 from histories import ours_app
 from histories.scenarios import SCENARIOS
 from histories.schedule import ScheduledActivity, activity_schedule
@@ -95,6 +95,11 @@ async def test_reference_history_replays_on_ours(name: str):
 @pytest.mark.parametrize('name', RECORDED)
 async def test_our_history_replays_on_ours(name: str):
     """Ours replays what ours recorded, today's histories and those of durable-temporal 0.1."""
+    if name == 'stream' and TOOL_ACTIVITY_BEFORE_HANDLER_EVENT:
+        # Recorded on 1.107: pydantic-ai 2.33 schedules the tool's activity before the handler's (drain first).
+        with pytest.raises(Exception, match='[Nn]ondeterminism'):
+            await _our_replayer().replay_workflow(_history('ours', name), raise_on_replay_failure=True)
+        return
     await _our_replayer().replay_workflow(_history('ours', name))
     await _our_replayer().replay_workflow(_history(OURS_0_1, name))
 
@@ -201,6 +206,11 @@ async def test_ours_schedules_what_the_reference_recorded(client: Client, task_q
             ]
             for scenario, schedule in recorded.items()
         }
+    if TOOL_ACTIVITY_BEFORE_HANDLER_EVENT:
+        # pydantic-ai 2.33 schedules the tool's activity before the handler's: the same activities, in another order.
+        live_stream, recorded_stream = live.pop('stream'), recorded.pop('stream')
+        assert live_stream != recorded_stream
+        assert sorted(map(repr, live_stream)) == sorted(map(repr, recorded_stream))
     assert live == recorded
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import anyio
 import pytest
-from core_helpers import import_reference_app, skip_without_reference
+from core_helpers import TOOL_ACTIVITY_BEFORE_HANDLER_EVENT, import_reference_app, skip_without_reference
 from histories import ours_app
 from histories.versioning_app import OurWorkflow, ReferenceWorkflow, TwoRunsWorkflow
 from pydantic_ai.exceptions import UserError
@@ -129,6 +129,11 @@ async def test_every_behaviour_off_schedules_what_the_reference_does(client: Cli
 async def test_histories_with_markers_replay_with_the_switches_off(scenario: str):
     """Turning a switch off again (a rollback of the configuration) keeps replaying what was recorded with it on."""
     history = WorkflowHistory.from_json(scenario, (HISTORIES / 'ours' / f'{scenario}.json').read_text())
+    if scenario == 'stream' and TOOL_ACTIVITY_BEFORE_HANDLER_EVENT:
+        # Recorded on 1.107: pydantic-ai 2.33 schedules the tool's activity before the handler's (drain first).
+        with pytest.raises(Exception, match='[Nn]ondeterminism'):
+            await _our_replayer(ALL_OFF).replay_workflow(history, raise_on_replay_failure=True)
+        return
     await _our_replayer(ALL_OFF).replay_workflow(history)
 
 
