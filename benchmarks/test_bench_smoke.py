@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,8 +20,23 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.timeout(120)
+def _reference_temporal_import_error() -> str | None:
+    # pydantic-ai 2.33's own Temporal integration does not import with temporalio >= 1.34 (the pai2-first cell): the
+    # bench's yardstick cannot run there. Asked in a child process, as the bench runs.
+    probe = subprocess.run(
+        [sys.executable, '-c', 'import pydantic_ai.durable_exec.temporal'], capture_output=True, text=True, timeout=120
+    )
+    if probe.returncode == 0:
+        return None
+    raised = [line for line in probe.stderr.splitlines() if re.match(r'[\w.]+(Error|Exception): ', line)]
+    return raised[-1][:300] if raised else f'exit {probe.returncode}'
+
+
+@pytest.mark.timeout(240)
 def test_smallest_bench_runs_every_variant(tmp_path: Path) -> None:
+    error = _reference_temporal_import_error()
+    if error is not None:
+        pytest.skip(f"the bench's reference (pydantic-ai's own Temporal integration) does not import here ({error})")
     out = tmp_path / 'bench.json'
     command = [
         sys.executable,
